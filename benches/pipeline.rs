@@ -1,0 +1,93 @@
+//! `cargo bench --bench pipeline` (`just bench`): in one run, on examples/digits-mlp,
+//! - bytes of plain `cargo build --release` wasm vs `wasm-opt -Oz` alone vs our pipeline
+//!   (browser and size profiles);
+//! - WASM vs native steady inference and instantiation from precompiled, per profile.
+//! Goals (printed as met / not met): pipeline zstd ≥ 40 % below plain release, WASM steady
+//! ≤ 1.5× native, instantiation ≤ 50 µs.
+
+use cargo_wasmpack_infer::manifest::Manifest;
+use cargo_wasmpack_infer::measure::sizes::sizes;
+use cargo_wasmpack_infer::measure::timing::TimingPlan;
+use cargo_wasmpack_infer::pipeline::{self, BuildOptions};
+use cargo_wasmpack_infer::profile::Profile;
+use cargo_wasmpack_infer::project::kernel::KernelProject;
+use cargo_wasmpack_infer::report::{Silent, format_bytes};
+use cargo_wasmpack_infer::stages::optimize;
+use std::path::Path;
+use std::process::Command;
+
+fn main() -> anyhow::Result<()> {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/digits-mlp");
+    let project = KernelProject::load(&example, None, false)?;
+
+    // Plain release build with the crate's own profile, in its own target dir.
+    let plain_dir = project.target_directory.join("wasmpack-infer-bench-plain");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--lib", "--target", "wasm32-unknown-unknown", "--manifest-path"])
+        .arg(example.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&plain_dir)
+        .status()?;
+    anyhow::ensure!(status.success(), "plain release build failed");
+    let plain = std::fs::read(plain_dir.join("wasm32-unknown-unknown/release/digits_mlp.wasm"))?;
+    let mut oz = Profile::load("size")?.wasm;
+    oz.wasm_opt_level = "Oz".into();
+    let opt_only = optimize::optimize(&plain, &oz)?.wasm;
+
+    let out = tempfile::tempdir()?;
+    let mut built: Vec<(String, Manifest)> = Vec::new();
+    for name in Profile::built_in_names() {
+        let options = BuildOptions {
+            profile: Profile::load(name)?,
+            out_dir: out.path().join(name),
+            keep_names: false,
+            offline: false,
+            allow_install: true,
+            source_date_epoch: 0,
+            timing: TimingPlan { steady_runs: 1000, ..TimingPlan::default() },
+        };
+        built.push((name.to_string(), pipeline::build(&project, &options, &mut Silent)?.manifest));
+    }
+
+    let plain_sizes = sizes(&plain)?;
+    println!("digits-mlp (64-32-10 MLP) — sizes");
+    println!("{:<32} {:>10} {:>10} {:>10}", "", "raw", "zstd", "brotli");
+    let row = |label: &str, s: cargo_wasmpack_infer::manifest::Sizes| {
+        println!(
+            "{label:<32} {:>10} {:>10} {:>10}",
+            format_bytes(s.raw_bytes),
+            format_bytes(s.zstd_bytes),
+            format_bytes(s.brotli_bytes)
+        )
+    };
+    row("plain cargo build --release", plain_sizes);
+    row("+ wasm-opt -Oz alone", sizes(&opt_only)?);
+    for (name, manifest) in &built {
+        row(&format!("pipeline, profile {name}"), manifest.wasm.sizes);
+    }
+
+    println!("\nspeed (median; WASM in wasmtime vs native cdylib, same cargo profile)");
+    for (name, manifest) in &built {
+        let fit = &manifest.timings.runtime_fit;
+        let zstd_cut = 1.0 - manifest.wasm.sizes.zstd_bytes as f64 / plain_sizes.zstd_bytes as f64;
+        let instantiate = manifest.timings.wasm.instantiate.median_us;
+        let ratios: Vec<String> =
+            fit.steady_ratio.iter().map(|r| format!("batch {}: {:.2}x", r.batch, r.wasm_over_native)).collect();
+        let worst = fit.steady_ratio.iter().map(|r| r.wasm_over_native).fold(0.0, f64::max);
+        println!("profile {name}: WASM/native {}", ratios.join(", "));
+        println!(
+            "  zstd {:.0} % below plain release [{}]; WASM ≤ 1.5x native [{}]; instantiate {instantiate:.1} µs ≤ 50 µs [{}]",
+            zstd_cut * 100.0,
+            verdict(zstd_cut >= 0.40),
+            verdict(worst <= 1.5),
+            verdict(instantiate <= 50.0),
+        );
+    }
+    let env = &built[0].1.timings.environment;
+    println!("\nmeasured on {} ({} cores), {}", env.cpu, env.cores, env.wasm_engine);
+    Ok(())
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "NOT met" }
+}

@@ -1,0 +1,22 @@
+# Task runner recipes (https://github.com/casey/just). CI runs `.ci/run`, which needs no just.
+
+export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", env_var("HOME") + "/.cache/cargo-wasmpack-infer/target")
+
+# Run the whole test suite, as CI does.
+test:
+    cargo test --workspace --locked
+
+# Build the bundled example into dist/.
+example:
+    cargo run --release -- build examples/digits-mlp
+
+# Side-by-side sizes and speed: plain release vs wasm-opt alone vs the pipeline; WASM vs native.
+bench:
+    cargo bench --bench pipeline
+
+# Regenerate blessed snapshots and the manifest schema after an intended change.
+bless:
+    BLESS=1 cargo test --workspace
+
+fmt:
+    cargo fmt --all

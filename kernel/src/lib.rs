@@ -1,0 +1,189 @@
+//! Kernel ABI v1 for `cargo wasmpack-infer`.
+//!
+//! A kernel implements [`Kernel`] and calls [`export_kernel!`], which generates the C-ABI exports
+//! the tool loads on wasm32 (wasmtime, browsers) and natively (a host `cdylib` via `dlopen`):
+//!
+//! | export | signature | meaning |
+//! |---|---|---|
+//! | `wpi_abi_version` | `() -> u32` | always [`ABI_VERSION`] |
+//! | `wpi_alloc` | `(len: usize) -> *mut u8` | a buffer the host fills with input or reads output from |
+//! | `wpi_free` | `(ptr: *mut u8, len: usize)` | releases a `wpi_alloc` buffer |
+//! | `wpi_init` | `() -> i32` | builds the model once; 0 = ok |
+//! | `wpi_infer` | `(input, input_len, output, output_cap) -> isize` | bytes written, or an `ERR_*` code |
+//!
+//! Samples are little-endian `f32` arrays of [`Kernel::INPUT_LEN`] elements; a call carries a batch
+//! of whole samples and writes [`Kernel::OUTPUT_LEN`] elements per sample.
+//! Kernels may also write these exports by hand; the tool only relies on the ABI.
+
+pub mod cpu;
+
+/// The ABI version `wpi_abi_version` returns.
+pub const ABI_VERSION: u32 = 1;
+/// `input_len` is not a whole number of samples.
+pub const ERR_INPUT_LEN: isize = -1;
+/// `output_cap` is smaller than the batch's output.
+pub const ERR_OUTPUT_CAP: isize = -2;
+/// `wpi_init` failed, so there is no model to run.
+pub const ERR_INIT: isize = -3;
+/// A null pointer was passed with a non-zero length.
+pub const ERR_NULL: isize = -4;
+
+/// An inference kernel over batches of `f32` samples.
+pub trait Kernel: Sized + Send + 'static {
+    /// Elements in one input sample.
+    const INPUT_LEN: usize;
+    /// Elements in one output sample.
+    const OUTPUT_LEN: usize;
+    /// Builds the model (decode weights, allocate scratch); `Err(code)` is returned by `wpi_init`.
+    fn init() -> Result<Self, i32>;
+    /// Runs `input.len() / INPUT_LEN` samples, writing `OUTPUT_LEN` elements per sample to `output`.
+    fn infer(&mut self, input: &[f32], output: &mut [f32]);
+}
+
+/// The model plus the decode buffers it reuses across calls, so steady inference never allocates.
+#[doc(hidden)]
+pub struct Runner<K> {
+    kernel: K,
+    input: Vec<f32>,
+    output: Vec<f32>,
+}
+
+#[doc(hidden)]
+pub fn init_runner<K: Kernel>(slot: &mut Option<Runner<K>>) -> i32 {
+    if slot.is_some() {
+        return 0;
+    }
+    match K::init() {
+        Ok(kernel) => {
+            *slot = Some(Runner { kernel, input: Vec::new(), output: Vec::new() });
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+/// Alignment of host buffers: enough for any scalar the ABI carries.
+const BUFFER_ALIGN: usize = 16;
+
+#[doc(hidden)]
+pub fn alloc(len: usize) -> *mut u8 {
+    match std::alloc::Layout::from_size_align(len.max(1), BUFFER_ALIGN) {
+        // SAFETY: the layout has a non-zero size.
+        Ok(layout) => unsafe { std::alloc::alloc(layout) },
+        Err(_) => std::ptr::null_mut(),
+    }
+}
+
+/// # Safety
+/// `ptr` must come from [`alloc`] with the same `len`, and not be freed twice.
+#[doc(hidden)]
+pub unsafe fn free(ptr: *mut u8, len: usize) {
+    if ptr.is_null() {
+        return;
+    }
+    if let Ok(layout) = std::alloc::Layout::from_size_align(len.max(1), BUFFER_ALIGN) {
+        // SAFETY: the caller guarantees `ptr` was allocated with this layout.
+        unsafe { std::alloc::dealloc(ptr, layout) }
+    }
+}
+
+/// # Safety
+/// `input` must be readable for `input_len` bytes and `output` writable for `output_cap` bytes.
+#[doc(hidden)]
+pub unsafe fn infer<K: Kernel>(
+    slot: &mut Option<Runner<K>>,
+    input: *const u8,
+    input_len: usize,
+    output: *mut u8,
+    output_cap: usize,
+) -> isize {
+    let sample_bytes = K::INPUT_LEN * 4;
+    if sample_bytes == 0 || input_len % sample_bytes != 0 {
+        return ERR_INPUT_LEN;
+    }
+    let batch = input_len / sample_bytes;
+    let out_bytes = batch * K::OUTPUT_LEN * 4;
+    if output_cap < out_bytes {
+        return ERR_OUTPUT_CAP;
+    }
+    if batch == 0 {
+        return 0;
+    }
+    if input.is_null() || output.is_null() {
+        return ERR_NULL;
+    }
+    if init_runner(slot) != 0 {
+        return ERR_INIT;
+    }
+    let Some(runner) = slot.as_mut() else { return ERR_INIT };
+    // SAFETY: the caller guarantees both ranges are valid; lengths were checked above.
+    let (input, output) = unsafe {
+        (
+            std::slice::from_raw_parts(input, input_len),
+            std::slice::from_raw_parts_mut(output, out_bytes),
+        )
+    };
+    runner.input.clear();
+    runner.input.extend(input.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+    runner.output.clear();
+    runner.output.resize(batch * K::OUTPUT_LEN, 0.0);
+    runner.kernel.infer(&runner.input, &mut runner.output);
+    for (dst, value) in output.chunks_exact_mut(4).zip(&runner.output) {
+        dst.copy_from_slice(&value.to_le_bytes());
+    }
+    out_bytes as isize
+}
+
+/// Generates the ABI v1 exports for a type implementing [`Kernel`].
+///
+/// ```ignore
+/// struct Mlp { /* weights */ }
+/// impl wasmpack_infer_kernel::Kernel for Mlp { /* ... */ }
+/// wasmpack_infer_kernel::export_kernel!(Mlp);
+/// ```
+#[macro_export]
+macro_rules! export_kernel {
+    ($kernel:ty) => {
+        // Wasm instances are single-threaded; natively the mutex serialises concurrent hosts.
+        static WPI_RUNNER: ::std::sync::Mutex<Option<$crate::Runner<$kernel>>> =
+            ::std::sync::Mutex::new(None);
+
+        fn wpi_runner() -> ::std::sync::MutexGuard<'static, Option<$crate::Runner<$kernel>>> {
+            WPI_RUNNER.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+
+        #[unsafe(no_mangle)]
+        pub extern "C" fn wpi_abi_version() -> u32 {
+            $crate::ABI_VERSION
+        }
+
+        #[unsafe(no_mangle)]
+        pub extern "C" fn wpi_alloc(len: usize) -> *mut u8 {
+            $crate::alloc(len)
+        }
+
+        /// # Safety
+        /// `ptr` must come from `wpi_alloc(len)`.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn wpi_free(ptr: *mut u8, len: usize) {
+            unsafe { $crate::free(ptr, len) }
+        }
+
+        #[unsafe(no_mangle)]
+        pub extern "C" fn wpi_init() -> i32 {
+            $crate::init_runner::<$kernel>(&mut wpi_runner())
+        }
+
+        /// # Safety
+        /// `input`/`output` must be valid for `input_len`/`output_cap` bytes.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn wpi_infer(
+            input: *const u8,
+            input_len: usize,
+            output: *mut u8,
+            output_cap: usize,
+        ) -> isize {
+            unsafe { $crate::infer::<$kernel>(&mut wpi_runner(), input, input_len, output, output_cap) }
+        }
+    };
+}

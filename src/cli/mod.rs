@@ -1,0 +1,89 @@
+//! One file per subcommand: an `Opts` struct and its `run`.
+
+mod build;
+mod measure;
+mod schema;
+
+use cargo_wasmpack_infer::measure::timing::{DEFAULT_STEADY_RUNS, TimingPlan};
+use cargo_wasmpack_infer::report::{Reporter, Silent, human::Human};
+use clap::{Args, Parser, Subcommand};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  a size or time budget was exceeded
+  2  usage or input error (bad arguments, crate metadata, samples, bundle)
+  3  build or tool failure (cargo, wasm-opt, validation, parity between variants)";
+
+/// Build ML inference kernels into a measured release: a small, fast WASM variant and a native
+/// sibling, described side by side in one manifest.
+#[derive(Parser)]
+#[command(name = "cargo-wasmpack-infer", bin_name = "cargo wasmpack-infer", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Build(build::Opts),
+    Measure(measure::Opts),
+    Schema(schema::Opts),
+}
+
+impl Cli {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Build(opts) => opts.run(),
+            Command::Measure(opts) => opts.run(),
+            Command::Schema(opts) => opts.run(),
+        }
+    }
+}
+
+/// How results are shown; flattened into every subcommand that reports.
+#[derive(Args, Debug, Clone)]
+pub struct OutputOpts {
+    /// Print the manifest as JSON on stdout instead of human output.
+    #[arg(long, conflicts_with = "quiet")]
+    pub json: bool,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+impl OutputOpts {
+    /// Stage lines go to stderr for humans only; a spinner only on a terminal and never under CI.
+    pub fn reporter(&self) -> Box<dyn Reporter> {
+        if self.json || self.quiet {
+            return Box::new(Silent);
+        }
+        let show_progress = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+        Box::new(Human::new(show_progress))
+    }
+
+    /// Prints the final result: the manifest as JSON, or the human summary.
+    pub fn print_manifest(&self, manifest: &cargo_wasmpack_infer::manifest::Manifest) {
+        if self.json {
+            print!("{}", manifest.to_json());
+        } else if !self.quiet {
+            print!("\n{}", cargo_wasmpack_infer::report::human::summary(manifest));
+        }
+    }
+}
+
+/// How long to measure; flattened into every subcommand that measures.
+#[derive(Args, Debug, Clone)]
+pub struct TimingOpts {
+    /// Steady-state runs per batch size (p95 needs at least a few hundred to mean much).
+    #[arg(long, default_value_t = DEFAULT_STEADY_RUNS as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub steady_runs: u64,
+}
+
+impl TimingOpts {
+    pub fn plan(&self) -> TimingPlan {
+        TimingPlan { steady_runs: self.steady_runs as usize, ..TimingPlan::default() }
+    }
+}

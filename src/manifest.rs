@@ -1,0 +1,355 @@
+//! `manifest.json`: one typed, versioned description of a bundle. The JSON Schema in
+//! `schema/manifest.schema.json` is generated from these types; a test fails when they drift.
+//!
+//! Everything outside [`Manifest::timings`] is a pure function of the inputs and the toolchain, so
+//! two builds of the same input can be compared field by field; timings, and where they were
+//! taken, live in their own section.
+
+use crate::profile::{CargoSettings, WasmFeature};
+use crate::project::kernel::TensorSpec;
+use anyhow::{Context, Result};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+pub const SCHEMA_VERSION: u32 = 1;
+pub const FILE_NAME: &str = "manifest.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Version of this schema; readers reject versions they do not know.
+    pub schema_version: u32,
+    pub tool: Tool,
+    pub kernel: KernelInfo,
+    pub profile: ProfileInfo,
+    /// Every file of the bundle except this manifest, sorted by path.
+    pub files: Vec<FileEntry>,
+    pub wasm: WasmVariant,
+    pub native: NativeVariant,
+    pub parity: Parity,
+    /// Measured in this run; the only section allowed to differ between two builds of one input.
+    pub timings: Timings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KernelInfo {
+    pub name: String,
+    pub version: String,
+    pub abi_version: u32,
+    pub input: TensorSpec,
+    pub output: TensorSpec,
+    /// Parity and timing samples, shipped in the bundle as `samples.bin`.
+    pub samples: SamplesInfo,
+    /// Largest absolute difference allowed between the variants' outputs.
+    pub tolerance: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SamplesInfo {
+    pub file: String,
+    pub count: usize,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileInfo {
+    pub name: String,
+    /// Cargo profile settings both variants were built with.
+    pub cargo: CargoSettings,
+    pub rustc: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    /// Path relative to the bundle directory, `/`-separated.
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: String,
+    /// Subresource-integrity string for `<script integrity>` / `fetch(..., {integrity})`.
+    pub sri: String,
+}
+
+/// Byte counts of one artifact, raw and as each compressor would ship it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Sizes {
+    pub raw_bytes: u64,
+    /// zstd level 19.
+    pub zstd_bytes: u64,
+    /// gzip level 9.
+    pub gzip_bytes: u64,
+    /// brotli quality 11, window 22: what a browser downloads from a well-configured server.
+    pub brotli_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WasmVariant {
+    /// Bundle-relative path of the shipped module.
+    pub file: String,
+    pub target: String,
+    pub rustflags: Vec<String>,
+    /// Features the target runtime supports; the module was optimized and validated against them.
+    pub runtime_features: Vec<WasmFeature>,
+    pub stages: WasmStages,
+    /// Sizes of the shipped (final) module.
+    pub sizes: Sizes,
+    /// Host imports the module needs (none for a self-contained kernel).
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+}
+
+/// Size after each stage, and what each stage did.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WasmStages {
+    /// As cargo produced it.
+    pub built_bytes: u64,
+    pub shake: ShakeInfo,
+    pub optimize: OptimizeInfo,
+    pub validate: ValidateInfo,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ShakeInfo {
+    pub bytes: u64,
+    pub functions_before: usize,
+    pub functions_after: usize,
+    pub exports_removed: Vec<String>,
+    pub custom_sections_removed: Vec<CustomSection>,
+    pub kept_names: bool,
+    pub walrus_version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CustomSection {
+    pub name: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizeInfo {
+    pub bytes: u64,
+    /// wasm-opt level, e.g. "O3" or "Oz".
+    pub level: String,
+    pub features: Vec<WasmFeature>,
+    pub binaryen_version: String,
+    pub wasm_opt_crate_version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateInfo {
+    /// wasmparser validated the final module against the runtime features.
+    pub valid: bool,
+    /// Samples run on the module as built and on the final module, outputs compared bit for bit.
+    pub differential_samples: usize,
+    pub bit_identical: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NativeVariant {
+    pub file: String,
+    pub target: String,
+    pub rustflags: Vec<String>,
+    pub sizes: Sizes,
+    /// What ran the native measurements: "cpu" (a CUDA path arrives with the `cuda` feature).
+    pub accelerator: String,
+}
+
+/// WASM against native on every sample.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Parity {
+    pub samples: usize,
+    pub tolerance: f64,
+    /// Largest absolute difference over all output elements.
+    pub max_abs_diff: f64,
+    /// Samples whose largest output element is the same in both variants.
+    pub argmax_agree: usize,
+    /// Samples beyond tolerance, or whose argmax differs.
+    pub mismatched_samples: Vec<usize>,
+    pub passed: bool,
+    pub per_sample: PerSampleParity,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PerSampleParity {
+    pub max_abs_diff: Vec<f64>,
+    pub argmax_wasm: Vec<usize>,
+    pub argmax_native: Vec<usize>,
+}
+
+/// A timing distribution in microseconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Distribution {
+    pub runs: usize,
+    pub median_us: f64,
+    pub p95_us: f64,
+    pub min_us: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Timings {
+    pub environment: Environment,
+    pub wasm: WasmTimings,
+    pub native: NativeTimings,
+    pub runtime_fit: RuntimeFit,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    pub cpu: String,
+    pub cores: usize,
+    pub os: String,
+    pub rustc: String,
+    /// The engine the WASM variant was measured in.
+    pub wasm_engine: String,
+    pub binaryen: String,
+    /// Unix time the measurement finished.
+    pub measured_at_unix: u64,
+}
+
+/// Steady-state latency at one batch size.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Steady {
+    pub batch: usize,
+    pub latency: Distribution,
+    /// Samples per second at the median latency.
+    pub samples_per_second: f64,
+}
+
+/// From nothing to the first result, per fresh instance.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ColdStart {
+    /// `wpi_init` (0 when the kernel has none).
+    pub init: Distribution,
+    /// The first `wpi_infer` of one sample after init.
+    pub first_inference: Distribution,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WasmTimings {
+    /// Cranelift compile of the shipped module.
+    pub compile: Distribution,
+    /// Loading the module precompiled by the same engine.
+    pub deserialize: Distribution,
+    /// Instantiating a linked module (`InstancePre::instantiate`) in a fresh store.
+    pub instantiate: Distribution,
+    pub cold: ColdStart,
+    /// Includes copying input into and output out of linear memory: the sandbox boundary.
+    pub steady: Vec<Steady>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NativeTimings {
+    /// `dlopen` plus symbol lookup of a fresh copy of the library.
+    pub load: Distribution,
+    pub cold: ColdStart,
+    pub steady: Vec<Steady>,
+}
+
+/// What the WASM variant costs relative to native, from this run's medians.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeFit {
+    /// WASM steady median over native steady median, per batch size (> 1: WASM is slower).
+    pub steady_ratio: Vec<BatchRatio>,
+    /// Precompiled WASM (deserialize + instantiate + init + first inference), in µs.
+    pub wasm_cold_start_us: f64,
+    /// Same path when the host must compile first (compile instead of deserialize), in µs.
+    pub wasm_cold_start_compiling_us: f64,
+    /// Native (load + init + first inference), in µs.
+    pub native_cold_start_us: f64,
+    /// Instantiation median over first-inference median: how much of a cold call is setup.
+    pub instantiate_over_first_inference: f64,
+    /// Bytes a browser downloads for the WASM variant (brotli).
+    pub download_bytes: u64,
+    /// One-line human summary of the figures above.
+    pub verdict: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRatio {
+    pub batch: usize,
+    pub wasm_over_native: f64,
+}
+
+impl Manifest {
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("manifest serializes");
+        text.push('\n');
+        text
+    }
+
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))
+            .map_err(|e| crate::exit::input_error(format!("{e:#}")))?;
+        let version = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("schema_version")?.as_u64());
+        if version != Some(SCHEMA_VERSION as u64) {
+            return Err(crate::exit::input_error(format!(
+                "{}: schema_version {version:?} is not {SCHEMA_VERSION}, the version this tool reads",
+                path.display()
+            )));
+        }
+        serde_json::from_str(&text).map_err(|e| {
+            crate::exit::input_error(format!("{}: not a valid manifest: {e}", path.display()))
+        })
+    }
+
+    /// The JSON Schema of the manifest, as checked in at `schema/manifest.schema.json`.
+    pub fn json_schema() -> String {
+        let schema = schemars::schema_for!(Manifest);
+        let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");
+        text.push('\n');
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checked_in_schema_matches_the_types() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/manifest.schema.json");
+        let generated = Manifest::json_schema();
+        if std::env::var_os("BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            checked_in == generated,
+            "schema/manifest.schema.json is out of date: run `BLESS=1 cargo test manifest` and commit it"
+        );
+    }
+}

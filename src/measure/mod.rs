@@ -1,0 +1,10 @@
+//! Stage 6: measure each variant with the same metrics.
+
+pub mod environment;
+pub mod native;
+pub mod parity;
+pub mod runner;
+pub mod sizes;
+pub mod stats;
+pub mod timing;
+pub mod wasm;

@@ -1,0 +1,19 @@
+//! One interface over a loaded kernel, whatever runs it, so every variant is driven and timed by
+//! the same code.
+
+use anyhow::Result;
+
+pub trait KernelRunner {
+    /// Calls `wpi_init` when the kernel exports it.
+    fn init(&mut self) -> Result<()>;
+
+    /// Runs one batch: `input` holds whole samples, `output` receives exactly the batch's output.
+    fn infer_into(&mut self, input: &[u8], output: &mut [u8]) -> Result<()>;
+
+    /// Runs `input` and returns the output, `output_bytes_per_sample` per sample.
+    fn infer(&mut self, input: &[u8], samples: usize, output_bytes_per_sample: usize) -> Result<Vec<u8>> {
+        let mut output = vec![0u8; samples * output_bytes_per_sample];
+        self.infer_into(input, &mut output)?;
+        Ok(output)
+    }
+}

@@ -1,0 +1,293 @@
+//! Running kernels in wasmtime, with a memory cap and a time cap so a hostile or broken kernel
+//! fails the build with a message instead of hanging or exhausting it.
+
+use crate::abi;
+use crate::measure::runner::KernelRunner;
+use anyhow::{Context, Result, anyhow, bail};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::{
+    Config, Engine, Instance, InstancePre, Linker, Memory, Module, OptLevel, Store, StoreLimits,
+    StoreLimitsBuilder, Strategy, TypedFunc,
+};
+
+/// Largest linear memory a kernel may grow to while measured.
+pub const MEMORY_LIMIT_BYTES: usize = 1 << 30;
+/// How long one call into a kernel may run before it is interrupted, unless configured otherwise.
+pub const DEFAULT_CALL_TIME_LIMIT: Duration = Duration::from_secs(20);
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// A wasmtime engine configured for measurement, with a ticker that drives epoch interruption.
+pub struct WasmHost {
+    engine: Engine,
+    ticker_stop: Arc<AtomicBool>,
+    call_time_limit: Duration,
+}
+
+impl WasmHost {
+    pub fn new() -> Result<Self> {
+        Self::with_call_time_limit(DEFAULT_CALL_TIME_LIMIT)
+    }
+
+    pub fn with_call_time_limit(call_time_limit: Duration) -> Result<Self> {
+        let mut config = Config::new();
+        config
+            .strategy(Strategy::Cranelift)
+            .cranelift_opt_level(OptLevel::Speed)
+            .epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(|e| anyhow!("configuring wasmtime: {e:#}"))?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (ticking_engine, stop) = (engine.clone(), ticker_stop.clone());
+        std::thread::Builder::new()
+            .name("wpi-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticking_engine.increment_epoch();
+                }
+            })
+            .context("starting the epoch ticker thread")?;
+        Ok(Self { engine, ticker_stop, call_time_limit })
+    }
+
+    /// Describes the engine for the manifest.
+    pub fn description() -> String {
+        format!(
+            "wasmtime {} (cranelift, opt-level speed, epoch interruption)",
+            crate::tools::WASMTIME_VERSION
+        )
+    }
+
+    pub fn compile(&self, wasm: &[u8]) -> Result<Module> {
+        Module::new(&self.engine, wasm).map_err(|e| anyhow!("wasmtime could not compile the module: {e:#}"))
+    }
+
+    /// Serializes a compiled module, as a host would cache it.
+    pub fn precompile(&self, module: &Module) -> Result<Vec<u8>> {
+        module.serialize().map_err(|e| anyhow!("serializing the compiled module: {e:#}"))
+    }
+
+    /// Loads a module precompiled by [`Self::precompile`] with this same engine.
+    pub fn deserialize(&self, precompiled: &[u8]) -> Result<Module> {
+        // SAFETY: the bytes come from `precompile` on an engine with identical configuration.
+        unsafe { Module::deserialize(&self.engine, precompiled) }
+            .map_err(|e| anyhow!("deserializing the precompiled module: {e:#}"))
+    }
+
+    /// Links the module once; instantiating the result is the per-instance cost a host pays.
+    pub fn prepare(&self, module: &Module) -> Result<InstancePre<StoreLimits>> {
+        let linker: Linker<StoreLimits> = Linker::new(&self.engine);
+        for import in module.imports() {
+            bail!(
+                "the kernel imports `{}.{}`; ABI v1 kernels must be self-contained (no imports)",
+                import.module(),
+                import.name()
+            );
+        }
+        linker.instantiate_pre(module).map_err(|e| anyhow!("linking the module: {e:#}"))
+    }
+
+    pub fn instantiate(&self, pre: &InstancePre<StoreLimits>) -> Result<WasmKernel> {
+        let limits = StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT_BYTES).build();
+        let mut store = Store::new(&self.engine, limits);
+        store.limiter(|limits| limits);
+        store.epoch_deadline_trap();
+        let limit = self.call_time_limit;
+        store.set_epoch_deadline(ticks(limit));
+        let instance = pre
+            .instantiate(&mut store)
+            .map_err(|e| trap_context(e, "instantiating the module", limit))?;
+        WasmKernel::new(store, instance, limit)
+    }
+
+    /// Compiles, links and instantiates in one go, for callers that time none of it.
+    pub fn load(&self, wasm: &[u8]) -> Result<WasmKernel> {
+        let module = self.compile(wasm)?;
+        self.instantiate(&self.prepare(&module)?)
+    }
+}
+
+impl Drop for WasmHost {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn ticks(limit: Duration) -> u64 {
+    (limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+}
+
+fn trap_context(error: wasmtime::Error, step: &str, limit: Duration) -> anyhow::Error {
+    let text = format!("{error:#}");
+    if text.contains("interrupt") {
+        anyhow!("{step}: the kernel ran longer than {limit:?} and was stopped")
+    } else {
+        anyhow!("{step}: {text}")
+    }
+}
+
+/// An instantiated kernel with host buffers allocated through `wpi_alloc`.
+pub struct WasmKernel {
+    store: Store<StoreLimits>,
+    memory: Memory,
+    alloc: TypedFunc<i32, i32>,
+    free: TypedFunc<(i32, i32), ()>,
+    infer: TypedFunc<(i32, i32, i32, i32), i32>,
+    init: Option<TypedFunc<(), i32>>,
+    input: Buffer,
+    output: Buffer,
+    call_time_limit: Duration,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Buffer {
+    ptr: i32,
+    cap: usize,
+}
+
+impl WasmKernel {
+    fn new(mut store: Store<StoreLimits>, instance: Instance, call_time_limit: Duration) -> Result<Self> {
+        let memory = instance
+            .get_memory(&mut store, abi::MEMORY_EXPORT)
+            .context("the module exports no `memory`")?;
+        macro_rules! func {
+            ($name:expr) => {
+                instance
+                    .get_typed_func(&mut store, $name)
+                    .map_err(|e| anyhow!("export `{}`: {e:#}", $name))?
+            };
+        }
+        let version: TypedFunc<(), i32> = func!(abi::ABI_VERSION_EXPORT);
+        let alloc = func!(abi::ALLOC_EXPORT);
+        let free = func!(abi::FREE_EXPORT);
+        let infer = func!(abi::INFER_EXPORT);
+        let init = instance.get_typed_func(&mut store, abi::INIT_EXPORT).ok();
+        let got = version
+            .call(&mut store, ())
+            .map_err(|e| trap_context(e, "calling wpi_abi_version", call_time_limit))?;
+        if got as u32 != abi::ABI_VERSION {
+            bail!("wpi_abi_version returned {got}, expected {}", abi::ABI_VERSION);
+        }
+        Ok(Self {
+            store,
+            memory,
+            alloc,
+            free,
+            infer,
+            init,
+            input: Buffer::default(),
+            output: Buffer::default(),
+            call_time_limit,
+        })
+    }
+
+
+    fn trapped(&self, error: wasmtime::Error, step: &str) -> anyhow::Error {
+        trap_context(error, step, self.call_time_limit)
+    }
+
+    /// Makes `buffer` hold at least `len` bytes, reallocating through the kernel's allocator.
+    fn reserve(&mut self, which: fn(&mut Self) -> &mut Buffer, len: usize) -> Result<Buffer> {
+        let current = *which(self);
+        if current.cap >= len && current.ptr != 0 {
+            return Ok(current);
+        }
+        if current.ptr != 0 {
+            self.free
+                .call(&mut self.store, (current.ptr, current.cap as i32))
+                .map_err(|e| self.trapped(e, "calling wpi_free"))?;
+        }
+        let len_i32 = i32::try_from(len).context("batch does not fit a 32-bit wasm memory")?;
+        let ptr = self.alloc.call(&mut self.store, len_i32).map_err(|e| self.trapped(e, "calling wpi_alloc"))?;
+        if ptr == 0 {
+            bail!("wpi_alloc({len}) returned null");
+        }
+        let buffer = Buffer { ptr, cap: len };
+        *which(self) = buffer;
+        Ok(buffer)
+    }
+}
+
+impl KernelRunner for WasmKernel {
+    fn init(&mut self) -> Result<()> {
+        let Some(init) = &self.init else { return Ok(()) };
+        self.store.set_epoch_deadline(ticks(self.call_time_limit));
+        let code = init.call(&mut self.store, ()).map_err(|e| self.trapped(e, "calling wpi_init"))?;
+        abi::check_init(code)
+    }
+
+    fn infer_into(&mut self, input: &[u8], output: &mut [u8]) -> Result<()> {
+        let input_buffer = self.reserve(|k| &mut k.input, input.len())?;
+        let output_buffer = self.reserve(|k| &mut k.output, output.len())?;
+        self.memory
+            .write(&mut self.store, input_buffer.ptr as u32 as usize, input)
+            .context("wpi_alloc returned a buffer outside linear memory")?;
+        self.store.set_epoch_deadline(ticks(self.call_time_limit));
+        let written = self
+            .infer
+            .call(
+                &mut self.store,
+                (input_buffer.ptr, input.len() as i32, output_buffer.ptr, output_buffer.cap as i32),
+            )
+            .map_err(|e| self.trapped(e, "calling wpi_infer"))?;
+        abi::check_written(written as i64, output.len(), output_buffer.cap)?;
+        self.memory
+            .read(&self.store, output_buffer.ptr as u32 as usize, output)
+            .context("wpi_alloc returned a buffer outside linear memory")?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Doubles each f32 of the input; buffers come from a bump allocator.
+    const DOUBLER: &str = r#"(module
+        (memory (export "memory") 1)
+        (global $next (mut i32) (i32.const 1024))
+        (func (export "wpi_abi_version") (result i32) i32.const 1)
+        (func (export "wpi_alloc") (param $len i32) (result i32)
+          global.get $next
+          global.get $next local.get $len i32.add global.set $next)
+        (func (export "wpi_free") (param i32 i32))
+        (func (export "wpi_infer") (param $in i32) (param $len i32) (param $out i32) (param $cap i32) (result i32)
+          (local $i i32)
+          (block $done (loop $next
+            local.get $i local.get $len i32.ge_u br_if $done
+            local.get $out local.get $i i32.add
+            local.get $in local.get $i i32.add f32.load
+            f32.const 2 f32.mul f32.store
+            local.get $i i32.const 4 i32.add local.set $i
+            br $next))
+          local.get $len))"#;
+
+    #[test]
+    fn runs_a_hand_written_kernel() {
+        let host = WasmHost::new().unwrap();
+        let mut kernel = host.load(&wat::parse_str(DOUBLER).unwrap()).unwrap();
+        kernel.init().unwrap();
+        let input: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let output = kernel.infer(&input, 2, 4).unwrap();
+        assert_eq!(crate::project::kernel::Dtype::F32.decode(&output), vec![3.0, -4.0]);
+    }
+
+    #[test]
+    fn a_looping_kernel_is_stopped() {
+        let looping = DOUBLER.replace("(local $i i32)", "(local $i i32) (loop $forever br $forever)");
+        let host = WasmHost::with_call_time_limit(Duration::from_millis(50)).unwrap();
+        let mut kernel = host.load(&wat::parse_str(looping).unwrap()).unwrap();
+        let err = kernel.infer(&1f32.to_le_bytes(), 1, 4).unwrap_err();
+        assert!(err.to_string().contains("ran longer than 50ms"), "{err}");
+    }
+
+    #[test]
+    fn wrong_written_length_is_reported() {
+        let lying = DOUBLER.replace("local.get $len))", "local.get $len i32.const 4 i32.add))");
+        let host = WasmHost::new().unwrap();
+        let mut kernel = host.load(&wat::parse_str(lying).unwrap()).unwrap();
+        let err = kernel.infer(&1f32.to_le_bytes(), 1, 4).unwrap_err();
+        assert!(err.to_string().contains("more than its"), "{err}");
+    }
+}

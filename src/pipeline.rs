@@ -1,0 +1,318 @@
+//! The `build` pipeline for a kernel crate: build → shake → optimize → validate → measure → pack.
+//! Stages are silent; this module tells a [`Reporter`] what each one did.
+
+use crate::abi;
+use crate::exit::input_error;
+use crate::fsx;
+use crate::manifest::{
+    CustomSection, KernelInfo, Manifest, NativeVariant, OptimizeInfo, Parity, ProfileInfo, SamplesInfo,
+    ShakeInfo, Timings, Tool, ValidateInfo, WasmStages, WasmVariant,
+};
+use crate::measure::runner::KernelRunner;
+use crate::measure::timing::{SampleSet, TimingPlan};
+use crate::measure::wasm::WasmHost;
+use crate::measure::{environment, native::NativeKernel, parity, sizes, timing};
+use crate::profile::Profile;
+use crate::project::kernel::{KernelProject, TensorSpec};
+use crate::report::{Event, Reporter, Stage};
+use crate::stages::cargo_build::{self, TargetSetup};
+use crate::stages::pack::{self, BundleFile};
+use crate::stages::{optimize, shake, validate};
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+
+pub const SAMPLES_FILE: &str = "samples.bin";
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub profile: Profile,
+    /// Parent of the bundle directory (`dist`).
+    pub out_dir: PathBuf,
+    pub keep_names: bool,
+    pub offline: bool,
+    /// May `rustup target add` a missing target.
+    pub allow_install: bool,
+    /// mtime of archive entries (`SOURCE_DATE_EPOCH`).
+    pub source_date_epoch: u64,
+    pub timing: TimingPlan,
+}
+
+#[derive(Debug)]
+pub struct BuildOutput {
+    pub bundle_dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+pub fn build(project: &KernelProject, options: &BuildOptions, reporter: &mut dyn Reporter) -> Result<BuildOutput> {
+    let profile = &options.profile;
+    let kernel_context = || format!("building kernel crate `{}`", project.name);
+
+    reporter.event(Event::Started(Stage::Build));
+    if cargo_build::ensure_target(&profile.target, options.allow_install && !options.offline)?
+        == TargetSetup::InstalledWithRustup
+    {
+        reporter.event(Event::TargetInstalled { target: &profile.target });
+    }
+    let rustc = cargo_build::rustc_info()?;
+    let wasm_build = cargo_build::compile(project, profile, &profile.target, &profile.wasm_rustflags(), options.offline)
+        .with_context(kernel_context)?;
+    let native_build =
+        cargo_build::compile(project, profile, &rustc.host, &profile.native.rustflags, options.offline)
+            .with_context(kernel_context)?;
+    let built_wasm = fsx::read(&wasm_build.artifact)?;
+    let native_bytes = fsx::read(&native_build.artifact)?;
+    reporter.event(Event::Built {
+        wasm_target: &wasm_build.target,
+        wasm_bytes: built_wasm.len() as u64,
+        native_target: &native_build.target,
+        native_bytes: native_bytes.len() as u64,
+    });
+    let wasm_abi = abi::check_wasm(&built_wasm, &project.name)?;
+
+    reporter.event(Event::Started(Stage::Shake));
+    let shaken = shake::shake(&built_wasm, &abi::export_names(), options.keep_names).context("shake stage")?;
+    reporter.event(Event::Shaken { before: built_wasm.len() as u64, shaken: &shaken });
+
+    reporter.event(Event::Started(Stage::Optimize));
+    let optimized = optimize::optimize(&shaken.wasm, &profile.wasm).context("optimize stage")?;
+    reporter.event(Event::Optimized {
+        before: shaken.wasm.len() as u64,
+        after: optimized.wasm.len() as u64,
+        level: &optimized.level,
+    });
+
+    reporter.event(Event::Started(Stage::Validate));
+    validate::validate_module(&optimized.wasm, &profile.wasm.runtime_features).context("validate stage")?;
+    let host = WasmHost::new()?;
+    let validated = validate::differential_run(
+        &host,
+        &built_wasm,
+        &optimized.wasm,
+        &project.samples,
+        project.input.bytes(),
+        project.output.bytes(),
+    )
+    .context("validate stage: differential run")?;
+    reporter.event(Event::Validated { samples: validated.differential_samples });
+
+    reporter.event(Event::Started(Stage::Measure));
+    let samples = SampleSet {
+        data: &project.samples,
+        input_bytes: project.input.bytes(),
+        output_bytes: project.output.bytes(),
+    };
+    let wasm_sizes = sizes::sizes(&optimized.wasm)?;
+    let measured = measure_variants(
+        &host,
+        &optimized.wasm,
+        &native_build.artifact,
+        &samples,
+        &project.output,
+        project.tolerance,
+        &rustc.release,
+        wasm_sizes.brotli_bytes,
+        &options.timing,
+    )?;
+    reporter.event(Event::Measured { parity: &measured.parity });
+    if !measured.parity.passed {
+        bail!(parity_failure(&measured.parity));
+    }
+
+    reporter.event(Event::Started(Stage::Pack));
+    let bundle_dir = options.out_dir.join(project.bundle_name());
+    let wasm_file = BundleFile::new(format!("{}.wasm", project.name), optimized.wasm.clone());
+    let native_name = native_build
+        .artifact
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .context("native artifact has no file name")?;
+    let native_file = BundleFile { path: native_name, bytes: native_bytes, executable: true };
+    let tarball = BundleFile::new(
+        format!("{}-wasm32.tar.zst", project.bundle_name()),
+        pack::deterministic_tar_zst(&[&wasm_file], options.source_date_epoch)?,
+    );
+    let samples_file = BundleFile::new(SAMPLES_FILE, project.samples.clone());
+    let native_sizes = sizes::sizes(&native_file.bytes)?;
+
+    let staging = fsx::StagingDir::new(&bundle_dir)?;
+    let files = pack::write_files(staging.path(), &[wasm_file.clone(), native_file.clone(), tarball, samples_file])?;
+    let manifest = Manifest {
+        schema_version: crate::manifest::SCHEMA_VERSION,
+        tool: Tool { name: env!("CARGO_PKG_NAME").into(), version: env!("CARGO_PKG_VERSION").into() },
+        kernel: KernelInfo {
+            name: project.name.clone(),
+            version: project.version.clone(),
+            abi_version: abi::ABI_VERSION,
+            input: project.input.clone(),
+            output: project.output.clone(),
+            samples: SamplesInfo {
+                file: SAMPLES_FILE.into(),
+                count: project.sample_count(),
+                sha256: fsx::sha256_hex(&project.samples),
+            },
+            tolerance: project.tolerance,
+        },
+        profile: ProfileInfo { name: profile.name.clone(), cargo: profile.cargo.clone(), rustc: rustc.release.clone() },
+        files,
+        wasm: WasmVariant {
+            file: wasm_file.path.clone(),
+            target: wasm_build.target.clone(),
+            rustflags: wasm_build.rustflags.clone(),
+            runtime_features: profile.wasm.runtime_features.clone(),
+            stages: WasmStages {
+                built_bytes: built_wasm.len() as u64,
+                shake: ShakeInfo {
+                    bytes: shaken.wasm.len() as u64,
+                    functions_before: shaken.functions_before,
+                    functions_after: shaken.functions_after,
+                    exports_removed: shaken.exports_removed.clone(),
+                    custom_sections_removed: shaken
+                        .custom_sections_removed
+                        .iter()
+                        .map(|(name, bytes)| CustomSection { name: name.clone(), bytes: *bytes as u64 })
+                        .collect(),
+                    kept_names: options.keep_names,
+                    walrus_version: crate::tools::WALRUS_VERSION.into(),
+                },
+                optimize: OptimizeInfo {
+                    bytes: optimized.wasm.len() as u64,
+                    level: optimized.level.clone(),
+                    features: profile.wasm.runtime_features.clone(),
+                    binaryen_version: crate::tools::binaryen_version(),
+                    wasm_opt_crate_version: crate::tools::WASM_OPT_CRATE_VERSION.into(),
+                },
+                validate: ValidateInfo {
+                    valid: true,
+                    differential_samples: validated.differential_samples,
+                    bit_identical: true,
+                },
+            },
+            sizes: wasm_sizes,
+            imports: wasm_abi.imports.clone(),
+            exports: abi::check_wasm(&optimized.wasm, &project.name)?.exports,
+        },
+        native: NativeVariant {
+            file: native_file.path.clone(),
+            target: native_build.target.clone(),
+            rustflags: native_build.rustflags.clone(),
+            sizes: native_sizes,
+            accelerator: "cpu".into(),
+        },
+        parity: measured.parity,
+        timings: measured.timings,
+    };
+    fsx::write(&staging.path().join(crate::manifest::FILE_NAME), manifest.to_json().as_bytes())?;
+    let bundle_dir = staging.commit()?;
+    reporter.event(Event::Packed { dir: &bundle_dir, files: &manifest.files });
+    Ok(BuildOutput { bundle_dir, manifest })
+}
+
+/// Parity and timings of both variants, measured in one run.
+pub struct Measured {
+    pub parity: Parity,
+    pub timings: Timings,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn measure_variants(
+    host: &WasmHost,
+    wasm: &[u8],
+    native_library: &Path,
+    samples: &SampleSet,
+    output: &TensorSpec,
+    tolerance: f64,
+    rustc_release: &str,
+    download_bytes: u64,
+    plan: &TimingPlan,
+) -> Result<Measured> {
+    let count = samples.data.len() / samples.input_bytes;
+    let mut wasm_kernel = host.load(wasm)?;
+    wasm_kernel.init().context("WASM variant")?;
+    let wasm_out = wasm_kernel
+        .infer(samples.data, count, samples.output_bytes)
+        .context("running all samples on the WASM variant")?;
+    let mut native_kernel = NativeKernel::load(native_library)?;
+    native_kernel.init().context("native variant")?;
+    let native_out = native_kernel
+        .infer(samples.data, count, samples.output_bytes)
+        .context("running all samples on the native variant")?;
+    let parity = parity::compare(&wasm_out, &native_out, output.dtype, count, tolerance);
+
+    let wasm_timings = timing::measure_wasm(host, wasm, samples, plan).context("measuring the WASM variant")?;
+    let native_timings =
+        timing::measure_native(native_library, samples, plan).context("measuring the native variant")?;
+    let runtime_fit = timing::runtime_fit(&wasm_timings, &native_timings, download_bytes);
+    Ok(Measured {
+        parity,
+        timings: Timings {
+            environment: environment::describe(rustc_release),
+            wasm: wasm_timings,
+            native: native_timings,
+            runtime_fit,
+        },
+    })
+}
+
+fn parity_failure(parity: &Parity) -> String {
+    let first = parity.mismatched_samples[0];
+    format!(
+        "the WASM and native variants disagree on {} of {} samples (first: sample {first}, \
+         max |difference| {:.3e}, argmax {} vs {}); tolerance is {:e}",
+        parity.mismatched_samples.len(),
+        parity.samples,
+        parity.per_sample.max_abs_diff[first],
+        parity.per_sample.argmax_wasm[first],
+        parity.per_sample.argmax_native[first],
+        parity.tolerance,
+    )
+}
+
+/// Re-measures a bundle written by [`build`] and rewrites its manifest's parity and timings.
+pub fn remeasure(bundle_dir: &Path, plan: &TimingPlan, reporter: &mut dyn Reporter) -> Result<Manifest> {
+    let manifest_path = bundle_dir.join(crate::manifest::FILE_NAME);
+    if !manifest_path.is_file() {
+        return Err(input_error(format!(
+            "{} is not a bundle: it has no {}",
+            bundle_dir.display(),
+            crate::manifest::FILE_NAME
+        )));
+    }
+    let mut manifest = Manifest::read(&manifest_path)?;
+    for entry in &manifest.files {
+        let bytes = fsx::read(&bundle_dir.join(&entry.path)).map_err(|e| input_error(format!("{e:#}")))?;
+        if fsx::sha256_hex(&bytes) != entry.sha256 {
+            return Err(input_error(format!(
+                "{}: sha256 does not match the manifest; the bundle was modified",
+                bundle_dir.join(&entry.path).display()
+            )));
+        }
+    }
+    let wasm = fsx::read(&bundle_dir.join(&manifest.wasm.file))?;
+    let samples_data = fsx::read(&bundle_dir.join(&manifest.kernel.samples.file))?;
+    let samples = SampleSet {
+        data: &samples_data,
+        input_bytes: manifest.kernel.input.bytes(),
+        output_bytes: manifest.kernel.output.bytes(),
+    };
+    reporter.event(Event::Started(Stage::Measure));
+    let rustc = cargo_build::rustc_info().map(|r| r.release).unwrap_or_else(|_| manifest.profile.rustc.clone());
+    let measured = measure_variants(
+        &WasmHost::new()?,
+        &wasm,
+        &bundle_dir.join(&manifest.native.file),
+        &samples,
+        &manifest.kernel.output,
+        manifest.kernel.tolerance,
+        &rustc,
+        manifest.wasm.sizes.brotli_bytes,
+        plan,
+    )?;
+    reporter.event(Event::Measured { parity: &measured.parity });
+    manifest.parity = measured.parity;
+    manifest.timings = measured.timings;
+    fsx::write_atomic(&manifest_path, manifest.to_json().as_bytes())?;
+    if !manifest.parity.passed {
+        bail!(parity_failure(&manifest.parity));
+    }
+    Ok(manifest)
+}

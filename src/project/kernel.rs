@@ -1,0 +1,255 @@
+//! A Rust kernel crate: located through `cargo metadata`, described by
+//! `[package.metadata.wasmpack-infer]`.
+
+use crate::exit::input_error;
+use anyhow::{Context, Result};
+use cargo_metadata::{MetadataCommand, Package};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The metadata table a kernel crate must carry.
+pub const METADATA_KEY: &str = "wasmpack-infer";
+
+/// Element type of a tensor, little-endian on the wire.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    F32,
+    F64,
+    I8,
+    U8,
+    I16,
+    U16,
+    I32,
+    U32,
+    I64,
+}
+
+impl Dtype {
+    pub fn size(self) -> usize {
+        match self {
+            Self::I8 | Self::U8 => 1,
+            Self::I16 | Self::U16 => 2,
+            Self::F32 | Self::I32 | Self::U32 => 4,
+            Self::F64 | Self::I64 => 8,
+        }
+    }
+
+    /// Decodes little-endian elements as f64, for parity comparisons across variants.
+    pub fn decode(self, bytes: &[u8]) -> Vec<f64> {
+        fn each<const N: usize>(bytes: &[u8], f: impl Fn([u8; N]) -> f64) -> Vec<f64> {
+            bytes.chunks_exact(N).map(|c| f(c.try_into().expect("chunks_exact"))).collect()
+        }
+        match self {
+            Self::F32 => each(bytes, |b| f32::from_le_bytes(b) as f64),
+            Self::F64 => each(bytes, f64::from_le_bytes),
+            Self::I8 => each(bytes, |b: [u8; 1]| b[0] as i8 as f64),
+            Self::U8 => each(bytes, |b: [u8; 1]| b[0] as f64),
+            Self::I16 => each(bytes, |b| i16::from_le_bytes(b) as f64),
+            Self::U16 => each(bytes, |b| u16::from_le_bytes(b) as f64),
+            Self::I32 => each(bytes, |b| i32::from_le_bytes(b) as f64),
+            Self::U32 => each(bytes, |b| u32::from_le_bytes(b) as f64),
+            Self::I64 => each(bytes, |b| i64::from_le_bytes(b) as f64),
+        }
+    }
+}
+
+/// Shape and element type of one sample.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TensorSpec {
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+}
+
+impl TensorSpec {
+    pub fn elements(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.elements() * self.dtype.size()
+    }
+}
+
+/// `[package.metadata.wasmpack-infer]` as written in the kernel's Cargo.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetadata {
+    input: TensorSpec,
+    output: TensorSpec,
+    samples: PathBuf,
+    tolerance: Option<f64>,
+}
+
+/// Used when the crate sets no `tolerance`: f32 kernels may differ in the last bits across targets.
+pub const DEFAULT_TOLERANCE: f64 = 1e-5;
+
+/// A kernel crate, checked and ready to build.
+#[derive(Debug, Clone)]
+pub struct KernelProject {
+    pub name: String,
+    pub version: String,
+    /// The library target's name (file stem of the built artifacts, `-` replaced by `_`).
+    pub lib_name: String,
+    pub manifest_path: PathBuf,
+    pub target_directory: PathBuf,
+    pub input: TensorSpec,
+    pub output: TensorSpec,
+    pub samples_path: PathBuf,
+    pub samples: Vec<u8>,
+    pub tolerance: f64,
+}
+
+impl KernelProject {
+    /// Reads the crate at `path` (a directory or a Cargo.toml). In a workspace, `package` picks
+    /// the member; otherwise the package whose manifest is at `path` is taken.
+    pub fn load(path: &Path, package: Option<&str>, offline: bool) -> Result<Self> {
+        let manifest_path = if path.is_dir() { path.join("Cargo.toml") } else { path.to_path_buf() };
+        if !manifest_path.is_file() {
+            return Err(input_error(format!(
+                "no Cargo.toml at {}: pass a kernel crate directory or its Cargo.toml",
+                manifest_path.display()
+            )));
+        }
+        let mut command = MetadataCommand::new();
+        command.manifest_path(&manifest_path).no_deps();
+        if offline {
+            command.other_options(vec!["--offline".to_string()]);
+        }
+        let metadata = command
+            .exec()
+            .with_context(|| format!("running `cargo metadata` for {}", manifest_path.display()))
+            .map_err(|e| input_error(format!("{e:#}")))?;
+        let canonical = manifest_path.canonicalize().unwrap_or(manifest_path.clone());
+        let chosen = match package {
+            Some(name) => metadata.packages.iter().find(|p| p.name.as_str() == name).ok_or_else(|| {
+                input_error(format!(
+                    "no package `{name}` in {}; packages: {}",
+                    manifest_path.display(),
+                    metadata.packages.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+            })?,
+            None => metadata
+                .packages
+                .iter()
+                .find(|p| p.manifest_path.as_std_path() == canonical)
+                .ok_or_else(|| {
+                    input_error(format!(
+                        "{} is a workspace manifest: pick the kernel with --package (one of: {})",
+                        manifest_path.display(),
+                        metadata.packages.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ))
+                })?,
+        };
+        Self::from_package(chosen, metadata.target_directory.as_std_path())
+    }
+
+    fn from_package(package: &Package, target_directory: &Path) -> Result<Self> {
+        let name = package.name.to_string();
+        let crate_dir = package.manifest_path.parent().map(|p| p.as_std_path()).unwrap_or(Path::new("."));
+        let lib = package
+            .targets
+            .iter()
+            .find(|t| t.crate_types.iter().any(|k| k.to_string() == "cdylib"))
+            .ok_or_else(|| {
+                input_error(format!(
+                    "crate `{name}` has no cdylib target: add `[lib] crate-type = [\"cdylib\"]` to {}",
+                    package.manifest_path
+                ))
+            })?;
+        let table = package.metadata.get(METADATA_KEY).ok_or_else(|| {
+            input_error(format!(
+                "crate `{name}` has no [package.metadata.{METADATA_KEY}] table in {}; add e.g.\n\n\
+                 [package.metadata.{METADATA_KEY}]\n\
+                 input = {{ dtype = \"f32\", shape = [64] }}\n\
+                 output = {{ dtype = \"f32\", shape = [10] }}\n\
+                 samples = \"samples/inputs.bin\"\n\
+                 tolerance = 1e-5",
+                package.manifest_path
+            ))
+        })?;
+        let raw: RawMetadata = serde_json::from_value(table.clone()).map_err(|e| {
+            input_error(format!("crate `{name}`: [package.metadata.{METADATA_KEY}]: {e}"))
+        })?;
+        for (key, spec) in [("input", &raw.input), ("output", &raw.output)] {
+            if spec.shape.is_empty() || spec.elements() == 0 {
+                return Err(input_error(format!(
+                    "crate `{name}`: [package.metadata.{METADATA_KEY}] {key}.shape = {:?}: needs at least one non-zero dimension",
+                    spec.shape
+                )));
+            }
+        }
+        let tolerance = raw.tolerance.unwrap_or(DEFAULT_TOLERANCE);
+        if !(tolerance.is_finite() && tolerance >= 0.0) {
+            return Err(input_error(format!(
+                "crate `{name}`: [package.metadata.{METADATA_KEY}] tolerance = {tolerance}: must be a finite number >= 0"
+            )));
+        }
+        let samples_path = crate_dir.join(&raw.samples);
+        let samples = std::fs::read(&samples_path).map_err(|e| {
+            input_error(format!(
+                "crate `{name}`: [package.metadata.{METADATA_KEY}] samples = {:?}: cannot read {}: {e}",
+                raw.samples,
+                samples_path.display()
+            ))
+        })?;
+        let sample_bytes = raw.input.bytes();
+        if samples.is_empty() || samples.len() % sample_bytes != 0 {
+            return Err(input_error(format!(
+                "crate `{name}`: [package.metadata.{METADATA_KEY}] samples = {:?} holds {} bytes, \
+                 not a whole number of samples of {sample_bytes} bytes (input {:?} x {:?})",
+                raw.samples,
+                samples.len(),
+                raw.input.dtype,
+                raw.input.shape
+            )));
+        }
+        Ok(Self {
+            lib_name: lib.name.replace('-', "_"),
+            version: package.version.to_string(),
+            manifest_path: package.manifest_path.clone().into_std_path_buf(),
+            target_directory: target_directory.to_path_buf(),
+            input: raw.input,
+            output: raw.output,
+            samples_path,
+            samples,
+            tolerance,
+            name,
+        })
+    }
+
+    pub fn sample_count(&self) -> usize {
+        self.samples.len() / self.input.bytes()
+    }
+
+    /// `<name>-<version>`, the bundle directory's name.
+    pub fn bundle_name(&self) -> String {
+        format!("{}-{}", self.name, self.version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dtype_decodes_little_endian() {
+        assert_eq!(Dtype::F32.decode(&1.5f32.to_le_bytes()), vec![1.5]);
+        assert_eq!(Dtype::I8.decode(&[0xff]), vec![-1.0]);
+        assert_eq!(Dtype::U16.decode(&[0x01, 0x02]), vec![513.0]);
+    }
+
+    #[test]
+    fn unknown_metadata_key_is_named() {
+        let value = serde_json::json!({
+            "input": {"dtype": "f32", "shape": [4]},
+            "output": {"dtype": "f32", "shape": [2]},
+            "samples": "x.bin",
+            "batch": 3
+        });
+        let err = serde_json::from_value::<RawMetadata>(value).unwrap_err();
+        assert!(err.to_string().contains("unknown field `batch`"), "{err}");
+    }
+}

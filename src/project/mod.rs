@@ -1,0 +1,3 @@
+//! What the user gave us: the inputs, read and checked before anything is built.
+
+pub mod kernel;

@@ -1,0 +1,185 @@
+//! Human output: one line per stage on stderr (with a spinner on a terminal), and a table
+//! comparing the variants.
+
+use super::{Event, Reporter, Stage, format_bytes, format_change};
+use crate::manifest::{Distribution, Manifest, Steady};
+use crate::measure::timing::format_duration_us;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
+use std::time::Duration;
+
+pub struct Human {
+    spinner: Option<ProgressBar>,
+    show_progress: bool,
+}
+
+impl Human {
+    /// `show_progress`: draw a spinner while a stage runs (only on a terminal, never under CI).
+    pub fn new(show_progress: bool) -> Self {
+        Self { spinner: None, show_progress }
+    }
+
+    fn line(&mut self, stage: Stage, text: &str) {
+        let line = format!("{:>8}  {text}", stage.name());
+        match &self.spinner {
+            Some(spinner) => spinner.println(line),
+            None => {
+                let _ = writeln!(std::io::stderr(), "{line}");
+            }
+        }
+    }
+
+    fn finish_spinner(&mut self) {
+        if let Some(spinner) = self.spinner.take() {
+            spinner.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Human {
+    fn drop(&mut self) {
+        self.finish_spinner();
+    }
+}
+
+impl Reporter for Human {
+    fn event(&mut self, event: Event<'_>) {
+        if let Event::Started(stage) = event {
+            if self.show_progress {
+                self.finish_spinner();
+                let spinner = ProgressBar::new_spinner();
+                spinner.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"));
+                spinner.set_message(format!("{}…", stage.name()));
+                spinner.enable_steady_tick(Duration::from_millis(100));
+                self.spinner = Some(spinner);
+            }
+            return;
+        }
+        if let Some((stage, text)) = stage_line(&event) {
+            self.line(stage, &text);
+        }
+        if matches!(event, Event::Packed { .. }) {
+            self.finish_spinner();
+        }
+    }
+}
+
+/// The line a finished stage prints, or `None` for events without one.
+pub fn stage_line(event: &Event<'_>) -> Option<(Stage, String)> {
+    Some(match event {
+        Event::Started(_) => return None,
+        Event::TargetInstalled { target } => {
+            (Stage::Build, format!("installed the Rust target {target} with rustup"))
+        }
+        Event::Built { wasm_target, wasm_bytes, native_target, native_bytes } => (
+            Stage::Build,
+            format!(
+                "{wasm_target} {} · native {native_target} {}",
+                format_bytes(*wasm_bytes),
+                format_bytes(*native_bytes)
+            ),
+        ),
+        Event::Shaken { before, shaken } => (
+            Stage::Shake,
+            format!(
+                "{} → {} ({}): {} → {} functions, {} exports and {} custom sections dropped",
+                format_bytes(*before),
+                format_bytes(shaken.wasm.len() as u64),
+                format_change(*before, shaken.wasm.len() as u64),
+                shaken.functions_before,
+                shaken.functions_after,
+                shaken.exports_removed.len(),
+                shaken.custom_sections_removed.len()
+            ),
+        ),
+        Event::Optimized { before, after, level } => (
+            Stage::Optimize,
+            format!(
+                "{} → {} ({}) with wasm-opt -{level}",
+                format_bytes(*before),
+                format_bytes(*after),
+                format_change(*before, *after)
+            ),
+        ),
+        Event::Validated { samples } => (
+            Stage::Validate,
+            format!("valid; {samples} samples bit-identical to the module cargo built"),
+        ),
+        Event::Measured { parity } => (
+            Stage::Measure,
+            format!(
+                "parity {}: argmax agrees on {}/{} samples, max |Δ| {:.2e} (tolerance {:.0e})",
+                if parity.passed { "ok" } else { "FAILED" },
+                parity.argmax_agree,
+                parity.samples,
+                parity.max_abs_diff,
+                parity.tolerance
+            ),
+        ),
+        Event::Packed { dir, files } => (
+            Stage::Pack,
+            format!(
+                "{} ({} files, {})",
+                dir.display(),
+                files.len() + 1,
+                format_bytes(files.iter().map(|f| f.bytes).sum())
+            ),
+        ),
+    })
+}
+
+/// The table comparing both variants, plus the runtime-fit verdict.
+pub fn summary(manifest: &Manifest) -> String {
+    let wasm = &manifest.timings.wasm;
+    let native = &manifest.timings.native;
+    let dist = |d: &Distribution| format!("{} (p95 {})", format_duration_us(d.median_us), format_duration_us(d.p95_us));
+    let none = || "—".to_string();
+    let mut rows: Vec<(String, String, String)> = vec![
+        ("file".into(), manifest.wasm.file.clone(), manifest.native.file.clone()),
+        ("target".into(), manifest.wasm.target.clone(), format!("{} ({})", manifest.native.target, manifest.native.accelerator)),
+    ];
+    for (label, pick) in [
+        ("bytes raw", (|s: &crate::manifest::Sizes| s.raw_bytes) as fn(&crate::manifest::Sizes) -> u64),
+        ("bytes brotli", |s| s.brotli_bytes),
+        ("bytes zstd", |s| s.zstd_bytes),
+        ("bytes gzip", |s| s.gzip_bytes),
+    ] {
+        rows.push((label.into(), format_bytes(pick(&manifest.wasm.sizes)), format_bytes(pick(&manifest.native.sizes))));
+    }
+    rows.push(("compile | load".into(), dist(&wasm.compile), dist(&native.load)));
+    rows.push(("deserialize precompiled".into(), dist(&wasm.deserialize), none()));
+    rows.push(("instantiate".into(), dist(&wasm.instantiate), none()));
+    rows.push(("init".into(), dist(&wasm.cold.init), dist(&native.cold.init)));
+    rows.push(("first inference".into(), dist(&wasm.cold.first_inference), dist(&native.cold.first_inference)));
+    for steady in &wasm.steady {
+        let other = native.steady.iter().find(|n| n.batch == steady.batch);
+        rows.push((
+            format!("steady, batch {}", steady.batch),
+            steady_cell(steady),
+            other.map(steady_cell).unwrap_or_else(none),
+        ));
+    }
+    let width = |pick: fn(&(String, String, String)) -> &String| rows.iter().map(|r| pick(r).chars().count()).max().unwrap_or(0);
+    let (w0, w1) = (width(|r| &r.0), width(|r| &r.1));
+    let mut out = format!("{:<w0$}  {:<w1$}  {}\n", "", "wasm", "native");
+    for (label, a, b) in &rows {
+        out.push_str(&format!("{label:<w0$}  {a:<w1$}  {b}\n"));
+    }
+    let parity = &manifest.parity;
+    out.push_str(&format!(
+        "\nparity: argmax agrees on {}/{} samples, max |Δ| {:.2e} (tolerance {:.0e})\n",
+        parity.argmax_agree, parity.samples, parity.max_abs_diff, parity.tolerance
+    ));
+    out.push_str(&format!("runtime fit: {}\n", manifest.timings.runtime_fit.verdict));
+    let env = &manifest.timings.environment;
+    out.push_str(&format!("measured on {} ({} cores), {}, {}\n", env.cpu, env.cores, env.os, env.wasm_engine));
+    out
+}
+
+fn steady_cell(steady: &Steady) -> String {
+    format!(
+        "{} (p95 {})",
+        format_duration_us(steady.latency.median_us),
+        format_duration_us(steady.latency.p95_us)
+    )
+}

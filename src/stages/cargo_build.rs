@@ -1,0 +1,188 @@
+//! Stage 1: compile the kernel for wasm32 and as a native host cdylib with one cargo profile.
+
+use crate::exit::input_error;
+use crate::profile::{CARGO_PROFILE_NAME, Profile};
+use crate::project::kernel::KernelProject;
+use anyhow::{Context, Result, bail};
+use cargo_metadata::Message;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// `rustc -vV`, as cargo will run it.
+#[derive(Debug, Clone)]
+pub struct RustcInfo {
+    pub release: String,
+    pub host: String,
+}
+
+pub fn rustc_info() -> Result<RustcInfo> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let output = Command::new(&rustc)
+        .arg("-vV")
+        .output()
+        .with_context(|| format!("running `{rustc} -vV`"))?;
+    if !output.status.success() {
+        bail!("`{rustc} -vV` failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let field = |key: &str| {
+        text.lines().find_map(|l| l.strip_prefix(key)).map(|v| v.trim().to_string())
+    };
+    Ok(RustcInfo {
+        release: field("release:").context("`rustc -vV` printed no release")?,
+        host: field("host:").context("`rustc -vV` printed no host")?,
+    })
+}
+
+/// Whether the Rust standard library for `target` had to be installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetSetup {
+    AlreadyInstalled,
+    InstalledWithRustup,
+}
+
+/// Makes sure the standard library for `target` is present, installing it with rustup when
+/// allowed.
+pub fn ensure_target(target: &str, allow_install: bool) -> Result<TargetSetup> {
+    if target_installed(target)? {
+        return Ok(TargetSetup::AlreadyInstalled);
+    }
+    if !allow_install {
+        return Err(input_error(format!(
+            "the Rust target `{target}` is not installed and installing is disabled \
+             (--offline/--no-install); run `rustup target add {target}`"
+        )));
+    }
+    let output = Command::new("rustup")
+        .args(["target", "add", target])
+        .output()
+        .context("running `rustup target add` (is rustup installed?)")?;
+    if !output.status.success() {
+        bail!(
+            "`rustup target add {target}` failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(TargetSetup::InstalledWithRustup)
+}
+
+fn target_installed(target: &str) -> Result<bool> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let output = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .with_context(|| format!("running `{rustc} --print sysroot`"))?;
+    let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    Ok(Path::new(&sysroot).join("lib/rustlib").join(target).join("lib").is_dir())
+}
+
+/// One compiled variant.
+#[derive(Debug, Clone)]
+pub struct CompiledVariant {
+    pub target: String,
+    pub artifact: PathBuf,
+    pub rustflags: Vec<String>,
+}
+
+/// Where the tool's builds go: beside the crate's own target directory, so neither
+/// invalidates the other's cache.
+pub fn tool_target_dir(project: &KernelProject) -> PathBuf {
+    project.target_directory.join("wasmpack-infer")
+}
+
+/// Compiles the kernel's cdylib for `target` with `profile`'s cargo settings plus `rustflags`.
+pub fn compile(
+    project: &KernelProject,
+    profile: &Profile,
+    target: &str,
+    rustflags: &[String],
+    offline: bool,
+) -> Result<CompiledVariant> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(&cargo);
+    command
+        .args(["build", "--lib", "--message-format=json-render-diagnostics"])
+        .arg("--manifest-path")
+        .arg(&project.manifest_path)
+        .args(["--package", &project.name])
+        .args(["--target", target])
+        .args(["--profile", CARGO_PROFILE_NAME])
+        .arg("--target-dir")
+        .arg(tool_target_dir(project));
+    for setting in profile.cargo_profile_config() {
+        command.args(["--config", &setting]);
+    }
+    if !rustflags.is_empty() {
+        let flags: Vec<String> = rustflags.iter().map(|f| format!("{f:?}")).collect();
+        command.args(["--config", &format!("target.{target}.rustflags=[{}]", flags.join(","))]);
+    }
+    if offline {
+        command.arg("--offline");
+    }
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().with_context(|| format!("running `{cargo} build`"))?;
+
+    // Drain stderr on its own thread so a chatty build cannot block on a full pipe.
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut artifact = None;
+    let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    for message in Message::parse_stream(stdout) {
+        if let Message::CompilerArtifact(built) = message.context("reading cargo's JSON messages")? {
+            let is_kernel_lib = built.target.name.replace('-', "_") == project.lib_name
+                && built.target.crate_types.iter().any(|k| k.to_string() == "cdylib");
+            if is_kernel_lib {
+                artifact = built
+                    .filenames
+                    .iter()
+                    .find(|f| is_cdylib_file(f.as_std_path()))
+                    .map(|f| f.clone().into_std_path_buf());
+            }
+        }
+    }
+    let status = child.wait().context("waiting for cargo")?;
+    let stderr_text = stderr_reader.join().unwrap_or_default();
+    if !status.success() {
+        bail!(
+            "`cargo build --target {target}` failed for crate `{}` ({status}):\n{}",
+            project.name,
+            tail_lines(&stderr_text, 40)
+        );
+    }
+    let artifact = artifact.with_context(|| {
+        format!("cargo built crate `{}` for {target} but reported no cdylib artifact", project.name)
+    })?;
+    Ok(CompiledVariant { target: target.to_string(), artifact, rustflags: rustflags.to_vec() })
+}
+
+fn is_cdylib_file(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("wasm" | "so" | "dylib" | "dll"))
+}
+
+fn tail_lines(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rustc_info_reports_a_host() {
+        let info = rustc_info().unwrap();
+        assert!(!info.host.is_empty());
+        assert!(info.release.chars().next().unwrap().is_ascii_digit());
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        assert_eq!(tail_lines("a\nb\nc", 2), "b\nc");
+        assert_eq!(tail_lines("a", 5), "a");
+    }
+}

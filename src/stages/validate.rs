@@ -1,0 +1,95 @@
+//! Stage 4: the final module must be valid for the target runtime and compute exactly what the
+//! module cargo built computes.
+
+use crate::measure::runner::KernelRunner;
+use crate::measure::wasm::WasmHost;
+use crate::profile::{WasmFeature, wasmparser_features};
+use anyhow::{Context, Result, bail};
+
+#[derive(Debug, Clone)]
+pub struct Validated {
+    pub differential_samples: usize,
+}
+
+/// Validates `final_wasm` with wasmparser against `features`.
+pub fn validate_module(final_wasm: &[u8], features: &[WasmFeature]) -> Result<()> {
+    wasmparser::Validator::new_with_features(wasmparser_features(features))
+        .validate_all(final_wasm)
+        .context("the final module does not validate for the profile's runtime features")?;
+    Ok(())
+}
+
+/// Runs every sample through both modules and fails on the first output that is not
+/// bit-identical, naming the sample.
+pub fn differential_run(
+    host: &WasmHost,
+    built_wasm: &[u8],
+    final_wasm: &[u8],
+    samples: &[u8],
+    input_bytes: usize,
+    output_bytes: usize,
+) -> Result<Validated> {
+    let mut reference = host.load(built_wasm).context("running the module as cargo built it")?;
+    let mut candidate = host.load(final_wasm).context("running the final module")?;
+    reference.init().context("running the module as cargo built it")?;
+    candidate.init().context("running the final module")?;
+    let count = samples.len() / input_bytes;
+    let mut expected = vec![0u8; output_bytes];
+    let mut got = vec![0u8; output_bytes];
+    for (index, sample) in samples.chunks_exact(input_bytes).enumerate() {
+        reference
+            .infer_into(sample, &mut expected)
+            .with_context(|| format!("sample {index} on the module as cargo built it"))?;
+        candidate.infer_into(sample, &mut got).with_context(|| format!("sample {index} on the final module"))?;
+        if expected != got {
+            let byte = expected.iter().zip(&got).position(|(a, b)| a != b).unwrap_or(0);
+            bail!(
+                "the shaken and optimized module computes a different result for sample {index} \
+                 (first difference at output byte {byte}); refusing to ship it"
+            );
+        }
+    }
+    Ok(Validated { differential_samples: count })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KERNEL: &str = r#"(module
+        (memory (export "memory") 1)
+        (func (export "wpi_abi_version") (result i32) i32.const 1)
+        (func (export "wpi_alloc") (param i32) (result i32) i32.const 1024)
+        (func (export "wpi_free") (param i32 i32))
+        (func (export "wpi_infer") (param $in i32) (param $len i32) (param $out i32) (param $cap i32) (result i32)
+          local.get $out local.get $in i32.load i32.const MUL i32.mul i32.store
+          i32.const 4))"#;
+
+    fn kernel(mul: i32) -> Vec<u8> {
+        wat::parse_str(KERNEL.replace("MUL", &mul.to_string())).unwrap()
+    }
+
+    #[test]
+    fn identical_modules_pass() {
+        let host = WasmHost::new().unwrap();
+        let samples: Vec<u8> = [1i32, 2, 3].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let validated = differential_run(&host, &kernel(3), &kernel(3), &samples, 4, 4).unwrap();
+        assert_eq!(validated.differential_samples, 3);
+    }
+
+    #[test]
+    fn a_different_result_names_the_sample() {
+        let host = WasmHost::new().unwrap();
+        // 0 * 3 == 0 * 5, so the first sample agrees and the second does not.
+        let samples: Vec<u8> = [0i32, 2].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let err = differential_run(&host, &kernel(3), &kernel(5), &samples, 4, 4).unwrap_err();
+        assert!(err.to_string().contains("sample 1"), "{err}");
+    }
+
+    #[test]
+    fn simd_is_invalid_for_a_runtime_without_it() {
+        let wasm = wat::parse_str(r#"(module (func (result v128) v128.const i64x2 0 0))"#).unwrap();
+        assert!(validate_module(&wasm, &[WasmFeature::Simd]).is_ok());
+        assert!(validate_module(&wasm, &[WasmFeature::BulkMemory]).is_err());
+    }
+}

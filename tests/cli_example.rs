@@ -1,0 +1,74 @@
+//! End-to-end on the bundled example: the digits MLP must reproduce its trained labels in both
+//! variants, and the bundle must re-measure and detect tampering.
+
+mod common;
+
+use cargo_wasmpack_infer::measure::native::NativeKernel;
+use cargo_wasmpack_infer::measure::parity::argmax;
+use cargo_wasmpack_infer::measure::runner::KernelRunner;
+use cargo_wasmpack_infer::measure::wasm::WasmHost;
+use cargo_wasmpack_infer::project::kernel::Dtype;
+use common::*;
+
+const CLASSES: usize = 10;
+
+fn labels(runner: &mut dyn KernelRunner, samples: &[u8]) -> Vec<u8> {
+    runner.init().unwrap();
+    let count = samples.len() / (64 * 4);
+    let output = runner.infer(samples, count, CLASSES * 4).unwrap();
+    Dtype::F32.decode(&output).chunks_exact(CLASSES).map(|logits| argmax(logits) as u8).collect()
+}
+
+#[test]
+fn digits_example_reproduces_held_out_labels_in_both_variants() {
+    let out = tempfile::tempdir().unwrap();
+    let example = repo_root().join("examples/digits-mlp");
+    let output = wpi(&["build", example.to_str().unwrap(), "--out-dir", out.path().to_str().unwrap(), "--json"]);
+    assert_exit(&output, 0);
+    let manifest = manifest_from_stdout(&output);
+    let bundle = out.path().join("digits-mlp-0.1.0");
+
+    let samples = std::fs::read(example.join("samples/inputs.bin")).unwrap();
+    let expected = std::fs::read(example.join("samples/expected.bin")).unwrap();
+    let truth = std::fs::read(example.join("samples/labels.bin")).unwrap();
+    assert_eq!(std::fs::read(bundle.join("samples.bin")).unwrap(), samples);
+
+    let host = WasmHost::new().unwrap();
+    let mut wasm = host.load(&std::fs::read(bundle.join("digits-mlp.wasm")).unwrap()).unwrap();
+    let mut native = NativeKernel::load(&bundle.join("libdigits_mlp.so")).unwrap();
+    let wasm_labels = labels(&mut wasm, &samples);
+    let native_labels = labels(&mut native, &samples);
+    assert_eq!(wasm_labels, expected, "WASM variant reproduces the trained model's labels");
+    assert_eq!(native_labels, expected, "native variant reproduces the trained model's labels");
+    let correct = wasm_labels.iter().zip(&truth).filter(|(a, b)| a == b).count();
+    assert!(correct as f64 / truth.len() as f64 >= 0.95, "accuracy {correct}/{}", truth.len());
+
+    assert_eq!(manifest["parity"]["passed"], true);
+    assert_eq!(manifest["parity"]["argmax_agree"], 360);
+    let argmax_wasm: Vec<u8> = serde_json::from_value(manifest["parity"]["per_sample"]["argmax_wasm"].clone()).unwrap();
+    assert_eq!(argmax_wasm, expected);
+    let stages = &manifest["wasm"]["stages"];
+    let built = stages["built_bytes"].as_u64().unwrap();
+    let shaken = stages["shake"]["bytes"].as_u64().unwrap();
+    let optimized = stages["optimize"]["bytes"].as_u64().unwrap();
+    assert!(shaken < built && optimized <= shaken, "{built} → {shaken} → {optimized}");
+    assert_eq!(manifest["wasm"]["exports"].as_array().unwrap().len(), 6, "{}", manifest["wasm"]["exports"]);
+    for file in manifest["files"].as_array().unwrap() {
+        let bytes = std::fs::read(bundle.join(file["path"].as_str().unwrap())).unwrap();
+        assert_eq!(file["sha256"], cargo_wasmpack_infer::fsx::sha256_hex(&bytes));
+    }
+
+    // Re-measure the bundle in place; then tamper with it and expect an input error.
+    let output = wpi(&["measure", bundle.to_str().unwrap(), "--json", "--steady-runs", "20"]);
+    assert_exit(&output, 0);
+    let remeasured = manifest_from_stdout(&output);
+    assert_eq!(remeasured["timings"]["wasm"]["steady"][0]["latency"]["runs"], 20);
+    assert_eq!(remeasured["files"], manifest["files"]);
+
+    let mut wasm_bytes = std::fs::read(bundle.join("digits-mlp.wasm")).unwrap();
+    *wasm_bytes.last_mut().unwrap() ^= 1;
+    std::fs::write(bundle.join("digits-mlp.wasm"), wasm_bytes).unwrap();
+    let output = wpi(&["measure", bundle.to_str().unwrap()]);
+    assert_exit(&output, 2);
+    assert!(stderr(&output).contains("digits-mlp.wasm: sha256 does not match"), "{}", stderr(&output));
+}

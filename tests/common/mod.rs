@@ -1,0 +1,83 @@
+//! Helpers shared by the CLI end-to-end tests: run the real binary, compare blessed snapshots.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    repo_root().join("tests/fixtures").join(name)
+}
+
+/// Runs `cargo-wasmpack-infer` with `args`, as CI would (no terminal, `CI` set).
+pub fn wpi(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cargo-wasmpack-infer"))
+        .args(args)
+        .env("CI", "true")
+        .current_dir(repo_root())
+        .output()
+        .expect("running cargo-wasmpack-infer")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts the exit code, showing both streams when it differs.
+pub fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "exit code\n--- stdout\n{}\n--- stderr\n{}",
+        stdout(output),
+        stderr(output)
+    );
+}
+
+/// Compares `actual` with the blessed file `tests/snapshots/<name>`; `BLESS=1` rewrites it.
+pub fn assert_snapshot(name: &str, actual: &str) {
+    let path = repo_root().join("tests/snapshots").join(name);
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("no snapshot {}: run with BLESS=1 to create it", path.display()));
+    assert!(
+        expected == actual,
+        "snapshot {name} differs (BLESS=1 to accept):\n--- expected\n{expected}\n--- actual\n{actual}"
+    );
+}
+
+/// Copies a fixture crate (without dependencies outside itself) into `dir` for editing.
+pub fn copy_crate(from: &Path, dir: &Path) -> PathBuf {
+    let to = dir.join(from.file_name().unwrap());
+    for entry in ["Cargo.toml", "src/lib.rs", "samples/inputs.bin"] {
+        let target = to.join(entry);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(from.join(entry), &target).unwrap();
+    }
+    to
+}
+
+/// The manifest JSON a run printed with `--json`, validated against the checked-in schema.
+pub fn manifest_from_stdout(output: &Output) -> serde_json::Value {
+    let manifest: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", stdout(output)));
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo_root().join("schema/manifest.schema.json")).unwrap())
+            .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator.iter_errors(&manifest).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "manifest does not match the schema: {errors:#?}");
+    manifest
+}
