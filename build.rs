@@ -10,7 +10,11 @@ fn main() {
         .ok()
         .and_then(|text| text.parse().ok())
         .unwrap_or_default();
-    let packages = lock.get("package").and_then(|p| p.as_array()).cloned().unwrap_or_default();
+    let packages = lock
+        .get("package")
+        .and_then(|p| p.as_array())
+        .cloned()
+        .unwrap_or_default();
     for (crate_name, env_name) in [
         ("wasmtime", "WPI_WASMTIME_VERSION"),
         ("wasm-opt", "WPI_WASM_OPT_VERSION"),

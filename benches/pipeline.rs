@@ -23,7 +23,14 @@ fn main() -> anyhow::Result<()> {
     // Plain release build with the crate's own profile, in its own target dir.
     let plain_dir = project.target_directory.join("wasmpack-infer-bench-plain");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--lib", "--target", "wasm32-unknown-unknown", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--lib",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--manifest-path",
+        ])
         .arg(example.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&plain_dir)
@@ -44,9 +51,15 @@ fn main() -> anyhow::Result<()> {
             offline: false,
             allow_install: true,
             source_date_epoch: 0,
-            timing: TimingPlan { steady_runs: 1000, ..TimingPlan::default() },
+            timing: TimingPlan {
+                steady_runs: 1000,
+                ..TimingPlan::default()
+            },
         };
-        built.push((name.to_string(), pipeline::build(&project, &options, &mut Silent)?.manifest));
+        built.push((
+            name.to_string(),
+            pipeline::build(&project, &options, &mut Silent)?.manifest,
+        ));
     }
 
     let plain_sizes = sizes(&plain)?;
@@ -71,9 +84,16 @@ fn main() -> anyhow::Result<()> {
         let fit = &manifest.timings.runtime_fit;
         let zstd_cut = 1.0 - manifest.wasm.sizes.zstd_bytes as f64 / plain_sizes.zstd_bytes as f64;
         let instantiate = manifest.timings.wasm.instantiate.median_us;
-        let ratios: Vec<String> =
-            fit.steady_ratio.iter().map(|r| format!("batch {}: {:.2}x", r.batch, r.wasm_over_native)).collect();
-        let worst = fit.steady_ratio.iter().map(|r| r.wasm_over_native).fold(0.0, f64::max);
+        let ratios: Vec<String> = fit
+            .steady_ratio
+            .iter()
+            .map(|r| format!("batch {}: {:.2}x", r.batch, r.wasm_over_native))
+            .collect();
+        let worst = fit
+            .steady_ratio
+            .iter()
+            .map(|r| r.wasm_over_native)
+            .fold(0.0, f64::max);
         println!("profile {name}: WASM/native {}", ratios.join(", "));
         println!(
             "  zstd {:.0} % below plain release [{}]; WASM ≤ 1.5x native [{}]; instantiate {instantiate:.1} µs ≤ 50 µs [{}]",
@@ -84,7 +104,10 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let env = &built[0].1.timings.environment;
-    println!("\nmeasured on {} ({} cores), {}", env.cpu, env.cores, env.wasm_engine);
+    println!(
+        "\nmeasured on {} ({} cores), {}",
+        env.cpu, env.cores, env.wasm_engine
+    );
     Ok(())
 }
 

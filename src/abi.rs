@@ -26,7 +26,11 @@ const FUNCTIONS: &[(&str, &[ValType], &[ValType], bool)] = {
 
 /// Every export name the ABI defines; the shaker keeps exactly these.
 pub fn export_names() -> Vec<&'static str> {
-    FUNCTIONS.iter().map(|(name, ..)| *name).chain([MEMORY_EXPORT]).collect()
+    FUNCTIONS
+        .iter()
+        .map(|(name, ..)| *name)
+        .chain([MEMORY_EXPORT])
+        .collect()
 }
 
 /// What the ABI check found in a module.
@@ -85,7 +89,9 @@ pub fn check_wasm(wasm: &[u8], crate_name: &str) -> Result<WasmAbi> {
             None if *required => problems.push(format!("missing export `{name}`")),
             None => {}
             Some((_, ExternalKind::Func, index)) => {
-                let signature = func_types.get(*index as usize).and_then(|t| types.get(*t as usize));
+                let signature = func_types
+                    .get(*index as usize)
+                    .and_then(|t| types.get(*t as usize));
                 match signature {
                     Some((p, r)) if p == params && r == results => has_init |= *name == INIT_EXPORT,
                     Some((p, r)) => problems.push(format!(
@@ -99,7 +105,9 @@ pub fn check_wasm(wasm: &[u8], crate_name: &str) -> Result<WasmAbi> {
     }
     match find(MEMORY_EXPORT) {
         Some((_, ExternalKind::Memory, _)) => {}
-        _ => problems.push(format!("missing export `{MEMORY_EXPORT}` (a linear memory)")),
+        _ => problems.push(format!(
+            "missing export `{MEMORY_EXPORT}` (a linear memory)"
+        )),
     }
     if !problems.is_empty() {
         return Err(input_error(format!(
@@ -109,7 +117,11 @@ pub fn check_wasm(wasm: &[u8], crate_name: &str) -> Result<WasmAbi> {
             problems.join("; ")
         )));
     }
-    Ok(WasmAbi { has_init, imports, exports: exports.into_iter().map(|(name, ..)| name).collect() })
+    Ok(WasmAbi {
+        has_init,
+        imports,
+        exports: exports.into_iter().map(|(name, ..)| name).collect(),
+    })
 }
 
 #[cfg(test)]
@@ -134,7 +146,10 @@ mod tests {
     fn missing_and_mistyped_exports_are_all_listed() {
         let wat = COMPLETE
             .replace(r#"(func (export "wpi_free") (param i32 i32))"#, "")
-            .replace(r#"(param i32 i32 i32 i32) (result i32)"#, r#"(param i32) (result i32)"#);
+            .replace(
+                r#"(param i32 i32 i32 i32) (result i32)"#,
+                r#"(param i32) (result i32)"#,
+            );
         let err = check_wasm(&wat::parse_str(wat).unwrap(), "bad-kernel").unwrap_err();
         let text = err.to_string();
         assert!(text.contains("bad-kernel"), "{text}");
@@ -166,7 +181,10 @@ pub fn check_init(code: i32) -> Result<()> {
 /// Checks `wpi_infer`'s return value against the bytes the batch must produce.
 pub fn check_written(returned: i64, expected: usize, capacity: usize) -> Result<()> {
     if returned < 0 {
-        anyhow::bail!("wpi_infer returned error {returned} ({})", describe_error_code(returned));
+        anyhow::bail!(
+            "wpi_infer returned error {returned} ({})",
+            describe_error_code(returned)
+        );
     }
     let written = returned as usize;
     if written > capacity {

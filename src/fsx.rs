@@ -7,13 +7,19 @@ use std::path::{Path, PathBuf};
 
 /// Lower-case hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Subresource-integrity string (`sha384-<base64>`) as browsers check it.
 pub fn sri_sha384(bytes: &[u8]) -> String {
     let digest = Sha384::digest(bytes);
-    format!("sha384-{}", base64::engine::general_purpose::STANDARD.encode(digest.as_slice()))
+    format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(digest.as_slice())
+    )
 }
 
 /// Reads a file, naming it in the error.
@@ -35,7 +41,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     std::io::Write::write_all(&mut tmp, bytes)
         .with_context(|| format!("writing {}", tmp.path().display()))?;
-    tmp.persist(path).with_context(|| format!("replacing {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("replacing {}", path.display()))?;
     Ok(())
 }
 
@@ -63,13 +70,17 @@ impl StagingDir {
     /// Creates the staging directory beside `destination` (same file system, so rename is atomic).
     pub fn new(destination: &Path) -> Result<Self> {
         let parent = parent_dir(destination);
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
         remove_stale_staging(parent);
         let dir = tempfile::Builder::new()
             .prefix(&format!("{STAGING_PREFIX}{}-", std::process::id()))
             .tempdir_in(parent)
             .with_context(|| format!("creating a staging directory in {}", parent.display()))?;
-        Ok(Self { dir, destination: destination.to_path_buf() })
+        Ok(Self {
+            dir,
+            destination: destination.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -81,8 +92,11 @@ impl StagingDir {
         let staged = self.dir.keep();
         let destination = self.destination;
         let retired = if destination.exists() {
-            let retired = parent_dir(&destination)
-                .join(format!("{RETIRED_PREFIX}{}-{}", std::process::id(), file_name(&destination)));
+            let retired = parent_dir(&destination).join(format!(
+                "{RETIRED_PREFIX}{}-{}",
+                std::process::id(),
+                file_name(&destination)
+            ));
             std::fs::rename(&destination, &retired)
                 .with_context(|| format!("moving the previous {} aside", destination.display()))?;
             Some(retired)
@@ -95,7 +109,8 @@ impl StagingDir {
                 let _ = std::fs::rename(retired, &destination);
             }
             let _ = std::fs::remove_dir_all(&staged);
-            return Err(err).with_context(|| format!("moving the new bundle to {}", destination.display()));
+            return Err(err)
+                .with_context(|| format!("moving the new bundle to {}", destination.display()));
         }
         if let Some(retired) = retired {
             std::fs::remove_dir_all(&retired)
@@ -106,15 +121,21 @@ impl StagingDir {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Removes staging and retired directories left by runs whose process is gone.
 fn remove_stale_staging(parent: &Path) {
-    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(STAGING_PREFIX).or_else(|| name.strip_prefix(RETIRED_PREFIX))
+        let Some(rest) = name
+            .strip_prefix(STAGING_PREFIX)
+            .or_else(|| name.strip_prefix(RETIRED_PREFIX))
         else {
             continue;
         };

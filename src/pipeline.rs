@@ -5,8 +5,8 @@ use crate::abi;
 use crate::exit::input_error;
 use crate::fsx;
 use crate::manifest::{
-    CustomSection, KernelInfo, Manifest, NativeVariant, OptimizeInfo, Parity, ProfileInfo, SamplesInfo,
-    ShakeInfo, Timings, Tool, ValidateInfo, WasmStages, WasmVariant,
+    CustomSection, KernelInfo, Manifest, NativeVariant, OptimizeInfo, Parity, ProfileInfo,
+    SamplesInfo, ShakeInfo, Timings, Tool, ValidateInfo, WasmStages, WasmVariant,
 };
 use crate::measure::runner::KernelRunner;
 use crate::measure::timing::{SampleSet, TimingPlan};
@@ -43,7 +43,11 @@ pub struct BuildOutput {
     pub manifest: Manifest,
 }
 
-pub fn build(project: &KernelProject, options: &BuildOptions, reporter: &mut dyn Reporter) -> Result<BuildOutput> {
+pub fn build(
+    project: &KernelProject,
+    options: &BuildOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<BuildOutput> {
     let profile = &options.profile;
     let kernel_context = || format!("building kernel crate `{}`", project.name);
 
@@ -51,15 +55,30 @@ pub fn build(project: &KernelProject, options: &BuildOptions, reporter: &mut dyn
     if cargo_build::ensure_target(&profile.target, options.allow_install && !options.offline)?
         == TargetSetup::InstalledWithRustup
     {
-        reporter.event(Event::TargetInstalled { target: &profile.target });
+        reporter.event(Event::TargetInstalled {
+            target: &profile.target,
+        });
     }
     let rustc = cargo_build::rustc_info()?;
-    let wasm_build = cargo_build::compile(project, profile, &profile.target, &profile.wasm_rustflags(), options.offline)
-        .with_context(kernel_context)?;
-    let native_build =
-        cargo_build::compile(project, profile, &rustc.host, &profile.native.rustflags, options.offline)
-            .with_context(kernel_context)?;
+    let wasm_build = cargo_build::compile(
+        project,
+        profile,
+        &profile.target,
+        &profile.wasm_rustflags(),
+        options.offline,
+    )
+    .with_context(kernel_context)?;
     let built_wasm = fsx::read(&wasm_build.artifact)?;
+    // Checked before the native build: a kernel without the ABI is not worth a second compile.
+    let wasm_abi = abi::check_wasm(&built_wasm, &project.name)?;
+    let native_build = cargo_build::compile(
+        project,
+        profile,
+        &rustc.host,
+        &profile.native.rustflags,
+        options.offline,
+    )
+    .with_context(kernel_context)?;
     let native_bytes = fsx::read(&native_build.artifact)?;
     reporter.event(Event::Built {
         wasm_target: &wasm_build.target,
@@ -67,11 +86,14 @@ pub fn build(project: &KernelProject, options: &BuildOptions, reporter: &mut dyn
         native_target: &native_build.target,
         native_bytes: native_bytes.len() as u64,
     });
-    let wasm_abi = abi::check_wasm(&built_wasm, &project.name)?;
 
     reporter.event(Event::Started(Stage::Shake));
-    let shaken = shake::shake(&built_wasm, &abi::export_names(), options.keep_names).context("shake stage")?;
-    reporter.event(Event::Shaken { before: built_wasm.len() as u64, shaken: &shaken });
+    let shaken = shake::shake(&built_wasm, &abi::export_names(), options.keep_names)
+        .context("shake stage")?;
+    reporter.event(Event::Shaken {
+        before: built_wasm.len() as u64,
+        shaken: &shaken,
+    });
 
     reporter.event(Event::Started(Stage::Optimize));
     let optimized = optimize::optimize(&shaken.wasm, &profile.wasm).context("optimize stage")?;
@@ -82,7 +104,8 @@ pub fn build(project: &KernelProject, options: &BuildOptions, reporter: &mut dyn
     });
 
     reporter.event(Event::Started(Stage::Validate));
-    validate::validate_module(&optimized.wasm, &profile.wasm.runtime_features).context("validate stage")?;
+    validate::validate_module(&optimized.wasm, &profile.wasm.runtime_features)
+        .context("validate stage")?;
     let host = WasmHost::new()?;
     let validated = validate::differential_run(
         &host,
@@ -93,7 +116,9 @@ pub fn build(project: &KernelProject, options: &BuildOptions, reporter: &mut dyn
         project.output.bytes(),
     )
     .context("validate stage: differential run")?;
-    reporter.event(Event::Validated { samples: validated.differential_samples });
+    reporter.event(Event::Validated {
+        samples: validated.differential_samples,
+    });
 
     reporter.event(Event::Started(Stage::Measure));
     let samples = SampleSet {
@@ -113,7 +138,9 @@ pub fn build(project: &KernelProject, options: &BuildOptions, reporter: &mut dyn
         wasm_sizes.brotli_bytes,
         &options.timing,
     )?;
-    reporter.event(Event::Measured { parity: &measured.parity });
+    reporter.event(Event::Measured {
+        parity: &measured.parity,
+    });
     if !measured.parity.passed {
         bail!(parity_failure(&measured.parity));
     }
@@ -126,7 +153,11 @@ pub fn build(project: &KernelProject, options: &BuildOptions, reporter: &mut dyn
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .context("native artifact has no file name")?;
-    let native_file = BundleFile { path: native_name, bytes: native_bytes, executable: true };
+    let native_file = BundleFile {
+        path: native_name,
+        bytes: native_bytes,
+        executable: true,
+    };
     let tarball = BundleFile::new(
         format!("{}-wasm32.tar.zst", project.bundle_name()),
         pack::deterministic_tar_zst(&[&wasm_file], options.source_date_epoch)?,
@@ -135,10 +166,21 @@ pub fn build(project: &KernelProject, options: &BuildOptions, reporter: &mut dyn
     let native_sizes = sizes::sizes(&native_file.bytes)?;
 
     let staging = fsx::StagingDir::new(&bundle_dir)?;
-    let files = pack::write_files(staging.path(), &[wasm_file.clone(), native_file.clone(), tarball, samples_file])?;
+    let files = pack::write_files(
+        staging.path(),
+        &[
+            wasm_file.clone(),
+            native_file.clone(),
+            tarball,
+            samples_file,
+        ],
+    )?;
     let manifest = Manifest {
         schema_version: crate::manifest::SCHEMA_VERSION,
-        tool: Tool { name: env!("CARGO_PKG_NAME").into(), version: env!("CARGO_PKG_VERSION").into() },
+        tool: Tool {
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
         kernel: KernelInfo {
             name: project.name.clone(),
             version: project.version.clone(),
@@ -152,7 +194,11 @@ pub fn build(project: &KernelProject, options: &BuildOptions, reporter: &mut dyn
             },
             tolerance: project.tolerance,
         },
-        profile: ProfileInfo { name: profile.name.clone(), cargo: profile.cargo.clone(), rustc: rustc.release.clone() },
+        profile: ProfileInfo {
+            name: profile.name.clone(),
+            cargo: profile.cargo.clone(),
+            rustc: rustc.release.clone(),
+        },
         files,
         wasm: WasmVariant {
             file: wasm_file.path.clone(),
@@ -169,7 +215,10 @@ pub fn build(project: &KernelProject, options: &BuildOptions, reporter: &mut dyn
                     custom_sections_removed: shaken
                         .custom_sections_removed
                         .iter()
-                        .map(|(name, bytes)| CustomSection { name: name.clone(), bytes: *bytes as u64 })
+                        .map(|(name, bytes)| CustomSection {
+                            name: name.clone(),
+                            bytes: *bytes as u64,
+                        })
                         .collect(),
                     kept_names: options.keep_names,
                     walrus_version: crate::tools::WALRUS_VERSION.into(),
@@ -201,10 +250,19 @@ pub fn build(project: &KernelProject, options: &BuildOptions, reporter: &mut dyn
         parity: measured.parity,
         timings: measured.timings,
     };
-    fsx::write(&staging.path().join(crate::manifest::FILE_NAME), manifest.to_json().as_bytes())?;
+    fsx::write(
+        &staging.path().join(crate::manifest::FILE_NAME),
+        manifest.to_json().as_bytes(),
+    )?;
     let bundle_dir = staging.commit()?;
-    reporter.event(Event::Packed { dir: &bundle_dir, files: &manifest.files });
-    Ok(BuildOutput { bundle_dir, manifest })
+    reporter.event(Event::Packed {
+        dir: &bundle_dir,
+        files: &manifest.files,
+    });
+    Ok(BuildOutput {
+        bundle_dir,
+        manifest,
+    })
 }
 
 /// Parity and timings of both variants, measured in one run.
@@ -238,9 +296,10 @@ pub fn measure_variants(
         .context("running all samples on the native variant")?;
     let parity = parity::compare(&wasm_out, &native_out, output.dtype, count, tolerance);
 
-    let wasm_timings = timing::measure_wasm(host, wasm, samples, plan).context("measuring the WASM variant")?;
-    let native_timings =
-        timing::measure_native(native_library, samples, plan).context("measuring the native variant")?;
+    let wasm_timings =
+        timing::measure_wasm(host, wasm, samples, plan).context("measuring the WASM variant")?;
+    let native_timings = timing::measure_native(native_library, samples, plan)
+        .context("measuring the native variant")?;
     let runtime_fit = timing::runtime_fit(&wasm_timings, &native_timings, download_bytes);
     Ok(Measured {
         parity,
@@ -268,7 +327,11 @@ fn parity_failure(parity: &Parity) -> String {
 }
 
 /// Re-measures a bundle written by [`build`] and rewrites its manifest's parity and timings.
-pub fn remeasure(bundle_dir: &Path, plan: &TimingPlan, reporter: &mut dyn Reporter) -> Result<Manifest> {
+pub fn remeasure(
+    bundle_dir: &Path,
+    plan: &TimingPlan,
+    reporter: &mut dyn Reporter,
+) -> Result<Manifest> {
     let manifest_path = bundle_dir.join(crate::manifest::FILE_NAME);
     if !manifest_path.is_file() {
         return Err(input_error(format!(
@@ -279,7 +342,8 @@ pub fn remeasure(bundle_dir: &Path, plan: &TimingPlan, reporter: &mut dyn Report
     }
     let mut manifest = Manifest::read(&manifest_path)?;
     for entry in &manifest.files {
-        let bytes = fsx::read(&bundle_dir.join(&entry.path)).map_err(|e| input_error(format!("{e:#}")))?;
+        let bytes =
+            fsx::read(&bundle_dir.join(&entry.path)).map_err(|e| input_error(format!("{e:#}")))?;
         if fsx::sha256_hex(&bytes) != entry.sha256 {
             return Err(input_error(format!(
                 "{}: sha256 does not match the manifest; the bundle was modified",
@@ -295,7 +359,9 @@ pub fn remeasure(bundle_dir: &Path, plan: &TimingPlan, reporter: &mut dyn Report
         output_bytes: manifest.kernel.output.bytes(),
     };
     reporter.event(Event::Started(Stage::Measure));
-    let rustc = cargo_build::rustc_info().map(|r| r.release).unwrap_or_else(|_| manifest.profile.rustc.clone());
+    let rustc = cargo_build::rustc_info()
+        .map(|r| r.release)
+        .unwrap_or_else(|_| manifest.profile.rustc.clone());
     let measured = measure_variants(
         &WasmHost::new()?,
         &wasm,
@@ -307,7 +373,9 @@ pub fn remeasure(bundle_dir: &Path, plan: &TimingPlan, reporter: &mut dyn Report
         manifest.wasm.sizes.brotli_bytes,
         plan,
     )?;
-    reporter.event(Event::Measured { parity: &measured.parity });
+    reporter.event(Event::Measured {
+        parity: &measured.parity,
+    });
     manifest.parity = measured.parity;
     manifest.timings = measured.timings;
     fsx::write_atomic(&manifest_path, manifest.to_json().as_bytes())?;

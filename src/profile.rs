@@ -110,7 +110,9 @@ impl WasmFeature {
 pub fn wasmparser_features(features: &[WasmFeature]) -> wasmparser::WasmFeatures {
     features
         .iter()
-        .fold(wasmparser::WasmFeatures::WASM1, |all, f| all | f.wasmparser())
+        .fold(wasmparser::WasmFeatures::WASM1, |all, f| {
+            all | f.wasmparser()
+        })
 }
 
 impl Profile {
@@ -226,10 +228,16 @@ mod tests {
     #[test]
     fn cargo_config_quotes_string_opt_levels_only() {
         let mut profile = Profile::load("browser").unwrap();
-        assert!(profile.cargo_profile_config().contains(&"profile.wasmpack-infer.opt-level=3".into()));
+        assert!(
+            profile
+                .cargo_profile_config()
+                .contains(&"profile.wasmpack-infer.opt-level=3".into())
+        );
         profile.cargo.opt_level = "s".into();
         assert!(
-            profile.cargo_profile_config().contains(&"profile.wasmpack-infer.opt-level=\"s\"".into())
+            profile
+                .cargo_profile_config()
+                .contains(&"profile.wasmpack-infer.opt-level=\"s\"".into())
         );
     }
 
@@ -249,7 +257,10 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let text = format!("{}\nturbo = true\n", include_str!("../targets/browser.toml"));
+        let text = format!(
+            "{}\nturbo = true\n",
+            include_str!("../targets/browser.toml")
+        );
         assert!(Profile::parse("x", &text).is_err());
     }
 }

@@ -10,7 +10,10 @@ pub const WALRUS_VERSION: &str = env!("WPI_WALRUS_VERSION");
 
 /// The binaryen release bundled by the wasm-opt crate: crate `0.116.1` bundles binaryen `version_116`.
 pub fn binaryen_version() -> String {
-    let minor = WASM_OPT_CRATE_VERSION.split('.').nth(1).unwrap_or("unknown");
+    let minor = WASM_OPT_CRATE_VERSION
+        .split('.')
+        .nth(1)
+        .unwrap_or("unknown");
     format!("version_{minor}")
 }
 

@@ -9,19 +9,41 @@ use std::path::Path;
 fn handwritten_kernel_builds_with_a_line_per_stage_and_a_table() {
     let out = tempfile::tempdir().unwrap();
     let crate_dir = fixture("handwritten");
-    let output = wpi(&["build", crate_dir.to_str().unwrap(), "--out-dir", out.path().to_str().unwrap(), "--steady-runs", "20"]);
+    let output = wpi(&[
+        "build",
+        crate_dir.to_str().unwrap(),
+        "--out-dir",
+        out.path().to_str().unwrap(),
+        "--steady-runs",
+        "20",
+    ]);
     assert_exit(&output, 0);
     let err = stderr(&output);
     for stage in ["build", "shake", "optimize", "validate", "measure", "pack"] {
-        assert!(err.lines().any(|l| l.trim_start().starts_with(stage)), "no `{stage}` line in:\n{err}");
+        assert!(
+            err.lines().any(|l| l.trim_start().starts_with(stage)),
+            "no `{stage}` line in:\n{err}"
+        );
     }
     assert!(err.contains("8 samples bit-identical"), "{err}");
     let table = stdout(&output);
-    for row in ["bytes brotli", "instantiate", "steady, batch 1", "steady, batch 32", "runtime fit:"] {
+    for row in [
+        "bytes brotli",
+        "instantiate",
+        "steady, batch 1",
+        "steady, batch 32",
+        "runtime fit:",
+    ] {
         assert!(table.contains(row), "no `{row}` in:\n{table}");
     }
     let bundle = out.path().join("handwritten-0.1.0");
-    for file in ["handwritten.wasm", "libhandwritten.so", "samples.bin", "handwritten-0.1.0-wasm32.tar.zst", "manifest.json"] {
+    for file in [
+        "handwritten.wasm",
+        "libhandwritten.so",
+        "samples.bin",
+        "handwritten-0.1.0-wasm32.tar.zst",
+        "manifest.json",
+    ] {
         assert!(bundle.join(file).is_file(), "missing {file}");
     }
     // Only the bundle remains: no staging directory left behind.
@@ -34,10 +56,20 @@ fn json_output_is_the_manifest_and_rebuilds_are_byte_identical() {
     let crate_dir = fixture("handwritten");
     let build = |dir: &Path| {
         let output = wpi(&[
-            "build", crate_dir.to_str().unwrap(), "--out-dir", dir.to_str().unwrap(), "--json", "--steady-runs", "20",
+            "build",
+            crate_dir.to_str().unwrap(),
+            "--out-dir",
+            dir.to_str().unwrap(),
+            "--json",
+            "--steady-runs",
+            "20",
         ]);
         assert_exit(&output, 0);
-        assert!(stderr(&output).is_empty(), "--json prints nothing else: {}", stderr(&output));
+        assert!(
+            stderr(&output).is_empty(),
+            "--json prints nothing else: {}",
+            stderr(&output)
+        );
         manifest_from_stdout(&output)
     };
     let (a, b) = (build(one.path()), build(two.path()));
@@ -47,22 +79,37 @@ fn json_output_is_the_manifest_and_rebuilds_are_byte_identical() {
         m
     };
     assert_eq!(without_timings(a.clone()), without_timings(b));
-    let on_disk: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(one.path().join("handwritten-0.1.0/manifest.json")).unwrap()).unwrap();
+    let on_disk: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(one.path().join("handwritten-0.1.0/manifest.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(on_disk, a);
     assert_eq!(a["parity"]["passed"], true);
     assert_eq!(a["wasm"]["stages"]["validate"]["differential_samples"], 8);
-    assert!(a["timings"]["wasm"]["instantiate"]["runs"].as_u64().unwrap() >= 100);
+    assert!(
+        a["timings"]["wasm"]["instantiate"]["runs"]
+            .as_u64()
+            .unwrap()
+            >= 100
+    );
 }
 
 #[test]
 fn missing_export_is_an_input_error_and_writes_nothing() {
     let out = tempfile::tempdir().unwrap();
-    let output = wpi(&["build", fixture("missing-export").to_str().unwrap(), "--out-dir", out.path().to_str().unwrap()]);
+    let output = wpi(&[
+        "build",
+        fixture("missing-export").to_str().unwrap(),
+        "--out-dir",
+        out.path().to_str().unwrap(),
+    ]);
     assert_exit(&output, 2);
     let err = stderr(&output);
     assert!(err.starts_with("error: "), "{err}");
-    assert!(err.contains("crate `missing-export`") && err.contains("missing export `wpi_free`"), "{err}");
+    assert!(
+        err.contains("crate `missing-export`") && err.contains("missing export `wpi_free`"),
+        "{err}"
+    );
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
 }
 
@@ -72,24 +119,69 @@ fn parity_mismatch_fails_naming_the_sample_and_keeps_the_previous_bundle() {
     let previous = out.path().join("parity-mismatch-0.1.0");
     std::fs::create_dir(&previous).unwrap();
     std::fs::write(previous.join("manifest.json"), "previous good bundle").unwrap();
-    let output = wpi(&["build", fixture("parity-mismatch").to_str().unwrap(), "--out-dir", out.path().to_str().unwrap()]);
+    let output = wpi(&[
+        "build",
+        fixture("parity-mismatch").to_str().unwrap(),
+        "--out-dir",
+        out.path().to_str().unwrap(),
+    ]);
     assert_exit(&output, 3);
     let err = stderr(&output);
-    assert!(err.contains("disagree on 8 of 8 samples (first: sample 0"), "{err}");
-    assert_eq!(std::fs::read_to_string(previous.join("manifest.json")).unwrap(), "previous good bundle");
-    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 1, "no staging directory left");
+    assert!(
+        err.contains("disagree on 8 of 8 samples (first: sample 0"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(previous.join("manifest.json")).unwrap(),
+        "previous good bundle"
+    );
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        1,
+        "no staging directory left"
+    );
 }
 
 /// Each bad Cargo.toml edit and the message it must produce; all exit 2 before building.
 #[test]
 fn bad_metadata_is_named_with_crate_and_key() {
     let cases: &[(&str, &str, &str, &str)] = &[
-        ("unknown key", "tolerance = 1e-6", "tolerance = 1e-6\nbatch = 4", "unknown field `batch`"),
-        ("missing samples file", "samples/inputs.bin", "samples/nope.bin", "samples = \"samples/nope.bin\": cannot read"),
-        ("shape does not divide samples", "shape = [4]", "shape = [5]", "not a whole number of samples of 20 bytes"),
-        ("bad dtype", "dtype = \"f32\", shape = [2]", "dtype = \"f16\", shape = [2]", "unknown variant `f16`"),
-        ("no metadata table", "[package.metadata.wasmpack-infer]", "[package.metadata.other]", "has no [package.metadata.wasmpack-infer] table"),
-        ("not a cdylib", "crate-type = [\"cdylib\"]", "crate-type = [\"rlib\"]", "has no cdylib target"),
+        (
+            "unknown key",
+            "tolerance = 1e-6",
+            "tolerance = 1e-6\nbatch = 4",
+            "unknown field `batch`",
+        ),
+        (
+            "missing samples file",
+            "samples/inputs.bin",
+            "samples/nope.bin",
+            "samples = \"samples/nope.bin\": cannot read",
+        ),
+        (
+            "shape does not divide samples",
+            "shape = [4]",
+            "shape = [5]",
+            "not a whole number of samples of 20 bytes",
+        ),
+        (
+            "bad dtype",
+            "dtype = \"f32\", shape = [2]",
+            "dtype = \"f16\", shape = [2]",
+            "unknown variant `f16`",
+        ),
+        (
+            "no metadata table",
+            "[package.metadata.wasmpack-infer]",
+            "[package.metadata.other]",
+            "has no [package.metadata.wasmpack-infer] table",
+        ),
+        (
+            "not a cdylib",
+            "crate-type = [\"cdylib\"]",
+            "crate-type = [\"rlib\"]",
+            "has no cdylib target",
+        ),
     ];
     for (case, from, to, expected) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -99,11 +191,23 @@ fn bad_metadata_is_named_with_crate_and_key() {
         assert!(text.contains(from), "{case}: fixture lacks {from}");
         std::fs::write(&manifest, text.replacen(from, to, 1)).unwrap();
         let out = dir.path().join("dist");
-        let output = wpi(&["build", "--manifest-path", manifest.to_str().unwrap(), "--out-dir", out.to_str().unwrap()]);
+        let output = wpi(&[
+            "build",
+            "--manifest-path",
+            manifest.to_str().unwrap(),
+            "--out-dir",
+            out.to_str().unwrap(),
+        ]);
         assert_exit(&output, 2);
         let err = stderr(&output);
-        assert!(err.contains(expected), "{case}: expected `{expected}` in:\n{err}");
-        assert!(err.contains("handwritten"), "{case}: the crate is named in:\n{err}");
+        assert!(
+            err.contains(expected),
+            "{case}: expected `{expected}` in:\n{err}"
+        );
+        assert!(
+            err.contains("handwritten"),
+            "{case}: the crate is named in:\n{err}"
+        );
         assert!(!out.exists(), "{case}: nothing may be written");
     }
 }
@@ -114,13 +218,26 @@ fn usage_errors_exit_2_and_help_documents_exit_codes() {
     assert_exit(&output, 2);
     let output = wpi(&["build", "/nonexistent/kernel"]);
     assert_exit(&output, 2);
-    assert!(stderr(&output).contains("no Cargo.toml at /nonexistent/kernel"), "{}", stderr(&output));
-    let output = wpi(&["build", fixture("handwritten").to_str().unwrap(), "--profile", "gpu"]);
+    assert!(
+        stderr(&output).contains("no Cargo.toml at /nonexistent/kernel"),
+        "{}",
+        stderr(&output)
+    );
+    let output = wpi(&[
+        "build",
+        fixture("handwritten").to_str().unwrap(),
+        "--profile",
+        "gpu",
+    ]);
     assert_exit(&output, 2);
     assert!(stderr(&output).contains("unknown profile `gpu`"));
     let output = wpi(&["--help"]);
     assert_exit(&output, 0);
-    assert!(stdout(&output).contains("Exit codes:"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("Exit codes:"),
+        "{}",
+        stdout(&output)
+    );
     // Invoked by cargo as `cargo-wasmpack-infer wasmpack-infer …`.
     let output = wpi(&["wasmpack-infer", "schema"]);
     assert_exit(&output, 0);
@@ -129,7 +246,12 @@ fn usage_errors_exit_2_and_help_documents_exit_codes() {
 
 #[test]
 fn human_summary_matches_snapshot() {
-    let manifest = cargo_wasmpack_infer::manifest::Manifest::read(&repo_root().join("tests/fixtures/manifests/handwritten.json"))
-        .unwrap();
-    assert_snapshot("handwritten-summary.txt", &cargo_wasmpack_infer::report::human::summary(&manifest));
+    let manifest = cargo_wasmpack_infer::manifest::Manifest::read(
+        &repo_root().join("tests/fixtures/manifests/handwritten.json"),
+    )
+    .unwrap();
+    assert_snapshot(
+        "handwritten-summary.txt",
+        &cargo_wasmpack_infer::report::human::summary(&manifest),
+    );
 }

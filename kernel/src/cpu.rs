@@ -2,7 +2,10 @@
 
 /// Decodes little-endian `f32` values, e.g. weights embedded with `include_bytes!`.
 pub fn f32s_from_le_bytes(bytes: &[u8]) -> Vec<f32> {
-    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
 }
 
 /// A fully connected layer: `y = x · W + b` for one sample, `W` row-major `[inputs × outputs]`.
@@ -36,7 +39,12 @@ mod tests {
     fn dense_matches_hand_computed() {
         // x = [1, 2], W = [[1, 2, 3], [4, 5, 6]], b = [0.5, 0, -1]
         let mut y = [0.0; 3];
-        dense(&[1.0, 2.0], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[0.5, 0.0, -1.0], &mut y);
+        dense(
+            &[1.0, 2.0],
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            &[0.5, 0.0, -1.0],
+            &mut y,
+        );
         assert_eq!(y, [9.5, 12.0, 14.0]);
     }
 

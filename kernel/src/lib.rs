@@ -55,7 +55,11 @@ pub fn init_runner<K: Kernel>(slot: &mut Option<Runner<K>>) -> i32 {
     }
     match K::init() {
         Ok(kernel) => {
-            *slot = Some(Runner { kernel, input: Vec::new(), output: Vec::new() });
+            *slot = Some(Runner {
+                kernel,
+                input: Vec::new(),
+                output: Vec::new(),
+            });
             0
         }
         Err(code) => code,
@@ -115,7 +119,9 @@ pub unsafe fn infer<K: Kernel>(
     if init_runner(slot) != 0 {
         return ERR_INIT;
     }
-    let Some(runner) = slot.as_mut() else { return ERR_INIT };
+    let Some(runner) = slot.as_mut() else {
+        return ERR_INIT;
+    };
     // SAFETY: the caller guarantees both ranges are valid; lengths were checked above.
     let (input, output) = unsafe {
         (
@@ -124,7 +130,11 @@ pub unsafe fn infer<K: Kernel>(
         )
     };
     runner.input.clear();
-    runner.input.extend(input.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+    runner.input.extend(
+        input
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+    );
     runner.output.clear();
     runner.output.resize(batch * K::OUTPUT_LEN, 0.0);
     runner.kernel.infer(&runner.input, &mut runner.output);
@@ -149,7 +159,9 @@ macro_rules! export_kernel {
             ::std::sync::Mutex::new(None);
 
         fn wpi_runner() -> ::std::sync::MutexGuard<'static, Option<$crate::Runner<$kernel>>> {
-            WPI_RUNNER.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+            WPI_RUNNER
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
         }
 
         #[unsafe(no_mangle)]
@@ -183,7 +195,9 @@ macro_rules! export_kernel {
             output: *mut u8,
             output_cap: usize,
         ) -> isize {
-            unsafe { $crate::infer::<$kernel>(&mut wpi_runner(), input, input_len, output, output_cap) }
+            unsafe {
+                $crate::infer::<$kernel>(&mut wpi_runner(), input, input_len, output, output_cap)
+            }
         }
     };
 }

@@ -47,7 +47,10 @@ pub struct Opts {
 
 impl Opts {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        let path = self.manifest_path.or(self.path).unwrap_or_else(|| PathBuf::from("."));
+        let path = self
+            .manifest_path
+            .or(self.path)
+            .unwrap_or_else(|| PathBuf::from("."));
         let project = KernelProject::load(&path, self.package.as_deref(), self.offline)?;
         let options = BuildOptions {
             profile: Profile::load(&self.profile)?,

@@ -22,9 +22,15 @@ impl Opts {
         let bundle_dir = if self.bundle.is_dir() {
             self.bundle.clone()
         } else if self.bundle.is_file() {
-            self.bundle.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
+            self.bundle
+                .parent()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."))
         } else {
-            return Err(input_error(format!("{} does not exist", self.bundle.display())));
+            return Err(input_error(format!(
+                "{} does not exist",
+                self.bundle.display()
+            )));
         };
         let plan = self.timing.plan();
         let manifest = pipeline::remeasure(&bundle_dir, &plan, self.output.reporter().as_mut())?;

@@ -69,7 +69,10 @@ impl OutputOpts {
         if self.json {
             print!("{}", manifest.to_json());
         } else if !self.quiet {
-            print!("\n{}", cargo_wasmpack_infer::report::human::summary(manifest));
+            print!(
+                "\n{}",
+                cargo_wasmpack_infer::report::human::summary(manifest)
+            );
         }
     }
 }
@@ -84,6 +87,9 @@ pub struct TimingOpts {
 
 impl TimingOpts {
     pub fn plan(&self) -> TimingPlan {
-        TimingPlan { steady_runs: self.steady_runs as usize, ..TimingPlan::default() }
+        TimingPlan {
+            steady_runs: self.steady_runs as usize,
+            ..TimingPlan::default()
+        }
     }
 }

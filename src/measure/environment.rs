@@ -6,7 +6,9 @@ use crate::measure::wasm::WasmHost;
 pub fn describe(rustc_release: &str) -> Environment {
     Environment {
         cpu: cpu_model(),
-        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         os: os_description(),
         rustc: rustc_release.to_string(),
         wasm_engine: WasmHost::description(),
@@ -31,14 +33,20 @@ fn cpu_model() -> String {
 }
 
 fn os_description() -> String {
-    let pretty = std::fs::read_to_string("/etc/os-release").ok().and_then(|release| {
-        release
-            .lines()
-            .find_map(|l| l.strip_prefix("PRETTY_NAME="))
-            .map(|name| name.trim_matches('"').to_string())
-    });
+    let pretty = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|release| {
+            release
+                .lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|name| name.trim_matches('"').to_string())
+        });
     match pretty {
-        Some(name) => format!("{} {} ({name})", std::env::consts::OS, std::env::consts::ARCH),
+        Some(name) => format!(
+            "{} {} ({name})",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        ),
         None => format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
     }
 }

@@ -31,14 +31,21 @@ impl NativeKernel {
             let version = symbol::<AbiVersionFn>(&library, abi::ABI_VERSION_EXPORT, path)?;
             let got = version();
             if got != abi::ABI_VERSION {
-                bail!("{}: wpi_abi_version returned {got}, expected {}", path.display(), abi::ABI_VERSION);
+                bail!(
+                    "{}: wpi_abi_version returned {got}, expected {}",
+                    path.display(),
+                    abi::ABI_VERSION
+                );
             }
             let infer = symbol::<InferFn>(&library, abi::INFER_EXPORT, path)?;
             let init = symbol::<InitFn>(&library, abi::INIT_EXPORT, path).ok();
-            Ok(Self { infer, init, _library: library })
+            Ok(Self {
+                infer,
+                init,
+                _library: library,
+            })
         }
     }
-
 }
 
 /// # Safety
@@ -60,7 +67,14 @@ impl KernelRunner for NativeKernel {
 
     fn infer_into(&mut self, input: &[u8], output: &mut [u8]) -> Result<()> {
         // SAFETY: both slices are valid for their lengths for the duration of the call.
-        let written = unsafe { (self.infer)(input.as_ptr(), input.len(), output.as_mut_ptr(), output.len()) };
+        let written = unsafe {
+            (self.infer)(
+                input.as_ptr(),
+                input.len(),
+                output.as_mut_ptr(),
+                output.len(),
+            )
+        };
         abi::check_written(written as i64, output.len(), output.len())
     }
 }

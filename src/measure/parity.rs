@@ -8,10 +8,22 @@ pub fn compare(wasm: &[u8], native: &[u8], dtype: Dtype, count: usize, tolerance
     let wasm = dtype.decode(wasm);
     let native = dtype.decode(native);
     let per = wasm.len() / count.max(1);
-    let mut per_sample = PerSampleParity { max_abs_diff: vec![], argmax_wasm: vec![], argmax_native: vec![] };
+    let mut per_sample = PerSampleParity {
+        max_abs_diff: vec![],
+        argmax_wasm: vec![],
+        argmax_native: vec![],
+    };
     let mut mismatched_samples = Vec::new();
-    for (index, (w, n)) in wasm.chunks_exact(per.max(1)).zip(native.chunks_exact(per.max(1))).enumerate() {
-        let diff = w.iter().zip(n).map(|(a, b)| abs_diff(*a, *b)).fold(0.0, f64::max);
+    for (index, (w, n)) in wasm
+        .chunks_exact(per.max(1))
+        .zip(native.chunks_exact(per.max(1)))
+        .enumerate()
+    {
+        let diff = w
+            .iter()
+            .zip(n)
+            .map(|(a, b)| abs_diff(*a, *b))
+            .fold(0.0, f64::max);
         let (argmax_w, argmax_n) = (argmax(w), argmax(n));
         if !(diff <= tolerance) || argmax_w != argmax_n {
             mismatched_samples.push(index);
@@ -20,7 +32,12 @@ pub fn compare(wasm: &[u8], native: &[u8], dtype: Dtype, count: usize, tolerance
         per_sample.argmax_wasm.push(argmax_w);
         per_sample.argmax_native.push(argmax_n);
     }
-    let argmax_agree = per_sample.argmax_wasm.iter().zip(&per_sample.argmax_native).filter(|(a, b)| a == b).count();
+    let argmax_agree = per_sample
+        .argmax_wasm
+        .iter()
+        .zip(&per_sample.argmax_native)
+        .filter(|(a, b)| a == b)
+        .count();
     let max_abs_diff = per_sample.max_abs_diff.iter().copied().fold(0.0, f64::max);
     Parity {
         samples: count,

@@ -11,7 +11,12 @@ pub trait KernelRunner {
     fn infer_into(&mut self, input: &[u8], output: &mut [u8]) -> Result<()>;
 
     /// Runs `input` and returns the output, `output_bytes_per_sample` per sample.
-    fn infer(&mut self, input: &[u8], samples: usize, output_bytes_per_sample: usize) -> Result<Vec<u8>> {
+    fn infer(
+        &mut self,
+        input: &[u8],
+        samples: usize,
+        output_bytes_per_sample: usize,
+    ) -> Result<Vec<u8>> {
         let mut output = vec![0u8; samples * output_bytes_per_sample];
         self.infer_into(input, &mut output)?;
         Ok(output)

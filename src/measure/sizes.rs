@@ -46,6 +46,9 @@ mod tests {
         for compressed in [sizes.zstd_bytes, sizes.gzip_bytes, sizes.brotli_bytes] {
             assert!(compressed < 200, "{sizes:?}");
         }
-        assert_eq!(zstd::bulk::decompress(&zstd(&input).unwrap(), 10_000).unwrap(), input);
+        assert_eq!(
+            zstd::bulk::decompress(&zstd(&input).unwrap(), 10_000).unwrap(),
+            input
+        );
     }
 }

@@ -28,7 +28,10 @@ fn round_us(value: f64) -> f64 {
 }
 
 /// Runs `f` `runs` times and returns each run's duration; stops at the first error.
-pub fn time_runs(runs: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Vec<Duration>> {
+pub fn time_runs(
+    runs: usize,
+    mut f: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<Duration>> {
     let mut durations = Vec::with_capacity(runs);
     for _ in 0..runs {
         let start = Instant::now();
@@ -53,7 +56,10 @@ mod tests {
     fn nearest_rank_percentiles() {
         let samples: Vec<Duration> = (1..=100).rev().map(Duration::from_micros).collect();
         let d = distribution(&samples);
-        assert_eq!((d.runs, d.median_us, d.p95_us, d.min_us), (100, 50.0, 95.0, 1.0));
+        assert_eq!(
+            (d.runs, d.median_us, d.p95_us, d.min_us),
+            (100, 50.0, 95.0, 1.0)
+        );
         let d = distribution(&[Duration::from_micros(7)]);
         assert_eq!((d.median_us, d.p95_us), (7.0, 7.0));
     }

@@ -1,9 +1,7 @@
 //! Timing both variants with one procedure: cold start per fresh instance, then steady latency at
 //! each batch size, driven through [`KernelRunner`] so the loop is the same code for both.
 
-use crate::manifest::{
-    BatchRatio, ColdStart, NativeTimings, RuntimeFit, Steady, WasmTimings,
-};
+use crate::manifest::{BatchRatio, ColdStart, NativeTimings, RuntimeFit, Steady, WasmTimings};
 use crate::measure::native::NativeKernel;
 use crate::measure::runner::KernelRunner;
 use crate::measure::stats::{distribution, time_runs, timed};
@@ -62,7 +60,11 @@ impl SampleSet<'_> {
 }
 
 /// Steady-state latency at each batch size of `plan`.
-fn steady(runner: &mut dyn KernelRunner, samples: &SampleSet, plan: &TimingPlan) -> Result<Vec<Steady>> {
+fn steady(
+    runner: &mut dyn KernelRunner,
+    samples: &SampleSet,
+    plan: &TimingPlan,
+) -> Result<Vec<Steady>> {
     let count = samples.count();
     plan.batches
         .iter()
@@ -73,7 +75,10 @@ fn steady(runner: &mut dyn KernelRunner, samples: &SampleSet, plan: &TimingPlan)
             let mut run = || {
                 let start = (next % count) * samples.input_bytes;
                 next += batch;
-                runner.infer_into(&cycled[start..start + batch * samples.input_bytes], &mut output)
+                runner.infer_into(
+                    &cycled[start..start + batch * samples.input_bytes],
+                    &mut output,
+                )
             };
             time_runs(plan.warmup_runs, &mut run)?;
             let latency = distribution(&time_runs(plan.steady_runs, &mut run)?);
@@ -105,10 +110,18 @@ fn cold<R: KernelRunner>(
         result.context("first inference")?;
         first_times.push(took);
     }
-    Ok(ColdStart { init: distribution(&init_times), first_inference: distribution(&first_times) })
+    Ok(ColdStart {
+        init: distribution(&init_times),
+        first_inference: distribution(&first_times),
+    })
 }
 
-pub fn measure_wasm(host: &WasmHost, wasm: &[u8], samples: &SampleSet, plan: &TimingPlan) -> Result<WasmTimings> {
+pub fn measure_wasm(
+    host: &WasmHost,
+    wasm: &[u8],
+    samples: &SampleSet,
+    plan: &TimingPlan,
+) -> Result<WasmTimings> {
     let mut module = None;
     let compile = distribution(&time_runs(plan.compile_runs, || {
         module = Some(host.compile(wasm)?);
@@ -116,21 +129,37 @@ pub fn measure_wasm(host: &WasmHost, wasm: &[u8], samples: &SampleSet, plan: &Ti
     })?);
     let module = module.context("compile_runs must be at least 1")?;
     let precompiled = host.precompile(&module)?;
-    let deserialize = distribution(&time_runs(plan.deserialize_runs, || host.deserialize(&precompiled).map(drop))?);
+    let deserialize = distribution(&time_runs(plan.deserialize_runs, || {
+        host.deserialize(&precompiled).map(drop)
+    })?);
     let pre = host.prepare(&host.deserialize(&precompiled)?)?;
-    let instantiate = distribution(&time_runs(plan.instantiate_runs, || host.instantiate(&pre).map(drop))?);
+    let instantiate = distribution(&time_runs(plan.instantiate_runs, || {
+        host.instantiate(&pre).map(drop)
+    })?);
 
     let first_input = &samples.data[..samples.input_bytes];
-    let cold = cold(plan.cold_runs, first_input, samples.output_bytes, || host.instantiate(&pre))
-        .context("timing WASM cold start")?;
+    let cold = cold(plan.cold_runs, first_input, samples.output_bytes, || {
+        host.instantiate(&pre)
+    })
+    .context("timing WASM cold start")?;
 
     let mut kernel = host.instantiate(&pre)?;
     kernel.init()?;
     let steady = steady(&mut kernel, samples, plan)?;
-    Ok(WasmTimings { compile, deserialize, instantiate, cold, steady })
+    Ok(WasmTimings {
+        compile,
+        deserialize,
+        instantiate,
+        cold,
+        steady,
+    })
 }
 
-pub fn measure_native(library: &Path, samples: &SampleSet, plan: &TimingPlan) -> Result<NativeTimings> {
+pub fn measure_native(
+    library: &Path,
+    samples: &SampleSet,
+    plan: &TimingPlan,
+) -> Result<NativeTimings> {
     // Each cold run loads a fresh copy: the dynamic loader would hand back the already-loaded
     // library (and its initialised state) for the same path.
     let bytes = crate::fsx::read(library)?;
@@ -141,7 +170,9 @@ pub fn measure_native(library: &Path, samples: &SampleSet, plan: &TimingPlan) ->
     let first_input = &samples.data[..samples.input_bytes];
     let cold = cold(plan.cold_runs, first_input, samples.output_bytes, || {
         copy_index += 1;
-        let copy = copies.path().join(format!("kernel-{copy_index}.{extension}"));
+        let copy = copies
+            .path()
+            .join(format!("kernel-{copy_index}.{extension}"));
         crate::fsx::write(&copy, &bytes)?;
         let (kernel, took) = timed(|| NativeKernel::load(&copy));
         load_times.push(took);
@@ -152,7 +183,11 @@ pub fn measure_native(library: &Path, samples: &SampleSet, plan: &TimingPlan) ->
     let mut kernel = NativeKernel::load(library)?;
     kernel.init()?;
     let steady = steady(&mut kernel, samples, plan)?;
-    Ok(NativeTimings { load: distribution(&load_times), cold, steady })
+    Ok(NativeTimings {
+        load: distribution(&load_times),
+        cold,
+        steady,
+    })
 }
 
 /// The WASM variant's costs relative to native, from the medians of one run.
@@ -162,16 +197,30 @@ pub fn runtime_fit(wasm: &WasmTimings, native: &NativeTimings, download_bytes: u
         .iter()
         .filter_map(|w| {
             let n = native.steady.iter().find(|n| n.batch == w.batch)?;
-            Some(BatchRatio { batch: w.batch, wasm_over_native: ratio(w.latency.median_us, n.latency.median_us) })
+            Some(BatchRatio {
+                batch: w.batch,
+                wasm_over_native: ratio(w.latency.median_us, n.latency.median_us),
+            })
         })
         .collect();
     let first_and_init = wasm.cold.init.median_us + wasm.cold.first_inference.median_us;
-    let wasm_cold_start_us = round(wasm.deserialize.median_us + wasm.instantiate.median_us + first_and_init);
-    let wasm_cold_start_compiling_us = round(wasm.compile.median_us + wasm.instantiate.median_us + first_and_init);
-    let native_cold_start_us =
-        round(native.load.median_us + native.cold.init.median_us + native.cold.first_inference.median_us);
-    let instantiate_over_first_inference = ratio(wasm.instantiate.median_us, wasm.cold.first_inference.median_us);
-    let verdict = verdict(&steady_ratio, wasm_cold_start_us, native_cold_start_us, download_bytes);
+    let wasm_cold_start_us =
+        round(wasm.deserialize.median_us + wasm.instantiate.median_us + first_and_init);
+    let wasm_cold_start_compiling_us =
+        round(wasm.compile.median_us + wasm.instantiate.median_us + first_and_init);
+    let native_cold_start_us = round(
+        native.load.median_us + native.cold.init.median_us + native.cold.first_inference.median_us,
+    );
+    let instantiate_over_first_inference = ratio(
+        wasm.instantiate.median_us,
+        wasm.cold.first_inference.median_us,
+    );
+    let verdict = verdict(
+        &steady_ratio,
+        wasm_cold_start_us,
+        native_cold_start_us,
+        download_bytes,
+    );
     RuntimeFit {
         steady_ratio,
         wasm_cold_start_us,
@@ -222,7 +271,11 @@ mod tests {
     #[test]
     fn cycled_samples_cover_any_window() {
         let data: Vec<u8> = (0..6).collect();
-        let set = SampleSet { data: &data, input_bytes: 2, output_bytes: 1 };
+        let set = SampleSet {
+            data: &data,
+            input_bytes: 2,
+            output_bytes: 1,
+        };
         let cycled = set.cycled(4);
         assert_eq!(cycled, vec![0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 0, 1]);
     }

@@ -48,7 +48,11 @@ impl WasmHost {
                 }
             })
             .context("starting the epoch ticker thread")?;
-        Ok(Self { engine, ticker_stop, call_time_limit })
+        Ok(Self {
+            engine,
+            ticker_stop,
+            call_time_limit,
+        })
     }
 
     /// Describes the engine for the manifest.
@@ -60,12 +64,15 @@ impl WasmHost {
     }
 
     pub fn compile(&self, wasm: &[u8]) -> Result<Module> {
-        Module::new(&self.engine, wasm).map_err(|e| anyhow!("wasmtime could not compile the module: {e:#}"))
+        Module::new(&self.engine, wasm)
+            .map_err(|e| anyhow!("wasmtime could not compile the module: {e:#}"))
     }
 
     /// Serializes a compiled module, as a host would cache it.
     pub fn precompile(&self, module: &Module) -> Result<Vec<u8>> {
-        module.serialize().map_err(|e| anyhow!("serializing the compiled module: {e:#}"))
+        module
+            .serialize()
+            .map_err(|e| anyhow!("serializing the compiled module: {e:#}"))
     }
 
     /// Loads a module precompiled by [`Self::precompile`] with this same engine.
@@ -85,11 +92,15 @@ impl WasmHost {
                 import.name()
             );
         }
-        linker.instantiate_pre(module).map_err(|e| anyhow!("linking the module: {e:#}"))
+        linker
+            .instantiate_pre(module)
+            .map_err(|e| anyhow!("linking the module: {e:#}"))
     }
 
     pub fn instantiate(&self, pre: &InstancePre<StoreLimits>) -> Result<WasmKernel> {
-        let limits = StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT_BYTES).build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(MEMORY_LIMIT_BYTES)
+            .build();
         let mut store = Store::new(&self.engine, limits);
         store.limiter(|limits| limits);
         store.epoch_deadline_trap();
@@ -147,7 +158,11 @@ struct Buffer {
 }
 
 impl WasmKernel {
-    fn new(mut store: Store<StoreLimits>, instance: Instance, call_time_limit: Duration) -> Result<Self> {
+    fn new(
+        mut store: Store<StoreLimits>,
+        instance: Instance,
+        call_time_limit: Duration,
+    ) -> Result<Self> {
         let memory = instance
             .get_memory(&mut store, abi::MEMORY_EXPORT)
             .context("the module exports no `memory`")?;
@@ -167,7 +182,10 @@ impl WasmKernel {
             .call(&mut store, ())
             .map_err(|e| trap_context(e, "calling wpi_abi_version", call_time_limit))?;
         if got as u32 != abi::ABI_VERSION {
-            bail!("wpi_abi_version returned {got}, expected {}", abi::ABI_VERSION);
+            bail!(
+                "wpi_abi_version returned {got}, expected {}",
+                abi::ABI_VERSION
+            );
         }
         Ok(Self {
             store,
@@ -181,7 +199,6 @@ impl WasmKernel {
             call_time_limit,
         })
     }
-
 
     fn trapped(&self, error: wasmtime::Error, step: &str) -> anyhow::Error {
         trap_context(error, step, self.call_time_limit)
@@ -199,7 +216,10 @@ impl WasmKernel {
                 .map_err(|e| self.trapped(e, "calling wpi_free"))?;
         }
         let len_i32 = i32::try_from(len).context("batch does not fit a 32-bit wasm memory")?;
-        let ptr = self.alloc.call(&mut self.store, len_i32).map_err(|e| self.trapped(e, "calling wpi_alloc"))?;
+        let ptr = self
+            .alloc
+            .call(&mut self.store, len_i32)
+            .map_err(|e| self.trapped(e, "calling wpi_alloc"))?;
         if ptr == 0 {
             bail!("wpi_alloc({len}) returned null");
         }
@@ -211,9 +231,13 @@ impl WasmKernel {
 
 impl KernelRunner for WasmKernel {
     fn init(&mut self) -> Result<()> {
-        let Some(init) = &self.init else { return Ok(()) };
+        let Some(init) = &self.init else {
+            return Ok(());
+        };
         self.store.set_epoch_deadline(ticks(self.call_time_limit));
-        let code = init.call(&mut self.store, ()).map_err(|e| self.trapped(e, "calling wpi_init"))?;
+        let code = init
+            .call(&mut self.store, ())
+            .map_err(|e| self.trapped(e, "calling wpi_init"))?;
         abi::check_init(code)
     }
 
@@ -228,7 +252,12 @@ impl KernelRunner for WasmKernel {
             .infer
             .call(
                 &mut self.store,
-                (input_buffer.ptr, input.len() as i32, output_buffer.ptr, output_buffer.cap as i32),
+                (
+                    input_buffer.ptr,
+                    input.len() as i32,
+                    output_buffer.ptr,
+                    output_buffer.cap as i32,
+                ),
             )
             .map_err(|e| self.trapped(e, "calling wpi_infer"))?;
         abi::check_written(written as i64, output.len(), output_buffer.cap)?;
@@ -268,14 +297,23 @@ mod tests {
         let host = WasmHost::new().unwrap();
         let mut kernel = host.load(&wat::parse_str(DOUBLER).unwrap()).unwrap();
         kernel.init().unwrap();
-        let input: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let input: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         let output = kernel.infer(&input, 2, 4).unwrap();
-        assert_eq!(crate::project::kernel::Dtype::F32.decode(&output), vec![3.0, -4.0]);
+        assert_eq!(
+            crate::project::kernel::Dtype::F32.decode(&output),
+            vec![3.0, -4.0]
+        );
     }
 
     #[test]
     fn a_looping_kernel_is_stopped() {
-        let looping = DOUBLER.replace("(local $i i32)", "(local $i i32) (loop $forever br $forever)");
+        let looping = DOUBLER.replace(
+            "(local $i i32)",
+            "(local $i i32) (loop $forever br $forever)",
+        );
         let host = WasmHost::with_call_time_limit(Duration::from_millis(50)).unwrap();
         let mut kernel = host.load(&wat::parse_str(looping).unwrap()).unwrap();
         let err = kernel.infer(&1f32.to_le_bytes(), 1, 4).unwrap_err();

@@ -39,7 +39,10 @@ impl Dtype {
     /// Decodes little-endian elements as f64, for parity comparisons across variants.
     pub fn decode(self, bytes: &[u8]) -> Vec<f64> {
         fn each<const N: usize>(bytes: &[u8], f: impl Fn([u8; N]) -> f64) -> Vec<f64> {
-            bytes.chunks_exact(N).map(|c| f(c.try_into().expect("chunks_exact"))).collect()
+            bytes
+                .chunks_exact(N)
+                .map(|c| f(c.try_into().expect("chunks_exact")))
+                .collect()
         }
         match self {
             Self::F32 => each(bytes, |b| f32::from_le_bytes(b) as f64),
@@ -106,7 +109,11 @@ impl KernelProject {
     /// Reads the crate at `path` (a directory or a Cargo.toml). In a workspace, `package` picks
     /// the member; otherwise the package whose manifest is at `path` is taken.
     pub fn load(path: &Path, package: Option<&str>, offline: bool) -> Result<Self> {
-        let manifest_path = if path.is_dir() { path.join("Cargo.toml") } else { path.to_path_buf() };
+        let manifest_path = if path.is_dir() {
+            path.join("Cargo.toml")
+        } else {
+            path.to_path_buf()
+        };
         if !manifest_path.is_file() {
             return Err(input_error(format!(
                 "no Cargo.toml at {}: pass a kernel crate directory or its Cargo.toml",
@@ -122,15 +129,26 @@ impl KernelProject {
             .exec()
             .with_context(|| format!("running `cargo metadata` for {}", manifest_path.display()))
             .map_err(|e| input_error(format!("{e:#}")))?;
-        let canonical = manifest_path.canonicalize().unwrap_or(manifest_path.clone());
+        let canonical = manifest_path
+            .canonicalize()
+            .unwrap_or(manifest_path.clone());
         let chosen = match package {
-            Some(name) => metadata.packages.iter().find(|p| p.name.as_str() == name).ok_or_else(|| {
-                input_error(format!(
-                    "no package `{name}` in {}; packages: {}",
-                    manifest_path.display(),
-                    metadata.packages.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
-                ))
-            })?,
+            Some(name) => metadata
+                .packages
+                .iter()
+                .find(|p| p.name.as_str() == name)
+                .ok_or_else(|| {
+                    input_error(format!(
+                        "no package `{name}` in {}; packages: {}",
+                        manifest_path.display(),
+                        metadata
+                            .packages
+                            .iter()
+                            .map(|p| p.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?,
             None => metadata
                 .packages
                 .iter()
@@ -139,7 +157,12 @@ impl KernelProject {
                     input_error(format!(
                         "{} is a workspace manifest: pick the kernel with --package (one of: {})",
                         manifest_path.display(),
-                        metadata.packages.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                        metadata
+                            .packages
+                            .iter()
+                            .map(|p| p.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ))
                 })?,
         };
@@ -148,7 +171,11 @@ impl KernelProject {
 
     fn from_package(package: &Package, target_directory: &Path) -> Result<Self> {
         let name = package.name.to_string();
-        let crate_dir = package.manifest_path.parent().map(|p| p.as_std_path()).unwrap_or(Path::new("."));
+        let crate_dir = package
+            .manifest_path
+            .parent()
+            .map(|p| p.as_std_path())
+            .unwrap_or(Path::new("."));
         let lib = package
             .targets
             .iter()
@@ -171,7 +198,9 @@ impl KernelProject {
             ))
         })?;
         let raw: RawMetadata = serde_json::from_value(table.clone()).map_err(|e| {
-            input_error(format!("crate `{name}`: [package.metadata.{METADATA_KEY}]: {e}"))
+            input_error(format!(
+                "crate `{name}`: [package.metadata.{METADATA_KEY}]: {e}"
+            ))
         })?;
         for (key, spec) in [("input", &raw.input), ("output", &raw.output)] {
             if spec.shape.is_empty() || spec.elements() == 0 {

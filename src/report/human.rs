@@ -16,7 +16,10 @@ pub struct Human {
 impl Human {
     /// `show_progress`: draw a spinner while a stage runs (only on a terminal, never under CI).
     pub fn new(show_progress: bool) -> Self {
-        Self { spinner: None, show_progress }
+        Self {
+            spinner: None,
+            show_progress,
+        }
     }
 
     fn line(&mut self, stage: Stage, text: &str) {
@@ -48,7 +51,10 @@ impl Reporter for Human {
             if self.show_progress {
                 self.finish_spinner();
                 let spinner = ProgressBar::new_spinner();
-                spinner.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"));
+                spinner.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                        .expect("valid template"),
+                );
                 spinner.set_message(format!("{}…", stage.name()));
                 spinner.enable_steady_tick(Duration::from_millis(100));
                 self.spinner = Some(spinner);
@@ -68,10 +74,16 @@ impl Reporter for Human {
 pub fn stage_line(event: &Event<'_>) -> Option<(Stage, String)> {
     Some(match event {
         Event::Started(_) => return None,
-        Event::TargetInstalled { target } => {
-            (Stage::Build, format!("installed the Rust target {target} with rustup"))
-        }
-        Event::Built { wasm_target, wasm_bytes, native_target, native_bytes } => (
+        Event::TargetInstalled { target } => (
+            Stage::Build,
+            format!("installed the Rust target {target} with rustup"),
+        ),
+        Event::Built {
+            wasm_target,
+            wasm_bytes,
+            native_target,
+            native_bytes,
+        } => (
             Stage::Build,
             format!(
                 "{wasm_target} {} · native {native_target} {}",
@@ -92,7 +104,11 @@ pub fn stage_line(event: &Event<'_>) -> Option<(Stage, String)> {
                 shaken.custom_sections_removed.len()
             ),
         ),
-        Event::Optimized { before, after, level } => (
+        Event::Optimized {
+            before,
+            after,
+            level,
+        } => (
             Stage::Optimize,
             format!(
                 "{} → {} ({}) with wasm-opt -{level}",
@@ -132,25 +148,65 @@ pub fn stage_line(event: &Event<'_>) -> Option<(Stage, String)> {
 pub fn summary(manifest: &Manifest) -> String {
     let wasm = &manifest.timings.wasm;
     let native = &manifest.timings.native;
-    let dist = |d: &Distribution| format!("{} (p95 {})", format_duration_us(d.median_us), format_duration_us(d.p95_us));
+    let dist = |d: &Distribution| {
+        format!(
+            "{} (p95 {})",
+            format_duration_us(d.median_us),
+            format_duration_us(d.p95_us)
+        )
+    };
     let none = || "—".to_string();
     let mut rows: Vec<(String, String, String)> = vec![
-        ("file".into(), manifest.wasm.file.clone(), manifest.native.file.clone()),
-        ("target".into(), manifest.wasm.target.clone(), format!("{} ({})", manifest.native.target, manifest.native.accelerator)),
+        (
+            "file".into(),
+            manifest.wasm.file.clone(),
+            manifest.native.file.clone(),
+        ),
+        (
+            "target".into(),
+            manifest.wasm.target.clone(),
+            format!(
+                "{} ({})",
+                manifest.native.target, manifest.native.accelerator
+            ),
+        ),
     ];
     for (label, pick) in [
-        ("bytes raw", (|s: &crate::manifest::Sizes| s.raw_bytes) as fn(&crate::manifest::Sizes) -> u64),
+        (
+            "bytes raw",
+            (|s: &crate::manifest::Sizes| s.raw_bytes) as fn(&crate::manifest::Sizes) -> u64,
+        ),
         ("bytes brotli", |s| s.brotli_bytes),
         ("bytes zstd", |s| s.zstd_bytes),
         ("bytes gzip", |s| s.gzip_bytes),
     ] {
-        rows.push((label.into(), format_bytes(pick(&manifest.wasm.sizes)), format_bytes(pick(&manifest.native.sizes))));
+        rows.push((
+            label.into(),
+            format_bytes(pick(&manifest.wasm.sizes)),
+            format_bytes(pick(&manifest.native.sizes)),
+        ));
     }
-    rows.push(("compile | load".into(), dist(&wasm.compile), dist(&native.load)));
-    rows.push(("deserialize precompiled".into(), dist(&wasm.deserialize), none()));
+    rows.push((
+        "compile | load".into(),
+        dist(&wasm.compile),
+        dist(&native.load),
+    ));
+    rows.push((
+        "deserialize precompiled".into(),
+        dist(&wasm.deserialize),
+        none(),
+    ));
     rows.push(("instantiate".into(), dist(&wasm.instantiate), none()));
-    rows.push(("init".into(), dist(&wasm.cold.init), dist(&native.cold.init)));
-    rows.push(("first inference".into(), dist(&wasm.cold.first_inference), dist(&native.cold.first_inference)));
+    rows.push((
+        "init".into(),
+        dist(&wasm.cold.init),
+        dist(&native.cold.init),
+    ));
+    rows.push((
+        "first inference".into(),
+        dist(&wasm.cold.first_inference),
+        dist(&native.cold.first_inference),
+    ));
     for steady in &wasm.steady {
         let other = native.steady.iter().find(|n| n.batch == steady.batch);
         rows.push((
@@ -159,7 +215,12 @@ pub fn summary(manifest: &Manifest) -> String {
             other.map(steady_cell).unwrap_or_else(none),
         ));
     }
-    let width = |pick: fn(&(String, String, String)) -> &String| rows.iter().map(|r| pick(r).chars().count()).max().unwrap_or(0);
+    let width = |pick: fn(&(String, String, String)) -> &String| {
+        rows.iter()
+            .map(|r| pick(r).chars().count())
+            .max()
+            .unwrap_or(0)
+    };
     let (w0, w1) = (width(|r| &r.0), width(|r| &r.1));
     let mut out = format!("{:<w0$}  {:<w1$}  {}\n", "", "wasm", "native");
     for (label, a, b) in &rows {
@@ -170,9 +231,15 @@ pub fn summary(manifest: &Manifest) -> String {
         "\nparity: argmax agrees on {}/{} samples, max |Δ| {:.2e} (tolerance {:.0e})\n",
         parity.argmax_agree, parity.samples, parity.max_abs_diff, parity.tolerance
     ));
-    out.push_str(&format!("runtime fit: {}\n", manifest.timings.runtime_fit.verdict));
+    out.push_str(&format!(
+        "runtime fit: {}\n",
+        manifest.timings.runtime_fit.verdict
+    ));
     let env = &manifest.timings.environment;
-    out.push_str(&format!("measured on {} ({} cores), {}, {}\n", env.cpu, env.cores, env.os, env.wasm_engine));
+    out.push_str(&format!(
+        "measured on {} ({} cores), {}, {}\n",
+        env.cpu, env.cores, env.os, env.wasm_engine
+    ));
     out
 }
 

@@ -33,13 +33,34 @@ impl Stage {
 #[derive(Debug)]
 pub enum Event<'a> {
     Started(Stage),
-    TargetInstalled { target: &'a str },
-    Built { wasm_target: &'a str, wasm_bytes: u64, native_target: &'a str, native_bytes: u64 },
-    Shaken { before: u64, shaken: &'a Shaken },
-    Optimized { before: u64, after: u64, level: &'a str },
-    Validated { samples: usize },
-    Measured { parity: &'a Parity },
-    Packed { dir: &'a Path, files: &'a [FileEntry] },
+    TargetInstalled {
+        target: &'a str,
+    },
+    Built {
+        wasm_target: &'a str,
+        wasm_bytes: u64,
+        native_target: &'a str,
+        native_bytes: u64,
+    },
+    Shaken {
+        before: u64,
+        shaken: &'a Shaken,
+    },
+    Optimized {
+        before: u64,
+        after: u64,
+        level: &'a str,
+    },
+    Validated {
+        samples: usize,
+    },
+    Measured {
+        parity: &'a Parity,
+    },
+    Packed {
+        dir: &'a Path,
+        files: &'a [FileEntry],
+    },
 }
 
 pub trait Reporter {

@@ -23,11 +23,16 @@ pub fn rustc_info() -> Result<RustcInfo> {
         .output()
         .with_context(|| format!("running `{rustc} -vV`"))?;
     if !output.status.success() {
-        bail!("`{rustc} -vV` failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "`{rustc} -vV` failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     let text = String::from_utf8_lossy(&output.stdout);
     let field = |key: &str| {
-        text.lines().find_map(|l| l.strip_prefix(key)).map(|v| v.trim().to_string())
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_string())
     };
     Ok(RustcInfo {
         release: field("release:").context("`rustc -vV` printed no release")?,
@@ -74,7 +79,11 @@ fn target_installed(target: &str) -> Result<bool> {
         .output()
         .with_context(|| format!("running `{rustc} --print sysroot`"))?;
     let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_string();
-    Ok(Path::new(&sysroot).join("lib/rustlib").join(target).join("lib").is_dir())
+    Ok(Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(target)
+        .join("lib")
+        .is_dir())
 }
 
 /// One compiled variant.
@@ -115,13 +124,18 @@ pub fn compile(
     }
     if !rustflags.is_empty() {
         let flags: Vec<String> = rustflags.iter().map(|f| format!("{f:?}")).collect();
-        command.args(["--config", &format!("target.{target}.rustflags=[{}]", flags.join(","))]);
+        command.args([
+            "--config",
+            &format!("target.{target}.rustflags=[{}]", flags.join(",")),
+        ]);
     }
     if offline {
         command.arg("--offline");
     }
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = command.spawn().with_context(|| format!("running `{cargo} build`"))?;
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("running `{cargo} build`"))?;
 
     // Drain stderr on its own thread so a chatty build cannot block on a full pipe.
     let mut stderr = child.stderr.take().expect("piped stderr");
@@ -133,9 +147,15 @@ pub fn compile(
     let mut artifact = None;
     let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
     for message in Message::parse_stream(stdout) {
-        if let Message::CompilerArtifact(built) = message.context("reading cargo's JSON messages")? {
+        if let Message::CompilerArtifact(built) =
+            message.context("reading cargo's JSON messages")?
+        {
             let is_kernel_lib = built.target.name.replace('-', "_") == project.lib_name
-                && built.target.crate_types.iter().any(|k| k.to_string() == "cdylib");
+                && built
+                    .target
+                    .crate_types
+                    .iter()
+                    .any(|k| k.to_string() == "cdylib");
             if is_kernel_lib {
                 artifact = built
                     .filenames
@@ -155,13 +175,23 @@ pub fn compile(
         );
     }
     let artifact = artifact.with_context(|| {
-        format!("cargo built crate `{}` for {target} but reported no cdylib artifact", project.name)
+        format!(
+            "cargo built crate `{}` for {target} but reported no cdylib artifact",
+            project.name
+        )
     })?;
-    Ok(CompiledVariant { target: target.to_string(), artifact, rustflags: rustflags.to_vec() })
+    Ok(CompiledVariant {
+        target: target.to_string(),
+        artifact,
+        rustflags: rustflags.to_vec(),
+    })
 }
 
 fn is_cdylib_file(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("wasm" | "so" | "dylib" | "dll"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("wasm" | "so" | "dylib" | "dll")
+    )
 }
 
 fn tail_lines(text: &str, count: usize) -> String {

@@ -36,7 +36,10 @@ pub fn optimize(wasm: &[u8], settings: &WasmSettings) -> Result<Optimized> {
     options
         .run(&input, &output)
         .with_context(|| format!("wasm-opt -{} failed", settings.wasm_opt_level))?;
-    Ok(Optimized { wasm: crate::fsx::read(&output)?, level: settings.wasm_opt_level.clone() })
+    Ok(Optimized {
+        wasm: crate::fsx::read(&output)?,
+        level: settings.wasm_opt_level.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -69,7 +72,9 @@ mod tests {
         )
         .unwrap();
         let mut settings = Profile::load("browser").unwrap().wasm;
-        settings.runtime_features.retain(|f| *f != crate::profile::WasmFeature::Simd);
+        settings
+            .runtime_features
+            .retain(|f| *f != crate::profile::WasmFeature::Simd);
         assert!(optimize(&wasm, &settings).is_err());
     }
 }

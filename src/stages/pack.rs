@@ -16,7 +16,11 @@ pub struct BundleFile {
 
 impl BundleFile {
     pub fn new(path: impl Into<String>, bytes: Vec<u8>) -> Self {
-        Self { path: path.into(), bytes, executable: false }
+        Self {
+            path: path.into(),
+            bytes,
+            executable: false,
+        }
     }
 
     fn mode(&self) -> u32 {
@@ -54,7 +58,8 @@ pub fn write_files(dir: &Path, files: &[BundleFile]) -> Result<Vec<FileEntry>> {
     for file in files {
         let path = dir.join(&file.path);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
         }
         fsx::write(&path, &file.bytes)?;
         #[cfg(unix)]
@@ -89,7 +94,11 @@ mod tests {
         let one = deterministic_tar_zst(&[&a, &b], 0).unwrap();
         let two = deterministic_tar_zst(&[&b, &a], 0).unwrap();
         assert_eq!(one, two);
-        assert_ne!(one, deterministic_tar_zst(&[&a, &b], 1).unwrap(), "mtime is recorded");
+        assert_ne!(
+            one,
+            deterministic_tar_zst(&[&a, &b], 1).unwrap(),
+            "mtime is recorded"
+        );
 
         let tar = zstd::decode_all(one.as_slice()).unwrap();
         let mut archive = tar::Archive::new(tar.as_slice());
@@ -106,7 +115,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let entries = write_files(
             dir.path(),
-            &[BundleFile::new("z.bin", vec![1]), BundleFile::new("a.bin", vec![2, 3])],
+            &[
+                BundleFile::new("z.bin", vec![1]),
+                BundleFile::new("a.bin", vec![2, 3]),
+            ],
         )
         .unwrap();
         assert_eq!(entries[0].path, "a.bin");

@@ -95,10 +95,23 @@ mod tests {
         let wasm = module_with_names();
         let shaken = shake(&wasm, &["wpi_abi_version", "memory"], false).unwrap();
         assert_eq!(shaken.functions_before, 4);
-        assert_eq!(shaken.functions_after, 2, "$dead and the helper are unreachable once unexported");
-        assert_eq!(shaken.exports_removed, vec!["__heap_base".to_string(), "helper".to_string()]);
-        let removed: Vec<&str> = shaken.custom_sections_removed.iter().map(|(n, _)| n.as_str()).collect();
-        assert!(removed.contains(&"name") && removed.contains(&"hello"), "{removed:?}");
+        assert_eq!(
+            shaken.functions_after, 2,
+            "$dead and the helper are unreachable once unexported"
+        );
+        assert_eq!(
+            shaken.exports_removed,
+            vec!["__heap_base".to_string(), "helper".to_string()]
+        );
+        let removed: Vec<&str> = shaken
+            .custom_sections_removed
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert!(
+            removed.contains(&"name") && removed.contains(&"hello"),
+            "{removed:?}"
+        );
         assert!(custom_sections(&shaken.wasm).unwrap().is_empty());
         assert!(shaken.wasm.len() < wasm.len());
     }
@@ -106,7 +119,11 @@ mod tests {
     #[test]
     fn keep_names_keeps_the_name_section() {
         let shaken = shake(&module_with_names(), &["wpi_abi_version", "memory"], true).unwrap();
-        let names: Vec<String> = custom_sections(&shaken.wasm).unwrap().into_iter().map(|(n, _)| n).collect();
+        let names: Vec<String> = custom_sections(&shaken.wasm)
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         assert_eq!(names, vec!["name".to_string()]);
     }
 
@@ -117,7 +134,9 @@ mod tests {
         let module = wasmtime::Module::new(&engine, &shaken.wasm).unwrap();
         let mut store = wasmtime::Store::new(&engine, ());
         let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
-        let f = instance.get_typed_func::<(), i32>(&mut store, "wpi_abi_version").unwrap();
+        let f = instance
+            .get_typed_func::<(), i32>(&mut store, "wpi_abi_version")
+            .unwrap();
         assert_eq!(f.call(&mut store, ()).unwrap(), 7);
     }
 }

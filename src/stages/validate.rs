@@ -29,9 +29,13 @@ pub fn differential_run(
     input_bytes: usize,
     output_bytes: usize,
 ) -> Result<Validated> {
-    let mut reference = host.load(built_wasm).context("running the module as cargo built it")?;
+    let mut reference = host
+        .load(built_wasm)
+        .context("running the module as cargo built it")?;
     let mut candidate = host.load(final_wasm).context("running the final module")?;
-    reference.init().context("running the module as cargo built it")?;
+    reference
+        .init()
+        .context("running the module as cargo built it")?;
     candidate.init().context("running the final module")?;
     let count = samples.len() / input_bytes;
     let mut expected = vec![0u8; output_bytes];
@@ -40,16 +44,24 @@ pub fn differential_run(
         reference
             .infer_into(sample, &mut expected)
             .with_context(|| format!("sample {index} on the module as cargo built it"))?;
-        candidate.infer_into(sample, &mut got).with_context(|| format!("sample {index} on the final module"))?;
+        candidate
+            .infer_into(sample, &mut got)
+            .with_context(|| format!("sample {index} on the final module"))?;
         if expected != got {
-            let byte = expected.iter().zip(&got).position(|(a, b)| a != b).unwrap_or(0);
+            let byte = expected
+                .iter()
+                .zip(&got)
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
             bail!(
                 "the shaken and optimized module computes a different result for sample {index} \
                  (first difference at output byte {byte}); refusing to ship it"
             );
         }
     }
-    Ok(Validated { differential_samples: count })
+    Ok(Validated {
+        differential_samples: count,
+    })
 }
 
 #[cfg(test)]

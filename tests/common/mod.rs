@@ -50,8 +50,12 @@ pub fn assert_snapshot(name: &str, actual: &str) {
         std::fs::write(&path, actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("no snapshot {}: run with BLESS=1 to create it", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "no snapshot {}: run with BLESS=1 to create it",
+            path.display()
+        )
+    });
     assert!(
         expected == actual,
         "snapshot {name} differs (BLESS=1 to accept):\n--- expected\n{expected}\n--- actual\n{actual}"
@@ -73,11 +77,18 @@ pub fn copy_crate(from: &Path, dir: &Path) -> PathBuf {
 pub fn manifest_from_stdout(output: &Output) -> serde_json::Value {
     let manifest: serde_json::Value = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", stdout(output)));
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo_root().join("schema/manifest.schema.json")).unwrap())
-            .unwrap();
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("schema/manifest.schema.json")).unwrap(),
+    )
+    .unwrap();
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator.iter_errors(&manifest).map(|e| format!("{e} at {}", e.instance_path())).collect();
-    assert!(errors.is_empty(), "manifest does not match the schema: {errors:#?}");
+    let errors: Vec<String> = validator
+        .iter_errors(&manifest)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "manifest does not match the schema: {errors:#?}"
+    );
     manifest
 }
