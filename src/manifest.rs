@@ -257,7 +257,7 @@ pub struct WasmTimings {
     pub compile: Distribution,
     /// Loading the module precompiled by the same engine.
     pub deserialize: Distribution,
-    /// Instantiating a linked module (`InstancePre::instantiate`) in a fresh store.
+    /// A fresh store, `InstancePre::instantiate`, ABI export lookup and the version check.
     pub instantiate: Distribution,
     pub cold: ColdStart,
     /// Includes copying input into and output out of linear memory: the sandbox boundary.

@@ -9,8 +9,10 @@ use crate::manifest::{
     SamplesInfo, ShakeInfo, Timings, Tool, ValidateInfo, WasmStages, WasmVariant,
 };
 use crate::measure::runner::KernelRunner;
+use crate::measure::stats::timed;
 use crate::measure::timing::{SampleSet, TimingPlan};
 use crate::measure::wasm::WasmHost;
+use crate::measure::watchdog::Watchdog;
 use crate::measure::{environment, native::NativeKernel, parity, sizes, timing};
 use crate::profile::Profile;
 use crate::project::kernel::{KernelProject, TensorSpec};
@@ -20,8 +22,12 @@ use crate::stages::pack::{self, BundleFile};
 use crate::stages::{optimize, shake, validate};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub const SAMPLES_FILE: &str = "samples.bin";
+
+/// Added to every watchdog limit, so a busy machine does not fail a healthy kernel.
+const WATCHDOG_SLACK: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -286,18 +292,31 @@ pub fn measure_variants(
     let count = samples.data.len() / samples.input_bytes;
     let mut wasm_kernel = host.load(wasm)?;
     wasm_kernel.init().context("WASM variant")?;
-    let wasm_out = wasm_kernel
-        .infer(samples.data, count, samples.output_bytes)
-        .context("running all samples on the WASM variant")?;
+    let (wasm_out, wasm_took) =
+        timed(|| wasm_kernel.infer(samples.data, count, samples.output_bytes));
+    let wasm_out = wasm_out.context("running all samples on the WASM variant")?;
+
+    // Native code cannot be interrupted; the capped WASM run above bounds what it should take.
+    let watchdog_limit = |work: Duration| WATCHDOG_SLACK + work * 20;
+    let watchdog = Watchdog::start(
+        watchdog_limit(wasm_took),
+        "running the samples on the native variant".into(),
+    );
     let mut native_kernel = NativeKernel::load(native_library)?;
     native_kernel.init().context("native variant")?;
-    let native_out = native_kernel
-        .infer(samples.data, count, samples.output_bytes)
-        .context("running all samples on the native variant")?;
+    let (native_out, native_took) =
+        timed(|| native_kernel.infer(samples.data, count, samples.output_bytes));
+    let native_out = native_out.context("running all samples on the native variant")?;
+    drop(watchdog);
     let parity = parity::compare(&wasm_out, &native_out, output.dtype, count, tolerance);
 
+    let per_sample = wasm_took.max(native_took) / count.max(1) as u32;
+    let _watchdog = Watchdog::start(
+        watchdog_limit(per_sample * plan.sample_inferences() as u32 * 2),
+        "timing the variants".into(),
+    );
     let wasm_timings =
-        timing::measure_wasm(host, wasm, samples, plan).context("measuring the WASM variant")?;
+        timing::measure_wasm(wasm, samples, plan).context("measuring the WASM variant")?;
     let native_timings = timing::measure_native(native_library, samples, plan)
         .context("measuring the native variant")?;
     let runtime_fit = timing::runtime_fit(&wasm_timings, &native_timings, download_bytes);

@@ -11,7 +11,7 @@ pub fn describe(rustc_release: &str) -> Environment {
             .unwrap_or(1),
         os: os_description(),
         rustc: rustc_release.to_string(),
-        wasm_engine: WasmHost::description(),
+        wasm_engine: WasmHost::timing_description(),
         binaryen: crate::tools::binaryen_version(),
         measured_at_unix: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

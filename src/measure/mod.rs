@@ -8,3 +8,4 @@ pub mod sizes;
 pub mod stats;
 pub mod timing;
 pub mod wasm;
+pub mod watchdog;

@@ -39,6 +39,19 @@ impl Default for TimingPlan {
     }
 }
 
+impl TimingPlan {
+    /// Samples the plan runs through each variant, to size a watchdog from a known per-sample cost.
+    pub fn sample_inferences(&self) -> usize {
+        let per_batch_size = self.warmup_runs + self.steady_runs;
+        self.cold_runs
+            + self
+                .batches
+                .iter()
+                .map(|b| b * per_batch_size)
+                .sum::<usize>()
+    }
+}
+
 /// Samples as the timing loops feed them.
 pub struct SampleSet<'a> {
     pub data: &'a [u8],
@@ -116,12 +129,12 @@ fn cold<R: KernelRunner>(
     })
 }
 
-pub fn measure_wasm(
-    host: &WasmHost,
-    wasm: &[u8],
-    samples: &SampleSet,
-    plan: &TimingPlan,
-) -> Result<WasmTimings> {
+/// Times the WASM variant on an uncapped host (see [`WasmHost`]): call only for a module whose
+/// samples already ran to completion on a capped host, and under a [`Watchdog`].
+///
+/// [`Watchdog`]: crate::measure::watchdog::Watchdog
+pub fn measure_wasm(wasm: &[u8], samples: &SampleSet, plan: &TimingPlan) -> Result<WasmTimings> {
+    let host = &WasmHost::uncapped()?;
     let mut module = None;
     let compile = distribution(&time_runs(plan.compile_runs, || {
         module = Some(host.compile(wasm)?);
