@@ -131,6 +131,8 @@ pub struct ShakeInfo {
     pub exports_removed: Vec<String>,
     pub custom_sections_removed: Vec<CustomSection>,
     pub kept_names: bool,
+    /// Panic entry points made to trap without formatting a message nobody can read.
+    pub panic_entry_points_stubbed: Vec<String>,
     pub walrus_version: String,
 }
 

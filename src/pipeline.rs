@@ -94,8 +94,12 @@ pub fn build(
     });
 
     reporter.event(Event::Started(Stage::Shake));
-    let shaken = shake::shake(&built_wasm, &abi::export_names(), options.keep_names)
-        .context("shake stage")?;
+    let shake_options = shake::ShakeOptions {
+        keep_names: options.keep_names,
+        strip_panic_formatting: profile.wasm.strip_panic_formatting,
+    };
+    let shaken =
+        shake::shake(&built_wasm, &abi::export_names(), shake_options).context("shake stage")?;
     reporter.event(Event::Shaken {
         before: built_wasm.len() as u64,
         shaken: &shaken,
@@ -227,6 +231,7 @@ pub fn build(
                         })
                         .collect(),
                     kept_names: options.keep_names,
+                    panic_entry_points_stubbed: shaken.panic_entry_points_stubbed.clone(),
                     walrus_version: crate::tools::WALRUS_VERSION.into(),
                 },
                 optimize: OptimizeInfo {

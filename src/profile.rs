@@ -51,6 +51,9 @@ pub struct WasmSettings {
     pub target_features: Vec<String>,
     /// wasm-opt level: O0, O1, O2, O3, O4, Os or Oz.
     pub wasm_opt_level: String,
+    /// In modules without imports, make panics trap without formatting their message (which has
+    /// nowhere to go), so the shaker can drop `core::fmt`.
+    pub strip_panic_formatting: bool,
     /// WebAssembly features the target runtime supports; wasm-opt, validation and measurement
     /// all use exactly this set.
     pub runtime_features: Vec<WasmFeature>,

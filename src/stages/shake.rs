@@ -1,8 +1,35 @@
 //! Stage 2: tree-shake the module with walrus. Only the ABI exports stay roots; everything they
 //! cannot reach, and every custom section (names, producers, debug info), goes.
+//!
+//! lld already drops what no export reaches, so most of what shaking removes is reached only
+//! through panics: with `panic = "abort"` a panic still formats its message (pulling in
+//! `core::fmt` and the table of `Display` impls it calls indirectly) before it traps. In a module
+//! without imports that message can go nowhere, so the panic entry points can trap at once with
+//! the same observable result, and the formatting machinery becomes unreachable.
 
 use anyhow::{Context, Result};
-use walrus::ModuleConfig;
+use walrus::{FunctionKind, ModuleConfig};
+
+/// Where every Rust panic goes before it aborts, by demangled name (without hash). Old and new
+/// std names are both listed; any that a module lacks is skipped.
+const PANIC_ENTRY_POINTS: &[&str] = &[
+    "core::panicking::panic_fmt",
+    "core::panicking::panic_nounwind_fmt",
+    "std::panicking::begin_panic_handler",
+    "std::panicking::panic_handler",
+    "std::panicking::rust_panic_with_hook",
+    "std::panicking::panic_with_hook",
+    "rust_begin_unwind",
+    "__rustc::rust_begin_unwind",
+];
+
+#[derive(Debug, Clone, Copy)]
+pub struct ShakeOptions {
+    /// Keep the `name` section (for profilers and `inspect`).
+    pub keep_names: bool,
+    /// Make panic entry points trap without formatting (only applied to modules without imports).
+    pub strip_panic_formatting: bool,
+}
 
 #[derive(Debug, Clone)]
 pub struct Shaken {
@@ -13,11 +40,13 @@ pub struct Shaken {
     pub exports_removed: Vec<String>,
     /// Custom sections dropped, with their sizes in bytes.
     pub custom_sections_removed: Vec<(String, usize)>,
+    /// Panic entry points whose bodies became `unreachable`.
+    pub panic_entry_points_stubbed: Vec<String>,
 }
 
-/// Shakes `wasm`, keeping exports named in `keep_exports`. With `keep_names` the `name` section
-/// survives (for profiling and `inspect`); everything else custom is dropped.
-pub fn shake(wasm: &[u8], keep_exports: &[&str], keep_names: bool) -> Result<Shaken> {
+/// Shakes `wasm`, keeping exports named in `keep_exports`.
+pub fn shake(wasm: &[u8], keep_exports: &[&str], options: ShakeOptions) -> Result<Shaken> {
+    let keep_names = options.keep_names;
     let custom_sections_removed: Vec<(String, usize)> = custom_sections(wasm)?
         .into_iter()
         .filter(|(name, _)| !(keep_names && name == "name"))
@@ -39,6 +68,12 @@ pub fn shake(wasm: &[u8], keep_exports: &[&str], keep_names: bool) -> Result<Sha
     for (id, _) in &removed {
         module.exports.delete(*id);
     }
+    let has_imports = module.imports.iter().next().is_some();
+    let panic_entry_points_stubbed = if options.strip_panic_formatting && !has_imports {
+        stub_panic_entry_points(&mut module)
+    } else {
+        Vec::new()
+    };
     let custom_ids: Vec<_> = module.customs.iter().map(|(id, _)| id).collect();
     for id in custom_ids {
         module.customs.delete(id);
@@ -57,7 +92,28 @@ pub fn shake(wasm: &[u8], keep_exports: &[&str], keep_names: bool) -> Result<Sha
         functions_after,
         exports_removed: removed.into_iter().map(|(_, name)| name).collect(),
         custom_sections_removed,
+        panic_entry_points_stubbed,
     })
+}
+
+/// Replaces the body of each panic entry point with `unreachable`; returns their names.
+fn stub_panic_entry_points(module: &mut walrus::Module) -> Vec<String> {
+    let mut stubbed = Vec::new();
+    for func in module.funcs.iter_mut() {
+        let Some(name) = &func.name else { continue };
+        let demangled = format!("{:#}", rustc_demangle::demangle(name));
+        if !PANIC_ENTRY_POINTS.contains(&demangled.as_str()) {
+            continue;
+        }
+        if let FunctionKind::Local(local) = &mut func.kind {
+            let mut body = local.builder_mut().func_body();
+            body.instrs_mut().clear();
+            body.unreachable();
+            stubbed.push(demangled);
+        }
+    }
+    stubbed.sort();
+    stubbed
 }
 
 /// Names and sizes of the custom sections in `wasm`.
@@ -83,6 +139,73 @@ mod tests {
         (func $only_exported_extra (export "helper") (result i32) call $dead)
         (func $main (export "wpi_abi_version") (result i32) call $used))"#;
 
+    const NO_NAMES: ShakeOptions = ShakeOptions {
+        keep_names: false,
+        strip_panic_formatting: true,
+    };
+
+    /// A panic path as rustc emits it: a checked access whose failure formats through a table.
+    const PANICKING: &str = r#"(module
+        (memory (export "memory") 1)
+        (table 2 funcref)
+        (elem (i32.const 0) $display $debug)
+        (func $display (param i32) (result i32) local.get 0)
+        (func $debug (param i32) (result i32) local.get 0 i32.const 1 i32.add)
+        (func $_ZN4core9panicking9panic_fmt17h0123456789abcdefE (param i32)
+          local.get 0 i32.const 0 call_indirect (param i32) (result i32) drop unreachable)
+        (func (export "wpi_abi_version") (param i32) (result i32)
+          local.get 0 i32.const 10 i32.ge_u
+          if local.get 0 call $_ZN4core9panicking9panic_fmt17h0123456789abcdefE end
+          local.get 0))"#;
+
+    #[test]
+    fn panic_formatting_becomes_unreachable_and_the_table_goes() {
+        let wasm = wat::parse_str(PANICKING).unwrap();
+        let shaken = shake(&wasm, &["wpi_abi_version", "memory"], NO_NAMES).unwrap();
+        assert_eq!(
+            shaken.panic_entry_points_stubbed,
+            vec!["core::panicking::panic_fmt".to_string()]
+        );
+        assert_eq!(shaken.functions_before, 4);
+        assert_eq!(
+            shaken.functions_after, 2,
+            "the formatting impls reached only through the table are gone"
+        );
+
+        let engine = wasmtime::Engine::default();
+        let module = wasmtime::Module::new(&engine, &shaken.wasm).unwrap();
+        let mut store = wasmtime::Store::new(&engine, ());
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+        let f = instance
+            .get_typed_func::<i32, i32>(&mut store, "wpi_abi_version")
+            .unwrap();
+        assert_eq!(f.call(&mut store, 3).unwrap(), 3);
+        assert!(f.call(&mut store, 11).is_err(), "a panic still traps");
+
+        let kept = ShakeOptions {
+            strip_panic_formatting: false,
+            ..NO_NAMES
+        };
+        let shaken = shake(&wasm, &["wpi_abi_version", "memory"], kept).unwrap();
+        assert!(shaken.panic_entry_points_stubbed.is_empty());
+        assert_eq!(shaken.functions_after, 4);
+    }
+
+    #[test]
+    fn modules_with_imports_keep_their_panic_path() {
+        let with_import = PANICKING.replace(
+            "(memory (export \"memory\") 1)",
+            "(import \"wasi_snapshot_preview1\" \"proc_exit\" (func (param i32))) (memory (export \"memory\") 1)",
+        );
+        let shaken = shake(
+            &wat::parse_str(with_import).unwrap(),
+            &["wpi_abi_version", "memory"],
+            NO_NAMES,
+        )
+        .unwrap();
+        assert!(shaken.panic_entry_points_stubbed.is_empty());
+    }
+
     fn module_with_names() -> Vec<u8> {
         let mut wasm = wat::parse_str(MODULE).unwrap();
         // wat emits a name section for $identifiers; add a producers-like custom section too.
@@ -93,7 +216,7 @@ mod tests {
     #[test]
     fn drops_unreachable_functions_foreign_exports_and_custom_sections() {
         let wasm = module_with_names();
-        let shaken = shake(&wasm, &["wpi_abi_version", "memory"], false).unwrap();
+        let shaken = shake(&wasm, &["wpi_abi_version", "memory"], NO_NAMES).unwrap();
         assert_eq!(shaken.functions_before, 4);
         assert_eq!(
             shaken.functions_after, 2,
@@ -118,7 +241,16 @@ mod tests {
 
     #[test]
     fn keep_names_keeps_the_name_section() {
-        let shaken = shake(&module_with_names(), &["wpi_abi_version", "memory"], true).unwrap();
+        let options = ShakeOptions {
+            keep_names: true,
+            ..NO_NAMES
+        };
+        let shaken = shake(
+            &module_with_names(),
+            &["wpi_abi_version", "memory"],
+            options,
+        )
+        .unwrap();
         let names: Vec<String> = custom_sections(&shaken.wasm)
             .unwrap()
             .into_iter()
@@ -129,7 +261,12 @@ mod tests {
 
     #[test]
     fn shaken_module_computes_the_same_result() {
-        let shaken = shake(&module_with_names(), &["wpi_abi_version", "memory"], false).unwrap();
+        let shaken = shake(
+            &module_with_names(),
+            &["wpi_abi_version", "memory"],
+            NO_NAMES,
+        )
+        .unwrap();
         let engine = wasmtime::Engine::default();
         let module = wasmtime::Module::new(&engine, &shaken.wasm).unwrap();
         let mut store = wasmtime::Store::new(&engine, ());
