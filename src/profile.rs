@@ -11,6 +11,7 @@ use std::path::Path;
 const BUILT_IN: &[(&str, &str)] = &[
     ("browser", include_str!("../targets/browser.toml")),
     ("size", include_str!("../targets/size.toml")),
+    ("wasi", include_str!("../targets/wasi.toml")),
 ];
 
 pub const DEFAULT_PROFILE: &str = "browser";

@@ -95,6 +95,34 @@ fn json_output_is_the_manifest_and_rebuilds_are_byte_identical() {
 }
 
 #[test]
+fn wasi_profile_builds_for_wasip1_and_denies_wasi_calls_while_measuring() {
+    let out = tempfile::tempdir().unwrap();
+    let output = wpi(&[
+        "build",
+        fixture("handwritten").to_str().unwrap(),
+        "--profile",
+        "wasi",
+        "--out-dir",
+        out.path().to_str().unwrap(),
+        "--json",
+        "--steady-runs",
+        "20",
+    ]);
+    assert_exit(&output, 0);
+    let manifest = manifest_from_stdout(&output);
+    assert_eq!(manifest["wasm"]["target"], "wasm32-wasip1");
+    assert_eq!(manifest["profile"]["name"], "wasi");
+    let imports = manifest["wasm"]["imports"].as_array().unwrap();
+    assert!(
+        imports
+            .iter()
+            .all(|i| i.as_str().unwrap().starts_with("wasi_snapshot_preview1.")),
+        "{imports:?}"
+    );
+    assert_eq!(manifest["parity"]["passed"], true);
+}
+
+#[test]
 fn missing_export_is_an_input_error_and_writes_nothing() {
     let out = tempfile::tempdir().unwrap();
     let output = wpi(&[

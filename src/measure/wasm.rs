@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::{
-    Config, Engine, Instance, InstancePre, Linker, Memory, Module, OptLevel, Store, StoreLimits,
-    StoreLimitsBuilder, Strategy, TypedFunc,
+    Config, Engine, ExternType, Instance, InstancePre, Linker, Memory, Module, OptLevel, Store,
+    StoreLimits, StoreLimitsBuilder, Strategy, TypedFunc, Val,
 };
 
 /// Largest linear memory a kernel may grow to while measured.
@@ -17,6 +17,9 @@ pub const MEMORY_LIMIT_BYTES: usize = 1 << 30;
 /// How long one call into a kernel may run before it is interrupted, unless configured otherwise.
 pub const DEFAULT_CALL_TIME_LIMIT: Duration = Duration::from_secs(20);
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+const WASI_MODULE: &str = "wasi_snapshot_preview1";
+/// WASI's "function not supported" errno.
+const WASI_ENOSYS: i32 = 52;
 
 /// A wasmtime engine configured for running kernels.
 ///
@@ -103,14 +106,37 @@ impl WasmHost {
     }
 
     /// Links the module once; instantiating the result is the per-instance cost a host pays.
+    ///
+    /// Kernels built for WASI (wasm32-wasip1) import a few functions that std links in (stderr,
+    /// environment, exit). The sandbox denies them all: calls return `ENOSYS`, and `proc_exit`
+    /// (no result) traps. Any other import is an error: ABI v1 kernels are self-contained.
     pub fn prepare(&self, module: &Module) -> Result<InstancePre<StoreLimits>> {
-        let linker: Linker<StoreLimits> = Linker::new(&self.engine);
+        let mut linker: Linker<StoreLimits> = Linker::new(&self.engine);
         for import in module.imports() {
-            bail!(
-                "the kernel imports `{}.{}`; ABI v1 kernels must be self-contained (no imports)",
-                import.module(),
-                import.name()
-            );
+            let (ExternType::Func(ty), WASI_MODULE) = (import.ty(), import.module()) else {
+                bail!(
+                    "the kernel imports `{}.{}`; ABI v1 kernels may import nothing but WASI",
+                    import.module(),
+                    import.name()
+                );
+            };
+            let name = import.name().to_string();
+            linker
+                .func_new(
+                    WASI_MODULE,
+                    import.name(),
+                    ty,
+                    move |_, _, results| match results.first_mut() {
+                        Some(errno) => {
+                            *errno = Val::I32(WASI_ENOSYS);
+                            Ok(())
+                        }
+                        None => Err(wasmtime::Error::msg(format!(
+                            "the kernel called WASI `{name}`, which the measurement sandbox denies"
+                        ))),
+                    },
+                )
+                .map_err(|e| anyhow!("providing WASI `{}`: {e:#}", import.name()))?;
         }
         linker
             .instantiate_pre(module)
@@ -345,6 +371,28 @@ mod tests {
         let mut kernel = host.load(&wat::parse_str(looping).unwrap()).unwrap();
         let err = kernel.infer(&1f32.to_le_bytes(), 1, 4).unwrap_err();
         assert!(err.to_string().contains("ran longer than 50ms"), "{err}");
+    }
+
+    #[test]
+    fn only_wasi_imports_are_provided_and_they_are_denied() {
+        let host = WasmHost::new().unwrap();
+        let env_import = DOUBLER.replace(
+            "(memory",
+            "(import \"env\" \"log\" (func (param i32))) (memory",
+        );
+        let err = host
+            .load(&wat::parse_str(env_import).unwrap())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("imports `env.log`"), "{err}");
+
+        let calls_wasi = DOUBLER
+            .replace("(memory", "(import \"wasi_snapshot_preview1\" \"fd_write\" (func $fd_write (param i32 i32 i32 i32) (result i32))) (memory")
+            .replace("(i32.const 1)\n", "(i32.const 1)\n")
+            .replace("(func (export \"wpi_abi_version\") (result i32) i32.const 1)", "(func (export \"wpi_abi_version\") (result i32) i32.const 0 i32.const 0 i32.const 0 i32.const 0 call $fd_write i32.const 51 i32.sub)");
+        let kernel = host.load(&wat::parse_str(calls_wasi).unwrap()).unwrap();
+        // fd_write answered ENOSYS (52), so wpi_abi_version returned 52 - 51 = 1 and loading worked.
+        drop(kernel);
     }
 
     #[test]
