@@ -241,6 +241,53 @@ fn bad_metadata_is_named_with_crate_and_key() {
 }
 
 #[test]
+fn workspace_members_are_picked_with_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let member = copy_crate(&fixture("handwritten"), dir.path());
+    let manifest = member.join("Cargo.toml");
+    let standalone = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, standalone.replace("[workspace]\n", "")).unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        "[workspace]\nmembers = [\"handwritten\"]\nresolver = \"3\"\n",
+    )
+    .unwrap();
+    let out = dir.path().join("dist");
+    let workspace = dir.path().to_str().unwrap();
+
+    let output = wpi(&["build", workspace, "--out-dir", out.to_str().unwrap()]);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("pick the kernel with --package (one of: handwritten)"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = wpi(&[
+        "build",
+        workspace,
+        "-p",
+        "handwritten",
+        "--out-dir",
+        out.to_str().unwrap(),
+        "-q",
+        "--steady-runs",
+        "5",
+    ]);
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).is_empty() && stderr(&output).is_empty(),
+        "-q prints nothing"
+    );
+    assert!(out.join("handwritten-0.1.0/manifest.json").is_file());
+    // The workspace's target directory holds the tool's builds, apart from the user's own.
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or(dir.path().join("target"));
+    assert!(target_dir.join("wasmpack-infer").is_dir());
+}
+
+#[test]
 fn usage_errors_exit_2_and_help_documents_exit_codes() {
     let output = wpi(&["build", "--no-such-flag"]);
     assert_exit(&output, 2);

@@ -201,3 +201,69 @@ macro_rules! export_kernel {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Outputs [sum, count of calls] per sample of two.
+    struct Summer {
+        calls: f32,
+    }
+
+    impl Kernel for Summer {
+        const INPUT_LEN: usize = 2;
+        const OUTPUT_LEN: usize = 2;
+        fn init() -> Result<Self, i32> {
+            Ok(Self { calls: 0.0 })
+        }
+        fn infer(&mut self, input: &[f32], output: &mut [f32]) {
+            self.calls += 1.0;
+            for (x, y) in input.chunks_exact(2).zip(output.chunks_exact_mut(2)) {
+                y[0] = x[0] + x[1];
+                y[1] = self.calls;
+            }
+        }
+    }
+
+    fn bytes(values: &[f32]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    fn run(slot: &mut Option<Runner<Summer>>, input: &[u8], cap: usize) -> (isize, Vec<u8>) {
+        let mut output = vec![0u8; cap];
+        let written = unsafe { infer(slot, input.as_ptr(), input.len(), output.as_mut_ptr(), cap) };
+        (written, output)
+    }
+
+    #[test]
+    fn batches_roundtrip_little_endian_and_reuse_the_model() {
+        let mut slot = None;
+        assert_eq!(init_runner(&mut slot), 0);
+        let (written, output) = run(&mut slot, &bytes(&[1.0, 2.0, 3.5, -1.0]), 16);
+        assert_eq!(written, 16);
+        assert_eq!(output, bytes(&[3.0, 1.0, 2.5, 1.0]));
+        let (_, output) = run(&mut slot, &bytes(&[0.0, 0.0]), 8);
+        assert_eq!(
+            output,
+            bytes(&[0.0, 2.0]),
+            "the same model instance serves every call"
+        );
+    }
+
+    #[test]
+    fn bad_lengths_return_error_codes() {
+        let mut slot = None;
+        assert_eq!(run(&mut slot, &[0u8; 12], 64).0, ERR_INPUT_LEN);
+        assert_eq!(run(&mut slot, &[0u8; 16], 15).0, ERR_OUTPUT_CAP);
+        assert_eq!(run(&mut slot, &[], 0).0, 0);
+    }
+
+    #[test]
+    fn alloc_and_free_roundtrip() {
+        let ptr = alloc(100);
+        assert!(!ptr.is_null());
+        assert_eq!(ptr as usize % BUFFER_ALIGN, 0);
+        unsafe { free(ptr, 100) };
+    }
+}

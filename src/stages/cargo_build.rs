@@ -211,6 +211,21 @@ mod tests {
     }
 
     #[test]
+    fn missing_target_without_install_is_a_usage_error_with_a_hint() {
+        let err = ensure_target("wasm64-nowhere-none", false).unwrap_err();
+        assert!(err.is::<crate::exit::InputError>());
+        assert!(
+            err.to_string()
+                .contains("rustup target add wasm64-nowhere-none"),
+            "{err}"
+        );
+        assert_eq!(
+            ensure_target("wasm32-unknown-unknown", false).unwrap(),
+            TargetSetup::AlreadyInstalled
+        );
+    }
+
+    #[test]
     fn tail_keeps_the_last_lines() {
         assert_eq!(tail_lines("a\nb\nc", 2), "b\nc");
         assert_eq!(tail_lines("a", 5), "a");
