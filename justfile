@@ -12,7 +12,7 @@ example:
 
 # Side-by-side sizes and speed: plain release vs wasm-opt alone vs the pipeline; WASM vs native.
 bench:
-    cargo bench --bench pipeline
+    cargo bench --bench pipeline --profile dev
 
 # Regenerate blessed snapshots and the manifest schema after an intended change.
 bless:

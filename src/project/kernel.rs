@@ -132,6 +132,10 @@ impl KernelProject {
         let canonical = manifest_path
             .canonicalize()
             .unwrap_or(manifest_path.clone());
+        let names = || {
+            let names: Vec<&str> = metadata.packages.iter().map(|p| p.name.as_str()).collect();
+            names.join(", ")
+        };
         let chosen = match package {
             Some(name) => metadata
                 .packages
@@ -141,12 +145,7 @@ impl KernelProject {
                     input_error(format!(
                         "no package `{name}` in {}; packages: {}",
                         manifest_path.display(),
-                        metadata
-                            .packages
-                            .iter()
-                            .map(|p| p.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        names()
                     ))
                 })?,
             None => metadata
@@ -157,12 +156,7 @@ impl KernelProject {
                     input_error(format!(
                         "{} is a workspace manifest: pick the kernel with --package (one of: {})",
                         manifest_path.display(),
-                        metadata
-                            .packages
-                            .iter()
-                            .map(|p| p.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        names()
                     ))
                 })?,
         };
