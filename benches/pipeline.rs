@@ -39,7 +39,7 @@ fn main() -> anyhow::Result<()> {
     let plain = std::fs::read(plain_dir.join("wasm32-unknown-unknown/release/digits_mlp.wasm"))?;
     let mut oz = Profile::load("size")?.wasm;
     oz.wasm_opt_level = "Oz".into();
-    let opt_only = optimize::optimize(&plain, &oz)?.wasm;
+    let opt_only = optimize::optimize(&plain, &oz, false)?.wasm;
 
     let out = tempfile::tempdir()?;
     let mut built: Vec<(String, Manifest)> = Vec::new();

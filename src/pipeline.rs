@@ -106,7 +106,8 @@ pub fn build(
     });
 
     reporter.event(Event::Started(Stage::Optimize));
-    let optimized = optimize::optimize(&shaken.wasm, &profile.wasm).context("optimize stage")?;
+    let optimized = optimize::optimize(&shaken.wasm, &profile.wasm, options.keep_names)
+        .context("optimize stage")?;
     reporter.event(Event::Optimized {
         before: shaken.wasm.len() as u64,
         after: optimized.wasm.len() as u64,

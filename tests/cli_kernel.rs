@@ -95,6 +95,28 @@ fn json_output_is_the_manifest_and_rebuilds_are_byte_identical() {
 }
 
 #[test]
+fn keep_names_survives_wasm_opt() {
+    let out = tempfile::tempdir().unwrap();
+    let output = wpi(&[
+        "build",
+        fixture("handwritten").to_str().unwrap(),
+        "--keep-names",
+        "--out-dir",
+        out.path().to_str().unwrap(),
+        "-q",
+        "--steady-runs",
+        "5",
+    ]);
+    assert_exit(&output, 0);
+    let wasm = std::fs::read(out.path().join("handwritten-0.1.0/handwritten.wasm")).unwrap();
+    let sections = cargo_wasmpack_infer::stages::shake::custom_sections(&wasm).unwrap();
+    assert!(
+        sections.iter().any(|(name, _)| name == "name"),
+        "{sections:?}"
+    );
+}
+
+#[test]
 fn wasi_profile_builds_for_wasip1_and_denies_wasi_calls_while_measuring() {
     let out = tempfile::tempdir().unwrap();
     let output = wpi(&[

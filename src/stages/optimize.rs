@@ -10,8 +10,9 @@ pub struct Optimized {
     pub level: String,
 }
 
-/// Runs wasm-opt at the profile's level with exactly the runtime's feature set.
-pub fn optimize(wasm: &[u8], settings: &WasmSettings) -> Result<Optimized> {
+/// Runs wasm-opt at the profile's level with exactly the runtime's feature set. `keep_names`
+/// carries the `name` section through (wasm-opt drops it otherwise).
+pub fn optimize(wasm: &[u8], settings: &WasmSettings, keep_names: bool) -> Result<Optimized> {
     let mut options = match settings.wasm_opt_level.as_str() {
         "O0" => OptimizationOptions::new_opt_level_0(),
         "O1" => OptimizationOptions::new_opt_level_1(),
@@ -26,7 +27,7 @@ pub fn optimize(wasm: &[u8], settings: &WasmSettings) -> Result<Optimized> {
     for feature in &settings.runtime_features {
         options.enable_feature(feature.binaryen());
     }
-    options.debug_info(false);
+    options.debug_info(keep_names);
 
     // The crate's API is file based; keep both files in a private temp dir.
     let dir = tempfile::tempdir().context("creating a temporary directory for wasm-opt")?;
@@ -54,7 +55,7 @@ mod tests {
         )
         .unwrap();
         let settings = Profile::load("browser").unwrap().wasm;
-        let optimized = optimize(&wasm, &settings).unwrap();
+        let optimized = optimize(&wasm, &settings, false).unwrap();
         assert!(optimized.wasm.len() <= wasm.len());
         let engine = wasmtime::Engine::default();
         let module = wasmtime::Module::new(&engine, &optimized.wasm).unwrap();
@@ -75,6 +76,6 @@ mod tests {
         settings
             .runtime_features
             .retain(|f| *f != crate::profile::WasmFeature::Simd);
-        assert!(optimize(&wasm, &settings).is_err());
+        assert!(optimize(&wasm, &settings, false).is_err());
     }
 }
