@@ -7,6 +7,7 @@
 //! stages together and tells a [`report::Reporter`] what happened; nothing below it prints.
 
 pub mod abi;
+pub mod budget;
 pub mod exit;
 pub mod fsx;
 pub mod manifest;

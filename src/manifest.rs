@@ -28,6 +28,8 @@ pub struct Manifest {
     pub wasm: WasmVariant,
     pub native: NativeVariant,
     pub parity: Parity,
+    /// The project's budgets (`variant.metric` → limit), checked by `check` and `build --check`.
+    pub budgets: crate::budget::Budgets,
     /// Measured in this run; the only section allowed to differ between two builds of one input.
     pub timings: Timings,
 }

@@ -260,8 +260,17 @@ pub fn build(
             accelerator: "cpu".into(),
         },
         parity: measured.parity,
+        budgets: project.budgets.clone(),
         timings: measured.timings,
     };
+    // Budgets name metrics and units only a manifest can check; a bad one is an input error
+    // before anything is committed. Whether they pass is for `check`.
+    crate::budget::check(&manifest, &manifest.budgets).with_context(|| {
+        format!(
+            "in [package.metadata.wasmpack-infer.budgets] of crate `{}`",
+            project.name
+        )
+    })?;
     fsx::write(
         &staging.path().join(crate::manifest::FILE_NAME),
         manifest.to_json().as_bytes(),

@@ -70,6 +70,7 @@ fn digits_example_reproduces_held_out_labels_in_both_variants() {
     );
 
     assert_eq!(manifest["parity"]["passed"], true);
+    assert_eq!(manifest["budgets"]["wasm.brotli_bytes"], "16 KiB", "the example's budgets are recorded");
     assert_eq!(manifest["parity"]["argmax_agree"], 360);
     let argmax_wasm: Vec<u8> =
         serde_json::from_value(manifest["parity"]["per_sample"]["argmax_wasm"].clone()).unwrap();

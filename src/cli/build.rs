@@ -1,4 +1,6 @@
-use super::{OutputOpts, TimingOpts};
+use super::{OutputOpts, TimingOpts, check};
+use cargo_wasmpack_infer::budget;
+use cargo_wasmpack_infer::exit::input_error;
 use cargo_wasmpack_infer::pipeline::{self, BuildOptions};
 use cargo_wasmpack_infer::profile::{DEFAULT_PROFILE, Profile};
 use cargo_wasmpack_infer::project::kernel::KernelProject;
@@ -39,6 +41,9 @@ pub struct Opts {
     /// Timestamp for archive entries, for reproducible bundles.
     #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0)]
     source_date_epoch: u64,
+    /// After building, check the budgets recorded in the manifest and exit 1 if one is exceeded.
+    #[arg(long)]
+    check: bool,
     #[command(flatten)]
     timing: TimingOpts,
     #[command(flatten)]
@@ -63,6 +68,22 @@ impl Opts {
         };
         let output = pipeline::build(&project, &options, self.output.reporter().as_mut())?;
         self.output.print_manifest(&output.manifest);
-        Ok(ExitCode::SUCCESS)
+        if !self.check {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let budgets = &output.manifest.budgets;
+        if budgets.is_empty() {
+            return Err(input_error(format!(
+                "--check: crate `{}` has no [package.metadata.wasmpack-infer.budgets]",
+                project.name
+            )));
+        }
+        let results = budget::check(&output.manifest, budgets)?;
+        // With --json stdout is the manifest alone: the exit code carries the verdict.
+        if !self.output.json && !self.output.quiet {
+            println!();
+            check::print_results(&results, check::Format::Human)?;
+        }
+        Ok(check::exit_code(&results))
     }
 }

@@ -1,5 +1,4 @@
-use super::{OutputOpts, TimingOpts};
-use cargo_wasmpack_infer::exit::input_error;
+use super::{OutputOpts, TimingOpts, bundle_dir_of};
 use cargo_wasmpack_infer::pipeline;
 use clap::Args;
 use std::path::PathBuf;
@@ -19,19 +18,7 @@ pub struct Opts {
 
 impl Opts {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        let bundle_dir = if self.bundle.is_dir() {
-            self.bundle.clone()
-        } else if self.bundle.is_file() {
-            self.bundle
-                .parent()
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("."))
-        } else {
-            return Err(input_error(format!(
-                "{} does not exist",
-                self.bundle.display()
-            )));
-        };
+        let bundle_dir = bundle_dir_of(&self.bundle)?;
         let plan = self.timing.plan();
         let manifest = pipeline::remeasure(&bundle_dir, &plan, self.output.reporter().as_mut())?;
         self.output.print_manifest(&manifest);

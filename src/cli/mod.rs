@@ -1,6 +1,7 @@
 //! One file per subcommand: an `Opts` struct and its `run`.
 
 mod build;
+mod check;
 mod measure;
 mod schema;
 
@@ -29,6 +30,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Build(build::Opts),
+    Check(check::Opts),
     Measure(measure::Opts),
     Schema(schema::Opts),
 }
@@ -37,6 +39,7 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
             Command::Build(opts) => opts.run(),
+            Command::Check(opts) => opts.run(),
             Command::Measure(opts) => opts.run(),
             Command::Schema(opts) => opts.run(),
         }
@@ -91,5 +94,22 @@ impl TimingOpts {
             steady_runs: self.steady_runs as usize,
             ..TimingPlan::default()
         }
+    }
+}
+
+/// The bundle directory a path names: the directory itself, or the one holding a file of it.
+pub fn bundle_dir_of(path: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    if path.is_dir() {
+        Ok(path.to_path_buf())
+    } else if path.is_file() {
+        Ok(path
+            .parent()
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| ".".into()))
+    } else {
+        Err(cargo_wasmpack_infer::exit::input_error(format!(
+            "{} does not exist",
+            path.display()
+        )))
     }
 }

@@ -1,11 +1,13 @@
 //! A Rust kernel crate: located through `cargo metadata`, described by
 //! `[package.metadata.wasmpack-infer]`.
 
+use crate::budget::{self, Budgets, Limit};
 use crate::exit::input_error;
 use anyhow::{Context, Result};
 use cargo_metadata::{MetadataCommand, Package};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The metadata table a kernel crate must carry.
@@ -84,6 +86,8 @@ struct RawMetadata {
     output: TensorSpec,
     samples: PathBuf,
     tolerance: Option<f64>,
+    #[serde(default)]
+    budgets: BTreeMap<String, BTreeMap<String, Limit>>,
 }
 
 /// Used when the crate sets no `tolerance`: f32 kernels may differ in the last bits across targets.
@@ -103,6 +107,8 @@ pub struct KernelProject {
     pub samples_path: PathBuf,
     pub samples: Vec<u8>,
     pub tolerance: f64,
+    /// `[package.metadata.wasmpack-infer.budgets]`, flattened to `variant.metric`.
+    pub budgets: Budgets,
 }
 
 impl KernelProject {
@@ -239,6 +245,7 @@ impl KernelProject {
             samples_path,
             samples,
             tolerance,
+            budgets: budget::from_tables(raw.budgets),
             name,
         })
     }

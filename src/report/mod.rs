@@ -1,5 +1,6 @@
 //! Everything the user sees. Stages report through [`Reporter`]; nothing else prints.
 
+pub mod check;
 pub mod human;
 
 use crate::manifest::{FileEntry, Parity};

@@ -1,0 +1,98 @@
+use super::bundle_dir_of;
+use cargo_wasmpack_infer::budget::{self, BudgetResult};
+use cargo_wasmpack_infer::exit::{BUDGET_EXCEEDED, input_error};
+use cargo_wasmpack_infer::manifest::{self, Manifest};
+use cargo_wasmpack_infer::report;
+use clap::{Args, ValueEnum};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Compare a bundle's measured metrics with its budgets; exit 1 when one is exceeded.
+///
+/// Budgets come from the kernel's [package.metadata.wasmpack-infer.budgets] (recorded in the
+/// manifest at build time) or from --budgets FILE, one table per variant, e.g.
+///   [wasm]  brotli_bytes = "40 KiB"   instantiate_us = 100
+///   [ratio] wasm_over_native_steady = 2.0
+/// Timing budgets compare medians; the table says how many runs each came from. When
+/// GITHUB_STEP_SUMMARY is set, the Markdown table is appended to it.
+#[derive(Args)]
+pub struct Opts {
+    /// Bundle directory, a manifest (.json), or a file inside a bundle.
+    bundle: PathBuf,
+    /// Budgets file (TOML) used instead of the manifest's.
+    #[arg(long)]
+    budgets: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    Markdown,
+}
+
+impl Opts {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let is_json = self.bundle.extension().is_some_and(|e| e == "json");
+        let manifest_path = if is_json && self.bundle.is_file() {
+            self.bundle.clone()
+        } else {
+            bundle_dir_of(&self.bundle)?.join(manifest::FILE_NAME)
+        };
+        let manifest = Manifest::read(&manifest_path)?;
+        let budgets = match &self.budgets {
+            Some(path) => budget::read_file(path)?,
+            None => manifest.budgets.clone(),
+        };
+        if budgets.is_empty() {
+            return Err(input_error(format!(
+                "{} records no budgets: add [package.metadata.wasmpack-infer.budgets] to the kernel's \
+                 Cargo.toml and rebuild, or pass --budgets FILE",
+                manifest_path.display()
+            )));
+        }
+        let results = budget::check(&manifest, &budgets)?;
+        print_results(&results, self.format)?;
+        Ok(exit_code(&results))
+    }
+}
+
+/// Prints results in `format` and appends Markdown to `GITHUB_STEP_SUMMARY` when set.
+pub fn print_results(results: &[BudgetResult], format: Format) -> anyhow::Result<()> {
+    match format {
+        Format::Human => print!("{}", report::check::human(results)),
+        Format::Markdown => print!("{}", report::check::markdown(results)),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "passed": results.iter().all(|r| r.passed),
+                "results": results,
+            }))?
+        ),
+    }
+    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&summary)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "opening GITHUB_STEP_SUMMARY {}: {e}",
+                    summary.to_string_lossy()
+                )
+            })?;
+        file.write_all(report::check::markdown(results).as_bytes())?;
+    }
+    Ok(())
+}
+
+pub fn exit_code(results: &[BudgetResult]) -> ExitCode {
+    if results.iter().all(|r| r.passed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(BUDGET_EXCEEDED)
+    }
+}

@@ -1,0 +1,77 @@
+//! Budget check results as a human table and as Markdown (for PR comments and job summaries).
+
+use super::format_bytes;
+use crate::budget::{BudgetResult, Unit};
+use crate::measure::timing::format_duration_us;
+
+fn value(unit: Unit, v: f64) -> String {
+    match unit {
+        Unit::Bytes => format_bytes(v.max(0.0).round() as u64),
+        Unit::Microseconds => format_duration_us(v),
+        Unit::Ratio => format!("{v:.3}"),
+    }
+}
+
+fn cells(r: &BudgetResult) -> [String; 5] {
+    [
+        r.metric.clone(),
+        value(r.unit, r.limit),
+        value(r.unit, r.value),
+        format!("{:+.1} %", r.headroom * 100.0),
+        r.runs.map(|n| format!("median of {n}")).unwrap_or_default(),
+    ]
+}
+
+const HEADER: [&str; 5] = ["metric", "limit", "value", "headroom", "runs"];
+
+fn verdict(results: &[BudgetResult]) -> String {
+    let exceeded = results.iter().filter(|r| !r.passed).count();
+    if exceeded == 0 {
+        format!("all {} budgets met", results.len())
+    } else {
+        format!("{exceeded} of {} budgets exceeded", results.len())
+    }
+}
+
+pub fn human(results: &[BudgetResult]) -> String {
+    let rows: Vec<[String; 5]> = results.iter().map(cells).collect();
+    let width = |i: usize| {
+        rows.iter()
+            .map(|r| r[i].chars().count())
+            .chain([HEADER[i].len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..5).map(width).collect();
+    let line = |cols: [&str; 5], mark: &str| {
+        let mut text = format!("{mark} ");
+        for (i, col) in cols.iter().enumerate() {
+            text.push_str(&format!("{col:<w$}  ", w = widths[i]));
+        }
+        text.trim_end().to_string() + "\n"
+    };
+    let mut out = line(HEADER, " ");
+    for (r, c) in results.iter().zip(&rows) {
+        out.push_str(&line(
+            [&c[0], &c[1], &c[2], &c[3], &c[4]],
+            if r.passed { " " } else { "✗" },
+        ));
+    }
+    out.push_str(&format!("\n{}\n", verdict(results)));
+    out
+}
+
+pub fn markdown(results: &[BudgetResult]) -> String {
+    let mut out =
+        String::from("| | metric | limit | value | headroom | runs |\n|---|---|---|---|---|---|\n");
+    for r in results {
+        let c = cells(r);
+        let mark = if r.passed { "✅" } else { "❌" };
+        out.push_str(&format!(
+            "| {mark} | `{}` | {} | {} | {} | {} |\n",
+            c[0], c[1], c[2], c[3], c[4]
+        ));
+    }
+    out.push_str(&format!("\n**{}**\n", verdict(results)));
+    out
+}

@@ -1,0 +1,157 @@
+//! `check` against the fixture manifest: pass, fail, bad budgets, each output format.
+
+mod common;
+
+use common::*;
+
+fn manifest() -> String {
+    repo_root()
+        .join("tests/fixtures/manifests/handwritten.json")
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn budgets(dir: &tempfile::TempDir, text: &str) -> String {
+    let path = dir.path().join("budgets.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+const PASSING: &str = "[wasm]\nbrotli_bytes = \"4 KiB\"\ninstantiate_us = \"1 ms\"\n[ratio]\nwasm_over_native_steady = 10\n";
+const FAILING: &str = "[wasm]\nbrotli_bytes = \"2 KiB\"\nsteady_batch1_us = \"100 ns\"\n[native]\nraw_bytes = \"1 MiB\"\n";
+
+#[test]
+fn passing_budgets_exit_0_and_failing_ones_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = wpi(&["check", &manifest(), "--budgets", &budgets(&dir, PASSING)]);
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("all 3 budgets met"),
+        "{}",
+        stdout(&output)
+    );
+
+    let output = wpi(&["check", &manifest(), "--budgets", &budgets(&dir, FAILING)]);
+    assert_exit(&output, 1);
+    assert_snapshot("check-failing-human.txt", &stdout(&output));
+}
+
+#[test]
+fn markdown_and_json_formats_and_the_job_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = budgets(&dir, FAILING);
+    let output = wpi(&[
+        "check",
+        &manifest(),
+        "--budgets",
+        &file,
+        "--format",
+        "markdown",
+    ]);
+    assert_exit(&output, 1);
+    assert_snapshot("check-failing-markdown.md", &stdout(&output));
+
+    let summary = dir.path().join("summary.md");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-wasmpack-infer"))
+        .args(["check", &manifest(), "--budgets", &file, "--format", "json"])
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .unwrap();
+    assert_exit(&output, 1);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["passed"], false);
+    let results = json["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    let exceeded: Vec<&str> = results
+        .iter()
+        .filter(|r| r["passed"] == false)
+        .map(|r| r["metric"].as_str().unwrap())
+        .collect();
+    assert_eq!(exceeded, vec!["wasm.brotli_bytes", "wasm.steady_batch1_us"]);
+    assert_eq!(
+        std::fs::read_to_string(&summary).unwrap(),
+        stdout(&wpi(&[
+            "check",
+            &manifest(),
+            "--budgets",
+            &file,
+            "--format",
+            "markdown"
+        ]))
+    );
+}
+
+#[test]
+fn bad_budgets_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[wasm]\nbrotli_byte = 1\n",
+            "unknown budget metric `wasm.brotli_byte`; valid metrics: wasm.raw_bytes",
+        ),
+        (
+            "[gpu]\nraw_bytes = 1\n",
+            "unknown budget metric `gpu.raw_bytes`",
+        ),
+        (
+            "[wasm]\nbrotli_bytes = \"4 parsecs\"\n",
+            "budget `wasm.brotli_bytes`: unknown size unit `parsecs`",
+        ),
+        (
+            "[wasm]\ninstantiate_us = \"4 KiB\"\n",
+            "unknown time unit `KiB`",
+        ),
+        ("[wasm]\nbrotli_bytes = [1]\n", "budgets"),
+    ];
+    for (text, expected) in cases {
+        let output = wpi(&["check", &manifest(), "--budgets", &budgets(&dir, text)]);
+        assert_exit(&output, 2);
+        assert!(
+            stderr(&output).contains(expected),
+            "{text:?}: expected {expected:?} in\n{}",
+            stderr(&output)
+        );
+    }
+    // The fixture was built from a crate without budgets.
+    let output = wpi(&["check", &manifest()]);
+    assert_exit(&output, 2);
+    assert!(stderr(&output).contains("records no budgets"));
+    let output = wpi(&["check", "/nonexistent/bundle"]);
+    assert_exit(&output, 2);
+}
+
+#[test]
+fn build_check_uses_the_crate_budgets() {
+    for (limit, code) in [("1 MiB", 0), ("1 KiB", 1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let crate_dir = copy_crate(&fixture("handwritten"), dir.path());
+        let manifest = crate_dir.join("Cargo.toml");
+        let mut text = std::fs::read_to_string(&manifest).unwrap();
+        text.push_str(&format!(
+            "\n[package.metadata.wasmpack-infer.budgets]\nwasm.brotli_bytes = \"{limit}\"\n"
+        ));
+        std::fs::write(&manifest, text).unwrap();
+        let out = dir.path().join("dist");
+        let output = wpi(&[
+            "build",
+            crate_dir.to_str().unwrap(),
+            "--check",
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--steady-runs",
+            "5",
+        ]);
+        assert_exit(&output, code);
+        assert!(
+            stdout(&output).contains("wasm.brotli_bytes"),
+            "{}",
+            stdout(&output)
+        );
+        // A budget miss is not a failed build: the bundle is written and records its budgets.
+        let written: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(out.join("handwritten-0.1.0/manifest.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(written["budgets"]["wasm.brotli_bytes"], limit);
+    }
+}
