@@ -8,6 +8,7 @@
 
 pub mod abi;
 pub mod budget;
+pub mod bundle;
 pub mod exit;
 pub mod fsx;
 pub mod manifest;

@@ -2,7 +2,7 @@
 //! Stages are silent; this module tells a [`Reporter`] what each one did.
 
 use crate::abi;
-use crate::exit::input_error;
+use crate::bundle::Bundle;
 use crate::fsx;
 use crate::manifest::{
     CustomSection, KernelInfo, Manifest, NativeVariant, OptimizeInfo, Parity, ProfileInfo,
@@ -292,6 +292,50 @@ pub struct Measured {
     pub timings: Timings,
 }
 
+/// Outputs of every sample on both variants, compared.
+pub struct ParityRun {
+    pub parity: Parity,
+    /// The slower variant's cost per sample, to size watchdogs for further work.
+    pub per_sample: Duration,
+}
+
+fn watchdog_limit(work: Duration) -> Duration {
+    WATCHDOG_SLACK + work * 20
+}
+
+/// Runs all samples as one batch on the WASM variant (capped host) and the native one (under a
+/// watchdog sized from the WASM run: native code cannot be interrupted), and compares them.
+pub fn parity_run(
+    host: &WasmHost,
+    wasm: &[u8],
+    native_library: &Path,
+    samples: &SampleSet,
+    output: &TensorSpec,
+    tolerance: f64,
+) -> Result<ParityRun> {
+    let count = samples.data.len() / samples.input_bytes;
+    let mut wasm_kernel = host.load(wasm)?;
+    wasm_kernel.init().context("WASM variant")?;
+    let (wasm_out, wasm_took) =
+        timed(|| wasm_kernel.infer(samples.data, count, samples.output_bytes));
+    let wasm_out = wasm_out.context("running all samples on the WASM variant")?;
+
+    let watchdog = Watchdog::start(
+        watchdog_limit(wasm_took),
+        "running the samples on the native variant".into(),
+    );
+    let mut native_kernel = NativeKernel::load(native_library)?;
+    native_kernel.init().context("native variant")?;
+    let (native_out, native_took) =
+        timed(|| native_kernel.infer(samples.data, count, samples.output_bytes));
+    let native_out = native_out.context("running all samples on the native variant")?;
+    drop(watchdog);
+    Ok(ParityRun {
+        parity: parity::compare(&wasm_out, &native_out, output.dtype, count, tolerance),
+        per_sample: wasm_took.max(native_took) / count.max(1) as u32,
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn measure_variants(
     host: &WasmHost,
@@ -304,28 +348,8 @@ pub fn measure_variants(
     download_bytes: u64,
     plan: &TimingPlan,
 ) -> Result<Measured> {
-    let count = samples.data.len() / samples.input_bytes;
-    let mut wasm_kernel = host.load(wasm)?;
-    wasm_kernel.init().context("WASM variant")?;
-    let (wasm_out, wasm_took) =
-        timed(|| wasm_kernel.infer(samples.data, count, samples.output_bytes));
-    let wasm_out = wasm_out.context("running all samples on the WASM variant")?;
-
-    // Native code cannot be interrupted; the capped WASM run above bounds what it should take.
-    let watchdog_limit = |work: Duration| WATCHDOG_SLACK + work * 20;
-    let watchdog = Watchdog::start(
-        watchdog_limit(wasm_took),
-        "running the samples on the native variant".into(),
-    );
-    let mut native_kernel = NativeKernel::load(native_library)?;
-    native_kernel.init().context("native variant")?;
-    let (native_out, native_took) =
-        timed(|| native_kernel.infer(samples.data, count, samples.output_bytes));
-    let native_out = native_out.context("running all samples on the native variant")?;
-    drop(watchdog);
-    let parity = parity::compare(&wasm_out, &native_out, output.dtype, count, tolerance);
-
-    let per_sample = wasm_took.max(native_took) / count.max(1) as u32;
+    let ParityRun { parity, per_sample } =
+        parity_run(host, wasm, native_library, samples, output, tolerance)?;
     let _watchdog = Watchdog::start(
         watchdog_limit(per_sample * plan.sample_inferences() as u32 * 2),
         "timing the variants".into(),
@@ -366,27 +390,11 @@ pub fn remeasure(
     plan: &TimingPlan,
     reporter: &mut dyn Reporter,
 ) -> Result<Manifest> {
-    let manifest_path = bundle_dir.join(crate::manifest::FILE_NAME);
-    if !manifest_path.is_file() {
-        return Err(input_error(format!(
-            "{} is not a bundle: it has no {}",
-            bundle_dir.display(),
-            crate::manifest::FILE_NAME
-        )));
-    }
-    let mut manifest = Manifest::read(&manifest_path)?;
-    for entry in &manifest.files {
-        let bytes =
-            fsx::read(&bundle_dir.join(&entry.path)).map_err(|e| input_error(format!("{e:#}")))?;
-        if fsx::sha256_hex(&bytes) != entry.sha256 {
-            return Err(input_error(format!(
-                "{}: sha256 does not match the manifest; the bundle was modified",
-                bundle_dir.join(&entry.path).display()
-            )));
-        }
-    }
-    let wasm = fsx::read(&bundle_dir.join(&manifest.wasm.file))?;
-    let samples_data = fsx::read(&bundle_dir.join(&manifest.kernel.samples.file))?;
+    let bundle = Bundle::open(bundle_dir)?;
+    bundle.ensure_intact()?;
+    let mut manifest = bundle.manifest.clone();
+    let wasm = bundle.read(&manifest.wasm.file)?;
+    let samples_data = bundle.read(&manifest.kernel.samples.file)?;
     let samples = SampleSet {
         data: &samples_data,
         input_bytes: manifest.kernel.input.bytes(),
@@ -399,7 +407,7 @@ pub fn remeasure(
     let measured = measure_variants(
         &WasmHost::new()?,
         &wasm,
-        &bundle_dir.join(&manifest.native.file),
+        &bundle.path_of(&manifest.native.file)?,
         &samples,
         &manifest.kernel.output,
         manifest.kernel.tolerance,
@@ -412,7 +420,10 @@ pub fn remeasure(
     });
     manifest.parity = measured.parity;
     manifest.timings = measured.timings;
-    fsx::write_atomic(&manifest_path, manifest.to_json().as_bytes())?;
+    fsx::write_atomic(
+        &bundle_dir.join(crate::manifest::FILE_NAME),
+        manifest.to_json().as_bytes(),
+    )?;
     if !manifest.parity.passed {
         bail!(parity_failure(&manifest.parity));
     }

@@ -70,7 +70,10 @@ fn digits_example_reproduces_held_out_labels_in_both_variants() {
     );
 
     assert_eq!(manifest["parity"]["passed"], true);
-    assert_eq!(manifest["budgets"]["wasm.brotli_bytes"], "16 KiB", "the example's budgets are recorded");
+    assert_eq!(
+        manifest["budgets"]["wasm.brotli_bytes"], "16 KiB",
+        "the example's budgets are recorded"
+    );
     assert_eq!(manifest["parity"]["argmax_agree"], 360);
     let argmax_wasm: Vec<u8> =
         serde_json::from_value(manifest["parity"]["per_sample"]["argmax_wasm"].clone()).unwrap();
@@ -114,6 +117,14 @@ fn digits_example_reproduces_held_out_labels_in_both_variants() {
         20
     );
     assert_eq!(remeasured["files"], manifest["files"]);
+
+    let output = wpi(&["verify", bundle.to_str().unwrap()]);
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("parity reproduced on 360 samples"),
+        "{}",
+        stdout(&output)
+    );
 
     let mut wasm_bytes = std::fs::read(bundle.join("digits-mlp.wasm")).unwrap();
     *wasm_bytes.last_mut().unwrap() ^= 1;

@@ -4,6 +4,7 @@ mod build;
 mod check;
 mod measure;
 mod schema;
+mod verify;
 
 use cargo_wasmpack_infer::measure::timing::{DEFAULT_STEADY_RUNS, TimingPlan};
 use cargo_wasmpack_infer::report::{Reporter, Silent, human::Human};
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  a size or time budget was exceeded
+  1  a size or time budget was exceeded (check), or a bundle differs from its manifest (verify)
   2  usage or input error (bad arguments, crate metadata, samples, bundle)
   3  build or tool failure (cargo, wasm-opt, validation, parity between variants)";
 
@@ -33,6 +34,7 @@ enum Command {
     Check(check::Opts),
     Measure(measure::Opts),
     Schema(schema::Opts),
+    Verify(verify::Opts),
 }
 
 impl Cli {
@@ -42,6 +44,7 @@ impl Cli {
             Command::Check(opts) => opts.run(),
             Command::Measure(opts) => opts.run(),
             Command::Schema(opts) => opts.run(),
+            Command::Verify(opts) => opts.run(),
         }
     }
 }

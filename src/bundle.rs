@@ -1,0 +1,114 @@
+//! Reading a bundle written by `build`: its manifest, and its files checked against it.
+
+use crate::exit::input_error;
+use crate::fsx;
+use crate::manifest::{self, Manifest};
+use anyhow::Result;
+use std::path::{Component, Path, PathBuf};
+
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl Bundle {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let manifest_path = dir.join(manifest::FILE_NAME);
+        if !manifest_path.is_file() {
+            return Err(input_error(format!(
+                "{} is not a bundle: it has no {}",
+                dir.display(),
+                manifest::FILE_NAME
+            )));
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            manifest: Manifest::read(&manifest_path)?,
+        })
+    }
+
+    /// The path of a bundle file the manifest names. A name that would leave the bundle (absolute,
+    /// or with `..`) is an input error: a manifest is data, not a key to the file system.
+    pub fn path_of(&self, relative: &str) -> Result<PathBuf> {
+        let path = Path::new(relative);
+        if path
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+        {
+            return Err(input_error(format!(
+                "{}: the manifest names `{relative}`, which is not a plain path inside the bundle",
+                self.dir.display()
+            )));
+        }
+        Ok(self.dir.join(path))
+    }
+
+    pub fn read(&self, relative: &str) -> Result<Vec<u8>> {
+        fsx::read(&self.path_of(relative)?).map_err(|e| input_error(format!("{e:#}")))
+    }
+
+    /// Every way the files differ from the manifest's sizes, sha256 and SRI; empty when intact.
+    pub fn file_problems(&self) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        for entry in &self.manifest.files {
+            let path = self.path_of(&entry.path)?;
+            let Ok(bytes) = std::fs::read(&path) else {
+                problems.push(format!("{}: missing", path.display()));
+                continue;
+            };
+            if bytes.len() as u64 != entry.bytes {
+                problems.push(format!(
+                    "{}: {} bytes, the manifest says {}",
+                    path.display(),
+                    bytes.len(),
+                    entry.bytes
+                ));
+            }
+            if fsx::sha256_hex(&bytes) != entry.sha256 {
+                problems.push(format!(
+                    "{}: sha256 does not match the manifest",
+                    path.display()
+                ));
+            }
+            if fsx::sri_sha384(&bytes) != entry.sri {
+                problems.push(format!(
+                    "{}: SRI does not match the manifest",
+                    path.display()
+                ));
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Fails with an input error when a file differs from the manifest.
+    pub fn ensure_intact(&self) -> Result<()> {
+        let problems = self.file_problems()?;
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(input_error(format!(
+            "the bundle was modified: {}",
+            problems.join("; ")
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_paths_cannot_leave_the_bundle() {
+        let manifest: Manifest =
+            serde_json::from_str(include_str!("../tests/fixtures/manifests/handwritten.json"))
+                .unwrap();
+        let bundle = Bundle {
+            dir: PathBuf::from("/tmp/b"),
+            manifest,
+        };
+        assert!(bundle.path_of("handwritten.wasm").is_ok());
+        for hostile in ["../etc/passwd", "/etc/passwd", "a/../../b", "./x"] {
+            assert!(bundle.path_of(hostile).is_err(), "{hostile}");
+        }
+    }
+}
