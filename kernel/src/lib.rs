@@ -15,6 +15,7 @@
 //! of whole samples and writes [`Kernel::OUTPUT_LEN`] elements per sample.
 //! Kernels may also write these exports by hand; the tool only relies on the ABI.
 
+pub mod alloc;
 pub mod cpu;
 
 /// The ABI version `wpi_abi_version` returns.
