@@ -159,11 +159,10 @@ pub struct OptimizeInfo {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ValidateInfo {
-    /// wasmparser validated the final module against the runtime features.
-    pub valid: bool,
-    /// Samples run on the module as built and on the final module, outputs compared bit for bit.
+    /// Samples run on the module as built and on the final module (validated by wasmparser
+    /// against the runtime features first), with bit-identical outputs: a build that fails either
+    /// check writes no manifest.
     pub differential_samples: usize,
-    pub bit_identical: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]

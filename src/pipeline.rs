@@ -243,9 +243,7 @@ pub fn build(
                     wasm_opt_crate_version: crate::tools::WASM_OPT_CRATE_VERSION.into(),
                 },
                 validate: ValidateInfo {
-                    valid: true,
                     differential_samples: validated.differential_samples,
-                    bit_identical: true,
                 },
             },
             sizes: wasm_sizes,
