@@ -1,11 +1,12 @@
-//! `cargo bench --bench pipeline` (`just bench`): in one run, on examples/digits-mlp,
+//! `cargo bench --bench pipeline --profile dev` (`just bench`): in one run, per kernel
+//! (examples/digits-mlp, weights-dominated; tests/fixtures/handwritten, code only):
 //! - bytes of plain `cargo build --release` wasm vs `wasm-opt -Oz` alone vs our pipeline
-//!   (browser and size profiles);
+//!   (every wasm32-unknown-unknown profile);
 //! - WASM vs native steady inference and instantiation from precompiled, per profile.
 //! Goals (printed as met / not met): pipeline zstd ≥ 40 % below plain release, WASM steady
 //! ≤ 1.5× native, instantiation ≤ 50 µs.
 
-use cargo_wasmpack_infer::manifest::Manifest;
+use cargo_wasmpack_infer::manifest::{Manifest, Sizes};
 use cargo_wasmpack_infer::measure::sizes::sizes;
 use cargo_wasmpack_infer::measure::timing::TimingPlan;
 use cargo_wasmpack_infer::pipeline::{self, BuildOptions};
@@ -16,9 +17,19 @@ use cargo_wasmpack_infer::stages::optimize;
 use std::path::Path;
 use std::process::Command;
 
+const PLAIN_TARGET: &str = "wasm32-unknown-unknown";
+
 fn main() -> anyhow::Result<()> {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/digits-mlp");
-    let project = KernelProject::load(&example, None, false)?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for kernel in ["examples/digits-mlp", "tests/fixtures/handwritten"] {
+        bench_kernel(&root.join(kernel))?;
+        println!();
+    }
+    Ok(())
+}
+
+fn bench_kernel(crate_dir: &Path) -> anyhow::Result<()> {
+    let project = KernelProject::load(crate_dir, None, false)?;
 
     // Plain release build with the crate's own profile, in its own target dir.
     let plain_dir = project.target_directory.join("wasmpack-infer-bench-plain");
@@ -28,25 +39,34 @@ fn main() -> anyhow::Result<()> {
             "--release",
             "--lib",
             "--target",
-            "wasm32-unknown-unknown",
+            PLAIN_TARGET,
             "--manifest-path",
         ])
-        .arg(example.join("Cargo.toml"))
+        .arg(&project.manifest_path)
         .arg("--target-dir")
         .arg(&plain_dir)
         .status()?;
-    anyhow::ensure!(status.success(), "plain release build failed");
-    let plain = std::fs::read(plain_dir.join("wasm32-unknown-unknown/release/digits_mlp.wasm"))?;
+    anyhow::ensure!(
+        status.success(),
+        "plain release build of {} failed",
+        project.name
+    );
+    let plain = std::fs::read(
+        plain_dir
+            .join(PLAIN_TARGET)
+            .join("release")
+            .join(format!("{}.wasm", project.lib_name)),
+    )?;
     let mut oz = Profile::load("size")?.wasm;
     oz.wasm_opt_level = "Oz".into();
     let opt_only = optimize::optimize(&plain, &oz, false)?.wasm;
 
     let out = tempfile::tempdir()?;
     let mut built: Vec<(String, Manifest)> = Vec::new();
-    // Only profiles for the plain build's target compare like with like.
     for name in Profile::built_in_names() {
         let profile = Profile::load(name)?;
-        if profile.target != "wasm32-unknown-unknown" {
+        // Only profiles for the plain build's target compare like with like.
+        if profile.target != PLAIN_TARGET {
             continue;
         }
         let options = BuildOptions {
@@ -68,9 +88,9 @@ fn main() -> anyhow::Result<()> {
     }
 
     let plain_sizes = sizes(&plain)?;
-    println!("digits-mlp (64-32-10 MLP) — sizes");
+    println!("{} — sizes", project.name);
     println!("{:<32} {:>10} {:>10} {:>10}", "", "raw", "zstd", "brotli");
-    let row = |label: &str, s: cargo_wasmpack_infer::manifest::Sizes| {
+    let row = |label: &str, s: Sizes| {
         println!(
             "{label:<32} {:>10} {:>10} {:>10}",
             format_bytes(s.raw_bytes),
@@ -84,7 +104,7 @@ fn main() -> anyhow::Result<()> {
         row(&format!("pipeline, profile {name}"), manifest.wasm.sizes);
     }
 
-    println!("\nspeed (median; WASM in wasmtime vs native cdylib, same cargo profile)");
+    println!("speed (median; WASM in wasmtime vs native cdylib, same cargo profile)");
     for (name, manifest) in &built {
         let fit = &manifest.timings.runtime_fit;
         let zstd_cut = 1.0 - manifest.wasm.sizes.zstd_bytes as f64 / plain_sizes.zstd_bytes as f64;
@@ -110,7 +130,7 @@ fn main() -> anyhow::Result<()> {
     }
     let env = &built[0].1.timings.environment;
     println!(
-        "\nmeasured on {} ({} cores), {}",
+        "measured on {} ({} cores), {}",
         env.cpu, env.cores, env.wasm_engine
     );
     Ok(())

@@ -17,5 +17,6 @@ pub mod pipeline;
 pub mod profile;
 pub mod project;
 pub mod report;
+pub mod scaffold;
 pub mod stages;
 pub mod tools;

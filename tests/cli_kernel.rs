@@ -352,3 +352,48 @@ fn human_summary_matches_snapshot() {
         &cargo_wasmpack_infer::report::human::summary(&manifest),
     );
 }
+
+#[test]
+fn new_kernel_builds_and_meets_its_budgets_right_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("my-kernel");
+    let output = wpi(&[
+        "new",
+        "kernel",
+        "my-kernel",
+        "--dir",
+        project.to_str().unwrap(),
+    ]);
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("next: cargo wasmpack-infer build"),
+        "{}",
+        stdout(&output)
+    );
+    let out = dir.path().join("dist");
+    let output = wpi(&[
+        "build",
+        project.to_str().unwrap(),
+        "--check",
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--steady-runs",
+        "5",
+    ]);
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("all 2 budgets met"),
+        "{}",
+        stdout(&output)
+    );
+    // A second `new` into the same place is refused and changes nothing.
+    let output = wpi(&[
+        "new",
+        "kernel",
+        "my-kernel",
+        "--dir",
+        project.to_str().unwrap(),
+    ]);
+    assert_exit(&output, 2);
+    assert!(stderr(&output).contains("already exists"));
+}

@@ -3,6 +3,7 @@
 mod build;
 mod check;
 mod measure;
+mod new;
 mod schema;
 mod verify;
 
@@ -33,6 +34,7 @@ enum Command {
     Build(build::Opts),
     Check(check::Opts),
     Measure(measure::Opts),
+    New(new::Opts),
     Schema(schema::Opts),
     Verify(verify::Opts),
 }
@@ -43,6 +45,7 @@ impl Cli {
             Command::Build(opts) => opts.run(),
             Command::Check(opts) => opts.run(),
             Command::Measure(opts) => opts.run(),
+            Command::New(opts) => opts.run(),
             Command::Schema(opts) => opts.run(),
             Command::Verify(opts) => opts.run(),
         }
