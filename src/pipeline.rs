@@ -19,7 +19,7 @@ use crate::project::kernel::{KernelProject, TensorSpec};
 use crate::report::{Event, Reporter, Stage};
 use crate::stages::cargo_build::{self, TargetSetup};
 use crate::stages::pack::{self, BundleFile};
-use crate::stages::{optimize, shake, validate};
+use crate::stages::{loader, optimize, shake, validate};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -169,23 +169,39 @@ pub fn build(
         bytes: native_bytes,
         executable: true,
     };
+    let loader = loader::loader_files(&loader::LoaderConfig {
+        abi_version: abi::ABI_VERSION,
+        kernel: loader::KernelName {
+            name: &project.name,
+            version: &project.version,
+        },
+        wasm: loader::WasmFile {
+            file: &wasm_file.path,
+            sri: &crate::fsx::sri_sha384(&wasm_file.bytes),
+            bytes: wasm_file.bytes.len() as u64,
+        },
+        input: &project.input,
+        output: &project.output,
+        imports: &wasm_abi.imports,
+    });
+    let mut wasm_variant_files: Vec<&BundleFile> = vec![&wasm_file];
+    wasm_variant_files.extend(&loader);
     let tarball = BundleFile::new(
         format!("{}-wasm32.tar.zst", project.bundle_name()),
-        pack::deterministic_tar_zst(&[&wasm_file], options.source_date_epoch)?,
+        pack::deterministic_tar_zst(&wasm_variant_files, options.source_date_epoch)?,
     );
     let samples_file = BundleFile::new(SAMPLES_FILE, project.samples.clone());
     let native_sizes = sizes::sizes(&native_file.bytes)?;
 
     let staging = fsx::StagingDir::new(&bundle_dir)?;
-    let files = pack::write_files(
-        staging.path(),
-        &[
-            wasm_file.clone(),
-            native_file.clone(),
-            tarball,
-            samples_file,
-        ],
-    )?;
+    let mut bundle_files = vec![
+        wasm_file.clone(),
+        native_file.clone(),
+        tarball,
+        samples_file,
+    ];
+    bundle_files.extend(loader);
+    let files = pack::write_files(staging.path(), &bundle_files)?;
     let manifest = Manifest {
         schema_version: crate::manifest::SCHEMA_VERSION,
         tool: Tool {

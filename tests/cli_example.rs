@@ -102,6 +102,8 @@ fn digits_example_reproduces_held_out_labels_in_both_variants() {
         );
     }
 
+    check_node_loader(&bundle, &example.join("samples/inputs.bin"), &expected);
+
     // Re-measure the bundle in place; then tamper with it and expect an input error.
     let output = wpi(&[
         "measure",
@@ -133,6 +135,45 @@ fn digits_example_reproduces_held_out_labels_in_both_variants() {
     assert_exit(&output, 2);
     assert!(
         stderr(&output).contains("digits-mlp.wasm: sha256 does not match"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// The bundle's loader.mjs in Node reproduces the labels, and refuses a tampered module.
+fn check_node_loader(bundle: &std::path::Path, samples: &std::path::Path, expected: &[u8]) {
+    let node = |bundle: &std::path::Path| {
+        std::process::Command::new("node")
+            .arg(repo_root().join("tests/node/run-loader.mjs"))
+            .arg(bundle)
+            .arg(samples)
+            .output()
+    };
+    let Ok(output) = node(bundle) else {
+        eprintln!("skipping the Node loader check: `node` is not installed");
+        return;
+    };
+    assert_exit(&output, 0);
+    let labels: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let labels: Vec<u8> = serde_json::from_value(labels["labels"].clone()).unwrap();
+    assert_eq!(
+        labels, expected,
+        "loader.mjs in Node reproduces the trained labels"
+    );
+
+    let tampered = tempfile::tempdir().unwrap();
+    for file in ["loader.mjs", "digits-mlp.wasm"] {
+        std::fs::copy(bundle.join(file), tampered.path().join(file)).unwrap();
+    }
+    let wasm = tampered.path().join("digits-mlp.wasm");
+    let mut bytes = std::fs::read(&wasm).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&wasm, bytes).unwrap();
+    let output = node(tampered.path()).unwrap();
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("IntegrityError: integrity check failed"),
         "{}",
         stderr(&output)
     );

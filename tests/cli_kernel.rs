@@ -142,6 +142,17 @@ fn wasi_profile_builds_for_wasip1_and_denies_wasi_calls_while_measuring() {
         "{imports:?}"
     );
     assert_eq!(manifest["parity"]["passed"], true);
+    // The bundle's loader gives WASI imports the same deny-all stubs in JavaScript.
+    let bundle = out.path().join("handwritten-0.1.0");
+    match std::process::Command::new("node")
+        .arg(repo_root().join("tests/node/run-loader.mjs"))
+        .arg(&bundle)
+        .arg(bundle.join("samples.bin"))
+        .output()
+    {
+        Ok(output) => assert_exit(&output, 0),
+        Err(_) => eprintln!("skipping the Node loader check: `node` is not installed"),
+    }
 }
 
 #[test]
