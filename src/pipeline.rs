@@ -117,7 +117,7 @@ pub fn build(
     reporter.event(Event::Started(Stage::Validate));
     validate::validate_module(&optimized.wasm, &profile.wasm.runtime_features)
         .context("validate stage")?;
-    let host = WasmHost::new()?;
+    let host = WasmHost::with_call_time_limit(options.timing.call_time_limit)?;
     let validated = validate::differential_run(
         &host,
         &built_wasm,
@@ -419,7 +419,7 @@ pub fn remeasure(
         .map(|r| r.release)
         .unwrap_or_else(|_| manifest.profile.rustc.clone());
     let measured = measure_variants(
-        &WasmHost::new()?,
+        &WasmHost::with_call_time_limit(plan.call_time_limit)?,
         &wasm,
         &bundle.path_of(&manifest.native.file)?,
         &samples,

@@ -408,3 +408,46 @@ fn new_kernel_builds_and_meets_its_budgets_right_away() {
     assert_exit(&output, 2);
     assert!(stderr(&output).contains("already exists"));
 }
+
+/// Kernels that misbehave only on wasm32 (fixture `hostile`, mode chosen at compile time) fail the
+/// build with exit 3 and a message saying what happened, instead of hanging or crashing it.
+#[test]
+fn hostile_kernels_fail_the_build_with_a_reason() {
+    let cases = [
+        ("trap", "wasm `unreachable` instruction executed"),
+        (
+            "overlong",
+            "wpi_infer returned 1032 bytes written, more than its 8-byte output buffer",
+        ),
+        ("grow", "(the sandbox allows 1.0 GiB)"),
+        ("loop", "the kernel ran longer than 2s and was stopped"),
+    ];
+    // One test, run in order: every mode rebuilds the same crate in the shared target directory.
+    for (mode, expected) in cases {
+        let out = tempfile::tempdir().unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-wasmpack-infer"))
+            .args([
+                "build",
+                fixture("hostile").to_str().unwrap(),
+                "--call-timeout",
+                "2",
+                "--out-dir",
+            ])
+            .arg(out.path())
+            .env("WPI_HOSTILE", mode)
+            .env("CI", "true")
+            .output()
+            .unwrap();
+        assert_exit(&output, 3);
+        assert!(
+            stderr(&output).contains(expected),
+            "{mode}: expected {expected:?} in\n{}",
+            stderr(&output)
+        );
+        assert_eq!(
+            std::fs::read_dir(out.path()).unwrap().count(),
+            0,
+            "{mode}: nothing written"
+        );
+    }
+}

@@ -64,7 +64,7 @@ impl Opts {
             offline: self.offline,
             allow_install: !self.no_install,
             source_date_epoch: self.source_date_epoch,
-            timing: self.timing.plan(),
+            timing: self.timing.plan()?,
         };
         let output = pipeline::build(&project, &options, self.output.reporter().as_mut())?;
         self.output.print_manifest(&output.manifest);

@@ -19,7 +19,7 @@ pub struct Opts {
 impl Opts {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let bundle_dir = bundle_dir_of(&self.bundle)?;
-        let plan = self.timing.plan();
+        let plan = self.timing.plan()?;
         let manifest = pipeline::remeasure(&bundle_dir, &plan, self.output.reporter().as_mut())?;
         self.output.print_manifest(&manifest);
         Ok(ExitCode::SUCCESS)

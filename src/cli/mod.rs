@@ -8,6 +8,7 @@ mod schema;
 mod verify;
 
 use cargo_wasmpack_infer::measure::timing::{DEFAULT_STEADY_RUNS, TimingPlan};
+use cargo_wasmpack_infer::measure::wasm::DEFAULT_CALL_TIME_LIMIT;
 use cargo_wasmpack_infer::report::{Reporter, Silent, human::Human};
 use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
@@ -92,14 +93,28 @@ pub struct TimingOpts {
     /// Steady-state runs per batch size (p95 needs at least a few hundred to mean much).
     #[arg(long, default_value_t = DEFAULT_STEADY_RUNS as u64, value_parser = clap::value_parser!(u64).range(1..))]
     pub steady_runs: u64,
+    /// Seconds one sandboxed call into the WASM kernel may run before the build fails (a kernel
+    /// that never returns is stopped, not waited for).
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_CALL_TIME_LIMIT.as_secs_f64())]
+    pub call_timeout: f64,
 }
 
 impl TimingOpts {
-    pub fn plan(&self) -> TimingPlan {
-        TimingPlan {
+    pub fn plan(&self) -> anyhow::Result<TimingPlan> {
+        let call_time_limit = std::time::Duration::try_from_secs_f64(self.call_timeout)
+            .ok()
+            .filter(|limit| !limit.is_zero())
+            .ok_or_else(|| {
+                cargo_wasmpack_infer::exit::input_error(format!(
+                    "--call-timeout {}: expected a positive number of seconds",
+                    self.call_timeout
+                ))
+            })?;
+        Ok(TimingPlan {
             steady_runs: self.steady_runs as usize,
+            call_time_limit,
             ..TimingPlan::default()
-        }
+        })
     }
 }
 

@@ -23,6 +23,8 @@ pub struct TimingPlan {
     pub warmup_runs: usize,
     pub steady_runs: usize,
     pub batches: Vec<usize>,
+    /// How long one sandboxed call (validation, parity) may run before the build fails.
+    pub call_time_limit: std::time::Duration,
 }
 
 impl Default for TimingPlan {
@@ -35,6 +37,7 @@ impl Default for TimingPlan {
             warmup_runs: 20,
             steady_runs: DEFAULT_STEADY_RUNS,
             batches: vec![1, 32],
+            call_time_limit: crate::measure::wasm::DEFAULT_CALL_TIME_LIMIT,
         }
     }
 }

@@ -253,8 +253,15 @@ impl WasmKernel {
         })
     }
 
+    /// Describes a failed call, with the memory the kernel held: a kernel that hit the memory cap
+    /// traps inside its allocator, and the size says why.
     fn trapped(&self, error: wasmtime::Error, step: &str) -> anyhow::Error {
-        trap_context(error, step, self.call_time_limit)
+        let memory = self.memory.data_size(&self.store) as u64;
+        trap_context(error, step, self.call_time_limit).context(format!(
+            "{step} failed with {} of linear memory in use (the sandbox allows {})",
+            crate::report::format_bytes(memory),
+            crate::report::format_bytes(MEMORY_LIMIT_BYTES as u64)
+        ))
     }
 
     /// Makes `buffer` hold at least `len` bytes, reallocating through the kernel's allocator.
