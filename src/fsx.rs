@@ -133,20 +133,27 @@ fn remove_stale_staging(parent: &Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name
-            .strip_prefix(STAGING_PREFIX)
-            .or_else(|| name.strip_prefix(RETIRED_PREFIX))
-        else {
+        let (rest, retired) = match (
+            name.strip_prefix(STAGING_PREFIX),
+            name.strip_prefix(RETIRED_PREFIX),
+        ) {
+            (Some(rest), _) => (rest, false),
+            (_, Some(rest)) => (rest, true),
+            _ => continue,
+        };
+        let Some((pid, original)) = rest.split_once('-') else {
             continue;
         };
-        let owner_alive = rest
-            .split('-')
-            .next()
-            .and_then(|pid| pid.parse::<u32>().ok())
-            .is_some_and(process_alive);
-        if !owner_alive {
-            let _ = std::fs::remove_dir_all(entry.path());
+        if pid.parse::<u32>().is_ok_and(process_alive) {
+            continue;
         }
+        // A process killed between its two renames left the previous bundle retired and nothing
+        // in its place: put it back rather than lose it.
+        let destination = parent.join(original);
+        if retired && !destination.exists() && std::fs::rename(entry.path(), &destination).is_ok() {
+            continue;
+        }
+        let _ = std::fs::remove_dir_all(entry.path());
     }
 }
 
@@ -216,6 +223,21 @@ mod tests {
         std::fs::create_dir(&stale).unwrap();
         let staging = StagingDir::new(&root.path().join("bundle")).unwrap();
         assert!(!stale.exists());
+        drop(staging);
+    }
+
+    #[test]
+    fn a_bundle_retired_by_a_dead_process_is_restored() {
+        let root = tempfile::tempdir().unwrap();
+        let retired = root.path().join(format!("{RETIRED_PREFIX}0-bundle"));
+        std::fs::create_dir(&retired).unwrap();
+        std::fs::write(retired.join("manifest.json"), "previous").unwrap();
+        let staging = StagingDir::new(&root.path().join("bundle")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(root.path().join("bundle/manifest.json")).unwrap(),
+            "previous"
+        );
+        assert!(!retired.exists());
         drop(staging);
     }
 

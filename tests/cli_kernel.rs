@@ -451,3 +451,48 @@ fn hostile_kernels_fail_the_build_with_a_reason() {
         );
     }
 }
+
+/// Builds killed at different points leave a bundle that verifies (the previous one, or a complete
+/// new one), and the next run removes what a killed run left behind.
+#[test]
+fn killed_builds_never_leave_a_half_written_bundle() {
+    let out = tempfile::tempdir().unwrap();
+    let crate_dir = fixture("handwritten");
+    let build = |steady_runs: &str| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-wasmpack-infer"));
+        command
+            .args([
+                "build",
+                crate_dir.to_str().unwrap(),
+                "-q",
+                "--steady-runs",
+                steady_runs,
+                "--out-dir",
+            ])
+            .arg(out.path())
+            .env("CI", "true");
+        command
+    };
+    assert_exit(&build("5").output().unwrap(), 0);
+    let bundle = out.path().join("handwritten-0.1.0");
+    for delay_ms in [20, 150, 400, 900, 1500] {
+        let mut child = build("20000").spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let output = wpi(&["verify", bundle.to_str().unwrap()]);
+        assert_exit(&output, 0);
+    }
+    // What a run killed inside pack would leave: a staging directory of a dead process.
+    std::fs::create_dir(
+        out.path()
+            .join(".wpi-staging-999999999-handwritten-0.1.0-x"),
+    )
+    .unwrap();
+    assert_exit(&build("5").output().unwrap(), 0);
+    let leftovers: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(leftovers, vec!["handwritten-0.1.0".to_string()]);
+}
