@@ -14,6 +14,10 @@ example:
 bench:
     cargo bench --bench pipeline --profile dev
 
+# Long differential run of shake + wasm-opt on random modules (the default test run does 400 seeds).
+fuzz seeds="20000":
+    WPI_FUZZ_SEEDS={{seeds}} cargo test --test differential -- --nocapture
+
 # Regenerate blessed snapshots and the manifest schema after an intended change.
 bless:
     BLESS=1 cargo test --workspace

@@ -377,7 +377,10 @@ mod tests {
         let host = WasmHost::with_call_time_limit(Duration::from_millis(50)).unwrap();
         let mut kernel = host.load(&wat::parse_str(looping).unwrap()).unwrap();
         let err = kernel.infer(&1f32.to_le_bytes(), 1, 4).unwrap_err();
-        assert!(format!("{err:#}").contains("ran longer than 50ms"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("ran longer than 50ms"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -239,6 +239,28 @@ mod tests {
         assert!(shaken.wasm.len() < wasm.len());
     }
 
+    /// Found by the differential test (wasm-smith seed 5299): an active segment whose offset is
+    /// out of bounds traps at instantiation even when empty; dropping it would remove the trap.
+    #[test]
+    fn out_of_bounds_active_segments_still_trap_at_instantiation() {
+        for wat in [
+            r#"(module (table (export "t") 10 funcref) (elem (i32.const -5) func))"#,
+            r#"(module (memory (export "m") 1) (data (i32.const 70000) ""))"#,
+        ] {
+            let wasm = wat::parse_str(wat).unwrap();
+            let shaken = shake(&wasm, &["t", "m"], NO_NAMES).unwrap();
+            let engine = wasmtime::Engine::default();
+            for (stage, bytes) in [("original", &wasm), ("shaken", &shaken.wasm)] {
+                let module = wasmtime::Module::new(&engine, bytes).unwrap();
+                let mut store = wasmtime::Store::new(&engine, ());
+                assert!(
+                    wasmtime::Instance::new(&mut store, &module, &[]).is_err(),
+                    "{stage} of {wat} must trap"
+                );
+            }
+        }
+    }
+
     #[test]
     fn keep_names_keeps_the_name_section() {
         let options = ShakeOptions {

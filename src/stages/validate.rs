@@ -98,6 +98,29 @@ mod tests {
         assert!(err.to_string().contains("sample 1"), "{err}");
     }
 
+    /// Regression (differential test, wasm-smith seed 5299): binaryen 116 `-O3` drops an empty
+    /// active segment whose offset is out of bounds, so the optimized module instantiates where
+    /// the original traps. The differential run must refuse such a pair.
+    #[test]
+    fn an_instantiation_trap_removed_by_wasm_opt_is_refused() {
+        let built = wat::parse_str(KERNEL.replace("MUL", "3").replace(
+            "(memory (export \"memory\") 1)",
+            "(memory (export \"memory\") 1) (table 10 funcref) (elem (i32.const -5) func)",
+        ))
+        .unwrap();
+        let settings = crate::profile::Profile::load("browser").unwrap().wasm;
+        let optimized = crate::stages::optimize::optimize(&built, &settings, false)
+            .unwrap()
+            .wasm;
+        let host = WasmHost::new().unwrap();
+        assert!(
+            host.load(&built).is_err(),
+            "the original traps at instantiation"
+        );
+        let samples = 2i32.to_le_bytes();
+        assert!(differential_run(&host, &built, &optimized, &samples, 4, 4).is_err());
+    }
+
     #[test]
     fn simd_is_invalid_for_a_runtime_without_it() {
         let wasm = wat::parse_str(r#"(module (func (result v128) v128.const i64x2 0 0))"#).unwrap();
