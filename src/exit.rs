@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 /// Everything went well.
 pub const OK: u8 = 0;
-/// A size or time budget was exceeded (`check`), or a bundle differs from its manifest (`verify`).
+/// A budget was exceeded (`check`), a size grew over `--fail-over` (`diff`), or a bundle differs
+/// from its manifest (`verify`).
 pub const BUDGET_EXCEEDED: u8 = 1;
 /// The command line or an input (crate, metadata, samples, bundle) is wrong: the user must fix it.
 pub const USAGE: u8 = 2;

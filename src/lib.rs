@@ -9,6 +9,7 @@
 pub mod abi;
 pub mod budget;
 pub mod bundle;
+pub mod diff;
 pub mod exit;
 pub mod fsx;
 pub mod manifest;

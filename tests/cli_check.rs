@@ -155,3 +155,71 @@ fn build_check_uses_the_crate_budgets() {
         assert_eq!(written["budgets"]["wasm.brotli_bytes"], limit);
     }
 }
+
+/// A copy of the fixture manifest whose WASM grew by half and whose instantiation got slower.
+fn grown_manifest(dir: &tempfile::TempDir) -> String {
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(manifest()).unwrap()).unwrap();
+    let brotli = manifest["wasm"]["sizes"]["brotli_bytes"].as_u64().unwrap();
+    manifest["wasm"]["sizes"]["brotli_bytes"] = (brotli * 3 / 2).into();
+    let instantiate = manifest["timings"]["wasm"]["instantiate"]["median_us"]
+        .as_f64()
+        .unwrap();
+    manifest["timings"]["wasm"]["instantiate"]["median_us"] = (instantiate * 4.0).into();
+    let path = dir.path().join("new.json");
+    std::fs::write(&path, serde_json::to_string(&manifest).unwrap()).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn diff_sorts_by_impact_and_fail_over_gates_sizes_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = wpi(&["diff", &manifest(), &manifest()]);
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("0 metrics changed"),
+        "{}",
+        stdout(&output)
+    );
+
+    let new = grown_manifest(&dir);
+    let output = wpi(&["diff", &manifest(), &new]);
+    assert_exit(&output, 0);
+    assert_snapshot("diff-human.txt", &stdout(&output));
+
+    let output = wpi(&["diff", &manifest(), &new, "--fail-over", "5%"]);
+    assert_exit(&output, 1);
+    assert!(
+        stdout(&output).contains("✗ wasm.brotli_bytes grew +50.0 %"),
+        "{}",
+        stdout(&output)
+    );
+    // Instantiation got 4x slower but timings are not gated by --fail-over.
+    assert!(!stdout(&output).contains("✗ wasm.instantiate_us"));
+    let output = wpi(&["diff", &manifest(), &new, "--fail-over", "60%"]);
+    assert_exit(&output, 0);
+
+    let output = wpi(&["diff", &manifest(), &new, "--format", "markdown"]);
+    assert_snapshot("diff-markdown.md", &stdout(&output));
+    let output = wpi(&[
+        "diff",
+        &manifest(),
+        &new,
+        "--format",
+        "json",
+        "--fail-over",
+        "0.05",
+    ]);
+    assert_exit(&output, 1);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["changes"][0]["metric"], "wasm.instantiate_us");
+    assert_eq!(
+        json["grown_over_threshold"],
+        serde_json::json!(["wasm.brotli_bytes"])
+    );
+
+    let output = wpi(&["diff", &manifest(), &new, "--fail-over", "lots"]);
+    assert_exit(&output, 2);
+    let output = wpi(&["diff", &manifest(), "/nonexistent"]);
+    assert_exit(&output, 2);
+}

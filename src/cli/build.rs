@@ -82,7 +82,7 @@ impl Opts {
         // With --json stdout is the manifest alone: the exit code carries the verdict.
         if !self.output.json && !self.output.quiet {
             println!();
-            check::print_results(&results, check::Format::Human)?;
+            check::print_results(&results, super::Format::Human)?;
         }
         Ok(check::exit_code(&results))
     }

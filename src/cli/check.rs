@@ -1,10 +1,9 @@
-use super::bundle_dir_of;
+use super::{Format, append_step_summary, manifest_path_of};
 use cargo_wasmpack_infer::budget::{self, BudgetResult};
 use cargo_wasmpack_infer::exit::{BUDGET_EXCEEDED, input_error};
-use cargo_wasmpack_infer::manifest::{self, Manifest};
+use cargo_wasmpack_infer::manifest::Manifest;
 use cargo_wasmpack_infer::report;
-use clap::{Args, ValueEnum};
-use std::io::Write;
+use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -27,21 +26,9 @@ pub struct Opts {
     format: Format,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum Format {
-    Human,
-    Json,
-    Markdown,
-}
-
 impl Opts {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        let is_json = self.bundle.extension().is_some_and(|e| e == "json");
-        let manifest_path = if is_json && self.bundle.is_file() {
-            self.bundle.clone()
-        } else {
-            bundle_dir_of(&self.bundle)?.join(manifest::FILE_NAME)
-        };
+        let manifest_path = manifest_path_of(&self.bundle)?;
         let manifest = Manifest::read(&manifest_path)?;
         let budgets = match &self.budgets {
             Some(path) => budget::read_file(path)?,
@@ -73,20 +60,7 @@ pub fn print_results(results: &[BudgetResult], format: Format) -> anyhow::Result
             }))?
         ),
     }
-    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&summary)
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "opening GITHUB_STEP_SUMMARY {}: {e}",
-                    summary.to_string_lossy()
-                )
-            })?;
-        file.write_all(report::check::markdown(results).as_bytes())?;
-    }
-    Ok(())
+    append_step_summary(&report::check::markdown(results))
 }
 
 pub fn exit_code(results: &[BudgetResult]) -> ExitCode {

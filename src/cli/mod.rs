@@ -2,6 +2,7 @@
 
 mod build;
 mod check;
+mod diff;
 mod measure;
 mod new;
 mod schema;
@@ -17,7 +18,8 @@ use std::process::ExitCode;
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  a size or time budget was exceeded (check), or a bundle differs from its manifest (verify)
+  1  a budget was exceeded (check), a size grew over --fail-over (diff), or a bundle differs
+     from its manifest (verify)
   2  usage or input error (bad arguments, crate metadata, samples, bundle)
   3  build or tool failure (cargo, wasm-opt, validation, parity between variants)";
 
@@ -34,6 +36,7 @@ pub struct Cli {
 enum Command {
     Build(build::Opts),
     Check(check::Opts),
+    Diff(diff::Opts),
     Measure(measure::Opts),
     New(new::Opts),
     Schema(schema::Opts),
@@ -45,6 +48,7 @@ impl Cli {
         match self.command {
             Command::Build(opts) => opts.run(),
             Command::Check(opts) => opts.run(),
+            Command::Diff(opts) => opts.run(),
             Command::Measure(opts) => opts.run(),
             Command::New(opts) => opts.run(),
             Command::Schema(opts) => opts.run(),
@@ -133,4 +137,39 @@ pub fn bundle_dir_of(path: &std::path::Path) -> anyhow::Result<std::path::PathBu
             path.display()
         )))
     }
+}
+
+/// The manifest a path names: a `.json` file itself, else the manifest of the bundle it names.
+pub fn manifest_path_of(path: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    if path.extension().is_some_and(|e| e == "json") && path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    Ok(bundle_dir_of(path)?.join(cargo_wasmpack_infer::manifest::FILE_NAME))
+}
+
+/// Output format of report-style commands (`check`, `diff`).
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    Markdown,
+}
+
+/// Appends Markdown to the GitHub Actions job summary when `GITHUB_STEP_SUMMARY` is set.
+pub fn append_step_summary(markdown: &str) -> anyhow::Result<()> {
+    let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
+        return Ok(());
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&summary)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "opening GITHUB_STEP_SUMMARY {}: {e}",
+                summary.to_string_lossy()
+            )
+        })?;
+    std::io::Write::write_all(&mut file, markdown.as_bytes())?;
+    Ok(())
 }

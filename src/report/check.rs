@@ -4,7 +4,8 @@ use super::format_bytes;
 use crate::budget::{BudgetResult, Unit};
 use crate::measure::timing::format_duration_us;
 
-fn value(unit: Unit, v: f64) -> String {
+/// A metric value in its unit, as the tables show it.
+pub fn value(unit: Unit, v: f64) -> String {
     match unit {
         Unit::Bytes => format_bytes(v.max(0.0).round() as u64),
         Unit::Microseconds => format_duration_us(v),

@@ -1,6 +1,7 @@
 //! Everything the user sees. Stages report through [`Reporter`]; nothing else prints.
 
 pub mod check;
+pub mod diff;
 pub mod human;
 
 use crate::manifest::{FileEntry, Parity};

@@ -1,0 +1,83 @@
+use super::{Format, append_step_summary, manifest_path_of};
+use cargo_wasmpack_infer::diff;
+use cargo_wasmpack_infer::exit::{BUDGET_EXCEEDED, input_error};
+use cargo_wasmpack_infer::manifest::Manifest;
+use cargo_wasmpack_infer::report;
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Compare two bundles (or manifests) metric by metric, largest relative change first.
+///
+/// With --fail-over, a byte metric that grew by more than the threshold exits 1; timings are
+/// shown but not gated (gate them with timing budgets, which compare medians). When
+/// GITHUB_STEP_SUMMARY is set, the Markdown table is appended to it.
+#[derive(Args)]
+pub struct Opts {
+    /// The previous bundle, or its manifest.
+    old: PathBuf,
+    /// The new bundle, or its manifest.
+    new: PathBuf,
+    /// Exit 1 when a size grew by more than this, e.g. `5%` or `0.05`.
+    #[arg(long, value_name = "PERCENT")]
+    fail_over: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+impl Opts {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let threshold = self.fail_over.as_deref().map(parse_threshold).transpose()?;
+        let old = Manifest::read(&manifest_path_of(&self.old)?)?;
+        let new = Manifest::read(&manifest_path_of(&self.new)?)?;
+        let changes = diff::diff(&old, &new);
+        let grown = threshold
+            .map(|t| diff::grown_beyond(&changes, t))
+            .unwrap_or_default();
+        match self.format {
+            Format::Human => {
+                print!("{}", report::diff::human(&changes));
+                for c in &grown {
+                    println!(
+                        "✗ {} grew {:+.1} %, over --fail-over",
+                        c.metric,
+                        c.relative * 100.0
+                    );
+                }
+            }
+            Format::Markdown => print!("{}", report::diff::markdown(&changes)),
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "changes": changes,
+                    "grown_over_threshold": grown.iter().map(|c| &c.metric).collect::<Vec<_>>(),
+                }))?
+            ),
+        }
+        append_step_summary(&report::diff::markdown(&changes))?;
+        Ok(if grown.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(BUDGET_EXCEEDED)
+        })
+    }
+}
+
+/// `5%`, `5 %` or `0.05` → 0.05.
+fn parse_threshold(text: &str) -> anyhow::Result<f64> {
+    let trimmed = text.trim();
+    let (number, scale) = match trimmed.strip_suffix('%') {
+        Some(percent) => (percent.trim(), 0.01),
+        None => (trimmed, 1.0),
+    };
+    number
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map(|v| v * scale)
+        .ok_or_else(|| {
+            input_error(format!(
+                "--fail-over {text}: expected a percentage like 5% or a fraction like 0.05"
+            ))
+        })
+}
