@@ -178,3 +178,66 @@ fn check_node_loader(bundle: &std::path::Path, samples: &std::path::Path, expect
         stderr(&output)
     );
 }
+
+/// Two checkouts in different directories build byte-identical bundles: absolute paths (which
+/// end up in panic locations) are remapped, and only the timings section of the manifest differs.
+#[test]
+fn checkouts_in_different_directories_build_identical_bundles() {
+    let manifests: Vec<serde_json::Value> = ["first-checkout", "second"]
+        .iter()
+        .map(|name| {
+            let root = tempfile::Builder::new()
+                .prefix(name)
+                .tempdir()
+                .unwrap()
+                .keep();
+            let example = root.join("examples/digits-mlp");
+            for (from, to) in [
+                ("examples/digits-mlp", &example),
+                ("kernel", &root.join("kernel")),
+            ] {
+                copy_tree(&repo_root().join(from), to);
+            }
+            let out = root.join("dist");
+            let output = wpi(&[
+                "build",
+                example.to_str().unwrap(),
+                "--out-dir",
+                out.to_str().unwrap(),
+                "--json",
+                "--steady-runs",
+                "5",
+            ]);
+            assert_exit(&output, 0);
+            let manifest = manifest_from_stdout(&output);
+            std::fs::remove_dir_all(&root).unwrap();
+            manifest
+        })
+        .collect();
+    let without_timings = |m: &serde_json::Value| {
+        let mut m = m.clone();
+        m.as_object_mut().unwrap().remove("timings");
+        m
+    };
+    assert_eq!(
+        without_timings(&manifests[0]),
+        without_timings(&manifests[1])
+    );
+}
+
+/// Copies a source tree, leaving out build output.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "target" || name == "Cargo.lock" {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &to.join(&name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&name)).unwrap();
+        }
+    }
+}

@@ -102,6 +102,9 @@ pub struct KernelProject {
     pub lib_name: String,
     pub manifest_path: PathBuf,
     pub target_directory: PathBuf,
+    pub workspace_root: PathBuf,
+    /// Direct path dependencies: name and directory.
+    pub path_dependencies: Vec<(String, PathBuf)>,
     pub input: TensorSpec,
     pub output: TensorSpec,
     pub samples_path: PathBuf,
@@ -166,10 +169,18 @@ impl KernelProject {
                     ))
                 })?,
         };
-        Self::from_package(chosen, metadata.target_directory.as_std_path())
+        Self::from_package(
+            chosen,
+            metadata.target_directory.as_std_path(),
+            metadata.workspace_root.as_std_path(),
+        )
     }
 
-    fn from_package(package: &Package, target_directory: &Path) -> Result<Self> {
+    fn from_package(
+        package: &Package,
+        target_directory: &Path,
+        workspace_root: &Path,
+    ) -> Result<Self> {
         let name = package.name.to_string();
         let crate_dir = package
             .manifest_path
@@ -240,6 +251,12 @@ impl KernelProject {
             version: package.version.to_string(),
             manifest_path: package.manifest_path.clone().into_std_path_buf(),
             target_directory: target_directory.to_path_buf(),
+            workspace_root: workspace_root.to_path_buf(),
+            path_dependencies: package
+                .dependencies
+                .iter()
+                .filter_map(|d| Some((d.name.clone(), d.path.clone()?.into_std_path_buf())))
+                .collect(),
             input: raw.input,
             output: raw.output,
             samples_path,

@@ -122,13 +122,19 @@ pub fn compile(
     for setting in profile.cargo_profile_config() {
         command.args(["--config", &setting]);
     }
-    if !rustflags.is_empty() {
-        let flags: Vec<String> = rustflags.iter().map(|f| format!("{f:?}")).collect();
-        command.args([
-            "--config",
-            &format!("target.{target}.rustflags=[{}]", flags.join(",")),
-        ]);
-    }
+    // Remapping is not recorded with the profile's flags: it only keeps absolute paths (which
+    // end up in panic locations) out of the artifacts, so checkouts in different directories
+    // build the same bytes.
+    let flags: Vec<String> = rustflags
+        .iter()
+        .cloned()
+        .chain(path_remaps(project))
+        .map(|f| format!("{f:?}"))
+        .collect();
+    command.args([
+        "--config",
+        &format!("target.{target}.rustflags=[{}]", flags.join(",")),
+    ]);
     if offline {
         command.arg("--offline");
     }
@@ -185,6 +191,30 @@ pub fn compile(
         artifact,
         rustflags: rustflags.to_vec(),
     })
+}
+
+/// `--remap-path-prefix` flags mapping the machine-specific directories a build reads sources
+/// from (cargo's home, the kernel's workspace, its path dependencies) to fixed names. When several
+/// match, rustc applies the last, so the most specific come last.
+fn path_remaps(project: &KernelProject) -> Vec<String> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
+    let mut remaps: Vec<(PathBuf, String)> = Vec::new();
+    if let Some(cargo_home) = cargo_home {
+        remaps.push((cargo_home, "/cargo".into()));
+    }
+    remaps.push((
+        project.workspace_root.clone(),
+        format!("/build/{}", project.name),
+    ));
+    for (name, dir) in &project.path_dependencies {
+        remaps.push((dir.clone(), format!("/build/deps/{name}")));
+    }
+    remaps
+        .into_iter()
+        .map(|(from, to)| format!("--remap-path-prefix={}={to}", from.display()))
+        .collect()
 }
 
 fn is_cdylib_file(path: &Path) -> bool {
