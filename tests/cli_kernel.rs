@@ -97,16 +97,11 @@ fn json_output_is_the_manifest_and_rebuilds_are_byte_identical() {
 #[test]
 fn keep_names_survives_wasm_opt() {
     let out = tempfile::tempdir().unwrap();
-    let output = wpi(&[
-        "build",
-        fixture("handwritten").to_str().unwrap(),
-        "--keep-names",
-        "--out-dir",
-        out.path().to_str().unwrap(),
-        "-q",
-        "--steady-runs",
-        "5",
-    ]);
+    let output = build(
+        &fixture("handwritten"),
+        out.path(),
+        &["--keep-names", "-q", "--steady-runs", "5"],
+    );
     assert_exit(&output, 0);
     let wasm = std::fs::read(out.path().join("handwritten-0.1.0/handwritten.wasm")).unwrap();
     let sections = cargo_wasmpack_infer::stages::shake::custom_sections(&wasm).unwrap();
@@ -119,17 +114,11 @@ fn keep_names_survives_wasm_opt() {
 #[test]
 fn wasi_profile_builds_for_wasip1_and_denies_wasi_calls_while_measuring() {
     let out = tempfile::tempdir().unwrap();
-    let output = wpi(&[
-        "build",
-        fixture("handwritten").to_str().unwrap(),
-        "--profile",
-        "wasi",
-        "--out-dir",
-        out.path().to_str().unwrap(),
-        "--json",
-        "--steady-runs",
-        "20",
-    ]);
+    let output = build(
+        &fixture("handwritten"),
+        out.path(),
+        &["--profile", "wasi", "--json", "--steady-runs", "20"],
+    );
     assert_exit(&output, 0);
     let manifest = manifest_from_stdout(&output);
     assert_eq!(manifest["wasm"]["target"], "wasm32-wasip1");

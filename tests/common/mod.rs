@@ -23,6 +23,18 @@ pub fn wpi(args: &[&str]) -> Output {
         .expect("running cargo-wasmpack-infer")
 }
 
+/// Runs `build` on `crate_dir` into `out`, with `extra` arguments.
+pub fn build(crate_dir: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "build",
+        crate_dir.to_str().unwrap(),
+        "--out-dir",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    wpi(&args)
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
