@@ -12,6 +12,7 @@ pub mod bundle;
 pub mod diff;
 pub mod exit;
 pub mod fsx;
+pub mod inspect;
 pub mod manifest;
 pub mod measure;
 pub mod pipeline;

@@ -103,8 +103,29 @@ fn keep_names_survives_wasm_opt() {
         &["--keep-names", "-q", "--steady-runs", "5"],
     );
     assert_exit(&output, 0);
-    let wasm = std::fs::read(out.path().join("handwritten-0.1.0/handwritten.wasm")).unwrap();
+    let wasm_path = out.path().join("handwritten-0.1.0/handwritten.wasm");
+    let wasm = std::fs::read(&wasm_path).unwrap();
     let sections = cargo_wasmpack_infer::stages::shake::custom_sections(&wasm).unwrap();
+    // With names kept, `inspect` shows demangled function names.
+    let output = wpi(&["inspect", wasm_path.to_str().unwrap(), "--top", "20"]);
+    assert_exit(&output, 0);
+    let report = stdout(&output);
+    assert!(
+        report.contains("wpi_infer  (exported as wpi_infer)"),
+        "{report}"
+    );
+    assert!(report.contains("custom \"name\""), "{report}");
+    // A bundle directory inspects its shipped module; JSON is the same report.
+    let output = wpi(&[
+        "inspect",
+        out.path().join("handwritten-0.1.0").to_str().unwrap(),
+        "--json",
+    ]);
+    assert_exit(&output, 0);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["exports"].as_array().unwrap().len(), 5);
+    let output = wpi(&["inspect", repo_root().join("Cargo.toml").to_str().unwrap()]);
+    assert_exit(&output, 2);
     assert!(
         sections.iter().any(|(name, _)| name == "name"),
         "{sections:?}"

@@ -3,6 +3,7 @@
 mod build;
 mod check;
 mod diff;
+mod inspect;
 mod measure;
 mod new;
 mod schema;
@@ -37,6 +38,7 @@ enum Command {
     Build(build::Opts),
     Check(check::Opts),
     Diff(diff::Opts),
+    Inspect(inspect::Opts),
     Measure(measure::Opts),
     New(new::Opts),
     Schema(schema::Opts),
@@ -49,6 +51,7 @@ impl Cli {
             Command::Build(opts) => opts.run(),
             Command::Check(opts) => opts.run(),
             Command::Diff(opts) => opts.run(),
+            Command::Inspect(opts) => opts.run(),
             Command::Measure(opts) => opts.run(),
             Command::New(opts) => opts.run(),
             Command::Schema(opts) => opts.run(),
