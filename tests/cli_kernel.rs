@@ -296,9 +296,8 @@ fn workspace_members_are_picked_with_package() {
     )
     .unwrap();
     let out = dir.path().join("dist");
-    let workspace = dir.path().to_str().unwrap();
 
-    let output = wpi(&["build", workspace, "--out-dir", out.to_str().unwrap()]);
+    let output = build(dir.path(), &out, &[]);
     assert_exit(&output, 2);
     assert!(
         stderr(&output).contains("pick the kernel with --package (one of: handwritten)"),
@@ -306,17 +305,11 @@ fn workspace_members_are_picked_with_package() {
         stderr(&output)
     );
 
-    let output = wpi(&[
-        "build",
-        workspace,
-        "-p",
-        "handwritten",
-        "--out-dir",
-        out.to_str().unwrap(),
-        "-q",
-        "--steady-runs",
-        "5",
-    ]);
+    let output = build(
+        dir.path(),
+        &out,
+        &["-p", "handwritten", "-q", "--steady-runs", "5"],
+    );
     assert_exit(&output, 0);
     assert!(
         stdout(&output).is_empty() && stderr(&output).is_empty(),
