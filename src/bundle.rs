@@ -3,6 +3,8 @@
 use crate::exit::input_error;
 use crate::fsx;
 use crate::manifest::{self, Manifest};
+use crate::measure::timing::SampleSet;
+use crate::pipeline::Variants;
 use anyhow::Result;
 use std::path::{Component, Path, PathBuf};
 
@@ -45,6 +47,27 @@ impl Bundle {
 
     pub fn read(&self, relative: &str) -> Result<Vec<u8>> {
         fsx::read(&self.path_of(relative)?).map_err(|e| input_error(format!("{e:#}")))
+    }
+
+    /// The bundle's variants as parity and timing runs take them, over bytes the caller read.
+    pub fn variants<'a>(
+        &'a self,
+        wasm: &'a [u8],
+        native_library: &'a Path,
+        samples: &'a [u8],
+    ) -> Variants<'a> {
+        let kernel = &self.manifest.kernel;
+        Variants {
+            wasm,
+            native_library,
+            samples: SampleSet {
+                data: samples,
+                input_bytes: kernel.input.bytes(),
+                output_bytes: kernel.output.bytes(),
+            },
+            output: &kernel.output,
+            tolerance: kernel.tolerance,
+        }
     }
 
     /// Every way the files differ from the manifest's sizes, sha256 and SRI; empty when intact.

@@ -132,19 +132,21 @@ pub fn build(
     });
 
     reporter.event(Event::Started(Stage::Measure));
-    let samples = SampleSet {
-        data: &project.samples,
-        input_bytes: project.input.bytes(),
-        output_bytes: project.output.bytes(),
+    let variants = Variants {
+        wasm: &optimized.wasm,
+        native_library: &native_build.artifact,
+        samples: SampleSet {
+            data: &project.samples,
+            input_bytes: project.input.bytes(),
+            output_bytes: project.output.bytes(),
+        },
+        output: &project.output,
+        tolerance: project.tolerance,
     };
     let wasm_sizes = sizes::sizes(&optimized.wasm)?;
     let measured = measure_variants(
         &host,
-        &optimized.wasm,
-        &native_build.artifact,
-        &samples,
-        &project.output,
-        project.tolerance,
+        &variants,
         &rustc.release,
         wasm_sizes.brotli_bytes,
         &options.timing,
@@ -306,6 +308,15 @@ pub struct Measured {
     pub timings: Timings,
 }
 
+/// The two variants of one kernel and the samples they are compared and timed on.
+pub struct Variants<'a> {
+    pub wasm: &'a [u8],
+    pub native_library: &'a Path,
+    pub samples: SampleSet<'a>,
+    pub output: &'a TensorSpec,
+    pub tolerance: f64,
+}
+
 /// Outputs of every sample on both variants, compared.
 pub struct ParityRun {
     pub parity: Parity,
@@ -319,14 +330,14 @@ fn watchdog_limit(work: Duration) -> Duration {
 
 /// Runs all samples as one batch on the WASM variant (capped host) and the native one (under a
 /// watchdog sized from the WASM run: native code cannot be interrupted), and compares them.
-pub fn parity_run(
-    host: &WasmHost,
-    wasm: &[u8],
-    native_library: &Path,
-    samples: &SampleSet,
-    output: &TensorSpec,
-    tolerance: f64,
-) -> Result<ParityRun> {
+pub fn parity_run(host: &WasmHost, variants: &Variants) -> Result<ParityRun> {
+    let Variants {
+        wasm,
+        native_library,
+        samples,
+        output,
+        tolerance,
+    } = variants;
     let count = samples.data.len() / samples.input_bytes;
     let mut wasm_kernel = host.load(wasm)?;
     wasm_kernel.init().context("WASM variant")?;
@@ -345,31 +356,26 @@ pub fn parity_run(
     let native_out = native_out.context("running all samples on the native variant")?;
     drop(watchdog);
     Ok(ParityRun {
-        parity: parity::compare(&wasm_out, &native_out, output.dtype, count, tolerance),
+        parity: parity::compare(&wasm_out, &native_out, output.dtype, count, *tolerance),
         per_sample: wasm_took.max(native_took) / count.max(1) as u32,
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 pub fn measure_variants(
     host: &WasmHost,
-    wasm: &[u8],
-    native_library: &Path,
-    samples: &SampleSet,
-    output: &TensorSpec,
-    tolerance: f64,
+    variants: &Variants,
     rustc_release: &str,
     download_bytes: u64,
     plan: &TimingPlan,
 ) -> Result<Measured> {
-    let ParityRun { parity, per_sample } =
-        parity_run(host, wasm, native_library, samples, output, tolerance)?;
+    let ParityRun { parity, per_sample } = parity_run(host, variants)?;
+    let (samples, native_library) = (&variants.samples, variants.native_library);
     let _watchdog = Watchdog::start(
         watchdog_limit(per_sample * plan.sample_inferences() as u32 * 2),
         "timing the variants".into(),
     );
     let wasm_timings =
-        timing::measure_wasm(wasm, samples, plan).context("measuring the WASM variant")?;
+        timing::measure_wasm(variants.wasm, samples, plan).context("measuring the WASM variant")?;
     let native_timings = timing::measure_native(native_library, samples, plan)
         .context("measuring the native variant")?;
     let runtime_fit = timing::runtime_fit(&wasm_timings, &native_timings, download_bytes);
@@ -409,22 +415,14 @@ pub fn remeasure(
     let mut manifest = bundle.manifest.clone();
     let wasm = bundle.read(&manifest.wasm.file)?;
     let samples_data = bundle.read(&manifest.kernel.samples.file)?;
-    let samples = SampleSet {
-        data: &samples_data,
-        input_bytes: manifest.kernel.input.bytes(),
-        output_bytes: manifest.kernel.output.bytes(),
-    };
     reporter.event(Event::Started(Stage::Measure));
     let rustc = cargo_build::rustc_info()
         .map(|r| r.release)
         .unwrap_or_else(|_| manifest.profile.rustc.clone());
+    let native_library = bundle.path_of(&manifest.native.file)?;
     let measured = measure_variants(
         &WasmHost::with_call_time_limit(plan.call_time_limit)?,
-        &wasm,
-        &bundle.path_of(&manifest.native.file)?,
-        &samples,
-        &manifest.kernel.output,
-        manifest.kernel.tolerance,
+        &bundle.variants(&wasm, &native_library, &samples_data),
         &rustc,
         manifest.wasm.sizes.brotli_bytes,
         plan,

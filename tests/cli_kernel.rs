@@ -371,13 +371,16 @@ fn human_summary_matches_snapshot() {
 fn new_kernel_builds_and_meets_its_budgets_right_away() {
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("my-kernel");
-    let output = wpi(&[
-        "new",
-        "kernel",
-        "my-kernel",
-        "--dir",
-        project.to_str().unwrap(),
-    ]);
+    let new_kernel = || {
+        wpi(&[
+            "new",
+            "kernel",
+            "my-kernel",
+            "--dir",
+            project.to_str().unwrap(),
+        ])
+    };
+    let output = new_kernel();
     assert_exit(&output, 0);
     assert!(
         stdout(&output).contains("next: cargo wasmpack-infer build"),
@@ -385,15 +388,7 @@ fn new_kernel_builds_and_meets_its_budgets_right_away() {
         stdout(&output)
     );
     let out = dir.path().join("dist");
-    let output = wpi(&[
-        "build",
-        project.to_str().unwrap(),
-        "--check",
-        "--out-dir",
-        out.to_str().unwrap(),
-        "--steady-runs",
-        "5",
-    ]);
+    let output = build(&project, &out, &["--check", "--steady-runs", "5"]);
     assert_exit(&output, 0);
     assert!(
         stdout(&output).contains("all 2 budgets met"),
@@ -401,13 +396,7 @@ fn new_kernel_builds_and_meets_its_budgets_right_away() {
         stdout(&output)
     );
     // A second `new` into the same place is refused and changes nothing.
-    let output = wpi(&[
-        "new",
-        "kernel",
-        "my-kernel",
-        "--dir",
-        project.to_str().unwrap(),
-    ]);
+    let output = new_kernel();
     assert_exit(&output, 2);
     assert!(stderr(&output).contains("already exists"));
 }

@@ -1,7 +1,6 @@
 use super::bundle_dir_of;
 use cargo_wasmpack_infer::bundle::Bundle;
 use cargo_wasmpack_infer::exit::BUDGET_EXCEEDED;
-use cargo_wasmpack_infer::measure::timing::SampleSet;
 use cargo_wasmpack_infer::measure::wasm::WasmHost;
 use cargo_wasmpack_infer::pipeline::parity_run;
 use clap::Args;
@@ -27,17 +26,11 @@ impl Opts {
         if problems.is_empty() {
             let manifest = &bundle.manifest;
             let samples = bundle.read(&manifest.kernel.samples.file)?;
+            let wasm = bundle.read(&manifest.wasm.file)?;
+            let native_library = bundle.path_of(&manifest.native.file)?;
             let run = parity_run(
                 &WasmHost::new()?,
-                &bundle.read(&manifest.wasm.file)?,
-                &bundle.path_of(&manifest.native.file)?,
-                &SampleSet {
-                    data: &samples,
-                    input_bytes: manifest.kernel.input.bytes(),
-                    output_bytes: manifest.kernel.output.bytes(),
-                },
-                &manifest.kernel.output,
-                manifest.kernel.tolerance,
+                &bundle.variants(&wasm, &native_library, &samples),
             )?;
             if run.parity != manifest.parity {
                 let first = (0..run.parity.samples)
