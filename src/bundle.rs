@@ -4,7 +4,7 @@ use crate::exit::input_error;
 use crate::fsx;
 use crate::manifest::{self, Manifest};
 use crate::measure::timing::SampleSet;
-use crate::pipeline::Variants;
+use crate::pipeline::{CudaRequest, Variants};
 use anyhow::Result;
 use std::path::{Component, Path, PathBuf};
 
@@ -67,6 +67,7 @@ impl Bundle {
             },
             output: &kernel.output,
             tolerance: kernel.tolerance,
+            cuda: CudaRequest::from_features(&self.manifest.native.features),
         }
     }
 

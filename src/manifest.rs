@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 pub const FILE_NAME: &str = "manifest.json";
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -171,12 +171,14 @@ pub struct NativeVariant {
     pub file: String,
     pub target: String,
     pub rustflags: Vec<String>,
+    /// Cargo features of the kernel crate the library was built with (e.g. `cuda`).
+    pub features: Vec<String>,
+    /// The native profile (`targets/native-*.toml`) it was built with.
+    pub profile: String,
     pub sizes: Sizes,
-    /// What ran the native measurements: "cpu" (a CUDA path arrives with the `cuda` feature).
-    pub accelerator: String,
 }
 
-/// WASM against native on every sample.
+/// WASM against native (CPU path) on every sample.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Parity {
@@ -215,8 +217,40 @@ pub struct Distribution {
 pub struct Timings {
     pub environment: Environment,
     pub wasm: WasmTimings,
+    /// The native library on the CPU (told so through `wpi_force_cpu` when it is accelerated).
     pub native: NativeTimings,
+    /// The native library's CUDA path on the measuring machine: whether it ran, and its figures.
+    pub cuda: CudaRun,
     pub runtime_fit: RuntimeFit,
+}
+
+/// Which device ran a native measurement.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Accelerator {
+    Cuda,
+    Cpu,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CudaRun {
+    /// The library was built with the `cuda` feature: the kernel declares it, the native profile
+    /// enables it and `--no-cuda` was not given.
+    pub requested: bool,
+    /// What the shipped library picked here when left to choose.
+    pub accelerator: Accelerator,
+    /// The kernel's own description of that device (`wpi_device_info`), when it exports one,
+    /// e.g. `cuda:NVIDIA H100 80GB HBM3 (sm_90, driver 13.0)`.
+    pub device: Option<String>,
+    /// Why the CUDA path did not run, when it did not.
+    pub reason: Option<String>,
+    /// Present when the CUDA path ran: its cold start (context, NVRTC, weight upload) …
+    pub cold: Option<ColdStart>,
+    /// … its steady latency per batch size, with transfer and compute time …
+    pub steady: Vec<Steady>,
+    /// … and WASM against CUDA on every sample (a mismatch fails the build).
+    pub parity: Option<Parity>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -241,6 +275,21 @@ pub struct Steady {
     pub latency: Distribution,
     /// Samples per second at the median latency.
     pub samples_per_second: f64,
+    /// Medians of where an accelerated call spent its time, as the kernel reports it
+    /// (`wpi_last_call_ns`); absent for CPU runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferBreakdown>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TransferBreakdown {
+    /// Host → device copy of the input.
+    pub upload_us: f64,
+    /// Kernels on the device.
+    pub compute_us: f64,
+    /// Device → host copy of the output.
+    pub download_us: f64,
 }
 
 /// From nothing to the first result, per fresh instance.
@@ -280,8 +329,10 @@ pub struct NativeTimings {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeFit {
-    /// WASM steady median over native steady median, per batch size (> 1: WASM is slower).
+    /// WASM steady median over native CPU steady median, per batch size (> 1: WASM is slower).
     pub steady_ratio: Vec<BatchRatio>,
+    /// Per batch size of the sweep: each variant's median and which one wins.
+    pub batches: Vec<BatchFit>,
     /// Precompiled WASM (deserialize + instantiate + init + first inference), in µs.
     pub wasm_cold_start_us: f64,
     /// Same path when the host must compile first (compile instead of deserialize), in µs.
@@ -301,6 +352,21 @@ pub struct RuntimeFit {
 pub struct BatchRatio {
     pub batch: usize,
     pub wasm_over_native: f64,
+}
+
+/// One batch size of the sweep, across the variants measured.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BatchFit {
+    pub batch: usize,
+    pub wasm_us: f64,
+    pub native_cpu_us: f64,
+    /// Present when the CUDA path ran.
+    pub cuda_us: Option<f64>,
+    /// The variant with the lowest median: "wasm", "native-cpu" or "cuda".
+    pub fastest: String,
+    /// e.g. "cuda fastest: 8.10x native-cpu, 9.72x wasm".
+    pub summary: String,
 }
 
 impl Manifest {

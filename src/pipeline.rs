@@ -5,16 +5,17 @@ use crate::abi;
 use crate::bundle::Bundle;
 use crate::fsx;
 use crate::manifest::{
-    CustomSection, KernelInfo, Manifest, NativeVariant, OptimizeInfo, Parity, ProfileInfo,
-    SamplesInfo, ShakeInfo, Timings, Tool, ValidateInfo, WasmStages, WasmVariant,
+    Accelerator, CudaRun, CustomSection, KernelInfo, Manifest, NativeVariant, OptimizeInfo, Parity,
+    ProfileInfo, SamplesInfo, ShakeInfo, Timings, Tool, ValidateInfo, WasmStages, WasmVariant,
 };
+use crate::measure::native::{DeviceChoice, LibraryCopies};
 use crate::measure::runner::KernelRunner;
 use crate::measure::stats::timed;
 use crate::measure::timing::{SampleSet, TimingPlan};
 use crate::measure::wasm::WasmHost;
 use crate::measure::watchdog::Watchdog;
-use crate::measure::{environment, native::NativeKernel, parity, sizes, timing};
-use crate::profile::Profile;
+use crate::measure::{environment, parity, sizes, timing};
+use crate::profile::{CUDA_FEATURE, NativeProfile, Profile};
 use crate::project::kernel::{KernelProject, TensorSpec};
 use crate::report::{Event, Reporter, Stage};
 use crate::stages::cargo_build::{self, TargetSetup};
@@ -32,6 +33,9 @@ const WATCHDOG_SLACK: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
     pub profile: Profile,
+    pub native_profile: NativeProfile,
+    /// Build the native sibling without the `cuda` feature even when the kernel declares it.
+    pub no_cuda: bool,
     /// Parent of the bundle directory (`dist`).
     pub out_dir: PathBuf,
     pub keep_names: bool,
@@ -71,17 +75,22 @@ pub fn build(
         profile,
         &profile.target,
         &profile.wasm_rustflags(),
+        &[],
         options.offline,
     )
     .with_context(kernel_context)?;
     let built_wasm = fsx::read(&wasm_build.artifact)?;
     // Checked before the native build: a kernel without the ABI is not worth a second compile.
     let wasm_abi = abi::check_wasm(&built_wasm, &project.name)?;
+    let native_profile = &options.native_profile;
+    let native_features = native_profile.features_for(&project.features, options.no_cuda);
+    let cuda = cuda_request(project, options, &native_features);
     let native_build = cargo_build::compile(
         project,
         profile,
         &rustc.host,
-        &profile.native.rustflags,
+        &native_profile.rustflags,
+        &native_features,
         options.offline,
     )
     .with_context(kernel_context)?;
@@ -142,6 +151,7 @@ pub fn build(
         },
         output: &project.output,
         tolerance: project.tolerance,
+        cuda,
     };
     let wasm_sizes = sizes::sizes(&optimized.wasm)?;
     let measured = measure_variants(
@@ -153,10 +163,9 @@ pub fn build(
     )?;
     reporter.event(Event::Measured {
         parity: &measured.parity,
+        cuda: &measured.timings.cuda,
     });
-    if !measured.parity.passed {
-        bail!(parity_failure(&measured.parity));
-    }
+    ensure_parity(&measured.parity, &measured.timings.cuda)?;
 
     reporter.event(Event::Started(Stage::Pack));
     let bundle_dir = options.out_dir.join(project.bundle_name());
@@ -272,8 +281,9 @@ pub fn build(
             file: native_file.path.clone(),
             target: native_build.target.clone(),
             rustflags: native_build.rustflags.clone(),
+            features: native_features,
+            profile: native_profile.name.clone(),
             sizes: native_sizes,
-            accelerator: "cpu".into(),
         },
         parity: measured.parity,
         budgets: project.budgets.clone(),
@@ -302,6 +312,47 @@ pub fn build(
     })
 }
 
+/// Whether the native library is built with CUDA, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CudaRequest {
+    Requested,
+    NotRequested(String),
+}
+
+impl CudaRequest {
+    /// From the features a native library was built with.
+    pub fn from_features(features: &[String]) -> Self {
+        if features.iter().any(|f| f == CUDA_FEATURE) {
+            Self::Requested
+        } else {
+            Self::NotRequested("the native library was built without the `cuda` feature".into())
+        }
+    }
+}
+
+fn cuda_request(
+    project: &KernelProject,
+    options: &BuildOptions,
+    native_features: &[String],
+) -> CudaRequest {
+    let has = |features: &[String]| features.iter().any(|f| f == CUDA_FEATURE);
+    if has(native_features) {
+        CudaRequest::Requested
+    } else if !has(&project.features) {
+        CudaRequest::NotRequested(format!(
+            "kernel crate `{}` declares no `{CUDA_FEATURE}` feature",
+            project.name
+        ))
+    } else if options.no_cuda {
+        CudaRequest::NotRequested("--no-cuda".into())
+    } else {
+        CudaRequest::NotRequested(format!(
+            "native profile `{}` does not enable `{CUDA_FEATURE}`",
+            options.native_profile.name
+        ))
+    }
+}
+
 /// Parity and timings of both variants, measured in one run.
 pub struct Measured {
     pub parity: Parity,
@@ -315,13 +366,20 @@ pub struct Variants<'a> {
     pub samples: SampleSet<'a>,
     pub output: &'a TensorSpec,
     pub tolerance: f64,
+    pub cuda: CudaRequest,
 }
 
 /// Outputs of every sample on both variants, compared.
 pub struct ParityRun {
+    /// WASM against the native CPU path.
     pub parity: Parity,
     /// The slower variant's cost per sample, to size watchdogs for further work.
     pub per_sample: Duration,
+    /// What the native library picks when left to choose, and its own description of it.
+    pub accelerator: Accelerator,
+    pub device: Option<String>,
+    /// WASM against CUDA, when the library picked CUDA.
+    pub cuda_parity: Option<Parity>,
 }
 
 fn watchdog_limit(work: Duration) -> Duration {
@@ -329,7 +387,8 @@ fn watchdog_limit(work: Duration) -> Duration {
 }
 
 /// Runs all samples as one batch on the WASM variant (capped host) and the native one (under a
-/// watchdog sized from the WASM run: native code cannot be interrupted), and compares them.
+/// watchdog sized from the WASM run: native code cannot be interrupted), and compares them: on
+/// the CPU path always, and on CUDA when the library picks it.
 pub fn parity_run(host: &WasmHost, variants: &Variants) -> Result<ParityRun> {
     let Variants {
         wasm,
@@ -337,6 +396,7 @@ pub fn parity_run(host: &WasmHost, variants: &Variants) -> Result<ParityRun> {
         samples,
         output,
         tolerance,
+        cuda,
     } = variants;
     let count = samples.data.len() / samples.input_bytes;
     let mut wasm_kernel = host.load(wasm)?;
@@ -349,15 +409,38 @@ pub fn parity_run(host: &WasmHost, variants: &Variants) -> Result<ParityRun> {
         watchdog_limit(wasm_took),
         "running the samples on the native variant".into(),
     );
-    let mut native_kernel = NativeKernel::load(native_library)?;
-    native_kernel.init().context("native variant")?;
+    let mut copies = LibraryCopies::new(native_library)?;
+    let mut cpu_kernel = copies.load_cpu()?;
     let (native_out, native_took) =
-        timed(|| native_kernel.infer(samples.data, count, samples.output_bytes));
+        timed(|| cpu_kernel.infer(samples.data, count, samples.output_bytes));
     let native_out = native_out.context("running all samples on the native variant")?;
+    let compare = |other: &[u8]| parity::compare(&wasm_out, other, output.dtype, count, *tolerance);
+    let parity = compare(&native_out);
+
+    let (accelerator, device, cuda_parity) = if *cuda == CudaRequest::Requested {
+        let mut kernel = copies.load(DeviceChoice::Auto)?;
+        kernel.init().context("native variant")?;
+        let (accelerator, device) = kernel.accelerator()?;
+        let cuda_parity = if accelerator == Accelerator::Cuda {
+            let out = kernel
+                .infer(samples.data, count, samples.output_bytes)
+                .context("running all samples on the native variant's CUDA path")?;
+            Some(compare(&out))
+        } else {
+            None
+        };
+        (accelerator, device, cuda_parity)
+    } else {
+        let (accelerator, device) = cpu_kernel.accelerator()?;
+        (accelerator, device, None)
+    };
     drop(watchdog);
     Ok(ParityRun {
-        parity: parity::compare(&wasm_out, &native_out, output.dtype, count, *tolerance),
+        parity,
         per_sample: wasm_took.max(native_took) / count.max(1) as u32,
+        accelerator,
+        device,
+        cuda_parity,
     })
 }
 
@@ -368,32 +451,78 @@ pub fn measure_variants(
     download_bytes: u64,
     plan: &TimingPlan,
 ) -> Result<Measured> {
-    let ParityRun { parity, per_sample } = parity_run(host, variants)?;
+    let run = parity_run(host, variants)?;
     let (samples, native_library) = (&variants.samples, variants.native_library);
     let _watchdog = Watchdog::start(
-        watchdog_limit(per_sample * plan.sample_inferences() as u32 * 2),
+        watchdog_limit(run.per_sample * plan.sample_inferences() as u32 * 2),
         "timing the variants".into(),
     );
     let wasm_timings =
         timing::measure_wasm(variants.wasm, samples, plan).context("measuring the WASM variant")?;
-    let native_timings = timing::measure_native(native_library, samples, plan)
+    let mut copies = LibraryCopies::new(native_library)?;
+    let native_timings = timing::measure_native(&mut copies, DeviceChoice::Cpu, samples, plan)
         .context("measuring the native variant")?;
-    let runtime_fit = timing::runtime_fit(&wasm_timings, &native_timings, download_bytes);
+    let cuda_timings = match run.accelerator {
+        Accelerator::Cuda => Some(
+            timing::measure_native(&mut copies, DeviceChoice::Auto, samples, plan)
+                .context("measuring the native variant's CUDA path")?,
+        ),
+        Accelerator::Cpu => None,
+    };
+    let runtime_fit = timing::runtime_fit(
+        &wasm_timings,
+        &native_timings,
+        cuda_timings.as_ref().map(|t| t.steady.as_slice()),
+        download_bytes,
+    );
+    let reason = match (&variants.cuda, run.accelerator) {
+        (_, Accelerator::Cuda) => None,
+        (CudaRequest::NotRequested(why), _) => Some(why.clone()),
+        (CudaRequest::Requested, Accelerator::Cpu) => Some(match &run.device {
+            Some(device) => device
+                .strip_prefix("cpu (")
+                .and_then(|d| d.strip_suffix(')'))
+                .unwrap_or(device)
+                .to_string(),
+            None => "the kernel does not say which device it uses (no `wpi_device_info`)".into(),
+        }),
+    };
+    let cuda = CudaRun {
+        requested: variants.cuda == CudaRequest::Requested,
+        accelerator: run.accelerator,
+        device: run.device,
+        reason,
+        cold: cuda_timings.as_ref().map(|t| t.cold),
+        steady: cuda_timings.map(|t| t.steady).unwrap_or_default(),
+        parity: run.cuda_parity,
+    };
     Ok(Measured {
-        parity,
+        parity: run.parity,
         timings: Timings {
             environment: environment::describe(rustc_release),
             wasm: wasm_timings,
             native: native_timings,
+            cuda,
             runtime_fit,
         },
     })
 }
 
-fn parity_failure(parity: &Parity) -> String {
+/// Fails on a parity mismatch, naming the first sample that differs.
+fn ensure_parity(parity: &Parity, cuda: &CudaRun) -> Result<()> {
+    if !parity.passed {
+        bail!(parity_failure(parity, "native"));
+    }
+    if let Some(cuda_parity) = cuda.parity.as_ref().filter(|p| !p.passed) {
+        bail!(parity_failure(cuda_parity, "CUDA"));
+    }
+    Ok(())
+}
+
+fn parity_failure(parity: &Parity, other: &str) -> String {
     let first = parity.mismatched_samples[0];
     format!(
-        "the WASM and native variants disagree on {} of {} samples (first: sample {first}, \
+        "the WASM and {other} variants disagree on {} of {} samples (first: sample {first}, \
          max |difference| {:.3e}, argmax {} vs {}); tolerance is {:e}",
         parity.mismatched_samples.len(),
         parity.samples,
@@ -429,6 +558,7 @@ pub fn remeasure(
     )?;
     reporter.event(Event::Measured {
         parity: &measured.parity,
+        cuda: &measured.timings.cuda,
     });
     manifest.parity = measured.parity;
     manifest.timings = measured.timings;
@@ -436,8 +566,6 @@ pub fn remeasure(
         &bundle_dir.join(crate::manifest::FILE_NAME),
         manifest.to_json().as_bytes(),
     )?;
-    if !manifest.parity.passed {
-        bail!(parity_failure(&manifest.parity));
-    }
+    ensure_parity(&manifest.parity, &manifest.timings.cuda)?;
     Ok(manifest)
 }

@@ -1,20 +1,29 @@
 //! Target profiles (`targets/*.toml`): how both variants are compiled and what the WASM runtime
-//! accepts. The built-in ones are embedded so an installed binary needs no checkout.
+//! accepts (browser, size, wasi), and how the native sibling is built (native-cuda). The built-in
+//! ones are embedded so an installed binary needs no checkout.
 
 use crate::exit::input_error;
 use anyhow::{Context, Result};
 use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// Built-in profiles by name; the first is the default.
+/// Built-in WASM profiles by name.
 const BUILT_IN: &[(&str, &str)] = &[
     ("browser", include_str!("../targets/browser.toml")),
     ("size", include_str!("../targets/size.toml")),
     ("wasi", include_str!("../targets/wasi.toml")),
 ];
 
+/// Built-in native profiles by name.
+const BUILT_IN_NATIVE: &[(&str, &str)] =
+    &[("native-cuda", include_str!("../targets/native-cuda.toml"))];
+
 pub const DEFAULT_PROFILE: &str = "browser";
+pub const DEFAULT_NATIVE_PROFILE: &str = "native-cuda";
+/// The feature `--no-cuda` leaves out.
+pub const CUDA_FEATURE: &str = "cuda";
 
 /// The cargo profile the tool defines (inheriting `release`) so the user's profiles stay untouched.
 pub const CARGO_PROFILE_NAME: &str = "wasmpack-infer";
@@ -30,7 +39,6 @@ pub struct Profile {
     pub target: String,
     pub cargo: CargoSettings,
     pub wasm: WasmSettings,
-    pub native: NativeSettings,
 }
 
 /// Settings of the cargo profile both variants are built with.
@@ -60,12 +68,76 @@ pub struct WasmSettings {
     pub runtime_features: Vec<WasmFeature>,
 }
 
+/// How the native sibling is built; its cargo settings are the WASM profile's.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct NativeSettings {
+pub struct NativeProfile {
+    #[serde(default)]
+    pub name: String,
+    pub description: String,
     /// Extra rustc flags for the native variant only.
     #[serde(default)]
     pub rustflags: Vec<String>,
+    /// Cargo features turned on when the kernel crate declares them.
+    #[serde(default)]
+    pub features: Vec<String>,
+}
+
+impl NativeProfile {
+    /// A built-in native profile by name, or a profile file when `name_or_path` ends in `.toml`.
+    pub fn load(name_or_path: &str) -> Result<Self> {
+        let mut profile: Self = load_toml(name_or_path, BUILT_IN_NATIVE, "native profile")?;
+        if profile.name.is_empty() {
+            profile.name = profile_name(name_or_path);
+        }
+        Ok(profile)
+    }
+
+    /// The profile's features the crate declares, less `cuda` when `no_cuda`.
+    pub fn features_for(&self, declared: &[String], no_cuda: bool) -> Vec<String> {
+        self.features
+            .iter()
+            .filter(|f| declared.contains(f) && !(no_cuda && f.as_str() == CUDA_FEATURE))
+            .cloned()
+            .collect()
+    }
+}
+
+/// A profile's name: the built-in name, or a file's stem.
+fn profile_name(name_or_path: &str) -> String {
+    Path::new(name_or_path)
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name_or_path.to_string())
+}
+
+/// Parses a built-in profile by name or a profile file (a path ending in `.toml`).
+fn load_toml<T: DeserializeOwned>(
+    name_or_path: &str,
+    built_in: &[(&str, &str)],
+    kind: &str,
+) -> Result<T> {
+    let parse = |text: &str| -> Result<T> {
+        toml::from_str(text).map_err(|e| input_error(format!("invalid {kind}: {e}")))
+    };
+    if name_or_path.ends_with(".toml") {
+        let path = Path::new(name_or_path);
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading {kind} {}", path.display()))
+            .map_err(|e| input_error(format!("{e:#}")))?;
+        return parse(&text).with_context(|| format!("in {kind} {}", path.display()));
+    }
+    let (name, text) = built_in
+        .iter()
+        .find(|(name, _)| *name == name_or_path)
+        .ok_or_else(|| {
+            let names: Vec<&str> = built_in.iter().map(|(name, _)| *name).collect();
+            input_error(format!(
+                "unknown {kind} `{name_or_path}`; built-in: {} (or pass a path ending in .toml)",
+                names.join(", ")
+            ))
+        })?;
+    parse(text).with_context(|| format!("in built-in {kind} `{name}`"))
 }
 
 /// A post-MVP WebAssembly feature, named as binaryen names it.
@@ -122,39 +194,18 @@ pub fn wasmparser_features(features: &[WasmFeature]) -> wasmparser::WasmFeatures
 impl Profile {
     /// A built-in profile by name, or a profile file when `name_or_path` ends in `.toml`.
     pub fn load(name_or_path: &str) -> Result<Self> {
-        if name_or_path.ends_with(".toml") {
-            let path = Path::new(name_or_path);
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading profile {}", path.display()))
-                .map_err(|e| input_error(format!("{e:#}")))?;
-            let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-            return Self::parse(&stem, &text)
-                .with_context(|| format!("in profile {}", path.display()));
+        let mut profile: Self = load_toml(name_or_path, BUILT_IN, "profile")?;
+        if profile.name.is_empty() {
+            profile.name = profile_name(name_or_path);
         }
-        let (name, text) = BUILT_IN
-            .iter()
-            .find(|(name, _)| *name == name_or_path)
-            .ok_or_else(|| {
-                input_error(format!(
-                    "unknown profile `{name_or_path}`; built-in profiles: {} (or pass a path ending in .toml)",
-                    Self::built_in_names().join(", ")
-                ))
-            })?;
-        Self::parse(name, text).with_context(|| format!("in built-in profile `{name}`"))
+        profile
+            .check()
+            .with_context(|| format!("in profile `{}`", profile.name))?;
+        Ok(profile)
     }
 
     pub fn built_in_names() -> Vec<&'static str> {
         BUILT_IN.iter().map(|(name, _)| *name).collect()
-    }
-
-    fn parse(name: &str, text: &str) -> Result<Self> {
-        let mut profile: Profile =
-            toml::from_str(text).map_err(|e| input_error(format!("invalid profile: {e}")))?;
-        if profile.name.is_empty() {
-            profile.name = name.to_string();
-        }
-        profile.check()?;
-        Ok(profile)
     }
 
     fn check(&self) -> Result<()> {
@@ -252,11 +303,19 @@ mod tests {
         assert!(err.is::<crate::exit::InputError>());
     }
 
+    fn profile_file(text: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custom.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path.to_string_lossy().into_owned())
+    }
+
     #[test]
     fn simd_code_needs_a_simd_runtime() {
         let text = include_str!("../targets/browser.toml").replace("  \"simd\",\n", "");
-        let err = Profile::parse("x", &text).unwrap_err();
-        assert!(format!("{err}").contains("simd"), "{err}");
+        let (_dir, path) = profile_file(&text);
+        let err = Profile::load(&path).unwrap_err();
+        assert!(format!("{err:#}").contains("simd"), "{err:#}");
     }
 
     #[test]
@@ -265,6 +324,26 @@ mod tests {
             "{}\nturbo = true\n",
             include_str!("../targets/browser.toml")
         );
-        assert!(Profile::parse("x", &text).is_err());
+        let (_dir, path) = profile_file(&text);
+        assert!(Profile::load(&path).is_err());
+    }
+
+    #[test]
+    fn profile_files_are_named_after_their_stem() {
+        let (_dir, path) = profile_file(include_str!("../targets/native-cuda.toml"));
+        assert_eq!(NativeProfile::load(&path).unwrap().name, "custom");
+        assert_eq!(
+            NativeProfile::load(DEFAULT_NATIVE_PROFILE).unwrap().name,
+            DEFAULT_NATIVE_PROFILE
+        );
+    }
+
+    #[test]
+    fn native_features_need_a_declaration_and_cuda_can_be_dropped() {
+        let profile = NativeProfile::load(DEFAULT_NATIVE_PROFILE).unwrap();
+        let declared = vec!["cuda".to_string(), "extra".to_string()];
+        assert_eq!(profile.features_for(&declared, false), vec!["cuda"]);
+        assert!(profile.features_for(&declared, true).is_empty());
+        assert!(profile.features_for(&[], false).is_empty());
     }
 }

@@ -70,6 +70,7 @@ fn digits_example_reproduces_held_out_labels_in_both_variants() {
     );
 
     assert_eq!(manifest["parity"]["passed"], true);
+    check_cuda_record(&manifest);
     assert_eq!(
         manifest["budgets"]["wasm.brotli_bytes"], "16 KiB",
         "the example's budgets are recorded"
@@ -140,6 +141,48 @@ fn digits_example_reproduces_held_out_labels_in_both_variants() {
     );
 }
 
+/// The example declares `cuda`, so the native library is built with it. Without a GPU (CI) the
+/// library falls back to the CPU and the manifest says why; with one, CUDA's outputs match WASM's
+/// and its calls are split into transfer and compute. Either way every batch size has a winner.
+fn check_cuda_record(manifest: &serde_json::Value) {
+    assert_eq!(manifest["native"]["features"], serde_json::json!(["cuda"]));
+    let cuda = &manifest["timings"]["cuda"];
+    assert_eq!(cuda["requested"], true);
+    match cuda["accelerator"].as_str().unwrap() {
+        "cpu" => {
+            let reason = cuda["reason"].as_str().unwrap();
+            assert!(reason.starts_with("cuda unavailable: "), "{reason}");
+            assert!(
+                cuda["device"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("({reason})"))
+            );
+            assert!(cuda["parity"].is_null() && cuda["steady"].as_array().unwrap().is_empty());
+        }
+        "cuda" => {
+            assert!(cuda["device"].as_str().unwrap().starts_with("cuda:"));
+            assert_eq!(cuda["parity"]["passed"], true);
+            for steady in cuda["steady"].as_array().unwrap() {
+                assert!(steady["transfer"]["compute_us"].as_f64().unwrap() > 0.0);
+            }
+        }
+        other => panic!("unknown accelerator {other}"),
+    }
+    let batches = manifest["timings"]["runtime_fit"]["batches"]
+        .as_array()
+        .unwrap();
+    let sizes: Vec<u64> = batches
+        .iter()
+        .map(|b| b["batch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes, [1, 16, 256, 4096], "the default sweep");
+    for batch in batches {
+        let fastest = batch["fastest"].as_str().unwrap();
+        assert!(batch["summary"].as_str().unwrap().starts_with(fastest));
+    }
+}
+
 /// The bundle's loader.mjs in Node reproduces the labels, and refuses a tampered module.
 fn check_node_loader(bundle: &std::path::Path, samples: &std::path::Path, expected: &[u8]) {
     let node = |bundle: &std::path::Path| {
@@ -182,40 +225,48 @@ fn check_node_loader(bundle: &std::path::Path, samples: &std::path::Path, expect
 /// Two checkouts in different directories build a byte-identical WASM variant (module, loader,
 /// archive): absolute paths, which end up in panic locations, are remapped. The native library is
 /// left out: its code layout still changes with the checkout's path length (16 bytes of .text
-/// measured between two directory names), which remapping does not reach.
+/// measured between two directory names), which remapping does not reach; the second build also
+/// leaves CUDA out, which changes only the native variant.
 #[test]
 fn checkouts_in_different_directories_build_identical_wasm_variants() {
-    let manifests: Vec<serde_json::Value> = ["first-checkout", "second"]
-        .iter()
-        .map(|name| {
-            let root = tempfile::Builder::new()
-                .prefix(name)
-                .tempdir()
-                .unwrap()
-                .keep();
-            let example = root.join("examples/digits-mlp");
-            for (from, to) in [
-                ("examples/digits-mlp", &example),
-                ("kernel", &root.join("kernel")),
-            ] {
-                copy_tree(&repo_root().join(from), to);
-            }
-            let out = root.join("dist");
-            let output = wpi(&[
-                "build",
-                example.to_str().unwrap(),
-                "--out-dir",
-                out.to_str().unwrap(),
-                "--json",
-                "--steady-runs",
-                "5",
-            ]);
-            assert_exit(&output, 0);
-            let manifest = manifest_from_stdout(&output);
-            std::fs::remove_dir_all(&root).unwrap();
-            manifest
-        })
-        .collect();
+    let manifests: Vec<serde_json::Value> =
+        [("first-checkout", None), ("second", Some("--no-cuda"))]
+            .iter()
+            .map(|(name, extra)| {
+                let root = tempfile::Builder::new()
+                    .prefix(name)
+                    .tempdir()
+                    .unwrap()
+                    .keep();
+                let example = root.join("examples/digits-mlp");
+                for (from, to) in [
+                    ("examples/digits-mlp", &example),
+                    ("kernel", &root.join("kernel")),
+                ] {
+                    copy_tree(&repo_root().join(from), to);
+                }
+                let out = root.join("dist");
+                let mut args = vec![
+                    "build",
+                    example.to_str().unwrap(),
+                    "--out-dir",
+                    out.to_str().unwrap(),
+                    "--json",
+                    "--steady-runs",
+                    "5",
+                    "--batches",
+                    "1,16",
+                ];
+                args.extend(*extra);
+                let output = wpi(&args);
+                assert_exit(&output, 0);
+                let manifest = manifest_from_stdout(&output);
+                std::fs::remove_dir_all(&root).unwrap();
+                manifest
+            })
+            .collect();
+    assert_eq!(manifests[1]["native"]["features"], serde_json::json!([]));
+    assert_eq!(manifests[1]["timings"]["cuda"]["reason"], "--no-cuda");
     let wasm_variant = |m: &serde_json::Value| {
         let mut m = m.clone();
         let object = m.as_object_mut().unwrap();

@@ -11,12 +11,24 @@
 //! | `wpi_init` | `() -> i32` | builds the model once; 0 = ok |
 //! | `wpi_infer` | `(input, input_len, output, output_cap) -> isize` | bytes written, or an `ERR_*` code |
 //!
+//! Native builds also export three optional functions the tool uses when present:
+//!
+//! | export | signature | meaning |
+//! |---|---|---|
+//! | `wpi_device_info` | `(buf, cap) -> isize` | UTF-8 description of the device, e.g. `cuda:NVIDIA H100 80GB HBM3 (sm_90, driver 13.0)` or `cpu (cuda unavailable: libcuda.so not found)`; returns its full length (writing at most `cap` bytes) or `ERR_INIT` |
+//! | `wpi_force_cpu` | `() -> i32` | the model built by the next `wpi_init` runs on the CPU; 1 if a model already exists (it keeps its device) |
+//! | `wpi_last_call_ns` | `(out: *mut u64, cap) -> isize` | upload, compute and download nanoseconds of the last `wpi_infer` on an accelerator; returns how many it wrote, 0 after a CPU call |
+//!
 //! Samples are little-endian `f32` arrays of [`Kernel::INPUT_LEN`] elements; a call carries a batch
 //! of whole samples and writes [`Kernel::OUTPUT_LEN`] elements per sample.
 //! Kernels may also write these exports by hand; the tool only relies on the ABI.
 
 pub mod alloc;
 pub mod cpu;
+#[cfg(all(feature = "cuda", not(target_arch = "wasm32")))]
+mod cuda;
+pub mod device;
+pub mod mlp;
 
 /// The ABI version `wpi_abi_version` returns.
 pub const ABI_VERSION: u32 = 1;
@@ -39,6 +51,14 @@ pub trait Kernel: Sized + Send + 'static {
     fn init() -> Result<Self, i32>;
     /// Runs `input.len() / INPUT_LEN` samples, writing `OUTPUT_LEN` elements per sample to `output`.
     fn infer(&mut self, input: &[f32], output: &mut [f32]);
+    /// Where the model runs: `cpu`, `cpu (<why not the accelerator>)` or `cuda:<device>`.
+    fn device(&self) -> String {
+        device::cpu_description(None)
+    }
+    /// Host↔device transfer and compute time of the last `infer`, when it ran on an accelerator.
+    fn last_call(&self) -> Option<device::CallBreakdown> {
+        None
+    }
 }
 
 /// The model plus the decode buffers it reuses across calls, so steady inference never allocates.
@@ -103,7 +123,7 @@ pub unsafe fn infer<K: Kernel>(
     output_cap: usize,
 ) -> isize {
     let sample_bytes = K::INPUT_LEN * 4;
-    if sample_bytes == 0 || input_len % sample_bytes != 0 {
+    if sample_bytes == 0 || !input_len.is_multiple_of(sample_bytes) {
         return ERR_INPUT_LEN;
     }
     let batch = input_len / sample_bytes;
@@ -143,6 +163,61 @@ pub unsafe fn infer<K: Kernel>(
         dst.copy_from_slice(&value.to_le_bytes());
     }
     out_bytes as isize
+}
+
+/// # Safety
+/// `buf` must be writable for `cap` bytes.
+#[doc(hidden)]
+pub unsafe fn device_info<K: Kernel>(
+    slot: &mut Option<Runner<K>>,
+    buf: *mut u8,
+    cap: usize,
+) -> isize {
+    if init_runner(slot) != 0 {
+        return ERR_INIT;
+    }
+    let Some(runner) = slot.as_ref() else {
+        return ERR_INIT;
+    };
+    let description = runner.kernel.device();
+    let written = description.len().min(cap);
+    if written > 0 {
+        if buf.is_null() {
+            return ERR_NULL;
+        }
+        // SAFETY: the caller guarantees `buf` holds `cap >= written` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(description.as_ptr(), buf, written) };
+    }
+    description.len() as isize
+}
+
+#[doc(hidden)]
+pub fn force_cpu<K: Kernel>(slot: &Option<Runner<K>>) -> i32 {
+    device::force_cpu();
+    i32::from(slot.is_some())
+}
+
+/// # Safety
+/// `out` must be writable for `cap` `u64` values.
+#[doc(hidden)]
+pub unsafe fn last_call_ns<K: Kernel>(
+    slot: &Option<Runner<K>>,
+    out: *mut u64,
+    cap: usize,
+) -> isize {
+    let Some(breakdown) = slot.as_ref().and_then(|runner| runner.kernel.last_call()) else {
+        return 0;
+    };
+    let values = breakdown.to_array();
+    let written = values.len().min(cap);
+    if written > 0 && out.is_null() {
+        return ERR_NULL;
+    }
+    for (index, value) in values.iter().take(written).enumerate() {
+        // SAFETY: the caller guarantees `out` holds `cap >= written` values.
+        unsafe { out.add(index).write_unaligned(*value) };
+    }
+    written as isize
 }
 
 /// Generates the ABI v1 exports for a type implementing [`Kernel`].
@@ -199,6 +274,29 @@ macro_rules! export_kernel {
             unsafe {
                 $crate::infer::<$kernel>(&mut wpi_runner(), input, input_len, output, output_cap)
             }
+        }
+
+        // The device exports only mean something natively; the WASM variant stays lean.
+        /// # Safety
+        /// `buf` must be writable for `cap` bytes.
+        #[cfg(not(target_arch = "wasm32"))]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn wpi_device_info(buf: *mut u8, cap: usize) -> isize {
+            unsafe { $crate::device_info::<$kernel>(&mut wpi_runner(), buf, cap) }
+        }
+
+        #[cfg(not(target_arch = "wasm32"))]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn wpi_force_cpu() -> i32 {
+            $crate::force_cpu::<$kernel>(&wpi_runner())
+        }
+
+        /// # Safety
+        /// `out` must be writable for `cap` values.
+        #[cfg(not(target_arch = "wasm32"))]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn wpi_last_call_ns(out: *mut u64, cap: usize) -> isize {
+            unsafe { $crate::last_call_ns::<$kernel>(&wpi_runner(), out, cap) }
         }
     };
 }
@@ -258,6 +356,16 @@ mod tests {
         assert_eq!(run(&mut slot, &[0u8; 12], 64).0, ERR_INPUT_LEN);
         assert_eq!(run(&mut slot, &[0u8; 16], 15).0, ERR_OUTPUT_CAP);
         assert_eq!(run(&mut slot, &[], 0).0, 0);
+    }
+
+    #[test]
+    fn device_info_reports_the_full_length_and_truncates_to_cap() {
+        let mut slot: Option<Runner<Summer>> = None;
+        let mut buf = [0u8; 2];
+        let len = unsafe { device_info(&mut slot, buf.as_mut_ptr(), buf.len()) };
+        assert_eq!(len, 3, "\"cpu\" has three bytes");
+        assert_eq!(&buf, b"cp");
+        assert_eq!(unsafe { last_call_ns(&slot, std::ptr::null_mut(), 0) }, 0);
     }
 
     #[test]

@@ -2,7 +2,9 @@ use super::{OutputOpts, TimingOpts, check};
 use cargo_wasmpack_infer::budget;
 use cargo_wasmpack_infer::exit::input_error;
 use cargo_wasmpack_infer::pipeline::{self, BuildOptions};
-use cargo_wasmpack_infer::profile::{DEFAULT_PROFILE, Profile};
+use cargo_wasmpack_infer::profile::{
+    DEFAULT_NATIVE_PROFILE, DEFAULT_PROFILE, NativeProfile, Profile,
+};
 use cargo_wasmpack_infer::project::kernel::KernelProject;
 use clap::Args;
 use std::path::PathBuf;
@@ -26,6 +28,14 @@ pub struct Opts {
     /// Target profile: a built-in name (browser, size) or a path to a profile .toml.
     #[arg(long, default_value = DEFAULT_PROFILE)]
     profile: String,
+    /// Native profile: a built-in name (native-cuda) or a path to a profile .toml. It turns on
+    /// the kernel's `cuda` feature when the crate declares one; the CUDA libraries are loaded at
+    /// run time, so the library still runs (on the CPU) where there is no GPU.
+    #[arg(long, default_value = DEFAULT_NATIVE_PROFILE)]
+    native_profile: String,
+    /// Build the native sibling without the `cuda` feature.
+    #[arg(long)]
+    no_cuda: bool,
     /// Directory that receives the bundle directory.
     #[arg(long, default_value = "dist")]
     out_dir: PathBuf,
@@ -59,6 +69,8 @@ impl Opts {
         let project = KernelProject::load(&path, self.package.as_deref(), self.offline)?;
         let options = BuildOptions {
             profile: Profile::load(&self.profile)?,
+            native_profile: NativeProfile::load(&self.native_profile)?,
+            no_cuda: self.no_cuda,
             out_dir: self.out_dir,
             keep_names: self.keep_names,
             offline: self.offline,

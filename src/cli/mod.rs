@@ -9,7 +9,7 @@ mod new;
 mod schema;
 mod verify;
 
-use cargo_wasmpack_infer::measure::timing::{DEFAULT_STEADY_RUNS, TimingPlan};
+use cargo_wasmpack_infer::measure::timing::{DEFAULT_BATCHES, DEFAULT_STEADY_RUNS, TimingPlan};
 use cargo_wasmpack_infer::measure::wasm::DEFAULT_CALL_TIME_LIMIT;
 use cargo_wasmpack_infer::report::{Reporter, Silent, human::Human};
 use clap::{Args, Parser, Subcommand};
@@ -100,6 +100,14 @@ pub struct TimingOpts {
     /// Steady-state runs per batch size (p95 needs at least a few hundred to mean much).
     #[arg(long, default_value_t = DEFAULT_STEADY_RUNS as u64, value_parser = clap::value_parser!(u64).range(1..))]
     pub steady_runs: u64,
+    /// Batch sizes of the steady-state sweep, comma-separated. Every variant (WASM, native CPU,
+    /// CUDA when it runs) is timed at each; batches larger than the samples cycle through them.
+    #[arg(long, value_name = "N,N,..", value_delimiter = ',', default_values_t = DEFAULT_BATCHES.map(|b| b as u64), value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub batches: Vec<u64>,
+    /// Seconds of steady runs per batch size and variant: heavy batches get fewer runs than
+    /// --steady-runs (never fewer than 5).
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub steady_budget: f64,
     /// Seconds one sandboxed call into the WASM kernel may run before the build fails (a kernel
     /// that never returns is stopped, not waited for).
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_CALL_TIME_LIMIT.as_secs_f64())]
@@ -117,8 +125,20 @@ impl TimingOpts {
                     self.call_timeout
                 ))
             })?;
+        let steady_budget =
+            std::time::Duration::try_from_secs_f64(self.steady_budget).map_err(|_| {
+                cargo_wasmpack_infer::exit::input_error(format!(
+                    "--steady-budget {}: expected a number of seconds",
+                    self.steady_budget
+                ))
+            })?;
+        let mut batches: Vec<usize> = self.batches.iter().map(|&b| b as usize).collect();
+        batches.sort_unstable();
+        batches.dedup();
         Ok(TimingPlan {
             steady_runs: self.steady_runs as usize,
+            steady_budget,
+            batches,
             call_time_limit,
             ..TimingPlan::default()
         })

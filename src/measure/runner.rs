@@ -10,6 +10,12 @@ pub trait KernelRunner {
     /// Runs one batch: `input` holds whole samples, `output` receives exactly the batch's output.
     fn infer_into(&mut self, input: &[u8], output: &mut [u8]) -> Result<()>;
 
+    /// Upload, compute and download nanoseconds of the last call, when the kernel runs on an
+    /// accelerator and reports them.
+    fn last_call_ns(&mut self) -> Option<[u64; 3]> {
+        None
+    }
+
     /// Runs `input` and returns the output, `output_bytes_per_sample` per sample.
     fn infer(
         &mut self,

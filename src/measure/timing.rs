@@ -1,16 +1,23 @@
 //! Timing both variants with one procedure: cold start per fresh instance, then steady latency at
 //! each batch size, driven through [`KernelRunner`] so the loop is the same code for both.
 
-use crate::manifest::{BatchRatio, ColdStart, NativeTimings, RuntimeFit, Steady, WasmTimings};
-use crate::measure::native::NativeKernel;
+use crate::manifest::{
+    BatchFit, BatchRatio, ColdStart, NativeTimings, RuntimeFit, Steady, TransferBreakdown,
+    WasmTimings,
+};
+use crate::measure::native::{DeviceChoice, LibraryCopies};
 use crate::measure::runner::KernelRunner;
 use crate::measure::stats::{distribution, time_runs, timed};
 use crate::measure::wasm::WasmHost;
 use anyhow::{Context, Result};
-use std::path::Path;
+use std::time::Duration;
 
-/// Steady-state runs per batch size unless asked otherwise.
+/// Steady-state runs per batch size unless asked otherwise (or the time budget runs out first).
 pub const DEFAULT_STEADY_RUNS: usize = 200;
+/// The batch sweep: where per-call overhead dominates, and where throughput does.
+pub const DEFAULT_BATCHES: [usize; 4] = [1, 16, 256, 4096];
+/// Fewer runs than this make no median worth recording.
+const MIN_STEADY_RUNS: usize = 5;
 
 /// How many times each thing is measured.
 #[derive(Debug, Clone)]
@@ -22,6 +29,9 @@ pub struct TimingPlan {
     pub cold_runs: usize,
     pub warmup_runs: usize,
     pub steady_runs: usize,
+    /// Roughly how long steady runs of one batch size on one variant may take: large batches of
+    /// a heavy model get fewer runs (at least five), so a sweep to 4096 stays affordable.
+    pub steady_budget: Duration,
     pub batches: Vec<usize>,
     /// How long one sandboxed call (validation, parity) may run before the build fails.
     pub call_time_limit: std::time::Duration,
@@ -36,7 +46,8 @@ impl Default for TimingPlan {
             cold_runs: 10,
             warmup_runs: 20,
             steady_runs: DEFAULT_STEADY_RUNS,
-            batches: vec![1, 32],
+            steady_budget: Duration::from_secs(1),
+            batches: DEFAULT_BATCHES.to_vec(),
             call_time_limit: crate::measure::wasm::DEFAULT_CALL_TIME_LIMIT,
         }
     }
@@ -52,6 +63,13 @@ impl TimingPlan {
                 .iter()
                 .map(|b| b * per_batch_size)
                 .sum::<usize>()
+    }
+
+    /// Steady runs for a call that took `per_call`: as many as fit the budget, within
+    /// [MIN_STEADY_RUNS, steady_runs].
+    fn steady_runs_for(&self, per_call: Duration) -> usize {
+        let fit = self.steady_budget.as_secs_f64() / per_call.as_secs_f64().max(1e-9);
+        (fit as usize).clamp(MIN_STEADY_RUNS.min(self.steady_runs), self.steady_runs)
     }
 }
 
@@ -87,6 +105,7 @@ fn steady(
         .map(|&batch| {
             let cycled = samples.cycled(batch);
             let mut output = vec![0u8; batch * samples.output_bytes];
+            let mut breakdowns = Vec::new();
             let mut next = 0usize;
             let mut run = || {
                 let start = (next % count) * samples.input_bytes;
@@ -94,18 +113,44 @@ fn steady(
                 runner.infer_into(
                     &cycled[start..start + batch * samples.input_bytes],
                     &mut output,
-                )
+                )?;
+                breakdowns.extend(runner.last_call_ns());
+                Ok(())
             };
-            time_runs(plan.warmup_runs, &mut run)?;
-            let latency = distribution(&time_runs(plan.steady_runs, &mut run)?);
+            // The first call warms up and estimates what the others cost.
+            let first = time_runs(1, &mut run)?[0];
+            let runs = plan.steady_runs_for(first);
+            time_runs(plan.warmup_runs.min(runs), &mut run)?;
+            let latency = distribution(&time_runs(runs, &mut run)?);
+            let measured = &breakdowns[breakdowns.len().saturating_sub(runs)..];
             Ok(Steady {
                 batch,
                 latency,
                 samples_per_second: batch as f64 / (latency.median_us.max(1e-3) * 1e-6),
+                transfer: transfer_medians(measured),
             })
         })
         .collect::<Result<_>>()
         .with_context(|| "timing steady inference")
+}
+
+/// Medians of upload, compute and download time, when the kernel reported them.
+fn transfer_medians(breakdowns: &[[u64; 3]]) -> Option<TransferBreakdown> {
+    if breakdowns.is_empty() {
+        return None;
+    }
+    let median = |part: usize| {
+        let durations: Vec<Duration> = breakdowns
+            .iter()
+            .map(|b| Duration::from_nanos(b[part]))
+            .collect();
+        distribution(&durations).median_us
+    };
+    Some(TransferBreakdown {
+        upload_us: median(0),
+        compute_us: median(1),
+        download_us: median(2),
+    })
 }
 
 /// Init and first-inference latency over `runs` fresh runners from `fresh`.
@@ -171,32 +216,23 @@ pub fn measure_wasm(wasm: &[u8], samples: &SampleSet, plan: &TimingPlan) -> Resu
     })
 }
 
+/// Times the native library on `choice`'s device, every cold run on a fresh copy.
 pub fn measure_native(
-    library: &Path,
+    copies: &mut LibraryCopies,
+    choice: DeviceChoice,
     samples: &SampleSet,
     plan: &TimingPlan,
 ) -> Result<NativeTimings> {
-    // Each cold run loads a fresh copy: the dynamic loader would hand back the already-loaded
-    // library (and its initialised state) for the same path.
-    let bytes = crate::fsx::read(library)?;
-    let copies = tempfile::tempdir().context("creating a directory for library copies")?;
-    let extension = library.extension().and_then(|e| e.to_str()).unwrap_or("so");
     let mut load_times = Vec::new();
-    let mut copy_index = 0;
     let first_input = &samples.data[..samples.input_bytes];
     let cold = cold(plan.cold_runs, first_input, samples.output_bytes, || {
-        copy_index += 1;
-        let copy = copies
-            .path()
-            .join(format!("kernel-{copy_index}.{extension}"));
-        crate::fsx::write(&copy, &bytes)?;
-        let (kernel, took) = timed(|| NativeKernel::load(&copy));
+        let (kernel, took) = timed(|| copies.load(choice));
         load_times.push(took);
         kernel
     })
     .context("timing native cold start")?;
 
-    let mut kernel = NativeKernel::load(library)?;
+    let mut kernel = copies.load(choice)?;
     kernel.init()?;
     let steady = steady(&mut kernel, samples, plan)?;
     Ok(NativeTimings {
@@ -206,17 +242,41 @@ pub fn measure_native(
     })
 }
 
-/// The WASM variant's costs relative to native, from the medians of one run.
-pub fn runtime_fit(wasm: &WasmTimings, native: &NativeTimings, download_bytes: u64) -> RuntimeFit {
+/// The WASM variant's costs relative to native, from the medians of one run; `cuda` is the
+/// native library's CUDA path when it ran.
+pub fn runtime_fit(
+    wasm: &WasmTimings,
+    native: &NativeTimings,
+    cuda: Option<&[Steady]>,
+    download_bytes: u64,
+) -> RuntimeFit {
+    let median_at = |steady: &[Steady], batch: usize| {
+        steady
+            .iter()
+            .find(|s| s.batch == batch)
+            .map(|s| s.latency.median_us)
+    };
     let steady_ratio: Vec<BatchRatio> = wasm
         .steady
         .iter()
         .filter_map(|w| {
-            let n = native.steady.iter().find(|n| n.batch == w.batch)?;
             Some(BatchRatio {
                 batch: w.batch,
-                wasm_over_native: ratio(w.latency.median_us, n.latency.median_us),
+                wasm_over_native: ratio(w.latency.median_us, median_at(&native.steady, w.batch)?),
             })
+        })
+        .collect();
+    let batches: Vec<BatchFit> = wasm
+        .steady
+        .iter()
+        .filter_map(|w| {
+            let native_cpu_us = median_at(&native.steady, w.batch)?;
+            Some(batch_fit(
+                w.batch,
+                w.latency.median_us,
+                native_cpu_us,
+                cuda.and_then(|c| median_at(c, w.batch)),
+            ))
         })
         .collect();
     let first_and_init = wasm.cold.init.median_us + wasm.cold.first_inference.median_us;
@@ -233,12 +293,14 @@ pub fn runtime_fit(wasm: &WasmTimings, native: &NativeTimings, download_bytes: u
     );
     let verdict = verdict(
         &steady_ratio,
+        &batches,
         wasm_cold_start_us,
         native_cold_start_us,
         download_bytes,
     );
     RuntimeFit {
         steady_ratio,
+        batches,
         wasm_cold_start_us,
         wasm_cold_start_compiling_us,
         native_cold_start_us,
@@ -248,18 +310,57 @@ pub fn runtime_fit(wasm: &WasmTimings, native: &NativeTimings, download_bytes: u
     }
 }
 
-fn verdict(steady: &[BatchRatio], wasm_cold_us: f64, native_cold_us: f64, download: u64) -> String {
+/// Which variant wins at one batch size, and by how much over each other one.
+fn batch_fit(batch: usize, wasm_us: f64, native_cpu_us: f64, cuda_us: Option<f64>) -> BatchFit {
+    let mut variants = vec![("wasm", wasm_us), ("native-cpu", native_cpu_us)];
+    variants.extend(cuda_us.map(|us| ("cuda", us)));
+    let (fastest, best) = variants
+        .iter()
+        .copied()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or(("wasm", wasm_us));
+    let margins: Vec<String> = variants
+        .iter()
+        .filter(|(name, _)| *name != fastest)
+        .map(|(name, us)| format!("{:.2}x {name}", ratio(*us, best)))
+        .collect();
+    BatchFit {
+        batch,
+        wasm_us,
+        native_cpu_us,
+        cuda_us,
+        fastest: fastest.to_string(),
+        summary: format!("{fastest} fastest: {}", margins.join(", ")),
+    }
+}
+
+fn verdict(
+    steady: &[BatchRatio],
+    batches: &[BatchFit],
+    wasm_cold_us: f64,
+    native_cold_us: f64,
+    download: u64,
+) -> String {
     let speed = steady
         .iter()
         .map(|r| format!("{:.2}x native at batch {}", r.wasm_over_native, r.batch))
         .collect::<Vec<_>>()
         .join(", ");
-    format!(
+    let mut text = format!(
         "WASM steady inference runs at {speed}; cold start {} (precompiled) vs {} native; {} to download (brotli)",
         format_duration_us(wasm_cold_us),
         format_duration_us(native_cold_us),
         crate::report::format_bytes(download)
-    )
+    );
+    let cuda_wins: Vec<String> = batches
+        .iter()
+        .filter(|b| b.cuda_us.is_some())
+        .map(|b| format!("batch {}: {}", b.batch, b.summary))
+        .collect();
+    if !cuda_wins.is_empty() {
+        text.push_str(&format!("; with CUDA, {}", cuda_wins.join("; ")));
+    }
+    text
 }
 
 pub fn format_duration_us(us: f64) -> String {
@@ -294,6 +395,39 @@ mod tests {
         };
         let cycled = set.cycled(4);
         assert_eq!(cycled, vec![0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 0, 1]);
+    }
+
+    #[test]
+    fn batch_fit_names_the_fastest_variant_and_its_margins() {
+        let fit = batch_fit(4096, 9000.0, 6000.0, Some(500.0));
+        assert_eq!(fit.fastest, "cuda");
+        assert_eq!(fit.summary, "cuda fastest: 18.00x wasm, 12.00x native-cpu");
+        let fit = batch_fit(1, 3.0, 2.0, Some(40.0));
+        assert_eq!(fit.fastest, "native-cpu");
+        assert_eq!(fit.summary, "native-cpu fastest: 1.50x wasm, 20.00x cuda");
+        assert_eq!(
+            batch_fit(16, 1.0, 2.0, None).summary,
+            "wasm fastest: 2.00x native-cpu"
+        );
+    }
+
+    #[test]
+    fn steady_runs_fit_the_budget_within_bounds() {
+        let plan = TimingPlan::default();
+        assert_eq!(
+            plan.steady_runs_for(Duration::from_micros(1)),
+            DEFAULT_STEADY_RUNS
+        );
+        assert_eq!(plan.steady_runs_for(Duration::from_millis(10)), 100);
+        assert_eq!(
+            plan.steady_runs_for(Duration::from_secs(3)),
+            MIN_STEADY_RUNS
+        );
+        let few = TimingPlan {
+            steady_runs: 2,
+            ..TimingPlan::default()
+        };
+        assert_eq!(few.steady_runs_for(Duration::from_secs(3)), 2);
     }
 
     #[test]

@@ -105,6 +105,8 @@ pub struct KernelProject {
     pub workspace_root: PathBuf,
     /// Direct path dependencies: name and directory.
     pub path_dependencies: Vec<(String, PathBuf)>,
+    /// Cargo features the crate declares (`[features]`), sorted.
+    pub features: Vec<String>,
     pub input: TensorSpec,
     pub output: TensorSpec,
     pub samples_path: PathBuf,
@@ -257,6 +259,8 @@ impl KernelProject {
                 .iter()
                 .filter_map(|d| Some((d.name.clone(), d.path.clone()?.into_std_path_buf())))
                 .collect(),
+            // A BTreeMap: already sorted.
+            features: package.features.keys().cloned().collect(),
             input: raw.input,
             output: raw.output,
             samples_path,

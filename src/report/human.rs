@@ -2,7 +2,7 @@
 //! comparing the variants.
 
 use super::{Event, Reporter, Stage, format_bytes, format_change};
-use crate::manifest::{Distribution, Manifest, Steady};
+use crate::manifest::{Accelerator, CudaRun, Distribution, Manifest, Parity, Steady};
 use crate::measure::timing::format_duration_us;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
@@ -121,16 +121,16 @@ pub fn stage_line(event: &Event<'_>) -> Option<(Stage, String)> {
             Stage::Validate,
             format!("valid; {samples} samples bit-identical to the module cargo built"),
         ),
-        Event::Measured { parity } => (
+        Event::Measured { parity, cuda } => (
             Stage::Measure,
-            format!(
-                "parity {}: argmax agrees on {}/{} samples, max |Δ| {:.2e} (tolerance {:.0e})",
-                if parity.passed { "ok" } else { "FAILED" },
-                parity.argmax_agree,
-                parity.samples,
-                parity.max_abs_diff,
-                parity.tolerance
-            ),
+            match &cuda.parity {
+                Some(cuda_parity) => format!(
+                    "{}; on CUDA: {}",
+                    parity_line(parity),
+                    parity_line(cuda_parity)
+                ),
+                None => parity_line(parity),
+            },
         ),
         Event::Packed { dir, files } => (
             Stage::Pack,
@@ -165,10 +165,7 @@ pub fn summary(manifest: &Manifest) -> String {
         (
             "target".into(),
             manifest.wasm.target.clone(),
-            format!(
-                "{} ({})",
-                manifest.native.target, manifest.native.accelerator
-            ),
+            format!("{} (cpu path)", manifest.native.target),
         ),
     ];
     for (label, pick) in [
@@ -226,11 +223,8 @@ pub fn summary(manifest: &Manifest) -> String {
     for (label, a, b) in &rows {
         out.push_str(&format!("{label:<w0$}  {a:<w1$}  {b}\n"));
     }
-    let parity = &manifest.parity;
-    out.push_str(&format!(
-        "\nparity: argmax agrees on {}/{} samples, max |Δ| {:.2e} (tolerance {:.0e})\n",
-        parity.argmax_agree, parity.samples, parity.max_abs_diff, parity.tolerance
-    ));
+    out.push_str(&format!("\nparity: {}\n", parity_line(&manifest.parity)));
+    out.push_str(&cuda_summary(&manifest.timings.cuda));
     out.push_str(&format!(
         "runtime fit: {}\n",
         manifest.timings.runtime_fit.verdict
@@ -240,6 +234,59 @@ pub fn summary(manifest: &Manifest) -> String {
         "measured on {} ({} cores), {}, {}\n",
         env.cpu, env.cores, env.os, env.wasm_engine
     ));
+    out
+}
+
+fn parity_line(parity: &Parity) -> String {
+    format!(
+        "{}: argmax agrees on {}/{} samples, max |Δ| {:.2e} (tolerance {:.0e})",
+        if parity.passed { "ok" } else { "FAILED" },
+        parity.argmax_agree,
+        parity.samples,
+        parity.max_abs_diff,
+        parity.tolerance
+    )
+}
+
+/// Whether the native library's CUDA path ran here, and its figures when it did.
+fn cuda_summary(cuda: &CudaRun) -> String {
+    let Some(device) = cuda
+        .device
+        .as_deref()
+        .filter(|_| cuda.accelerator == Accelerator::Cuda)
+    else {
+        return format!(
+            "cuda: not used ({})\n",
+            cuda.reason.as_deref().unwrap_or("no reason recorded")
+        );
+    };
+    let mut out = format!("cuda: {device}\n");
+    if let Some(parity) = &cuda.parity {
+        out.push_str(&format!("  parity vs wasm: {}\n", parity_line(parity)));
+    }
+    if let Some(cold) = &cuda.cold {
+        out.push_str(&format!(
+            "  init {} · first inference {}\n",
+            format_duration_us(cold.init.median_us),
+            format_duration_us(cold.first_inference.median_us)
+        ));
+    }
+    for steady in &cuda.steady {
+        out.push_str(&format!(
+            "  batch {:>5}: {}",
+            steady.batch,
+            steady_cell(steady)
+        ));
+        if let Some(t) = &steady.transfer {
+            out.push_str(&format!(
+                " = upload {} + compute {} + download {}",
+                format_duration_us(t.upload_us),
+                format_duration_us(t.compute_us),
+                format_duration_us(t.download_us)
+            ));
+        }
+        out.push('\n');
+    }
     out
 }
 

@@ -4,7 +4,7 @@ pub mod check;
 pub mod diff;
 pub mod human;
 
-use crate::manifest::{FileEntry, Parity};
+use crate::manifest::{CudaRun, FileEntry, Parity};
 use crate::stages::shake::Shaken;
 use std::path::Path;
 
@@ -58,6 +58,7 @@ pub enum Event<'a> {
     },
     Measured {
         parity: &'a Parity,
+        cuda: &'a CudaRun,
     },
     Packed {
         dir: &'a Path,

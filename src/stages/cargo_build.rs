@@ -100,12 +100,14 @@ pub fn tool_target_dir(project: &KernelProject) -> PathBuf {
     project.target_directory.join("wasmpack-infer")
 }
 
-/// Compiles the kernel's cdylib for `target` with `profile`'s cargo settings plus `rustflags`.
+/// Compiles the kernel's cdylib for `target` with `profile`'s cargo settings plus `rustflags`
+/// and the crate's `features`.
 pub fn compile(
     project: &KernelProject,
     profile: &Profile,
     target: &str,
     rustflags: &[String],
+    features: &[String],
     offline: bool,
 ) -> Result<CompiledVariant> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -135,6 +137,9 @@ pub fn compile(
         "--config",
         &format!("target.{target}.rustflags=[{}]", flags.join(",")),
     ]);
+    if !features.is_empty() {
+        command.args(["--features", &features.join(",")]);
+    }
     if offline {
         command.arg("--offline");
     }

@@ -1,6 +1,8 @@
 //! Digits MLP: 8x8 grey-scale digit (64 pixels in [0, 1]) → 10 logits, one per digit.
 //! Weights come from `train.py` (scikit-learn `MLPClassifier`, ReLU hidden layer of 32).
+//! With the `cuda` feature the native sibling runs on the GPU when one is present.
 
+use wasmpack_infer_kernel::mlp::{Layer, Mlp};
 use wasmpack_infer_kernel::{Kernel, cpu, export_kernel};
 
 const INPUTS: usize = 64;
@@ -15,13 +17,7 @@ const WEIGHTS: &[u8] = include_bytes!("../model/weights.bin");
 static ALLOCATOR: wasmpack_infer_kernel::alloc::SizeClassAllocator =
     wasmpack_infer_kernel::alloc::SizeClassAllocator::new();
 
-struct DigitsMlp {
-    w1: Vec<f32>,
-    b1: Vec<f32>,
-    w2: Vec<f32>,
-    b2: Vec<f32>,
-    hidden: [f32; HIDDEN],
-}
+struct DigitsMlp(Mlp);
 
 impl Kernel for DigitsMlp {
     const INPUT_LEN: usize = INPUTS;
@@ -36,21 +32,31 @@ impl Kernel for DigitsMlp {
         let (w1, rest) = all.split_at(sizes[0]);
         let (b1, rest) = rest.split_at(sizes[1]);
         let (w2, b2) = rest.split_at(sizes[2]);
-        Ok(Self {
-            w1: w1.to_vec(),
-            b1: b1.to_vec(),
-            w2: w2.to_vec(),
-            b2: b2.to_vec(),
-            hidden: [0.0; HIDDEN],
-        })
+        let layers = vec![
+            Layer {
+                weights: w1.to_vec(),
+                bias: b1.to_vec(),
+                relu: true,
+            },
+            Layer {
+                weights: w2.to_vec(),
+                bias: b2.to_vec(),
+                relu: false,
+            },
+        ];
+        Mlp::new(layers).map(Self).map_err(|_| 2)
     }
 
     fn infer(&mut self, input: &[f32], output: &mut [f32]) {
-        for (x, logits) in input.chunks_exact(INPUTS).zip(output.chunks_exact_mut(CLASSES)) {
-            cpu::dense(x, &self.w1, &self.b1, &mut self.hidden);
-            cpu::relu(&mut self.hidden);
-            cpu::dense(&self.hidden, &self.w2, &self.b2, logits);
-        }
+        self.0.infer(input, output);
+    }
+
+    fn device(&self) -> String {
+        self.0.device()
+    }
+
+    fn last_call(&self) -> Option<wasmpack_infer_kernel::device::CallBreakdown> {
+        self.0.last_call()
     }
 }
 

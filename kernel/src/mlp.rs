@@ -1,0 +1,221 @@
+//! A multi-layer perceptron that runs on the GPU when the `cuda` feature is on and a device is
+//! present, else on the CPU with [`cpu::dense`], reporting which one ran.
+
+use crate::cpu;
+use crate::device::{self, CallBreakdown};
+
+/// One fully connected layer: `y = act(x · W + b)`, `W` row-major `[inputs × outputs]`.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub weights: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub relu: bool,
+}
+
+impl Layer {
+    pub fn inputs(&self) -> usize {
+        self.weights.len() / self.bias.len().max(1)
+    }
+
+    pub fn outputs(&self) -> usize {
+        self.bias.len()
+    }
+}
+
+/// Why layers cannot form a model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShapeError {
+    Empty,
+    /// Layer `index`'s weights are not `inputs × outputs` for the previous layer's outputs.
+    Layer {
+        index: usize,
+    },
+}
+
+pub struct Mlp {
+    layers: Vec<Layer>,
+    /// Ping-pong activations of one sample on the CPU path.
+    scratch: [Vec<f32>; 2],
+    backend: Backend,
+}
+
+enum Backend {
+    Cpu {
+        /// Why the accelerator was not used, when one could have been.
+        reason: Option<String>,
+    },
+    #[cfg(all(feature = "cuda", not(target_arch = "wasm32")))]
+    Cuda(crate::cuda::GpuMlp),
+}
+
+impl Mlp {
+    /// Checks the shapes and picks the device: CUDA when built with the `cuda` feature, not forced
+    /// onto the CPU by the host, and a driver and device are present.
+    pub fn new(layers: Vec<Layer>) -> Result<Self, ShapeError> {
+        let first = layers.first().ok_or(ShapeError::Empty)?;
+        let mut width = first.inputs();
+        for (index, layer) in layers.iter().enumerate() {
+            if layer.bias.is_empty() || layer.weights.len() != width * layer.outputs() {
+                return Err(ShapeError::Layer { index });
+            }
+            width = layer.outputs();
+        }
+        let widest = layers.iter().map(Layer::outputs).max().unwrap_or(0);
+        let backend = select_backend(&layers);
+        Ok(Self {
+            layers,
+            scratch: [vec![0.0; widest], vec![0.0; widest]],
+            backend,
+        })
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.layers[0].inputs()
+    }
+
+    pub fn output_len(&self) -> usize {
+        self.layers[self.layers.len() - 1].outputs()
+    }
+
+    /// Runs `input.len() / input_len()` samples. A GPU failure mid-run moves the model to the CPU
+    /// for good (and says so in [`Mlp::device`]) rather than returning wrong outputs.
+    pub fn infer(&mut self, input: &[f32], output: &mut [f32]) {
+        #[cfg(all(feature = "cuda", not(target_arch = "wasm32")))]
+        if let Backend::Cuda(gpu) = &mut self.backend {
+            match gpu.infer(input, output) {
+                Ok(()) => return,
+                Err(error) => {
+                    self.backend = Backend::Cpu {
+                        reason: Some(format!("cuda failed during inference: {error}")),
+                    }
+                }
+            }
+        }
+        self.infer_cpu(input, output);
+    }
+
+    fn infer_cpu(&mut self, input: &[f32], output: &mut [f32]) {
+        let (inputs, outputs) = (self.input_len(), self.output_len());
+        let [a, b] = &mut self.scratch;
+        for (x, y) in input
+            .chunks_exact(inputs)
+            .zip(output.chunks_exact_mut(outputs))
+        {
+            let (mut current, mut next) = (&mut *a, &mut *b);
+            let last = self.layers.len() - 1;
+            for (index, layer) in self.layers.iter().enumerate() {
+                let source: &[f32] = if index == 0 {
+                    x
+                } else {
+                    &current[..layer.inputs()]
+                };
+                let target = if index == last {
+                    &mut *y
+                } else {
+                    &mut next[..layer.outputs()]
+                };
+                cpu::dense(source, &layer.weights, &layer.bias, target);
+                if layer.relu {
+                    cpu::relu(target);
+                }
+                std::mem::swap(&mut current, &mut next);
+            }
+        }
+    }
+
+    /// `cuda:<device>` or `cpu`, with the reason CUDA was not used.
+    pub fn device(&self) -> String {
+        match &self.backend {
+            Backend::Cpu { reason } => device::cpu_description(reason.as_deref()),
+            #[cfg(all(feature = "cuda", not(target_arch = "wasm32")))]
+            Backend::Cuda(gpu) => format!("cuda:{}", gpu.description()),
+        }
+    }
+
+    pub fn last_call(&self) -> Option<CallBreakdown> {
+        match &self.backend {
+            Backend::Cpu { .. } => None,
+            #[cfg(all(feature = "cuda", not(target_arch = "wasm32")))]
+            Backend::Cuda(gpu) => gpu.last_call(),
+        }
+    }
+}
+
+#[cfg(all(feature = "cuda", not(target_arch = "wasm32")))]
+fn select_backend(layers: &[Layer]) -> Backend {
+    if device::cpu_forced() {
+        return Backend::Cpu {
+            reason: Some("cuda not used: the host asked for the CPU".into()),
+        };
+    }
+    match crate::cuda::GpuMlp::new(layers) {
+        Ok(gpu) => Backend::Cuda(gpu),
+        Err(reason) => Backend::Cpu {
+            reason: Some(format!("cuda unavailable: {reason}")),
+        },
+    }
+}
+
+#[cfg(not(all(feature = "cuda", not(target_arch = "wasm32"))))]
+fn select_backend(_layers: &[Layer]) -> Backend {
+    let reason = if cfg!(target_arch = "wasm32") {
+        None
+    } else {
+        Some("built without the cuda feature".into())
+    };
+    Backend::Cpu { reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_layers() -> Vec<Layer> {
+        vec![
+            Layer {
+                weights: vec![1.0, -1.0, 2.0, 0.5],
+                bias: vec![0.0, 1.0],
+                relu: true,
+            },
+            Layer {
+                weights: vec![1.0, 2.0],
+                bias: vec![0.5],
+                relu: false,
+            },
+        ]
+    }
+
+    #[test]
+    fn cpu_path_matches_hand_computed() {
+        let mut mlp = Mlp::new(two_layers()).unwrap();
+        let mut out = [0.0; 2];
+        // x = [1, 1]: hidden = relu([3, 0.5]) = [3, 0.5]; out = 3 + 1 + 0.5 = 4.5
+        // x = [0, -1]: hidden = relu([-2, 0.5]) = [0, 0.5]; out = 1 + 0.5 = 1.5
+        mlp.infer(&[1.0, 1.0, 0.0, -1.0], &mut out);
+        assert_eq!(out, [4.5, 1.5]);
+        assert!(mlp.device().starts_with("cpu"), "{}", mlp.device());
+        assert_eq!(mlp.last_call(), None);
+    }
+
+    #[test]
+    fn device_says_why_cuda_did_not_run() {
+        let mlp = Mlp::new(two_layers()).unwrap();
+        let device = mlp.device();
+        if cfg!(feature = "cuda") {
+            assert!(
+                device.starts_with("cuda:") || device.starts_with("cpu (cuda unavailable: "),
+                "{device}"
+            );
+        } else {
+            assert_eq!(device, "cpu (built without the cuda feature)");
+        }
+    }
+
+    #[test]
+    fn shape_errors_name_the_layer() {
+        assert_eq!(Mlp::new(vec![]).err(), Some(ShapeError::Empty));
+        let mut layers = two_layers();
+        layers[1].weights.push(0.0);
+        assert_eq!(Mlp::new(layers).err(), Some(ShapeError::Layer { index: 1 }));
+    }
+}
