@@ -10,6 +10,15 @@ test:
 example:
     cargo run --release -- build examples/digits-mlp
 
+# The heavy example, for the batch sweep (1 to 4096 samples; about a minute on 2 cores).
+example-large:
+    cargo run --release -- build examples/mlp-large
+
+# On a machine with an NVIDIA GPU: build both examples, check CUDA ran with WASM parity, print
+# the batch sweep. `just gpu-check --prebuilt` re-measures bundles built elsewhere instead.
+gpu-check *args:
+    scripts/gpu-check.sh {{args}}
+
 # Side-by-side sizes and speed: plain release vs wasm-opt alone vs the pipeline; WASM vs native.
 bench:
     cargo bench --bench pipeline --profile dev

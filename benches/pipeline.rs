@@ -10,7 +10,7 @@ use cargo_wasmpack_infer::manifest::{Manifest, Sizes};
 use cargo_wasmpack_infer::measure::sizes::sizes;
 use cargo_wasmpack_infer::measure::timing::TimingPlan;
 use cargo_wasmpack_infer::pipeline::{self, BuildOptions};
-use cargo_wasmpack_infer::profile::Profile;
+use cargo_wasmpack_infer::profile::{DEFAULT_NATIVE_PROFILE, NativeProfile, Profile};
 use cargo_wasmpack_infer::project::kernel::KernelProject;
 use cargo_wasmpack_infer::report::{Silent, format_bytes};
 use cargo_wasmpack_infer::stages::optimize;
@@ -71,6 +71,8 @@ fn bench_kernel(crate_dir: &Path) -> anyhow::Result<()> {
         }
         let options = BuildOptions {
             profile,
+            native_profile: NativeProfile::load(DEFAULT_NATIVE_PROFILE)?,
+            no_cuda: false,
             out_dir: out.path().join(name),
             keep_names: false,
             offline: false,

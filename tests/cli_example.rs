@@ -70,7 +70,7 @@ fn digits_example_reproduces_held_out_labels_in_both_variants() {
     );
 
     assert_eq!(manifest["parity"]["passed"], true);
-    check_cuda_record(&manifest);
+    check_cuda_record(&manifest, &[1, 16, 256, 4096]);
     assert_eq!(
         manifest["budgets"]["wasm.brotli_bytes"], "16 KiB",
         "the example's budgets are recorded"
@@ -144,7 +144,7 @@ fn digits_example_reproduces_held_out_labels_in_both_variants() {
 /// The example declares `cuda`, so the native library is built with it. Without a GPU (CI) the
 /// library falls back to the CPU and the manifest says why; with one, CUDA's outputs match WASM's
 /// and its calls are split into transfer and compute. Either way every batch size has a winner.
-fn check_cuda_record(manifest: &serde_json::Value) {
+fn check_cuda_record(manifest: &serde_json::Value, sweep: &[u64]) {
     assert_eq!(manifest["native"]["features"], serde_json::json!(["cuda"]));
     let cuda = &manifest["timings"]["cuda"];
     assert_eq!(cuda["requested"], true);
@@ -176,11 +176,34 @@ fn check_cuda_record(manifest: &serde_json::Value) {
         .iter()
         .map(|b| b["batch"].as_u64().unwrap())
         .collect();
-    assert_eq!(sizes, [1, 16, 256, 4096], "the default sweep");
+    assert_eq!(sizes, sweep);
     for batch in batches {
         let fastest = batch["fastest"].as_str().unwrap();
         assert!(batch["summary"].as_str().unwrap().starts_with(fastest));
     }
+}
+
+/// The heavy example builds, its variants agree, and its seeded weights are the same on every
+/// target (bit-identical CPU outputs); the sweep is cut short to keep CI fast.
+#[test]
+fn mlp_large_variants_agree_across_a_short_sweep() {
+    let out = tempfile::tempdir().unwrap();
+    let output = wpi(&[
+        "build",
+        repo_root().join("examples/mlp-large").to_str().unwrap(),
+        "--out-dir",
+        out.path().to_str().unwrap(),
+        "--json",
+        "--steady-runs",
+        "5",
+        "--batches",
+        "1,16",
+    ]);
+    assert_exit(&output, 0);
+    let manifest = manifest_from_stdout(&output);
+    assert_eq!(manifest["parity"]["passed"], true);
+    assert_eq!(manifest["parity"]["max_abs_diff"], 0.0);
+    check_cuda_record(&manifest, &[1, 16]);
 }
 
 /// The bundle's loader.mjs in Node reproduces the labels, and refuses a tampered module.

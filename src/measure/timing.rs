@@ -120,7 +120,7 @@ fn steady(
             // The first call warms up and estimates what the others cost.
             let first = time_runs(1, &mut run)?[0];
             let runs = plan.steady_runs_for(first);
-            time_runs(plan.warmup_runs.min(runs), &mut run)?;
+            time_runs(plan.warmup_runs.min(runs.div_ceil(4)), &mut run)?;
             let latency = distribution(&time_runs(runs, &mut run)?);
             let measured = &breakdowns[breakdowns.len().saturating_sub(runs)..];
             Ok(Steady {
