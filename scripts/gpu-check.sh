@@ -22,6 +22,10 @@ if [[ -z ${WPI:-} ]]; then
 fi
 
 mkdir -p "$DIST"
+# The toolkit's libraries (cuBLAS, NVRTC) are often outside the loader's default path.
+for dir in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+  [[ -d $dir ]] && export LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+done
 echo "== driver and device"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "nvidia-smi not available"
 

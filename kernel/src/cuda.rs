@@ -55,7 +55,7 @@ fn require(present: unsafe fn() -> bool, library: &str) -> Result<(), String> {
     if unsafe { present() } {
         Ok(())
     } else {
-        Err(format!("{library} not found"))
+        Err(format!("{library} not found on the dynamic loader path"))
     }
 }
 
@@ -65,10 +65,19 @@ impl GpuMlp {
         require(cudarc::cublas::sys::is_culib_present, "libcublas.so")?;
         require(cudarc::nvrtc::sys::is_culib_present, "libnvrtc.so")?;
         let context = CudaContext::new(0).map_err(|e| format!("no usable device 0: {e}"))?;
-        let description = describe(&context)?;
+        let (major, minor) = context
+            .compute_capability()
+            .map_err(|e| format!("compute capability: {e}"))?;
+        let description = describe(&context, (major, minor));
         let stream = context.default_stream();
         let blas = CudaBlas::new(stream.clone()).map_err(|e| format!("cuBLAS: {e}"))?;
-        let ptx = cudarc::nvrtc::compile_ptx(BIAS_ACTIVATION_SOURCE)
+        // For this device's architecture: NVRTC's default target differs between CUDA releases
+        // and may be one the driver no longer accepts.
+        let options = cudarc::nvrtc::CompileOptions {
+            options: vec![format!("--gpu-architecture=compute_{major}{minor}")],
+            ..Default::default()
+        };
+        let ptx = cudarc::nvrtc::compile_ptx_with_opts(BIAS_ACTIVATION_SOURCE, options)
             .map_err(|e| format!("NVRTC: {e}"))?;
         let bias_activation = context
             .load_module(ptx)
@@ -79,6 +88,12 @@ impl GpuMlp {
                 .clone_htod(values)
                 .map_err(|e| format!("uploading weights: {e}"))
         };
+        // Buffers start at one sample (CUDA refuses zero-byte allocations) and grow on demand.
+        let alloc = |len: usize| {
+            stream
+                .alloc_zeros::<f32>(len)
+                .map_err(|e| format!("allocating device buffers: {e}"))
+        };
         let layers = layers
             .iter()
             .map(|layer| {
@@ -88,17 +103,17 @@ impl GpuMlp {
                     inputs: layer.inputs(),
                     outputs: layer.outputs(),
                     relu: layer.relu,
-                    activations: stream.null().map_err(|e| e.to_string())?,
+                    activations: alloc(layer.outputs())?,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
         Ok(Self {
-            input: stream.null().map_err(|e| e.to_string())?,
+            input: alloc(layers[0].inputs)?,
             stream,
             blas,
             bias_activation,
             layers,
-            capacity: 0,
+            capacity: 1,
             description,
             last_call: None,
         })
@@ -204,11 +219,10 @@ impl GpuMlp {
 }
 
 /// e.g. `NVIDIA H100 80GB HBM3 (sm_90, driver 13.0)`.
-fn describe(context: &Arc<CudaContext>) -> Result<String, String> {
-    let name = context.name().map_err(|e| format!("device name: {e}"))?;
-    let (major, minor) = context
-        .compute_capability()
-        .map_err(|e| format!("compute capability: {e}"))?;
+fn describe(context: &Arc<CudaContext>, (major, minor): (i32, i32)) -> String {
+    let name = context
+        .name()
+        .unwrap_or_else(|e| format!("unnamed device ({e})"));
     let mut version = 0i32;
     // SAFETY: the driver library is loaded (CudaContext::new succeeded) and `version` is valid.
     let driver = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut version) };
@@ -217,5 +231,5 @@ fn describe(context: &Arc<CudaContext>) -> Result<String, String> {
     } else {
         "driver version unknown".into()
     };
-    Ok(format!("{name} (sm_{major}{minor}, {driver})"))
+    format!("{name} (sm_{major}{minor}, {driver})")
 }

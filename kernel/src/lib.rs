@@ -15,7 +15,7 @@
 //!
 //! | export | signature | meaning |
 //! |---|---|---|
-//! | `wpi_device_info` | `(buf, cap) -> isize` | UTF-8 description of the device, e.g. `cuda:NVIDIA H100 80GB HBM3 (sm_90, driver 13.0)` or `cpu (cuda unavailable: libcuda.so not found)`; returns its full length (writing at most `cap` bytes) or `ERR_INIT` |
+//! | `wpi_device_info` | `(buf, cap) -> isize` | UTF-8 description of the device, e.g. `cuda:NVIDIA H100 80GB HBM3 (sm_90, driver 13.0)` or `cpu (cuda unavailable: libcuda.so not found on the dynamic loader path)`; returns its full length (writing at most `cap` bytes) or `ERR_INIT` |
 //! | `wpi_force_cpu` | `() -> i32` | the model built by the next `wpi_init` runs on the CPU; 1 if a model already exists (it keeps its device) |
 //! | `wpi_last_call_ns` | `(out: *mut u64, cap) -> isize` | upload, compute and download nanoseconds of the last `wpi_infer` on an accelerator; returns how many it wrote, 0 after a CPU call |
 //!
