@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use base64::Engine as _;
-use sha2::{Digest, Sha256, Sha384};
+use sha2::{Digest, Sha256, Sha384, Sha512};
 use std::path::{Path, PathBuf};
 
 /// Lower-case hex sha256 of `bytes`.
@@ -18,6 +18,15 @@ pub fn sri_sha384(bytes: &[u8]) -> String {
     let digest = Sha384::digest(bytes);
     format!(
         "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(digest.as_slice())
+    )
+}
+
+/// npm's integrity string (`sha512-<base64>`), as `npm pack --json` reports it.
+pub fn npm_integrity(bytes: &[u8]) -> String {
+    let digest = Sha512::digest(bytes);
+    format!(
+        "sha512-{}",
         base64::engine::general_purpose::STANDARD.encode(digest.as_slice())
     )
 }

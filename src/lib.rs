@@ -7,6 +7,7 @@
 //! stages together and tells a [`report::Reporter`] what happened; nothing below it prints.
 
 pub mod abi;
+pub mod archive;
 pub mod budget;
 pub mod bundle;
 pub mod diff;
@@ -18,6 +19,7 @@ pub mod measure;
 pub mod pipeline;
 pub mod profile;
 pub mod project;
+pub mod pyodide;
 pub mod report;
 pub mod scaffold;
 pub mod stages;

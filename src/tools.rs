@@ -17,8 +17,33 @@ pub fn binaryen_version() -> String {
     format!("version_{minor}")
 }
 
+/// The last `count` lines of a tool's output, each cut to 300 characters: Node prints the
+/// offending source line with an error, and Pyodide's glue is one 1.2 MB line.
+pub fn tail_lines(text: &str, count: usize) -> String {
+    const MAX_LINE: usize = 300;
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(count)..]
+        .iter()
+        .map(|line| match line.char_indices().nth(MAX_LINE) {
+            Some((cut, _)) => format!("{} …", &line[..cut]),
+            None => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tails_are_short_lines() {
+        let text = format!("a\nb\n{}\n", "x".repeat(1000));
+        let tail = super::tail_lines(&text, 2);
+        assert_eq!(tail.lines().count(), 2);
+        assert!(tail.starts_with("b\n") && tail.len() < 320, "{tail}");
+        assert_eq!(super::tail_lines("a\nb\nc", 2), "b\nc");
+        assert_eq!(super::tail_lines("a", 5), "a");
+    }
+
     #[test]
     fn binaryen_version_follows_the_crate_minor() {
         assert!(super::binaryen_version().starts_with("version_1"));

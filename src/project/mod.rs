@@ -1,3 +1,4 @@
 //! What the user gave us: the inputs, read and checked before anything is built.
 
 pub mod kernel;
+pub mod python;

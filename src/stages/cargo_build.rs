@@ -182,7 +182,7 @@ pub fn compile(
         bail!(
             "`cargo build --target {target}` failed for crate `{}` ({status}):\n{}",
             project.name,
-            tail_lines(&stderr_text, 40)
+            crate::tools::tail_lines(&stderr_text, 40)
         );
     }
     let artifact = artifact.with_context(|| {
@@ -229,11 +229,6 @@ fn is_cdylib_file(path: &Path) -> bool {
     )
 }
 
-fn tail_lines(text: &str, count: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(count)..].join("\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,11 +253,5 @@ mod tests {
             ensure_target("wasm32-unknown-unknown", false).unwrap(),
             TargetSetup::AlreadyInstalled
         );
-    }
-
-    #[test]
-    fn tail_keeps_the_last_lines() {
-        assert_eq!(tail_lines("a\nb\nc", 2), "b\nc");
-        assert_eq!(tail_lines("a", 5), "a");
     }
 }

@@ -1,0 +1,235 @@
+//! A Python inference project: `pyproject.toml` with `[project]` and `[tool.wasmpack-infer]`.
+
+use crate::exit::input_error;
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Used when the project sets no `tolerance`.
+pub const DEFAULT_TOLERANCE: f64 = 1e-6;
+
+#[derive(Debug, Deserialize)]
+struct PyProject {
+    project: Option<ProjectTable>,
+    tool: Option<ToolTable>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ProjectTable {
+    name: String,
+    version: Option<String>,
+    #[serde(default)]
+    dependencies: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ToolTable {
+    #[serde(rename = "wasmpack-infer")]
+    wasmpack_infer: Option<RawSettings>,
+}
+
+/// `[tool.wasmpack-infer]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    entry: String,
+    samples: PathBuf,
+    tolerance: Option<f64>,
+}
+
+/// A Python project, checked and ready to build.
+#[derive(Debug, Clone)]
+pub struct PythonProject {
+    pub name: String,
+    pub version: String,
+    pub dir: PathBuf,
+    /// `[project] dependencies`, as written (PEP 508 strings).
+    pub dependencies: Vec<String>,
+    /// `package.module` holding the inference function.
+    pub entry_module: String,
+    pub entry_function: String,
+    /// The top-level package directory (or single module file) the app ships.
+    pub app_root: PathBuf,
+    pub samples_path: PathBuf,
+    /// The samples file's bytes (a JSON array, one input per element).
+    pub samples_json: Vec<u8>,
+    pub sample_count: usize,
+    pub tolerance: f64,
+}
+
+impl PythonProject {
+    /// Whether `path` (a directory or a pyproject.toml) is a Python project.
+    pub fn is_python_project(path: &Path) -> bool {
+        let pyproject = if path.is_dir() {
+            path.join("pyproject.toml")
+        } else {
+            path.to_path_buf()
+        };
+        pyproject.file_name().is_some_and(|n| n == "pyproject.toml") && pyproject.is_file()
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let (dir, pyproject_path) = if path.is_dir() {
+            (path.to_path_buf(), path.join("pyproject.toml"))
+        } else {
+            let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+            (dir, path.to_path_buf())
+        };
+        let text = std::fs::read_to_string(&pyproject_path)
+            .with_context(|| format!("reading {}", pyproject_path.display()))
+            .map_err(|e| input_error(format!("{e:#}")))?;
+        let parsed: PyProject = toml::from_str(&text)
+            .map_err(|e| input_error(format!("{}: {e}", pyproject_path.display())))?;
+        let where_ = pyproject_path.display();
+        let project = parsed
+            .project
+            .ok_or_else(|| input_error(format!("{where_}: no [project] table")))?;
+        let settings = parsed.tool.and_then(|t| t.wasmpack_infer).ok_or_else(|| {
+            input_error(format!(
+                "{where_}: no [tool.wasmpack-infer] table; add e.g.\n\n\
+                     [tool.wasmpack-infer]\n\
+                     entry = \"my_package.model:predict\"\n\
+                     samples = \"samples.json\""
+            ))
+        })?;
+        let (entry_module, entry_function) = settings
+            .entry
+            .split_once(':')
+            .filter(|(module, function)| is_dotted_name(module) && is_identifier(function))
+            .ok_or_else(|| {
+                input_error(format!(
+                    "{where_}: [tool.wasmpack-infer] entry = {:?}: expected \"package.module:function\"",
+                    settings.entry
+                ))
+            })?;
+        let top_level = entry_module.split('.').next().unwrap_or(entry_module);
+        let app_root = [dir.join(top_level), dir.join(format!("{top_level}.py"))]
+            .into_iter()
+            .find(|p| p.exists())
+            .ok_or_else(|| {
+                input_error(format!(
+                    "{where_}: entry module `{entry_module}`: neither {top_level}/ nor {top_level}.py exists in {}",
+                    dir.display()
+                ))
+            })?;
+        let tolerance = settings.tolerance.unwrap_or(DEFAULT_TOLERANCE);
+        if !(tolerance.is_finite() && tolerance >= 0.0) {
+            return Err(input_error(format!(
+                "{where_}: [tool.wasmpack-infer] tolerance = {tolerance}: must be a finite number >= 0"
+            )));
+        }
+        let samples_path = dir.join(&settings.samples);
+        let samples_json = std::fs::read(&samples_path)
+            .with_context(|| format!("reading samples file {}", samples_path.display()))
+            .map_err(|e| input_error(format!("{e:#}")))?;
+        let samples: serde_json::Value = serde_json::from_slice(&samples_json).map_err(|e| {
+            input_error(format!(
+                "samples file {}: not JSON: {e}",
+                samples_path.display()
+            ))
+        })?;
+        let sample_count = match samples.as_array() {
+            Some(items) if !items.is_empty() => items.len(),
+            _ => {
+                return Err(input_error(format!(
+                    "samples file {}: expected a non-empty JSON array, one input per element",
+                    samples_path.display()
+                )));
+            }
+        };
+        Ok(Self {
+            name: project.name,
+            version: project.version.unwrap_or_else(|| "0.0.0".into()),
+            dir,
+            dependencies: project.dependencies,
+            entry_module: entry_module.to_string(),
+            entry_function: entry_function.to_string(),
+            app_root,
+            samples_path,
+            samples_json,
+            sample_count,
+            tolerance,
+        })
+    }
+
+    pub fn entry(&self) -> String {
+        format!("{}:{}", self.entry_module, self.entry_function)
+    }
+
+    pub fn bundle_name(&self) -> String {
+        format!("{}-{}", self.name, self.version)
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
+        && chars.all(|c| c == '_' || c.is_alphanumeric())
+}
+
+fn is_dotted_name(name: &str) -> bool {
+    name.split('.').all(is_identifier)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(
+        pyproject: &str,
+        files: &[(&str, &str)],
+    ) -> (tempfile::TempDir, Result<PythonProject>) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pyproject.toml"), pyproject).unwrap();
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let loaded = PythonProject::load(dir.path());
+        (dir, loaded)
+    }
+
+    const GOOD: &str = "[project]\nname = \"app\"\nversion = \"1.2.0\"\n\
+        [tool.wasmpack-infer]\nentry = \"app.model:predict\"\nsamples = \"s.json\"\n";
+
+    #[test]
+    fn reads_entry_samples_and_app_root() {
+        let (dir, loaded) = project(
+            GOOD,
+            &[("app/model.py", ""), ("s.json", "[[1, 2], [3, 4]]")],
+        );
+        let p = loaded.unwrap();
+        assert_eq!(
+            (p.entry_module.as_str(), p.entry_function.as_str()),
+            ("app.model", "predict")
+        );
+        assert_eq!(p.app_root, dir.path().join("app"));
+        assert_eq!(p.sample_count, 2);
+        assert_eq!(p.bundle_name(), "app-1.2.0");
+        assert_eq!(p.tolerance, DEFAULT_TOLERANCE);
+    }
+
+    #[test]
+    fn bad_inputs_are_usage_errors_naming_the_key() {
+        let cases = [
+            (GOOD.replace("app.model:predict", "app.model"), "entry"),
+            (
+                GOOD.replace("[tool.wasmpack-infer]", "[tool.other]"),
+                "[tool.wasmpack-infer]",
+            ),
+            (format!("{GOOD}turbo = 1\n"), "turbo"),
+            (GOOD.replace("s.json", "missing.json"), "missing.json"),
+        ];
+        for (text, needle) in cases {
+            let (_dir, loaded) = project(&text, &[("app/model.py", ""), ("s.json", "[1]")]);
+            let err = loaded.unwrap_err();
+            assert!(err.is::<crate::exit::InputError>(), "{err:#}");
+            assert!(format!("{err:#}").contains(needle), "{needle}: {err:#}");
+        }
+        let (_dir, loaded) = project(GOOD, &[("app/model.py", ""), ("s.json", "{}")]);
+        assert!(format!("{:#}", loaded.unwrap_err()).contains("non-empty JSON array"));
+        let (_dir, loaded) = project(GOOD, &[("s.json", "[1]")]);
+        assert!(format!("{:#}", loaded.unwrap_err()).contains("neither app/ nor app.py"));
+    }
+}

@@ -1,0 +1,6 @@
+//! The Python path: a project run through a Pyodide distribution (CPython compiled to WASM),
+//! shaken to what it imports, measured against stock Pyodide and a native CPython.
+
+pub mod dist;
+pub mod run;
+pub mod shake;

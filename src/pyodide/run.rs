@@ -1,0 +1,173 @@
+//! Running the app: inside a Pyodide distribution under Node (`templates/pyodide/runner.mjs`),
+//! or in a native CPython (`templates/python/runner.py`). Both write one result shape.
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NODE_RUNNER: &str = include_str!("../../templates/pyodide/runner.mjs");
+const PYTHON_RUNNER: &str = include_str!("../../templates/python/runner.py");
+
+/// How long one run may take before it is killed: a stock Pyodide boots in ~3.5 s here.
+pub const RUN_TIME_LIMIT: Duration = Duration::from_secs(300);
+
+/// What one run measured and produced.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppRun {
+    /// `loadPyodide` (0 for native CPython, whose start-up is timed separately).
+    pub boot_ms: f64,
+    /// Unpacking the app and importing the entry module.
+    pub import_ms: f64,
+    pub first_inference_ms: f64,
+    /// One call per sample per pass, after the first pass.
+    pub steady_us: Vec<f64>,
+    /// The entry's result for every sample, in order.
+    pub outputs: Vec<serde_json::Value>,
+    /// Native runs: the interpreter's version.
+    #[serde(default)]
+    pub python: Option<String>,
+    #[serde(flatten)]
+    pub trace: Option<Trace>,
+}
+
+/// What a trace run saw the interpreter import, and the static import closure of the app.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Trace {
+    /// Modules imported by `loadPyodide` alone.
+    pub boot_modules: Vec<String>,
+    /// Every module in `sys.modules` after the app ran all samples and formatted an error, with
+    /// its origin (a path, `built-in`, `frozen` or none).
+    pub loaded: BTreeMap<String, Option<String>>,
+    /// The app's static import closure: every import in its own code (lazy, conditional and
+    /// `importlib.import_module("…")` included) and what importing those runs.
+    #[serde(rename = "static")]
+    pub static_modules: BTreeMap<String, Option<String>>,
+    /// Files opened through Python's `open` audit event.
+    pub opened: Vec<String>,
+    /// The interpreter's `sys.path`.
+    pub path: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Trace,
+    Measure,
+}
+
+/// One app run's inputs.
+pub struct RunConfig<'a> {
+    pub entry: &'a str,
+    pub samples: &'a Path,
+    /// Steady passes over all samples.
+    pub passes: usize,
+}
+
+/// Runs the app in the Pyodide distribution at `index_dir`, with the app unpacked from `app_zip`.
+pub fn pyodide(index_dir: &Path, app_zip: &Path, mode: Mode, run: &RunConfig) -> Result<AppRun> {
+    let work = tempfile::tempdir().context("creating a directory for the Node runner")?;
+    let runner = work.path().join("runner.mjs");
+    crate::fsx::write(&runner, NODE_RUNNER.as_bytes())?;
+    let out = work.path().join("result.json");
+    let config = serde_json::json!({
+        "mode": match mode { Mode::Trace => "trace", Mode::Measure => "measure" },
+        "indexURL": absolute(index_dir)?,
+        "app": absolute(app_zip)?,
+        "entry": run.entry,
+        "samples": absolute(run.samples)?,
+        "passes": run.passes,
+        "out": out,
+    });
+    let config_path = work.path().join("config.json");
+    crate::fsx::write(&config_path, config.to_string().as_bytes())?;
+    let mut command = Command::new("node");
+    command.arg(&runner).arg(&config_path);
+    execute(command, work.path(), "node (Pyodide)")?;
+    read_result(&out)
+}
+
+/// Runs the app in a native CPython, importing it from `app_dir`.
+pub fn native(python: &Path, app_dir: &Path, run: &RunConfig) -> Result<AppRun> {
+    let work = tempfile::tempdir().context("creating a directory for the Python runner")?;
+    let runner = work.path().join("runner.py");
+    crate::fsx::write(&runner, PYTHON_RUNNER.as_bytes())?;
+    let out = work.path().join("result.json");
+    let config = serde_json::json!({
+        "app_dir": absolute(app_dir)?,
+        "entry": run.entry,
+        "samples": absolute(run.samples)?,
+        "passes": run.passes,
+        "out": out,
+    });
+    let config_path = work.path().join("config.json");
+    crate::fsx::write(&config_path, config.to_string().as_bytes())?;
+    let mut command = Command::new(python);
+    // No bytecode written into the user's project.
+    command
+        .arg("-B")
+        .arg(&runner)
+        .arg(&config_path)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    execute(command, work.path(), &python.display().to_string())?;
+    read_result(&out)
+}
+
+/// Wall time of `python -c pass`: what a native process pays before importing anything.
+pub fn python_startup(python: &Path) -> Result<Duration> {
+    let started = Instant::now();
+    let status = Command::new(python)
+        .args(["-c", "pass"])
+        .status()
+        .with_context(|| format!("running {}", python.display()))?;
+    if !status.success() {
+        bail!("{} -c pass failed ({status})", python.display());
+    }
+    Ok(started.elapsed())
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
+}
+
+/// Runs `command` with output in files (no pipe can fill up), killing it after
+/// [`RUN_TIME_LIMIT`]; fails with the tail of its stderr.
+fn execute(mut command: Command, work: &Path, what: &str) -> Result<()> {
+    let stderr_path = work.join("stderr.txt");
+    let stderr = std::fs::File::create(&stderr_path)?;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(stderr.try_clone()?)
+        .stderr(stderr)
+        .spawn()
+        .with_context(|| format!("running {what} (is it installed?)"))?;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > RUN_TIME_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{what} ran longer than {RUN_TIME_LIMIT:?} and was stopped");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if !status.success() {
+        let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+        bail!(
+            "{what} failed ({status}):\n{}",
+            crate::tools::tail_lines(&log, 25)
+        );
+    }
+    Ok(())
+}
+
+fn read_result(path: &Path) -> Result<AppRun> {
+    let bytes = crate::fsx::read(path)?;
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("reading the runner's result {}", path.display()))
+}

@@ -1,0 +1,169 @@
+// Runs a Python app inside a Pyodide distribution under Node, for cargo-wasmpack-infer.
+//
+//   node runner.mjs CONFIG.json
+//
+// CONFIG: { mode: "trace" | "measure", indexURL, app (zip), entry ("module:function"), samples
+// (JSON array), passes (steady passes over the samples), out (result JSON path) }.
+// trace: records the modules the interpreter boots with, the modules the app imports while
+// running every sample (and while formatting an error), and the static import closure of the
+// app, computed with the interpreter's own `ast`.
+// measure: boot, app import, first inference and steady per-sample latency, plus the outputs.
+import { readFile, writeFile } from "node:fs/promises";
+import { pathToFileURL } from "node:url";
+import path from "node:path";
+
+const config = JSON.parse(await readFile(process.argv[2], "utf8"));
+const log = (line) => process.stderr.write(line + "\n");
+const now = () => performance.now();
+
+const t0 = now();
+const { loadPyodide } = await import(pathToFileURL(path.join(config.indexURL, "pyodide.mjs")));
+const pyodide = await loadPyodide({
+  indexURL: config.indexURL.endsWith("/") ? config.indexURL : config.indexURL + "/",
+  stdout: log,
+  stderr: log,
+});
+const bootMs = now() - t0;
+
+const bootModules = config.mode === "trace" ? pyodide.runPython("sorted(__import__('sys').modules)").toJs() : [];
+
+pyodide.runPython(`
+import sys
+_wpi_opened = []
+def _wpi_audit(event, args):
+    if event == "open" and args and isinstance(args[0], str):
+        _wpi_opened.append(args[0])
+sys.addaudithook(_wpi_audit)
+`);
+
+const appBytes = await readFile(config.app);
+const t1 = now();
+pyodide.unpackArchive(new Uint8Array(appBytes), "zip", { extractDir: "/app" });
+const [moduleName, functionName] = config.entry.split(":");
+pyodide.runPython(`
+import sys, importlib
+sys.path.insert(0, "/app")
+_wpi_entry = getattr(importlib.import_module(${JSON.stringify(moduleName)}), ${JSON.stringify(functionName)})
+`);
+const importMs = now() - t1;
+const entry = pyodide.globals.get("_wpi_entry");
+
+const samples = JSON.parse(await readFile(config.samples, "utf8"));
+const call = (sample) => {
+  const input = pyodide.toPy(sample);
+  try {
+    const result = entry(input);
+    if (result && typeof result.toJs === "function") {
+      const value = result.toJs({ create_pyproxies: false });
+      result.destroy();
+      return value;
+    }
+    return result;
+  } finally {
+    if (input && typeof input.destroy === "function") input.destroy();
+  }
+};
+
+const t2 = now();
+const outputs = [call(samples[0])];
+const firstInferenceMs = now() - t2;
+for (const sample of samples.slice(1)) outputs.push(call(sample));
+
+const steadyUs = [];
+for (let pass = 0; pass < (config.passes ?? 1); pass++) {
+  for (const sample of samples) {
+    const start = now();
+    call(sample);
+    steadyUs.push((now() - start) * 1000);
+  }
+}
+
+const result = { bootMs, importMs, firstInferenceMs, steadyUs, outputs };
+if (config.mode === "trace") {
+  // The error path formats a traceback: whatever it imports must ship too.
+  try {
+    pyodide.runPython("raise ValueError('cargo-wasmpack-infer probe')");
+  } catch {}
+  // What the run imported, read before the static walk (find_spec imports parent packages).
+  const loaded = JSON.parse(pyodide.runPython(`
+import json, sys
+json.dumps({name: getattr(getattr(module, "__spec__", None), "origin", None)
+            for name, module in list(sys.modules.items())})
+`));
+  const traced = pyodide.runPython(`
+import ast, importlib.util, json, sys
+
+class _WpiImports(ast.NodeVisitor):
+    """Imports in a module: all of them (deep), or only those that run when it is imported."""
+
+    def __init__(self, package, deep):
+        self.package, self.deep, self.names = package, deep, []
+
+    def visit_FunctionDef(self, node):
+        if self.deep:
+            self.generic_visit(node)
+
+    visit_AsyncFunctionDef = visit_Lambda = visit_FunctionDef
+
+    def visit_Import(self, node):
+        self.names.extend(alias.name for alias in node.names)
+
+    def visit_ImportFrom(self, node):
+        try:
+            base = (importlib.util.resolve_name("." * node.level + (node.module or ""), self.package)
+                    if node.level else node.module)
+        except ImportError:
+            return
+        if base:
+            self.names.append(base)
+            self.names.extend(base + "." + alias.name for alias in node.names)
+
+    def visit_Call(self, node):
+        func = node.func
+        named = ((isinstance(func, ast.Attribute) and func.attr == "import_module")
+                 or (isinstance(func, ast.Name) and func.id in ("__import__", "import_module")))
+        if named and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            self.names.append(node.args[0].value)
+        self.generic_visit(node)
+
+def _wpi_static_closure(root, app_dir):
+    seen, found, queue = set(), {}, [root]
+    while queue:
+        name = queue.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        parent = name.rpartition(".")[0]
+        if parent:
+            queue.append(parent)
+        try:
+            spec = importlib.util.find_spec(name)
+        except Exception:
+            spec = None
+        if spec is None:
+            continue
+        found[name] = spec.origin
+        try:
+            source = spec.loader.get_source(name) if spec.loader else None
+        except Exception:
+            source = None
+        if not source:
+            continue
+        is_package = spec.submodule_search_locations is not None
+        # The app's code is read whole (lazy and conditional imports included); anything else
+        # only for what importing it runs: the trace already saw what the samples called.
+        deep = (spec.origin or "").startswith(app_dir)
+        visitor = _WpiImports(name if is_package else parent, deep)
+        try:
+            visitor.visit(ast.parse(source))
+        except SyntaxError:
+            continue
+        queue.extend(visitor.names)
+    return found
+
+json.dumps({"static": _wpi_static_closure(${JSON.stringify(moduleName)}, "/app/"),
+            "opened": sorted(set(_wpi_opened)), "path": sys.path})
+`);
+  Object.assign(result, { bootModules, loaded }, JSON.parse(traced));
+}
+await writeFile(config.out, JSON.stringify(result));
