@@ -6,18 +6,31 @@ use cargo_wasmpack_infer::profile::{
     DEFAULT_NATIVE_PROFILE, DEFAULT_PROFILE, NativeProfile, Profile,
 };
 use cargo_wasmpack_infer::project::kernel::KernelProject;
+use cargo_wasmpack_infer::project::python::PythonProject;
+use cargo_wasmpack_infer::pyodide::dist::Source;
+use cargo_wasmpack_infer::pyodide::pipeline::{self as python_pipeline, PythonBuildOptions};
+use cargo_wasmpack_infer::pyodide::shake::Overrides;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Build a kernel crate into `dist/<crate>-<version>/`: a shaken, optimized, validated WASM
-/// module and the native library, both measured, with manifest.json.
+/// Build a kernel crate or a Python project into `dist/<name>-<version>/`, measured, with
+/// manifest.json.
 ///
-/// The crate is a cdylib exporting kernel ABI v1 and describing itself in
-/// [package.metadata.wasmpack-infer]. A failed build leaves the previous bundle untouched.
+/// A kernel crate (Cargo.toml) is a cdylib exporting kernel ABI v1 and describing itself in
+/// [package.metadata.wasmpack-infer]: it becomes a shaken, optimized, validated WASM module and a
+/// native library (CUDA-accelerated when it declares `cuda`).
+///
+/// A Python project (pyproject.toml with [tool.wasmpack-infer] entry and samples) needs
+/// --pyodide: it becomes a Pyodide bundle holding only the standard library modules the app
+/// imports (traced on every sample, plus its static imports), measured against stock Pyodide
+/// and native CPython.
+///
+/// A failed build leaves the previous bundle untouched.
 #[derive(Args)]
 pub struct Opts {
-    /// Kernel crate directory or Cargo.toml (default: the current directory).
+    /// Kernel crate or Python project: a directory, Cargo.toml or pyproject.toml (default: the
+    /// current directory).
     path: Option<PathBuf>,
     /// Path to the kernel's Cargo.toml (alternative to PATH).
     #[arg(long, conflicts_with = "path")]
@@ -36,6 +49,23 @@ pub struct Opts {
     /// Build the native sibling without the `cuda` feature.
     #[arg(long)]
     no_cuda: bool,
+    /// Python projects: the Pyodide distribution, as a directory, a .tgz from `npm pack
+    /// pyodide@VERSION`, or npm:VERSION (fetched with npm once, then cached and checked).
+    #[arg(long, value_name = "DIR|FILE.tgz|npm:VERSION")]
+    pyodide: Option<String>,
+    /// Python projects: keep this module (and its submodules) even if the trace did not see it.
+    #[arg(long, value_name = "MODULE")]
+    keep: Vec<String>,
+    /// Python projects: leave this module out even if the trace saw it (the validation run then
+    /// shows whether the app still works).
+    #[arg(long, value_name = "MODULE")]
+    drop: Vec<String>,
+    /// Python projects: the native interpreter to compare against.
+    #[arg(long, value_name = "PATH", default_value = "python3")]
+    python: PathBuf,
+    /// Python projects: steady passes over all samples in each measurement.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    passes: u64,
     /// Directory that receives the bundle directory.
     #[arg(long, default_value = "dist")]
     out_dir: PathBuf,
@@ -64,8 +94,18 @@ impl Opts {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let path = self
             .manifest_path
-            .or(self.path)
+            .clone()
+            .or(self.path.clone())
             .unwrap_or_else(|| PathBuf::from("."));
+        if PythonProject::is_python_project(&path) {
+            return self.run_python(&path);
+        }
+        if self.pyodide.is_some() {
+            return Err(input_error(format!(
+                "--pyodide is for Python projects; {} has no pyproject.toml",
+                path.display()
+            )));
+        }
         let project = KernelProject::load(&path, self.package.as_deref(), self.offline)?;
         let options = BuildOptions {
             profile: Profile::load(&self.profile)?,
@@ -97,5 +137,42 @@ impl Opts {
             check::print_results(&results, super::Format::Human)?;
         }
         Ok(check::exit_code(&results))
+    }
+
+    fn run_python(self, path: &std::path::Path) -> anyhow::Result<ExitCode> {
+        let project = PythonProject::load(path)?;
+        let Some(pyodide) = &self.pyodide else {
+            return Err(input_error(format!(
+                "{} is a Python project: pass --pyodide DIR|FILE.tgz|npm:VERSION (e.g. npm:314.0.7)",
+                path.display()
+            )));
+        };
+        if self.check {
+            return Err(input_error(
+                "--check: budgets for Python projects are not supported yet",
+            ));
+        }
+        let options = PythonBuildOptions {
+            pyodide: Source::parse(pyodide)?,
+            out_dir: self.out_dir,
+            offline: self.offline,
+            overrides: Overrides {
+                keep: self.keep,
+                drop: self.drop,
+            },
+            python: self.python,
+            passes: self.passes as usize,
+            source_date_epoch: self.source_date_epoch,
+        };
+        let output = python_pipeline::build(&project, &options, self.output.reporter().as_mut())?;
+        if self.output.json {
+            print!("{}", output.manifest.to_json());
+        } else if !self.output.quiet {
+            print!(
+                "\n{}",
+                cargo_wasmpack_infer::report::human::python_summary(&output.manifest)
+            );
+        }
+        Ok(ExitCode::SUCCESS)
     }
 }

@@ -5,8 +5,61 @@ use crate::project::kernel::Dtype;
 
 /// Compares two batches of outputs of `count` samples, `dtype` elements each.
 pub fn compare(wasm: &[u8], native: &[u8], dtype: Dtype, count: usize, tolerance: f64) -> Parity {
-    let wasm = dtype.decode(wasm);
-    let native = dtype.decode(native);
+    compare_values(&dtype.decode(wasm), &dtype.decode(native), count, tolerance)
+}
+
+/// Compares per-sample JSON outputs: numbers (or nested lists of numbers) within `tolerance`
+/// with argmax agreement, anything else by equality.
+pub fn compare_json(
+    wasm: &[serde_json::Value],
+    native: &[serde_json::Value],
+    tolerance: f64,
+) -> Parity {
+    let flat = |outputs: &[serde_json::Value]| -> Option<Vec<Vec<f64>>> {
+        outputs.iter().map(numbers).collect()
+    };
+    if let (Some(w), Some(n)) = (flat(wasm), flat(native)) {
+        let width = w.first().map_or(0, Vec::len);
+        if w.len() == n.len() && w.iter().chain(&n).all(|v| v.len() == width) {
+            return compare_values(&w.concat(), &n.concat(), w.len(), tolerance);
+        }
+    }
+    let count = wasm.len().max(native.len());
+    let equal: Vec<bool> = (0..count).map(|i| wasm.get(i) == native.get(i)).collect();
+    let diffs: Vec<f64> = equal
+        .iter()
+        .map(|&e| if e { 0.0 } else { f64::INFINITY })
+        .collect();
+    let mismatched_samples: Vec<usize> = (0..count).filter(|&i| !equal[i]).collect();
+    Parity {
+        samples: count,
+        tolerance,
+        max_abs_diff: diffs.iter().copied().fold(0.0, f64::max),
+        argmax_agree: count - mismatched_samples.len(),
+        passed: mismatched_samples.is_empty(),
+        mismatched_samples,
+        per_sample: PerSampleParity {
+            max_abs_diff: diffs,
+            argmax_wasm: vec![0; count],
+            argmax_native: vec![0; count],
+        },
+    }
+}
+
+/// The numbers in a JSON number or (nested) list of numbers, in order.
+fn numbers(value: &serde_json::Value) -> Option<Vec<f64>> {
+    match value {
+        serde_json::Value::Number(n) => Some(vec![n.as_f64()?]),
+        serde_json::Value::Array(items) => {
+            let parts: Option<Vec<Vec<f64>>> = items.iter().map(numbers).collect();
+            Some(parts?.concat())
+        }
+        _ => None,
+    }
+}
+
+/// Compares `count` samples of equal width, flattened.
+fn compare_values(wasm: &[f64], native: &[f64], count: usize, tolerance: f64) -> Parity {
     let per = wasm.len() / count.max(1);
     let mut per_sample = PerSampleParity {
         max_abs_diff: vec![],
@@ -97,5 +150,21 @@ mod tests {
         let parity = compare(&out, &out, Dtype::F32, 1, 0.0);
         assert!(parity.passed, "{parity:?}");
         assert_eq!(parity.max_abs_diff, 0.0);
+    }
+
+    #[test]
+    fn json_outputs_compare_as_numbers_or_by_equality() {
+        use serde_json::json;
+        let wasm = [json!([0.1, 0.9]), json!([1.0, 0.0])];
+        let native = [json!([0.1, 0.9000001]), json!([0.0, 1.0])];
+        let parity = compare_json(&wasm, &native, 1e-3);
+        assert_eq!(parity.mismatched_samples, vec![1]);
+        assert_eq!(parity.per_sample.argmax_native, vec![1, 1]);
+
+        let labels = [json!("cat"), json!({"k": 1})];
+        assert!(compare_json(&labels, &labels, 0.0).passed);
+        let parity = compare_json(&labels, &[json!("dog"), json!({"k": 1})], 0.0);
+        assert_eq!(parity.mismatched_samples, vec![0]);
+        assert_eq!(parity.max_abs_diff, f64::INFINITY);
     }
 }

@@ -57,7 +57,7 @@ impl Source {
 #[derive(Debug, Clone)]
 pub struct Distribution {
     pub dir: PathBuf,
-    /// From `pyodide-lock.json` (`info.version`).
+    /// From the npm `package.json` when there is one.
     pub version: String,
     /// How it was obtained, e.g. `npm:314.0.7 (sha512-…)`.
     pub origin: String,
@@ -199,10 +199,21 @@ fn open(dir: &Path, origin: String) -> Result<Distribution> {
     let lock_path = dir.join("pyodide-lock.json");
     let lock: serde_json::Value = serde_json::from_slice(&fsx::read(&lock_path)?)
         .map_err(|e| input_error(format!("{}: not JSON: {e}", lock_path.display())))?;
-    let version = lock["info"]["version"]
-        .as_str()
-        .ok_or_else(|| input_error(format!("{}: no info.version", lock_path.display())))?
-        .to_string();
+    if !lock["packages"].is_object() {
+        return Err(input_error(format!(
+            "{}: no `packages` table",
+            lock_path.display()
+        )));
+    }
+    // npm's package.json names the release; the lock only names the Python it was built for.
+    let version = std::fs::read(dir.join("package.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|package| package["version"].as_str().map(str::to_string))
+        .unwrap_or_else(|| match lock["info"]["python"].as_str() {
+            Some(python) => format!("unknown (Python {python})"),
+            None => "unknown".into(),
+        });
     Ok(Distribution {
         dir: dir.to_path_buf(),
         version,

@@ -2,5 +2,7 @@
 //! shaken to what it imports, measured against stock Pyodide and a native CPython.
 
 pub mod dist;
+pub mod manifest;
+pub mod pipeline;
 pub mod run;
 pub mod shake;

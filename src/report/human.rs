@@ -74,6 +74,7 @@ impl Reporter for Human {
 pub fn stage_line(event: &Event<'_>) -> Option<(Stage, String)> {
     Some(match event {
         Event::Started(_) => return None,
+        Event::Done { stage, summary } => (*stage, summary.clone()),
         Event::TargetInstalled { target } => (
             Stage::Build,
             format!("installed the Rust target {target} with rustup"),
@@ -296,4 +297,97 @@ fn steady_cell(steady: &Steady) -> String {
         format_duration_us(steady.latency.median_us),
         format_duration_us(steady.latency.p95_us)
     )
+}
+
+/// The table comparing stock Pyodide, the shaken bundle and native CPython, plus the verdict.
+pub fn python_summary(manifest: &crate::pyodide::manifest::PyodideManifest) -> String {
+    let t = &manifest.timings;
+    let ms = |value: f64| format_duration_us(value * 1e3);
+    let dist = |d: &Distribution| {
+        format!(
+            "{} (p95 {})",
+            format_duration_us(d.median_us),
+            format_duration_us(d.p95_us)
+        )
+    };
+    let sizes = &manifest.sizes;
+    let rows: Vec<[String; 4]> = vec![
+        [
+            "shipped, brotli".into(),
+            format_bytes(sizes.stock.brotli_bytes),
+            format_bytes(sizes.bundle.brotli_bytes),
+            "—".into(),
+        ],
+        [
+            "shipped, raw".into(),
+            format_bytes(sizes.stock.raw_bytes),
+            format_bytes(sizes.bundle.raw_bytes),
+            "—".into(),
+        ],
+        [
+            "boot | interpreter start".into(),
+            ms(t.stock.boot_ms),
+            ms(t.bundle.boot_ms),
+            ms(t.native.startup_ms),
+        ],
+        [
+            "import app".into(),
+            ms(t.stock.import_ms),
+            ms(t.bundle.import_ms),
+            ms(t.native.import_ms),
+        ],
+        [
+            "first inference".into(),
+            ms(t.stock.first_inference_ms),
+            ms(t.bundle.first_inference_ms),
+            ms(t.native.first_inference_ms),
+        ],
+        [
+            "cold start".into(),
+            ms(t.stock.cold_start_ms),
+            ms(t.bundle.cold_start_ms),
+            ms(t.native.cold_start_ms),
+        ],
+        [
+            "steady, per sample".into(),
+            dist(&t.stock.steady),
+            dist(&t.bundle.steady),
+            dist(&t.native.steady),
+        ],
+    ];
+    let width = |column: usize| {
+        rows.iter()
+            .map(|r| r[column].chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(12)
+    };
+    let (w0, w1, w2) = (width(0), width(1), width(2));
+    let header = format!("native CPython {}", t.native.python);
+    let mut out = format!(
+        "{:<w0$}  {:<w1$}  {:<w2$}  {header}\n",
+        "", "stock Pyodide", "bundle"
+    );
+    for [label, a, b, c] in &rows {
+        out.push_str(&format!("{label:<w0$}  {a:<w1$}  {b:<w2$}  {c}\n"));
+    }
+    let shake = &manifest.shake;
+    out.push_str(&format!(
+        "\nshake: {} modules kept; python_stdlib.zip {} → {} entries; {} top-level modules dropped\n",
+        shake.modules.len(),
+        shake.stdlib_entries_before,
+        shake.stdlib_entries_after,
+        shake.dropped_top_levels.len()
+    ));
+    out.push_str(&format!(
+        "parity vs native CPython: {}\n",
+        parity_line(&manifest.parity.native)
+    ));
+    out.push_str(&format!("runtime fit: {}\n", t.runtime_fit.verdict));
+    let env = &t.environment;
+    out.push_str(&format!(
+        "measured on {} ({} cores), {}, {}\n",
+        env.cpu, env.cores, env.os, env.wasm_engine
+    ));
+    out
 }

@@ -64,6 +64,11 @@ pub enum Event<'a> {
         dir: &'a Path,
         files: &'a [FileEntry],
     },
+    /// A stage of the Python pipeline finished; `summary` says what it did.
+    Done {
+        stage: Stage,
+        summary: String,
+    },
 }
 
 pub trait Reporter {

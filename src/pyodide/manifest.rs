@@ -1,0 +1,206 @@
+//! `manifest.json` of a Python bundle (`kind: "pyodide"`): same conventions as the kernel
+//! manifest (versioned, typed, a JSON Schema checked in at `schema/pyodide-manifest.schema.json`),
+//! with the stock distribution, the shaken bundle and native CPython side by side.
+
+use crate::manifest::{Distribution, Environment, FileEntry, Parity, Sizes, Tool};
+use anyhow::{Context, Result};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub const KIND: &str = "pyodide";
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PyodideManifest {
+    /// Same version sequence as the kernel manifest.
+    pub schema_version: u32,
+    /// Always "pyodide".
+    pub kind: String,
+    pub tool: Tool,
+    pub project: ProjectInfo,
+    pub distribution: DistributionInfo,
+    /// Every file of the bundle except this manifest, sorted by path.
+    pub files: Vec<FileEntry>,
+    pub shake: ShakeInfo,
+    pub sizes: ShippedSizes,
+    pub parity: PythonParity,
+    /// Measured in this run.
+    pub timings: PythonTimings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectInfo {
+    pub name: String,
+    pub version: String,
+    /// `module:function`, called once per sample.
+    pub entry: String,
+    pub dependencies: Vec<String>,
+    /// The samples file, shipped as `samples.json`.
+    pub samples: usize,
+    pub samples_sha256: String,
+    /// Largest absolute difference allowed between Pyodide's and native CPython's outputs.
+    pub tolerance: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DistributionInfo {
+    /// `info.version` of its pyodide-lock.json.
+    pub version: String,
+    /// Where it came from, with the tarball's npm integrity when there was one.
+    pub origin: String,
+    /// sha256 of each stock file the bundle derives from.
+    pub stock_sha256: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ShakeInfo {
+    /// Modules the bundle can import, by reason: "boot" (loadPyodide imported it), "traced"
+    /// (imported while the samples ran), "static" (an import the app's code names, or one
+    /// importing those runs) or "--keep".
+    pub modules: BTreeMap<String, String>,
+    pub stdlib_entries_before: usize,
+    pub stdlib_entries_after: usize,
+    /// Top-level stdlib modules and packages left out entirely.
+    pub dropped_top_levels: Vec<String>,
+    /// Packages kept in pyodide-lock.json (with their wheels).
+    pub packages: Vec<String>,
+    pub keep: Vec<String>,
+    pub drop: Vec<String>,
+    /// What happened to `pyodide.asm.wasm`, and why.
+    pub runtime: String,
+}
+
+/// Bytes a page or worker downloads: every file it loads, summed per compressor.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ShippedSizes {
+    pub stock: Sizes,
+    pub bundle: Sizes,
+    /// Bundle brotli bytes over stock brotli bytes.
+    pub brotli_ratio: f64,
+    pub per_file: Vec<FileSizes>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileSizes {
+    pub file: String,
+    /// Absent for files only the bundle has (the app archive).
+    pub stock: Option<Sizes>,
+    pub bundle: Sizes,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PythonParity {
+    /// The shaken bundle's outputs equal stock Pyodide's on every sample (a difference fails
+    /// the build: the shaken runtime must behave exactly as the stock one).
+    pub bundle_matches_stock: bool,
+    /// Pyodide (`wasm`) against native CPython (`native`), per sample.
+    pub native: Parity,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PythonTimings {
+    pub environment: Environment,
+    /// Node's version, which ran both Pyodide measurements.
+    pub node: String,
+    pub stock: PyodideRun,
+    pub bundle: PyodideRun,
+    pub native: NativeRun,
+    pub runtime_fit: PythonFit,
+}
+
+/// One boot of a Pyodide distribution with the app, in Node.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PyodideRun {
+    /// `loadPyodide`, in ms (one run: a boot takes seconds).
+    pub boot_ms: f64,
+    /// Unpacking the app and importing the entry module, in ms.
+    pub import_ms: f64,
+    pub first_inference_ms: f64,
+    /// Boot + import + first inference.
+    pub cold_start_ms: f64,
+    /// Per-sample latency over every sample after the first pass.
+    pub steady: Distribution,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NativeRun {
+    /// `python3 --version` of the interpreter.
+    pub python: String,
+    /// `python3 -c pass`, in ms.
+    pub startup_ms: f64,
+    pub import_ms: f64,
+    pub first_inference_ms: f64,
+    pub cold_start_ms: f64,
+    pub steady: Distribution,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PythonFit {
+    /// Pyodide steady median over native CPython steady median (the interpreter tax).
+    pub interpreter_tax: f64,
+    /// Bundle cold start over native cold start.
+    pub cold_start_over_native: f64,
+    /// Bundle cold start over stock cold start.
+    pub cold_start_over_stock: f64,
+    /// Bundle brotli bytes over stock brotli bytes.
+    pub bytes_over_stock: f64,
+    pub verdict: String,
+}
+
+impl PyodideManifest {
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("manifest serializes");
+        text.push('\n');
+        text
+    }
+
+    pub fn read(path: &Path) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| {
+            crate::exit::input_error(format!(
+                "{}: not a valid Pyodide manifest: {e}",
+                path.display()
+            ))
+        })
+    }
+
+    pub fn json_schema() -> String {
+        let schema = schemars::schema_for!(PyodideManifest);
+        let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");
+        text.push('\n');
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checked_in_schema_matches_the_types() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/pyodide-manifest.schema.json");
+        let generated = PyodideManifest::json_schema();
+        if std::env::var_os("BLESS").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            checked_in == generated,
+            "schema/pyodide-manifest.schema.json is out of date: run `BLESS=1 cargo test manifest` and commit it"
+        );
+    }
+}

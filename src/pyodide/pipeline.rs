@@ -1,0 +1,482 @@
+//! The `build` pipeline for a Python project: resolve the distribution → trace and shake → keep
+//! the runtime → validate the shaken bundle on every sample → measure stock, bundle and native
+//! CPython → pack. Stages are silent; this module tells a [`Reporter`] what each one did.
+
+use crate::fsx;
+use crate::manifest::{Distribution, FileEntry, Sizes, Tool};
+use crate::measure::{environment, parity, sizes, stats};
+use crate::project::python::PythonProject;
+use crate::pyodide::dist::{self, CORE_FILES, Source};
+use crate::pyodide::manifest::{
+    DistributionInfo, FileSizes, KIND, NativeRun, ProjectInfo, PyodideManifest, PyodideRun,
+    PythonFit, PythonParity, PythonTimings, ShakeInfo, ShippedSizes,
+};
+use crate::pyodide::run::{self, AppRun, Mode, RunConfig};
+use crate::pyodide::shake::{self, Needed, Overrides};
+use crate::report::{Event, Reporter, Stage, format_bytes, format_change};
+use crate::stages::pack::{self, BundleFile};
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const LOADER_TEMPLATE: &str = include_str!("../../templates/pyodide/loader.mjs");
+/// Where the runtime files sit inside the bundle.
+pub const RUNTIME_DIR: &str = "pyodide";
+pub const APP_ARCHIVE: &str = "app.zip";
+pub const SAMPLES_FILE: &str = "samples.json";
+
+#[derive(Debug, Clone)]
+pub struct PythonBuildOptions {
+    pub pyodide: Source,
+    pub out_dir: PathBuf,
+    pub offline: bool,
+    pub overrides: Overrides,
+    /// The native interpreter (`python3` by default).
+    pub python: PathBuf,
+    /// Steady passes over all samples in each measurement.
+    pub passes: usize,
+    pub source_date_epoch: u64,
+}
+
+#[derive(Debug)]
+pub struct PythonBuildOutput {
+    pub bundle_dir: PathBuf,
+    pub manifest: PyodideManifest,
+}
+
+pub fn build(
+    project: &PythonProject,
+    options: &PythonBuildOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<PythonBuildOutput> {
+    if !project.dependencies.is_empty() {
+        return Err(crate::exit::input_error(format!(
+            "project `{}` declares dependencies ({}): installing them into the bundle and the \
+             native venv is not supported yet; only standard-library projects build for now",
+            project.name,
+            project.dependencies.join(", ")
+        )));
+    }
+    let work = tempfile::tempdir().context("creating a work directory")?;
+
+    reporter.event(Event::Started(Stage::Build));
+    let distribution = dist::resolve(&options.pyodide, options.offline)?;
+    let app_zip = shake::app_zip(&project.dir, &project.app_root)?;
+    let app_path = work.path().join(APP_ARCHIVE);
+    fsx::write(&app_path, &app_zip)?;
+    reporter.event(Event::Done {
+        stage: Stage::Build,
+        summary: format!(
+            "Pyodide {} from {}; app {} ({})",
+            distribution.version,
+            distribution.origin,
+            format_bytes(app_zip.len() as u64),
+            project.entry()
+        ),
+    });
+
+    reporter.event(Event::Started(Stage::Shake));
+    let entry = project.entry();
+    let trace_config = RunConfig {
+        entry: &entry,
+        samples: &project.samples_path,
+        passes: 0,
+    };
+    let traced = run::pyodide(&distribution.dir, &app_path, Mode::Trace, &trace_config)
+        .context("tracing the app in stock Pyodide")?;
+    let trace = traced
+        .trace
+        .as_ref()
+        .context("the trace run reported no modules")?;
+    let needed = Needed::from_trace(trace, &options.overrides)?;
+    let stock_stdlib = distribution.read("python_stdlib.zip")?;
+    let shaken = shake::shake_stdlib(&stock_stdlib, &needed, &options.overrides)?;
+    let stock_lock: serde_json::Value =
+        serde_json::from_slice(&distribution.read("pyodide-lock.json")?)
+            .context("reading pyodide-lock.json")?;
+    let (lock, packages) = shake::trim_lock(&stock_lock, &needed)?;
+    let wheels = shake::package_files(&stock_lock, &packages, &distribution.dir)?;
+    reporter.event(Event::Done {
+        stage: Stage::Shake,
+        summary: format!(
+            "python_stdlib.zip {} → {} entries ({} → {}, {}); {} modules kept, {} top-level dropped; packages: {}",
+            shaken.entries_before,
+            shaken.entries_after,
+            format_bytes(stock_stdlib.len() as u64),
+            format_bytes(shaken.zip.len() as u64),
+            format_change(stock_stdlib.len() as u64, shaken.zip.len() as u64),
+            needed.modules.len(),
+            shaken.dropped_top_levels.len(),
+            if packages.is_empty() { "none".into() } else { packages.join(", ") }
+        ),
+    });
+
+    // The runtime is shipped as distributed: it is what every sample ran on.
+    let runtime_note = "pyodide.asm.wasm shipped unchanged: this version does not transform the \
+                        runtime (wasm-opt gains under 1 % brotli on it; dropping exports or \
+                        splitting it needs a profile-guided split verified on every sample)"
+        .to_string();
+    reporter.event(Event::Done {
+        stage: Stage::Optimize,
+        summary: "pyodide.asm.wasm shipped unchanged".into(),
+    });
+
+    reporter.event(Event::Started(Stage::Validate));
+    let bundle_dir = options.out_dir.join(project.bundle_name());
+    let staging = fsx::StagingDir::new(&bundle_dir)?;
+    let runtime_dir = staging.path().join(RUNTIME_DIR);
+    let mut runtime_files: Vec<BundleFile> = ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm"]
+        .iter()
+        .map(|name| {
+            Ok(BundleFile::new(
+                runtime_path(name),
+                distribution.read(name)?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    runtime_files.push(BundleFile::new(
+        runtime_path("python_stdlib.zip"),
+        shaken.zip.clone(),
+    ));
+    runtime_files.push(BundleFile::new(
+        runtime_path("pyodide-lock.json"),
+        serde_json::to_vec(&lock).context("writing pyodide-lock.json")?,
+    ));
+    runtime_files.extend(
+        wheels
+            .into_iter()
+            .map(|(file, bytes)| BundleFile::new(runtime_path(&file), bytes)),
+    );
+    let app_file = BundleFile::new(runtime_path(APP_ARCHIVE), app_zip.clone());
+    let loader_file = BundleFile::new(
+        runtime_path("loader.mjs"),
+        loader(project, &app_zip).into_bytes(),
+    );
+    runtime_files.push(app_file);
+    runtime_files.push(loader_file);
+    pack::write_files(staging.path(), &runtime_files)?;
+    let measure_config = RunConfig {
+        entry: &entry,
+        samples: &project.samples_path,
+        passes: options.passes,
+    };
+    let bundle_run = run::pyodide(
+        &runtime_dir,
+        &runtime_dir.join(APP_ARCHIVE),
+        Mode::Measure,
+        &measure_config,
+    )
+    .context("running every sample on the shaken bundle (a module it needs may have been dropped: try --keep MODULE)")?;
+    if let Some(sample) = first_difference(&traced.outputs, &bundle_run.outputs) {
+        bail!(
+            "the shaken bundle's output differs from stock Pyodide's on sample {sample} of {}: \
+             something it needs was dropped (try --keep MODULE)",
+            project.sample_count
+        );
+    }
+    reporter.event(Event::Done {
+        stage: Stage::Validate,
+        summary: format!(
+            "shaken bundle reproduces stock Pyodide's outputs on all {} samples",
+            project.sample_count
+        ),
+    });
+
+    reporter.event(Event::Started(Stage::Measure));
+    let stock_run = run::pyodide(&distribution.dir, &app_path, Mode::Measure, &measure_config)
+        .context("measuring stock Pyodide")?;
+    let native = measure_native(options, project, &measure_config)?;
+    let native_parity =
+        parity::compare_json(&bundle_run.outputs, &native.1.outputs, project.tolerance);
+    let stock_shipped: Vec<(String, Vec<u8>)> = CORE_FILES
+        .iter()
+        .map(|f| Ok((f.to_string(), distribution.read(f)?)))
+        .chain(std::iter::once(Ok((
+            APP_ARCHIVE.to_string(),
+            app_zip.clone(),
+        ))))
+        .collect::<Result<_>>()?;
+    let bundle_shipped: Vec<(String, Vec<u8>)> = runtime_files
+        .iter()
+        .map(|f| {
+            (
+                f.path.trim_start_matches("pyodide/").to_string(),
+                f.bytes.clone(),
+            )
+        })
+        .collect();
+    let sizes = shipped_sizes(&stock_shipped, &bundle_shipped)?;
+    let stock = pyodide_run(&stock_run);
+    let bundle = pyodide_run(&bundle_run);
+    let runtime_fit = fit(&stock, &bundle, &native.0, &sizes);
+    reporter.event(Event::Done {
+        stage: Stage::Measure,
+        summary: format!(
+            "Pyodide vs native CPython: argmax agrees on {}/{} samples, max |Δ| {:.2e} (tolerance {:.0e})",
+            native_parity.argmax_agree,
+            native_parity.samples,
+            native_parity.max_abs_diff,
+            native_parity.tolerance
+        ),
+    });
+    if !native_parity.passed {
+        bail!(
+            "Pyodide and native CPython disagree on {} of {} samples (first: sample {})",
+            native_parity.mismatched_samples.len(),
+            native_parity.samples,
+            native_parity.mismatched_samples[0]
+        );
+    }
+
+    reporter.event(Event::Started(Stage::Pack));
+    let mut archived: Vec<&BundleFile> = runtime_files.iter().collect();
+    archived.sort_by(|a, b| a.path.cmp(&b.path));
+    let tarball = BundleFile::new(
+        format!("{}-pyodide.tar.zst", project.bundle_name()),
+        pack::deterministic_tar_zst(&archived, options.source_date_epoch)?,
+    );
+    let samples_file = BundleFile::new(SAMPLES_FILE, project.samples_json.clone());
+    let mut files: Vec<FileEntry> = pack::write_files(staging.path(), &[tarball, samples_file])?;
+    files.extend(runtime_files.iter().map(pack::describe));
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let manifest = PyodideManifest {
+        schema_version: crate::manifest::SCHEMA_VERSION,
+        kind: KIND.into(),
+        tool: Tool {
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        project: ProjectInfo {
+            name: project.name.clone(),
+            version: project.version.clone(),
+            entry: entry.clone(),
+            dependencies: project.dependencies.clone(),
+            samples: project.sample_count,
+            samples_sha256: fsx::sha256_hex(&project.samples_json),
+            tolerance: project.tolerance,
+        },
+        distribution: DistributionInfo {
+            version: distribution.version.clone(),
+            origin: distribution.origin.clone(),
+            stock_sha256: stock_shipped
+                .iter()
+                .filter(|(name, _)| name != APP_ARCHIVE)
+                .map(|(name, bytes)| (name.clone(), fsx::sha256_hex(bytes)))
+                .collect(),
+        },
+        files,
+        shake: ShakeInfo {
+            modules: needed
+                .modules
+                .iter()
+                .map(|(name, why)| (name.clone(), why.to_string()))
+                .collect(),
+            stdlib_entries_before: shaken.entries_before,
+            stdlib_entries_after: shaken.entries_after,
+            dropped_top_levels: shaken.dropped_top_levels.clone(),
+            packages,
+            keep: options.overrides.keep.clone(),
+            drop: options.overrides.drop.clone(),
+            runtime: runtime_note,
+        },
+        sizes,
+        parity: PythonParity {
+            bundle_matches_stock: true,
+            native: native_parity,
+        },
+        timings: PythonTimings {
+            environment: python_environment(),
+            node: node_version(),
+            stock,
+            bundle,
+            native: native.0,
+            runtime_fit,
+        },
+    };
+    fsx::write(
+        &staging.path().join(crate::manifest::FILE_NAME),
+        manifest.to_json().as_bytes(),
+    )?;
+    let bundle_dir = staging.commit()?;
+    reporter.event(Event::Packed {
+        dir: &bundle_dir,
+        files: &manifest.files,
+    });
+    Ok(PythonBuildOutput {
+        bundle_dir,
+        manifest,
+    })
+}
+
+fn runtime_path(file: &str) -> String {
+    format!("{RUNTIME_DIR}/{file}")
+}
+
+fn loader(project: &PythonProject, app_zip: &[u8]) -> String {
+    let json = |s: &str| serde_json::Value::String(s.to_string()).to_string();
+    LOADER_TEMPLATE
+        .replace("{{NAME}}", &project.name)
+        .replace("{{VERSION}}", &project.version)
+        .replace("{{ENTRY_MODULE}}", &json(&project.entry_module))
+        .replace("{{ENTRY_FUNCTION}}", &json(&project.entry_function))
+        .replace("{{APP_SRI}}", &json(&fsx::sri_sha384(app_zip)))
+}
+
+/// The first sample whose outputs differ, comparing the JSON values exactly.
+fn first_difference(a: &[serde_json::Value], b: &[serde_json::Value]) -> Option<usize> {
+    (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i))
+}
+
+fn steady(us: &[f64]) -> Distribution {
+    let durations: Vec<Duration> = us
+        .iter()
+        .map(|u| Duration::from_secs_f64(u.max(0.0) / 1e6))
+        .collect();
+    stats::distribution(&durations)
+}
+
+fn round_ms(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}
+
+fn pyodide_run(run: &AppRun) -> PyodideRun {
+    PyodideRun {
+        boot_ms: round_ms(run.boot_ms),
+        import_ms: round_ms(run.import_ms),
+        first_inference_ms: round_ms(run.first_inference_ms),
+        cold_start_ms: round_ms(run.boot_ms + run.import_ms + run.first_inference_ms),
+        steady: steady(&run.steady_us),
+    }
+}
+
+fn measure_native(
+    options: &PythonBuildOptions,
+    project: &PythonProject,
+    config: &RunConfig,
+) -> Result<(NativeRun, AppRun)> {
+    let startup = run::python_startup(&options.python)?;
+    let run = run::native(&options.python, &project.dir, config)
+        .context("running the app in native CPython")?;
+    let startup_ms = startup.as_secs_f64() * 1e3;
+    let native = NativeRun {
+        python: run.python.clone().unwrap_or_default(),
+        startup_ms: round_ms(startup_ms),
+        import_ms: round_ms(run.import_ms),
+        first_inference_ms: round_ms(run.first_inference_ms),
+        cold_start_ms: round_ms(startup_ms + run.import_ms + run.first_inference_ms),
+        steady: steady(&run.steady_us),
+    };
+    Ok((native, run))
+}
+
+/// Sizes of every shipped file, each distinct content compressed once.
+fn shipped_sizes(
+    stock: &[(String, Vec<u8>)],
+    bundle: &[(String, Vec<u8>)],
+) -> Result<ShippedSizes> {
+    let mut cache: BTreeMap<String, Sizes> = BTreeMap::new();
+    let mut sizes_of = |bytes: &[u8]| -> Result<Sizes> {
+        let key = fsx::sha256_hex(bytes);
+        if let Some(found) = cache.get(&key) {
+            return Ok(*found);
+        }
+        let computed = sizes::sizes(bytes)?;
+        cache.insert(key, computed);
+        Ok(computed)
+    };
+    let mut per_file = Vec::new();
+    let mut stock_by_name = BTreeMap::new();
+    for (name, bytes) in stock {
+        stock_by_name.insert(name.clone(), sizes_of(bytes)?);
+    }
+    for (name, bytes) in bundle {
+        per_file.push(FileSizes {
+            file: name.clone(),
+            stock: stock_by_name.get(name).copied(),
+            bundle: sizes_of(bytes)?,
+        });
+    }
+    let total = |all: &mut dyn Iterator<Item = Sizes>| {
+        all.fold(
+            Sizes {
+                raw_bytes: 0,
+                zstd_bytes: 0,
+                gzip_bytes: 0,
+                brotli_bytes: 0,
+            },
+            |t, s| Sizes {
+                raw_bytes: t.raw_bytes + s.raw_bytes,
+                zstd_bytes: t.zstd_bytes + s.zstd_bytes,
+                gzip_bytes: t.gzip_bytes + s.gzip_bytes,
+                brotli_bytes: t.brotli_bytes + s.brotli_bytes,
+            },
+        )
+    };
+    let stock_total = total(&mut stock_by_name.values().copied());
+    let bundle_total = total(&mut per_file.iter().map(|f| f.bundle));
+    Ok(ShippedSizes {
+        brotli_ratio: ratio(
+            bundle_total.brotli_bytes as f64,
+            stock_total.brotli_bytes as f64,
+        ),
+        stock: stock_total,
+        bundle: bundle_total,
+        per_file,
+    })
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        (a / b * 1000.0).round() / 1000.0
+    } else {
+        f64::INFINITY
+    }
+}
+
+fn fit(
+    stock: &PyodideRun,
+    bundle: &PyodideRun,
+    native: &NativeRun,
+    sizes: &ShippedSizes,
+) -> PythonFit {
+    let interpreter_tax = ratio(bundle.steady.median_us, native.steady.median_us);
+    let cold_start_over_native = ratio(bundle.cold_start_ms, native.cold_start_ms);
+    let cold_start_over_stock = ratio(bundle.cold_start_ms, stock.cold_start_ms);
+    let verdict = format!(
+        "Pyodide runs steady inference at {interpreter_tax:.2}x native CPython; cold start {:.2} s \
+         (stock {:.2} s, native {:.0} ms); ships {} brotli, {:.0} % of stock's {}",
+        bundle.cold_start_ms / 1e3,
+        stock.cold_start_ms / 1e3,
+        native.cold_start_ms,
+        format_bytes(sizes.bundle.brotli_bytes),
+        sizes.brotli_ratio * 100.0,
+        format_bytes(sizes.stock.brotli_bytes),
+    );
+    PythonFit {
+        interpreter_tax,
+        cold_start_over_native,
+        cold_start_over_stock,
+        bytes_over_stock: sizes.brotli_ratio,
+        verdict,
+    }
+}
+
+fn python_environment() -> crate::manifest::Environment {
+    let rustc = crate::stages::cargo_build::rustc_info()
+        .map(|r| r.release)
+        .unwrap_or_default();
+    let mut environment = environment::describe(&rustc);
+    environment.wasm_engine = format!("Node {} (V8)", node_version());
+    environment
+}
+
+fn node_version() -> String {
+    std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
