@@ -164,20 +164,30 @@ fn npm_tarball(version: &str, offline: bool) -> Result<(PathBuf, String)> {
 }
 
 /// Unpacks a tarball once into a directory named after its sha256, so a changed tarball never
-/// reuses another's files; a marker written last says the unpack finished.
+/// reuses another's files. The unpack happens in a staging directory renamed into place when
+/// complete, so concurrent builds (or a killed one) never see half a distribution.
 fn unpack_cached(tarball: &Path, bytes: &[u8]) -> Result<PathBuf> {
-    let dir = cache_dir()
-        .join("pyodide")
-        .join("unpacked")
-        .join(fsx::sha256_hex(bytes));
+    let base = cache_dir().join("pyodide").join("unpacked");
+    let dir = base.join(fsx::sha256_hex(bytes));
     let marker = dir.join(".complete");
     if !marker.is_file() {
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("removing a partial unpack at {}", dir.display()))?;
+        std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
+        let staging = tempfile::tempdir_in(&base).context("creating an unpack directory")?;
+        archive::unpack_tar_gz(tarball, staging.path(), Limits::PYODIDE)?;
+        fsx::write(&staging.path().join(".complete"), b"")?;
+        let staged = staging.keep();
+        if std::fs::rename(&staged, &dir).is_err() {
+            if marker.is_file() {
+                // Another build unpacked the same tarball first.
+                let _ = std::fs::remove_dir_all(&staged);
+            } else {
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("removing a partial unpack at {}", dir.display()))?;
+                std::fs::rename(&staged, &dir).with_context(|| {
+                    format!("moving the unpacked distribution to {}", dir.display())
+                })?;
+            }
         }
-        archive::unpack_tar_gz(tarball, &dir, Limits::PYODIDE)?;
-        fsx::write(&marker, b"")?;
     }
     // npm tarballs keep everything under `package/`.
     let package = dir.join("package");

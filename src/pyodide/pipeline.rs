@@ -370,19 +370,36 @@ fn measure_native(
     Ok((native, run))
 }
 
-/// Sizes of every shipped file, each distinct content compressed once.
+/// Sizes of every shipped file, each distinct content compressed once. brotli-11 of the 9.6 MB
+/// runtime takes tens of seconds, so sizes are also kept in the cache dir by content hash (and
+/// tool version, which pins the compressors): the stock files never change.
 fn shipped_sizes(
     stock: &[(String, Vec<u8>)],
     bundle: &[(String, Vec<u8>)],
 ) -> Result<ShippedSizes> {
-    let mut cache: BTreeMap<String, Sizes> = BTreeMap::new();
+    let cache_dir = dist::cache_dir().join("sizes");
+    let mut memo: BTreeMap<String, Sizes> = BTreeMap::new();
     let mut sizes_of = |bytes: &[u8]| -> Result<Sizes> {
-        let key = fsx::sha256_hex(bytes);
-        if let Some(found) = cache.get(&key) {
+        let key = format!("{}-{}", env!("CARGO_PKG_VERSION"), fsx::sha256_hex(bytes));
+        if let Some(found) = memo.get(&key) {
             return Ok(*found);
         }
-        let computed = sizes::sizes(bytes)?;
-        cache.insert(key, computed);
+        let cached = cache_dir.join(format!("{key}.json"));
+        let computed = match std::fs::read(&cached)
+            .ok()
+            .and_then(|text| serde_json::from_slice::<Sizes>(&text).ok())
+        {
+            Some(sizes) => sizes,
+            None => {
+                let sizes = sizes::sizes(bytes)?;
+                // Best effort: a read-only cache only costs time.
+                if bytes.len() > 1 << 20 && std::fs::create_dir_all(&cache_dir).is_ok() {
+                    let _ = fsx::write_atomic(&cached, &serde_json::to_vec(&sizes)?);
+                }
+                sizes
+            }
+        };
+        memo.insert(key, computed);
         Ok(computed)
     };
     let mut per_file = Vec::new();

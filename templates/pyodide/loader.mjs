@@ -8,7 +8,9 @@ const ENTRY_MODULE = {{ENTRY_MODULE}};
 const ENTRY_FUNCTION = {{ENTRY_FUNCTION}};
 const APP_INTEGRITY = {{APP_SRI}};
 
-export class IntegrityError extends Error {}
+export class IntegrityError extends Error {
+  name = "IntegrityError";
+}
 
 const isNode = typeof process !== "undefined" && !!process.versions?.node;
 

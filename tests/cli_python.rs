@@ -1,0 +1,200 @@
+//! The Python path end to end: real Pyodide (from npm, cached), real Node, real CPython.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+const PYODIDE: &str = "npm:314.0.7";
+
+fn build_python(project: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["--pyodide", PYODIDE, "--passes", "1", "--json"];
+    args.extend_from_slice(extra);
+    build(project, out, &args)
+}
+
+/// Runs `inputs` through the bundle's loader.mjs in Node.
+fn loader_outputs(bundle: &Path, inputs: &serde_json::Value) -> serde_json::Value {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), inputs.to_string()).unwrap();
+    let output = std::process::Command::new("node")
+        .arg(repo_root().join("tests/node/run-pyodide-loader.mjs"))
+        .arg(bundle.join("pyodide"))
+        .arg(file.path())
+        .output()
+        .expect("running node");
+    assert_exit(&output, 0);
+    serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()["outputs"].clone()
+}
+
+/// digits-py in the shaken Pyodide bundle predicts exactly what the Rust kernel predicts on
+/// every held-out digit, and ships less than stock Pyodide.
+#[test]
+fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
+    let out = tempfile::tempdir().unwrap();
+    let output = build_python(&repo_root().join("examples/digits-py"), out.path(), &[]);
+    assert_exit(&output, 0);
+    let manifest = manifest_from_stdout(&output);
+    assert_eq!(manifest["kind"], "pyodide");
+    assert_eq!(manifest["parity"]["bundle_matches_stock"], true);
+    assert_eq!(manifest["parity"]["native"]["passed"], true);
+    assert_eq!(manifest["parity"]["native"]["samples"], 360);
+    let shake = &manifest["shake"];
+    assert!(shake["stdlib_entries_after"].as_u64() < shake["stdlib_entries_before"].as_u64());
+    assert_eq!(shake["modules"]["digits_py.model"], "traced");
+    assert_eq!(shake["modules"]["importlib.resources"], "traced");
+    let sizes = &manifest["sizes"];
+    assert!(sizes["bundle"]["brotli_bytes"].as_u64() < sizes["stock"]["brotli_bytes"].as_u64());
+    assert!(
+        manifest["timings"]["runtime_fit"]["interpreter_tax"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+
+    let bundle = out.path().join("digits-py-0.1.0");
+    for file in manifest["files"].as_array().unwrap() {
+        let bytes = std::fs::read(bundle.join(file["path"].as_str().unwrap())).unwrap();
+        assert_eq!(
+            file["sha256"],
+            cargo_wasmpack_infer::fsx::sha256_hex(&bytes)
+        );
+    }
+
+    let samples: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("samples.json")).unwrap()).unwrap();
+    let logits = loader_outputs(&bundle, &samples);
+    let labels: Vec<u8> = logits
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let l: Vec<f64> = serde_json::from_value(l.clone()).unwrap();
+            (0..l.len()).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap() as u8
+        })
+        .collect();
+    let expected =
+        std::fs::read(repo_root().join("examples/digits-mlp/samples/expected.bin")).unwrap();
+    assert_eq!(
+        labels, expected,
+        "Pyodide bundle and Rust kernel predict the same digits"
+    );
+
+    // A tampered app archive is refused by the loader.
+    let app = bundle.join("pyodide/app.zip");
+    let mut bytes = std::fs::read(&app).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    std::fs::write(&app, bytes).unwrap();
+    let inputs = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(inputs.path(), "[]").unwrap();
+    let output = std::process::Command::new("node")
+        .arg(repo_root().join("tests/node/run-pyodide-loader.mjs"))
+        .arg(bundle.join("pyodide"))
+        .arg(inputs.path())
+        .output()
+        .unwrap();
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("IntegrityError"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// Imports inside branches and through `importlib.import_module("…")` survive the shake, even
+/// on branches no sample takes; `--drop` of a module the samples need fails validation.
+#[test]
+fn lazy_and_string_imports_survive_the_shake() {
+    let out = tempfile::tempdir().unwrap();
+    let project = fixture("py-lazy");
+    let output = build_python(&project, out.path(), &[]);
+    assert_exit(&output, 0);
+    let manifest = manifest_from_stdout(&output);
+    let modules = &manifest["shake"]["modules"];
+    assert_eq!(modules["fractions"], "traced");
+    assert_eq!(modules["statistics"], "traced");
+    assert_eq!(
+        modules["colorsys"], "static",
+        "a lazy import no sample reaches"
+    );
+    assert_eq!(modules["ipaddress"], "static", "an import through a string");
+
+    let bundle = out.path().join("py-lazy-0.1.0");
+    let outputs = loader_outputs(
+        &bundle,
+        &serde_json::json!([
+            {"op": "colors", "values": [1.0, 0.0, 0.0]},
+            {"op": "network", "values": ["10.0.0.0/30"]},
+            {"op": "fraction", "values": [0.5]}
+        ]),
+    );
+    let hsv: Vec<f64> = serde_json::from_value(outputs[0].clone()).unwrap();
+    assert_eq!(hsv, [0.0, 1.0, 1.0]);
+    assert_eq!(outputs[1], "4");
+    assert_eq!(outputs[2], "1/2");
+
+    let output = build(
+        &project,
+        out.path(),
+        &["--pyodide", PYODIDE, "--passes", "1", "--drop", "fractions"],
+    );
+    assert_exit(&output, 3);
+    assert!(
+        stderr(&output).contains("try --keep MODULE"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        bundle.join("manifest.json").is_file(),
+        "a failed build leaves the previous bundle"
+    );
+}
+
+#[test]
+fn python_usage_errors_and_hostile_distributions_exit_2() {
+    let out = tempfile::tempdir().unwrap();
+    let project = fixture("py-lazy");
+    let output = build(&project, out.path(), &[]);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("pass --pyodide"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = build(&project, out.path(), &["--pyodide", "/no/such/dist"]);
+    assert_exit(&output, 2);
+
+    // A tarball whose entry climbs out of the unpack directory.
+    let tarball = out.path().join("evil.tgz");
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&tarball).unwrap(),
+        flate2::Compression::default(),
+    );
+    let mut builder = tar::Builder::new(gz);
+    let mut header = tar::Header::new_gnu();
+    let name = b"package/../../escape.txt";
+    header.as_old_mut().name[..name.len()].copy_from_slice(name);
+    header.set_size(1);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append(&header, &b"x"[..]).unwrap();
+    builder.into_inner().unwrap().finish().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-wasmpack-infer"))
+        .args(["build", project.to_str().unwrap(), "--out-dir"])
+        .arg(out.path())
+        .arg("--pyodide")
+        .arg(&tarball)
+        .env("WPI_CACHE_DIR", cache.path())
+        .output()
+        .unwrap();
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("leaves the directory"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!out.path().join("py-lazy-0.1.0").exists());
+}

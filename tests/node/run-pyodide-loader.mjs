@@ -1,0 +1,17 @@
+// Loads a Python bundle's loader.mjs in Node and runs inputs through it:
+//   node run-pyodide-loader.mjs BUNDLE/pyodide INPUTS.json
+// prints {"outputs": [...]} on stdout; exit 1 with the error's name on stderr when loading fails.
+import { readFile } from "node:fs/promises";
+import { pathToFileURL } from "node:url";
+import path from "node:path";
+
+const [dir, inputsPath] = process.argv.slice(2);
+const { load } = await import(pathToFileURL(path.resolve(dir, "loader.mjs")).href);
+try {
+  const model = await load();
+  const inputs = JSON.parse(await readFile(inputsPath, "utf8"));
+  process.stdout.write(JSON.stringify({ outputs: inputs.map((input) => model.infer(input)) }));
+} catch (error) {
+  process.stderr.write(`${error.name}: ${error.message}\n`);
+  process.exit(1);
+}
