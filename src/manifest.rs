@@ -369,11 +369,21 @@ pub struct BatchFit {
     pub summary: String,
 }
 
+/// Pretty JSON with a final newline, as every manifest and schema file is written.
+pub fn pretty_json(value: &impl Serialize) -> String {
+    let mut text = serde_json::to_string_pretty(value).expect("manifest types serialize");
+    text.push('\n');
+    text
+}
+
+/// The JSON Schema of a manifest type, as checked in under `schema/`.
+pub fn schema_of<T: JsonSchema>() -> String {
+    pretty_json(&schemars::schema_for!(T))
+}
+
 impl Manifest {
     pub fn to_json(&self) -> String {
-        let mut text = serde_json::to_string_pretty(self).expect("manifest serializes");
-        text.push('\n');
-        text
+        pretty_json(self)
     }
 
     pub fn read(path: &Path) -> Result<Self> {
@@ -396,10 +406,7 @@ impl Manifest {
 
     /// The JSON Schema of the manifest, as checked in at `schema/manifest.schema.json`.
     pub fn json_schema() -> String {
-        let schema = schemars::schema_for!(Manifest);
-        let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");
-        text.push('\n');
-        text
+        schema_of::<Self>()
     }
 }
 

@@ -297,11 +297,7 @@ pub fn build(
             project.name
         )
     })?;
-    fsx::write(
-        &staging.path().join(crate::manifest::FILE_NAME),
-        manifest.to_json().as_bytes(),
-    )?;
-    let bundle_dir = staging.commit()?;
+    let bundle_dir = pack::commit(staging, &manifest.to_json())?;
     reporter.event(Event::Packed {
         dir: &bundle_dir,
         files: &manifest.files,

@@ -198,3 +198,104 @@ fn python_usage_errors_and_hostile_distributions_exit_2() {
     );
     assert!(!out.path().join("py-lazy-0.1.0").exists());
 }
+
+/// A pure-Python wheel, written the way `pip wheel` would (with a RECORD of hashes).
+fn write_wheel(wheelhouse: &Path) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    use std::io::Write as _;
+    let files: [(&str, &str); 3] = [
+        (
+            "tinyscale/__init__.py",
+            "def scale(values, factor):\n    return [v * factor for v in values]\n",
+        ),
+        (
+            "tinyscale-1.0.dist-info/METADATA",
+            "Metadata-Version: 2.1\nName: tinyscale\nVersion: 1.0\n",
+        ),
+        (
+            "tinyscale-1.0.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: cli_python\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        ),
+    ];
+    let mut record = String::new();
+    let mut writer = zip::ZipWriter::new(
+        std::fs::File::create(wheelhouse.join("tinyscale-1.0-py3-none-any.whl")).unwrap(),
+    );
+    for (name, text) in files {
+        writer
+            .start_file(name, zip::write::SimpleFileOptions::DEFAULT)
+            .unwrap();
+        writer.write_all(text.as_bytes()).unwrap();
+        let digest = sha2::Sha256::digest(text.as_bytes());
+        let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+        record.push_str(&format!("{name},sha256={hash},{}\n", text.len()));
+    }
+    record.push_str("tinyscale-1.0.dist-info/RECORD,,\n");
+    writer
+        .start_file(
+            "tinyscale-1.0.dist-info/RECORD",
+            zip::write::SimpleFileOptions::DEFAULT,
+        )
+        .unwrap();
+    writer.write_all(record.as_bytes()).unwrap();
+    writer.finish().unwrap();
+}
+
+/// Dependencies come from the wheelhouse into both variants: zipped with the app for Pyodide,
+/// on the path of a fresh venv natively, and locked in the native sibling's archive.
+#[test]
+fn dependencies_from_a_wheelhouse_reach_both_variants() {
+    let out = tempfile::tempdir().unwrap();
+    let wheelhouse = tempfile::tempdir().unwrap();
+    let project = fixture("py-deps");
+    let output = build_python(
+        &project,
+        out.path(),
+        &["--wheelhouse", wheelhouse.path().to_str().unwrap()],
+    );
+    assert_exit(&output, 2);
+    assert!(stderr(&output).contains("tinyscale"), "{}", stderr(&output));
+
+    write_wheel(wheelhouse.path());
+    let output = build_python(
+        &project,
+        out.path(),
+        &["--wheelhouse", wheelhouse.path().to_str().unwrap()],
+    );
+    assert_exit(&output, 0);
+    let manifest = manifest_from_stdout(&output);
+    assert_eq!(
+        manifest["native"]["requirements"],
+        serde_json::json!(["tinyscale==1.0"])
+    );
+    assert_eq!(manifest["shake"]["modules"]["tinyscale"], "traced");
+    assert_eq!(manifest["parity"]["native"]["passed"], true);
+
+    let bundle = out.path().join("py-deps-0.1.0");
+    let outputs = loader_outputs(&bundle, &serde_json::json!([[1.5, -2.0]]));
+    let doubled: Vec<f64> = serde_json::from_value(outputs[0].clone()).unwrap();
+    assert_eq!(doubled, [3.0, -4.0]);
+
+    let archive = std::fs::read(bundle.join(manifest["native"]["file"].as_str().unwrap())).unwrap();
+    let tar = zstd::decode_all(archive.as_slice()).unwrap();
+    let mut names = Vec::new();
+    let mut lock = String::new();
+    for entry in tar::Archive::new(tar.as_slice()).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        if name == "requirements.lock" {
+            std::io::Read::read_to_string(&mut entry, &mut lock).unwrap();
+        }
+        names.push(name);
+    }
+    assert!(
+        names.contains(&"app/depsapp/main.py".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"site-packages/tinyscale/__init__.py".to_string()),
+        "{names:?}"
+    );
+    assert_eq!(lock, "tinyscale==1.0\n");
+}

@@ -1,6 +1,7 @@
 //! A multi-layer perceptron that runs on the GPU when the `cuda` feature is on and a device is
 //! present, else on the CPU with [`cpu::dense`], reporting which one ran.
 
+use crate::Kernel;
 use crate::cpu;
 use crate::device::{self, CallBreakdown};
 
@@ -141,6 +142,56 @@ impl Mlp {
     }
 }
 
+/// A model made of dense layers: describe it, and [`MlpKernel`] is the [`Kernel`] that runs it on
+/// the CPU or the GPU.
+///
+/// ```ignore
+/// struct Digits;
+/// impl MlpModel for Digits {
+///     const INPUT_LEN: usize = 64;
+///     const OUTPUT_LEN: usize = 10;
+///     fn layers() -> Result<Vec<Layer>, i32> { /* decode weights */ }
+/// }
+/// export_kernel!(MlpKernel<Digits>);
+/// ```
+pub trait MlpModel: 'static {
+    const INPUT_LEN: usize;
+    const OUTPUT_LEN: usize;
+    /// The layers, first to last; `Err(code)` is returned by `wpi_init`.
+    fn layers() -> Result<Vec<Layer>, i32>;
+}
+
+/// `wpi_init` code for layers whose shapes do not chain or match the model's lengths.
+pub const ERR_SHAPE: i32 = -100;
+
+/// The [`Kernel`] running an [`MlpModel`].
+pub struct MlpKernel<M>(Mlp, std::marker::PhantomData<fn() -> M>);
+
+impl<M: MlpModel> Kernel for MlpKernel<M> {
+    const INPUT_LEN: usize = M::INPUT_LEN;
+    const OUTPUT_LEN: usize = M::OUTPUT_LEN;
+
+    fn init() -> Result<Self, i32> {
+        let mlp = Mlp::new(M::layers()?).map_err(|_| ERR_SHAPE)?;
+        if mlp.input_len() != M::INPUT_LEN || mlp.output_len() != M::OUTPUT_LEN {
+            return Err(ERR_SHAPE);
+        }
+        Ok(Self(mlp, std::marker::PhantomData))
+    }
+
+    fn infer(&mut self, input: &[f32], output: &mut [f32]) {
+        self.0.infer(input, output);
+    }
+
+    fn device(&self) -> String {
+        self.0.device()
+    }
+
+    fn last_call(&self) -> Option<CallBreakdown> {
+        self.0.last_call()
+    }
+}
+
 #[cfg(all(feature = "cuda", not(target_arch = "wasm32")))]
 fn select_backend(layers: &[Layer]) -> Backend {
     if device::cpu_forced() {
@@ -209,6 +260,33 @@ mod tests {
         } else {
             assert_eq!(device, "cpu (built without the cuda feature)");
         }
+    }
+
+    struct TwoLayers;
+    impl MlpModel for TwoLayers {
+        const INPUT_LEN: usize = 2;
+        const OUTPUT_LEN: usize = 1;
+        fn layers() -> Result<Vec<Layer>, i32> {
+            Ok(two_layers())
+        }
+    }
+
+    struct WrongLengths;
+    impl MlpModel for WrongLengths {
+        const INPUT_LEN: usize = 3;
+        const OUTPUT_LEN: usize = 1;
+        fn layers() -> Result<Vec<Layer>, i32> {
+            Ok(two_layers())
+        }
+    }
+
+    #[test]
+    fn mlp_kernel_runs_the_model_and_checks_its_lengths() {
+        let mut kernel = MlpKernel::<TwoLayers>::init().unwrap();
+        let mut out = [0.0];
+        kernel.infer(&[1.0, 1.0], &mut out);
+        assert_eq!(out, [4.5]);
+        assert_eq!(MlpKernel::<WrongLengths>::init().err(), Some(ERR_SHAPE));
     }
 
     #[test]

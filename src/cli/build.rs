@@ -60,6 +60,10 @@ pub struct Opts {
     /// shows whether the app still works).
     #[arg(long, value_name = "MODULE")]
     drop: Vec<String>,
+    /// Python projects: where pip finds the dependencies (pure-Python wheels; pip runs with
+    /// --no-index). Without it pip uses its configured index.
+    #[arg(long, value_name = "DIR")]
+    wheelhouse: Option<PathBuf>,
     /// Python projects: the native interpreter to compare against.
     #[arg(long, value_name = "PATH", default_value = "python3")]
     python: PathBuf,
@@ -162,6 +166,7 @@ impl Opts {
             },
             python: self.python,
             passes: self.passes as usize,
+            wheelhouse: self.wheelhouse,
             source_date_epoch: self.source_date_epoch,
         };
         let output = python_pipeline::build(&project, &options, self.output.reporter().as_mut())?;

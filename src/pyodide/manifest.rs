@@ -23,6 +23,7 @@ pub struct PyodideManifest {
     pub distribution: DistributionInfo,
     /// Every file of the bundle except this manifest, sorted by path.
     pub files: Vec<FileEntry>,
+    pub native: NativeSibling,
     pub shake: ShakeInfo,
     pub sizes: ShippedSizes,
     pub parity: PythonParity,
@@ -54,6 +55,16 @@ pub struct DistributionInfo {
     pub origin: String,
     /// sha256 of each stock file the bundle derives from.
     pub stock_sha256: BTreeMap<String, String>,
+}
+
+/// The native CPython sibling: the app and its dependencies, to unpack onto a CPython's path.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NativeSibling {
+    /// `.tar.zst` with `app/`, `site-packages/` and `requirements.lock`.
+    pub file: String,
+    /// `name==version` of every installed dependency (also in the archive's `requirements.lock`).
+    pub requirements: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -161,9 +172,7 @@ pub struct PythonFit {
 
 impl PyodideManifest {
     pub fn to_json(&self) -> String {
-        let mut text = serde_json::to_string_pretty(self).expect("manifest serializes");
-        text.push('\n');
-        text
+        crate::manifest::pretty_json(self)
     }
 
     pub fn read(path: &Path) -> Result<Self> {
@@ -178,10 +187,7 @@ impl PyodideManifest {
     }
 
     pub fn json_schema() -> String {
-        let schema = schemars::schema_for!(PyodideManifest);
-        let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");
-        text.push('\n');
-        text
+        crate::manifest::schema_of::<Self>()
     }
 }
 

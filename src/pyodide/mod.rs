@@ -1,6 +1,7 @@
 //! The Python path: a project run through a Pyodide distribution (CPython compiled to WASM),
 //! shaken to what it imports, measured against stock Pyodide and a native CPython.
 
+pub mod deps;
 pub mod dist;
 pub mod manifest;
 pub mod pipeline;

@@ -6,10 +6,11 @@ use crate::fsx;
 use crate::manifest::{Distribution, FileEntry, Sizes, Tool};
 use crate::measure::{environment, parity, sizes, stats};
 use crate::project::python::PythonProject;
+use crate::pyodide::deps;
 use crate::pyodide::dist::{self, CORE_FILES, Source};
 use crate::pyodide::manifest::{
-    DistributionInfo, FileSizes, KIND, NativeRun, ProjectInfo, PyodideManifest, PyodideRun,
-    PythonFit, PythonParity, PythonTimings, ShakeInfo, ShippedSizes,
+    DistributionInfo, FileSizes, KIND, NativeRun, NativeSibling, ProjectInfo, PyodideManifest,
+    PyodideRun, PythonFit, PythonParity, PythonTimings, ShakeInfo, ShippedSizes,
 };
 use crate::pyodide::run::{self, AppRun, Mode, RunConfig};
 use crate::pyodide::shake::{self, Needed, Overrides};
@@ -36,6 +37,8 @@ pub struct PythonBuildOptions {
     pub python: PathBuf,
     /// Steady passes over all samples in each measurement.
     pub passes: usize,
+    /// Where pip finds the project's dependencies (`--no-index`); pip's own index otherwise.
+    pub wheelhouse: Option<PathBuf>,
     pub source_date_epoch: u64,
 }
 
@@ -50,29 +53,48 @@ pub fn build(
     options: &PythonBuildOptions,
     reporter: &mut dyn Reporter,
 ) -> Result<PythonBuildOutput> {
-    if !project.dependencies.is_empty() {
-        return Err(crate::exit::input_error(format!(
-            "project `{}` declares dependencies ({}): installing them into the bundle and the \
-             native venv is not supported yet; only standard-library projects build for now",
-            project.name,
-            project.dependencies.join(", ")
-        )));
-    }
     let work = tempfile::tempdir().context("creating a work directory")?;
 
     reporter.event(Event::Started(Stage::Build));
     let distribution = dist::resolve(&options.pyodide, options.offline)?;
-    let app_zip = shake::app_zip(&project.dir, &project.app_root)?;
+    let installed = if project.dependencies.is_empty() {
+        None
+    } else {
+        Some(deps::install(
+            &options.python,
+            &project.dependencies,
+            options.wheelhouse.as_deref(),
+        )?)
+    };
+    let site = installed.as_ref().map(|i| i.site.path());
+    let app_code = shake::app_files(&[(&project.dir, &project.app_root)])?;
+    let site_files = match site {
+        Some(site) => shake::app_files(&[(site, site)])?,
+        None => Vec::new(),
+    };
+    let requirements = installed
+        .as_ref()
+        .map(|i| i.lock.clone())
+        .unwrap_or_default();
+    let mut app_and_deps = app_code.clone();
+    app_and_deps.extend(site_files.iter().cloned());
+    app_and_deps.sort_by(|a, b| a.0.cmp(&b.0));
+    let app_zip = shake::app_zip(&app_and_deps)?;
     let app_path = work.path().join(APP_ARCHIVE);
     fsx::write(&app_path, &app_zip)?;
     reporter.event(Event::Done {
         stage: Stage::Build,
         summary: format!(
-            "Pyodide {} from {}; app {} ({})",
+            "Pyodide {} from {}; app {} ({}); dependencies: {}",
             distribution.version,
             distribution.origin,
             format_bytes(app_zip.len() as u64),
-            project.entry()
+            project.entry(),
+            if requirements.is_empty() {
+                "none".into()
+            } else {
+                requirements.join(", ")
+            }
         ),
     });
 
@@ -186,7 +208,9 @@ pub fn build(
     reporter.event(Event::Started(Stage::Measure));
     let stock_run = run::pyodide(&distribution.dir, &app_path, Mode::Measure, &measure_config)
         .context("measuring stock Pyodide")?;
-    let native = measure_native(options, project, &measure_config)?;
+    let mut native_paths = vec![project.dir.as_path()];
+    native_paths.extend(site);
+    let native = measure_native(options, &native_paths, &measure_config)?;
     let native_parity =
         parity::compare_json(&bundle_run.outputs, &native.1.outputs, project.tolerance);
     let stock_shipped: Vec<(String, Vec<u8>)> = CORE_FILES
@@ -237,7 +261,13 @@ pub fn build(
         pack::deterministic_tar_zst(&archived, options.source_date_epoch)?,
     );
     let samples_file = BundleFile::new(SAMPLES_FILE, project.samples_json.clone());
-    let mut files: Vec<FileEntry> = pack::write_files(staging.path(), &[tarball, samples_file])?;
+    let native_archive = native_archive(project, &app_code, &site_files, &requirements, options)?;
+    let native_sibling = NativeSibling {
+        file: native_archive.path.clone(),
+        requirements: requirements.clone(),
+    };
+    let mut files: Vec<FileEntry> =
+        pack::write_files(staging.path(), &[tarball, samples_file, native_archive])?;
     files.extend(runtime_files.iter().map(pack::describe));
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let manifest = PyodideManifest {
@@ -266,6 +296,7 @@ pub fn build(
                 .collect(),
         },
         files,
+        native: native_sibling,
         shake: ShakeInfo {
             modules: needed
                 .modules
@@ -294,11 +325,7 @@ pub fn build(
             runtime_fit,
         },
     };
-    fsx::write(
-        &staging.path().join(crate::manifest::FILE_NAME),
-        manifest.to_json().as_bytes(),
-    )?;
-    let bundle_dir = staging.commit()?;
+    let bundle_dir = pack::commit(staging, &manifest.to_json())?;
     reporter.event(Event::Packed {
         dir: &bundle_dir,
         files: &manifest.files,
@@ -350,14 +377,42 @@ fn pyodide_run(run: &AppRun) -> PyodideRun {
     }
 }
 
+/// The native sibling: the app and its installed dependencies with their requirement lock, to
+/// unpack and put on a CPython's path.
+fn native_archive(
+    project: &PythonProject,
+    app_code: &[(String, Vec<u8>)],
+    site_files: &[(String, Vec<u8>)],
+    requirements: &[String],
+    options: &PythonBuildOptions,
+) -> Result<BundleFile> {
+    let mut files: Vec<BundleFile> =
+        app_code
+            .iter()
+            .map(|(name, bytes)| BundleFile::new(format!("app/{name}"), bytes.clone()))
+            .chain(site_files.iter().map(|(name, bytes)| {
+                BundleFile::new(format!("site-packages/{name}"), bytes.clone())
+            }))
+            .collect();
+    let mut lock = requirements.join("\n");
+    lock.push('\n');
+    files.push(BundleFile::new("requirements.lock", lock.into_bytes()));
+    let refs: Vec<&BundleFile> = files.iter().collect();
+    Ok(BundleFile::new(
+        format!("{}-native.tar.zst", project.bundle_name()),
+        pack::deterministic_tar_zst(&refs, options.source_date_epoch)?,
+    ))
+}
+
+/// Runs the app in a fresh venv of `options.python`, so the user's site-packages stay out.
 fn measure_native(
     options: &PythonBuildOptions,
-    project: &PythonProject,
+    paths: &[&std::path::Path],
     config: &RunConfig,
 ) -> Result<(NativeRun, AppRun)> {
-    let startup = run::python_startup(&options.python)?;
-    let run = run::native(&options.python, &project.dir, config)
-        .context("running the app in native CPython")?;
+    let (_venv, python) = deps::venv(&options.python)?;
+    let startup = run::python_startup(&python)?;
+    let run = run::native(&python, paths, config).context("running the app in native CPython")?;
     let startup_ms = startup.as_secs_f64() * 1e3;
     let native = NativeRun {
         python: run.python.clone().unwrap_or_default(),

@@ -90,14 +90,14 @@ pub fn pyodide(index_dir: &Path, app_zip: &Path, mode: Mode, run: &RunConfig) ->
     read_result(&out)
 }
 
-/// Runs the app in a native CPython, importing it from `app_dir`.
-pub fn native(python: &Path, app_dir: &Path, run: &RunConfig) -> Result<AppRun> {
+/// Runs the app in a native CPython, importing it (and its dependencies) from `paths`.
+pub fn native(python: &Path, paths: &[&Path], run: &RunConfig) -> Result<AppRun> {
     let work = tempfile::tempdir().context("creating a directory for the Python runner")?;
     let runner = work.path().join("runner.py");
     crate::fsx::write(&runner, PYTHON_RUNNER.as_bytes())?;
     let out = work.path().join("result.json");
     let config = serde_json::json!({
-        "app_dir": absolute(app_dir)?,
+        "paths": paths.iter().map(|p| absolute(p)).collect::<Result<Vec<_>>>()?,
         "entry": run.entry,
         "samples": absolute(run.samples)?,
         "passes": run.passes,

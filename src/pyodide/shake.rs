@@ -279,31 +279,42 @@ pub fn package_files(
         .collect()
 }
 
-/// The app's code (`app_root`: a package directory or one module) as a deterministic zip: sorted
-/// paths relative to the project, fixed timestamps, no bytecode.
-pub fn app_zip(project_dir: &Path, app_root: &Path) -> Result<Vec<u8>> {
+/// The files of each `(base, path)` root (a package directory, one module, or a whole
+/// site-packages directory), named relative to its base with `/`, sorted, bytecode left out.
+pub fn app_files(roots: &[(&Path, &Path)]) -> Result<Vec<(String, Vec<u8>)>> {
     let mut files = Vec::new();
-    collect_files(app_root, &mut files)?;
-    files.sort();
+    for (base, root) in roots {
+        let mut paths = Vec::new();
+        collect_files(root, &mut paths)?;
+        for path in paths {
+            let relative = path
+                .strip_prefix(base)
+                .with_context(|| format!("{} is outside {}", path.display(), base.display()))?;
+            let name = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            let mut bytes = Vec::new();
+            std::fs::File::open(&path)
+                .and_then(|mut f| f.read_to_end(&mut bytes))
+                .with_context(|| format!("reading {}", path.display()))?;
+            files.push((name, bytes));
+        }
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(files)
+}
+
+/// `files` as a deterministic zip: sorted, fixed timestamps and permissions.
+pub fn app_zip(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
     let options = zip::write::SimpleFileOptions::DEFAULT
         .compression_method(zip::CompressionMethod::Deflated)
         .unix_permissions(0o644);
     let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    for path in files {
-        let relative = path
-            .strip_prefix(project_dir)
-            .with_context(|| format!("{} is outside the project", path.display()))?;
-        let name = relative
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/");
+    for (name, bytes) in files {
         writer.start_file(name.as_str(), options)?;
-        let mut bytes = Vec::new();
-        std::fs::File::open(&path)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .with_context(|| format!("reading {}", path.display()))?;
-        writer.write_all(&bytes)?;
+        writer.write_all(bytes)?;
     }
     Ok(writer.finish().context("finishing app.zip")?.into_inner())
 }
@@ -459,8 +470,12 @@ mod tests {
         std::fs::write(app.join("__init__.py"), "").unwrap();
         std::fs::write(app.join("model.py"), "x = 1").unwrap();
         std::fs::write(app.join("__pycache__/model.cpython-311.pyc"), "").unwrap();
-        let one = app_zip(dir.path(), &app).unwrap();
+        let files = app_files(&[(dir.path(), &app)]).unwrap();
+        let one = app_zip(&files).unwrap();
         assert_eq!(names(&one), ["app/__init__.py", "app/model.py"]);
-        assert_eq!(one, app_zip(dir.path(), &app).unwrap());
+        assert_eq!(
+            one,
+            app_zip(&app_files(&[(dir.path(), &app)]).unwrap()).unwrap()
+        );
     }
 }

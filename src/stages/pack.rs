@@ -74,6 +74,15 @@ pub fn write_files(dir: &Path, files: &[BundleFile]) -> Result<Vec<FileEntry>> {
     Ok(entries)
 }
 
+/// Writes `manifest.json` last into the staging directory and renames the bundle into place.
+pub fn commit(staging: fsx::StagingDir, manifest_json: &str) -> Result<std::path::PathBuf> {
+    fsx::write(
+        &staging.path().join(crate::manifest::FILE_NAME),
+        manifest_json.as_bytes(),
+    )?;
+    staging.commit()
+}
+
 pub fn describe(file: &BundleFile) -> FileEntry {
     FileEntry {
         path: file.path.clone(),

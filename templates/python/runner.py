@@ -2,7 +2,7 @@
 
     python3 runner.py CONFIG.json
 
-CONFIG: { app_dir, entry ("module:function"), samples (JSON array), passes, out }. Writes the same
+CONFIG: { paths (put first on sys.path), entry ("module:function"), samples (JSON array), passes, out }. Writes the same
 result shape as templates/pyodide/runner.mjs: import, first inference and steady per-sample
 latency, and every sample's output.
 """
@@ -14,7 +14,7 @@ import time
 
 with open(sys.argv[1], encoding="utf-8") as f:
     config = json.load(f)
-sys.path.insert(0, config["app_dir"])
+sys.path[:0] = config["paths"]
 
 start = time.perf_counter()
 module_name, function_name = config["entry"].split(":")

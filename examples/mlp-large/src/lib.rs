@@ -4,8 +4,8 @@
 //! on every target. With the `cuda` feature the native sibling runs it on the GPU when one is
 //! present: the point of this example is where that pays and where transfers dominate.
 
-use wasmpack_infer_kernel::mlp::{Layer, Mlp};
-use wasmpack_infer_kernel::{Kernel, export_kernel};
+use wasmpack_infer_kernel::export_kernel;
+use wasmpack_infer_kernel::mlp::{Layer, MlpKernel, MlpModel};
 
 const WIDTHS: [usize; 5] = [256, 1024, 1024, 1024, 16];
 const SEED: u64 = 0x5EED_1024;
@@ -29,16 +29,16 @@ impl SplitMix64 {
     }
 }
 
-struct MlpLarge(Mlp);
+struct MlpLarge;
 
-impl Kernel for MlpLarge {
+impl MlpModel for MlpLarge {
     const INPUT_LEN: usize = WIDTHS[0];
     const OUTPUT_LEN: usize = WIDTHS[WIDTHS.len() - 1];
 
-    fn init() -> Result<Self, i32> {
+    fn layers() -> Result<Vec<Layer>, i32> {
         let mut rng = SplitMix64(SEED);
         let last = WIDTHS.len() - 2;
-        let layers = WIDTHS
+        Ok(WIDTHS
             .windows(2)
             .enumerate()
             .map(|(index, pair)| {
@@ -50,21 +50,8 @@ impl Kernel for MlpLarge {
                     relu: index != last,
                 }
             })
-            .collect();
-        Mlp::new(layers).map(Self).map_err(|_| 1)
-    }
-
-    fn infer(&mut self, input: &[f32], output: &mut [f32]) {
-        self.0.infer(input, output);
-    }
-
-    fn device(&self) -> String {
-        self.0.device()
-    }
-
-    fn last_call(&self) -> Option<wasmpack_infer_kernel::device::CallBreakdown> {
-        self.0.last_call()
+            .collect())
     }
 }
 
-export_kernel!(MlpLarge);
+export_kernel!(MlpKernel<MlpLarge>);
