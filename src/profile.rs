@@ -16,12 +16,16 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("wasi", include_str!("../targets/wasi.toml")),
 ];
 
+/// Built-in Python (Pyodide) profiles by name.
+const BUILT_IN_PYTHON: &[(&str, &str)] = &[("pyodide", include_str!("../targets/pyodide.toml"))];
+
 /// Built-in native profiles by name.
 const BUILT_IN_NATIVE: &[(&str, &str)] =
     &[("native-cuda", include_str!("../targets/native-cuda.toml"))];
 
 pub const DEFAULT_PROFILE: &str = "browser";
 pub const DEFAULT_NATIVE_PROFILE: &str = "native-cuda";
+pub const DEFAULT_PYTHON_PROFILE: &str = "pyodide";
 /// The feature `--no-cuda` leaves out.
 pub const CUDA_FEATURE: &str = "cuda";
 
@@ -100,6 +104,42 @@ impl NativeProfile {
             .filter(|f| declared.contains(f) && !(no_cuda && f.as_str() == CUDA_FEATURE))
             .cloned()
             .collect()
+    }
+}
+
+/// How a Python project's Pyodide bundle is made.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PythonProfile {
+    #[serde(default)]
+    pub name: String,
+    pub description: String,
+    pub snapshot: SnapshotSettings,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SnapshotSettings {
+    /// Build a memory snapshot after importing the entry module, and measure booting from it.
+    pub build: bool,
+    /// `loader.mjs` boots from the snapshot by default.
+    pub default: bool,
+}
+
+impl PythonProfile {
+    /// A built-in Python profile by name, or a profile file when `name_or_path` ends in `.toml`.
+    pub fn load(name_or_path: &str) -> Result<Self> {
+        let mut profile: Self = load_toml(name_or_path, BUILT_IN_PYTHON, "Python profile")?;
+        if profile.name.is_empty() {
+            profile.name = profile_name(name_or_path);
+        }
+        if profile.snapshot.default && !profile.snapshot.build {
+            return Err(input_error(format!(
+                "Python profile `{}`: snapshot.default = true needs snapshot.build = true",
+                profile.name
+            )));
+        }
+        Ok(profile)
     }
 }
 
@@ -335,6 +375,21 @@ mod tests {
         assert_eq!(
             NativeProfile::load(DEFAULT_NATIVE_PROFILE).unwrap().name,
             DEFAULT_NATIVE_PROFILE
+        );
+    }
+
+    #[test]
+    fn python_profile_needs_a_built_snapshot_to_default_to_it() {
+        let profile = PythonProfile::load(DEFAULT_PYTHON_PROFILE).unwrap();
+        assert!(profile.snapshot.build);
+        let text = include_str!("../targets/pyodide.toml")
+            .replace("build = true", "build = false")
+            .replace("default = false", "default = true");
+        let (_dir, path) = profile_file(&text);
+        let err = PythonProfile::load(&path).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("needs snapshot.build"),
+            "{err:#}"
         );
     }
 

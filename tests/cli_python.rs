@@ -15,12 +15,18 @@ fn build_python(project: &Path, out: &Path, extra: &[&str]) -> std::process::Out
 
 /// Runs `inputs` through the bundle's loader.mjs in Node.
 fn loader_outputs(bundle: &Path, inputs: &serde_json::Value) -> serde_json::Value {
+    run_loader(bundle, inputs, "normal")
+}
+
+/// Runs `inputs` through the bundle's loader.mjs in Node, booting `normal` or from `snapshot`.
+fn run_loader(bundle: &Path, inputs: &serde_json::Value, boot: &str) -> serde_json::Value {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), inputs.to_string()).unwrap();
     let output = std::process::Command::new("node")
         .arg(repo_root().join("tests/node/run-pyodide-loader.mjs"))
         .arg(bundle.join("pyodide"))
         .arg(file.path())
+        .arg(boot)
         .output()
         .expect("running node");
     assert_exit(&output, 0);
@@ -63,22 +69,31 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
 
     let samples: serde_json::Value =
         serde_json::from_slice(&std::fs::read(bundle.join("samples.json")).unwrap()).unwrap();
-    let logits = loader_outputs(&bundle, &samples);
-    let labels: Vec<u8> = logits
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            let l: Vec<f64> = serde_json::from_value(l.clone()).unwrap();
-            (0..l.len()).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap() as u8
-        })
-        .collect();
     let expected =
         std::fs::read(repo_root().join("examples/digits-mlp/samples/expected.bin")).unwrap();
-    assert_eq!(
-        labels, expected,
-        "Pyodide bundle and Rust kernel predict the same digits"
+    // The profile builds a memory snapshot: booted from it, the bundle predicts the same.
+    let snapshot = &manifest["snapshot"];
+    assert_eq!(snapshot["file"], "pyodide/snapshot.bin");
+    assert!(
+        snapshot["run"]["boot_ms"].as_f64() < manifest["timings"]["bundle"]["boot_ms"].as_f64(),
+        "{snapshot}"
     );
+    for boot in ["normal", "snapshot"] {
+        let logits = run_loader(&bundle, &samples, boot);
+        let labels: Vec<u8> = logits
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let l: Vec<f64> = serde_json::from_value(l.clone()).unwrap();
+                (0..l.len()).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap() as u8
+            })
+            .collect();
+        assert_eq!(
+            labels, expected,
+            "Pyodide bundle ({boot} boot) and Rust kernel predict the same digits"
+        );
+    }
 
     // A tampered app archive is refused by the loader.
     let app = bundle.join("pyodide/app.zip");
@@ -108,7 +123,7 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
 fn lazy_and_string_imports_survive_the_shake() {
     let out = tempfile::tempdir().unwrap();
     let project = fixture("py-lazy");
-    let output = build_python(&project, out.path(), &[]);
+    let output = build_python(&project, out.path(), &["--no-snapshot"]);
     assert_exit(&output, 0);
     let manifest = manifest_from_stdout(&output);
     let modules = &manifest["shake"]["modules"];
@@ -261,7 +276,11 @@ fn dependencies_from_a_wheelhouse_reach_both_variants() {
     let output = build_python(
         &project,
         out.path(),
-        &["--wheelhouse", wheelhouse.path().to_str().unwrap()],
+        &[
+            "--wheelhouse",
+            wheelhouse.path().to_str().unwrap(),
+            "--no-snapshot",
+        ],
     );
     assert_exit(&output, 0);
     let manifest = manifest_from_stdout(&output);

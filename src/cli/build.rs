@@ -3,7 +3,8 @@ use cargo_wasmpack_infer::budget;
 use cargo_wasmpack_infer::exit::input_error;
 use cargo_wasmpack_infer::pipeline::{self, BuildOptions};
 use cargo_wasmpack_infer::profile::{
-    DEFAULT_NATIVE_PROFILE, DEFAULT_PROFILE, NativeProfile, Profile,
+    DEFAULT_NATIVE_PROFILE, DEFAULT_PROFILE, DEFAULT_PYTHON_PROFILE, NativeProfile, Profile,
+    PythonProfile,
 };
 use cargo_wasmpack_infer::project::kernel::KernelProject;
 use cargo_wasmpack_infer::project::python::PythonProject;
@@ -38,9 +39,10 @@ pub struct Opts {
     /// Workspace member to build, when PATH is a workspace.
     #[arg(short, long)]
     package: Option<String>,
-    /// Target profile: a built-in name (browser, size) or a path to a profile .toml.
-    #[arg(long, default_value = DEFAULT_PROFILE)]
-    profile: String,
+    /// Target profile: a built-in name (kernels: browser (default), size, wasi; Python projects:
+    /// pyodide (default)) or a path to a profile .toml.
+    #[arg(long)]
+    profile: Option<String>,
     /// Native profile: a built-in name (native-cuda) or a path to a profile .toml. It turns on
     /// the kernel's `cuda` feature when the crate declares one; the CUDA libraries are loaded at
     /// run time, so the library still runs (on the CPU) where there is no GPU.
@@ -67,6 +69,9 @@ pub struct Opts {
     /// Python projects: the native interpreter to compare against.
     #[arg(long, value_name = "PATH", default_value = "python3")]
     python: PathBuf,
+    /// Python projects: do not build the memory snapshot the profile asks for.
+    #[arg(long)]
+    no_snapshot: bool,
     /// Python projects: steady passes over all samples in each measurement.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     passes: u64,
@@ -112,7 +117,7 @@ impl Opts {
         }
         let project = KernelProject::load(&path, self.package.as_deref(), self.offline)?;
         let options = BuildOptions {
-            profile: Profile::load(&self.profile)?,
+            profile: Profile::load(self.profile.as_deref().unwrap_or(DEFAULT_PROFILE))?,
             native_profile: NativeProfile::load(&self.native_profile)?,
             no_cuda: self.no_cuda,
             out_dir: self.out_dir,
@@ -156,7 +161,15 @@ impl Opts {
                 "--check: budgets for Python projects are not supported yet",
             ));
         }
+        let profile =
+            PythonProfile::load(self.profile.as_deref().unwrap_or(DEFAULT_PYTHON_PROFILE))?;
+        let mut snapshot = profile.snapshot;
+        if self.no_snapshot {
+            snapshot.build = false;
+            snapshot.default = false;
+        }
         let options = PythonBuildOptions {
+            snapshot,
             pyodide: Source::parse(pyodide)?,
             out_dir: self.out_dir,
             offline: self.offline,

@@ -5,12 +5,13 @@
 use crate::fsx;
 use crate::manifest::{Distribution, FileEntry, Sizes, Tool};
 use crate::measure::{environment, parity, sizes, stats};
+use crate::profile::SnapshotSettings;
 use crate::project::python::PythonProject;
 use crate::pyodide::deps;
 use crate::pyodide::dist::{self, CORE_FILES, Source};
 use crate::pyodide::manifest::{
     DistributionInfo, FileSizes, KIND, NativeRun, NativeSibling, ProjectInfo, PyodideManifest,
-    PyodideRun, PythonFit, PythonParity, PythonTimings, ShakeInfo, ShippedSizes,
+    PyodideRun, PythonFit, PythonParity, PythonTimings, ShakeInfo, ShippedSizes, SnapshotInfo,
 };
 use crate::pyodide::run::{self, AppRun, Mode, RunConfig};
 use crate::pyodide::shake::{self, Needed, Overrides};
@@ -26,6 +27,7 @@ const LOADER_TEMPLATE: &str = include_str!("../../templates/pyodide/loader.mjs")
 pub const RUNTIME_DIR: &str = "pyodide";
 pub const APP_ARCHIVE: &str = "app.zip";
 pub const SAMPLES_FILE: &str = "samples.json";
+pub const SNAPSHOT_FILE: &str = "snapshot.bin";
 
 #[derive(Debug, Clone)]
 pub struct PythonBuildOptions {
@@ -39,6 +41,8 @@ pub struct PythonBuildOptions {
     pub passes: usize,
     /// Where pip finds the project's dependencies (`--no-index`); pip's own index otherwise.
     pub wheelhouse: Option<PathBuf>,
+    /// From the Python profile (`targets/pyodide.toml`), after `--no-snapshot`.
+    pub snapshot: SnapshotSettings,
     pub source_date_epoch: u64,
 }
 
@@ -105,8 +109,14 @@ pub fn build(
         samples: &project.samples_path,
         passes: 0,
     };
-    let traced = run::pyodide(&distribution.dir, &app_path, Mode::Trace, &trace_config)
-        .context("tracing the app in stock Pyodide")?;
+    let traced = run::pyodide(
+        &distribution.dir,
+        &app_path,
+        Mode::Trace,
+        &trace_config,
+        None,
+    )
+    .context("tracing the app in stock Pyodide")?;
     let trace = traced
         .trace
         .as_ref()
@@ -170,13 +180,7 @@ pub fn build(
             .into_iter()
             .map(|(file, bytes)| BundleFile::new(runtime_path(&file), bytes)),
     );
-    let app_file = BundleFile::new(runtime_path(APP_ARCHIVE), app_zip.clone());
-    let loader_file = BundleFile::new(
-        runtime_path("loader.mjs"),
-        loader(project, &app_zip).into_bytes(),
-    );
-    runtime_files.push(app_file);
-    runtime_files.push(loader_file);
+    runtime_files.push(BundleFile::new(runtime_path(APP_ARCHIVE), app_zip.clone()));
     pack::write_files(staging.path(), &runtime_files)?;
     let measure_config = RunConfig {
         entry: &entry,
@@ -188,6 +192,7 @@ pub fn build(
         &runtime_dir.join(APP_ARCHIVE),
         Mode::Measure,
         &measure_config,
+        None,
     )
     .context("running every sample on the shaken bundle (a module it needs may have been dropped: try --keep MODULE)")?;
     if let Some(sample) = first_difference(&traced.outputs, &bundle_run.outputs) {
@@ -197,17 +202,68 @@ pub fn build(
             project.sample_count
         );
     }
+    let snapshot = if options.snapshot.build {
+        let bytes = run::make_snapshot(
+            &runtime_dir,
+            &runtime_dir.join(APP_ARCHIVE),
+            &measure_config,
+        )
+        .context("making a memory snapshot of the bundle")?;
+        let file = BundleFile::new(runtime_path(SNAPSHOT_FILE), bytes);
+        pack::write_files(staging.path(), std::slice::from_ref(&file))?;
+        let run = run::pyodide(
+            &runtime_dir,
+            &runtime_dir.join(APP_ARCHIVE),
+            Mode::Measure,
+            &measure_config,
+            Some(&runtime_dir.join(SNAPSHOT_FILE)),
+        )
+        .context("running every sample on the bundle booted from its memory snapshot")?;
+        if let Some(sample) = first_difference(&traced.outputs, &run.outputs) {
+            bail!(
+                "booted from its memory snapshot, the bundle's output differs from stock \
+                 Pyodide's on sample {sample} of {}",
+                project.sample_count
+            );
+        }
+        Some((file, run))
+    } else {
+        None
+    };
+    let loader_file = BundleFile::new(
+        runtime_path("loader.mjs"),
+        loader(
+            project,
+            &app_zip,
+            snapshot.as_ref().map(|(f, _)| f.bytes.as_slice()),
+            options.snapshot.default,
+        )
+        .into_bytes(),
+    );
+    pack::write_files(staging.path(), std::slice::from_ref(&loader_file))?;
+    runtime_files.push(loader_file);
     reporter.event(Event::Done {
         stage: Stage::Validate,
         summary: format!(
-            "shaken bundle reproduces stock Pyodide's outputs on all {} samples",
-            project.sample_count
+            "shaken bundle reproduces stock Pyodide's outputs on all {} samples{}",
+            project.sample_count,
+            if snapshot.is_some() {
+                ", booted normally and from its memory snapshot"
+            } else {
+                ""
+            }
         ),
     });
 
     reporter.event(Event::Started(Stage::Measure));
-    let stock_run = run::pyodide(&distribution.dir, &app_path, Mode::Measure, &measure_config)
-        .context("measuring stock Pyodide")?;
+    let stock_run = run::pyodide(
+        &distribution.dir,
+        &app_path,
+        Mode::Measure,
+        &measure_config,
+        None,
+    )
+    .context("measuring stock Pyodide")?;
     let mut native_paths = vec![project.dir.as_path()];
     native_paths.extend(site);
     let native = measure_native(options, &native_paths, &measure_config)?;
@@ -233,7 +289,18 @@ pub fn build(
     let sizes = shipped_sizes(&stock_shipped, &bundle_shipped)?;
     let stock = pyodide_run(&stock_run);
     let bundle = pyodide_run(&bundle_run);
-    let runtime_fit = fit(&stock, &bundle, &native.0, &sizes);
+    let snapshot_info = snapshot
+        .as_ref()
+        .map(|(file, run)| -> Result<SnapshotInfo> {
+            Ok(SnapshotInfo {
+                file: file.path.clone(),
+                sizes: sizes::sizes(&file.bytes)?,
+                default_boot: options.snapshot.default,
+                run: pyodide_run(run),
+            })
+        })
+        .transpose()?;
+    let runtime_fit = fit(&stock, &bundle, &native.0, &sizes, snapshot_info.as_ref());
     reporter.event(Event::Done {
         stage: Stage::Measure,
         summary: format!(
@@ -254,6 +321,9 @@ pub fn build(
     }
 
     reporter.event(Event::Started(Stage::Pack));
+    if let Some((file, _)) = snapshot {
+        runtime_files.push(file);
+    }
     let mut archived: Vec<&BundleFile> = runtime_files.iter().collect();
     archived.sort_by(|a, b| a.path.cmp(&b.path));
     let tarball = BundleFile::new(
@@ -312,6 +382,7 @@ pub fn build(
             runtime: runtime_note,
         },
         sizes,
+        snapshot: snapshot_info,
         parity: PythonParity {
             bundle_matches_stock: true,
             native: native_parity,
@@ -340,9 +411,21 @@ fn runtime_path(file: &str) -> String {
     format!("{RUNTIME_DIR}/{file}")
 }
 
-fn loader(project: &PythonProject, app_zip: &[u8]) -> String {
+fn loader(
+    project: &PythonProject,
+    app_zip: &[u8],
+    snapshot: Option<&[u8]>,
+    snapshot_default: bool,
+) -> String {
     let json = |s: &str| serde_json::Value::String(s.to_string()).to_string();
+    let snapshot_sri = snapshot.map_or("null".to_string(), |bytes| json(&fsx::sri_sha384(bytes)));
+    let boots_from_snapshot = snapshot.is_some() && snapshot_default;
     LOADER_TEMPLATE
+        .replace("{{SNAPSHOT_SRI}}", &snapshot_sri)
+        .replace(
+            "{{SNAPSHOT_DEFAULT}}",
+            if boots_from_snapshot { "true" } else { "false" },
+        )
         .replace("{{NAME}}", &project.name)
         .replace("{{VERSION}}", &project.version)
         .replace("{{ENTRY_MODULE}}", &json(&project.entry_module))
@@ -511,11 +594,14 @@ fn fit(
     bundle: &PyodideRun,
     native: &NativeRun,
     sizes: &ShippedSizes,
+    snapshot: Option<&SnapshotInfo>,
 ) -> PythonFit {
     let interpreter_tax = ratio(bundle.steady.median_us, native.steady.median_us);
     let cold_start_over_native = ratio(bundle.cold_start_ms, native.cold_start_ms);
     let cold_start_over_stock = ratio(bundle.cold_start_ms, stock.cold_start_ms);
-    let verdict = format!(
+    let snapshot_cold_start_over_stock =
+        snapshot.map(|s| ratio(s.run.cold_start_ms, stock.cold_start_ms));
+    let mut verdict = format!(
         "Pyodide runs steady inference at {interpreter_tax:.2}x native CPython; cold start {:.2} s \
          (stock {:.2} s, native {:.0} ms); ships {} brotli, {:.0} % of stock's {}",
         bundle.cold_start_ms / 1e3,
@@ -525,10 +611,19 @@ fn fit(
         sizes.brotli_ratio * 100.0,
         format_bytes(sizes.stock.brotli_bytes),
     );
+    if let Some(snapshot) = snapshot {
+        verdict.push_str(&format!(
+            "; booted from its memory snapshot, cold start {:.2} s ({:.2}x stock) for {} more brotli",
+            snapshot.run.cold_start_ms / 1e3,
+            snapshot.run.cold_start_ms / stock.cold_start_ms.max(1e-9),
+            format_bytes(snapshot.sizes.brotli_bytes)
+        ));
+    }
     PythonFit {
         interpreter_tax,
         cold_start_over_native,
         cold_start_over_stock,
+        snapshot_cold_start_over_stock,
         bytes_over_stock: sizes.brotli_ratio,
         verdict,
     }

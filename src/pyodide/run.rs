@@ -67,27 +67,65 @@ pub struct RunConfig<'a> {
     pub passes: usize,
 }
 
-/// Runs the app in the Pyodide distribution at `index_dir`, with the app unpacked from `app_zip`.
-pub fn pyodide(index_dir: &Path, app_zip: &Path, mode: Mode, run: &RunConfig) -> Result<AppRun> {
+/// Runs the app in the Pyodide distribution at `index_dir`, with the app unpacked from `app_zip`,
+/// booting from `snapshot` when given.
+pub fn pyodide(
+    index_dir: &Path,
+    app_zip: &Path,
+    mode: Mode,
+    run: &RunConfig,
+    snapshot: Option<&Path>,
+) -> Result<AppRun> {
     let work = tempfile::tempdir().context("creating a directory for the Node runner")?;
-    let runner = work.path().join("runner.mjs");
-    crate::fsx::write(&runner, NODE_RUNNER.as_bytes())?;
     let out = work.path().join("result.json");
-    let config = serde_json::json!({
-        "mode": match mode { Mode::Trace => "trace", Mode::Measure => "measure" },
+    let mut config = node_config(index_dir, app_zip, run, &out)?;
+    config["mode"] = match mode {
+        Mode::Trace => "trace",
+        Mode::Measure => "measure",
+    }
+    .into();
+    if let Some(snapshot) = snapshot {
+        config["snapshot"] = serde_json::to_value(absolute(snapshot)?)?;
+    }
+    run_node(&config, work.path())?;
+    read_result(&out)
+}
+
+/// Boots the distribution at `index_dir`, imports the app's entry module and returns Pyodide's
+/// memory snapshot.
+pub fn make_snapshot(index_dir: &Path, app_zip: &Path, run: &RunConfig) -> Result<Vec<u8>> {
+    let work = tempfile::tempdir().context("creating a directory for the Node runner")?;
+    let out = work.path().join("snapshot.bin");
+    let mut config = node_config(index_dir, app_zip, run, &out)?;
+    config["mode"] = "snapshot".into();
+    run_node(&config, work.path())?;
+    crate::fsx::read(&out)
+}
+
+fn node_config(
+    index_dir: &Path,
+    app_zip: &Path,
+    run: &RunConfig,
+    out: &Path,
+) -> Result<serde_json::Value> {
+    Ok(serde_json::json!({
         "indexURL": absolute(index_dir)?,
         "app": absolute(app_zip)?,
         "entry": run.entry,
         "samples": absolute(run.samples)?,
         "passes": run.passes,
         "out": out,
-    });
-    let config_path = work.path().join("config.json");
+    }))
+}
+
+fn run_node(config: &serde_json::Value, work: &Path) -> Result<()> {
+    let runner = work.join("runner.mjs");
+    crate::fsx::write(&runner, NODE_RUNNER.as_bytes())?;
+    let config_path = work.join("config.json");
     crate::fsx::write(&config_path, config.to_string().as_bytes())?;
     let mut command = Command::new("node");
     command.arg(&runner).arg(&config_path);
-    execute(command, work.path(), "node (Pyodide)")?;
-    read_result(&out)
+    execute(command, work, "node (Pyodide)")
 }
 
 /// Runs the app in a native CPython, importing it (and its dependencies) from `paths`.

@@ -379,6 +379,17 @@ pub fn python_summary(manifest: &crate::pyodide::manifest::PyodideManifest) -> S
         shake.stdlib_entries_after,
         shake.dropped_top_levels.len()
     ));
+    if let Some(snapshot) = &manifest.snapshot {
+        out.push_str(&format!(
+            "memory snapshot: {} raw, {} brotli; booted from it: boot {}, cold start {}, steady {}{}\n",
+            format_bytes(snapshot.sizes.raw_bytes),
+            format_bytes(snapshot.sizes.brotli_bytes),
+            ms(snapshot.run.boot_ms),
+            ms(snapshot.run.cold_start_ms),
+            dist(&snapshot.run.steady),
+            if snapshot.default_boot { " (loader default)" } else { "" }
+        ));
+    }
     out.push_str(&format!(
         "parity vs native CPython: {}\n",
         parity_line(&manifest.parity.native)

@@ -2,12 +2,14 @@
 //
 //   node runner.mjs CONFIG.json
 //
-// CONFIG: { mode: "trace" | "measure", indexURL, app (zip), entry ("module:function"), samples
-// (JSON array), passes (steady passes over the samples), out (result JSON path) }.
+// CONFIG: { mode: "trace" | "measure" | "snapshot", indexURL, app (zip), entry
+// ("module:function"), samples (JSON array), passes (steady passes over the samples), snapshot
+// (measure: boot from this memory snapshot), out (result JSON path; the snapshot in "snapshot") }.
 // trace: records the modules the interpreter boots with, the modules the app imports while
 // running every sample (and while formatting an error), and the static import closure of the
 // app, computed with the interpreter's own `ast`.
 // measure: boot, app import, first inference and steady per-sample latency, plus the outputs.
+// snapshot: boots, imports the entry module and writes Pyodide's memory snapshot.
 import { readFile, writeFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
 import path from "node:path";
@@ -18,16 +20,21 @@ const now = () => performance.now();
 
 const t0 = now();
 const { loadPyodide } = await import(pathToFileURL(path.join(config.indexURL, "pyodide.mjs")));
-const pyodide = await loadPyodide({
+const options = {
   indexURL: config.indexURL.endsWith("/") ? config.indexURL : config.indexURL + "/",
   stdout: log,
   stderr: log,
-});
+};
+if (config.mode === "snapshot") options._makeSnapshot = true;
+// Reading the snapshot is part of booting from it, as fetching the runtime is part of booting.
+if (config.snapshot) options._loadSnapshot = new Uint8Array(await readFile(config.snapshot));
+const pyodide = await loadPyodide(options);
 const bootMs = now() - t0;
 
 const bootModules = config.mode === "trace" ? pyodide.runPython("sorted(__import__('sys').modules)").toJs() : [];
 
-pyodide.runPython(`
+if (config.mode === "trace") {
+  pyodide.runPython(`
 import sys
 _wpi_opened = []
 def _wpi_audit(event, args):
@@ -35,18 +42,23 @@ def _wpi_audit(event, args):
         _wpi_opened.append(args[0])
 sys.addaudithook(_wpi_audit)
 `);
+}
 
 const appBytes = await readFile(config.app);
 const t1 = now();
 pyodide.unpackArchive(new Uint8Array(appBytes), "zip", { extractDir: "/app" });
+pyodide.runPython('import sys\nif "/app" not in sys.path: sys.path.insert(0, "/app")');
 const [moduleName, functionName] = config.entry.split(":");
-pyodide.runPython(`
-import sys, importlib
-sys.path.insert(0, "/app")
-_wpi_entry = getattr(importlib.import_module(${JSON.stringify(moduleName)}), ${JSON.stringify(functionName)})
-`);
+if (config.mode === "snapshot") {
+  // Imported without a JS proxy alive, which a snapshot cannot hold. The app's files live in the
+  // JS-side file system, also not in a snapshot: whoever boots from it unpacks app.zip again; the
+  // imported modules come back with the memory.
+  pyodide.runPython(`import importlib; importlib.import_module(${JSON.stringify(moduleName)})`);
+  await writeFile(config.out, pyodide.makeMemorySnapshot());
+  process.exit(0);
+}
+const entry = pyodide.pyimport(moduleName)[functionName];
 const importMs = now() - t1;
-const entry = pyodide.globals.get("_wpi_entry");
 
 const samples = JSON.parse(await readFile(config.samples, "utf8"));
 const call = (sample) => {

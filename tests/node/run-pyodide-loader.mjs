@@ -1,14 +1,14 @@
 // Loads a Python bundle's loader.mjs in Node and runs inputs through it:
-//   node run-pyodide-loader.mjs BUNDLE/pyodide INPUTS.json
+//   node run-pyodide-loader.mjs BUNDLE/pyodide INPUTS.json [snapshot]
 // prints {"outputs": [...]} on stdout; exit 1 with the error's name on stderr when loading fails.
 import { readFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
 import path from "node:path";
 
-const [dir, inputsPath] = process.argv.slice(2);
+const [dir, inputsPath, boot] = process.argv.slice(2);
 const { load } = await import(pathToFileURL(path.resolve(dir, "loader.mjs")).href);
 try {
-  const model = await load();
+  const model = await load(boot === "snapshot" ? { snapshot: true } : {});
   const inputs = JSON.parse(await readFile(inputsPath, "utf8"));
   process.stdout.write(JSON.stringify({ outputs: inputs.map((input) => model.infer(input)) }));
 } catch (error) {
