@@ -23,6 +23,10 @@ gpu-check *args:
 bench:
     cargo bench --bench pipeline --profile dev
 
+# The Python path on examples/digits-py: bytes and cold start vs stock Pyodide, with the goals.
+bench-python:
+    cargo bench --bench pyodide --profile dev
+
 # Long differential run of shake + wasm-opt on random modules (the default test run does 400 seeds).
 fuzz seeds="20000":
     WPI_FUZZ_SEEDS={{seeds}} cargo test --test differential -- --nocapture

@@ -1,0 +1,110 @@
+//! `cargo bench --bench pyodide --profile dev` (`just bench-python`): examples/digits-py through
+//! the Python pipeline in one run (Pyodide from npm, cached), with the goals printed as
+//! met / not met:
+//! - bytes shipped without the snapshot (brotli) ≤ 25 % of the full stock download;
+//! - Node cold start to first inference booted from the snapshot ≤ 0.15× stock boot + import.
+//! The figures come from the build's own manifest: nothing here is measured twice.
+
+use cargo_wasmpack_infer::profile::{DEFAULT_PYTHON_PROFILE, PythonProfile};
+use cargo_wasmpack_infer::project::python::PythonProject;
+use cargo_wasmpack_infer::pyodide::dist::Source;
+use cargo_wasmpack_infer::pyodide::pipeline::{self, PythonBuildOptions};
+use cargo_wasmpack_infer::pyodide::shake::Overrides;
+use cargo_wasmpack_infer::report::{Silent, format_bytes};
+use std::path::Path;
+
+const PYODIDE: &str = "npm:314.0.7";
+
+fn main() -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let project = PythonProject::load(&root.join("examples/digits-py"))?;
+    let out = tempfile::tempdir()?;
+    let options = PythonBuildOptions {
+        pyodide: Source::parse(PYODIDE)?,
+        out_dir: out.path().to_path_buf(),
+        offline: false,
+        overrides: Overrides::default(),
+        python: "python3".into(),
+        passes: 3,
+        wheelhouse: None,
+        snapshot: PythonProfile::load(DEFAULT_PYTHON_PROFILE)?.snapshot,
+        source_date_epoch: 0,
+    };
+    let manifest = pipeline::build(&project, &options, &mut Silent)?.manifest;
+    let sizes = &manifest.sizes;
+    let t = &manifest.timings;
+    println!(
+        "{} on Pyodide {}",
+        project.name, manifest.distribution.version
+    );
+    println!("{:<34} {:>12} {:>12}", "", "stock", "bundle");
+    for (label, stock, bundle) in [
+        (
+            "shipped, raw",
+            sizes.stock.raw_bytes,
+            sizes.bundle.raw_bytes,
+        ),
+        (
+            "shipped, brotli",
+            sizes.stock.brotli_bytes,
+            sizes.bundle.brotli_bytes,
+        ),
+        (
+            "shipped, zstd",
+            sizes.stock.zstd_bytes,
+            sizes.bundle.zstd_bytes,
+        ),
+    ] {
+        println!(
+            "{label:<34} {:>12} {:>12}",
+            format_bytes(stock),
+            format_bytes(bundle)
+        );
+    }
+    for file in &sizes.per_file {
+        println!(
+            "  {:<32} {:>12} {:>12}",
+            file.file,
+            file.stock
+                .map_or("—".into(), |s| format_bytes(s.brotli_bytes)),
+            format_bytes(file.bundle.brotli_bytes)
+        );
+    }
+    let stock_cold = t.stock.boot_ms + t.stock.import_ms;
+    println!(
+        "cold start (boot + import + first)  stock {:.0} ms, bundle {:.0} ms, native {:.0} ms",
+        t.stock.cold_start_ms, t.bundle.cold_start_ms, t.native.cold_start_ms
+    );
+    let byte_share = sizes.brotli_ratio;
+    println!(
+        "bytes shipped without the snapshot: {:.0} % of stock (brotli) [goal ≤ 25 %: {}]",
+        byte_share * 100.0,
+        verdict(byte_share <= 0.25)
+    );
+    match &manifest.snapshot {
+        Some(snapshot) => {
+            let share = snapshot.run.cold_start_ms / stock_cold;
+            println!(
+                "snapshot {} brotli; cold start from it {:.0} ms = {:.2}x stock boot + import [goal ≤ 0.15x: {}]",
+                format_bytes(snapshot.sizes.brotli_bytes),
+                snapshot.run.cold_start_ms,
+                share,
+                verdict(share <= 0.15)
+            );
+        }
+        None => println!("no snapshot: the profile does not build one"),
+    }
+    println!(
+        "steady per sample: Pyodide {:.1} µs, native {:.1} µs ({:.2}x)",
+        t.bundle.steady.median_us, t.native.steady.median_us, t.runtime_fit.interpreter_tax
+    );
+    println!(
+        "measured on {} ({} cores), {}",
+        t.environment.cpu, t.environment.cores, t.environment.wasm_engine
+    );
+    Ok(())
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "NOT met" }
+}
