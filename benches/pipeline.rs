@@ -3,6 +3,7 @@
 //! - bytes of plain `cargo build --release` wasm vs `wasm-opt -Oz` alone vs our pipeline
 //!   (every wasm32-unknown-unknown profile);
 //! - WASM vs native steady inference and instantiation from precompiled, per profile.
+//!
 //! Goals (printed as met / not met): pipeline zstd ≥ 40 % below plain release, WASM steady
 //! ≤ 1.5× native, instantiation ≤ 50 µs.
 

@@ -3,6 +3,7 @@
 //! met / not met:
 //! - bytes shipped without the snapshot (brotli) ≤ 25 % of the full stock download;
 //! - Node cold start to first inference booted from the snapshot ≤ 0.15× stock boot + import.
+//!
 //! The figures come from the build's own manifest: nothing here is measured twice.
 
 use cargo_wasmpack_infer::profile::{DEFAULT_PYTHON_PROFILE, PythonProfile};

@@ -129,41 +129,6 @@ pub fn check_wasm(wasm: &[u8], crate_name: &str) -> Result<WasmAbi> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const COMPLETE: &str = r#"(module
-        (memory (export "memory") 1)
-        (func (export "wpi_abi_version") (result i32) i32.const 1)
-        (func (export "wpi_alloc") (param i32) (result i32) i32.const 16)
-        (func (export "wpi_free") (param i32 i32))
-        (func (export "wpi_infer") (param i32 i32 i32 i32) (result i32) i32.const 0))"#;
-
-    #[test]
-    fn complete_abi_passes_without_init() {
-        let abi = check_wasm(&wat::parse_str(COMPLETE).unwrap(), "k").unwrap();
-        assert!(!abi.has_init);
-        assert!(abi.imports.is_empty());
-    }
-
-    #[test]
-    fn missing_and_mistyped_exports_are_all_listed() {
-        let wat = COMPLETE
-            .replace(r#"(func (export "wpi_free") (param i32 i32))"#, "")
-            .replace(
-                r#"(param i32 i32 i32 i32) (result i32)"#,
-                r#"(param i32) (result i32)"#,
-            );
-        let err = check_wasm(&wat::parse_str(wat).unwrap(), "bad-kernel").unwrap_err();
-        let text = err.to_string();
-        assert!(text.contains("bad-kernel"), "{text}");
-        assert!(text.contains("missing export `wpi_free`"), "{text}");
-        assert!(text.contains("`wpi_infer` has type"), "{text}");
-        assert!(err.is::<crate::exit::InputError>());
-    }
-}
-
 /// What `wpi_infer`'s negative return codes mean (the kernel helper's `ERR_*`).
 pub fn describe_error_code(code: i64) -> &'static str {
     match code {
@@ -203,4 +168,39 @@ pub fn check_written(returned: i64, expected: usize, capacity: usize) -> Result<
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COMPLETE: &str = r#"(module
+        (memory (export "memory") 1)
+        (func (export "wpi_abi_version") (result i32) i32.const 1)
+        (func (export "wpi_alloc") (param i32) (result i32) i32.const 16)
+        (func (export "wpi_free") (param i32 i32))
+        (func (export "wpi_infer") (param i32 i32 i32 i32) (result i32) i32.const 0))"#;
+
+    #[test]
+    fn complete_abi_passes_without_init() {
+        let abi = check_wasm(&wat::parse_str(COMPLETE).unwrap(), "k").unwrap();
+        assert!(!abi.has_init);
+        assert!(abi.imports.is_empty());
+    }
+
+    #[test]
+    fn missing_and_mistyped_exports_are_all_listed() {
+        let wat = COMPLETE
+            .replace(r#"(func (export "wpi_free") (param i32 i32))"#, "")
+            .replace(
+                r#"(param i32 i32 i32 i32) (result i32)"#,
+                r#"(param i32) (result i32)"#,
+            );
+        let err = check_wasm(&wat::parse_str(wat).unwrap(), "bad-kernel").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("bad-kernel"), "{text}");
+        assert!(text.contains("missing export `wpi_free`"), "{text}");
+        assert!(text.contains("`wpi_infer` has type"), "{text}");
+        assert!(err.is::<crate::exit::InputError>());
+    }
 }

@@ -121,7 +121,10 @@ mod tests {
     use super::*;
 
     /// A tar.gz with raw headers, so hostile entries can be written at all.
-    fn tar_gz(entries: &[(&str, tar::EntryType, &[u8])]) -> (tempfile::TempDir, PathBuf) {
+    /// Name, kind and contents of one archive entry.
+    type Entry<'a> = (&'a str, tar::EntryType, &'a [u8]);
+
+    fn tar_gz(entries: &[Entry]) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.tgz");
         let gz = flate2::write::GzEncoder::new(
@@ -147,7 +150,7 @@ mod tests {
         (dir, path)
     }
 
-    fn unpack(entries: &[(&str, tar::EntryType, &[u8])], limits: Limits) -> Result<Vec<PathBuf>> {
+    fn unpack(entries: &[Entry], limits: Limits) -> Result<Vec<PathBuf>> {
         let (dir, archive) = tar_gz(entries);
         unpack_tar_gz(&archive, &dir.path().join("out"), limits)
     }
@@ -169,7 +172,7 @@ mod tests {
 
     #[test]
     fn hostile_entries_are_refused_with_a_reason() {
-        let cases: [(&[(&str, tar::EntryType, &[u8])], &str); 3] = [
+        let cases: [(&[Entry], &str); 3] = [
             (&[("../evil", FILE, b"x")], "leaves the directory"),
             (&[("/etc/evil", FILE, b"x")], "leaves the directory"),
             (

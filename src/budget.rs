@@ -60,7 +60,171 @@ pub struct Metric {
     pub runs: Option<usize>,
 }
 
-/// Every metric of `manifest` by name.
+/// Every metric of a Python bundle's manifest by name: bytes shipped and timings of the stock
+/// distribution, the bundle, the bundle booted from its snapshot and native CPython, and ratios.
+pub fn pyodide_metrics(manifest: &crate::pyodide::manifest::PyodideManifest) -> Vec<Metric> {
+    use crate::pyodide::manifest::PyodideRun;
+    let mut out = Vec::new();
+    let mut push = |name: String, value: f64, unit: Unit, runs: Option<usize>| {
+        out.push(Metric {
+            name,
+            value,
+            unit,
+            runs,
+        })
+    };
+    let sizes =
+        |push: &mut dyn FnMut(String, f64, Unit, Option<usize>), variant: &str, s: &Sizes| {
+            push(
+                format!("{variant}.raw_bytes"),
+                s.raw_bytes as f64,
+                Unit::Bytes,
+                None,
+            );
+            push(
+                format!("{variant}.zstd_bytes"),
+                s.zstd_bytes as f64,
+                Unit::Bytes,
+                None,
+            );
+            push(
+                format!("{variant}.gzip_bytes"),
+                s.gzip_bytes as f64,
+                Unit::Bytes,
+                None,
+            );
+            push(
+                format!("{variant}.brotli_bytes"),
+                s.brotli_bytes as f64,
+                Unit::Bytes,
+                None,
+            );
+        };
+    sizes(&mut push, "stock", &manifest.sizes.stock);
+    sizes(&mut push, "bundle", &manifest.sizes.bundle);
+    if let Some(snapshot) = &manifest.snapshot {
+        sizes(&mut push, "snapshot", &snapshot.sizes);
+    }
+    let ms = |value: f64| value * 1e3;
+    let run =
+        |push: &mut dyn FnMut(String, f64, Unit, Option<usize>), variant: &str, r: &PyodideRun| {
+            push(
+                format!("{variant}.boot_us"),
+                ms(r.boot_ms),
+                Unit::Microseconds,
+                Some(1),
+            );
+            push(
+                format!("{variant}.import_us"),
+                ms(r.import_ms),
+                Unit::Microseconds,
+                Some(1),
+            );
+            push(
+                format!("{variant}.first_inference_us"),
+                ms(r.first_inference_ms),
+                Unit::Microseconds,
+                Some(1),
+            );
+            push(
+                format!("{variant}.cold_start_us"),
+                ms(r.cold_start_ms),
+                Unit::Microseconds,
+                Some(1),
+            );
+            push(
+                format!("{variant}.steady_us"),
+                r.steady.median_us,
+                Unit::Microseconds,
+                Some(r.steady.runs),
+            );
+            push(
+                format!("{variant}.steady_p95_us"),
+                r.steady.p95_us,
+                Unit::Microseconds,
+                Some(r.steady.runs),
+            );
+        };
+    let t = &manifest.timings;
+    run(&mut push, "stock", &t.stock);
+    run(&mut push, "bundle", &t.bundle);
+    if let Some(snapshot) = &manifest.snapshot {
+        run(&mut push, "snapshot", &snapshot.run);
+    }
+    let n = &t.native;
+    push(
+        "native.startup_us".into(),
+        ms(n.startup_ms),
+        Unit::Microseconds,
+        Some(1),
+    );
+    push(
+        "native.import_us".into(),
+        ms(n.import_ms),
+        Unit::Microseconds,
+        Some(1),
+    );
+    push(
+        "native.first_inference_us".into(),
+        ms(n.first_inference_ms),
+        Unit::Microseconds,
+        Some(1),
+    );
+    push(
+        "native.cold_start_us".into(),
+        ms(n.cold_start_ms),
+        Unit::Microseconds,
+        Some(1),
+    );
+    push(
+        "native.steady_us".into(),
+        n.steady.median_us,
+        Unit::Microseconds,
+        Some(n.steady.runs),
+    );
+    let fit = &t.runtime_fit;
+    push(
+        "ratio.interpreter_tax".into(),
+        fit.interpreter_tax,
+        Unit::Ratio,
+        Some(n.steady.runs),
+    );
+    push(
+        "ratio.bytes_over_stock".into(),
+        fit.bytes_over_stock,
+        Unit::Ratio,
+        None,
+    );
+    push(
+        "ratio.cold_start_over_stock".into(),
+        fit.cold_start_over_stock,
+        Unit::Ratio,
+        Some(1),
+    );
+    push(
+        "ratio.cold_start_over_native".into(),
+        fit.cold_start_over_native,
+        Unit::Ratio,
+        Some(1),
+    );
+    if let Some(ratio) = fit.snapshot_cold_start_over_stock {
+        push(
+            "ratio.snapshot_cold_start_over_stock".into(),
+            ratio,
+            Unit::Ratio,
+            Some(1),
+        );
+    }
+    push(
+        "parity.max_abs_diff".into(),
+        manifest.parity.native.max_abs_diff,
+        Unit::Ratio,
+        None,
+    );
+    out
+}
+
+/// Every metric of a kernel `manifest` by name.
 pub fn metrics(manifest: &Manifest) -> Vec<Metric> {
     let mut out = Vec::new();
     let mut bytes = |name: String, value: u64| {
@@ -256,16 +420,16 @@ fn metric_names(available: &[Metric]) -> String {
         .join(", ")
 }
 
-/// Compares `manifest` with `budgets`. Unknown metric names and malformed limits are input errors.
-pub fn check(manifest: &Manifest, budgets: &Budgets) -> Result<Vec<BudgetResult>> {
-    let available = metrics(manifest);
+/// Compares a manifest's `available` metrics with `budgets`. Unknown metric names and malformed
+/// limits are input errors.
+pub fn check(available: &[Metric], budgets: &Budgets) -> Result<Vec<BudgetResult>> {
     budgets
         .iter()
         .map(|(name, limit)| {
             let metric = available.iter().find(|m| &m.name == name).ok_or_else(|| {
                 input_error(format!(
                     "unknown budget metric `{name}`; valid metrics: {}",
-                    metric_names(&available)
+                    metric_names(available)
                 ))
             })?;
             let parsed = parse_limit(limit, metric.unit)

@@ -410,6 +410,52 @@ impl Manifest {
     }
 }
 
+/// A manifest of either kind, as `check` and `diff` read them.
+#[derive(Debug, Clone)]
+pub enum AnyManifest {
+    Kernel(Box<Manifest>),
+    Pyodide(Box<crate::pyodide::manifest::PyodideManifest>),
+}
+
+impl AnyManifest {
+    /// Reads a manifest, picking the type from its `kind` (absent for kernels).
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))
+            .map_err(|e| crate::exit::input_error(format!("{e:#}")))?;
+        let kind = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("kind")?.as_str().map(str::to_string));
+        match kind.as_deref() {
+            Some(crate::pyodide::manifest::KIND) => Ok(Self::Pyodide(Box::new(
+                crate::pyodide::manifest::PyodideManifest::read(path)?,
+            ))),
+            _ => Ok(Self::Kernel(Box::new(Manifest::read(path)?))),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Kernel(_) => "kernel",
+            Self::Pyodide(_) => crate::pyodide::manifest::KIND,
+        }
+    }
+
+    pub fn metrics(&self) -> Vec<crate::budget::Metric> {
+        match self {
+            Self::Kernel(m) => crate::budget::metrics(m),
+            Self::Pyodide(m) => crate::budget::pyodide_metrics(m),
+        }
+    }
+
+    pub fn budgets(&self) -> &crate::budget::Budgets {
+        match self {
+            Self::Kernel(m) => &m.budgets,
+            Self::Pyodide(m) => &m.budgets,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -291,12 +291,14 @@ pub fn build(
     };
     // Budgets name metrics and units only a manifest can check; a bad one is an input error
     // before anything is committed. Whether they pass is for `check`.
-    crate::budget::check(&manifest, &manifest.budgets).with_context(|| {
-        format!(
-            "in [package.metadata.wasmpack-infer.budgets] of crate `{}`",
-            project.name
-        )
-    })?;
+    crate::budget::check(&crate::budget::metrics(&manifest), &manifest.budgets).with_context(
+        || {
+            format!(
+                "in [package.metadata.wasmpack-infer.budgets] of crate `{}`",
+                project.name
+            )
+        },
+    )?;
     let bundle_dir = pack::commit(staging, &manifest.to_json())?;
     reporter.event(Event::Packed {
         dir: &bundle_dir,

@@ -223,3 +223,83 @@ fn diff_sorts_by_impact_and_fail_over_gates_sizes_only() {
     let output = wpi(&["diff", &manifest(), "/nonexistent"]);
     assert_exit(&output, 2);
 }
+
+fn pyodide_manifest() -> String {
+    repo_root()
+        .join("tests/fixtures/manifests/digits-py.json")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Python bundles have their own metrics (stock, bundle, snapshot, native, ratios); `check`
+/// reads the budgets their manifest recorded and `diff` compares two of them, never a kernel
+/// manifest with a Python one.
+#[test]
+fn check_and_diff_read_python_bundle_manifests() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = wpi(&["check", &pyodide_manifest()]);
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("all 3 budgets met"),
+        "{}",
+        stdout(&output)
+    );
+
+    let failing = budgets(
+        &dir,
+        "[bundle]\nbrotli_bytes = \"1 MiB\"\n[snapshot]\ncold_start_us = \"10 ms\"\n[ratio]\nbytes_over_stock = 0.25\n",
+    );
+    let output = wpi(&[
+        "check",
+        &pyodide_manifest(),
+        "--budgets",
+        &failing,
+        "--format",
+        "json",
+    ]);
+    assert_exit(&output, 1);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let failed: Vec<&str> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["passed"] == false)
+        .map(|r| r["metric"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            "bundle.brotli_bytes",
+            "ratio.bytes_over_stock",
+            "snapshot.cold_start_us"
+        ]
+    );
+
+    let mut grown: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(pyodide_manifest()).unwrap()).unwrap();
+    let brotli = grown["sizes"]["bundle"]["brotli_bytes"].as_u64().unwrap();
+    grown["sizes"]["bundle"]["brotli_bytes"] = (brotli * 11 / 10).into();
+    let grown_path = dir.path().join("grown.json");
+    std::fs::write(&grown_path, grown.to_string()).unwrap();
+    let output = wpi(&[
+        "diff",
+        &pyodide_manifest(),
+        grown_path.to_str().unwrap(),
+        "--fail-over",
+        "5%",
+    ]);
+    assert_exit(&output, 1);
+    assert!(
+        stdout(&output).starts_with("metric") && stdout(&output).contains("bundle.brotli_bytes"),
+        "{}",
+        stdout(&output)
+    );
+
+    let output = wpi(&["diff", &manifest(), &pyodide_manifest()]);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("cannot compare a kernel manifest with a pyodide manifest"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -38,10 +38,18 @@ fn run_loader(bundle: &Path, inputs: &serde_json::Value, boot: &str) -> serde_js
 #[test]
 fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
     let out = tempfile::tempdir().unwrap();
-    let output = build_python(&repo_root().join("examples/digits-py"), out.path(), &[]);
+    let output = build_python(
+        &repo_root().join("examples/digits-py"),
+        out.path(),
+        &["--check"],
+    );
     assert_exit(&output, 0);
     let manifest = manifest_from_stdout(&output);
     assert_eq!(manifest["kind"], "pyodide");
+    assert_eq!(
+        manifest["budgets"]["bundle.brotli_bytes"], "4 MiB",
+        "budgets recorded and met"
+    );
     assert_eq!(manifest["parity"]["bundle_matches_stock"], true);
     assert_eq!(manifest["parity"]["native"]["passed"], true);
     assert_eq!(manifest["parity"]["native"]["samples"], 360);

@@ -1,6 +1,7 @@
 use super::{OutputOpts, TimingOpts, check};
 use cargo_wasmpack_infer::budget;
 use cargo_wasmpack_infer::exit::input_error;
+use cargo_wasmpack_infer::manifest::AnyManifest;
 use cargo_wasmpack_infer::pipeline::{self, BuildOptions};
 use cargo_wasmpack_infer::profile::{
     DEFAULT_NATIVE_PROFILE, DEFAULT_PROFILE, DEFAULT_PYTHON_PROFILE, NativeProfile, Profile,
@@ -129,23 +130,13 @@ impl Opts {
         };
         let output = pipeline::build(&project, &options, self.output.reporter().as_mut())?;
         self.output.print_manifest(&output.manifest);
-        if !self.check {
-            return Ok(ExitCode::SUCCESS);
-        }
-        let budgets = &output.manifest.budgets;
-        if budgets.is_empty() {
-            return Err(input_error(format!(
-                "--check: crate `{}` has no [package.metadata.wasmpack-infer.budgets]",
-                project.name
-            )));
-        }
-        let results = budget::check(&output.manifest, budgets)?;
-        // With --json stdout is the manifest alone: the exit code carries the verdict.
-        if !self.output.json && !self.output.quiet {
-            println!();
-            check::print_results(&results, super::Format::Human)?;
-        }
-        Ok(check::exit_code(&results))
+        let manifest = AnyManifest::Kernel(Box::new(output.manifest));
+        check_budgets(
+            self.check,
+            &self.output,
+            &manifest,
+            "[package.metadata.wasmpack-infer.budgets]",
+        )
     }
 
     fn run_python(self, path: &std::path::Path) -> anyhow::Result<ExitCode> {
@@ -156,11 +147,6 @@ impl Opts {
                 path.display()
             )));
         };
-        if self.check {
-            return Err(input_error(
-                "--check: budgets for Python projects are not supported yet",
-            ));
-        }
         let profile =
             PythonProfile::load(self.profile.as_deref().unwrap_or(DEFAULT_PYTHON_PROFILE))?;
         let mut snapshot = profile.snapshot;
@@ -191,6 +177,34 @@ impl Opts {
                 cargo_wasmpack_infer::report::human::python_summary(&output.manifest)
             );
         }
-        Ok(ExitCode::SUCCESS)
+        check_budgets(
+            self.check,
+            &self.output,
+            &AnyManifest::Pyodide(Box::new(output.manifest)),
+            "[tool.wasmpack-infer.budgets]",
+        )
     }
+}
+
+/// With --check: the manifest's budgets, checked and printed; exit 1 when one is exceeded.
+fn check_budgets(
+    check: bool,
+    output: &super::OutputOpts,
+    manifest: &AnyManifest,
+    table: &str,
+) -> anyhow::Result<ExitCode> {
+    if !check {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let budgets = manifest.budgets();
+    if budgets.is_empty() {
+        return Err(input_error(format!("--check: the project has no {table}")));
+    }
+    let results = budget::check(&manifest.metrics(), budgets)?;
+    // With --json stdout is the manifest alone: the exit code carries the verdict.
+    if !output.json && !output.quiet {
+        println!();
+        check::print_results(&results, super::Format::Human)?;
+    }
+    Ok(check::exit_code(&results))
 }

@@ -1,7 +1,7 @@
 use super::{Format, append_step_summary, manifest_path_of};
 use cargo_wasmpack_infer::budget::{self, BudgetResult};
 use cargo_wasmpack_infer::exit::{BUDGET_EXCEEDED, input_error};
-use cargo_wasmpack_infer::manifest::Manifest;
+use cargo_wasmpack_infer::manifest::AnyManifest;
 use cargo_wasmpack_infer::report;
 use clap::Args;
 use std::path::PathBuf;
@@ -29,19 +29,20 @@ pub struct Opts {
 impl Opts {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let manifest_path = manifest_path_of(&self.bundle)?;
-        let manifest = Manifest::read(&manifest_path)?;
+        let manifest = AnyManifest::read(&manifest_path)?;
         let budgets = match &self.budgets {
             Some(path) => budget::read_file(path)?,
-            None => manifest.budgets.clone(),
+            None => manifest.budgets().clone(),
         };
         if budgets.is_empty() {
             return Err(input_error(format!(
                 "{} records no budgets: add [package.metadata.wasmpack-infer.budgets] to the kernel's \
-                 Cargo.toml and rebuild, or pass --budgets FILE",
+                 Cargo.toml ([tool.wasmpack-infer.budgets] to a Python project's pyproject.toml) and \
+                 rebuild, or pass --budgets FILE",
                 manifest_path.display()
             )));
         }
-        let results = budget::check(&manifest, &budgets)?;
+        let results = budget::check(&manifest.metrics(), &budgets)?;
         print_results(&results, self.format)?;
         Ok(exit_code(&results))
     }

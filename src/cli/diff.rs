@@ -1,7 +1,7 @@
 use super::{Format, append_step_summary, manifest_path_of};
 use cargo_wasmpack_infer::diff;
 use cargo_wasmpack_infer::exit::{BUDGET_EXCEEDED, input_error};
-use cargo_wasmpack_infer::manifest::Manifest;
+use cargo_wasmpack_infer::manifest::AnyManifest;
 use cargo_wasmpack_infer::report;
 use clap::Args;
 use std::path::PathBuf;
@@ -28,9 +28,16 @@ pub struct Opts {
 impl Opts {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let threshold = self.fail_over.as_deref().map(parse_threshold).transpose()?;
-        let old = Manifest::read(&manifest_path_of(&self.old)?)?;
-        let new = Manifest::read(&manifest_path_of(&self.new)?)?;
-        let changes = diff::diff(&old, &new);
+        let old = AnyManifest::read(&manifest_path_of(&self.old)?)?;
+        let new = AnyManifest::read(&manifest_path_of(&self.new)?)?;
+        if old.kind() != new.kind() {
+            return Err(cargo_wasmpack_infer::exit::input_error(format!(
+                "cannot compare a {} manifest with a {} manifest",
+                old.kind(),
+                new.kind()
+            )));
+        }
+        let changes = diff::diff(&old.metrics(), &new.metrics());
         let grown = threshold
             .map(|t| diff::grown_beyond(&changes, t))
             .unwrap_or_default();

@@ -35,7 +35,7 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    Build(build::Opts),
+    Build(Box<build::Opts>),
     Check(check::Opts),
     Diff(diff::Opts),
     Inspect(inspect::Opts),

@@ -78,7 +78,9 @@ fn compare_values(wasm: &[f64], native: &[f64], count: usize, tolerance: f64) ->
             .map(|(a, b)| abs_diff(*a, *b))
             .fold(0.0, f64::max);
         let (argmax_w, argmax_n) = (argmax(w), argmax(n));
-        if !(diff <= tolerance) || argmax_w != argmax_n {
+        // Written so a NaN difference counts as a mismatch.
+        let within = diff <= tolerance;
+        if !within || argmax_w != argmax_n {
             mismatched_samples.push(index);
         }
         per_sample.max_abs_diff.push(diff);

@@ -35,6 +35,11 @@ struct RawSettings {
     entry: String,
     samples: PathBuf,
     tolerance: Option<f64>,
+    #[serde(default)]
+    budgets: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, crate::budget::Limit>,
+    >,
 }
 
 /// A Python project, checked and ready to build.
@@ -55,6 +60,8 @@ pub struct PythonProject {
     pub samples_json: Vec<u8>,
     pub sample_count: usize,
     pub tolerance: f64,
+    /// `[tool.wasmpack-infer.budgets]`, flattened to `variant.metric`.
+    pub budgets: crate::budget::Budgets,
 }
 
 impl PythonProject {
@@ -149,6 +156,7 @@ impl PythonProject {
             samples_json,
             sample_count,
             tolerance,
+            budgets: crate::budget::from_tables(settings.budgets),
         })
     }
 

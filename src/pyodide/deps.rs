@@ -105,7 +105,7 @@ fn requirement_lock(site: &Path) -> Result<Vec<String>> {
     let mut lock = Vec::new();
     for entry in std::fs::read_dir(site).with_context(|| format!("listing {}", site.display()))? {
         let path = entry?.path();
-        if !path.extension().is_some_and(|e| e == "dist-info") {
+        if path.extension().is_none_or(|e| e != "dist-info") {
             continue;
         }
         let metadata = std::fs::read_to_string(path.join("METADATA"))

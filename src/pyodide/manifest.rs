@@ -29,6 +29,8 @@ pub struct PyodideManifest {
     /// The memory snapshot, when the profile builds one.
     pub snapshot: Option<SnapshotInfo>,
     pub parity: PythonParity,
+    /// The project's budgets (`variant.metric` → limit), checked by `check` and `build --check`.
+    pub budgets: crate::budget::Budgets,
     /// Measured in this run.
     pub timings: PythonTimings,
 }
@@ -193,6 +195,17 @@ impl PyodideManifest {
     }
 
     pub fn read(path: &Path) -> Result<Self> {
+        let version = std::fs::read(path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .and_then(|v| v.get("schema_version")?.as_u64());
+        if version != Some(crate::manifest::SCHEMA_VERSION as u64) {
+            return Err(crate::exit::input_error(format!(
+                "{}: schema_version {version:?} is not {}, the version this tool reads",
+                path.display(),
+                crate::manifest::SCHEMA_VERSION
+            )));
+        }
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_str(&text).map_err(|e| {

@@ -387,6 +387,7 @@ pub fn build(
             bundle_matches_stock: true,
             native: native_parity,
         },
+        budgets: project.budgets.clone(),
         timings: PythonTimings {
             environment: python_environment(),
             node: node_version(),
@@ -396,6 +397,18 @@ pub fn build(
             runtime_fit,
         },
     };
+    // Budgets name metrics only a manifest has; a bad one is an input error before anything is
+    // committed. Whether they pass is for `check`.
+    crate::budget::check(
+        &crate::budget::pyodide_metrics(&manifest),
+        &manifest.budgets,
+    )
+    .with_context(|| {
+        format!(
+            "in [tool.wasmpack-infer.budgets] of project `{}`",
+            project.name
+        )
+    })?;
     let bundle_dir = pack::commit(staging, &manifest.to_json())?;
     reporter.event(Event::Packed {
         dir: &bundle_dir,
