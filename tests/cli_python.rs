@@ -57,6 +57,14 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
     assert!(shake["stdlib_entries_after"].as_u64() < shake["stdlib_entries_before"].as_u64());
     assert_eq!(shake["modules"]["digits_py.model"], "traced");
     assert_eq!(shake["modules"]["importlib.resources"], "traced");
+    assert!(
+        shake["files_opened"]
+            .as_array()
+            .unwrap()
+            .contains(&"/app/digits_py/weights.bin".into()),
+        "{}",
+        shake["files_opened"]
+    );
     let sizes = &manifest["sizes"];
     assert!(sizes["bundle"]["brotli_bytes"].as_u64() < sizes["stock"]["brotli_bytes"].as_u64());
     assert!(

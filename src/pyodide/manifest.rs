@@ -82,6 +82,9 @@ pub struct ShakeInfo {
     pub stdlib_entries_after: usize,
     /// Top-level stdlib modules and packages left out entirely.
     pub dropped_top_levels: Vec<String>,
+    /// Files of the app archive the app opened while the trace ran (Python's `open` audit
+    /// events): its modules and the data it reads.
+    pub files_opened: Vec<String>,
     /// Packages kept in pyodide-lock.json (with their wheels).
     pub packages: Vec<String>,
     pub keep: Vec<String>,

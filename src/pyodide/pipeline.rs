@@ -376,6 +376,12 @@ pub fn build(
             stdlib_entries_before: shaken.entries_before,
             stdlib_entries_after: shaken.entries_after,
             dropped_top_levels: shaken.dropped_top_levels.clone(),
+            files_opened: trace
+                .opened
+                .iter()
+                .filter(|f| f.starts_with("/app/") && !f.ends_with(".pyc"))
+                .cloned()
+                .collect(),
             packages,
             keep: options.overrides.keep.clone(),
             drop: options.overrides.drop.clone(),
