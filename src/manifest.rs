@@ -390,9 +390,17 @@ impl Manifest {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading {}", path.display()))
             .map_err(|e| crate::exit::input_error(format!("{e:#}")))?;
-        let version = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("schema_version")?.as_u64());
+        let value = serde_json::from_str::<serde_json::Value>(&text).ok();
+        if value.as_ref().and_then(|v| v.get("kind")?.as_str())
+            == Some(crate::pyodide::manifest::KIND)
+        {
+            return Err(crate::exit::input_error(format!(
+                "{} belongs to a Python (Pyodide) bundle: `check` and `diff` read it; `measure`, \
+                 `verify` and `inspect` work on kernel bundles only for now",
+                path.display()
+            )));
+        }
+        let version = value.and_then(|v| v.get("schema_version")?.as_u64());
         if version != Some(SCHEMA_VERSION as u64) {
             return Err(crate::exit::input_error(format!(
                 "{}: schema_version {version:?} is not {SCHEMA_VERSION}, the version this tool reads",
@@ -459,6 +467,22 @@ impl AnyManifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_python_manifest_is_named_as_such_where_a_kernel_one_is_expected() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests/digits-py.json");
+        let err = Manifest::read(&path).unwrap_err();
+        assert!(err.is::<crate::exit::InputError>());
+        assert!(
+            format!("{err}").contains("Python (Pyodide) bundle"),
+            "{err}"
+        );
+        assert!(matches!(
+            AnyManifest::read(&path).unwrap(),
+            AnyManifest::Pyodide(_)
+        ));
+    }
 
     #[test]
     fn checked_in_schema_matches_the_types() {
