@@ -122,11 +122,15 @@ pub fn build(
         .as_ref()
         .context("the trace run reported no modules")?;
     let needed = Needed::from_trace(trace, &options.overrides)?;
-    let stock_stdlib = distribution.read("python_stdlib.zip")?;
-    let shaken = shake::shake_stdlib(&stock_stdlib, &needed, &options.overrides)?;
+    // Every stock file is read once: shaken, copied into the bundle and measured from here.
+    let stock: BTreeMap<&str, Vec<u8>> = CORE_FILES
+        .iter()
+        .map(|name| Ok((*name, distribution.read(name)?)))
+        .collect::<Result<_>>()?;
+    let stock_stdlib = &stock["python_stdlib.zip"];
+    let shaken = shake::shake_stdlib(stock_stdlib, &needed, &options.overrides)?;
     let stock_lock: serde_json::Value =
-        serde_json::from_slice(&distribution.read("pyodide-lock.json")?)
-            .context("reading pyodide-lock.json")?;
+        serde_json::from_slice(&stock["pyodide-lock.json"]).context("reading pyodide-lock.json")?;
     let (lock, packages) = shake::trim_lock(&stock_lock, &needed)?;
     let wheels = shake::package_files(&stock_lock, &packages, &distribution.dir)?;
     reporter.event(Event::Done {
@@ -160,13 +164,8 @@ pub fn build(
     let runtime_dir = staging.path().join(RUNTIME_DIR);
     let mut runtime_files: Vec<BundleFile> = ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm"]
         .iter()
-        .map(|name| {
-            Ok(BundleFile::new(
-                runtime_path(name),
-                distribution.read(name)?,
-            ))
-        })
-        .collect::<Result<_>>()?;
+        .map(|name| BundleFile::new(runtime_path(name), stock[name].clone()))
+        .collect();
     runtime_files.push(BundleFile::new(
         runtime_path("python_stdlib.zip"),
         shaken.zip.clone(),
@@ -269,14 +268,11 @@ pub fn build(
     let native = measure_native(options, &native_paths, &measure_config)?;
     let native_parity =
         parity::compare_json(&bundle_run.outputs, &native.1.outputs, project.tolerance);
-    let stock_shipped: Vec<(String, Vec<u8>)> = CORE_FILES
-        .iter()
-        .map(|f| Ok((f.to_string(), distribution.read(f)?)))
-        .chain(std::iter::once(Ok((
-            APP_ARCHIVE.to_string(),
-            app_zip.clone(),
-        ))))
-        .collect::<Result<_>>()?;
+    let stock_shipped: Vec<(String, Vec<u8>)> = stock
+        .into_iter()
+        .map(|(name, bytes)| (name.to_string(), bytes))
+        .chain(std::iter::once((APP_ARCHIVE.to_string(), app_zip.clone())))
+        .collect();
     let bundle_shipped: Vec<(String, Vec<u8>)> = runtime_files
         .iter()
         .map(|f| {
@@ -439,7 +435,7 @@ fn loader(
     let json = |s: &str| serde_json::Value::String(s.to_string()).to_string();
     let snapshot_sri = snapshot.map_or("null".to_string(), |bytes| json(&fsx::sri_sha384(bytes)));
     let boots_from_snapshot = snapshot.is_some() && snapshot_default;
-    LOADER_TEMPLATE
+    run::with_call_entry(LOADER_TEMPLATE)
         .replace("{{SNAPSHOT_SRI}}", &snapshot_sri)
         .replace(
             "{{SNAPSHOT_DEFAULT}}",

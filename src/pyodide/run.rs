@@ -9,6 +9,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const NODE_RUNNER: &str = include_str!("../../templates/pyodide/runner.mjs");
+const CALL_ENTRY: &str = include_str!("../../templates/pyodide/call-entry.js");
+/// Where `templates/pyodide/call-entry.js` goes in the runner and the loader.
+pub const CALL_ENTRY_SLOT: &str = "// {{CALL_ENTRY}}";
+
+/// `template` with the shared entry-calling function in its slot.
+pub fn with_call_entry(template: &str) -> String {
+    template.replace(CALL_ENTRY_SLOT, CALL_ENTRY.trim_end())
+}
 const PYTHON_RUNNER: &str = include_str!("../../templates/python/runner.py");
 
 /// How long one run may take before it is killed: a stock Pyodide boots in ~3.5 s here.
@@ -120,7 +128,7 @@ fn node_config(
 
 fn run_node(config: &serde_json::Value, work: &Path) -> Result<()> {
     let runner = work.join("runner.mjs");
-    crate::fsx::write(&runner, NODE_RUNNER.as_bytes())?;
+    crate::fsx::write(&runner, with_call_entry(NODE_RUNNER).as_bytes())?;
     let config_path = work.join("config.json");
     crate::fsx::write(&config_path, config.to_string().as_bytes())?;
     let mut command = Command::new("node");
@@ -208,4 +216,20 @@ fn read_result(path: &Path) -> Result<AppRun> {
     let bytes = crate::fsx::read(path)?;
     serde_json::from_slice(&bytes)
         .with_context(|| format!("reading the runner's result {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runner_and_loader_both_get_the_shared_entry_call() {
+        let loader = include_str!("../../templates/pyodide/loader.mjs");
+        for template in [NODE_RUNNER, loader] {
+            assert_eq!(template.matches(CALL_ENTRY_SLOT).count(), 1);
+            let filled = with_call_entry(template);
+            assert!(filled.contains("function callEntry(pyodide, entry, input)"));
+            assert!(!filled.contains(CALL_ENTRY_SLOT));
+        }
+    }
 }

@@ -11,6 +11,8 @@ const APP_INTEGRITY = {{APP_SRI}};
 const SNAPSHOT_INTEGRITY = {{SNAPSHOT_SRI}};
 const SNAPSHOT_DEFAULT = {{SNAPSHOT_DEFAULT}};
 
+// {{CALL_ENTRY}}
+
 export class IntegrityError extends Error {
   name = "IntegrityError";
 }
@@ -70,18 +72,7 @@ export async function load({ baseUrl, snapshot = SNAPSHOT_DEFAULT } = {}) {
   return {
     pyodide,
     infer(input) {
-      const argument = pyodide.toPy(input);
-      try {
-        const result = entry(argument);
-        if (result && typeof result.toJs === "function") {
-          const value = result.toJs({ create_pyproxies: false });
-          result.destroy();
-          return value;
-        }
-        return result;
-      } finally {
-        if (argument && typeof argument.destroy === "function") argument.destroy();
-      }
+      return callEntry(pyodide, entry, input);
     },
   };
 }

@@ -14,6 +14,8 @@ import { readFile, writeFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
 import path from "node:path";
 
+// {{CALL_ENTRY}}
+
 const config = JSON.parse(await readFile(process.argv[2], "utf8"));
 const log = (line) => process.stderr.write(line + "\n");
 const now = () => performance.now();
@@ -61,20 +63,7 @@ const entry = pyodide.pyimport(moduleName)[functionName];
 const importMs = now() - t1;
 
 const samples = JSON.parse(await readFile(config.samples, "utf8"));
-const call = (sample) => {
-  const input = pyodide.toPy(sample);
-  try {
-    const result = entry(input);
-    if (result && typeof result.toJs === "function") {
-      const value = result.toJs({ create_pyproxies: false });
-      result.destroy();
-      return value;
-    }
-    return result;
-  } finally {
-    if (input && typeof input.destroy === "function") input.destroy();
-  }
-};
+const call = (sample) => callEntry(pyodide, entry, sample);
 
 const t2 = now();
 const outputs = [call(samples[0])];
