@@ -79,6 +79,7 @@ fn bench_kernel(crate_dir: &Path) -> anyhow::Result<()> {
             offline: false,
             allow_install: true,
             source_date_epoch: 0,
+            demo: false,
             timing: TimingPlan {
                 steady_runs: 1000,
                 ..TimingPlan::default()

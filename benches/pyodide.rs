@@ -30,6 +30,7 @@ fn main() -> anyhow::Result<()> {
         wheelhouse: None,
         snapshot: PythonProfile::load(DEFAULT_PYTHON_PROFILE)?.snapshot,
         source_date_epoch: 0,
+        demo: false,
     };
     let manifest = pipeline::build(&project, &options, &mut Silent)?.manifest;
     let sizes = &manifest.sizes;

@@ -22,5 +22,6 @@ pub mod project;
 pub mod pyodide;
 pub mod report;
 pub mod scaffold;
+pub mod serve;
 pub mod stages;
 pub mod tools;

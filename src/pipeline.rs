@@ -20,6 +20,7 @@ use crate::project::kernel::{KernelProject, TensorSpec};
 use crate::report::{Event, Reporter, Stage};
 use crate::stages::cargo_build::{self, TargetSetup};
 use crate::stages::pack::{self, BundleFile};
+use crate::stages::demo::{self, DemoVariant};
 use crate::stages::{loader, optimize, shake, validate};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -45,12 +46,28 @@ pub struct BuildOptions {
     /// mtime of archive entries (`SOURCE_DATE_EPOCH`).
     pub source_date_epoch: u64,
     pub timing: TimingPlan,
+    /// Write the demo page (`index.html`, from `[package.metadata.wasmpack-infer.demo]`).
+    pub demo: bool,
 }
 
 #[derive(Debug)]
 pub struct BuildOutput {
     pub bundle_dir: PathBuf,
     pub manifest: Manifest,
+}
+
+/// The demo page, loading the WASM variant through `loader.mjs`.
+fn demo_page(project: &KernelProject) -> Result<BundleFile> {
+    let spec = project
+        .demo
+        .as_ref()
+        .ok_or_else(|| demo::missing_spec("package.metadata.wasmpack-infer.demo"))?;
+    Ok(spec.page(
+        &project.name,
+        &project.version,
+        DemoVariant::Wasm,
+        &format!("./{}", loader::LOADER_FILE),
+    ))
 }
 
 pub fn build(
@@ -60,6 +77,7 @@ pub fn build(
 ) -> Result<BuildOutput> {
     let profile = &options.profile;
     let kernel_context = || format!("building kernel crate `{}`", project.name);
+    let demo_page = options.demo.then(|| demo_page(project)).transpose()?;
 
     reporter.event(Event::Started(Stage::Build));
     if cargo_build::ensure_target(&profile.target, options.allow_install && !options.offline)?
@@ -197,6 +215,7 @@ pub fn build(
     });
     let mut wasm_variant_files: Vec<&BundleFile> = vec![&wasm_file];
     wasm_variant_files.extend(&loader);
+    wasm_variant_files.extend(&demo_page);
     let tarball = BundleFile::new(
         format!("{}-wasm32.tar.zst", project.bundle_name()),
         pack::deterministic_tar_zst(&wasm_variant_files, options.source_date_epoch)?,
@@ -212,6 +231,7 @@ pub fn build(
         samples_file,
     ];
     bundle_files.extend(loader);
+    bundle_files.extend(demo_page);
     let files = pack::write_files(staging.path(), &bundle_files)?;
     let manifest = Manifest {
         schema_version: crate::manifest::SCHEMA_VERSION,

@@ -94,6 +94,11 @@ pub struct Opts {
     /// After building, check the budgets recorded in the manifest and exit 1 if one is exceeded.
     #[arg(long)]
     check: bool,
+    /// Also write index.html into the bundle: a drawing pad whose ink becomes the model's input,
+    /// and the predictions shown live with each call's latency (`serve DIST` to try it). Needs a
+    /// `demo` table (width, height, max, labels) in the project's wasmpack-infer metadata.
+    #[arg(long)]
+    demo: bool,
     #[command(flatten)]
     timing: TimingOpts,
     #[command(flatten)]
@@ -127,6 +132,7 @@ impl Opts {
             allow_install: !self.no_install,
             source_date_epoch: self.source_date_epoch,
             timing: self.timing.plan()?,
+            demo: self.demo,
         };
         let output = pipeline::build(&project, &options, self.output.reporter().as_mut())?;
         self.output.print_manifest(&output.manifest);
@@ -167,6 +173,7 @@ impl Opts {
             passes: self.passes as usize,
             wheelhouse: self.wheelhouse,
             source_date_epoch: self.source_date_epoch,
+            demo: self.demo,
         };
         let output = python_pipeline::build(&project, &options, self.output.reporter().as_mut())?;
         if self.output.json {

@@ -7,6 +7,7 @@ mod inspect;
 mod measure;
 mod new;
 mod schema;
+mod serve;
 mod verify;
 
 use cargo_wasmpack_infer::measure::timing::{DEFAULT_BATCHES, DEFAULT_STEADY_RUNS, TimingPlan};
@@ -42,6 +43,7 @@ enum Command {
     Measure(measure::Opts),
     New(new::Opts),
     Schema(schema::Opts),
+    Serve(serve::Opts),
     Verify(verify::Opts),
 }
 
@@ -55,6 +57,7 @@ impl Cli {
             Command::Measure(opts) => opts.run(),
             Command::New(opts) => opts.run(),
             Command::Schema(opts) => opts.run(),
+            Command::Serve(opts) => opts.run(),
             Command::Verify(opts) => opts.run(),
         }
     }

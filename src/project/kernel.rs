@@ -3,6 +3,7 @@
 
 use crate::budget::{self, Budgets, Limit};
 use crate::exit::input_error;
+use crate::stages::demo::DemoSpec;
 use anyhow::{Context, Result};
 use cargo_metadata::{MetadataCommand, Package};
 use schemars::JsonSchema;
@@ -88,6 +89,7 @@ struct RawMetadata {
     tolerance: Option<f64>,
     #[serde(default)]
     budgets: BTreeMap<String, BTreeMap<String, Limit>>,
+    demo: Option<DemoSpec>,
 }
 
 /// Used when the crate sets no `tolerance`: f32 kernels may differ in the last bits across targets.
@@ -114,6 +116,8 @@ pub struct KernelProject {
     pub tolerance: f64,
     /// `[package.metadata.wasmpack-infer.budgets]`, flattened to `variant.metric`.
     pub budgets: Budgets,
+    /// `[package.metadata.wasmpack-infer.demo]`: what `build --demo` needs.
+    pub demo: Option<DemoSpec>,
 }
 
 impl KernelProject {
@@ -229,6 +233,13 @@ impl KernelProject {
                 "crate `{name}`: [package.metadata.{METADATA_KEY}] tolerance = {tolerance}: must be a finite number >= 0"
             )));
         }
+        if let Some(demo) = &raw.demo {
+            demo.check(
+                &format!("crate `{name}`: [package.metadata.{METADATA_KEY}.demo]"),
+                raw.input.elements(),
+                Some(raw.output.elements()),
+            )?;
+        }
         let samples_path = crate_dir.join(&raw.samples);
         let samples = std::fs::read(&samples_path).map_err(|e| {
             input_error(format!(
@@ -267,6 +278,7 @@ impl KernelProject {
             samples,
             tolerance,
             budgets: budget::from_tables(raw.budgets),
+            demo: raw.demo,
             name,
         })
     }

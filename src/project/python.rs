@@ -40,6 +40,7 @@ struct RawSettings {
         String,
         std::collections::BTreeMap<String, crate::budget::Limit>,
     >,
+    demo: Option<crate::stages::demo::DemoSpec>,
 }
 
 /// A Python project, checked and ready to build.
@@ -62,6 +63,8 @@ pub struct PythonProject {
     pub tolerance: f64,
     /// `[tool.wasmpack-infer.budgets]`, flattened to `variant.metric`.
     pub budgets: crate::budget::Budgets,
+    /// `[tool.wasmpack-infer.demo]`: what `build --demo` needs.
+    pub demo: Option<crate::stages::demo::DemoSpec>,
 }
 
 impl PythonProject {
@@ -144,6 +147,15 @@ impl PythonProject {
                 )));
             }
         };
+        if let Some(demo) = &settings.demo {
+            // The demo hands the entry a flat list of floats, as long as a sample's.
+            let first_len = samples[0].as_array().map_or(0, Vec::len);
+            demo.check(
+                &format!("{where_}: [tool.wasmpack-infer.demo]"),
+                first_len,
+                None,
+            )?;
+        }
         Ok(Self {
             name: project.name,
             version: project.version.unwrap_or_else(|| "0.0.0".into()),
@@ -157,6 +169,7 @@ impl PythonProject {
             sample_count,
             tolerance,
             budgets: crate::budget::from_tables(settings.budgets),
+            demo: settings.demo,
         })
     }
 

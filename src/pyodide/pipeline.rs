@@ -16,6 +16,7 @@ use crate::pyodide::manifest::{
 use crate::pyodide::run::{self, AppRun, Mode, RunConfig};
 use crate::pyodide::shake::{self, Needed, Overrides};
 use crate::report::{Event, Reporter, Stage, format_bytes, format_change};
+use crate::stages::demo::{self, DemoVariant};
 use crate::stages::pack::{self, BundleFile};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
@@ -44,6 +45,8 @@ pub struct PythonBuildOptions {
     /// From the Python profile (`targets/pyodide.toml`), after `--no-snapshot`.
     pub snapshot: SnapshotSettings,
     pub source_date_epoch: u64,
+    /// Write the demo page (`index.html`, from `[tool.wasmpack-infer.demo]`).
+    pub demo: bool,
 }
 
 #[derive(Debug)]
@@ -58,6 +61,7 @@ pub fn build(
     reporter: &mut dyn Reporter,
 ) -> Result<PythonBuildOutput> {
     let work = tempfile::tempdir().context("creating a work directory")?;
+    let demo_page = options.demo.then(|| demo_page(project)).transpose()?;
 
     reporter.event(Event::Started(Stage::Build));
     let distribution = dist::resolve(&options.pyodide, options.offline)?;
@@ -320,6 +324,10 @@ pub fn build(
     if let Some((file, _)) = snapshot {
         runtime_files.push(file);
     }
+    if let Some(page) = &demo_page {
+        pack::write_files(staging.path(), std::slice::from_ref(page))?;
+    }
+    runtime_files.extend(demo_page);
     let mut archived: Vec<&BundleFile> = runtime_files.iter().collect();
     archived.sort_by(|a, b| a.path.cmp(&b.path));
     let tarball = BundleFile::new(
@@ -420,6 +428,20 @@ pub fn build(
         bundle_dir,
         manifest,
     })
+}
+
+/// The demo page, booting the bundle through `pyodide/loader.mjs`.
+fn demo_page(project: &PythonProject) -> Result<BundleFile> {
+    let spec = project
+        .demo
+        .as_ref()
+        .ok_or_else(|| demo::missing_spec("tool.wasmpack-infer.demo"))?;
+    Ok(spec.page(
+        &project.name,
+        &project.version,
+        DemoVariant::Pyodide,
+        &format!("./{}", runtime_path("loader.mjs")),
+    ))
 }
 
 fn runtime_path(file: &str) -> String {
