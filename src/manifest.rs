@@ -222,6 +222,41 @@ pub struct Timings {
     /// The native library's CUDA path on the measuring machine: whether it ran, and its figures.
     pub cuda: CudaRun,
     pub runtime_fit: RuntimeFit,
+    /// The WASM variant in headless Chromium (`measure --browser`); absent when not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser: Option<BrowserTimings>,
+}
+
+/// The WASM variant loaded by its own `loader.mjs` in a browser page, served from 127.0.0.1.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BrowserTimings {
+    /// `chromium --version`.
+    pub browser: String,
+    pub user_agent: String,
+    /// Served with COOP/COEP, so `performance.now()` is fine-grained (5 µs, not 100 µs).
+    pub cross_origin_isolated: bool,
+    /// The smallest step `performance.now()` took in the page.
+    pub timer_resolution_us: f64,
+    /// `load()`: download (no cache), SRI check, compile, instantiate and `wpi_init`.
+    pub load: Distribution,
+    /// The first `infer()` of one sample on a freshly loaded model.
+    pub first_inference: Distribution,
+    /// Per call, `infer()` included (copies in and out of linear memory, the Promise).
+    pub steady: Vec<BrowserSteady>,
+    /// The browser's outputs for every sample against the same module in wasmtime.
+    pub parity: Option<Parity>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BrowserSteady {
+    pub batch: usize,
+    /// Each run times this many back-to-back calls and records their mean, so a call shorter
+    /// than the timer's resolution is still measured.
+    pub calls_per_run: usize,
+    pub latency: Distribution,
+    pub samples_per_second: f64,
 }
 
 /// Which device ran a native measurement.

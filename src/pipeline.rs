@@ -8,6 +8,7 @@ use crate::manifest::{
     Accelerator, CudaRun, CustomSection, KernelInfo, Manifest, NativeVariant, OptimizeInfo, Parity,
     ProfileInfo, SamplesInfo, ShakeInfo, Timings, Tool, ValidateInfo, WasmStages, WasmVariant,
 };
+use crate::measure::browser::{self, BrowserPlan};
 use crate::measure::native::{DeviceChoice, LibraryCopies};
 use crate::measure::runner::KernelRunner;
 use crate::measure::stats::timed;
@@ -19,8 +20,8 @@ use crate::profile::{CUDA_FEATURE, NativeProfile, Profile};
 use crate::project::kernel::{KernelProject, TensorSpec};
 use crate::report::{Event, Reporter, Stage};
 use crate::stages::cargo_build::{self, TargetSetup};
-use crate::stages::pack::{self, BundleFile};
 use crate::stages::demo::{self, DemoVariant};
+use crate::stages::pack::{self, BundleFile};
 use crate::stages::{loader, optimize, shake, validate};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -522,6 +523,7 @@ pub fn measure_variants(
             native: native_timings,
             cuda,
             runtime_fit,
+            browser: None,
         },
     })
 }
@@ -585,5 +587,68 @@ pub fn remeasure(
         manifest.to_json().as_bytes(),
     )?;
     ensure_parity(&manifest.parity, &manifest.timings.cuda)?;
+    Ok(manifest)
+}
+
+/// Measures a bundle's WASM variant in headless Chromium (`measure --browser`) and records it in
+/// the manifest as `timings.browser`, with the browser's outputs checked against wasmtime's.
+pub fn measure_browser(
+    bundle_dir: &Path,
+    chromium: &Path,
+    plan: &BrowserPlan,
+    call_time_limit: std::time::Duration,
+    reporter: &mut dyn Reporter,
+) -> Result<Manifest> {
+    let bundle = Bundle::open(bundle_dir)?;
+    bundle.ensure_intact()?;
+    let mut manifest = bundle.manifest.clone();
+    reporter.event(Event::Started(Stage::Measure));
+    let run = browser::measure(chromium, bundle_dir, &manifest.kernel.samples.file, plan)
+        .context("measuring the WASM variant in Chromium")?;
+    let wasm = bundle.read(&manifest.wasm.file)?;
+    let samples = bundle.read(&manifest.kernel.samples.file)?;
+    let count = manifest.kernel.samples.count;
+    let mut kernel = WasmHost::with_call_time_limit(call_time_limit)?.load(&wasm)?;
+    kernel.init().context("WASM variant")?;
+    let expected = kernel
+        .infer(&samples, count, manifest.kernel.output.bytes())
+        .context("running all samples on the WASM variant in wasmtime")?;
+    let parity = parity::compare(
+        &expected,
+        &run.outputs,
+        manifest.kernel.output.dtype,
+        count,
+        manifest.parity.tolerance,
+    );
+    let mut timings = run.timings;
+    reporter.event(Event::Done {
+        stage: Stage::Measure,
+        summary: format!(
+            "{}: load {} median, steady {} per call at batch {}; outputs {} wasmtime's on {} samples",
+            timings.browser,
+            timing::format_duration_us(timings.load.median_us),
+            timings
+                .steady
+                .first()
+                .map_or("-".into(), |s| timing::format_duration_us(s.latency.median_us)),
+            timings.steady.first().map_or(0, |s| s.batch),
+            if parity.passed { "match" } else { "DIFFER from" },
+            parity.samples
+        ),
+    });
+    let passed = parity.passed;
+    let first_mismatch = parity.mismatched_samples.first().copied();
+    timings.parity = Some(parity);
+    manifest.timings.browser = Some(timings);
+    fsx::write_atomic(
+        &bundle_dir.join(crate::manifest::FILE_NAME),
+        manifest.to_json().as_bytes(),
+    )?;
+    if !passed {
+        bail!(
+            "in Chromium the WASM variant computed different outputs than in wasmtime (first at sample {})",
+            first_mismatch.unwrap_or(0)
+        );
+    }
     Ok(manifest)
 }

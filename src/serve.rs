@@ -10,10 +10,15 @@ use crate::exit::input_error;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Where a page under measurement POSTs its result (JSON); see [`Server::serve_until_result`].
 pub const RESULT_PATH: &str = "/__wpi/result";
+
+/// Threads answering requests: browsers fetch a page's files over several connections at once.
+const WORKERS: usize = 6;
 
 /// The MIME type of a bundle file, by extension.
 pub fn mime_of(path: &Path) -> &'static str {
@@ -58,7 +63,10 @@ impl Server {
             .canonicalize()
             .map_err(|e| input_error(format!("{}: {e}", root.display())))?;
         if !root.is_dir() {
-            return Err(input_error(format!("{} is not a directory", root.display())));
+            return Err(input_error(format!(
+                "{} is not a directory",
+                root.display()
+            )));
         }
         let http = tiny_http::Server::http(("127.0.0.1", port))
             .map_err(|e| anyhow::anyhow!("cannot listen on 127.0.0.1:{port}: {e}"))?;
@@ -87,13 +95,8 @@ impl Server {
     }
 
     /// Answers requests until the process ends, telling `log` about each.
-    pub fn serve_forever(&self, mut log: impl FnMut(&Served)) -> Result<()> {
-        loop {
-            let request = self.http.recv().context("accepting a connection")?;
-            if let Some(served) = self.answer(request, &mut |_| {}) {
-                log(&served);
-            }
-        }
+    pub fn serve_forever(&self, log: impl Fn(&Served) + Sync) -> Result<()> {
+        self.answer_in_pool(&AtomicBool::new(false), &|served, _| log(served))
     }
 
     /// Answers requests until a page POSTs to [`RESULT_PATH`] and returns that body, or fails
@@ -104,37 +107,85 @@ impl Server {
         mut alive: impl FnMut() -> Result<()>,
     ) -> Result<Vec<u8>> {
         let deadline = Instant::now() + timeout;
-        let mut result = None;
-        while result.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                anyhow::bail!("no result within {} s", timeout.as_secs());
+        let stop = AtomicBool::new(false);
+        let result = Mutex::new(None);
+        let on_served = |_: &Served, posted: Option<Vec<u8>>| {
+            if let Some(body) = posted {
+                *result.lock().unwrap_or_else(|e| e.into_inner()) = Some(body);
+                stop.store(true, Ordering::Relaxed);
             }
-            alive()?;
-            let request = self
-                .http
-                .recv_timeout(left.min(Duration::from_millis(200)))
-                .context("accepting a connection")?;
-            if let Some(request) = request {
-                self.answer(request, &mut |body| result = Some(body));
-            }
-        }
-        Ok(result.unwrap_or_default())
+        };
+        std::thread::scope(|scope| {
+            let pool = scope.spawn(|| self.answer_in_pool(&stop, &on_served));
+            let waited = loop {
+                if stop.load(Ordering::Relaxed) {
+                    break Ok(());
+                }
+                if Instant::now() >= deadline {
+                    break Err(anyhow::anyhow!("no result within {} s", timeout.as_secs()));
+                }
+                if let Err(error) = alive() {
+                    break Err(error);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            stop.store(true, Ordering::Relaxed);
+            pool.join().expect("server threads panicked")?;
+            waited
+        })?;
+        Ok(result
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_default())
     }
 
-    fn answer(
+    /// [`WORKERS`] threads answering requests until `stop` is set; `on_served` hears of each,
+    /// with the body of a POST to [`RESULT_PATH`].
+    fn answer_in_pool(
         &self,
-        mut request: tiny_http::Request,
-        on_result: &mut dyn FnMut(Vec<u8>),
-    ) -> Option<Served> {
+        stop: &AtomicBool,
+        on_served: &(dyn Fn(&Served, Option<Vec<u8>>) + Sync),
+    ) -> Result<()> {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..WORKERS)
+                .map(|_| {
+                    scope.spawn(|| -> Result<()> {
+                        while !stop.load(Ordering::Relaxed) {
+                            let request = self
+                                .http
+                                .recv_timeout(Duration::from_millis(100))
+                                .context("accepting a connection")?;
+                            if let Some(request) = request {
+                                let (served, posted) = self.answer(request);
+                                on_served(&served, posted);
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .try_for_each(|worker| worker.join().expect("server thread panicked"))
+        })
+    }
+
+    /// Responds to one request: what was served, and the body when it POSTed a result.
+    fn answer(&self, mut request: tiny_http::Request) -> (Served, Option<Vec<u8>>) {
+        let mut posted = None;
         let method = request.method().to_string();
-        let path = request.url().split(['?', '#']).next().unwrap_or("/").to_string();
+        let path = request
+            .url()
+            .split(['?', '#'])
+            .next()
+            .unwrap_or("/")
+            .to_string();
         let (status, body, mime) = if request.method() == &tiny_http::Method::Post {
             if path == RESULT_PATH {
                 let mut body = Vec::new();
                 match std::io::Read::read_to_end(request.as_reader(), &mut body) {
                     Ok(_) => {
-                        on_result(body);
+                        posted = Some(body);
                         (204, Vec::new(), "text/plain")
                     }
                     Err(_) => (400, b"unreadable body".to_vec(), "text/plain"),
@@ -154,7 +205,11 @@ impl Server {
             }
         };
         let bytes = body.len() as u64;
-        let mut response = tiny_http::Response::from_data(body).with_status_code(status);
+        // Always Content-Length: Chromium stalled on tiny_http's chunked encoding of multi-MB
+        // files (Pyodide's runtime) and never finished loading them.
+        let mut response = tiny_http::Response::from_data(body)
+            .with_status_code(status)
+            .with_chunked_threshold(usize::MAX);
         for (name, value) in [
             ("Content-Type", mime),
             ("Cache-Control", "no-store"),
@@ -162,17 +217,19 @@ impl Server {
             ("Cross-Origin-Embedder-Policy", "require-corp"),
             ("X-Content-Type-Options", "nosniff"),
         ] {
-            let header = tiny_http::Header::from_bytes(name, value).expect("static header is valid");
+            let header =
+                tiny_http::Header::from_bytes(name, value).expect("static header is valid");
             response.add_header(header);
         }
         // A client that hung up is its own problem; the server goes on.
         let _ = request.respond(response);
-        Some(Served {
+        let served = Served {
             method,
             path,
             status,
             bytes,
-        })
+        };
+        (served, posted)
     }
 
     /// The file a URL path names inside the root: `..`, absolute parts and links out of the root
@@ -219,11 +276,19 @@ mod tests {
     use std::io::{Read, Write};
 
     fn get(server: &Server, path: &str) -> (u16, String, Vec<u8>) {
-        let address = server.url().trim_start_matches("http://").trim_end_matches('/').to_string();
+        let address = server
+            .url()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
         let mut stream = std::net::TcpStream::connect(&address).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let request = server.http.recv().unwrap();
-        server.answer(request, &mut |_| {});
+        server.answer(request);
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).unwrap();
         let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
@@ -262,6 +327,42 @@ mod tests {
         let (status, head, body) = get(&server, "/__wpi/bench.mjs");
         assert_eq!((status, body.as_slice()), (200, &b"export {}"[..]));
         assert!(head.contains("text/javascript"), "{head}");
+    }
+
+    #[test]
+    fn serving_until_a_page_posts_its_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::bind(dir.path(), 0).unwrap();
+        let address = server
+            .url()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let poster = std::thread::spawn(move || {
+            let mut stream = std::net::TcpStream::connect(&address).unwrap();
+            write!(
+                stream,
+                "POST {RESULT_PATH} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 7\r\nConnection: close\r\n\r\n{{\"a\":1}}"
+            )
+            .unwrap();
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply).unwrap();
+            reply
+        });
+        let body = server
+            .serve_until_result(Duration::from_secs(20), || Ok(()))
+            .unwrap();
+        assert_eq!(body, br#"{"a":1}"#);
+        assert!(poster.join().unwrap().starts_with("HTTP/1.1 204"));
+
+        let err = server
+            .serve_until_result(Duration::from_secs(20), || anyhow::bail!("browser exited"))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "browser exited");
+        let err = server
+            .serve_until_result(Duration::from_millis(1), || Ok(()))
+            .unwrap_err();
+        assert!(err.to_string().starts_with("no result within"), "{err}");
     }
 
     #[test]

@@ -41,7 +41,7 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
     let output = build_python(
         &repo_root().join("examples/digits-py"),
         out.path(),
-        &["--check"],
+        &["--check", "--demo"],
     );
     assert_exit(&output, 0);
     let manifest = manifest_from_stdout(&output);
@@ -109,6 +109,19 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
             labels, expected,
             "Pyodide bundle ({boot} boot) and Rust kernel predict the same digits"
         );
+    }
+
+    // In Chromium, the demo page boots the bundle and reads drawn digits as the kernel's page does.
+    if chromium_available() {
+        let serving = Serving::start(&bundle);
+        let (grids, labels) = held_out_digits();
+        let drawn: Vec<Vec<f32>> = DRAWABLE_DIGITS.iter().map(|&i| grids[i].clone()).collect();
+        let expected: Vec<String> = DRAWABLE_DIGITS
+            .iter()
+            .map(|&i| labels[i].to_string())
+            .collect();
+        let shown = drive_demo(&serving.url, &drawn, "demo-digits-py.png");
+        assert_eq!(shown["labels"], serde_json::json!(expected), "{shown}");
     }
 
     // A tampered app archive is refused by the loader.

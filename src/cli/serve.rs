@@ -28,9 +28,16 @@ impl Opts {
         };
         // stdout gets the URL alone (scripts read it); the request log goes to stderr.
         println!("{}", server.url());
-        eprintln!("serving {} at {} ({page}); Ctrl-C stops", root.display(), server.url());
+        eprintln!(
+            "serving {} at {} ({page}); Ctrl-C stops",
+            root.display(),
+            server.url()
+        );
         server.serve_forever(|served| {
-            eprintln!("{} {} {} {} bytes", served.status, served.method, served.path, served.bytes);
+            eprintln!(
+                "{} {} {} {} bytes",
+                served.status, served.method, served.path, served.bytes
+            );
         })?;
         Ok(ExitCode::SUCCESS)
     }

@@ -1,5 +1,6 @@
 //! Stage 6: measure each variant with the same metrics.
 
+pub mod browser;
 pub mod environment;
 pub mod native;
 pub mod parity;

@@ -2,7 +2,9 @@
 //! comparing the variants.
 
 use super::{Event, Reporter, Stage, format_bytes, format_change};
-use crate::manifest::{Accelerator, CudaRun, Distribution, Manifest, Parity, Steady};
+use crate::manifest::{
+    Accelerator, BrowserTimings, CudaRun, Distribution, Manifest, Parity, Steady,
+};
 use crate::measure::timing::format_duration_us;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
@@ -226,6 +228,9 @@ pub fn summary(manifest: &Manifest) -> String {
     }
     out.push_str(&format!("\nparity: {}\n", parity_line(&manifest.parity)));
     out.push_str(&cuda_summary(&manifest.timings.cuda));
+    if let Some(browser) = &manifest.timings.browser {
+        out.push_str(&browser_summary(browser));
+    }
     out.push_str(&format!(
         "runtime fit: {}\n",
         manifest.timings.runtime_fit.verdict
@@ -236,6 +241,33 @@ pub fn summary(manifest: &Manifest) -> String {
         env.cpu, env.cores, env.os, env.wasm_engine
     ));
     out
+}
+
+/// The WASM variant in Chromium: load, first call, steady sweep and parity with wasmtime.
+fn browser_summary(browser: &BrowserTimings) -> String {
+    let sweep: Vec<String> = browser
+        .steady
+        .iter()
+        .map(|s| {
+            format!(
+                "{} at batch {}",
+                format_duration_us(s.latency.median_us),
+                s.batch
+            )
+        })
+        .collect();
+    let parity = browser
+        .parity
+        .as_ref()
+        .map_or("not checked".into(), parity_line);
+    format!(
+        "browser: {}\n  load {} (p95 {}; download, SRI check, compile, instantiate), first inference {}\n  steady {}\n  parity with wasmtime: {parity}\n",
+        browser.browser,
+        format_duration_us(browser.load.median_us),
+        format_duration_us(browser.load.p95_us),
+        format_duration_us(browser.first_inference.median_us),
+        sweep.join(", "),
+    )
 }
 
 fn parity_line(parity: &Parity) -> String {

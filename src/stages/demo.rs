@@ -84,7 +84,13 @@ impl DemoSpec {
     }
 
     /// The page, titled `name version`, loading the model through `loader` (relative URL).
-    pub fn page(&self, name: &str, version: &str, variant: DemoVariant, loader: &str) -> BundleFile {
+    pub fn page(
+        &self,
+        name: &str,
+        version: &str,
+        variant: DemoVariant,
+        loader: &str,
+    ) -> BundleFile {
         let config = PageConfig {
             title: format!("{name} {version}"),
             variant,
@@ -98,7 +104,10 @@ impl DemoSpec {
         let json = serde_json::to_string(&config)
             .expect("demo config serializes")
             .replace("</", "<\\/");
-        debug_assert!(PAGE.contains(CONFIG_SLOT), "templates/demo/index.html lost its config slot");
+        debug_assert!(
+            PAGE.contains(CONFIG_SLOT),
+            "templates/demo/index.html lost its config slot"
+        );
         BundleFile::new(DEMO_FILE, PAGE.replacen(CONFIG_SLOT, &json, 1).into_bytes())
     }
 }
@@ -132,11 +141,17 @@ mod tests {
     fn spec_must_match_the_model() {
         digits().check("demo", 64, Some(10)).unwrap();
         digits().check("demo", 64, None).unwrap();
-        let err = digits().check("demo", 63, Some(10)).unwrap_err().to_string();
+        let err = digits()
+            .check("demo", 63, Some(10))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("8 x 8") && err.contains("63"), "{err}");
         let err = digits().check("demo", 64, Some(3)).unwrap_err().to_string();
         assert!(err.contains("10 labels for 3"), "{err}");
-        let zero_max = DemoSpec { max: 0.0, ..digits() };
+        let zero_max = DemoSpec {
+            max: 0.0,
+            ..digits()
+        };
         assert!(zero_max.check("demo", 64, None).is_err());
     }
 
@@ -146,11 +161,20 @@ mod tests {
             labels: vec!["</script><b>".into(); 10],
             ..digits()
         };
-        let page = spec.page("digits", "0.1.0", DemoVariant::Pyodide, "./pyodide/loader.mjs");
+        let page = spec.page(
+            "digits",
+            "0.1.0",
+            DemoVariant::Pyodide,
+            "./pyodide/loader.mjs",
+        );
         let html = String::from_utf8(page.bytes).unwrap();
         assert!(!html.contains(CONFIG_SLOT));
         assert!(html.contains(r#""variant":"pyodide""#), "{html}");
         assert!(html.contains(r#""loader":"./pyodide/loader.mjs""#));
-        assert_eq!(html.matches("</script>").count(), 1, "labels must not close the script");
+        assert_eq!(
+            html.matches("</script>").count(),
+            1,
+            "labels must not close the script"
+        );
     }
 }

@@ -108,3 +108,101 @@ pub fn manifest_from_stdout(output: &Output) -> serde_json::Value {
     );
     manifest
 }
+
+/// Whether headless Chromium can run here. Without one, browser tests skip with a message, but
+/// not under CI, where `.ci/run` installs it and a missing browser is a broken setup.
+pub fn chromium_available() -> bool {
+    let executable = std::env::var("WPI_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let found = Command::new(&executable)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "`{executable} --version` failed under CI: .ci/run should have installed Chromium"
+        );
+        eprintln!("skipped: no `{executable}` (install Debian's chromium, or set WPI_CHROMIUM)");
+    }
+    found
+}
+
+/// `serve` running on a free port, stopped when dropped.
+pub struct Serving {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Serving {
+    pub fn start(bundle: &Path) -> Serving {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-wasmpack-infer"))
+            .args(["serve", bundle.to_str().unwrap(), "--port", "0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting serve");
+        let mut url = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut url)
+            .unwrap();
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "serve printed {url:?}"
+        );
+        Serving {
+            child,
+            url: url.trim().to_string(),
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Draws each of `grids` on the demo page at `url` in headless Chromium (tests/node/demo-page.mjs)
+/// and returns what the page reported; the screenshot is kept under the test target directory.
+pub fn drive_demo(url: &str, grids: &[Vec<f32>], screenshot_name: &str) -> serde_json::Value {
+    let samples = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(samples.path(), serde_json::to_vec(grids).unwrap()).unwrap();
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join(screenshot_name);
+    let output = Command::new("node")
+        .arg(repo_root().join("tests/node/demo-page.mjs"))
+        .arg(url)
+        .arg(samples.path())
+        .arg(&screenshot)
+        .output()
+        .expect("running node");
+    assert_exit(&output, 0);
+    assert!(
+        screenshot.is_file(),
+        "no screenshot at {}",
+        screenshot.display()
+    );
+    eprintln!("screenshot: {}", screenshot.display());
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The held-out digits of examples/digits-mlp: 8x8 grids (0..1) and their labels.
+pub fn held_out_digits() -> (Vec<Vec<f32>>, Vec<u8>) {
+    let samples = repo_root().join("examples/digits-mlp/samples");
+    let inputs = std::fs::read(samples.join("inputs.bin")).unwrap();
+    let grids = inputs
+        .chunks_exact(64 * 4)
+        .map(|sample| {
+            sample
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect()
+        })
+        .collect();
+    (grids, std::fs::read(samples.join("labels.bin")).unwrap())
+}
+
+/// Held-out digits whose drawing on the demo pad (one stroke per run of ink in a row, so thin
+/// strokes come out thicker or vanish) still reads as the digit: indices into `held_out_digits`.
+pub const DRAWABLE_DIGITS: [usize; 6] = [1, 2, 4, 8, 10, 17];
