@@ -14,46 +14,95 @@ const KERNEL_TEMPLATE: &[(&str, &str)] = &[
     ),
     ("src/lib.rs", include_str!("../templates/kernel/src/lib.rs")),
 ];
-/// Samples `new` writes for the kernel template's 8-feature input.
-const KERNEL_SAMPLES: usize = 16;
-const KERNEL_FEATURES: usize = 8;
+/// Template files of a Python project; `package/` becomes the import package's directory.
+const PYTHON_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "pyproject.toml",
+        include_str!("../templates/python/new/pyproject.toml.tmpl"),
+    ),
+    (
+        "package/__init__.py",
+        include_str!("../templates/python/new/package/__init__.py"),
+    ),
+    (
+        "package/model.py",
+        include_str!("../templates/python/new/package/model.py"),
+    ),
+];
+/// Samples `new` writes for both templates' 8-feature input.
+const SAMPLES: usize = 16;
+const FEATURES: usize = 8;
 
 /// The files of a new kernel crate called `name`.
 pub fn kernel_files(name: &str) -> Result<Vec<BundleFile>> {
-    check_crate_name(name)?;
-    let mut files: Vec<BundleFile> = KERNEL_TEMPLATE
+    check_name(name, "crate")?;
+    let mut files = fill(KERNEL_TEMPLATE, &[("{{name}}", name)]);
+    let bytes: Vec<u8> = sample_inputs(SAMPLES * FEATURES)
         .iter()
-        .map(|(path, text)| BundleFile::new(*path, text.replace("{{name}}", name).into_bytes()))
+        .flat_map(|v| v.to_le_bytes())
         .collect();
-    files.push(BundleFile::new(
-        "samples/inputs.bin",
-        sample_inputs(KERNEL_SAMPLES * KERNEL_FEATURES),
-    ));
+    files.push(BundleFile::new("samples/inputs.bin", bytes));
     Ok(files)
 }
 
-/// Deterministic little-endian f32 values in [-1, 1) (a 64-bit LCG), so every scaffold measures
-/// the same inputs until the user supplies real ones.
-fn sample_inputs(count: usize) -> Vec<u8> {
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..count)
-        .flat_map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let unit = (state >> 40) as f32 / (1u64 << 24) as f32;
-            (unit * 2.0 - 1.0).to_le_bytes()
+/// The files of a new Python project called `name`; its import package is `name` in snake case.
+pub fn python_files(name: &str) -> Result<Vec<BundleFile>> {
+    check_name(name, "project")?;
+    let package = name.replace('-', "_").to_ascii_lowercase();
+    let mut files = fill(
+        PYTHON_TEMPLATE,
+        &[("{{name}}", name), ("{{package}}", &package)],
+    );
+    for file in &mut files {
+        if let Some(rest) = file.path.strip_prefix("package/") {
+            file.path = format!("{package}/{rest}");
+        }
+    }
+    let values = sample_inputs(SAMPLES * FEATURES);
+    let samples: Vec<&[f32]> = values.chunks(FEATURES).collect();
+    let mut json = serde_json::to_vec(&samples).expect("samples serialize");
+    json.push(b'\n');
+    files.push(BundleFile::new("samples.json", json));
+    Ok(files)
+}
+
+/// Template files with each placeholder replaced.
+fn fill(template: &[(&str, &str)], values: &[(&str, &str)]) -> Vec<BundleFile> {
+    template
+        .iter()
+        .map(|(path, text)| {
+            let text = values.iter().fold(text.to_string(), |text, (slot, value)| {
+                text.replace(slot, value)
+            });
+            BundleFile::new(*path, text.into_bytes())
         })
         .collect()
 }
 
-fn check_crate_name(name: &str) -> Result<()> {
+/// Deterministic values in [-1, 1) (a 64-bit LCG), so every scaffold measures the same inputs
+/// until the user supplies real ones.
+fn sample_inputs(count: usize) -> Vec<f32> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..count)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let unit = (state >> 40) as f32 / (1u64 << 24) as f32;
+            unit * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// A crate or Python project name: a letter, then letters, digits, `-` or `_` (valid for cargo
+/// and PEP 508, and a Python identifier once `-` becomes `_`).
+fn check_name(name: &str, what: &str) -> Result<()> {
     let mut chars = name.chars();
     let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !valid {
         return Err(input_error(format!(
-            "`{name}` is not a valid crate name: start with a letter, then letters, digits, `-` or `_`"
+            "`{name}` is not a valid {what} name: start with a letter, then letters, digits, `-` or `_`"
         )));
     }
     Ok(())
@@ -96,9 +145,33 @@ mod tests {
             .iter()
             .find(|f| f.path == "samples/inputs.bin")
             .unwrap();
-        assert_eq!(samples.bytes.len(), KERNEL_SAMPLES * KERNEL_FEATURES * 4);
+        assert_eq!(samples.bytes.len(), SAMPLES * FEATURES * 4);
         let values = crate::project::kernel::Dtype::F32.decode(&samples.bytes);
         assert!(values.iter().all(|v| (-1.0..1.0).contains(v)));
+    }
+
+    #[test]
+    fn python_scaffold_names_its_package_and_writes_json_samples() {
+        let files = python_files("My-Model").unwrap();
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "pyproject.toml",
+                "my_model/__init__.py",
+                "my_model/model.py",
+                "samples.json"
+            ]
+        );
+        let pyproject = String::from_utf8(files[0].bytes.clone()).unwrap();
+        assert!(
+            pyproject.contains(r#"entry = "my_model.model:predict""#),
+            "{pyproject}"
+        );
+        assert!(!pyproject.contains("{{"));
+        let samples: Vec<Vec<f64>> = serde_json::from_slice(&files[3].bytes).unwrap();
+        assert_eq!((samples.len(), samples[0].len()), (SAMPLES, FEATURES));
+        assert!(python_files("1st").is_err());
     }
 
     #[test]

@@ -347,3 +347,41 @@ fn dependencies_from_a_wheelhouse_reach_both_variants() {
     );
     assert_eq!(lock, "tinyscale==1.0\n");
 }
+
+/// `new python` writes a project that builds, matches native CPython and meets its budgets.
+#[test]
+fn new_python_builds_and_meets_its_budgets_right_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("my-model");
+    let output = wpi(&[
+        "new",
+        "python",
+        "my-model",
+        "--dir",
+        project.to_str().unwrap(),
+    ]);
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("--pyodide npm:"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(project.join("my_model/model.py").is_file());
+    let output = build_python(
+        &project,
+        &dir.path().join("dist"),
+        &["--check", "--no-snapshot"],
+    );
+    assert_exit(&output, 0);
+    let manifest = manifest_from_stdout(&output);
+    assert_eq!(manifest["project"]["entry"], "my_model.model:predict");
+    assert_eq!(manifest["parity"]["native"]["passed"], true);
+    assert_eq!(manifest["parity"]["native"]["samples"], 16);
+    assert!(
+        manifest["budgets"]
+            .as_object()
+            .is_some_and(|b| b.len() == 2),
+        "{}",
+        manifest["budgets"]
+    );
+}

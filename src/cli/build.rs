@@ -149,8 +149,9 @@ impl Opts {
         let project = PythonProject::load(path)?;
         let Some(pyodide) = &self.pyodide else {
             return Err(input_error(format!(
-                "{} is a Python project: pass --pyodide DIR|FILE.tgz|npm:VERSION (e.g. npm:314.0.7)",
-                path.display()
+                "{} is a Python project: pass --pyodide DIR|FILE.tgz|npm:VERSION (e.g. npm:{})",
+                path.display(),
+                cargo_wasmpack_infer::pyodide::dist::TESTED_VERSION
             )));
         };
         let profile =

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Files a Node or browser app loads from a distribution.
+/// The Pyodide release the tests and examples run; suggested in messages and by `new python`.
+pub const TESTED_VERSION: &str = "314.0.7";
+
 pub const CORE_FILES: [&str; 5] = [
     "pyodide.mjs",
     "pyodide.asm.mjs",
@@ -35,7 +38,7 @@ impl Source {
                     .all(|c| c.is_ascii_alphanumeric() || ".-+".contains(c));
             if !valid {
                 return Err(input_error(format!(
-                    "--pyodide {text}: expected npm:VERSION, e.g. npm:314.0.7"
+                    "--pyodide {text}: expected npm:VERSION, e.g. npm:{TESTED_VERSION}"
                 )));
             }
             return Ok(Self::Npm(version.to_string()));

@@ -1,0 +1,1 @@
+"""{{name}}: a cargo-wasmpack-infer Python project."""
