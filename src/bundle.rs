@@ -2,7 +2,7 @@
 
 use crate::exit::input_error;
 use crate::fsx;
-use crate::manifest::{self, Manifest};
+use crate::manifest::{self, FileEntry, Manifest};
 use crate::measure::timing::SampleSet;
 use crate::pipeline::{CudaRequest, Variants};
 use anyhow::Result;
@@ -29,20 +29,9 @@ impl Bundle {
         })
     }
 
-    /// The path of a bundle file the manifest names. A name that would leave the bundle (absolute,
-    /// or with `..`) is an input error: a manifest is data, not a key to the file system.
+    /// The path of a bundle file the manifest names; see [`path_in`].
     pub fn path_of(&self, relative: &str) -> Result<PathBuf> {
-        let path = Path::new(relative);
-        if path
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_)))
-        {
-            return Err(input_error(format!(
-                "{}: the manifest names `{relative}`, which is not a plain path inside the bundle",
-                self.dir.display()
-            )));
-        }
-        Ok(self.dir.join(path))
+        path_in(&self.dir, relative)
     }
 
     pub fn read(&self, relative: &str) -> Result<Vec<u8>> {
@@ -73,48 +62,75 @@ impl Bundle {
 
     /// Every way the files differ from the manifest's sizes, sha256 and SRI; empty when intact.
     pub fn file_problems(&self) -> Result<Vec<String>> {
-        let mut problems = Vec::new();
-        for entry in &self.manifest.files {
-            let path = self.path_of(&entry.path)?;
-            let Ok(bytes) = std::fs::read(&path) else {
-                problems.push(format!("{}: missing", path.display()));
-                continue;
-            };
-            if bytes.len() as u64 != entry.bytes {
-                problems.push(format!(
-                    "{}: {} bytes, the manifest says {}",
-                    path.display(),
-                    bytes.len(),
-                    entry.bytes
-                ));
-            }
-            if fsx::sha256_hex(&bytes) != entry.sha256 {
-                problems.push(format!(
-                    "{}: sha256 does not match the manifest",
-                    path.display()
-                ));
-            }
-            if fsx::sri_sha384(&bytes) != entry.sri {
-                problems.push(format!(
-                    "{}: SRI does not match the manifest",
-                    path.display()
-                ));
-            }
-        }
-        Ok(problems)
+        file_problems(&self.dir, &self.manifest.files)
     }
 
     /// Fails with an input error when a file differs from the manifest.
     pub fn ensure_intact(&self) -> Result<()> {
-        let problems = self.file_problems()?;
-        if problems.is_empty() {
-            return Ok(());
-        }
-        Err(input_error(format!(
-            "the bundle was modified: {}",
-            problems.join("; ")
-        )))
+        ensure_intact(&self.dir, &self.manifest.files)
     }
+}
+
+/// The path of a bundle file a manifest names. A name that would leave the bundle (absolute, or
+/// with `..`) is an input error: a manifest is data, not a key to the file system.
+pub fn path_in(dir: &Path, relative: &str) -> Result<PathBuf> {
+    let path = Path::new(relative);
+    if path
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_)))
+    {
+        return Err(input_error(format!(
+            "{}: the manifest names `{relative}`, which is not a plain path inside the bundle",
+            dir.display()
+        )));
+    }
+    Ok(dir.join(path))
+}
+
+/// Every way the files under `dir` differ from `files` (sizes, sha256, SRI); empty when intact.
+/// Used for both manifest kinds.
+pub fn file_problems(dir: &Path, files: &[FileEntry]) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for entry in files {
+        let path = path_in(dir, &entry.path)?;
+        let Ok(bytes) = std::fs::read(&path) else {
+            problems.push(format!("{}: missing", path.display()));
+            continue;
+        };
+        if bytes.len() as u64 != entry.bytes {
+            problems.push(format!(
+                "{}: {} bytes, the manifest says {}",
+                path.display(),
+                bytes.len(),
+                entry.bytes
+            ));
+        }
+        if fsx::sha256_hex(&bytes) != entry.sha256 {
+            problems.push(format!(
+                "{}: sha256 does not match the manifest",
+                path.display()
+            ));
+        }
+        if fsx::sri_sha384(&bytes) != entry.sri {
+            problems.push(format!(
+                "{}: SRI does not match the manifest",
+                path.display()
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+/// Fails with an input error when a file under `dir` differs from `files`.
+pub fn ensure_intact(dir: &Path, files: &[FileEntry]) -> Result<()> {
+    let problems = file_problems(dir, files)?;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(input_error(format!(
+        "the bundle was modified: {}",
+        problems.join("; ")
+    )))
 }
 
 #[cfg(test)]

@@ -231,13 +231,7 @@ pub struct Timings {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BrowserTimings {
-    /// `chromium --version`.
-    pub browser: String,
-    pub user_agent: String,
-    /// Served with COOP/COEP, so `performance.now()` is fine-grained (5 µs, not 100 µs).
-    pub cross_origin_isolated: bool,
-    /// The smallest step `performance.now()` took in the page.
-    pub timer_resolution_us: f64,
+    pub environment: BrowserEnvironment,
     /// `load()`: download (no cache), SRI check, compile, instantiate and `wpi_init`.
     pub load: Distribution,
     /// The first `infer()` of one sample on a freshly loaded model.
@@ -245,6 +239,36 @@ pub struct BrowserTimings {
     /// Per call, `infer()` included (copies in and out of linear memory, the Promise).
     pub steady: Vec<BrowserSteady>,
     /// The browser's outputs for every sample against the same module in wasmtime.
+    pub parity: Option<Parity>,
+}
+
+/// Where a browser measurement ran.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BrowserEnvironment {
+    /// `chromium --version`.
+    pub browser: String,
+    pub user_agent: String,
+    /// Served with COOP/COEP, so `performance.now()` is fine-grained (5 µs, not 100 µs).
+    pub cross_origin_isolated: bool,
+    /// The smallest step `performance.now()` took in the page.
+    pub timer_resolution_us: f64,
+}
+
+/// A Pyodide bundle loaded by its own `pyodide/loader.mjs` in a browser page.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PyodideBrowserTimings {
+    pub environment: BrowserEnvironment,
+    /// `load()`: fetching and booting the runtime, checking and importing the app.
+    pub load: Distribution,
+    /// `load({ snapshot: true })`, when the bundle has a memory snapshot.
+    pub snapshot_load: Option<Distribution>,
+    /// The first `infer()` of one sample after a normal boot.
+    pub first_inference: Distribution,
+    /// Per sample, cycling through all samples.
+    pub steady: BrowserSteady,
+    /// The browser's outputs against the same bundle in Node.
     pub parity: Option<Parity>,
 }
 

@@ -603,7 +603,7 @@ pub fn measure_browser(
     bundle.ensure_intact()?;
     let mut manifest = bundle.manifest.clone();
     reporter.event(Event::Started(Stage::Measure));
-    let run = browser::measure(chromium, bundle_dir, &manifest.kernel.samples.file, plan)
+    let run = browser::measure_kernel(chromium, bundle_dir, &manifest.kernel.samples.file, plan)
         .context("measuring the WASM variant in Chromium")?;
     let wasm = bundle.read(&manifest.wasm.file)?;
     let samples = bundle.read(&manifest.kernel.samples.file)?;
@@ -625,7 +625,7 @@ pub fn measure_browser(
         stage: Stage::Measure,
         summary: format!(
             "{}: load {} median, steady {} per call at batch {}; outputs {} wasmtime's on {} samples",
-            timings.browser,
+            timings.environment.browser,
             timing::format_duration_us(timings.load.median_us),
             timings
                 .steady

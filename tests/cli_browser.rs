@@ -115,10 +115,16 @@ fn measure_browser_records_chromium_timings_and_parity() {
     let manifest = manifest_from_stdout(&output);
     let browser = &manifest["timings"]["browser"];
     assert!(
-        browser["browser"].as_str().unwrap().starts_with("Chromium"),
+        browser["environment"]["browser"]
+            .as_str()
+            .unwrap()
+            .starts_with("Chromium"),
         "{browser}"
     );
-    assert_eq!(browser["cross_origin_isolated"], true, "COOP/COEP served");
+    assert_eq!(
+        browser["environment"]["cross_origin_isolated"], true,
+        "COOP/COEP served"
+    );
     assert_eq!(browser["load"]["runs"], 10);
     assert!(browser["load"]["median_us"].as_f64().unwrap() > 0.0);
     let batches: Vec<u64> = browser["steady"]

@@ -122,7 +122,28 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
             .collect();
         let shown = drive_demo(&serving.url, &drawn, "demo-digits-py.png");
         assert_eq!(shown["labels"], serde_json::json!(expected), "{shown}");
+
+        // measure --browser boots it in Chromium, normally and from the snapshot.
+        let output = wpi(&["measure", bundle.to_str().unwrap(), "--browser", "--json"]);
+        assert_exit(&output, 0);
+        let measured = manifest_from_stdout(&output);
+        let browser = &measured["timings"]["browser"];
+        assert_eq!(browser["load"]["runs"], 3, "{browser}");
+        assert!(
+            browser["snapshot_load"]["median_us"].as_f64() < browser["load"]["median_us"].as_f64()
+        );
+        assert_eq!(browser["parity"]["passed"], true);
+        assert_eq!(browser["parity"]["samples"], 360);
+        assert_eq!(browser["environment"]["cross_origin_isolated"], true);
     }
+    // A Python bundle is measured in the browser only.
+    let output = wpi(&["measure", bundle.to_str().unwrap()]);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("pass --browser"),
+        "{}",
+        stderr(&output)
+    );
 
     // A tampered app archive is refused by the loader.
     let app = bundle.join("pyodide/app.zip");

@@ -1,6 +1,10 @@
 use super::{OutputOpts, TimingOpts, bundle_dir_of};
+use cargo_wasmpack_infer::exit::input_error;
+use cargo_wasmpack_infer::manifest::{self, AnyManifest};
 use cargo_wasmpack_infer::measure::browser::{self, BrowserPlan};
 use cargo_wasmpack_infer::pipeline;
+use cargo_wasmpack_infer::pyodide::pipeline as python_pipeline;
+use cargo_wasmpack_infer::report::human;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +17,10 @@ use std::time::Duration;
 /// `chromium` on PATH or WPI_CHROMIUM), loaded by its own loader.mjs from a server on 127.0.0.1:
 /// load time (download, SRI check, compile, instantiate), first inference, steady latency per
 /// batch size, and its outputs against wasmtime's. They land in `timings.browser`.
+///
+/// A Python (Pyodide) bundle is measured in the browser only, so it needs --browser: boots
+/// (normal, and from the memory snapshot when the bundle has one), first inference, steady
+/// latency per sample, and its outputs against the same bundle run in Node.
 #[derive(Args)]
 pub struct Opts {
     /// Bundle directory (dist/<crate>-<version>), its manifest.json, or its .wasm.
@@ -21,7 +29,7 @@ pub struct Opts {
     #[arg(long)]
     browser: bool,
     /// Seconds the whole browser run may take, Chromium's start included.
-    #[arg(long, value_name = "SECS", default_value_t = 120, requires = "browser")]
+    #[arg(long, value_name = "SECS", default_value_t = 300, requires = "browser")]
     browser_timeout: u64,
     #[command(flatten)]
     timing: TimingOpts,
@@ -39,16 +47,41 @@ impl Opts {
         } else {
             None
         };
+        let is_python = matches!(
+            AnyManifest::read(&bundle_dir.join(manifest::FILE_NAME)),
+            Ok(AnyManifest::Pyodide(_))
+        );
+        let browser_plan = BrowserPlan {
+            // A Pyodide boot takes seconds; a module's load, milliseconds.
+            loads: if is_python { 3 } else { 10 },
+            batches: plan.batches.clone(),
+            min_runs: 5,
+            max_runs: plan.steady_runs,
+            steady_budget: plan.steady_budget,
+            timeout: Duration::from_secs(self.browser_timeout),
+        };
+        if is_python {
+            let chromium = chromium.ok_or_else(|| {
+                input_error(format!(
+                    "{} is a Python (Pyodide) bundle: `measure` runs it in the browser only, so pass --browser",
+                    bundle_dir.display()
+                ))
+            })?;
+            let manifest = python_pipeline::measure_browser(
+                &bundle_dir,
+                &chromium,
+                &browser_plan,
+                reporter.as_mut(),
+            )?;
+            if self.output.json {
+                print!("{}", manifest.to_json());
+            } else if !self.output.quiet {
+                print!("\n{}", human::python_summary(&manifest));
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         let mut manifest = pipeline::remeasure(&bundle_dir, &plan, reporter.as_mut())?;
         if let Some(chromium) = chromium {
-            let browser_plan = BrowserPlan {
-                loads: 10,
-                batches: plan.batches.clone(),
-                min_runs: 5,
-                max_runs: plan.steady_runs,
-                steady_budget: plan.steady_budget,
-                timeout: Duration::from_secs(self.browser_timeout),
-            };
             manifest = pipeline::measure_browser(
                 &bundle_dir,
                 &chromium,

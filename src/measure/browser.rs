@@ -4,7 +4,9 @@
 //! POSTs its figures back. No DevTools protocol is needed, so no npm package either.
 
 use crate::exit::input_error;
-use crate::manifest::{BrowserSteady, BrowserTimings, Distribution};
+use crate::manifest::{
+    BrowserEnvironment, BrowserSteady, BrowserTimings, Distribution, PyodideBrowserTimings,
+};
 use crate::measure::stats;
 use crate::serve::Server;
 use anyhow::{Context, Result, anyhow, bail};
@@ -76,7 +78,6 @@ fn browser_version(chromium: &Path) -> Result<String> {
 
 /// What the page POSTs (see bench.html).
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct PageResult {
     ok: Option<PageFigures>,
     error: Option<PageError>,
@@ -91,13 +92,22 @@ struct PageError {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PageFigures {
+    environment: PageEnvironment,
+    load_ms: Vec<f64>,
+    #[serde(default)]
+    snapshot_load_ms: Option<Vec<f64>>,
+    first_inference_us: f64,
+    /// Base64 of the output tensor (kernel), or one JSON value per sample (Pyodide).
+    outputs: serde_json::Value,
+    sweep: Vec<PageSteady>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageEnvironment {
     user_agent: String,
     cross_origin_isolated: bool,
     timer_resolution_us: f64,
-    load_ms: Vec<f64>,
-    first_inference_us: f64,
-    outputs: String,
-    sweep: Vec<PageSteady>,
 }
 
 #[derive(Deserialize)]
@@ -108,35 +118,104 @@ struct PageSteady {
     calls: usize,
 }
 
-/// The bundle's outputs in the browser (all samples in one call) and its timings.
-pub struct BrowserRun {
+/// A kernel bundle's WASM variant in the browser: its outputs for all samples in one call, and
+/// its timings (`parity` still to be filled in by the caller).
+pub struct KernelBrowserRun {
     pub outputs: Vec<u8>,
     pub timings: BrowserTimings,
 }
 
-/// Serves `bundle_dir` (its `loader.mjs` and `samples_file`), runs the measurement page in
-/// headless `chromium` and returns what it measured.
-pub fn measure(
+/// A Pyodide bundle in the browser: one output per sample, and its timings.
+pub struct PyodideBrowserRun {
+    pub outputs: Vec<serde_json::Value>,
+    pub timings: PyodideBrowserTimings,
+}
+
+/// Runs a kernel bundle's WASM variant (`loader.mjs`, `samples_file`) in headless Chromium.
+pub fn measure_kernel(
     chromium: &Path,
     bundle_dir: &Path,
     samples_file: &str,
     plan: &BrowserPlan,
-) -> Result<BrowserRun> {
-    let version = browser_version(chromium)?;
-    let mut server = Server::bind(bundle_dir, 0)?;
-    let page_plan = json!({
+) -> Result<KernelBrowserRun> {
+    let page = json!({
+        "variant": "wasm",
         "loader": "/loader.mjs",
         "samples": format!("/{samples_file}"),
-        "loads": plan.loads,
         "batches": plan.batches,
-        "minRuns": plan.min_runs,
-        "maxRuns": plan.max_runs,
-        "budgetMs": plan.steady_budget.as_secs_f64() * 1000.0,
     });
+    let (environment, figures) = run_page(chromium, bundle_dir, page, plan)?;
+    let outputs = figures
+        .outputs
+        .as_str()
+        .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
+        .context("the page sent outputs that are not base64")?;
+    Ok(KernelBrowserRun {
+        outputs,
+        timings: BrowserTimings {
+            environment,
+            load: distribution_us(figures.load_ms.iter().map(|ms| ms * 1000.0)),
+            first_inference: distribution_us([figures.first_inference_us]),
+            steady: steady(&figures.sweep),
+            parity: None,
+        },
+    })
+}
+
+/// Runs a Pyodide bundle (`loader`, e.g. `/pyodide/loader.mjs`, and `samples_file`) in headless
+/// Chromium, booting it normally and, when `snapshot`, from its memory snapshot too.
+pub fn measure_pyodide(
+    chromium: &Path,
+    bundle_dir: &Path,
+    loader: &str,
+    samples_file: &str,
+    snapshot: bool,
+    plan: &BrowserPlan,
+) -> Result<PyodideBrowserRun> {
+    let page = json!({
+        "variant": "pyodide",
+        "loader": loader,
+        "samples": format!("/{samples_file}"),
+        "snapshot": snapshot,
+    });
+    let (environment, figures) = run_page(chromium, bundle_dir, page, plan)?;
+    let outputs: Vec<serde_json::Value> = serde_json::from_value(figures.outputs)
+        .context("the page sent outputs that are not a list")?;
+    let ms_to_us = |ms: &Vec<f64>| distribution_us(ms.iter().map(|ms| ms * 1000.0));
+    Ok(PyodideBrowserRun {
+        outputs,
+        timings: PyodideBrowserTimings {
+            environment,
+            load: ms_to_us(&figures.load_ms),
+            snapshot_load: figures.snapshot_load_ms.as_ref().map(ms_to_us),
+            first_inference: distribution_us([figures.first_inference_us]),
+            steady: steady(&figures.sweep)
+                .into_iter()
+                .next()
+                .context("the page sent no steady timings")?,
+            parity: None,
+        },
+    })
+}
+
+/// Serves `bundle_dir` with the measurement page configured by `page` (plus the plan's run
+/// counts), runs it in headless Chromium and returns what it POSTed.
+fn run_page(
+    chromium: &Path,
+    bundle_dir: &Path,
+    mut page: serde_json::Value,
+    plan: &BrowserPlan,
+) -> Result<(BrowserEnvironment, PageFigures)> {
+    let version = browser_version(chromium)?;
+    page["loads"] = plan.loads.into();
+    page["minRuns"] = plan.min_runs.into();
+    page["maxRuns"] = plan.max_runs.into();
+    page["budgetMs"] = (plan.steady_budget.as_secs_f64() * 1000.0).into();
+    let mut server = Server::bind(bundle_dir, 0)?;
     server.add_page(
         BENCH_PATH,
         BENCH_PAGE
-            .replacen(PLAN_SLOT, &page_plan.to_string(), 1)
+            .replacen(PLAN_SLOT, &page.to_string(), 1)
             .into_bytes(),
     );
     let profile = tempfile::tempdir().context("creating a Chromium profile directory")?;
@@ -190,23 +269,28 @@ pub fn measure(
     let figures = result
         .ok
         .context("the measurement page sent neither figures nor an error")?;
-    into_run(figures, version)
+    let environment = BrowserEnvironment {
+        browser: version,
+        user_agent: figures.environment.user_agent.clone(),
+        cross_origin_isolated: figures.environment.cross_origin_isolated,
+        timer_resolution_us: (figures.environment.timer_resolution_us * 1000.0).round() / 1000.0,
+    };
+    Ok((environment, figures))
 }
 
-fn into_run(figures: PageFigures, version: String) -> Result<BrowserRun> {
-    let micros = |values: &[f64]| -> Distribution {
-        let durations: Vec<Duration> = values
-            .iter()
-            .map(|us| Duration::from_secs_f64(us.max(0.0) / 1e6))
-            .collect();
-        stats::distribution(&durations)
-    };
-    let load_us: Vec<f64> = figures.load_ms.iter().map(|ms| ms * 1000.0).collect();
-    let steady = figures
-        .sweep
+fn distribution_us(values: impl IntoIterator<Item = f64>) -> Distribution {
+    let durations: Vec<Duration> = values
+        .into_iter()
+        .map(|us| Duration::from_secs_f64(us.max(0.0) / 1e6))
+        .collect();
+    stats::distribution(&durations)
+}
+
+fn steady(sweep: &[PageSteady]) -> Vec<BrowserSteady> {
+    sweep
         .iter()
         .map(|s| {
-            let latency = micros(&s.per_call_us);
+            let latency = distribution_us(s.per_call_us.iter().copied());
             BrowserSteady {
                 batch: s.batch,
                 calls_per_run: s.calls,
@@ -218,21 +302,5 @@ fn into_run(figures: PageFigures, version: String) -> Result<BrowserRun> {
                 latency,
             }
         })
-        .collect();
-    let outputs = base64::engine::general_purpose::STANDARD
-        .decode(&figures.outputs)
-        .context("decoding the outputs the page sent")?;
-    Ok(BrowserRun {
-        outputs,
-        timings: BrowserTimings {
-            browser: version,
-            user_agent: figures.user_agent,
-            cross_origin_isolated: figures.cross_origin_isolated,
-            timer_resolution_us: (figures.timer_resolution_us * 1000.0).round() / 1000.0,
-            load: micros(&load_us),
-            first_inference: micros(&[figures.first_inference_us]),
-            steady,
-            parity: None,
-        },
-    })
+        .collect()
 }

@@ -146,6 +146,9 @@ pub struct PythonTimings {
     pub bundle: PyodideRun,
     pub native: NativeRun,
     pub runtime_fit: PythonFit,
+    /// The bundle in headless Chromium (`measure --browser`); absent when not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser: Option<crate::manifest::PyodideBrowserTimings>,
 }
 
 /// One boot of a Pyodide distribution with the app, in Node.

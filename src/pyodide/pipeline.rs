@@ -2,8 +2,11 @@
 //! the runtime → validate the shaken bundle on every sample → measure stock, bundle and native
 //! CPython → pack. Stages are silent; this module tells a [`Reporter`] what each one did.
 
+use crate::bundle;
 use crate::fsx;
 use crate::manifest::{Distribution, FileEntry, Sizes, Tool};
+use crate::measure::browser::{self, BrowserPlan};
+use crate::measure::timing::format_duration_us;
 use crate::measure::{environment, parity, sizes, stats};
 use crate::profile::SnapshotSettings;
 use crate::project::python::PythonProject;
@@ -20,10 +23,11 @@ use crate::stages::demo::{self, DemoVariant};
 use crate::stages::pack::{self, BundleFile};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const LOADER_TEMPLATE: &str = include_str!("../../templates/pyodide/loader.mjs");
+const LOADER_TYPES: &str = include_str!("../../templates/pyodide/loader.d.ts");
 /// Where the runtime files sit inside the bundle.
 pub const RUNTIME_DIR: &str = "pyodide";
 pub const APP_ARCHIVE: &str = "app.zip";
@@ -324,10 +328,14 @@ pub fn build(
     if let Some((file, _)) = snapshot {
         runtime_files.push(file);
     }
-    if let Some(page) = &demo_page {
-        pack::write_files(staging.path(), std::slice::from_ref(page))?;
-    }
-    runtime_files.extend(demo_page);
+    // Not shipped to browsers, so added after the shipped bytes were measured.
+    let mut unshipped = vec![BundleFile::new(
+        runtime_path("loader.d.ts"),
+        LOADER_TYPES.as_bytes().to_vec(),
+    )];
+    unshipped.extend(demo_page);
+    pack::write_files(staging.path(), &unshipped)?;
+    runtime_files.extend(unshipped);
     let mut archived: Vec<&BundleFile> = runtime_files.iter().collect();
     archived.sort_by(|a, b| a.path.cmp(&b.path));
     let tarball = BundleFile::new(
@@ -405,6 +413,7 @@ pub fn build(
             bundle,
             native: native.0,
             runtime_fit,
+            browser: None,
         },
     };
     // Budgets name metrics only a manifest has; a bad one is an input error before anything is
@@ -683,4 +692,76 @@ fn node_version() -> String {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// Measures a Pyodide bundle in headless Chromium (`measure --browser`): boots normal and from
+/// the snapshot when it has one, first inference, steady per sample, and the browser's outputs
+/// against the same bundle's in Node. Recorded as `timings.browser` in the bundle's manifest.
+pub fn measure_browser(
+    bundle_dir: &Path,
+    chromium: &Path,
+    plan: &BrowserPlan,
+    reporter: &mut dyn Reporter,
+) -> Result<PyodideManifest> {
+    let manifest_path = bundle_dir.join(crate::manifest::FILE_NAME);
+    let mut manifest = PyodideManifest::read(&manifest_path)?;
+    bundle::ensure_intact(bundle_dir, &manifest.files)?;
+    reporter.event(Event::Started(Stage::Measure));
+    let run = browser::measure_pyodide(
+        chromium,
+        bundle_dir,
+        &format!("/{}", runtime_path("loader.mjs")),
+        SAMPLES_FILE,
+        manifest.snapshot.is_some(),
+        plan,
+    )
+    .context("measuring the Pyodide bundle in Chromium")?;
+    let runtime_dir = bundle::path_in(bundle_dir, RUNTIME_DIR)?;
+    let in_node = run::pyodide(
+        &runtime_dir,
+        &runtime_dir.join(APP_ARCHIVE),
+        Mode::Measure,
+        &RunConfig {
+            entry: &manifest.project.entry,
+            samples: &bundle::path_in(bundle_dir, SAMPLES_FILE)?,
+            passes: 1,
+        },
+        None,
+    )
+    .context("running every sample on the bundle in Node, for parity")?;
+    let parity = parity::compare_json(&in_node.outputs, &run.outputs, manifest.project.tolerance);
+    let mut timings = run.timings;
+    reporter.event(Event::Done {
+        stage: Stage::Measure,
+        summary: format!(
+            "{}: load {} median{}, steady {} per sample; outputs {} Node's on {} samples",
+            timings.environment.browser,
+            format_duration_us(timings.load.median_us),
+            timings
+                .snapshot_load
+                .as_ref()
+                .map_or(String::new(), |d| format!(
+                    " ({} from the snapshot)",
+                    format_duration_us(d.median_us)
+                )),
+            format_duration_us(timings.steady.latency.median_us),
+            if parity.passed {
+                "match"
+            } else {
+                "DIFFER from"
+            },
+            parity.samples
+        ),
+    });
+    let mismatch =
+        (!parity.passed).then(|| parity.mismatched_samples.first().copied().unwrap_or(0));
+    timings.parity = Some(parity);
+    manifest.timings.browser = Some(timings);
+    fsx::write_atomic(&manifest_path, manifest.to_json().as_bytes())?;
+    if let Some(sample) = mismatch {
+        bail!(
+            "in Chromium the bundle computed different outputs than in Node (first at sample {sample})"
+        );
+    }
+    Ok(manifest)
 }

@@ -262,7 +262,7 @@ fn browser_summary(browser: &BrowserTimings) -> String {
         .map_or("not checked".into(), parity_line);
     format!(
         "browser: {}\n  load {} (p95 {}; download, SRI check, compile, instantiate), first inference {}\n  steady {}\n  parity with wasmtime: {parity}\n",
-        browser.browser,
+        browser.environment.browser,
         format_duration_us(browser.load.median_us),
         format_duration_us(browser.load.p95_us),
         format_duration_us(browser.first_inference.median_us),
@@ -426,6 +426,22 @@ pub fn python_summary(manifest: &crate::pyodide::manifest::PyodideManifest) -> S
         "parity vs native CPython: {}\n",
         parity_line(&manifest.parity.native)
     ));
+    if let Some(browser) = &t.browser {
+        out.push_str(&format!(
+            "browser: {}\n  load {} (p95 {}; boot and app import){}, first inference {}\n  steady {} per sample (p95 {})\n  parity with Node: {}\n",
+            browser.environment.browser,
+            format_duration_us(browser.load.median_us),
+            format_duration_us(browser.load.p95_us),
+            browser.snapshot_load.as_ref().map_or(String::new(), |d| format!(
+                ", from the snapshot {}",
+                format_duration_us(d.median_us)
+            )),
+            format_duration_us(browser.first_inference.median_us),
+            format_duration_us(browser.steady.latency.median_us),
+            format_duration_us(browser.steady.latency.p95_us),
+            browser.parity.as_ref().map_or("not checked".into(), parity_line),
+        ));
+    }
     out.push_str(&format!("runtime fit: {}\n", t.runtime_fit.verdict));
     let env = &t.environment;
     out.push_str(&format!(
