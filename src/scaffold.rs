@@ -29,6 +29,11 @@ const PYTHON_TEMPLATE: &[(&str, &str)] = &[
         include_str!("../templates/python/new/package/model.py"),
     ),
 ];
+/// The release workflow both scaffolds get; `{{build_args}}` is what `build` needs beyond `.`.
+const RELEASE_WORKFLOW: (&str, &str) = (
+    ".github/workflows/release.yml",
+    include_str!("../templates/ci/github-release.yml"),
+);
 /// Samples `new` writes for both templates' 8-feature input.
 const SAMPLES: usize = 16;
 const FEATURES: usize = 8;
@@ -37,6 +42,7 @@ const FEATURES: usize = 8;
 pub fn kernel_files(name: &str) -> Result<Vec<BundleFile>> {
     check_name(name, "crate")?;
     let mut files = fill(KERNEL_TEMPLATE, &[("{{name}}", name)]);
+    files.extend(fill(&[RELEASE_WORKFLOW], &[("{{build_args}}", "")]));
     let bytes: Vec<u8> = sample_inputs(SAMPLES * FEATURES)
         .iter()
         .flat_map(|v| v.to_le_bytes())
@@ -58,6 +64,8 @@ pub fn python_files(name: &str) -> Result<Vec<BundleFile>> {
             file.path = format!("{package}/{rest}");
         }
     }
+    let pyodide = format!(" --pyodide npm:{}", crate::pyodide::dist::TESTED_VERSION);
+    files.extend(fill(&[RELEASE_WORKFLOW], &[("{{build_args}}", &pyodide)]));
     let values = sample_inputs(SAMPLES * FEATURES);
     let samples: Vec<&[f32]> = values.chunks(FEATURES).collect();
     let mut json = serde_json::to_vec(&samples).expect("samples serialize");
@@ -141,6 +149,15 @@ mod tests {
         let files = kernel_files("tiny").unwrap();
         let manifest = String::from_utf8(files[0].bytes.clone()).unwrap();
         assert!(manifest.contains("name = \"tiny\"") && !manifest.contains("{{"));
+        let workflow = files
+            .iter()
+            .find(|f| f.path == ".github/workflows/release.yml")
+            .unwrap();
+        let workflow = String::from_utf8(workflow.bytes.clone()).unwrap();
+        assert!(
+            workflow.contains("run: cargo wasmpack-infer build . --check\n"),
+            "{workflow}"
+        );
         let samples = files
             .iter()
             .find(|f| f.path == "samples/inputs.bin")
@@ -160,8 +177,14 @@ mod tests {
                 "pyproject.toml",
                 "my_model/__init__.py",
                 "my_model/model.py",
+                ".github/workflows/release.yml",
                 "samples.json"
             ]
+        );
+        let workflow = String::from_utf8(files[3].bytes.clone()).unwrap();
+        assert!(
+            workflow.contains("build . --check --pyodide npm:"),
+            "{workflow}"
         );
         let pyproject = String::from_utf8(files[0].bytes.clone()).unwrap();
         assert!(
@@ -169,7 +192,7 @@ mod tests {
             "{pyproject}"
         );
         assert!(!pyproject.contains("{{"));
-        let samples: Vec<Vec<f64>> = serde_json::from_slice(&files[3].bytes).unwrap();
+        let samples: Vec<Vec<f64>> = serde_json::from_slice(&files[4].bytes).unwrap();
         assert_eq!((samples.len(), samples[0].len()), (SAMPLES, FEATURES));
         assert!(python_files("1st").is_err());
     }

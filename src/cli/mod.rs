@@ -6,6 +6,7 @@ mod diff;
 mod inspect;
 mod measure;
 mod new;
+mod report;
 mod schema;
 mod serve;
 mod verify;
@@ -42,6 +43,7 @@ enum Command {
     Inspect(inspect::Opts),
     Measure(measure::Opts),
     New(new::Opts),
+    Report(report::Opts),
     Schema(schema::Opts),
     Serve(serve::Opts),
     Verify(verify::Opts),
@@ -56,6 +58,7 @@ impl Cli {
             Command::Inspect(opts) => opts.run(),
             Command::Measure(opts) => opts.run(),
             Command::New(opts) => opts.run(),
+            Command::Report(opts) => opts.run(),
             Command::Schema(opts) => opts.run(),
             Command::Serve(opts) => opts.run(),
             Command::Verify(opts) => opts.run(),

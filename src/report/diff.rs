@@ -3,7 +3,7 @@
 use super::check::value;
 use crate::diff::MetricChange;
 
-fn cells(c: &MetricChange) -> [String; 5] {
+pub(crate) fn cells(c: &MetricChange) -> [String; 5] {
     let change = if c.change >= 0.0 {
         format!("+{}", value(c.unit, c.change))
     } else {

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod diff;
+pub mod html;
 pub mod human;
 
 use crate::manifest::{CudaRun, FileEntry, Parity};

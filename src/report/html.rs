@@ -1,0 +1,482 @@
+//! `report`: one self-contained HTML page per bundle (inline CSS and SVG, no script, no network)
+//! with bytes per variant and compression, latency per variant and batch size, cold start, the
+//! runtime-fit verdict, budgets, and the metric diff against a baseline manifest.
+
+use super::check::value;
+use super::format_bytes;
+use crate::budget::{self, BudgetResult, Unit};
+use crate::diff::{self, MetricChange};
+use crate::manifest::{AnyManifest, Manifest, Parity, Sizes};
+use crate::measure::timing::format_duration_us;
+use crate::pyodide::manifest::PyodideManifest;
+use anyhow::Result;
+use std::fmt::Write;
+
+const STYLE: &str = include_str!("../../templates/report/style.css");
+/// Series colours, in order: colour-blind safe (Okabe–Ito).
+const PALETTE: [&str; 6] = [
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00",
+];
+
+/// One row of bars in a chart: a label and a value per series (`None`: not measured).
+struct Group {
+    label: String,
+    values: Vec<Option<f64>>,
+}
+
+/// A horizontal grouped bar chart as inline SVG; `format` labels each bar's value.
+fn bar_chart(
+    title: &str,
+    note: &str,
+    series: &[&str],
+    groups: &[Group],
+    format: fn(f64) -> String,
+) -> String {
+    const WIDTH: f64 = 820.0;
+    const LABEL: f64 = 190.0;
+    const VALUE_ROOM: f64 = 110.0;
+    const BAR: f64 = 16.0;
+    const GAP: f64 = 14.0;
+    let max = groups
+        .iter()
+        .flat_map(|g| g.values.iter().flatten())
+        .copied()
+        .fold(0.0, f64::max);
+    let scale = if max > 0.0 {
+        (WIDTH - LABEL - VALUE_ROOM) / max
+    } else {
+        0.0
+    };
+    let mut svg = String::new();
+    let mut y = 8.0;
+    for group in groups {
+        let bars = group.values.iter().filter(|v| v.is_some()).count().max(1) as f64;
+        let height = bars * (BAR + 3.0);
+        let _ = write!(
+            svg,
+            r#"<text x="{:.0}" y="{:.1}" class="group" text-anchor="end">{}</text>"#,
+            LABEL - 10.0,
+            y + height / 2.0 + 4.0,
+            escape(&group.label)
+        );
+        let mut bar_y = y;
+        for (index, v) in group.values.iter().enumerate() {
+            let Some(v) = v else { continue };
+            let length = (v * scale).max(1.0);
+            let _ = write!(
+                svg,
+                r#"<rect x="{LABEL}" y="{bar_y:.1}" width="{length:.1}" height="{BAR}" rx="3" fill="{}"><title>{}: {}</title></rect><text x="{:.1}" y="{:.1}" class="value">{}</text>"#,
+                PALETTE[index % PALETTE.len()],
+                escape(series[index]),
+                format(*v),
+                LABEL + length + 6.0,
+                bar_y + BAR - 4.0,
+                format(*v)
+            );
+            bar_y += BAR + 3.0;
+        }
+        y += height + GAP;
+    }
+    let legend: String = series
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            groups
+                .iter()
+                .any(|g| g.values.get(*i).is_some_and(Option::is_some))
+        })
+        .map(|(i, name)| {
+            format!(
+                r#"<span class="key"><i style="background:{}"></i>{}</span>"#,
+                PALETTE[i % PALETTE.len()],
+                escape(name)
+            )
+        })
+        .collect();
+    format!(
+        r#"<section class="card"><h2>{}</h2><p class="note">{}</p><div class="legend">{legend}</div><svg viewBox="0 0 {WIDTH} {y:.0}" width="100%" role="img" aria-label="{}">{svg}</svg></section>"#,
+        escape(title),
+        escape(note),
+        escape(title)
+    )
+}
+
+fn bytes(v: f64) -> String {
+    format_bytes(v.round() as u64)
+}
+
+fn size_values(sizes: &Sizes) -> Vec<Option<f64>> {
+    [
+        sizes.raw_bytes,
+        sizes.gzip_bytes,
+        sizes.brotli_bytes,
+        sizes.zstd_bytes,
+    ]
+    .iter()
+    .map(|&b| Some(b as f64))
+    .collect()
+}
+
+const SIZE_SERIES: [&str; 4] = ["raw", "gzip -9", "brotli 11", "zstd 19"];
+
+/// The page for `manifest`, with the metric diff against `baseline` when given.
+pub fn render(manifest: &AnyManifest, baseline: Option<&AnyManifest>) -> Result<String> {
+    let (title, subtitle, body) = match manifest {
+        AnyManifest::Kernel(m) => kernel_sections(m),
+        AnyManifest::Pyodide(m) => pyodide_sections(m),
+    };
+    let mut page = String::new();
+    page.push_str(&body);
+    let budgets = budget::check(&manifest.metrics(), manifest.budgets())?;
+    if !budgets.is_empty() {
+        page.push_str(&budget_table(&budgets));
+    }
+    if let Some(baseline) = baseline {
+        let changes = diff::diff(&baseline.metrics(), &manifest.metrics());
+        page.push_str(&diff_table(&changes));
+    }
+    Ok(format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{} · cargo-wasmpack-infer report</title><style>{STYLE}</style></head><body><main><header><h1>{}</h1><p class="sub">{}</p></header>{page}<footer>Generated by cargo-wasmpack-infer {} from manifest.json. Every figure was measured in the run that wrote it.</footer></main></body></html>
+"#,
+        escape(&title),
+        escape(&title),
+        escape(&subtitle),
+        env!("CARGO_PKG_VERSION"),
+    ))
+}
+
+fn verdict(text: &str, parity_lines: &[(String, &Parity)]) -> String {
+    let parity: String = parity_lines
+        .iter()
+        .map(|(name, p)| {
+            format!(
+                r#"<li class="{}"><b>{}</b>: {}/{} samples agree on argmax, max |Δ| {:.2e} (tolerance {:.0e})</li>"#,
+                if p.passed { "ok" } else { "bad" },
+                escape(name),
+                p.argmax_agree,
+                p.samples,
+                p.max_abs_diff,
+                p.tolerance
+            )
+        })
+        .collect();
+    format!(
+        r#"<section class="card verdict"><h2>Runtime fit</h2><p>{}</p><ul class="parity">{parity}</ul></section>"#,
+        escape(text)
+    )
+}
+
+fn kernel_sections(m: &Manifest) -> (String, String, String) {
+    let t = &m.timings;
+    let title = format!("{} {}", m.kernel.name, m.kernel.version);
+    let subtitle = format!(
+        "kernel · {} profile · measured on {} ({} cores), {}",
+        m.profile.name, t.environment.cpu, t.environment.cores, t.environment.wasm_engine
+    );
+    let mut body = String::new();
+    let mut parities = vec![("WASM vs native CPU".to_string(), &m.parity)];
+    if let Some(p) = &t.cuda.parity {
+        parities.push(("WASM vs CUDA".into(), p));
+    }
+    if let Some(p) = t.browser.as_ref().and_then(|b| b.parity.as_ref()) {
+        parities.push(("Chromium vs wasmtime".into(), p));
+    }
+    body.push_str(&verdict(&t.runtime_fit.verdict, &parities));
+    body.push_str(&bar_chart(
+        "Bytes per variant",
+        "What a CDN ships for each variant, per compressor.",
+        &SIZE_SERIES,
+        &[
+            Group {
+                label: format!("wasm · {}", m.wasm.file),
+                values: size_values(&m.wasm.sizes),
+            },
+            Group {
+                label: format!("native · {}", m.native.file),
+                values: size_values(&m.native.sizes),
+            },
+        ],
+        bytes,
+    ));
+
+    let mut batches: Vec<usize> = t.wasm.steady.iter().map(|s| s.batch).collect();
+    batches.dedup();
+    let per_sample = |steady: &[crate::manifest::Steady], batch: usize| {
+        steady
+            .iter()
+            .find(|s| s.batch == batch)
+            .map(|s| s.latency.median_us / batch as f64)
+    };
+    let groups: Vec<Group> = batches
+        .iter()
+        .map(|&batch| Group {
+            label: format!("batch {batch}"),
+            values: vec![
+                per_sample(&t.wasm.steady, batch),
+                per_sample(&t.native.steady, batch),
+                per_sample(&t.cuda.steady, batch),
+                t.browser.as_ref().and_then(|b| {
+                    b.steady
+                        .iter()
+                        .find(|s| s.batch == batch)
+                        .map(|s| s.latency.median_us / batch as f64)
+                }),
+            ],
+        })
+        .collect();
+    body.push_str(&bar_chart(
+        "Steady latency per sample",
+        "Median of one call divided by its batch size: lower is better. WASM in wasmtime includes copies across the sandbox boundary.",
+        &["wasm (wasmtime)", "native cpu", "cuda", "wasm in Chromium"],
+        &groups,
+        format_duration_us,
+    ));
+
+    let cold = |c: &crate::manifest::ColdStart| c.init.median_us + c.first_inference.median_us;
+    let mut cold_groups = vec![
+        Group {
+            label: "wasm, precompiled".into(),
+            values: vec![Some(t.runtime_fit.wasm_cold_start_us)],
+        },
+        Group {
+            label: "wasm, compiling".into(),
+            values: vec![Some(t.runtime_fit.wasm_cold_start_compiling_us)],
+        },
+        Group {
+            label: "native cpu".into(),
+            values: vec![Some(t.runtime_fit.native_cold_start_us)],
+        },
+    ];
+    if let Some(c) = &t.cuda.cold {
+        cold_groups.push(Group {
+            label: "cuda".into(),
+            values: vec![Some(cold(c))],
+        });
+    }
+    if let Some(b) = &t.browser {
+        cold_groups.push(Group {
+            label: "Chromium load()".into(),
+            values: vec![Some(b.load.median_us + b.first_inference.median_us)],
+        });
+    }
+    body.push_str(&bar_chart(
+        "Cold start to first result",
+        "Load or instantiate, init, and the first inference of one sample (medians).",
+        &["cold start"],
+        &cold_groups,
+        format_duration_us,
+    ));
+    (title, subtitle, body)
+}
+
+fn pyodide_sections(m: &PyodideManifest) -> (String, String, String) {
+    let t = &m.timings;
+    let title = format!("{} {}", m.project.name, m.project.version);
+    let subtitle = format!(
+        "Python on Pyodide {} · entry {} · measured on {} ({} cores), {}",
+        m.distribution.version, m.project.entry, t.environment.cpu, t.environment.cores, t.node
+    );
+    let mut body = String::new();
+    let mut parities = vec![("bundle vs native CPython".to_string(), &m.parity.native)];
+    if let Some(p) = t.browser.as_ref().and_then(|b| b.parity.as_ref()) {
+        parities.push(("Chromium vs Node".into(), p));
+    }
+    body.push_str(&verdict(&t.runtime_fit.verdict, &parities));
+    let mut size_groups = vec![
+        Group {
+            label: "stock Pyodide".into(),
+            values: size_values(&m.sizes.stock),
+        },
+        Group {
+            label: "shaken bundle".into(),
+            values: size_values(&m.sizes.bundle),
+        },
+    ];
+    if let Some(s) = &m.snapshot {
+        size_groups.push(Group {
+            label: "memory snapshot".into(),
+            values: size_values(&s.sizes),
+        });
+    }
+    body.push_str(&bar_chart(
+        "Bytes shipped",
+        "Runtime, standard library, packages and app; the snapshot is an extra download when the loader boots from it.",
+        &SIZE_SERIES,
+        &size_groups,
+        bytes,
+    ));
+    let ms = |v: f64| Some(v * 1000.0);
+    let mut cold = vec![
+        Group {
+            label: "stock Pyodide (Node)".into(),
+            values: vec![ms(t.stock.cold_start_ms)],
+        },
+        Group {
+            label: "bundle (Node)".into(),
+            values: vec![ms(t.bundle.cold_start_ms)],
+        },
+    ];
+    if let Some(s) = &m.snapshot {
+        cold.push(Group {
+            label: "bundle + snapshot (Node)".into(),
+            values: vec![ms(s.run.cold_start_ms)],
+        });
+    }
+    if let Some(b) = &t.browser {
+        cold.push(Group {
+            label: "bundle (Chromium)".into(),
+            values: vec![Some(b.load.median_us + b.first_inference.median_us)],
+        });
+        if let Some(s) = &b.snapshot_load {
+            cold.push(Group {
+                label: "bundle + snapshot (Chromium)".into(),
+                values: vec![Some(s.median_us + b.first_inference.median_us)],
+            });
+        }
+    }
+    cold.push(Group {
+        label: "native CPython".into(),
+        values: vec![ms(t.native.cold_start_ms)],
+    });
+    body.push_str(&bar_chart(
+        "Cold start to first result",
+        "Boot, app import and the first inference.",
+        &["cold start"],
+        &cold,
+        format_duration_us,
+    ));
+    let mut steady = vec![
+        Group {
+            label: "stock Pyodide (Node)".into(),
+            values: vec![Some(t.stock.steady.median_us)],
+        },
+        Group {
+            label: "bundle (Node)".into(),
+            values: vec![Some(t.bundle.steady.median_us)],
+        },
+    ];
+    if let Some(b) = &t.browser {
+        steady.push(Group {
+            label: "bundle (Chromium)".into(),
+            values: vec![Some(b.steady.latency.median_us)],
+        });
+    }
+    steady.push(Group {
+        label: "native CPython".into(),
+        values: vec![Some(t.native.steady.median_us)],
+    });
+    body.push_str(&bar_chart(
+        "Steady latency per sample",
+        "Median of one call of the entry on one sample: the interpreter tax is the Pyodide bar over the CPython bar.",
+        &["steady"],
+        &steady,
+        format_duration_us,
+    ));
+    (title, subtitle, body)
+}
+
+fn budget_table(results: &[BudgetResult]) -> String {
+    let rows: String = results
+        .iter()
+        .map(|r| {
+            format!(
+                r#"<tr class="{}"><td>{}</td><td>{}</td><td>{}</td><td>{:+.1} %</td></tr>"#,
+                if r.passed { "ok" } else { "bad" },
+                escape(&r.metric),
+                escape(&value(r.unit, r.limit)),
+                escape(&value(r.unit, r.value)),
+                r.headroom * 100.0
+            )
+        })
+        .collect();
+    let exceeded = results.iter().filter(|r| !r.passed).count();
+    format!(
+        r#"<section class="card"><h2>Budgets</h2><p class="note">{}</p><table><thead><tr><th>metric</th><th>limit</th><th>value</th><th>headroom</th></tr></thead><tbody>{rows}</tbody></table></section>"#,
+        if exceeded == 0 {
+            format!("All {} budgets met.", results.len())
+        } else {
+            format!("{exceeded} of {} budgets exceeded.", results.len())
+        }
+    )
+}
+
+fn diff_table(changes: &[MetricChange]) -> String {
+    let changed: Vec<&MetricChange> = changes.iter().filter(|c| c.change != 0.0).collect();
+    let rows: String = changed
+        .iter()
+        .map(|c| {
+            let [metric, old, new, change, relative] = super::diff::cells(c);
+            // Growth is worse for every metric but the ones where more means faster.
+            let worse = if c.metric.contains("samples_per_second") {
+                c.change < 0.0
+            } else {
+                c.change > 0.0
+            };
+            format!(
+                r#"<tr class="{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+                if worse { "bad" } else { "ok" },
+                escape(&metric),
+                escape(&old),
+                escape(&new),
+                escape(&change),
+                escape(&relative)
+            )
+        })
+        .collect();
+    let timings = changed
+        .iter()
+        .filter(|c| c.unit == Unit::Microseconds)
+        .count();
+    format!(
+        r#"<section class="card"><h2>Against the baseline</h2><p class="note">{} metrics changed, {} unchanged; largest relative change first.{}</p><table><thead><tr><th>metric</th><th>old</th><th>new</th><th>change</th><th>%</th></tr></thead><tbody>{rows}</tbody></table></section>"#,
+        changed.len(),
+        changes.len() - changed.len(),
+        if timings > 0 {
+            " Timings are single medians from each run: noisy across machines."
+        } else {
+            ""
+        }
+    )
+}
+
+/// Text made safe for HTML and SVG.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_scale_to_the_largest_value_and_escape_labels() {
+        let svg = bar_chart(
+            "t",
+            "n",
+            &["a", "b"],
+            &[
+                Group {
+                    label: "<x>".into(),
+                    values: vec![Some(10.0), None],
+                },
+                Group {
+                    label: "y".into(),
+                    values: vec![Some(5.0), Some(2.5)],
+                },
+            ],
+            |v| format!("{v}"),
+        );
+        assert!(svg.contains("&lt;x&gt;") && !svg.contains("<x>"));
+        // The largest bar spans the chart; the others in proportion.
+        assert!(svg.contains(r#"width="520.0""#), "{svg}");
+        assert!(svg.contains(r#"width="260.0""#) && svg.contains(r#"width="130.0""#));
+        assert_eq!(
+            svg.matches("<rect").count(),
+            3,
+            "no bar for a missing value"
+        );
+    }
+}
