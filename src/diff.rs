@@ -1,8 +1,14 @@
 //! Comparing two manifests metric by metric, largest relative change first.
 
 use crate::budget::{Metric, Unit};
+use crate::manifest::{AnyManifest, Manifest};
+use crate::pyodide::manifest::PyodideManifest;
+use crate::stages::names::{FunctionChange, NameMap, function_changes};
+use anyhow::{Result, anyhow, bail};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +61,115 @@ pub fn grown_beyond(changes: &[MetricChange], threshold: f64) -> Vec<&MetricChan
         .iter()
         .filter(|c| c.unit == Unit::Bytes && c.relative > threshold)
         .collect()
+}
+
+/// What changed inside two bundles beyond their metrics: the WASM functions whose size changed
+/// most (from the sidecar name maps), or the Python modules and shipped files added, removed or
+/// resized.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ContentChanges {
+    pub functions: Vec<FunctionChange>,
+    pub modules_added: Vec<String>,
+    pub modules_removed: Vec<String>,
+    /// Shipped files of a Python bundle, brotli bytes.
+    pub files: Vec<FileChange>,
+    /// Why a comparison was left out (e.g. a bundle built before name maps existed).
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileChange {
+    pub file: String,
+    pub old_bytes: Option<u64>,
+    pub new_bytes: Option<u64>,
+    pub change: i64,
+}
+
+/// Functions listed by `diff`, at most.
+pub const TOP_FUNCTIONS: usize = 10;
+
+/// The content changes between the bundles at `old_dir` and `new_dir`, described by `old` and
+/// `new` (of the same kind).
+pub fn content_changes(
+    old: &AnyManifest,
+    old_dir: &Path,
+    new: &AnyManifest,
+    new_dir: &Path,
+) -> ContentChanges {
+    let mut out = ContentChanges::default();
+    match (old, new) {
+        (AnyManifest::Kernel(o), AnyManifest::Kernel(n)) => {
+            match (name_map(o, old_dir), name_map(n, new_dir)) {
+                (Ok(o), Ok(n)) => out.functions = function_changes(&o, &n, TOP_FUNCTIONS),
+                (Err(e), _) | (_, Err(e)) => {
+                    out.notes.push(format!("functions not compared: {e:#}"))
+                }
+            }
+        }
+        (AnyManifest::Pyodide(o), AnyManifest::Pyodide(n)) => {
+            let (old_modules, new_modules) = (&o.shake.modules, &n.shake.modules);
+            out.modules_added = new_modules
+                .keys()
+                .filter(|m| !old_modules.contains_key(*m))
+                .cloned()
+                .collect();
+            out.modules_removed = old_modules
+                .keys()
+                .filter(|m| !new_modules.contains_key(*m))
+                .cloned()
+                .collect();
+            let brotli = |m: &PyodideManifest| -> BTreeMap<String, u64> {
+                m.sizes
+                    .per_file
+                    .iter()
+                    .map(|f| (f.file.clone(), f.bundle.brotli_bytes))
+                    .collect()
+            };
+            let (old_files, new_files) = (brotli(o), brotli(n));
+            out.files = old_files
+                .keys()
+                .chain(new_files.keys())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .filter_map(|file| {
+                    let (o, n) = (old_files.get(file).copied(), new_files.get(file).copied());
+                    let change = n.unwrap_or(0) as i64 - o.unwrap_or(0) as i64;
+                    (change != 0).then(|| FileChange {
+                        file: file.clone(),
+                        old_bytes: o,
+                        new_bytes: n,
+                        change,
+                    })
+                })
+                .collect();
+            out.files.sort_by(|a, b| {
+                b.change
+                    .abs()
+                    .cmp(&a.change.abs())
+                    .then(a.file.cmp(&b.file))
+            });
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The name map a kernel bundle's manifest points at, checked to describe its shipped module.
+fn name_map(manifest: &Manifest, dir: &Path) -> Result<NameMap> {
+    let file = manifest.wasm.name_map.as_deref().ok_or_else(|| {
+        anyhow!("{} has no name map (built before they existed, or with a module its twin did not reproduce)", dir.display())
+    })?;
+    let map = NameMap::read(&crate::bundle::path_in(dir, file)?)?;
+    let shipped = manifest.files.iter().find(|f| f.path == manifest.wasm.file);
+    if shipped.is_none_or(|f| f.sha256 != map.module_sha256) {
+        bail!(
+            "{file} describes another module than {}",
+            manifest.wasm.file
+        );
+    }
+    Ok(map)
 }
 
 #[cfg(test)]

@@ -111,6 +111,10 @@ pub struct WasmVariant {
     /// Host imports the module needs (none for a self-contained kernel).
     pub imports: Vec<String>,
     pub exports: Vec<String>,
+    /// The sidecar with the shipped module's function names and sizes (`diff` reads it), when
+    /// the build could make one that matches the module exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_map: Option<String>,
 }
 
 /// Size after each stage, and what each stage did.

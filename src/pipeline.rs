@@ -21,6 +21,7 @@ use crate::project::kernel::{KernelProject, TensorSpec};
 use crate::report::{Event, Reporter, Stage};
 use crate::stages::cargo_build::{self, TargetSetup};
 use crate::stages::demo::{self, DemoVariant};
+use crate::stages::names::{self, NameMap};
 use crate::stages::pack::{self, BundleFile};
 use crate::stages::{loader, optimize, shake, validate};
 use anyhow::{Context, Result, bail};
@@ -55,6 +56,26 @@ pub struct BuildOptions {
 pub struct BuildOutput {
     pub bundle_dir: PathBuf,
     pub manifest: Manifest,
+}
+
+/// The shipped module's function names and sizes, from a twin shaken and optimized with names
+/// kept; `None` when stripping the twin's names does not give the shipped module exactly.
+fn name_map(
+    built_wasm: &[u8],
+    shake_options: shake::ShakeOptions,
+    profile: &Profile,
+    shipped: &[u8],
+) -> Result<Option<NameMap>> {
+    if shake_options.keep_names {
+        return NameMap::for_shipped(shipped, shipped);
+    }
+    let twin_options = shake::ShakeOptions {
+        keep_names: true,
+        ..shake_options
+    };
+    let twin = shake::shake(built_wasm, &abi::export_names(), twin_options)?;
+    let named = optimize::optimize(&twin.wasm, &profile.wasm, true)?;
+    NameMap::for_shipped(&named.wasm, shipped)
 }
 
 /// The demo page, loading the WASM variant through `loader.mjs`.
@@ -141,6 +162,8 @@ pub fn build(
         after: optimized.wasm.len() as u64,
         level: &optimized.level,
     });
+    let name_map = name_map(&built_wasm, shake_options, profile, &optimized.wasm)
+        .context("building the sidecar name map")?;
 
     reporter.event(Event::Started(Stage::Validate));
     validate::validate_module(&optimized.wasm, &profile.wasm.runtime_features)
@@ -222,6 +245,12 @@ pub fn build(
         pack::deterministic_tar_zst(&wasm_variant_files, options.source_date_epoch)?,
     );
     let samples_file = BundleFile::new(SAMPLES_FILE, project.samples.clone());
+    let name_map_file = name_map.as_ref().map(|map| {
+        BundleFile::new(
+            format!("{}{}", project.name, names::SUFFIX),
+            crate::manifest::pretty_json(map).into_bytes(),
+        )
+    });
     let native_sizes = sizes::sizes(&native_file.bytes)?;
 
     let staging = fsx::StagingDir::new(&bundle_dir)?;
@@ -233,6 +262,7 @@ pub fn build(
     ];
     bundle_files.extend(loader);
     bundle_files.extend(demo_page);
+    bundle_files.extend(name_map_file.clone());
     let files = pack::write_files(staging.path(), &bundle_files)?;
     let manifest = Manifest {
         schema_version: crate::manifest::SCHEMA_VERSION,
@@ -297,6 +327,7 @@ pub fn build(
             sizes: wasm_sizes,
             imports: wasm_abi.imports.clone(),
             exports: abi::check_wasm(&optimized.wasm, &project.name)?.exports,
+            name_map: name_map_file.map(|f| f.path),
         },
         native: NativeVariant {
             file: native_file.path.clone(),

@@ -489,3 +489,67 @@ fn killed_builds_never_leave_a_half_written_bundle() {
         .collect();
     assert_eq!(leftovers, vec!["handwritten-0.1.0".to_string()]);
 }
+
+/// The build keeps a sidecar name map beside the stripped module; `diff` of two releases names
+/// the functions whose size changed.
+#[test]
+fn diff_names_the_functions_that_changed_from_the_sidecar_name_maps() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_crate = copy_crate(&fixture("handwritten"), &dir.path().join("old"));
+    let new_crate = copy_crate(&fixture("handwritten"), &dir.path().join("new"));
+    let lib = new_crate.join("src/lib.rs");
+    let source = std::fs::read_to_string(&lib).unwrap();
+    let changed = source.replace(
+        "let sum: f32 = values.iter().sum();",
+        "let sum: f32 = values.iter().map(|v| v.abs().sqrt()).sum();",
+    );
+    assert_ne!(source, changed, "the fixture changed: update this test");
+    std::fs::write(&lib, changed).unwrap();
+    let bundle_of = |crate_dir: &Path| {
+        let out = crate_dir.parent().unwrap().join("dist");
+        let output = build(
+            crate_dir,
+            &out,
+            &["--json", "--steady-runs", "5", "--batches", "1"],
+        );
+        assert_exit(&output, 0);
+        let manifest = manifest_from_stdout(&output);
+        let bundle = out.join("handwritten-0.1.0");
+        let map_file = manifest["wasm"]["name_map"].as_str().unwrap().to_string();
+        assert_eq!(map_file, "handwritten.names.json");
+        let map: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(bundle.join(&map_file)).unwrap()).unwrap();
+        let wasm = std::fs::read(bundle.join("handwritten.wasm")).unwrap();
+        assert_eq!(
+            map["module_sha256"],
+            cargo_wasmpack_infer::fsx::sha256_hex(&wasm),
+            "the map describes the shipped module"
+        );
+        assert!(
+            cargo_wasmpack_infer::inspect::inspect(&wasm, 100)
+                .unwrap()
+                .largest_functions
+                .iter()
+                .all(|f| f.name.is_none()),
+            "the shipped module stays stripped"
+        );
+        bundle
+    };
+    let (old, new) = (bundle_of(&old_crate), bundle_of(&new_crate));
+    let output = wpi(&[
+        "diff",
+        old.to_str().unwrap(),
+        new.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_exit(&output, 0);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let functions = report["content"]["functions"].as_array().unwrap();
+    assert!(
+        functions.iter().any(|f| f["name"] == "wpi_infer"),
+        "{functions:?}"
+    );
+    let output = wpi(&["diff", old.to_str().unwrap(), new.to_str().unwrap()]);
+    assert!(stdout(&output).contains("wpi_infer"), "{}", stdout(&output));
+}

@@ -1,4 +1,4 @@
-use super::{Format, append_step_summary, manifest_path_of};
+use super::{Format, append_step_summary, dir_of, manifest_path_of};
 use cargo_wasmpack_infer::diff;
 use cargo_wasmpack_infer::exit::{BUDGET_EXCEEDED, input_error};
 use cargo_wasmpack_infer::manifest::AnyManifest;
@@ -28,8 +28,9 @@ pub struct Opts {
 impl Opts {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let threshold = self.fail_over.as_deref().map(parse_threshold).transpose()?;
-        let old = AnyManifest::read(&manifest_path_of(&self.old)?)?;
-        let new = AnyManifest::read(&manifest_path_of(&self.new)?)?;
+        let (old_path, new_path) = (manifest_path_of(&self.old)?, manifest_path_of(&self.new)?);
+        let old = AnyManifest::read(&old_path)?;
+        let new = AnyManifest::read(&new_path)?;
         if old.kind() != new.kind() {
             return Err(cargo_wasmpack_infer::exit::input_error(format!(
                 "cannot compare a {} manifest with a {} manifest",
@@ -38,12 +39,14 @@ impl Opts {
             )));
         }
         let changes = diff::diff(&old.metrics(), &new.metrics());
+        let content = diff::content_changes(&old, &dir_of(&old_path), &new, &dir_of(&new_path));
         let grown = threshold
             .map(|t| diff::grown_beyond(&changes, t))
             .unwrap_or_default();
         match self.format {
             Format::Human => {
                 print!("{}", report::diff::human(&changes));
+                print!("{}", report::diff::content_human(&content));
                 for c in &grown {
                     println!(
                         "✗ {} grew {:+.1} %, over --fail-over",
@@ -52,16 +55,25 @@ impl Opts {
                     );
                 }
             }
-            Format::Markdown => print!("{}", report::diff::markdown(&changes)),
+            Format::Markdown => print!(
+                "{}{}",
+                report::diff::markdown(&changes),
+                report::diff::content_markdown(&content)
+            ),
             Format::Json => println!(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({
                     "changes": changes,
+                    "content": content,
                     "grown_over_threshold": grown.iter().map(|c| &c.metric).collect::<Vec<_>>(),
                 }))?
             ),
         }
-        append_step_summary(&report::diff::markdown(&changes))?;
+        append_step_summary(&format!(
+            "{}{}",
+            report::diff::markdown(&changes),
+            report::diff::content_markdown(&content)
+        ))?;
         Ok(if grown.is_empty() {
             ExitCode::SUCCESS
         } else {

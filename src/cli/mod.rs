@@ -176,6 +176,14 @@ pub fn manifest_path_of(path: &std::path::Path) -> anyhow::Result<std::path::Pat
     Ok(bundle_dir_of(path)?.join(cargo_wasmpack_infer::manifest::FILE_NAME))
 }
 
+/// The bundle directory holding a manifest file (the current directory for a bare file name).
+pub fn dir_of(manifest: &std::path::Path) -> std::path::PathBuf {
+    manifest
+        .parent()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default()
+}
+
 /// Output format of report-style commands (`check`, `diff`).
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Format {

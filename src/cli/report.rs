@@ -1,4 +1,5 @@
-use super::manifest_path_of;
+use super::{dir_of, manifest_path_of};
+use cargo_wasmpack_infer::diff;
 use cargo_wasmpack_infer::exit::input_error;
 use cargo_wasmpack_infer::fsx;
 use cargo_wasmpack_infer::manifest::AnyManifest;
@@ -25,11 +26,12 @@ pub struct Opts {
 
 impl Opts {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        let manifest = AnyManifest::read(&manifest_path_of(&self.bundle)?)?;
-        let baseline = self
-            .baseline
+        let manifest_path = manifest_path_of(&self.bundle)?;
+        let manifest = AnyManifest::read(&manifest_path)?;
+        let baseline_path = self.baseline.as_deref().map(manifest_path_of).transpose()?;
+        let baseline = baseline_path
             .as_deref()
-            .map(|path| AnyManifest::read(&manifest_path_of(path)?))
+            .map(AnyManifest::read)
             .transpose()?;
         if let Some(baseline) = &baseline
             && baseline.kind() != manifest.kind()
@@ -40,7 +42,16 @@ impl Opts {
                 baseline.kind()
             )));
         }
-        let page = html::render(&manifest, baseline.as_ref())?;
+        let content = match (&baseline, &baseline_path) {
+            (Some(old), Some(old_path)) => Some(diff::content_changes(
+                old,
+                &dir_of(old_path),
+                &manifest,
+                &dir_of(&manifest_path),
+            )),
+            _ => None,
+        };
+        let page = html::render(&manifest, baseline.as_ref().zip(content.as_ref()))?;
         fsx::write_atomic(&self.output, page.as_bytes())?;
         println!("wrote {} ({} bytes)", self.output.display(), page.len());
         Ok(ExitCode::SUCCESS)

@@ -1,7 +1,8 @@
 //! `diff` tables: human and Markdown.
 
 use super::check::value;
-use crate::diff::MetricChange;
+use super::format_bytes;
+use crate::diff::{ContentChanges, MetricChange};
 
 pub(crate) fn cells(c: &MetricChange) -> [String; 5] {
     let change = if c.change >= 0.0 {
@@ -68,6 +69,116 @@ pub fn markdown(changes: &[MetricChange]) -> String {
         out.push_str(&format!(
             "| `{metric}` | {old} | {new} | {change} | {relative} |\n"
         ));
+    }
+    out
+}
+
+fn signed_bytes(change: i64) -> String {
+    let magnitude = format_bytes(change.unsigned_abs());
+    if change >= 0 {
+        format!("+{magnitude}")
+    } else {
+        format!("−{magnitude}")
+    }
+}
+
+fn maybe_bytes(bytes: Option<u64>) -> String {
+    bytes.map_or("—".into(), format_bytes)
+}
+
+/// Rows of the functions or files table: name, old, new, change.
+fn content_rows(changes: &ContentChanges) -> (&'static str, Vec<[String; 4]>) {
+    if !changes.functions.is_empty() {
+        let rows = changes
+            .functions
+            .iter()
+            .map(|f| {
+                [
+                    f.name.clone(),
+                    maybe_bytes(f.old_bytes),
+                    maybe_bytes(f.new_bytes),
+                    signed_bytes(f.change),
+                ]
+            })
+            .collect();
+        return ("function", rows);
+    }
+    let rows = changes
+        .files
+        .iter()
+        .map(|f| {
+            [
+                f.file.clone(),
+                maybe_bytes(f.old_bytes),
+                maybe_bytes(f.new_bytes),
+                signed_bytes(f.change),
+            ]
+        })
+        .collect();
+    ("file (brotli)", rows)
+}
+
+/// Functions (or shipped files) whose size changed most, and modules added or removed.
+pub fn content_human(changes: &ContentChanges) -> String {
+    let mut out = String::new();
+    let (what, rows) = content_rows(changes);
+    if !rows.is_empty() {
+        let width = rows
+            .iter()
+            .map(|r| r[0].chars().count())
+            .max()
+            .unwrap_or(0)
+            .min(70);
+        out.push_str(&format!(
+            "\n{what:<width$}  {:>10}  {:>10}  {:>10}\n",
+            "old", "new", "change"
+        ));
+        for [name, old, new, change] in &rows {
+            let name: String = name.chars().take(70).collect();
+            out.push_str(&format!(
+                "{name:<width$}  {old:>10}  {new:>10}  {change:>10}\n"
+            ));
+        }
+    }
+    for (label, modules) in [
+        ("modules added", &changes.modules_added),
+        ("modules removed", &changes.modules_removed),
+    ] {
+        if !modules.is_empty() {
+            out.push_str(&format!("{label}: {}\n", modules.join(", ")));
+        }
+    }
+    for note in &changes.notes {
+        out.push_str(&format!("note: {note}\n"));
+    }
+    out
+}
+
+pub fn content_markdown(changes: &ContentChanges) -> String {
+    let mut out = String::new();
+    let (what, rows) = content_rows(changes);
+    if !rows.is_empty() {
+        out.push_str(&format!(
+            "\n| {what} | old | new | change |\n|---|---|---|---|\n"
+        ));
+        for [name, old, new, change] in &rows {
+            out.push_str(&format!(
+                "| `{}` | {old} | {new} | {change} |\n",
+                name.replace('|', "\\|")
+            ));
+        }
+    }
+    for (label, modules) in [
+        ("Modules added", &changes.modules_added),
+        ("Modules removed", &changes.modules_removed),
+    ] {
+        if !modules.is_empty() {
+            let list: Vec<String> = modules.iter().map(|m| format!("`{m}`")).collect();
+            out.push_str(&format!("\n{label}: {}\n", list.join(", ")));
+        }
+    }
+    for note in &changes.notes {
+        out.push_str(&format!("\n_{note}_\n"));
     }
     out
 }

@@ -3,6 +3,7 @@
 pub mod cargo_build;
 pub mod demo;
 pub mod loader;
+pub mod names;
 pub mod optimize;
 pub mod pack;
 pub mod shake;
