@@ -458,8 +458,8 @@ impl Manifest {
             == Some(crate::pyodide::manifest::KIND)
         {
             return Err(crate::exit::input_error(format!(
-                "{} belongs to a Python (Pyodide) bundle: `check` and `diff` read it; `measure`, \
-                 `verify` and `inspect` work on kernel bundles only for now",
+                "{} belongs to a Python (Pyodide) bundle: `check`, `diff`, `report`, `inspect` and \
+                 `measure --browser` read it; `verify` works on kernel bundles only for now",
                 path.display()
             )));
         }

@@ -552,4 +552,12 @@ fn diff_names_the_functions_that_changed_from_the_sidecar_name_maps() {
     );
     let output = wpi(&["diff", old.to_str().unwrap(), new.to_str().unwrap()]);
     assert!(stdout(&output).contains("wpi_infer"), "{}", stdout(&output));
+    // inspect names the stripped module's functions from the map.
+    let output = wpi(&["inspect", new.to_str().unwrap(), "--top", "3"]);
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("dlmalloc") && !stdout(&output).contains("func["),
+        "{}",
+        stdout(&output)
+    );
 }

@@ -136,6 +136,24 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
         assert_eq!(browser["parity"]["samples"], 360);
         assert_eq!(browser["environment"]["cross_origin_isolated"], true);
     }
+    // inspect lists the shipped files and the largest stdlib modules with the reason each stayed.
+    let output = wpi(&["inspect", bundle.to_str().unwrap(), "--json", "--top", "5"]);
+    assert_exit(&output, 0);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        report["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["file"] == "python_stdlib.zip"),
+        "{report}"
+    );
+    let largest = report["largest_modules"].as_array().unwrap();
+    assert_eq!(largest.len(), 5);
+    for module in largest {
+        assert!(module["uncompressed_bytes"].as_u64() > Some(0), "{module}");
+        assert!(!module["kept_because"].as_array().unwrap().is_empty());
+    }
     // A Python bundle is measured in the browser only.
     let output = wpi(&["measure", bundle.to_str().unwrap()]);
     assert_exit(&output, 2);

@@ -1,8 +1,13 @@
 use super::bundle_dir_of;
 use cargo_wasmpack_infer::bundle::Bundle;
 use cargo_wasmpack_infer::exit::input_error;
+use cargo_wasmpack_infer::fsx;
 use cargo_wasmpack_infer::inspect::{self, ModuleReport};
+use cargo_wasmpack_infer::manifest::AnyManifest;
+use cargo_wasmpack_infer::pyodide::inspect as pyodide_inspect;
+use cargo_wasmpack_infer::pyodide::manifest::PyodideManifest;
 use cargo_wasmpack_infer::report::format_bytes;
+use cargo_wasmpack_infer::stages::names::NameMap;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +15,9 @@ use std::process::ExitCode;
 /// Show what a module is made of: sections, imports, exports and the largest functions.
 ///
 /// Takes a .wasm file or a bundle directory (its shipped module). Function names come from the
-/// `name` section, which shipped modules lack unless built with --keep-names.
+/// module's `name` section, or for a bundle from its sidecar name map (the shipped module is
+/// stripped). For a Python bundle: its shipped files and the largest stdlib modules in its
+/// trimmed python_stdlib.zip, with the reason the shake kept each.
 #[derive(Args)]
 pub struct Opts {
     /// A .wasm file, or a bundle directory.
@@ -25,24 +32,86 @@ pub struct Opts {
 
 impl Opts {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        let wasm = if self.path.extension().is_some_and(|e| e == "wasm") && self.path.is_file() {
-            std::fs::read(&self.path)
-                .map_err(|e| input_error(format!("reading {}: {e}", self.path.display())))?
+        let is_module = self.path.extension().is_some_and(|e| e == "wasm") && self.path.is_file();
+        let (wasm, name_map) = if is_module {
+            let wasm = std::fs::read(&self.path)
+                .map_err(|e| input_error(format!("reading {}: {e}", self.path.display())))?;
+            (wasm, None)
         } else {
-            let bundle = Bundle::open(&bundle_dir_of(&self.path)?)?;
-            bundle.read(&bundle.manifest.wasm.file)?
+            let dir = bundle_dir_of(&self.path)?;
+            if let Ok(AnyManifest::Pyodide(manifest)) =
+                AnyManifest::read(&dir.join(cargo_wasmpack_infer::manifest::FILE_NAME))
+            {
+                return self.run_python(&dir, &manifest);
+            }
+            let bundle = Bundle::open(&dir)?;
+            let name_map = match &bundle.manifest.wasm.name_map {
+                Some(file) => Some(NameMap::read(&bundle.path_of(file)?)?),
+                None => None,
+            };
+            (bundle.read(&bundle.manifest.wasm.file)?, name_map)
         };
-        let report = inspect::inspect(&wasm, self.top).map_err(|e| {
+        let mut report = inspect::inspect(&wasm, self.top).map_err(|e| {
             input_error(format!(
                 "{}: not a valid module: {e:#}",
                 self.path.display()
             ))
         })?;
+        if let Some(map) = name_map.filter(|m| m.module_sha256 == fsx::sha256_hex(&wasm)) {
+            for function in &mut report.largest_functions {
+                function.name = function.name.take().or_else(|| {
+                    map.functions
+                        .iter()
+                        .find(|f| f.index == function.index)
+                        .and_then(|f| f.name.clone())
+                });
+            }
+        }
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
             print!("{}", human(&report));
         }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+impl Opts {
+    fn run_python(
+        &self,
+        dir: &std::path::Path,
+        manifest: &PyodideManifest,
+    ) -> anyhow::Result<ExitCode> {
+        let report = pyodide_inspect::inspect(dir, manifest, self.top)?;
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut out = String::from("shipped files (brotli)             bundle       stock\n");
+        for f in &report.files {
+            out.push_str(&format!(
+                "  {:<28} {:>10}  {:>10}\n",
+                f.file,
+                format_bytes(f.brotli_bytes),
+                f.stock_brotli_bytes.map_or("—".into(), format_bytes)
+            ));
+        }
+        out.push_str(&format!(
+            "\nlargest of {} stdlib modules in python_stdlib.zip   uncompressed    stored  kept because\n",
+            report.stdlib_modules
+        ));
+        for m in &report.largest_modules {
+            out.push_str(&format!(
+                "  {:<28} {:>3} files  {:>10}  {:>10}  {}\n",
+                m.module,
+                m.files,
+                format_bytes(m.uncompressed_bytes),
+                format_bytes(m.stored_bytes),
+                m.kept_because.join(", ")
+            ));
+        }
+        out.push_str("\nboot: loadPyodide imports it; traced: imported while the samples ran; static: the app's code names it\n");
+        print!("{out}");
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod deps;
 pub mod dist;
+pub mod inspect;
 pub mod manifest;
 pub mod pipeline;
 pub mod run;
