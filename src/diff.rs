@@ -3,11 +3,11 @@
 use crate::budget::{Metric, Unit};
 use crate::manifest::{AnyManifest, Manifest};
 use crate::pyodide::manifest::PyodideManifest;
-use crate::stages::names::{FunctionChange, NameMap, function_changes};
+use crate::stages::names::{NameMap, SizeChange, function_changes, size_changes};
 use anyhow::{Result, anyhow, bail};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -69,22 +69,13 @@ pub fn grown_beyond(changes: &[MetricChange], threshold: f64) -> Vec<&MetricChan
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ContentChanges {
-    pub functions: Vec<FunctionChange>,
+    pub functions: Vec<SizeChange>,
     pub modules_added: Vec<String>,
     pub modules_removed: Vec<String>,
     /// Shipped files of a Python bundle, brotli bytes.
-    pub files: Vec<FileChange>,
+    pub files: Vec<SizeChange>,
     /// Why a comparison was left out (e.g. a bundle built before name maps existed).
     pub notes: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct FileChange {
-    pub file: String,
-    pub old_bytes: Option<u64>,
-    pub new_bytes: Option<u64>,
-    pub change: i64,
 }
 
 /// Functions listed by `diff`, at most.
@@ -103,9 +94,12 @@ pub fn content_changes(
         (AnyManifest::Kernel(o), AnyManifest::Kernel(n)) => {
             match (name_map(o, old_dir), name_map(n, new_dir)) {
                 (Ok(o), Ok(n)) => out.functions = function_changes(&o, &n, TOP_FUNCTIONS),
-                (Err(e), _) | (_, Err(e)) => {
-                    out.notes.push(format!("functions not compared: {e:#}"))
-                }
+                (Err(e), _) => out
+                    .notes
+                    .push(format!("functions not compared: the old bundle {e:#}")),
+                (_, Err(e)) => out
+                    .notes
+                    .push(format!("functions not compared: the new bundle {e:#}")),
             }
         }
         (AnyManifest::Pyodide(o), AnyManifest::Pyodide(n)) => {
@@ -127,29 +121,7 @@ pub fn content_changes(
                     .map(|f| (f.file.clone(), f.bundle.brotli_bytes))
                     .collect()
             };
-            let (old_files, new_files) = (brotli(o), brotli(n));
-            out.files = old_files
-                .keys()
-                .chain(new_files.keys())
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .filter_map(|file| {
-                    let (o, n) = (old_files.get(file).copied(), new_files.get(file).copied());
-                    let change = n.unwrap_or(0) as i64 - o.unwrap_or(0) as i64;
-                    (change != 0).then(|| FileChange {
-                        file: file.clone(),
-                        old_bytes: o,
-                        new_bytes: n,
-                        change,
-                    })
-                })
-                .collect();
-            out.files.sort_by(|a, b| {
-                b.change
-                    .abs()
-                    .cmp(&a.change.abs())
-                    .then(a.file.cmp(&b.file))
-            });
+            out.files = size_changes(&brotli(o), &brotli(n));
         }
         _ => {}
     }
@@ -159,7 +131,7 @@ pub fn content_changes(
 /// The name map a kernel bundle's manifest points at, checked to describe its shipped module.
 fn name_map(manifest: &Manifest, dir: &Path) -> Result<NameMap> {
     let file = manifest.wasm.name_map.as_deref().ok_or_else(|| {
-        anyhow!("{} has no name map (built before they existed, or with a module its twin did not reproduce)", dir.display())
+        anyhow!("has no name map (built before they existed, or its module's twin with names did not reproduce it)")
     })?;
     let map = NameMap::read(&crate::bundle::path_in(dir, file)?)?;
     let shipped = manifest.files.iter().find(|f| f.path == manifest.wasm.file);

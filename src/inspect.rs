@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use wasmparser::{KnownCustom, Name, Parser, Payload};
 
+mod retain;
+use retain::Keeper;
+
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct ModuleReport {
     pub bytes: u64,
@@ -35,10 +38,28 @@ pub struct FunctionSize {
     /// Exported as.
     pub exported_as: Vec<String>,
     pub bytes: u64,
+    /// Its bytes plus those of every function only it keeps alive (its dominator subtree in the
+    /// call graph): what removing it would save.
+    #[serde(default)]
+    pub retained_bytes: u64,
+    /// What keeps it in the module: `export`, `several exports`, `the function table`, or the
+    /// function every path to it goes through.
+    #[serde(default)]
+    pub kept_alive_by: Option<String>,
 }
 
 /// Inspects `wasm`, listing the `top` largest functions.
 pub fn inspect(wasm: &[u8], top: usize) -> Result<ModuleReport> {
+    inspect_named(wasm, top, &HashMap::new())
+}
+
+/// [`inspect`], with function names from elsewhere (a sidecar name map) for functions the
+/// module's own `name` section does not name.
+pub fn inspect_named(
+    wasm: &[u8],
+    top: usize,
+    known_names: &HashMap<u32, String>,
+) -> Result<ModuleReport> {
     let mut sections = Vec::new();
     let (mut imports, mut exports) = (Vec::new(), Vec::new());
     let mut export_index: HashMap<u32, Vec<String>> = HashMap::new();
@@ -97,16 +118,36 @@ pub fn inspect(wasm: &[u8], top: usize) -> Result<ModuleReport> {
             _ => {}
         }
     }
+    for (index, name) in known_names {
+        names.entry(*index).or_insert_with(|| name.clone());
+    }
+    let retention = retain::retention(wasm, imported_functions, &bodies)?;
+    let name_of = |index: u32| {
+        names
+            .get(&index)
+            .cloned()
+            .unwrap_or_else(|| format!("func[{index}]"))
+    };
     let mut largest_functions: Vec<FunctionSize> = bodies
         .iter()
         .enumerate()
         .map(|(i, bytes)| {
             let index = imported_functions + i as u32;
+            let exported_as = export_index.get(&index).cloned().unwrap_or_default();
+            let kept_alive_by = match &retention.keepers[index as usize] {
+                Keeper::Roots if !exported_as.is_empty() => "export".to_string(),
+                Keeper::Roots => "several exports".to_string(),
+                Keeper::Table => "the function table".to_string(),
+                Keeper::Function(by) => name_of(*by),
+                Keeper::Unreachable => "nothing (unreachable)".to_string(),
+            };
             FunctionSize {
                 index,
                 name: names.get(&index).cloned(),
-                exported_as: export_index.get(&index).cloned().unwrap_or_default(),
+                exported_as,
                 bytes: *bytes,
+                retained_bytes: retention.retained_bytes[index as usize],
+                kept_alive_by: Some(kept_alive_by),
             }
         })
         .collect();

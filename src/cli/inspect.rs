@@ -9,6 +9,7 @@ use cargo_wasmpack_infer::pyodide::manifest::PyodideManifest;
 use cargo_wasmpack_infer::report::format_bytes;
 use cargo_wasmpack_infer::stages::names::NameMap;
 use clap::Args;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -51,22 +52,22 @@ impl Opts {
             };
             (bundle.read(&bundle.manifest.wasm.file)?, name_map)
         };
-        let mut report = inspect::inspect(&wasm, self.top).map_err(|e| {
+        // A map that describes another module would put wrong names on functions: skip it.
+        let known_names: HashMap<u32, String> = name_map
+            .filter(|m| m.module_sha256 == fsx::sha256_hex(&wasm))
+            .map(|m| {
+                m.functions
+                    .into_iter()
+                    .filter_map(|f| Some((f.index, f.name?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let report = inspect::inspect_named(&wasm, self.top, &known_names).map_err(|e| {
             input_error(format!(
                 "{}: not a valid module: {e:#}",
                 self.path.display()
             ))
         })?;
-        if let Some(map) = name_map.filter(|m| m.module_sha256 == fsx::sha256_hex(&wasm)) {
-            for function in &mut report.largest_functions {
-                function.name = function.name.take().or_else(|| {
-                    map.functions
-                        .iter()
-                        .find(|f| f.index == function.index)
-                        .and_then(|f| f.name.clone())
-                });
-            }
-        }
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
@@ -139,7 +140,7 @@ fn human(report: &ModuleReport) -> String {
         report.exports.len(),
         report.exports.join(", ")
     ));
-    out.push_str("\nlargest functions\n");
+    out.push_str("\nlargest functions      size    retained  (retained: its bytes and those only it keeps)\n");
     for f in &report.largest_functions {
         let name = f
             .name
@@ -150,9 +151,15 @@ fn human(report: &ModuleReport) -> String {
         } else {
             format!("  (exported as {})", f.exported_as.join(", "))
         };
+        let kept = f
+            .kept_alive_by
+            .as_deref()
+            .filter(|k| *k != "export")
+            .map_or(String::new(), |k| format!("  ← kept by {k}"));
         out.push_str(&format!(
-            "  {:>10}  {name}{exported}\n",
-            format_bytes(f.bytes)
+            "  {:>20}  {:>10}  {name}{exported}{kept}\n",
+            format_bytes(f.bytes),
+            format_bytes(f.retained_bytes)
         ));
     }
     out

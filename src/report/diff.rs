@@ -86,36 +86,26 @@ fn maybe_bytes(bytes: Option<u64>) -> String {
     bytes.map_or("—".into(), format_bytes)
 }
 
-/// Rows of the functions or files table: name, old, new, change.
-fn content_rows(changes: &ContentChanges) -> (&'static str, Vec<[String; 4]>) {
-    if !changes.functions.is_empty() {
-        let rows = changes
-            .functions
-            .iter()
-            .map(|f| {
-                [
-                    f.name.clone(),
-                    maybe_bytes(f.old_bytes),
-                    maybe_bytes(f.new_bytes),
-                    signed_bytes(f.change),
-                ]
-            })
-            .collect();
-        return ("function", rows);
-    }
-    let rows = changes
-        .files
+/// The functions table of a kernel diff, or the files table of a Python one: its first column's
+/// title and its rows (name, old, new, change).
+pub(crate) fn content_rows(changes: &ContentChanges) -> (&'static str, Vec<[String; 4]>) {
+    let (what, list) = if changes.functions.is_empty() {
+        ("file (brotli)", &changes.files)
+    } else {
+        ("function", &changes.functions)
+    };
+    let rows = list
         .iter()
-        .map(|f| {
+        .map(|c| {
             [
-                f.file.clone(),
-                maybe_bytes(f.old_bytes),
-                maybe_bytes(f.new_bytes),
-                signed_bytes(f.change),
+                c.name.clone(),
+                maybe_bytes(c.old_bytes),
+                maybe_bytes(c.new_bytes),
+                signed_bytes(c.change),
             ]
         })
         .collect();
-    ("file (brotli)", rows)
+    (what, rows)
 }
 
 /// Functions (or shipped files) whose size changed most, and modules added or removed.

@@ -445,51 +445,27 @@ fn diff_table(changes: &[MetricChange]) -> String {
 }
 
 fn content_table(content: &ContentChanges) -> String {
-    let bytes = |b: Option<u64>| b.map_or("—".to_string(), format_bytes);
-    let (title, rows): (&str, Vec<(&str, Option<u64>, Option<u64>, i64)>) =
-        if !content.functions.is_empty() {
-            (
-                "Functions whose size changed most",
-                content
-                    .functions
-                    .iter()
-                    .map(|f| (f.name.as_str(), f.old_bytes, f.new_bytes, f.change))
-                    .collect(),
-            )
-        } else {
-            (
-                "Shipped files (brotli)",
-                content
-                    .files
-                    .iter()
-                    .map(|f| (f.file.as_str(), f.old_bytes, f.new_bytes, f.change))
-                    .collect(),
-            )
-        };
+    let (what, rows) = super::diff::content_rows(content);
+    let title = if content.functions.is_empty() {
+        "Shipped files"
+    } else {
+        "Functions whose size changed most"
+    };
     let mut html = String::new();
     if !rows.is_empty() {
         let body: String = rows
             .iter()
-            .map(|(name, old, new, change)| {
+            .map(|[name, old, new, change]| {
                 format!(
-                    r#"<tr class="{}"><td class="name">{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>"#,
-                    if *change > 0 { "bad" } else { "ok" },
+                    r#"<tr class="{}"><td class="name">{}</td><td>{old}</td><td>{new}</td><td>{change}</td></tr>"#,
+                    if change.starts_with('+') { "bad" } else { "ok" },
                     escape(name),
-                    bytes(*old),
-                    bytes(*new),
-                    if *change >= 0 { "+" } else { "−" },
-                    format_bytes(change.unsigned_abs())
                 )
             })
             .collect();
         let _ = write!(
             html,
-            r#"<table><thead><tr><th>{}</th><th>old</th><th>new</th><th>change</th></tr></thead><tbody>{body}</tbody></table>"#,
-            if content.functions.is_empty() {
-                "file"
-            } else {
-                "function"
-            }
+            r#"<table><thead><tr><th>{what}</th><th>old</th><th>new</th><th>change</th></tr></thead><tbody>{body}</tbody></table>"#
         );
     }
     for (label, modules) in [

@@ -90,23 +90,22 @@ impl NameMap {
     }
 }
 
-/// One function whose body size differs between two builds.
+/// A named part (function, file) whose size differs between two builds.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct FunctionChange {
+pub struct SizeChange {
     pub name: String,
-    /// `None`: the function is new.
+    /// `None`: it is new.
     pub old_bytes: Option<u64>,
-    /// `None`: the function is gone.
+    /// `None`: it is gone.
     pub new_bytes: Option<u64>,
     pub change: i64,
 }
 
-/// The `top` functions whose size changed most (added and removed ones included), largest
-/// absolute change first.
-pub fn function_changes(old: &NameMap, new: &NameMap, top: usize) -> Vec<FunctionChange> {
-    let (old, new) = (old.bytes_by_name(), new.bytes_by_name());
-    let mut changes: Vec<FunctionChange> = old
+/// Every part whose size differs (added and removed ones included), largest absolute change
+/// first.
+pub fn size_changes(old: &BTreeMap<String, u64>, new: &BTreeMap<String, u64>) -> Vec<SizeChange> {
+    let mut changes: Vec<SizeChange> = old
         .keys()
         .chain(new.keys())
         .collect::<std::collections::BTreeSet<_>>()
@@ -114,7 +113,7 @@ pub fn function_changes(old: &NameMap, new: &NameMap, top: usize) -> Vec<Functio
         .filter_map(|name| {
             let (o, n) = (old.get(name).copied(), new.get(name).copied());
             let change = n.unwrap_or(0) as i64 - o.unwrap_or(0) as i64;
-            (change != 0).then(|| FunctionChange {
+            (change != 0).then(|| SizeChange {
                 name: name.clone(),
                 old_bytes: o,
                 new_bytes: n,
@@ -128,6 +127,12 @@ pub fn function_changes(old: &NameMap, new: &NameMap, top: usize) -> Vec<Functio
             .cmp(&a.change.abs())
             .then(a.name.cmp(&b.name))
     });
+    changes
+}
+
+/// The `top` functions whose size changed most.
+pub fn function_changes(old: &NameMap, new: &NameMap, top: usize) -> Vec<SizeChange> {
+    let mut changes = size_changes(&old.bytes_by_name(), &new.bytes_by_name());
     changes.truncate(top);
     changes
 }
