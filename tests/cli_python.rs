@@ -57,6 +57,10 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
     assert!(shake["stdlib_entries_after"].as_u64() < shake["stdlib_entries_before"].as_u64());
     assert_eq!(shake["modules"]["digits_py.model"], "traced");
     assert_eq!(shake["modules"]["importlib.resources"], "traced");
+    assert_eq!(
+        shake["importers"]["importlib.resources"], "digits_py.model",
+        "the trace saw who imported it"
+    );
     assert!(
         shake["files_opened"]
             .as_array()

@@ -98,17 +98,20 @@ impl Opts {
             ));
         }
         out.push_str(&format!(
-            "\nlargest of {} stdlib modules in python_stdlib.zip   uncompressed    stored  kept because\n",
+            "\nlargest of {} stdlib modules in python_stdlib.zip   uncompressed    stored  kept because (pulled in by)\n",
             report.stdlib_modules
         ));
         for m in &report.largest_modules {
             out.push_str(&format!(
-                "  {:<28} {:>3} files  {:>10}  {:>10}  {}\n",
+                "  {:<28} {:>3} files  {:>10}  {:>10}  {}{}\n",
                 m.module,
                 m.files,
                 format_bytes(m.uncompressed_bytes),
                 format_bytes(m.stored_bytes),
-                m.kept_because.join(", ")
+                m.kept_because.join(", "),
+                m.pulled_in_by
+                    .as_deref()
+                    .map_or(String::new(), |by| format!(" ({by})"))
             ));
         }
         out.push_str("\nboot: loadPyodide imports it; traced: imported while the samples ran; static: the app's code names it\n");

@@ -40,6 +40,8 @@ pub struct ModuleSize {
     /// samples ran), `static` (the app's code names it), `--keep`; several when its submodules
     /// were kept for different reasons. `required by the zip` when none was recorded.
     pub kept_because: Vec<String>,
+    /// The module outside it whose import pulled it (or its first submodule) in.
+    pub pulled_in_by: Option<String>,
 }
 
 /// The report for the bundle at `dir`, listing the `top` largest modules.
@@ -81,6 +83,7 @@ pub fn inspect(dir: &Path, manifest: &PyodideManifest, top: usize) -> Result<Pyo
                 uncompressed_bytes: 0,
                 stored_bytes: 0,
                 kept_because: Vec::new(),
+                pulled_in_by: None,
             });
         module.files += 1;
         module.uncompressed_bytes += entry.size();
@@ -101,6 +104,15 @@ pub fn inspect(dir: &Path, manifest: &PyodideManifest, top: usize) -> Result<Pyo
             reasons.push("required by the zip".into());
         }
         module.kept_because = reasons;
+        // Itself first, then its submodules in name order; imports from inside it don't count.
+        let inside = |name: &str| name == module.module || name.starts_with(&prefix);
+        module.pulled_in_by = manifest
+            .shake
+            .importers
+            .iter()
+            .filter(|(imported, importer)| inside(imported) && !inside(importer))
+            .min_by_key(|(imported, _)| (*imported != &module.module, (*imported).clone()))
+            .map(|(_, importer)| importer.clone());
     }
     let stdlib_modules = modules.len();
     let mut largest: Vec<ModuleSize> = modules.into_values().collect();

@@ -78,6 +78,10 @@ pub struct ShakeInfo {
     /// (imported while the samples ran), "static" (an import the app's code names, or one
     /// importing those runs) or "--keep".
     pub modules: BTreeMap<String, String>,
+    /// Kept module → the module whose import pulled it in (first seen), where the trace or the
+    /// static walk saw one; modules loadPyodide boots with have none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub importers: BTreeMap<String, String>,
     pub stdlib_entries_before: usize,
     pub stdlib_entries_after: usize,
     /// Top-level stdlib modules and packages left out entirely.

@@ -385,6 +385,17 @@ pub fn build(
                 .iter()
                 .map(|(name, why)| (name.clone(), why.to_string()))
                 .collect(),
+            importers: trace
+                .importers
+                .iter()
+                .filter(|(module, _)| {
+                    needed
+                        .modules
+                        .get(*module)
+                        .is_some_and(|why| *why != "boot")
+                })
+                .map(|(module, importer)| (module.clone(), importer.clone()))
+                .collect(),
             stdlib_entries_before: shaken.entries_before,
             stdlib_entries_after: shaken.entries_after,
             dropped_top_levels: shaken.dropped_top_levels.clone(),

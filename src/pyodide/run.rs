@@ -59,6 +59,10 @@ pub struct Trace {
     pub opened: Vec<String>,
     /// The interpreter's `sys.path`.
     pub path: Vec<String>,
+    /// Module → the module whose import pulled it in: seen by the `import` audit event while the
+    /// app ran, else found in the static walk.
+    #[serde(default)]
+    pub importers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -378,6 +378,7 @@ mod tests {
             static_modules: BTreeMap::new(),
             opened: vec![],
             path: vec!["/app".into(), "/lib/py.zip".into()],
+            importers: BTreeMap::new(),
         }
     }
 

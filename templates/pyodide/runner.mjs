@@ -39,9 +39,25 @@ if (config.mode === "trace") {
   pyodide.runPython(`
 import sys
 _wpi_opened = []
+# Module → the module whose code imported it first (the frame above the import machinery).
+_wpi_importers = {}
+_WPI_IMPORT_MACHINERY = {"importlib", "importlib._bootstrap", "importlib._bootstrap_external",
+                         "_frozen_importlib", "_frozen_importlib_external"}
+def _wpi_importer():
+    frame = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_globals.get("__name__") or ""
+        if name not in _WPI_IMPORT_MACHINERY:
+            return name
+        frame = frame.f_back
+    return None
 def _wpi_audit(event, args):
     if event == "open" and args and isinstance(args[0], str):
         _wpi_opened.append(args[0])
+    elif event == "import" and args and args[0] not in _wpi_importers:
+        importer = _wpi_importer()
+        if importer and importer != args[0]:
+            _wpi_importers[args[0]] = importer
 sys.addaudithook(_wpi_audit)
 `);
 }
@@ -127,6 +143,8 @@ class _WpiImports(ast.NodeVisitor):
             self.names.append(node.args[0].value)
         self.generic_visit(node)
 
+_wpi_static_importers = {}
+
 def _wpi_static_closure(root, app_dir):
     seen, found, queue = set(), {}, [root]
     while queue:
@@ -159,11 +177,15 @@ def _wpi_static_closure(root, app_dir):
             visitor.visit(ast.parse(source))
         except SyntaxError:
             continue
+        for imported in visitor.names:
+            if imported != name:
+                _wpi_static_importers.setdefault(imported, name)
         queue.extend(visitor.names)
     return found
 
-json.dumps({"static": _wpi_static_closure(${JSON.stringify(moduleName)}, "/app/"),
-            "opened": sorted(set(_wpi_opened)), "path": sys.path})
+_wpi_found = _wpi_static_closure(${JSON.stringify(moduleName)}, "/app/")
+json.dumps({"static": _wpi_found, "opened": sorted(set(_wpi_opened)), "path": sys.path,
+            "importers": {**_wpi_static_importers, **_wpi_importers}})
 `);
   Object.assign(result, { bootModules, loaded }, JSON.parse(traced));
 }
