@@ -279,7 +279,11 @@ fn pyodide_sections(m: &PyodideManifest) -> (String, String, String) {
     let title = format!("{} {}", m.project.name, m.project.version);
     let subtitle = format!(
         "Python on Pyodide {} · entry {} · measured on {} ({} cores), {}",
-        m.distribution.version, m.project.entry, t.environment.cpu, t.environment.cores, t.node
+        m.distribution.version,
+        m.project.entry,
+        t.environment.cpu,
+        t.environment.cores,
+        t.environment.wasm_engine
     );
     let mut body = String::new();
     let mut parities = vec![("bundle vs native CPython".to_string(), &m.parity.native)];
@@ -323,7 +327,7 @@ fn pyodide_sections(m: &PyodideManifest) -> (String, String, String) {
     ];
     if let Some(s) = &m.snapshot {
         cold.push(Group {
-            label: "bundle + snapshot (Node)".into(),
+            label: "snapshot boot (Node)".into(),
             values: vec![ms(s.run.cold_start_ms)],
         });
     }
@@ -334,7 +338,7 @@ fn pyodide_sections(m: &PyodideManifest) -> (String, String, String) {
         });
         if let Some(s) = &b.snapshot_load {
             cold.push(Group {
-                label: "bundle + snapshot (Chromium)".into(),
+                label: "snapshot boot (Chromium)".into(),
                 values: vec![Some(s.median_us + b.first_inference.median_us)],
             });
         }
