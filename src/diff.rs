@@ -23,6 +23,17 @@ pub struct MetricChange {
     pub relative: f64,
 }
 
+impl MetricChange {
+    /// Whether the change is for the worse: growth, except for throughput, where more is better.
+    pub fn is_worse(&self) -> bool {
+        if self.metric.contains("samples_per_second") {
+            self.change < 0.0
+        } else {
+            self.change > 0.0
+        }
+    }
+}
+
 /// Every metric both manifests have, sorted by the size of the relative change (then by name).
 pub fn diff(old_metrics: &[Metric], new_metrics: &[Metric]) -> Vec<MetricChange> {
     let mut changes: Vec<MetricChange> = new_metrics

@@ -51,7 +51,10 @@ impl Opts {
 /// Prints results in `format` and appends Markdown to `GITHUB_STEP_SUMMARY` when set.
 pub fn print_results(results: &[BudgetResult], format: Format) -> anyhow::Result<()> {
     match format {
-        Format::Human => print!("{}", report::check::human(results)),
+        Format::Human => print!(
+            "{}",
+            report::check::human(results, report::colour_on_stdout())
+        ),
         Format::Markdown => print!("{}", report::check::markdown(results)),
         Format::Json => println!(
             "{}",

@@ -45,7 +45,10 @@ impl Opts {
             .unwrap_or_default();
         match self.format {
             Format::Human => {
-                print!("{}", report::diff::human(&changes));
+                print!(
+                    "{}",
+                    report::diff::human(&changes, report::colour_on_stdout())
+                );
                 print!("{}", report::diff::content_human(&content));
                 for c in &grown {
                     println!(

@@ -1,6 +1,6 @@
 //! Budget check results as a human table and as Markdown (for PR comments and job summaries).
 
-use super::format_bytes;
+use super::{Tone, format_bytes, paint};
 use crate::budget::{BudgetResult, Unit};
 use crate::measure::timing::format_duration_us;
 
@@ -34,7 +34,8 @@ fn verdict(results: &[BudgetResult]) -> String {
     }
 }
 
-pub fn human(results: &[BudgetResult]) -> String {
+/// The table for a terminal or a log; `colour` paints passing rows green and failing ones red.
+pub fn human(results: &[BudgetResult], colour: bool) -> String {
     let rows: Vec<[String; 5]> = results.iter().map(cells).collect();
     let width = |i: usize| {
         rows.iter()
@@ -51,14 +52,21 @@ pub fn human(results: &[BudgetResult]) -> String {
         }
         text.trim_end().to_string() + "\n"
     };
+    let tone = |passed: bool| if passed { Tone::Good } else { Tone::Bad };
     let mut out = line(HEADER, " ");
     for (r, c) in results.iter().zip(&rows) {
-        out.push_str(&line(
+        let row = line(
             [&c[0], &c[1], &c[2], &c[3], &c[4]],
             if r.passed { " " } else { "✗" },
-        ));
+        );
+        out.push_str(&paint(row.trim_end_matches('\n'), tone(r.passed), colour));
+        out.push('\n');
     }
-    out.push_str(&format!("\n{}\n", verdict(results)));
+    let all_passed = results.iter().all(|r| r.passed);
+    out.push_str(&format!(
+        "\n{}\n",
+        paint(&verdict(results), tone(all_passed), colour)
+    ));
     out
 }
 

@@ -1,7 +1,7 @@
 //! `diff` tables: human and Markdown.
 
 use super::check::value;
-use super::format_bytes;
+use super::{Tone, format_bytes, paint};
 use crate::diff::{ContentChanges, MetricChange};
 
 pub(crate) fn cells(c: &MetricChange) -> [String; 5] {
@@ -26,8 +26,10 @@ pub(crate) fn cells(c: &MetricChange) -> [String; 5] {
 
 const HEADER: [&str; 5] = ["metric", "old", "new", "change", "%"];
 
-/// Changed metrics only (unchanged ones are counted), largest relative change first.
-pub fn human(changes: &[MetricChange]) -> String {
+/// Changed metrics only (unchanged ones are counted), largest relative change first; `colour`
+/// paints changes for the worse red and for the better green.
+pub fn human(changes: &[MetricChange], colour: bool) -> String {
+    let changed_metrics: Vec<&MetricChange> = changes.iter().filter(|c| c.change != 0.0).collect();
     let changed: Vec<[String; 5]> = changes
         .iter()
         .filter(|c| c.change != 0.0)
@@ -51,8 +53,15 @@ pub fn human(changes: &[MetricChange]) -> String {
         text.trim_end().to_string() + "\n"
     };
     let mut out = line(HEADER);
-    for row in &changed {
-        out.push_str(&line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
+    for (row, change) in changed.iter().zip(&changed_metrics) {
+        let text = line([&row[0], &row[1], &row[2], &row[3], &row[4]]);
+        let tone = if change.is_worse() {
+            Tone::Bad
+        } else {
+            Tone::Good
+        };
+        out.push_str(&paint(text.trim_end_matches('\n'), tone, colour));
+        out.push('\n');
     }
     out.push_str(&format!(
         "\n{} metrics changed, {} unchanged\n",

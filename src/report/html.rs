@@ -415,12 +415,7 @@ fn diff_table(changes: &[MetricChange]) -> String {
         .iter()
         .map(|c| {
             let [metric, old, new, change, relative] = super::diff::cells(c);
-            // Growth is worse for every metric but the ones where more means faster.
-            let worse = if c.metric.contains("samples_per_second") {
-                c.change < 0.0
-            } else {
-                c.change > 0.0
-            };
+            let worse = c.is_worse();
             format!(
                 r#"<tr class="{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
                 if worse { "bad" } else { "ok" },

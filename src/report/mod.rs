@@ -83,6 +83,31 @@ impl Reporter for Silent {
     fn event(&mut self, _: Event<'_>) {}
 }
 
+/// How a line of human output reads: fine, or a problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Good,
+    Bad,
+}
+
+/// Whether human output on stdout gets colour: only on a terminal, and never with `NO_COLOR`.
+pub fn colour_on_stdout() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// `text` in green or red when `colour` is on; as is otherwise.
+pub fn paint(text: &str, tone: Tone, colour: bool) -> String {
+    if !colour {
+        return text.to_string();
+    }
+    let code = match tone {
+        Tone::Good => "32",
+        Tone::Bad => "31",
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
 /// `12.3 KiB`-style sizes (binary units, as browsers' dev tools show them).
 pub fn format_bytes(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
@@ -119,5 +144,41 @@ mod tests {
         assert_eq!(format_bytes(3 * 1024 * 1024), "3.0 MiB");
         assert_eq!(format_change(42_188, 19_354), "−54 %");
         assert_eq!(format_change(100, 110), "+10 %");
+    }
+
+    #[test]
+    fn check_tables_are_coloured_only_when_asked() {
+        let result = |metric: &str, passed: bool| crate::budget::BudgetResult {
+            metric: metric.into(),
+            unit: crate::budget::Unit::Bytes,
+            limit_text: "1 KiB".into(),
+            limit: 1024.0,
+            value: if passed { 512.0 } else { 2048.0 },
+            headroom: if passed { 0.5 } else { -1.0 },
+            runs: None,
+            passed,
+        };
+        let results = [
+            result("wasm.raw_bytes", true),
+            result("wasm.brotli_bytes", false),
+        ];
+        let plain = check::human(&results, false);
+        assert!(!plain.contains('\x1b'), "{plain}");
+        let coloured = check::human(&results, true);
+        let failing = coloured.lines().find(|l| l.contains("brotli")).unwrap();
+        assert!(
+            failing.starts_with("\x1b[31m✗") && failing.ends_with("\x1b[0m"),
+            "{failing:?}"
+        );
+        assert!(
+            coloured.contains("\x1b[31m1 of 2 budgets exceeded\x1b[0m"),
+            "{coloured}"
+        );
+        // Without the escapes the coloured table is the plain one.
+        let stripped = coloured
+            .replace("\x1b[31m", "")
+            .replace("\x1b[32m", "")
+            .replace("\x1b[0m", "");
+        assert_eq!(stripped, plain);
     }
 }
