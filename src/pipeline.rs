@@ -78,20 +78,6 @@ fn name_map(
     NameMap::for_shipped(&named.wasm, shipped)
 }
 
-/// The demo page, loading the WASM variant through `loader.mjs`.
-fn demo_page(project: &KernelProject) -> Result<BundleFile> {
-    let spec = project
-        .demo
-        .as_ref()
-        .ok_or_else(|| demo::missing_spec("package.metadata.wasmpack-infer.demo"))?;
-    Ok(spec.page(
-        &project.name,
-        &project.version,
-        DemoVariant::Wasm,
-        &format!("./{}", loader::LOADER_FILE),
-    ))
-}
-
 pub fn build(
     project: &KernelProject,
     options: &BuildOptions,
@@ -99,7 +85,19 @@ pub fn build(
 ) -> Result<BuildOutput> {
     let profile = &options.profile;
     let kernel_context = || format!("building kernel crate `{}`", project.name);
-    let demo_page = options.demo.then(|| demo_page(project)).transpose()?;
+    let demo_page = options
+        .demo
+        .then(|| {
+            demo::page_for(
+                project.demo.as_ref(),
+                "package.metadata.wasmpack-infer.demo",
+                &project.name,
+                &project.version,
+                DemoVariant::Wasm,
+                &format!("./{}", loader::LOADER_FILE),
+            )
+        })
+        .transpose()?;
 
     reporter.event(Event::Started(Stage::Build));
     if cargo_build::ensure_target(&profile.target, options.allow_install && !options.offline)?

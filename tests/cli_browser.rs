@@ -40,14 +40,9 @@ fn drawing_a_held_out_digit_on_the_demo_page_shows_its_label() {
     }
     let (_out, bundle) = digits_demo();
     let serving = Serving::start(&bundle);
-    let (grids, labels) = held_out_digits();
-    let drawn: Vec<Vec<f32>> = DRAWABLE_DIGITS.iter().map(|&i| grids[i].clone()).collect();
-    let expected: Vec<String> = DRAWABLE_DIGITS
-        .iter()
-        .map(|&i| labels[i].to_string())
-        .collect();
+    let (drawn, expected) = drawable_digits();
     let shown = drive_demo(&serving.url, &drawn, "demo-digits-mlp.png");
-    assert_eq!(shown["labels"], serde_json::json!(expected), "{shown}");
+    assert_eq!(shown["labels"], expected, "{shown}");
     assert!(
         shown["status"].as_str().unwrap().starts_with("ready in"),
         "{shown}"

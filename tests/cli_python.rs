@@ -118,14 +118,9 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
     // In Chromium, the demo page boots the bundle and reads drawn digits as the kernel's page does.
     if chromium_available() {
         let serving = Serving::start(&bundle);
-        let (grids, labels) = held_out_digits();
-        let drawn: Vec<Vec<f32>> = DRAWABLE_DIGITS.iter().map(|&i| grids[i].clone()).collect();
-        let expected: Vec<String> = DRAWABLE_DIGITS
-            .iter()
-            .map(|&i| labels[i].to_string())
-            .collect();
+        let (drawn, expected) = drawable_digits();
         let shown = drive_demo(&serving.url, &drawn, "demo-digits-py.png");
-        assert_eq!(shown["labels"], serde_json::json!(expected), "{shown}");
+        assert_eq!(shown["labels"], expected, "{shown}");
 
         // measure --browser boots it in Chromium, normally and from the snapshot.
         let output = wpi(&["measure", bundle.to_str().unwrap(), "--browser", "--json"]);

@@ -65,7 +65,19 @@ pub fn build(
     reporter: &mut dyn Reporter,
 ) -> Result<PythonBuildOutput> {
     let work = tempfile::tempdir().context("creating a work directory")?;
-    let demo_page = options.demo.then(|| demo_page(project)).transpose()?;
+    let demo_page = options
+        .demo
+        .then(|| {
+            demo::page_for(
+                project.demo.as_ref(),
+                "tool.wasmpack-infer.demo",
+                &project.name,
+                &project.version,
+                DemoVariant::Pyodide,
+                &format!("./{}", runtime_path("loader.mjs")),
+            )
+        })
+        .transpose()?;
 
     reporter.event(Event::Started(Stage::Build));
     let distribution = dist::resolve(&options.pyodide, options.offline)?;
@@ -448,20 +460,6 @@ pub fn build(
         bundle_dir,
         manifest,
     })
-}
-
-/// The demo page, booting the bundle through `pyodide/loader.mjs`.
-fn demo_page(project: &PythonProject) -> Result<BundleFile> {
-    let spec = project
-        .demo
-        .as_ref()
-        .ok_or_else(|| demo::missing_spec("tool.wasmpack-infer.demo"))?;
-    Ok(spec.page(
-        &project.name,
-        &project.version,
-        DemoVariant::Pyodide,
-        &format!("./{}", runtime_path("loader.mjs")),
-    ))
 }
 
 fn runtime_path(file: &str) -> String {

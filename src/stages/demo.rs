@@ -112,8 +112,21 @@ impl DemoSpec {
     }
 }
 
-/// The error when `--demo` is asked of a project without a demo table.
-pub fn missing_spec(table: &str) -> anyhow::Error {
+/// The page for a project whose demo table (at `table`, for the error) is `spec`; an input error
+/// naming the table and showing an example when the project has none.
+pub fn page_for(
+    spec: Option<&DemoSpec>,
+    table: &str,
+    name: &str,
+    version: &str,
+    variant: DemoVariant,
+    loader: &str,
+) -> Result<BundleFile> {
+    let spec = spec.ok_or_else(|| missing_spec(table))?;
+    Ok(spec.page(name, version, variant, loader))
+}
+
+fn missing_spec(table: &str) -> anyhow::Error {
     input_error(format!(
         "--demo needs a [{table}] table saying how a drawing becomes the input, e.g.\n\n\
          [{table}]\n\

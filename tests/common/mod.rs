@@ -205,4 +205,15 @@ pub fn held_out_digits() -> (Vec<Vec<f32>>, Vec<u8>) {
 
 /// Held-out digits whose drawing on the demo pad (one stroke per run of ink in a row, so thin
 /// strokes come out thicker or vanish) still reads as the digit: indices into `held_out_digits`.
-pub const DRAWABLE_DIGITS: [usize; 6] = [1, 2, 4, 8, 10, 17];
+const DRAWABLE_DIGITS: [usize; 6] = [1, 2, 4, 8, 10, 17];
+
+/// The drawable held-out digits and the labels the demo page must show for them.
+pub fn drawable_digits() -> (Vec<Vec<f32>>, serde_json::Value) {
+    let (grids, labels) = held_out_digits();
+    let drawn = DRAWABLE_DIGITS.iter().map(|&i| grids[i].clone()).collect();
+    let expected: Vec<String> = DRAWABLE_DIGITS
+        .iter()
+        .map(|&i| labels[i].to_string())
+        .collect();
+    (drawn, serde_json::json!(expected))
+}
