@@ -24,6 +24,16 @@ struct Group {
     values: Vec<Option<f64>>,
 }
 
+impl Group {
+    /// A row of a one-series chart.
+    fn single(label: impl Into<String>, value: f64) -> Group {
+        Group {
+            label: label.into(),
+            values: vec![Some(value)],
+        }
+    }
+}
+
 /// A horizontal grouped bar chart as inline SVG; `format` labels each bar's value.
 fn bar_chart(
     title: &str,
@@ -239,30 +249,21 @@ fn kernel_sections(m: &Manifest) -> (String, String, String) {
 
     let cold = |c: &crate::manifest::ColdStart| c.init.median_us + c.first_inference.median_us;
     let mut cold_groups = vec![
-        Group {
-            label: "wasm, precompiled".into(),
-            values: vec![Some(t.runtime_fit.wasm_cold_start_us)],
-        },
-        Group {
-            label: "wasm, compiling".into(),
-            values: vec![Some(t.runtime_fit.wasm_cold_start_compiling_us)],
-        },
-        Group {
-            label: "native cpu".into(),
-            values: vec![Some(t.runtime_fit.native_cold_start_us)],
-        },
+        Group::single("wasm, precompiled", t.runtime_fit.wasm_cold_start_us),
+        Group::single(
+            "wasm, compiling",
+            t.runtime_fit.wasm_cold_start_compiling_us,
+        ),
+        Group::single("native cpu", t.runtime_fit.native_cold_start_us),
     ];
     if let Some(c) = &t.cuda.cold {
-        cold_groups.push(Group {
-            label: "cuda".into(),
-            values: vec![Some(cold(c))],
-        });
+        cold_groups.push(Group::single("cuda", cold(c)));
     }
     if let Some(b) = &t.browser {
-        cold_groups.push(Group {
-            label: "Chromium load()".into(),
-            values: vec![Some(b.load.median_us + b.first_inference.median_us)],
-        });
+        cold_groups.push(Group::single(
+            "Chromium load()",
+            b.load.median_us + b.first_inference.median_us,
+        ));
     }
     body.push_str(&bar_chart(
         "Cold start to first result",
@@ -314,39 +315,32 @@ fn pyodide_sections(m: &PyodideManifest) -> (String, String, String) {
         &size_groups,
         bytes,
     ));
-    let ms = |v: f64| Some(v * 1000.0);
     let mut cold = vec![
-        Group {
-            label: "stock Pyodide (Node)".into(),
-            values: vec![ms(t.stock.cold_start_ms)],
-        },
-        Group {
-            label: "bundle (Node)".into(),
-            values: vec![ms(t.bundle.cold_start_ms)],
-        },
+        Group::single("stock Pyodide (Node)", t.stock.cold_start_ms * 1000.0),
+        Group::single("bundle (Node)", t.bundle.cold_start_ms * 1000.0),
     ];
     if let Some(s) = &m.snapshot {
-        cold.push(Group {
-            label: "snapshot boot (Node)".into(),
-            values: vec![ms(s.run.cold_start_ms)],
-        });
+        cold.push(Group::single(
+            "snapshot boot (Node)",
+            s.run.cold_start_ms * 1000.0,
+        ));
     }
     if let Some(b) = &t.browser {
-        cold.push(Group {
-            label: "bundle (Chromium)".into(),
-            values: vec![Some(b.load.median_us + b.first_inference.median_us)],
-        });
+        cold.push(Group::single(
+            "bundle (Chromium)",
+            b.load.median_us + b.first_inference.median_us,
+        ));
         if let Some(s) = &b.snapshot_load {
-            cold.push(Group {
-                label: "snapshot boot (Chromium)".into(),
-                values: vec![Some(s.median_us + b.first_inference.median_us)],
-            });
+            cold.push(Group::single(
+                "snapshot boot (Chromium)",
+                s.median_us + b.first_inference.median_us,
+            ));
         }
     }
-    cold.push(Group {
-        label: "native CPython".into(),
-        values: vec![ms(t.native.cold_start_ms)],
-    });
+    cold.push(Group::single(
+        "native CPython",
+        t.native.cold_start_ms * 1000.0,
+    ));
     body.push_str(&bar_chart(
         "Cold start to first result",
         "Boot, app import and the first inference.",
@@ -355,25 +349,16 @@ fn pyodide_sections(m: &PyodideManifest) -> (String, String, String) {
         format_duration_us,
     ));
     let mut steady = vec![
-        Group {
-            label: "stock Pyodide (Node)".into(),
-            values: vec![Some(t.stock.steady.median_us)],
-        },
-        Group {
-            label: "bundle (Node)".into(),
-            values: vec![Some(t.bundle.steady.median_us)],
-        },
+        Group::single("stock Pyodide (Node)", t.stock.steady.median_us),
+        Group::single("bundle (Node)", t.bundle.steady.median_us),
     ];
     if let Some(b) = &t.browser {
-        steady.push(Group {
-            label: "bundle (Chromium)".into(),
-            values: vec![Some(b.steady.latency.median_us)],
-        });
+        steady.push(Group::single(
+            "bundle (Chromium)",
+            b.steady.latency.median_us,
+        ));
     }
-    steady.push(Group {
-        label: "native CPython".into(),
-        values: vec![Some(t.native.steady.median_us)],
-    });
+    steady.push(Group::single("native CPython", t.native.steady.median_us));
     body.push_str(&bar_chart(
         "Steady latency per sample",
         "Median of one call of the entry on one sample: the interpreter tax is the Pyodide bar over the CPython bar.",
