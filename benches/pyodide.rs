@@ -20,6 +20,7 @@ fn main() -> anyhow::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let project = PythonProject::load(&root.join("examples/digits-py"))?;
     let out = tempfile::tempdir()?;
+    let profile = PythonProfile::load(DEFAULT_PYTHON_PROFILE)?;
     let options = PythonBuildOptions {
         pyodide: Source::parse(PYODIDE)?,
         out_dir: out.path().to_path_buf(),
@@ -28,7 +29,8 @@ fn main() -> anyhow::Result<()> {
         python: "python3".into(),
         passes: 3,
         wheelhouse: None,
-        snapshot: PythonProfile::load(DEFAULT_PYTHON_PROFILE)?.snapshot,
+        snapshot: profile.snapshot,
+        runtime: profile.runtime,
         source_date_epoch: 0,
         demo: false,
     };
@@ -83,6 +85,36 @@ fn main() -> anyhow::Result<()> {
         byte_share * 100.0,
         verdict(byte_share <= 0.25)
     );
+    match (
+        &manifest.runtime_split,
+        sizes.upfront,
+        sizes.upfront_brotli_ratio,
+    ) {
+        (Some(split), Some(upfront), Some(share)) => {
+            println!(
+                "runtime split: the {} of {} functions the samples ran up front, primary {} / deferred {} brotli",
+                split.profiled_functions,
+                split.functions,
+                format_bytes(split.primary.brotli_bytes),
+                format_bytes(split.secondary.brotli_bytes)
+            );
+            println!(
+                "bytes fetched before the first inference: {} = {:.0} % of stock (brotli) [goal ≤ 25 %: {}]",
+                format_bytes(upfront.brotli_bytes),
+                share * 100.0,
+                verdict(share <= 0.25)
+            );
+            println!(
+                "deferred half: loaded by the samples' run: {}; loading it up front took {} ms",
+                t.bundle
+                    .secondary_load_ms
+                    .map_or("no".into(), |ms| format!("yes ({ms:.0} ms)")),
+                t.secondary_load_ms
+                    .map_or("—".into(), |ms| format!("{ms:.0}"))
+            );
+        }
+        _ => println!("runtime not split: {}", manifest.shake.runtime),
+    }
     match &manifest.snapshot {
         Some(snapshot) => {
             let share = snapshot.run.cold_start_ms / stock_cold;

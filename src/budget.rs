@@ -102,6 +102,9 @@ pub fn pyodide_metrics(manifest: &crate::pyodide::manifest::PyodideManifest) -> 
         };
     sizes(&mut push, "stock", &manifest.sizes.stock);
     sizes(&mut push, "bundle", &manifest.sizes.bundle);
+    if let Some(upfront) = &manifest.sizes.upfront {
+        sizes(&mut push, "upfront", upfront);
+    }
     if let Some(snapshot) = &manifest.snapshot {
         sizes(&mut push, "snapshot", &snapshot.sizes);
     }
@@ -195,6 +198,14 @@ pub fn pyodide_metrics(manifest: &crate::pyodide::manifest::PyodideManifest) -> 
         Unit::Ratio,
         None,
     );
+    if let Some(ratio) = fit.upfront_bytes_over_stock {
+        push(
+            "ratio.upfront_bytes_over_stock".into(),
+            ratio,
+            Unit::Ratio,
+            None,
+        );
+    }
     push(
         "ratio.cold_start_over_stock".into(),
         fit.cold_start_over_stock,

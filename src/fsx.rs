@@ -13,6 +13,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// An SRI string with SHA-256, for files checked by JS code of our own rather than the browser.
+pub fn sri_sha256(bytes: &[u8]) -> String {
+    format!(
+        "sha256-{}",
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes).as_slice())
+    )
+}
+
 /// Subresource-integrity string (`sha384-<base64>`) as browsers check it.
 pub fn sri_sha384(bytes: &[u8]) -> String {
     let digest = Sha384::digest(bytes);

@@ -115,6 +115,19 @@ pub struct PythonProfile {
     pub name: String,
     pub description: String,
     pub snapshot: SnapshotSettings,
+    pub runtime: RuntimeSettings,
+}
+
+/// What is done to `pyodide.asm.wasm` itself.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RuntimeSettings {
+    /// Split the runtime with binaryen's `wasm-split`, guided by a profile of the samples: the
+    /// functions they ran ship first, the rest load only if something calls them.
+    pub split: bool,
+    /// The features the runtime uses and its hosts support, passed to binaryen's tools: a
+    /// feature the host lacks (e.g. typed function references in Node 20) would break it.
+    pub features: Vec<WasmFeature>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -191,6 +204,8 @@ pub enum WasmFeature {
     Multivalue,
     ReferenceTypes,
     Simd,
+    ExceptionHandling,
+    TailCall,
 }
 
 impl WasmFeature {
@@ -204,6 +219,8 @@ impl WasmFeature {
             Self::Multivalue => B::Multivalue,
             Self::ReferenceTypes => B::ReferenceTypes,
             Self::Simd => B::Simd,
+            Self::ExceptionHandling => B::ExceptionHandling,
+            Self::TailCall => B::TailCall,
         }
     }
 
@@ -218,7 +235,15 @@ impl WasmFeature {
             // funcref tables are "GC types" to wasmparser even without the GC proposal.
             Self::ReferenceTypes => P::REFERENCE_TYPES | P::GC_TYPES,
             Self::Simd => P::SIMD,
+            Self::ExceptionHandling => P::EXCEPTIONS | P::LEGACY_EXCEPTIONS,
+            Self::TailCall => P::TAIL_CALL,
         }
+    }
+
+    /// The command-line flag binaryen's tools take for this feature.
+    pub fn binaryen_flag(self) -> String {
+        let name = serde_json::to_value(self).expect("a unit variant serializes");
+        format!("--enable-{}", name.as_str().unwrap_or_default())
     }
 }
 

@@ -73,6 +73,10 @@ pub struct Opts {
     /// Python projects: do not build the memory snapshot the profile asks for.
     #[arg(long)]
     no_snapshot: bool,
+    /// Python projects: ship pyodide.asm.wasm whole instead of split by a profile of the samples
+    /// (the split needs binaryen's wasm-split; without it the runtime ships whole anyway).
+    #[arg(long)]
+    no_split: bool,
     /// Python projects: steady passes over all samples in each measurement.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     passes: u64,
@@ -161,8 +165,11 @@ impl Opts {
             snapshot.build = false;
             snapshot.default = false;
         }
+        let mut runtime = profile.runtime;
+        runtime.split &= !self.no_split;
         let options = PythonBuildOptions {
             snapshot,
+            runtime,
             pyodide: Source::parse(pyodide)?,
             out_dir: self.out_dir,
             offline: self.offline,

@@ -26,6 +26,10 @@ pub struct PyodideManifest {
     pub native: NativeSibling,
     pub shake: ShakeInfo,
     pub sizes: ShippedSizes,
+    /// `pyodide.asm.wasm` split by a profile of the samples; absent when it shipped whole
+    /// (`shake.runtime` says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_split: Option<RuntimeSplitInfo>,
     /// The memory snapshot, when the profile builds one.
     pub snapshot: Option<SnapshotInfo>,
     pub parity: PythonParity,
@@ -105,7 +109,36 @@ pub struct ShippedSizes {
     pub bundle: Sizes,
     /// Bundle brotli bytes over stock brotli bytes.
     pub brotli_ratio: f64,
+    /// A split runtime: what is fetched before the first inference (the bundle less the
+    /// secondary module), and its brotli ratio to stock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upfront: Option<Sizes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upfront_brotli_ratio: Option<f64>,
     pub per_file: Vec<FileSizes>,
+}
+
+/// How the runtime was split: the primary ships as `pyodide.asm.wasm`, the secondary beside it is
+/// fetched only when a function it holds is first called.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeSplitInfo {
+    /// `wasm-split --version`.
+    pub tool: String,
+    pub features: Vec<crate::profile::WasmFeature>,
+    /// Functions the runtime defines.
+    pub functions: usize,
+    /// Of those, the ones the profiled run of the samples executed: they stay in the primary.
+    pub profiled_functions: usize,
+    /// Functions the primary defines: the profiled ones plus a thunk for each exported function
+    /// that moved to the secondary.
+    pub primary_functions: usize,
+    /// Table slots that reach the secondary through a placeholder until it is loaded.
+    pub placeholders: usize,
+    pub primary_file: String,
+    pub secondary_file: String,
+    pub primary: Sizes,
+    pub secondary: Sizes,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -153,6 +186,10 @@ pub struct PythonTimings {
     /// The bundle in headless Chromium (`measure --browser`); absent when not measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub browser: Option<crate::manifest::PyodideBrowserTimings>,
+    /// A split runtime: the run that loaded the secondary right after boot (to check every
+    /// sample on it) and the time that load took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary_load_ms: Option<f64>,
 }
 
 /// One boot of a Pyodide distribution with the app, in Node.
@@ -168,6 +205,10 @@ pub struct PyodideRun {
     pub cold_start_ms: f64,
     /// Per-sample latency over every sample after the first pass.
     pub steady: Distribution,
+    /// A split runtime: the time this run spent loading the secondary module; absent when
+    /// nothing it ran needed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary_load_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -196,6 +237,9 @@ pub struct PythonFit {
     pub snapshot_cold_start_over_stock: Option<f64>,
     /// Bundle brotli bytes over stock brotli bytes.
     pub bytes_over_stock: f64,
+    /// A split runtime: bytes fetched before the first inference over stock's (brotli).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upfront_bytes_over_stock: Option<f64>,
     pub verdict: String,
 }
 

@@ -8,3 +8,4 @@ pub mod manifest;
 pub mod pipeline;
 pub mod run;
 pub mod shake;
+pub mod split;

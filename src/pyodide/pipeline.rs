@@ -8,16 +8,18 @@ use crate::manifest::{Distribution, FileEntry, Sizes, Tool};
 use crate::measure::browser::{self, BrowserPlan};
 use crate::measure::timing::format_duration_us;
 use crate::measure::{environment, parity, sizes, stats};
-use crate::profile::SnapshotSettings;
+use crate::profile::{RuntimeSettings, SnapshotSettings, WasmFeature};
 use crate::project::python::PythonProject;
 use crate::pyodide::deps;
 use crate::pyodide::dist::{self, CORE_FILES, Source};
 use crate::pyodide::manifest::{
     DistributionInfo, FileSizes, KIND, NativeRun, NativeSibling, ProjectInfo, PyodideManifest,
-    PyodideRun, PythonFit, PythonParity, PythonTimings, ShakeInfo, ShippedSizes, SnapshotInfo,
+    PyodideRun, PythonFit, PythonParity, PythonTimings, RuntimeSplitInfo, ShakeInfo, ShippedSizes,
+    SnapshotInfo,
 };
-use crate::pyodide::run::{self, AppRun, Mode, RunConfig};
+use crate::pyodide::run::{self, AppRun, Boot, Mode, RunConfig};
 use crate::pyodide::shake::{self, Needed, Overrides};
+use crate::pyodide::split::{SECONDARY_FILE, SplitRuntime, WasmSplit};
 use crate::report::{Event, Reporter, Stage, format_bytes, format_change};
 use crate::stages::demo::{self, DemoVariant};
 use crate::stages::pack::{self, BundleFile};
@@ -48,6 +50,8 @@ pub struct PythonBuildOptions {
     pub wheelhouse: Option<PathBuf>,
     /// From the Python profile (`targets/pyodide.toml`), after `--no-snapshot`.
     pub snapshot: SnapshotSettings,
+    /// From the Python profile, after `--no-split`.
+    pub runtime: RuntimeSettings,
     pub source_date_epoch: u64,
     /// Write the demo page (`index.html`, from `[tool.wasmpack-infer.demo]`).
     pub demo: bool,
@@ -134,7 +138,7 @@ pub fn build(
         &app_path,
         Mode::Trace,
         &trace_config,
-        None,
+        &Boot::default(),
     )
     .context("tracing the app in stock Pyodide")?;
     let trace = traced
@@ -168,20 +172,6 @@ pub fn build(
         ),
     });
 
-    // The runtime is shipped as distributed: it is what every sample ran on.
-    let runtime_note = "pyodide.asm.wasm shipped unchanged: this version does not transform the \
-                        runtime (wasm-opt gains under 1 % brotli on it; dropping exports or \
-                        splitting it needs a profile-guided split verified on every sample)"
-        .to_string();
-    reporter.event(Event::Done {
-        stage: Stage::Optimize,
-        summary: "pyodide.asm.wasm shipped unchanged".into(),
-    });
-
-    reporter.event(Event::Started(Stage::Validate));
-    let bundle_dir = options.out_dir.join(project.bundle_name());
-    let staging = fsx::StagingDir::new(&bundle_dir)?;
-    let runtime_dir = staging.path().join(RUNTIME_DIR);
     let mut runtime_files: Vec<BundleFile> = ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm"]
         .iter()
         .map(|name| BundleFile::new(runtime_path(name), stock[name].clone()))
@@ -200,26 +190,102 @@ pub fn build(
             .map(|(file, bytes)| BundleFile::new(runtime_path(&file), bytes)),
     );
     runtime_files.push(BundleFile::new(runtime_path(APP_ARCHIVE), app_zip.clone()));
-    pack::write_files(staging.path(), &runtime_files)?;
     let measure_config = RunConfig {
         entry: &entry,
         samples: &project.samples_path,
         passes: options.passes,
     };
-    let bundle_run = run::pyodide(
-        &runtime_dir,
-        &runtime_dir.join(APP_ARCHIVE),
-        Mode::Measure,
-        &measure_config,
-        None,
-    )
-    .context("running every sample on the shaken bundle (a module it needs may have been dropped: try --keep MODULE)")?;
-    if let Some(sample) = first_difference(&traced.outputs, &bundle_run.outputs) {
-        bail!(
-            "the shaken bundle's output differs from stock Pyodide's on sample {sample} of {}: \
-             something it needs was dropped (try --keep MODULE)",
-            project.sample_count
-        );
+
+    reporter.event(Event::Started(Stage::Optimize));
+    let split = if !options.runtime.split {
+        Err("pyodide.asm.wasm shipped unchanged: the profile does not split it".to_string())
+    } else {
+        match WasmSplit::find() {
+            Ok(tool) => profile_and_split(
+                &tool,
+                &options.runtime.features,
+                &runtime_files,
+                &measure_config,
+                options.snapshot.build,
+            )
+            .map(|split| (tool, split))
+            .map_err(|e| format!("pyodide.asm.wasm shipped unchanged: splitting it failed: {e:#}")),
+            Err(why) => Err(format!("pyodide.asm.wasm shipped unchanged: {why}")),
+        }
+    };
+    reporter.event(Event::Done {
+        stage: Stage::Optimize,
+        summary: match &split {
+            Ok((_, split)) => format!(
+                "pyodide.asm.wasm split by a profile of the samples: the {} of {} functions they \
+                 ran up front ({}), the rest deferred ({})",
+                split.profiled_functions,
+                split.functions,
+                format_bytes(split.primary.len() as u64),
+                format_bytes(split.secondary.len() as u64),
+            ),
+            Err(why) => why.clone(),
+        },
+    });
+
+    reporter.event(Event::Started(Stage::Validate));
+    let bundle_dir = options.out_dir.join(project.bundle_name());
+    let staging = fsx::StagingDir::new(&bundle_dir)?;
+    let runtime_dir = staging.path().join(RUNTIME_DIR);
+    pack::write_files(staging.path(), &runtime_files)?;
+    // The split runtime ships only if every sample gives stock's outputs on it twice: with the
+    // secondary loaded up front (so the code behind every placeholder is checked too), and
+    // without it (what the profile predicts), which is also the bundle's measured run.
+    let measure_bundle = || -> Result<AppRun> {
+        let run = run::pyodide(
+            &runtime_dir,
+            &runtime_dir.join(APP_ARCHIVE),
+            Mode::Measure,
+            &measure_config,
+            &Boot::default(),
+        )
+        .context("running every sample on the shaken bundle (a module it needs may have been dropped: try --keep MODULE)")?;
+        if let Some(sample) = first_difference(&traced.outputs, &run.outputs) {
+            bail!(
+                "the shaken bundle's output differs from stock Pyodide's on sample {sample} of {}: \
+                 something it needs was dropped (try --keep MODULE)",
+                project.sample_count
+            );
+        }
+        Ok(run)
+    };
+    let (bundle_run, runtime_note, split_outcome) = match split {
+        Ok((tool, split)) => {
+            match validate_split(&split, &runtime_dir, &measure_config, &traced.outputs) {
+                Ok((run, secondary_load_ms)) => {
+                    let note = format!(
+                        "pyodide.asm.wasm split by {}: every sample gave stock's outputs with the \
+                         deferred half unused and loaded up front",
+                        tool.version
+                    );
+                    (run, note, Some((tool, split, secondary_load_ms)))
+                }
+                Err(e) => {
+                    restore_stock_runtime(&runtime_dir, &stock["pyodide.asm.wasm"])?;
+                    let note = format!(
+                        "pyodide.asm.wasm shipped unchanged: the split runtime failed validation: {e:#}"
+                    );
+                    (measure_bundle()?, note, None)
+                }
+            }
+        }
+        Err(why) => (measure_bundle()?, why, None),
+    };
+    if let Some((_, split, _)) = &split_outcome {
+        let wasm = runtime_files
+            .iter_mut()
+            .find(|f| f.path == runtime_path("pyodide.asm.wasm"))
+            .context("the runtime files lack pyodide.asm.wasm")?;
+        *wasm = BundleFile::new(runtime_path("pyodide.asm.wasm"), split.primary.clone());
+        runtime_files.push(BundleFile::new(
+            runtime_path(SECONDARY_FILE),
+            split.secondary.clone(),
+        ));
     }
     let snapshot = if options.snapshot.build {
         let bytes = run::make_snapshot(
@@ -235,7 +301,10 @@ pub fn build(
             &runtime_dir.join(APP_ARCHIVE),
             Mode::Measure,
             &measure_config,
-            Some(&runtime_dir.join(SNAPSHOT_FILE)),
+            &Boot {
+                snapshot: Some(&runtime_dir.join(SNAPSHOT_FILE)),
+                ..Boot::default()
+            },
         )
         .context("running every sample on the bundle booted from its memory snapshot")?;
         if let Some(sample) = first_difference(&traced.outputs, &run.outputs) {
@@ -256,6 +325,9 @@ pub fn build(
             &app_zip,
             snapshot.as_ref().map(|(f, _)| f.bytes.as_slice()),
             options.snapshot.default,
+            split_outcome
+                .as_ref()
+                .map(|(_, split, _)| split.secondary.as_slice()),
         )
         .into_bytes(),
     );
@@ -280,7 +352,7 @@ pub fn build(
         &app_path,
         Mode::Measure,
         &measure_config,
-        None,
+        &Boot::default(),
     )
     .context("measuring stock Pyodide")?;
     let mut native_paths = vec![project.dir.as_path()];
@@ -302,7 +374,7 @@ pub fn build(
             )
         })
         .collect();
-    let sizes = shipped_sizes(&stock_shipped, &bundle_shipped)?;
+    let sizes = shipped_sizes(&stock_shipped, &bundle_shipped, SECONDARY_FILE)?;
     let stock = pyodide_run(&stock_run);
     let bundle = pyodide_run(&bundle_run);
     let snapshot_info = snapshot
@@ -317,6 +389,23 @@ pub fn build(
         })
         .transpose()?;
     let runtime_fit = fit(&stock, &bundle, &native.0, &sizes, snapshot_info.as_ref());
+    let runtime_split = split_outcome
+        .as_ref()
+        .map(|(tool, split, _)| -> Result<RuntimeSplitInfo> {
+            Ok(RuntimeSplitInfo {
+                tool: tool.version.clone(),
+                features: options.runtime.features.clone(),
+                functions: split.functions,
+                profiled_functions: split.profiled_functions,
+                primary_functions: split.primary_functions,
+                placeholders: split.placeholders,
+                primary_file: runtime_path("pyodide.asm.wasm"),
+                secondary_file: runtime_path(SECONDARY_FILE),
+                primary: shipped_file(&sizes, "pyodide.asm.wasm")?,
+                secondary: shipped_file(&sizes, SECONDARY_FILE)?,
+            })
+        })
+        .transpose()?;
     reporter.event(Event::Done {
         stage: Stage::Measure,
         summary: format!(
@@ -423,6 +512,7 @@ pub fn build(
             runtime: runtime_note,
         },
         sizes,
+        runtime_split,
         snapshot: snapshot_info,
         parity: PythonParity {
             bundle_matches_stock: true,
@@ -437,6 +527,7 @@ pub fn build(
             native: native.0,
             runtime_fit,
             browser: None,
+            secondary_load_ms: split_outcome.as_ref().map(|(_, _, ms)| round_ms(*ms)),
         },
     };
     // Budgets name metrics only a manifest has; a bad one is an input error before anything is
@@ -462,6 +553,132 @@ pub fn build(
     })
 }
 
+/// Runs every sample on a runtime instrumented by `wasm-split --instrument` (with the shaken
+/// stdlib and the app, as shipped), and with `snapshot` also booted from a memory snapshot, and
+/// splits the stock runtime by what those runs executed.
+fn profile_and_split(
+    tool: &WasmSplit,
+    features: &[WasmFeature],
+    runtime_files: &[BundleFile],
+    config: &RunConfig,
+    snapshot: bool,
+) -> Result<SplitRuntime> {
+    let wasm_path = runtime_path("pyodide.asm.wasm");
+    let stock_wasm = &runtime_files
+        .iter()
+        .find(|f| f.path == wasm_path)
+        .context("the runtime files lack pyodide.asm.wasm")?
+        .bytes;
+    let instrumented = tool.instrument(features, stock_wasm)?;
+    let work = tempfile::tempdir().context("creating a directory for the profiled run")?;
+    let files: Vec<BundleFile> = runtime_files
+        .iter()
+        .map(|f| match f.path == wasm_path {
+            true => BundleFile::new(f.path.clone(), instrumented.clone()),
+            false => f.clone(),
+        })
+        .collect();
+    pack::write_files(work.path(), &files)?;
+    let dir = work.path().join(RUNTIME_DIR);
+    let profile = work.path().join("profile.data");
+    run::pyodide(
+        &dir,
+        &dir.join(APP_ARCHIVE),
+        Mode::Measure,
+        &RunConfig {
+            passes: 1,
+            ..*config
+        },
+        &Boot {
+            profile_out: Some(&profile),
+            ..Boot::default()
+        },
+    )
+    .context("running every sample on the instrumented runtime")?;
+    let mut profile = fsx::read(&profile)?;
+    if snapshot {
+        // Restoring a snapshot runs code a normal boot does not.
+        let snapshot_path = work.path().join(SNAPSHOT_FILE);
+        let app = dir.join(APP_ARCHIVE);
+        fsx::write(&snapshot_path, &run::make_snapshot(&dir, &app, config)?)?;
+        let snapshot_profile = work.path().join("snapshot-profile.data");
+        run::pyodide(
+            &dir,
+            &app,
+            Mode::Measure,
+            &RunConfig {
+                passes: 1,
+                ..*config
+            },
+            &Boot {
+                snapshot: Some(&snapshot_path),
+                profile_out: Some(&snapshot_profile),
+                ..Boot::default()
+            },
+        )
+        .context("running every sample on the instrumented runtime booted from a snapshot")?;
+        profile = tool.merge_profiles(&[profile, fsx::read(&snapshot_profile)?])?;
+    }
+    tool.split(features, stock_wasm, &profile)
+}
+
+/// Puts the split runtime into `runtime_dir` and runs every sample on it with the secondary
+/// loaded up front, then without it (the measured run). Returns that run and how long the
+/// up-front load took.
+fn validate_split(
+    split: &SplitRuntime,
+    runtime_dir: &Path,
+    config: &RunConfig,
+    expected: &[serde_json::Value],
+) -> Result<(AppRun, f64)> {
+    fsx::write(&runtime_dir.join("pyodide.asm.wasm"), &split.primary)?;
+    fsx::write(&runtime_dir.join(SECONDARY_FILE), &split.secondary)?;
+    let app = runtime_dir.join(APP_ARCHIVE);
+    let eager = run::pyodide(
+        runtime_dir,
+        &app,
+        Mode::Measure,
+        &RunConfig {
+            passes: 0,
+            ..*config
+        },
+        &Boot {
+            load_secondary: true,
+            ..Boot::default()
+        },
+    )
+    .context("running every sample with the secondary module loaded up front")?;
+    if let Some(sample) = first_difference(expected, &eager.outputs) {
+        bail!("with the secondary module loaded up front, sample {sample} differs from stock");
+    }
+    let loaded_ms = eager
+        .secondary_ms
+        .context("the runner did not report loading the secondary module")?;
+    let lazy = run::pyodide(runtime_dir, &app, Mode::Measure, config, &Boot::default())
+        .context("running every sample on the primary module")?;
+    if let Some(sample) = first_difference(expected, &lazy.outputs) {
+        bail!("on the primary module, sample {sample} differs from stock");
+    }
+    Ok((lazy, loaded_ms))
+}
+
+/// The measured sizes of one shipped runtime file.
+fn shipped_file(sizes: &ShippedSizes, file: &str) -> Result<Sizes> {
+    sizes
+        .per_file
+        .iter()
+        .find(|f| f.file == file)
+        .map(|f| f.bundle)
+        .with_context(|| format!("{file} was not measured"))
+}
+
+/// Undoes [`validate_split`]'s files.
+fn restore_stock_runtime(runtime_dir: &Path, stock_wasm: &[u8]) -> Result<()> {
+    fsx::write(&runtime_dir.join("pyodide.asm.wasm"), stock_wasm)?;
+    let secondary = runtime_dir.join(SECONDARY_FILE);
+    std::fs::remove_file(&secondary).with_context(|| format!("removing {}", secondary.display()))
+}
+
 fn runtime_path(file: &str) -> String {
     format!("{RUNTIME_DIR}/{file}")
 }
@@ -471,12 +688,16 @@ fn loader(
     app_zip: &[u8],
     snapshot: Option<&[u8]>,
     snapshot_default: bool,
+    secondary: Option<&[u8]>,
 ) -> String {
     let json = |s: &str| serde_json::Value::String(s.to_string()).to_string();
     let snapshot_sri = snapshot.map_or("null".to_string(), |bytes| json(&fsx::sri_sha384(bytes)));
+    // SHA-256: the loader checks the secondary synchronously, with its own digest code.
+    let secondary_sri = secondary.map_or("null".to_string(), |bytes| json(&fsx::sri_sha256(bytes)));
     let boots_from_snapshot = snapshot.is_some() && snapshot_default;
-    run::with_call_entry(LOADER_TEMPLATE)
+    run::with_shared_js(LOADER_TEMPLATE)
         .replace("{{SNAPSHOT_SRI}}", &snapshot_sri)
+        .replace("{{SECONDARY_SRI}}", &secondary_sri)
         .replace(
             "{{SNAPSHOT_DEFAULT}}",
             if boots_from_snapshot { "true" } else { "false" },
@@ -512,6 +733,7 @@ fn pyodide_run(run: &AppRun) -> PyodideRun {
         first_inference_ms: round_ms(run.first_inference_ms),
         cold_start_ms: round_ms(run.boot_ms + run.import_ms + run.first_inference_ms),
         steady: steady(&run.steady_us),
+        secondary_load_ms: run.secondary_ms.map(round_ms),
     }
 }
 
@@ -566,9 +788,12 @@ fn measure_native(
 /// Sizes of every shipped file, each distinct content compressed once. brotli-11 of the 9.6 MB
 /// runtime takes tens of seconds, so sizes are also kept in the cache dir by content hash (and
 /// tool version, which pins the compressors): the stock files never change.
+/// Stock's and the bundle's bytes, file by file and in total; `deferred` (a bundle file fetched
+/// only when needed) is left out of the up-front total.
 fn shipped_sizes(
     stock: &[(String, Vec<u8>)],
     bundle: &[(String, Vec<u8>)],
+    deferred: &str,
 ) -> Result<ShippedSizes> {
     let cache_dir = dist::cache_dir().join("sizes");
     let mut memo: BTreeMap<String, Sizes> = BTreeMap::new();
@@ -625,11 +850,22 @@ fn shipped_sizes(
     };
     let stock_total = total(&mut stock_by_name.values().copied());
     let bundle_total = total(&mut per_file.iter().map(|f| f.bundle));
+    let upfront = per_file.iter().any(|f| f.file == deferred).then(|| {
+        total(
+            &mut per_file
+                .iter()
+                .filter(|f| f.file != deferred)
+                .map(|f| f.bundle),
+        )
+    });
     Ok(ShippedSizes {
         brotli_ratio: ratio(
             bundle_total.brotli_bytes as f64,
             stock_total.brotli_bytes as f64,
         ),
+        upfront_brotli_ratio: upfront
+            .map(|u| ratio(u.brotli_bytes as f64, stock_total.brotli_bytes as f64)),
+        upfront,
         stock: stock_total,
         bundle: bundle_total,
         per_file,
@@ -666,6 +902,14 @@ fn fit(
         sizes.brotli_ratio * 100.0,
         format_bytes(sizes.stock.brotli_bytes),
     );
+    if let (Some(upfront), Some(ratio)) = (&sizes.upfront, sizes.upfront_brotli_ratio) {
+        verdict.push_str(&format!(
+            ", of which {} ({:.0} % of stock) is fetched before the first inference and the rest of \
+             the split runtime only if called",
+            format_bytes(upfront.brotli_bytes),
+            ratio * 100.0
+        ));
+    }
     if let Some(snapshot) = snapshot {
         verdict.push_str(&format!(
             "; booted from its memory snapshot, cold start {:.2} s ({:.2}x stock) for {} more brotli",
@@ -680,6 +924,7 @@ fn fit(
         cold_start_over_stock,
         snapshot_cold_start_over_stock,
         bytes_over_stock: sizes.brotli_ratio,
+        upfront_bytes_over_stock: sizes.upfront_brotli_ratio,
         verdict,
     }
 }
@@ -735,7 +980,7 @@ pub fn measure_browser(
             samples: &bundle::path_in(bundle_dir, SAMPLES_FILE)?,
             passes: 1,
         },
-        None,
+        &Boot::default(),
     )
     .context("running every sample on the bundle in Node, for parity")?;
     let parity = parity::compare_json(&in_node.outputs, &run.outputs, manifest.project.tolerance);

@@ -10,12 +10,17 @@ use std::time::{Duration, Instant};
 
 const NODE_RUNNER: &str = include_str!("../../templates/pyodide/runner.mjs");
 const CALL_ENTRY: &str = include_str!("../../templates/pyodide/call-entry.js");
+const SPLIT_RUNTIME: &str = include_str!("../../templates/pyodide/split-runtime.js");
 /// Where `templates/pyodide/call-entry.js` goes in the runner and the loader.
 pub const CALL_ENTRY_SLOT: &str = "// {{CALL_ENTRY}}";
+/// Where `templates/pyodide/split-runtime.js` goes in the runner and the loader.
+pub const SPLIT_RUNTIME_SLOT: &str = "// {{SPLIT_RUNTIME}}";
 
-/// `template` with the shared entry-calling function in its slot.
-pub fn with_call_entry(template: &str) -> String {
-    template.replace(CALL_ENTRY_SLOT, CALL_ENTRY.trim_end())
+/// `template` with the JS that the runner and the loader share in its slots.
+pub fn with_shared_js(template: &str) -> String {
+    template
+        .replace(CALL_ENTRY_SLOT, CALL_ENTRY.trim_end())
+        .replace(SPLIT_RUNTIME_SLOT, SPLIT_RUNTIME.trim_end())
 }
 const PYTHON_RUNNER: &str = include_str!("../../templates/python/runner.py");
 
@@ -35,6 +40,9 @@ pub struct AppRun {
     pub steady_us: Vec<f64>,
     /// The entry's result for every sample, in order.
     pub outputs: Vec<serde_json::Value>,
+    /// A split runtime: how long loading its secondary module took, if anything loaded it.
+    #[serde(default)]
+    pub secondary_ms: Option<f64>,
     /// Native runs: the interpreter's version.
     #[serde(default)]
     pub python: Option<String>,
@@ -79,14 +87,25 @@ pub struct RunConfig<'a> {
     pub passes: usize,
 }
 
-/// Runs the app in the Pyodide distribution at `index_dir`, with the app unpacked from `app_zip`,
-/// booting from `snapshot` when given.
+/// How a run boots Pyodide.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Boot<'a> {
+    /// From this memory snapshot.
+    pub snapshot: Option<&'a Path>,
+    /// A split runtime: load its secondary module right after boot, so every sample runs on it.
+    pub load_secondary: bool,
+    /// A runtime instrumented by `wasm-split --instrument`: write its profile here at the end.
+    pub profile_out: Option<&'a Path>,
+}
+
+/// Runs the app in the Pyodide distribution at `index_dir` (split or not), with the app unpacked
+/// from `app_zip`.
 pub fn pyodide(
     index_dir: &Path,
     app_zip: &Path,
     mode: Mode,
     run: &RunConfig,
-    snapshot: Option<&Path>,
+    boot: &Boot,
 ) -> Result<AppRun> {
     let work = tempfile::tempdir().context("creating a directory for the Node runner")?;
     let out = work.path().join("result.json");
@@ -96,9 +115,13 @@ pub fn pyodide(
         Mode::Measure => "measure",
     }
     .into();
-    if let Some(snapshot) = snapshot {
+    if let Some(snapshot) = boot.snapshot {
         config["snapshot"] = serde_json::to_value(absolute(snapshot)?)?;
     }
+    if let Some(profile) = boot.profile_out {
+        config["profileOut"] = serde_json::to_value(absolute(profile)?)?;
+    }
+    config["loadSecondary"] = boot.load_secondary.into();
     run_node(&config, work.path())?;
     read_result(&out)
 }
@@ -120,8 +143,10 @@ fn node_config(
     run: &RunConfig,
     out: &Path,
 ) -> Result<serde_json::Value> {
+    let secondary = index_dir.join(crate::pyodide::split::SECONDARY_FILE);
     Ok(serde_json::json!({
         "indexURL": absolute(index_dir)?,
+        "secondary": if secondary.exists() { Some(absolute(&secondary)?) } else { None },
         "app": absolute(app_zip)?,
         "entry": run.entry,
         "samples": absolute(run.samples)?,
@@ -132,7 +157,7 @@ fn node_config(
 
 fn run_node(config: &serde_json::Value, work: &Path) -> Result<()> {
     let runner = work.join("runner.mjs");
-    crate::fsx::write(&runner, with_call_entry(NODE_RUNNER).as_bytes())?;
+    crate::fsx::write(&runner, with_shared_js(NODE_RUNNER).as_bytes())?;
     let config_path = work.join("config.json");
     crate::fsx::write(&config_path, config.to_string().as_bytes())?;
     let mut command = Command::new("node");
@@ -227,13 +252,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn runner_and_loader_both_get_the_shared_entry_call() {
+    fn runner_and_loader_both_get_the_shared_js() {
         let loader = include_str!("../../templates/pyodide/loader.mjs");
         for template in [NODE_RUNNER, loader] {
             assert_eq!(template.matches(CALL_ENTRY_SLOT).count(), 1);
-            let filled = with_call_entry(template);
+            assert_eq!(template.matches(SPLIT_RUNTIME_SLOT).count(), 1);
+            let filled = with_shared_js(template);
             assert!(filled.contains("function callEntry(pyodide, entry, input)"));
-            assert!(!filled.contains(CALL_ENTRY_SLOT));
+            assert!(filled.contains("function splitRuntime(readSecondary)"));
+            assert!(!filled.contains(CALL_ENTRY_SLOT) && !filled.contains(SPLIT_RUNTIME_SLOT));
         }
     }
 }

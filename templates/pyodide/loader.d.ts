@@ -3,7 +3,7 @@
 /** What the app's entry takes and returns: anything JSON can express. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
-/** A file of the bundle (the app archive, the memory snapshot) failed its SRI check. */
+/** A file of the bundle (the app archive, the memory snapshot, the deferred runtime) failed its integrity check. */
 export class IntegrityError extends Error {}
 
 export interface Model {
@@ -11,6 +11,13 @@ export interface Model {
   readonly pyodide: unknown;
   /** Calls the entry function on one input; Python values come back as plain JS values. */
   infer(input: Json): Json;
+  /**
+   * A split runtime (pyodide.asm.deferred.wasm in the bundle): loads its deferred half now,
+   * synchronously, instead of at the first call that needs it. Does nothing otherwise.
+   */
+  preloadRuntime(): void;
+  /** How long loading the deferred half of a split runtime took; null until it is loaded. */
+  readonly deferredLoadMs: number | null;
 }
 
 /**

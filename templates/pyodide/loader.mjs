@@ -10,8 +10,11 @@ const APP_INTEGRITY = {{APP_SRI}};
 // The memory snapshot (null when the bundle has none) and whether load() boots from it by default.
 const SNAPSHOT_INTEGRITY = {{SNAPSHOT_SRI}};
 const SNAPSHOT_DEFAULT = {{SNAPSHOT_DEFAULT}};
+// The SHA-256 of pyodide.asm.deferred.wasm when the runtime ships split (null when whole).
+const SECONDARY_INTEGRITY = {{SECONDARY_SRI}};
 
 // {{CALL_ENTRY}}
+// {{SPLIT_RUNTIME}}
 
 export class IntegrityError extends Error {
   name = "IntegrityError";
@@ -45,6 +48,28 @@ async function verified(url, integrity) {
   return bytes;
 }
 
+// Reads, checks and compiles the split runtime's secondary module synchronously: a placeholder
+// called from inside wasm cannot wait. Browsers get it by synchronous XHR.
+function readSecondary(url, readFileSync) {
+  let bytes;
+  if (readFileSync) {
+    bytes = new Uint8Array(readFileSync(url));
+  } else {
+    const request = new XMLHttpRequest();
+    request.open("GET", url.href, false);
+    request.overrideMimeType("text/plain; charset=x-user-defined");
+    request.send();
+    if (request.status !== 200) throw new Error(`${url}: HTTP ${request.status}`);
+    const text = request.responseText;
+    bytes = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i) & 0xff;
+  }
+  if (sha256Sri(bytes) !== SECONDARY_INTEGRITY) {
+    throw new IntegrityError(`pyodide.asm.deferred.wasm: integrity check failed (expected ${SECONDARY_INTEGRITY})`);
+  }
+  return new WebAssembly.Module(bytes);
+}
+
 /**
  * Boots Pyodide from `baseUrl` (default: this module's directory) and imports the app.
  * `snapshot`: boot from the bundle's memory snapshot (seconds faster, many more bytes).
@@ -62,7 +87,18 @@ export async function load({ baseUrl, snapshot = SNAPSHOT_DEFAULT } = {}) {
     if (!SNAPSHOT_INTEGRITY) throw new Error("this bundle has no memory snapshot");
     options._loadSnapshot = await verified(new URL("snapshot.bin", base), SNAPSHOT_INTEGRITY);
   }
-  const pyodide = await loadPyodide(options);
+  let runtime = null;
+  if (SECONDARY_INTEGRITY) {
+    const url = new URL("pyodide.asm.deferred.wasm", base);
+    const readFileSync = isNode && url.protocol === "file:" ? (await import("node:fs")).readFileSync : null;
+    runtime = splitRuntime(() => readSecondary(url, readFileSync));
+  }
+  let pyodide;
+  try {
+    pyodide = await loadPyodide(options);
+  } finally {
+    runtime?.restore();
+  }
   // Also after a snapshot boot: the snapshot holds the imported modules, not the files.
   const app = await verified(new URL("app.zip", base), APP_INTEGRITY);
   pyodide.unpackArchive(app, "zip", { extractDir: "/app" });
@@ -73,6 +109,12 @@ export async function load({ baseUrl, snapshot = SNAPSHOT_DEFAULT } = {}) {
     pyodide,
     infer(input) {
       return callEntry(pyodide, entry, input);
+    },
+    preloadRuntime() {
+      runtime?.loadSecondary();
+    },
+    get deferredLoadMs() {
+      return runtime?.secondaryMs ?? null;
     },
   };
 }

@@ -10,11 +10,16 @@
 // app, computed with the interpreter's own `ast`.
 // measure: boot, app import, first inference and steady per-sample latency, plus the outputs.
 // snapshot: boots, imports the entry module and writes Pyodide's memory snapshot.
+// A runtime split by wasm-split runs with `secondary` (the deferred module's path); with
+// `loadSecondary` it is loaded right after boot, so every sample runs on it. `profileOut`: write
+// the profile of an instrumented runtime (`wasm-split --instrument`) there after the samples.
+import { readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
 import path from "node:path";
 
 // {{CALL_ENTRY}}
+// {{SPLIT_RUNTIME}}
 
 const config = JSON.parse(await readFile(process.argv[2], "utf8"));
 const log = (line) => process.stderr.write(line + "\n");
@@ -30,8 +35,14 @@ const options = {
 if (config.mode === "snapshot") options._makeSnapshot = true;
 // Reading the snapshot is part of booting from it, as fetching the runtime is part of booting.
 if (config.snapshot) options._loadSnapshot = new Uint8Array(await readFile(config.snapshot));
+const runtime =
+  config.secondary || config.profileOut
+    ? splitRuntime(() => new WebAssembly.Module(readFileSync(config.secondary)))
+    : null;
 const pyodide = await loadPyodide(options);
+runtime?.restore();
 const bootMs = now() - t0;
+if (config.loadSecondary) runtime.loadSecondary();
 
 const bootModules = config.mode === "trace" ? pyodide.runPython("sorted(__import__('sys').modules)").toJs() : [];
 
@@ -95,7 +106,14 @@ for (let pass = 0; pass < (config.passes ?? 1); pass++) {
   }
 }
 
-const result = { bootMs, importMs, firstInferenceMs, steadyUs, outputs };
+const result = { bootMs, importMs, firstInferenceMs, steadyUs, outputs, secondaryMs: runtime?.secondaryMs ?? null };
+if (config.profileOut) {
+  const size = 1 << 20;
+  const address = pyodide._module._malloc(size);
+  const written = runtime.instance.exports.__write_profile(address, size);
+  await writeFile(config.profileOut, pyodide._module.HEAPU8.slice(address, address + written));
+  pyodide._module._free(address);
+}
 if (config.mode === "trace") {
   // The error path formats a traceback: whatever it imports must ship too.
   try {

@@ -1,0 +1,366 @@
+//! Profile-guided splitting of `pyodide.asm.wasm` with binaryen's `wasm-split`: the functions a
+//! profiled run of the samples executed stay in the primary module, fetched first; the rest move
+//! to a secondary module that `templates/pyodide/split-runtime.js` loads the first time one of
+//! their placeholders is called. Nothing is removed, so the runtime can still do everything.
+
+use crate::profile::WasmFeature;
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use wasmparser::{Parser, Payload, TypeRef};
+
+/// The secondary module's file name, next to `pyodide.asm.wasm`.
+pub const SECONDARY_FILE: &str = "pyodide.asm.deferred.wasm";
+/// The namespace the primary imports placeholders from (the loader supplies it).
+const PLACEHOLDER_NAMESPACE: &str = "placeholder";
+/// The namespace the secondary imports the primary's exports from.
+const PRIMARY_NAMESPACE: &str = "primary";
+/// Prefix of the exports the split adds to the primary, so they cannot clash with the C API's.
+const EXPORT_PREFIX: &str = "%";
+
+/// binaryen's `wasm-split`: `$WPI_WASM_SPLIT`, else the one on `PATH`.
+#[derive(Debug, Clone)]
+pub struct WasmSplit {
+    path: PathBuf,
+    /// `wasm-split --version`, recorded in the manifest.
+    pub version: String,
+}
+
+impl WasmSplit {
+    /// The tool, or why it cannot be used.
+    pub fn find() -> std::result::Result<Self, String> {
+        let path = std::env::var_os("WPI_WASM_SPLIT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("wasm-split"));
+        let output = Command::new(&path).arg("--version").output().map_err(|e| {
+            format!(
+                "{} not found ({e}): install binaryen (apt/brew `binaryen`) or set WPI_WASM_SPLIT",
+                path.display()
+            )
+        })?;
+        if !output.status.success() {
+            return Err(format!(
+                "`{} --version` failed ({})",
+                path.display(),
+                output.status
+            ));
+        }
+        let version = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        Ok(Self { path, version })
+    }
+
+    /// The module with an exported `__write_profile(ptr, len)` that writes which functions ran.
+    pub fn instrument(&self, features: &[WasmFeature], wasm: &[u8]) -> Result<Vec<u8>> {
+        let work = tempfile::tempdir().context("creating a directory for wasm-split")?;
+        let input = work.path().join("in.wasm");
+        let output = work.path().join("instrumented.wasm");
+        crate::fsx::write(&input, wasm)?;
+        self.run(
+            Command::new(&self.path)
+                .arg("--instrument")
+                .args(features.iter().map(|f| f.binaryen_flag()))
+                .arg(&input)
+                .arg("-o")
+                .arg(&output),
+            "instrumenting the runtime",
+        )?;
+        crate::fsx::read(&output)
+    }
+
+    /// One profile holding every function any of `profiles` saw run.
+    pub fn merge_profiles(&self, profiles: &[Vec<u8>]) -> Result<Vec<u8>> {
+        let work = tempfile::tempdir().context("creating a directory for wasm-split")?;
+        let mut command = Command::new(&self.path);
+        command.arg("--merge-profiles");
+        for (i, profile) in profiles.iter().enumerate() {
+            let path = work.path().join(format!("{i}.data"));
+            crate::fsx::write(&path, profile)?;
+            command.arg(path);
+        }
+        let merged = work.path().join("merged.data");
+        self.run(command.arg("-o").arg(&merged), "merging profiles")?;
+        crate::fsx::read(&merged)
+    }
+
+    /// Splits `wasm` by `profile` (what [`WasmSplit::instrument`]'s module wrote).
+    pub fn split(
+        &self,
+        features: &[WasmFeature],
+        wasm: &[u8],
+        profile: &[u8],
+    ) -> Result<SplitRuntime> {
+        let work = tempfile::tempdir().context("creating a directory for wasm-split")?;
+        let dir = work.path();
+        crate::fsx::write(&dir.join("in.wasm"), wasm)?;
+        crate::fsx::write(&dir.join("profile.data"), profile)?;
+        self.run(
+            Command::new(&self.path)
+                .args(features.iter().map(|f| f.binaryen_flag()))
+                .arg(dir.join("in.wasm"))
+                .arg(format!("--profile={}", dir.join("profile.data").display()))
+                .arg("-o1")
+                .arg(dir.join("primary.wasm"))
+                .arg("-o2")
+                .arg(dir.join("secondary.wasm"))
+                .arg(format!("--export-prefix={EXPORT_PREFIX}"))
+                .arg(format!("--placeholder-namespace={PLACEHOLDER_NAMESPACE}"))
+                .arg(format!("--import-namespace={PRIMARY_NAMESPACE}")),
+            "splitting the runtime",
+        )?;
+        let secondary = crate::fsx::read(&dir.join("secondary.wasm"))?;
+        let primary =
+            export_tables_as_imported(&crate::fsx::read(&dir.join("primary.wasm"))?, &secondary)?;
+        let placeholders = imports_from(&primary, PLACEHOLDER_NAMESPACE)?;
+        let functions = defined_functions(wasm)?;
+        Ok(SplitRuntime {
+            profiled_functions: functions_run(profile, functions)?,
+            functions,
+            primary_functions: defined_functions(&primary)?,
+            placeholders,
+            primary,
+            secondary,
+        })
+    }
+
+    fn run(&self, command: &mut Command, what: &str) -> Result<()> {
+        let output = command
+            .output()
+            .with_context(|| format!("{what}: running {}", self.path.display()))?;
+        if !output.status.success() {
+            bail!(
+                "{what}: {} failed ({}):\n{}",
+                self.path.display(),
+                output.status,
+                crate::tools::tail_lines(&String::from_utf8_lossy(&output.stderr), 15)
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A runtime split in two.
+#[derive(Debug, Clone)]
+pub struct SplitRuntime {
+    pub primary: Vec<u8>,
+    pub secondary: Vec<u8>,
+    /// Functions defined by the runtime before the split.
+    pub functions: usize,
+    /// Of those, the ones the profiled run executed: the primary keeps them.
+    pub profiled_functions: usize,
+    /// Functions the primary defines: the profiled ones, plus a small thunk for every exported
+    /// function that moved (the C API stays callable through the table).
+    pub primary_functions: usize,
+    /// Table slots that call into the secondary (through a placeholder until it is loaded).
+    pub placeholders: usize,
+}
+
+/// Points the primary's table exports at the tables the secondary imports them as.
+///
+/// binaryen 108's `wasm-split` exports every table it shares under a new name but always as
+/// table 0, so Pyodide's two externref tables (`%table`, `%table_0`) went out as its funcref
+/// table and the secondary failed to link. The secondary imports the primary's tables in index
+/// order, so its k-th table import names the primary's table k.
+pub fn export_tables_as_imported(primary: &[u8], secondary: &[u8]) -> Result<Vec<u8>> {
+    let mut wanted = BTreeMap::new();
+    for payload in Parser::new(0).parse_all(secondary) {
+        if let Payload::ImportSection(reader) = payload.context("reading the secondary module")? {
+            for import in reader.into_imports() {
+                let import = import.context("reading the secondary module's imports")?;
+                if matches!(import.ty, TypeRef::Table(_)) {
+                    let index = wanted.len() as u32;
+                    wanted.insert(import.name.to_string(), index);
+                }
+            }
+        }
+    }
+    let mut module = wasm_encoder::Module::new();
+    let mut tables = 0u32;
+    for payload in Parser::new(0).parse_all(primary) {
+        let payload = payload.context("reading the primary module")?;
+        match &payload {
+            Payload::ImportSection(reader) => {
+                for import in reader.clone().into_imports() {
+                    if matches!(import?.ty, TypeRef::Table(_)) {
+                        tables += 1;
+                    }
+                }
+            }
+            Payload::TableSection(reader) => tables += reader.count(),
+            _ => {}
+        }
+        if let Payload::ExportSection(reader) = payload {
+            let mut exports = wasm_encoder::ExportSection::new();
+            for export in reader {
+                let export = export.context("reading the primary module's exports")?;
+                let kind = export_kind(export.kind)?;
+                let index = match (export.kind, wanted.get(export.name)) {
+                    (wasmparser::ExternalKind::Table, Some(&table)) => {
+                        if table >= tables {
+                            bail!(
+                                "the secondary module imports table `{}` as table {table}, but \
+                                 the primary has {tables} tables",
+                                export.name
+                            );
+                        }
+                        table
+                    }
+                    _ => export.index,
+                };
+                exports.export(export.name, kind, index);
+            }
+            module.section(&exports);
+        } else if let Some((id, range)) = payload.as_section() {
+            module.section(&wasm_encoder::RawSection {
+                id,
+                data: &primary[range],
+            });
+        }
+    }
+    Ok(module.finish())
+}
+
+fn export_kind(kind: wasmparser::ExternalKind) -> Result<wasm_encoder::ExportKind> {
+    use wasm_encoder::ExportKind as E;
+    use wasmparser::ExternalKind as K;
+    Ok(match kind {
+        K::Func => E::Func,
+        K::Table => E::Table,
+        K::Memory => E::Memory,
+        K::Global => E::Global,
+        K::Tag => E::Tag,
+        other => bail!("the primary module exports a {other:?}, which this tool cannot rewrite"),
+    })
+}
+
+/// How many functions a `wasm-split --instrument` profile saw run: after an 8-byte module hash it
+/// holds one little-endian u32 per defined function, the order of its first call or 0.
+fn functions_run(profile: &[u8], functions: usize) -> Result<usize> {
+    if profile.len() != 8 + 4 * functions {
+        bail!(
+            "the profile has {} bytes, not the {} a runtime of {functions} functions writes",
+            profile.len(),
+            8 + 4 * functions
+        );
+    }
+    Ok(profile[8..]
+        .chunks_exact(4)
+        .filter(|entry| *entry != [0; 4])
+        .count())
+}
+
+/// How many functions `wasm` defines (imports not counted).
+pub fn defined_functions(wasm: &[u8]) -> Result<usize> {
+    for payload in Parser::new(0).parse_all(wasm) {
+        if let Payload::FunctionSection(reader) = payload? {
+            return Ok(reader.count() as usize);
+        }
+    }
+    Ok(0)
+}
+
+fn imports_from(wasm: &[u8], namespace: &str) -> Result<usize> {
+    let mut count = 0;
+    for payload in Parser::new(0).parse_all(wasm) {
+        if let Payload::ImportSection(reader) = payload? {
+            for import in reader.into_imports() {
+                if import?.module == namespace {
+                    count += 1;
+                }
+            }
+        }
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(text: &str) -> Vec<u8> {
+        wat::parse_str(text).unwrap()
+    }
+
+    fn table_exports(wasm: &[u8]) -> Vec<(String, u32)> {
+        let mut out = Vec::new();
+        for payload in Parser::new(0).parse_all(wasm) {
+            if let Payload::ExportSection(reader) = payload.unwrap() {
+                for export in reader {
+                    let export = export.unwrap();
+                    if export.kind == wasmparser::ExternalKind::Table {
+                        out.push((export.name.to_string(), export.index));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn shared_tables_are_exported_as_the_secondary_imports_them() {
+        // What binaryen 108 writes: both externref tables exported as table 0.
+        let primary = module(
+            r#"(module
+                 (table $funcs 2 funcref) (table $a 0 externref) (table $b 0 externref)
+                 (func $f) (elem (i32.const 0) $f)
+                 (export "__indirect_function_table" (table $funcs))
+                 (export "%table" (table $funcs)) (export "%table_0" (table $funcs))
+                 (export "f" (func $f)))"#,
+        );
+        let secondary = module(
+            r#"(module
+                 (import "primary" "__indirect_function_table" (table 2 funcref))
+                 (import "primary" "%table" (table 0 externref))
+                 (import "primary" "%table_0" (table 0 externref)))"#,
+        );
+        let fixed = export_tables_as_imported(&primary, &secondary).unwrap();
+        assert_eq!(
+            table_exports(&fixed),
+            vec![
+                ("__indirect_function_table".to_string(), 0),
+                ("%table".to_string(), 1),
+                ("%table_0".to_string(), 2)
+            ]
+        );
+        wasmparser::validate(&fixed).unwrap();
+        // Everything else is carried over byte for byte.
+        assert_eq!(fixed.len(), primary.len());
+        assert_eq!(defined_functions(&fixed).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_table_the_primary_lacks_is_refused() {
+        let primary = module(r#"(module (table $t 1 funcref) (export "%table" (table $t)))"#);
+        let secondary = module(
+            r#"(module (import "primary" "x" (table 1 funcref))
+                       (import "primary" "%table" (table 0 externref)))"#,
+        );
+        let err = export_tables_as_imported(&primary, &secondary).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("primary has 1 tables"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn profiles_count_the_functions_that_ran() {
+        let mut profile = vec![7u8; 8];
+        for order in [0u32, 3, 0, 1] {
+            profile.extend(order.to_le_bytes());
+        }
+        assert_eq!(functions_run(&profile, 4).unwrap(), 2);
+        assert!(functions_run(&profile, 5).is_err());
+    }
+
+    #[test]
+    fn feature_flags_are_binaryens() {
+        assert_eq!(
+            WasmFeature::NontrappingFloatToInt.binaryen_flag(),
+            "--enable-nontrapping-float-to-int"
+        );
+        assert_eq!(
+            WasmFeature::ExceptionHandling.binaryen_flag(),
+            "--enable-exception-handling"
+        );
+    }
+}
