@@ -32,6 +32,27 @@ impl Limits {
 /// Unpacks a `.tar.gz` into `dest` (which must be empty or absent) and returns the files written,
 /// relative to `dest`.
 pub fn unpack_tar_gz(archive: &Path, dest: &Path, limits: Limits) -> Result<Vec<PathBuf>> {
+    let (file, packed) = open_archive(archive)?;
+    unpack_tar(
+        flate2::read::GzDecoder::new(file),
+        "tar.gz",
+        archive,
+        packed,
+        dest,
+        limits,
+    )
+}
+
+/// Unpacks a `.tar.zst` (a bundle's archive) like [`unpack_tar_gz`].
+pub fn unpack_tar_zst(archive: &Path, dest: &Path, limits: Limits) -> Result<Vec<PathBuf>> {
+    let (file, packed) = open_archive(archive)?;
+    let decoder = zstd::stream::read::Decoder::new(file)
+        .with_context(|| format!("reading {}", archive.display()))?;
+    unpack_tar(decoder, "tar.zst", archive, packed, dest, limits)
+}
+
+/// The archive and its size (at least 1, for the ratio cap).
+fn open_archive(archive: &Path) -> Result<(std::fs::File, u64)> {
     let packed = std::fs::metadata(archive)
         .with_context(|| format!("reading {}", archive.display()))
         .map_err(|e| input_error(format!("{e:#}")))?
@@ -39,13 +60,24 @@ pub fn unpack_tar_gz(archive: &Path, dest: &Path, limits: Limits) -> Result<Vec<
         .max(1);
     let file =
         std::fs::File::open(archive).with_context(|| format!("opening {}", archive.display()))?;
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    Ok((file, packed))
+}
+
+fn unpack_tar(
+    decompressed: impl Read,
+    format: &str,
+    archive: &Path,
+    packed: u64,
+    dest: &Path,
+    limits: Limits,
+) -> Result<Vec<PathBuf>> {
+    let mut tar = tar::Archive::new(decompressed);
     let problem = |what: String| input_error(format!("{}: {what}", archive.display()));
     std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
     let (mut written, mut total) = (Vec::new(), 0u64);
     let entries = tar
         .entries()
-        .map_err(|e| problem(format!("not a tar.gz archive: {e}")))?;
+        .map_err(|e| problem(format!("not a {format} archive: {e}")))?;
     for (index, entry) in entries.enumerate() {
         let mut entry = entry.map_err(|e| problem(format!("entry {index}: {e}")))?;
         if index >= limits.max_entries {

@@ -198,6 +198,27 @@ pub struct Parity {
     pub per_sample: PerSampleParity,
 }
 
+impl Parity {
+    /// Where a re-run's parity departs from this one: the first sample whose results differ, or
+    /// `None` when only the summary does.
+    pub fn first_differing_sample(&self, other: &Parity) -> Option<usize> {
+        let (a, b) = (&self.per_sample, &other.per_sample);
+        (0..self.samples.max(other.samples)).find(|&i| {
+            a.argmax_wasm.get(i) != b.argmax_wasm.get(i)
+                || a.argmax_native.get(i) != b.argmax_native.get(i)
+                || a.max_abs_diff.get(i) != b.max_abs_diff.get(i)
+        })
+    }
+
+    /// "first at sample N" or "in the summary", for a message about a parity that differs.
+    pub fn describe_difference(&self, other: &Parity) -> String {
+        self.first_differing_sample(other)
+            .map_or("in the summary".to_string(), |i| {
+                format!("first at sample {i}")
+            })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PerSampleParity {

@@ -20,6 +20,12 @@ fn loader_outputs(bundle: &Path, inputs: &serde_json::Value) -> serde_json::Valu
 
 /// Runs `inputs` through the bundle's loader.mjs in Node, booting `normal` or from `snapshot`.
 fn run_loader(bundle: &Path, inputs: &serde_json::Value, boot: &str) -> serde_json::Value {
+    loader_run(bundle, inputs, boot)["outputs"].clone()
+}
+
+/// What tests/node/run-pyodide-loader.mjs reports: `outputs`, and `deferredLoadMs` (null unless
+/// something loaded the deferred half of a split runtime).
+fn loader_run(bundle: &Path, inputs: &serde_json::Value, boot: &str) -> serde_json::Value {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), inputs.to_string()).unwrap();
     let output = std::process::Command::new("node")
@@ -30,7 +36,12 @@ fn run_loader(bundle: &Path, inputs: &serde_json::Value, boot: &str) -> serde_js
         .output()
         .expect("running node");
     assert_exit(&output, 0);
-    serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()["outputs"].clone()
+    serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+}
+
+/// Whether this machine has binaryen's wasm-split, so builds split the runtime.
+fn splits_runtime() -> bool {
+    cargo_wasmpack_infer::pyodide::split::WasmSplit::find().is_ok()
 }
 
 /// digits-py in the shaken Pyodide bundle predicts exactly what the Rust kernel predicts on
@@ -77,6 +88,30 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
             .unwrap()
             > 0.0
     );
+
+    // The runtime is split by a profile of the samples: they (booted either way) never need the
+    // deferred half, and what they do need is fetched up front.
+    if splits_runtime() {
+        let split = &manifest["runtime_split"];
+        assert!(
+            split["profiled_functions"].as_u64() < split["functions"].as_u64(),
+            "{split}"
+        );
+        assert!(
+            sizes["upfront"]["brotli_bytes"].as_u64() < sizes["bundle"]["brotli_bytes"].as_u64()
+        );
+        let timings = &manifest["timings"];
+        assert!(timings["secondary_load_ms"].as_f64() > Some(0.0));
+        assert!(
+            timings["bundle"].get("secondary_load_ms").is_none(),
+            "{timings}"
+        );
+        assert!(
+            manifest["snapshot"]["run"]
+                .get("secondary_load_ms")
+                .is_none()
+        );
+    }
 
     let bundle = out.path().join("digits-py-0.1.0");
     for file in manifest["files"].as_array().unwrap() {
@@ -215,6 +250,42 @@ fn lazy_and_string_imports_survive_the_shake() {
     assert_eq!(hsv, [0.0, 1.0, 1.0]);
     assert_eq!(outputs[1], "4");
     assert_eq!(outputs[2], "1/2");
+
+    // A split runtime: the samples run on its primary alone; a branch they never took loads the
+    // deferred half, checked against its digest.
+    assert_eq!(manifest["runtime_split"].is_object(), splits_runtime());
+    if splits_runtime() {
+        let samples: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(project.join("samples.json")).unwrap()).unwrap();
+        assert_eq!(
+            loader_run(&bundle, &samples, "normal")["deferredLoadMs"],
+            serde_json::Value::Null
+        );
+        let cold = serde_json::json!([{"op": "decimal", "values": [1, 7]}]);
+        let run = loader_run(&bundle, &cold, "normal");
+        assert_eq!(run["outputs"][0], "0.1428571428571428571428571429");
+        assert!(run["deferredLoadMs"].as_f64() > Some(0.0), "{run}");
+
+        let deferred = bundle.join("pyodide/pyodide.asm.deferred.wasm");
+        let mut bytes = std::fs::read(&deferred).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 1;
+        std::fs::write(&deferred, bytes).unwrap();
+        let inputs = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(inputs.path(), cold.to_string()).unwrap();
+        let output = std::process::Command::new("node")
+            .arg(repo_root().join("tests/node/run-pyodide-loader.mjs"))
+            .arg(bundle.join("pyodide"))
+            .arg(inputs.path())
+            .output()
+            .unwrap();
+        assert_exit(&output, 1);
+        assert!(
+            stderr(&output).contains("pyodide.asm.deferred.wasm: integrity check failed"),
+            "{}",
+            stderr(&output)
+        );
+    }
 
     let output = build(
         &project,

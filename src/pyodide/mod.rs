@@ -9,3 +9,4 @@ pub mod pipeline;
 pub mod run;
 pub mod shake;
 pub mod split;
+pub mod verify;

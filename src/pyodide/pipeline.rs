@@ -710,7 +710,7 @@ fn loader(
 }
 
 /// The first sample whose outputs differ, comparing the JSON values exactly.
-fn first_difference(a: &[serde_json::Value], b: &[serde_json::Value]) -> Option<usize> {
+pub fn first_difference(a: &[serde_json::Value], b: &[serde_json::Value]) -> Option<usize> {
     (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i))
 }
 
@@ -785,11 +785,10 @@ fn measure_native(
     Ok((native, run))
 }
 
-/// Sizes of every shipped file, each distinct content compressed once. brotli-11 of the 9.6 MB
-/// runtime takes tens of seconds, so sizes are also kept in the cache dir by content hash (and
-/// tool version, which pins the compressors): the stock files never change.
 /// Stock's and the bundle's bytes, file by file and in total; `deferred` (a bundle file fetched
-/// only when needed) is left out of the up-front total.
+/// only when needed) is left out of the up-front total. Each distinct content is compressed once.
+/// brotli-11 of the 9.6 MB runtime takes tens of seconds, so sizes are also kept in the cache dir
+/// by content hash (and tool version, which pins the compressors): the stock files never change.
 fn shipped_sizes(
     stock: &[(String, Vec<u8>)],
     bundle: &[(String, Vec<u8>)],

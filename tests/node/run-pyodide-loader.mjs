@@ -1,6 +1,6 @@
 // Loads a Python bundle's loader.mjs in Node and runs inputs through it:
 //   node run-pyodide-loader.mjs BUNDLE/pyodide INPUTS.json [snapshot]
-// prints {"outputs": [...]} on stdout; exit 1 with the error's name on stderr when loading fails.
+// prints {"outputs": [...], "deferredLoadMs": ms | null} on stdout; exit 1 with the error's name on stderr when loading fails.
 import { readFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
 import path from "node:path";
@@ -10,7 +10,8 @@ const { load } = await import(pathToFileURL(path.resolve(dir, "loader.mjs")).hre
 try {
   const model = await load(boot === "snapshot" ? { snapshot: true } : {});
   const inputs = JSON.parse(await readFile(inputsPath, "utf8"));
-  process.stdout.write(JSON.stringify({ outputs: inputs.map((input) => model.infer(input)) }));
+  const outputs = inputs.map((input) => model.infer(input));
+  process.stdout.write(JSON.stringify({ outputs, deferredLoadMs: model.deferredLoadMs }));
 } catch (error) {
   process.stderr.write(`${error.name}: ${error.message}\n`);
   process.exit(1);
