@@ -20,6 +20,10 @@ pub const FILE_NAME: &str = "manifest.json";
 pub struct Manifest {
     /// Version of this schema; readers reject versions they do not know.
     pub schema_version: u32,
+    /// `"kernel"`: which of the two manifest types this is (the other is `"pyodide"`). Manifests
+    /// written before the tag existed lack it and read as kernels.
+    #[serde(default = "kernel_kind")]
+    pub kind: String,
     pub tool: Tool,
     pub kernel: KernelInfo,
     pub profile: ProfileInfo,
@@ -502,6 +506,13 @@ impl Manifest {
     }
 }
 
+/// The `kind` of a kernel bundle's manifest.
+pub const KERNEL_KIND: &str = "kernel";
+
+fn kernel_kind() -> String {
+    KERNEL_KIND.to_string()
+}
+
 /// A manifest of either kind, as `check` and `diff` read them.
 #[derive(Debug, Clone)]
 pub enum AnyManifest {
@@ -510,7 +521,8 @@ pub enum AnyManifest {
 }
 
 impl AnyManifest {
-    /// Reads a manifest, picking the type from its `kind` (absent for kernels).
+    /// Reads a manifest, picking the type from its `kind` (absent in kernel manifests written
+    /// before the tag).
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading {}", path.display()))
@@ -528,7 +540,7 @@ impl AnyManifest {
 
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Kernel(_) => "kernel",
+            Self::Kernel(_) => KERNEL_KIND,
             Self::Pyodide(_) => crate::pyodide::manifest::KIND,
         }
     }

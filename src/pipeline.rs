@@ -264,6 +264,7 @@ pub fn build(
     let files = pack::write_files(staging.path(), &bundle_files)?;
     let manifest = Manifest {
         schema_version: crate::manifest::SCHEMA_VERSION,
+        kind: crate::manifest::KERNEL_KIND.into(),
         tool: Tool {
             name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),

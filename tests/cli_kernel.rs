@@ -143,6 +143,7 @@ fn wasi_profile_builds_for_wasip1_and_denies_wasi_calls_while_measuring() {
     );
     assert_exit(&output, 0);
     let manifest = manifest_from_stdout(&output);
+    assert_eq!(manifest["kind"], "kernel");
     assert_eq!(manifest["wasm"]["target"], "wasm32-wasip1");
     assert_eq!(manifest["profile"]["name"], "wasi");
     let imports = manifest["wasm"]["imports"].as_array().unwrap();

@@ -251,6 +251,30 @@ fn lazy_and_string_imports_survive_the_shake() {
     assert_eq!(outputs[1], "4");
     assert_eq!(outputs[2], "1/2");
 
+    // verify re-runs the samples on every boot and on the native sibling: intact, then a manifest
+    // whose recorded parity was edited.
+    let bundle_arg = bundle.to_str().unwrap();
+    let output = wpi(&["verify", bundle_arg]);
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("parity reproduced on 3 samples"),
+        "{}",
+        stdout(&output)
+    );
+    let manifest_path = bundle.join("manifest.json");
+    let recorded = std::fs::read_to_string(&manifest_path).unwrap();
+    let mut edited: serde_json::Value = serde_json::from_str(&recorded).unwrap();
+    edited["parity"]["native"]["per_sample"]["max_abs_diff"][1] = 0.5.into();
+    std::fs::write(&manifest_path, edited.to_string()).unwrap();
+    let output = wpi(&["verify", bundle_arg, "--json"]);
+    assert_exit(&output, 1);
+    assert!(
+        stdout(&output).contains("differs from the manifest (first at sample 1)"),
+        "{}",
+        stdout(&output)
+    );
+    std::fs::write(&manifest_path, recorded).unwrap();
+
     // A split runtime: the samples run on its primary alone; a branch they never took loads the
     // deferred half, checked against its digest.
     assert_eq!(manifest["runtime_split"].is_object(), splits_runtime());
@@ -284,6 +308,13 @@ fn lazy_and_string_imports_survive_the_shake() {
             stderr(&output).contains("pyodide.asm.deferred.wasm: integrity check failed"),
             "{}",
             stderr(&output)
+        );
+        let output = wpi(&["verify", bundle_arg]);
+        assert_exit(&output, 1);
+        assert!(
+            stdout(&output).contains("pyodide.asm.deferred.wasm"),
+            "{}",
+            stdout(&output)
         );
     }
 
