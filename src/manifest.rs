@@ -299,6 +299,12 @@ pub struct PyodideBrowserTimings {
     pub steady: BrowserSteady,
     /// The browser's outputs against the same bundle in Node.
     pub parity: Option<Parity>,
+    /// A split runtime: how long loading its deferred half took in a normal boot that ran every
+    /// sample, and in a snapshot boot that did; absent when nothing loaded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deferred_load_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_deferred_load_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]

@@ -100,6 +100,12 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
         assert!(
             sizes["upfront"]["brotli_bytes"].as_u64() < sizes["bundle"]["brotli_bytes"].as_u64()
         );
+        let profiled_in = split["profiled_in"].as_array().unwrap();
+        assert!(profiled_in.contains(&"node, booted from a snapshot".into()));
+        assert_eq!(
+            profiled_in.contains(&"chromium".into()),
+            chromium_available()
+        );
         let timings = &manifest["timings"];
         assert!(timings["secondary_load_ms"].as_f64() > Some(0.0));
         assert!(
@@ -169,6 +175,14 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
         assert_eq!(browser["parity"]["passed"], true);
         assert_eq!(browser["parity"]["samples"], 360);
         assert_eq!(browser["environment"]["cross_origin_isolated"], true);
+        // The split was profiled in Chromium too, so a page never needs the deferred half.
+        if splits_runtime() {
+            assert!(browser.get("deferred_load_ms").is_none(), "{browser}");
+            assert!(
+                browser.get("snapshot_deferred_load_ms").is_none(),
+                "{browser}"
+            );
+        }
     }
     // inspect lists the shipped files and the largest stdlib modules with the reason each stayed.
     let output = wpi(&["inspect", bundle.to_str().unwrap(), "--json", "--top", "5"]);
@@ -289,6 +303,37 @@ fn lazy_and_string_imports_survive_the_shake() {
         let run = loader_run(&bundle, &cold, "normal");
         assert_eq!(run["outputs"][0], "0.1428571428571428571428571429");
         assert!(run["deferredLoadMs"].as_f64() > Some(0.0), "{run}");
+
+        // In Chromium the deferred half comes by synchronous XHR, checked by the loader's JS
+        // SHA-256, only once the cold branch runs.
+        if chromium_available() {
+            let serving = Serving::start(&bundle);
+            let output = std::process::Command::new("node")
+                .arg(repo_root().join("tests/node/browser-eval.mjs"))
+                .arg(format!("{}/samples.json", serving.url))
+                .arg(
+                    r#"(async () => {
+                        const { load } = await import("/pyodide/loader.mjs");
+                        const model = await load();
+                        const warm = model.infer({ op: "fraction", values: [0.5] });
+                        const before = model.deferredLoadMs;
+                        const cold = model.infer({ op: "decimal", values: [1, 7] });
+                        return { warm, before, cold, after: model.deferredLoadMs };
+                    })()"#,
+                )
+                .output()
+                .unwrap();
+            assert_exit(&output, 0);
+            let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            assert_eq!(seen["warm"], "1/2", "{seen}");
+            assert_eq!(
+                seen["before"],
+                serde_json::Value::Null,
+                "profiled in Chromium, the boot needs only the primary: {seen}"
+            );
+            assert_eq!(seen["cold"], "0.1428571428571428571428571429", "{seen}");
+            assert!(seen["after"].as_f64() > Some(0.0), "{seen}");
+        }
 
         let deferred = bundle.join("pyodide/pyodide.asm.deferred.wasm");
         let mut bytes = std::fs::read(&deferred).unwrap();

@@ -20,6 +20,9 @@ use std::time::Duration;
 const BENCH_PAGE: &str = include_str!("../../templates/browser/bench.html");
 const PLAN_SLOT: &str = "/*WPI_BENCH*/ {} /*END_WPI_BENCH*/";
 const BENCH_PATH: &str = "/__wpi/bench.html";
+const PROFILE_PAGE: &str = include_str!("../../templates/browser/profile.html");
+const PROFILE_SLOT: &str = "/*WPI_PROFILE*/ {} /*END_WPI_PROFILE*/";
+const PROFILE_PATH: &str = "/__wpi/profile.html";
 /// Browsers looked for on PATH, in order, when `WPI_CHROMIUM` is not set.
 const CANDIDATES: &[&str] = &[
     "chromium",
@@ -100,6 +103,10 @@ struct PageFigures {
     /// Base64 of the output tensor (kernel), or one JSON value per sample (Pyodide).
     outputs: serde_json::Value,
     sweep: Vec<PageSteady>,
+    #[serde(default)]
+    deferred_load_ms: Option<f64>,
+    #[serde(default)]
+    snapshot_deferred_load_ms: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -194,6 +201,8 @@ pub fn measure_pyodide(
                 .next()
                 .context("the page sent no steady timings")?,
             parity: None,
+            deferred_load_ms: figures.deferred_load_ms,
+            snapshot_deferred_load_ms: figures.snapshot_deferred_load_ms,
         },
     })
 }
@@ -211,52 +220,8 @@ fn run_page(
     page["minRuns"] = plan.min_runs.into();
     page["maxRuns"] = plan.max_runs.into();
     page["budgetMs"] = (plan.steady_budget.as_secs_f64() * 1000.0).into();
-    let mut server = Server::bind(bundle_dir, 0)?;
-    server.add_page(
-        BENCH_PATH,
-        BENCH_PAGE
-            .replacen(PLAN_SLOT, &page.to_string(), 1)
-            .into_bytes(),
-    );
-    let profile = tempfile::tempdir().context("creating a Chromium profile directory")?;
-    let mut browser = Command::new(chromium)
-        .args([
-            "--headless=new",
-            // Root in containers and CI runners cannot use Chromium's sandbox; the page is ours.
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--disable-extensions",
-            "--disable-background-networking",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!(
-            "{}{}",
-            server.url().trim_end_matches('/'),
-            BENCH_PATH
-        ))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {}", chromium.display()))?;
-    let body = server.serve_until_result(plan.timeout, || match browser.try_wait() {
-        Ok(Some(status)) => Err(anyhow!(
-            "Chromium exited ({status}) before the page reported"
-        )),
-        Ok(None) => Ok(()),
-        Err(e) => Err(anyhow!("watching Chromium: {e}")),
-    });
-    let _ = browser.kill();
-    let exited = browser.wait_with_output();
-    let body = body.map_err(|error| {
-        let log = exited
-            .map(|o| crate::tools::tail_lines(&String::from_utf8_lossy(&o.stderr), 8))
-            .unwrap_or_default();
-        anyhow!("{error:#}\nChromium's log:\n{log}")
-    })?;
+    let html = BENCH_PAGE.replacen(PLAN_SLOT, &page.to_string(), 1);
+    let body = run_in_chromium(chromium, bundle_dir, BENCH_PATH, html, plan.timeout)?;
     let result: PageResult =
         serde_json::from_slice(&body).context("reading the measurement page's result")?;
     if let Some(error) = result.error {
@@ -276,6 +241,113 @@ fn run_page(
         timer_resolution_us: (figures.environment.timer_resolution_us * 1000.0).round() / 1000.0,
     };
     Ok((environment, figures))
+}
+
+/// A Pyodide runtime instrumented by `wasm-split --instrument` (`dir/pyodide/`, with `app.zip`)
+/// booted in headless Chromium, normally and, with `snapshot` (a path under `dir`), from that
+/// memory snapshot; every sample run after each boot. Returns the profile each boot wrote.
+pub fn profile_pyodide(
+    chromium: &Path,
+    dir: &Path,
+    entry: &str,
+    samples_file: &str,
+    snapshot: Option<&str>,
+    timeout: Duration,
+) -> Result<Vec<Vec<u8>>> {
+    let config = json!({
+        "indexURL": "/pyodide/",
+        "app": "/pyodide/app.zip",
+        "entry": entry,
+        "samples": format!("/{samples_file}"),
+        "snapshot": snapshot.map(|s| format!("/{s}")),
+    });
+    let html = crate::pyodide::run::with_shared_js(PROFILE_PAGE).replacen(
+        PROFILE_SLOT,
+        &config.to_string(),
+        1,
+    );
+    let body = run_in_chromium(chromium, dir, PROFILE_PATH, html, timeout)?;
+    #[derive(Deserialize)]
+    struct Profiles {
+        profiles: Vec<String>,
+    }
+    #[derive(Deserialize)]
+    struct ProfileResult {
+        ok: Option<Profiles>,
+        error: Option<PageError>,
+    }
+    let result: ProfileResult =
+        serde_json::from_slice(&body).context("reading the profiling page's result")?;
+    if let Some(error) = result.error {
+        bail!(
+            "in Chromium, the instrumented runtime failed: {}: {}",
+            error.name,
+            error.message
+        );
+    }
+    result
+        .ok
+        .context("the profiling page sent neither profiles nor an error")?
+        .profiles
+        .iter()
+        .map(|text| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .context("the profiling page sent a profile that is not base64")
+        })
+        .collect()
+}
+
+/// Serves `dir` plus `html` at `page_path`, opens that page in headless Chromium and returns
+/// what the page POSTed to the server's result path.
+fn run_in_chromium(
+    chromium: &Path,
+    dir: &Path,
+    page_path: &str,
+    html: String,
+    timeout: Duration,
+) -> Result<Vec<u8>> {
+    let mut server = Server::bind(dir, 0)?;
+    server.add_page(page_path, html.into_bytes());
+    let profile = tempfile::tempdir().context("creating a Chromium profile directory")?;
+    let mut browser = Command::new(chromium)
+        .args([
+            "--headless=new",
+            // Root in containers and CI runners cannot use Chromium's sandbox; the page is ours.
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-extensions",
+            "--disable-background-networking",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!(
+            "{}{}",
+            server.url().trim_end_matches('/'),
+            page_path
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", chromium.display()))?;
+    let body = server.serve_until_result(timeout, || match browser.try_wait() {
+        Ok(Some(status)) => Err(anyhow!(
+            "Chromium exited ({status}) before the page reported"
+        )),
+        Ok(None) => Ok(()),
+        Err(e) => Err(anyhow!("watching Chromium: {e}")),
+    });
+    let _ = browser.kill();
+    let exited = browser.wait_with_output();
+    body.map_err(|error| {
+        let log = exited
+            .map(|o| crate::tools::tail_lines(&String::from_utf8_lossy(&o.stderr), 8))
+            .unwrap_or_default();
+        anyhow!("{error:#}\nChromium's log:\n{log}")
+    })
 }
 
 fn distribution_us(values: impl IntoIterator<Item = f64>) -> Distribution {

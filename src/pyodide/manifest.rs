@@ -125,6 +125,10 @@ pub struct ShippedSizes {
 pub struct RuntimeSplitInfo {
     /// `wasm-split --version`.
     pub tool: String,
+    /// Where the samples ran on the instrumented runtime (`node`, `chromium`, each also booted
+    /// from a snapshot when the bundle has one). A host not listed may boot through functions
+    /// the profile missed, and load the deferred half while booting.
+    pub profiled_in: Vec<String>,
     pub features: Vec<crate::profile::WasmFeature>,
     /// Functions the runtime defines.
     pub functions: usize,

@@ -57,6 +57,16 @@ pub struct PythonBuildOptions {
     pub demo: bool,
 }
 
+/// A split runtime that passed validation: what the manifest says of it.
+struct ShippedSplit {
+    tool: WasmSplit,
+    split: SplitRuntime,
+    /// Where its profile was taken.
+    profiled_in: Vec<String>,
+    /// Loading the secondary right after boot, in the validation run.
+    secondary_load_ms: f64,
+}
+
 #[derive(Debug)]
 pub struct PythonBuildOutput {
     pub bundle_dir: PathBuf,
@@ -208,7 +218,7 @@ pub fn build(
                 &measure_config,
                 options.snapshot.build,
             )
-            .map(|split| (tool, split))
+            .map(|(split, profiled_in)| (tool, split, profiled_in))
             .map_err(|e| format!("pyodide.asm.wasm shipped unchanged: splitting it failed: {e:#}")),
             Err(why) => Err(format!("pyodide.asm.wasm shipped unchanged: {why}")),
         }
@@ -216,9 +226,10 @@ pub fn build(
     reporter.event(Event::Done {
         stage: Stage::Optimize,
         summary: match &split {
-            Ok((_, split)) => format!(
-                "pyodide.asm.wasm split by a profile of the samples: the {} of {} functions they \
-                 ran up front ({}), the rest deferred ({})",
+            Ok((_, split, profiled_in)) => format!(
+                "pyodide.asm.wasm split by a profile of the samples ({}): the {} of {} \
+                 functions they ran up front ({}), the rest deferred ({})",
+                profiled_in.join("; "),
                 split.profiled_functions,
                 split.functions,
                 format_bytes(split.primary.len() as u64),
@@ -255,7 +266,7 @@ pub fn build(
         Ok(run)
     };
     let (bundle_run, runtime_note, split_outcome) = match split {
-        Ok((tool, split)) => {
+        Ok((tool, split, profiled_in)) => {
             match validate_split(&split, &runtime_dir, &measure_config, &traced.outputs) {
                 Ok((run, secondary_load_ms)) => {
                     let note = format!(
@@ -263,7 +274,13 @@ pub fn build(
                          deferred half unused and loaded up front",
                         tool.version
                     );
-                    (run, note, Some((tool, split, secondary_load_ms)))
+                    let shipped = ShippedSplit {
+                        tool,
+                        split,
+                        profiled_in,
+                        secondary_load_ms,
+                    };
+                    (run, note, Some(shipped))
                 }
                 Err(e) => {
                     restore_stock_runtime(&runtime_dir, &stock["pyodide.asm.wasm"])?;
@@ -276,7 +293,7 @@ pub fn build(
         }
         Err(why) => (measure_bundle()?, why, None),
     };
-    if let Some((_, split, _)) = &split_outcome {
+    if let Some(ShippedSplit { split, .. }) = &split_outcome {
         let wasm = runtime_files
             .iter_mut()
             .find(|f| f.path == runtime_path("pyodide.asm.wasm"))
@@ -325,9 +342,7 @@ pub fn build(
             &app_zip,
             snapshot.as_ref().map(|(f, _)| f.bytes.as_slice()),
             options.snapshot.default,
-            split_outcome
-                .as_ref()
-                .map(|(_, split, _)| split.secondary.as_slice()),
+            split_outcome.as_ref().map(|s| s.split.secondary.as_slice()),
         )
         .into_bytes(),
     );
@@ -391,20 +406,29 @@ pub fn build(
     let runtime_fit = fit(&stock, &bundle, &native.0, &sizes, snapshot_info.as_ref());
     let runtime_split = split_outcome
         .as_ref()
-        .map(|(tool, split, _)| -> Result<RuntimeSplitInfo> {
-            Ok(RuntimeSplitInfo {
-                tool: tool.version.clone(),
-                features: options.runtime.features.clone(),
-                functions: split.functions,
-                profiled_functions: split.profiled_functions,
-                primary_functions: split.primary_functions,
-                placeholders: split.placeholders,
-                primary_file: runtime_path("pyodide.asm.wasm"),
-                secondary_file: runtime_path(SECONDARY_FILE),
-                primary: shipped_file(&sizes, "pyodide.asm.wasm")?,
-                secondary: shipped_file(&sizes, SECONDARY_FILE)?,
-            })
-        })
+        .map(
+            |ShippedSplit {
+                 tool,
+                 split,
+                 profiled_in,
+                 ..
+             }|
+             -> Result<RuntimeSplitInfo> {
+                Ok(RuntimeSplitInfo {
+                    tool: tool.version.clone(),
+                    profiled_in: profiled_in.clone(),
+                    features: options.runtime.features.clone(),
+                    functions: split.functions,
+                    profiled_functions: split.profiled_functions,
+                    primary_functions: split.primary_functions,
+                    placeholders: split.placeholders,
+                    primary_file: runtime_path("pyodide.asm.wasm"),
+                    secondary_file: runtime_path(SECONDARY_FILE),
+                    primary: shipped_file(&sizes, "pyodide.asm.wasm")?,
+                    secondary: shipped_file(&sizes, SECONDARY_FILE)?,
+                })
+            },
+        )
         .transpose()?;
     reporter.event(Event::Done {
         stage: Stage::Measure,
@@ -527,7 +551,9 @@ pub fn build(
             native: native.0,
             runtime_fit,
             browser: None,
-            secondary_load_ms: split_outcome.as_ref().map(|(_, _, ms)| round_ms(*ms)),
+            secondary_load_ms: split_outcome
+                .as_ref()
+                .map(|s| round_ms(s.secondary_load_ms)),
         },
     };
     // Budgets name metrics only a manifest has; a bad one is an input error before anything is
@@ -554,15 +580,16 @@ pub fn build(
 }
 
 /// Runs every sample on a runtime instrumented by `wasm-split --instrument` (with the shaken
-/// stdlib and the app, as shipped), and with `snapshot` also booted from a memory snapshot, and
-/// splits the stock runtime by what those runs executed.
+/// stdlib and the app, as shipped) in Node and, when Chromium is here, in the browser, each also
+/// booted from a memory snapshot when the bundle gets one (restoring runs other code), and splits
+/// the stock runtime by what any of those runs executed. Returns the split and where it profiled.
 fn profile_and_split(
     tool: &WasmSplit,
     features: &[WasmFeature],
     runtime_files: &[BundleFile],
     config: &RunConfig,
     snapshot: bool,
-) -> Result<SplitRuntime> {
+) -> Result<(SplitRuntime, Vec<String>)> {
     let wasm_path = runtime_path("pyodide.asm.wasm");
     let stock_wasm = &runtime_files
         .iter()
@@ -580,46 +607,59 @@ fn profile_and_split(
         .collect();
     pack::write_files(work.path(), &files)?;
     let dir = work.path().join(RUNTIME_DIR);
-    let profile = work.path().join("profile.data");
-    run::pyodide(
-        &dir,
-        &dir.join(APP_ARCHIVE),
-        Mode::Measure,
-        &RunConfig {
-            passes: 1,
-            ..*config
-        },
-        &Boot {
-            profile_out: Some(&profile),
-            ..Boot::default()
-        },
-    )
-    .context("running every sample on the instrumented runtime")?;
-    let mut profile = fsx::read(&profile)?;
-    if snapshot {
-        // Restoring a snapshot runs code a normal boot does not.
-        let snapshot_path = work.path().join(SNAPSHOT_FILE);
-        let app = dir.join(APP_ARCHIVE);
-        fsx::write(&snapshot_path, &run::make_snapshot(&dir, &app, config)?)?;
-        let snapshot_profile = work.path().join("snapshot-profile.data");
+    let app = dir.join(APP_ARCHIVE);
+    let profile_config = RunConfig {
+        passes: 1,
+        ..*config
+    };
+    let node_profile = |boot: Boot, what: &str| -> Result<Vec<u8>> {
+        let out = work.path().join("profile.data");
         run::pyodide(
             &dir,
             &app,
             Mode::Measure,
-            &RunConfig {
-                passes: 1,
-                ..*config
-            },
+            &profile_config,
             &Boot {
-                snapshot: Some(&snapshot_path),
-                profile_out: Some(&snapshot_profile),
-                ..Boot::default()
+                profile_out: Some(&out),
+                ..boot
             },
         )
-        .context("running every sample on the instrumented runtime booted from a snapshot")?;
-        profile = tool.merge_profiles(&[profile, fsx::read(&snapshot_profile)?])?;
+        .with_context(|| format!("running every sample on the instrumented runtime {what}"))?;
+        fsx::read(&out)
+    };
+    let mut profiles = vec![node_profile(Boot::default(), "in Node")?];
+    let mut profiled_in = vec!["node".to_string()];
+    let snapshot_path = work.path().join(SNAPSHOT_FILE);
+    if snapshot {
+        fsx::write(&snapshot_path, &run::make_snapshot(&dir, &app, config)?)?;
+        let boot = Boot {
+            snapshot: Some(&snapshot_path),
+            ..Boot::default()
+        };
+        profiles.push(node_profile(boot, "in Node, booted from a snapshot")?);
+        profiled_in.push("node, booted from a snapshot".into());
     }
-    tool.split(features, stock_wasm, &profile)
+    // A browser boots through code Node does not (its fetches, its console): without its profile,
+    // a page would load the deferred half while booting.
+    if let Ok(chromium) = browser::find_chromium() {
+        fsx::write(&work.path().join(SAMPLES_FILE), &fsx::read(config.samples)?)?;
+        let found = browser::profile_pyodide(
+            &chromium,
+            work.path(),
+            config.entry,
+            SAMPLES_FILE,
+            snapshot.then_some(SNAPSHOT_FILE),
+            run::RUN_TIME_LIMIT,
+        )
+        .context("profiling the instrumented runtime in Chromium")?;
+        profiled_in.push("chromium".into());
+        if snapshot {
+            profiled_in.push("chromium, booted from a snapshot".into());
+        }
+        profiles.extend(found);
+    }
+    let profile = tool.merge_profiles(&profiles)?;
+    Ok((tool.split(features, stock_wasm, &profile)?, profiled_in))
 }
 
 /// Puts the split runtime into `runtime_dir` and runs every sample on it with the secondary

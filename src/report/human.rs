@@ -411,6 +411,27 @@ pub fn python_summary(manifest: &crate::pyodide::manifest::PyodideManifest) -> S
         shake.stdlib_entries_after,
         shake.dropped_top_levels.len()
     ));
+    let loaded = |load_ms: Option<f64>| match load_ms {
+        Some(load) => format!("loaded the deferred half ({})", ms(load)),
+        None => "never needed the deferred half".to_string(),
+    };
+    match (&manifest.runtime_split, &manifest.sizes.upfront) {
+        (Some(split), Some(upfront)) => out.push_str(&format!(
+            "runtime: split by {} (profiled in {}): the {} of {} functions the samples ran up front \
+             ({} brotli), the rest deferred ({} brotli); fetched before the first inference {} \
+             brotli ({:.0} % of stock); the samples {}\n",
+            split.tool,
+            split.profiled_in.join(", "),
+            split.profiled_functions,
+            split.functions,
+            format_bytes(split.primary.brotli_bytes),
+            format_bytes(split.secondary.brotli_bytes),
+            format_bytes(upfront.brotli_bytes),
+            manifest.sizes.upfront_brotli_ratio.unwrap_or_default() * 100.0,
+            loaded(t.bundle.secondary_load_ms),
+        )),
+        _ => out.push_str(&format!("runtime: {}\n", shake.runtime)),
+    }
     if let Some(snapshot) = &manifest.snapshot {
         out.push_str(&format!(
             "memory snapshot: {} raw, {} brotli; booted from it: boot {}, cold start {}, steady {}{}\n",
@@ -441,6 +462,19 @@ pub fn python_summary(manifest: &crate::pyodide::manifest::PyodideManifest) -> S
             format_duration_us(browser.steady.latency.p95_us),
             browser.parity.as_ref().map_or("not checked".into(), parity_line),
         ));
+        if manifest.runtime_split.is_some() {
+            out.push_str(&format!(
+                "  split runtime: the samples {}",
+                loaded(browser.deferred_load_ms)
+            ));
+            if browser.snapshot_load.is_some() {
+                out.push_str(&format!(
+                    "; from the snapshot, they {}",
+                    loaded(browser.snapshot_deferred_load_ms)
+                ));
+            }
+            out.push('\n');
+        }
     }
     out.push_str(&format!("runtime fit: {}\n", t.runtime_fit.verdict));
     let env = &t.environment;
