@@ -251,6 +251,38 @@ fn lazy_and_string_imports_survive_the_shake() {
     );
     assert_eq!(modules["ipaddress"], "static", "an import through a string");
 
+    // Built again from a copy in a directory with a longer path, the bundle is byte for byte the
+    // same (the split runtime included), and so is the manifest outside its timings.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let copy = elsewhere
+        .path()
+        .join("a-much-longer-checkout-path")
+        .join("py-lazy");
+    for file in [
+        "pyproject.toml",
+        "samples.json",
+        "lazyapp/__init__.py",
+        "lazyapp/main.py",
+    ] {
+        std::fs::create_dir_all(copy.join(file).parent().unwrap()).unwrap();
+        std::fs::copy(project.join(file), copy.join(file)).unwrap();
+    }
+    let again = build_python(&copy, elsewhere.path(), &["--no-snapshot"]);
+    assert_exit(&again, 0);
+    let mut rebuilt = manifest_from_stdout(&again);
+    let mut first = manifest.clone();
+    first.as_object_mut().unwrap().remove("timings");
+    rebuilt.as_object_mut().unwrap().remove("timings");
+    assert_eq!(first, rebuilt, "the manifests differ outside their timings");
+    for file in manifest["files"].as_array().unwrap() {
+        let path = file["path"].as_str().unwrap();
+        assert_eq!(
+            std::fs::read(out.path().join("py-lazy-0.1.0").join(path)).unwrap(),
+            std::fs::read(elsewhere.path().join("py-lazy-0.1.0").join(path)).unwrap(),
+            "{path} differs between the two builds"
+        );
+    }
+
     let bundle = out.path().join("py-lazy-0.1.0");
     let outputs = loader_outputs(
         &bundle,
@@ -429,41 +461,42 @@ fn python_usage_errors_and_hostile_distributions_exit_2() {
 }
 
 /// A pure-Python wheel, written the way `pip wheel` would (with a RECORD of hashes).
-fn write_wheel(wheelhouse: &Path) {
+/// Writes `name-1.0-py3-none-any.whl` with `files` (path, text) into `wheelhouse`.
+fn write_wheel(wheelhouse: &Path, name: &str, files: &[(&str, &str)]) {
     use base64::Engine as _;
     use sha2::Digest as _;
     use std::io::Write as _;
-    let files: [(&str, &str); 3] = [
-        (
-            "tinyscale/__init__.py",
-            "def scale(values, factor):\n    return [v * factor for v in values]\n",
-        ),
-        (
-            "tinyscale-1.0.dist-info/METADATA",
-            "Metadata-Version: 2.1\nName: tinyscale\nVersion: 1.0\n",
-        ),
-        (
-            "tinyscale-1.0.dist-info/WHEEL",
-            "Wheel-Version: 1.0\nGenerator: cli_python\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        ),
-    ];
+    let dist_info = format!("{name}-1.0.dist-info");
+    let mut all: Vec<(String, String)> = files
+        .iter()
+        .map(|(path, text)| (path.to_string(), text.to_string()))
+        .collect();
+    all.push((
+        format!("{dist_info}/METADATA"),
+        format!("Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n"),
+    ));
+    all.push((
+        format!("{dist_info}/WHEEL"),
+        "Wheel-Version: 1.0\nGenerator: cli_python\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+            .to_string(),
+    ));
     let mut record = String::new();
     let mut writer = zip::ZipWriter::new(
-        std::fs::File::create(wheelhouse.join("tinyscale-1.0-py3-none-any.whl")).unwrap(),
+        std::fs::File::create(wheelhouse.join(format!("{name}-1.0-py3-none-any.whl"))).unwrap(),
     );
-    for (name, text) in files {
+    for (path, text) in &all {
         writer
-            .start_file(name, zip::write::SimpleFileOptions::DEFAULT)
+            .start_file(path.as_str(), zip::write::SimpleFileOptions::DEFAULT)
             .unwrap();
         writer.write_all(text.as_bytes()).unwrap();
         let digest = sha2::Sha256::digest(text.as_bytes());
         let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
-        record.push_str(&format!("{name},sha256={hash},{}\n", text.len()));
+        record.push_str(&format!("{path},sha256={hash},{}\n", text.len()));
     }
-    record.push_str("tinyscale-1.0.dist-info/RECORD,,\n");
+    record.push_str(&format!("{dist_info}/RECORD,,\n"));
     writer
         .start_file(
-            "tinyscale-1.0.dist-info/RECORD",
+            format!("{dist_info}/RECORD"),
             zip::write::SimpleFileOptions::DEFAULT,
         )
         .unwrap();
@@ -486,7 +519,30 @@ fn dependencies_from_a_wheelhouse_reach_both_variants() {
     assert_exit(&output, 2);
     assert!(stderr(&output).contains("tinyscale"), "{}", stderr(&output));
 
-    write_wheel(wheelhouse.path());
+    write_wheel(
+        wheelhouse.path(),
+        "tinyscale",
+        &[(
+            "tinyscale/__init__.py",
+            "def scale(values, factor):\n    return [v * factor for v in values]\n",
+        )],
+    );
+    // The native-only requirement: an "accelerated" package with a compiled extension, which
+    // Pyodide could not take.
+    write_wheel(
+        wheelhouse.path(),
+        "tinyfast",
+        &[
+            (
+                "tinyfast/__init__.py",
+                "def scale(values, factor):\n    return [factor * v for v in values]\n",
+            ),
+            (
+                "tinyfast/_kernels.so",
+                "a compiled extension, never imported here",
+            ),
+        ],
+    );
     let output = build_python(
         &project,
         out.path(),
@@ -500,7 +556,21 @@ fn dependencies_from_a_wheelhouse_reach_both_variants() {
     let manifest = manifest_from_stdout(&output);
     assert_eq!(
         manifest["native"]["requirements"],
-        serde_json::json!(["tinyscale==1.0"])
+        serde_json::json!(["tinyfast==1.0", "tinyscale==1.0"])
+    );
+    assert_eq!(
+        manifest["native"]["accelerated"],
+        serde_json::json!(["tinyfast==1.0"])
+    );
+    let native_run = &manifest["timings"]["native"];
+    assert_eq!(
+        native_run["accelerated_imported"],
+        serde_json::json!(["tinyfast"])
+    );
+    assert!(native_run["cuda"]["available"].is_boolean(), "{native_run}");
+    assert!(
+        manifest["shake"]["modules"].get("tinyfast").is_none(),
+        "the native-only package stays out of Pyodide"
     );
     assert_eq!(manifest["shake"]["modules"]["tinyscale"], "traced");
     assert_eq!(manifest["parity"]["native"]["passed"], true);
@@ -526,11 +596,14 @@ fn dependencies_from_a_wheelhouse_reach_both_variants() {
         names.contains(&"app/depsapp/main.py".to_string()),
         "{names:?}"
     );
-    assert!(
-        names.contains(&"site-packages/tinyscale/__init__.py".to_string()),
-        "{names:?}"
-    );
-    assert_eq!(lock, "tinyscale==1.0\n");
+    for file in [
+        "site-packages/tinyscale/__init__.py",
+        "site-packages/tinyfast/__init__.py",
+        "site-packages/tinyfast/_kernels.so",
+    ] {
+        assert!(names.contains(&file.to_string()), "{names:?}");
+    }
+    assert_eq!(lock, "tinyfast==1.0\ntinyscale==1.0\n");
 }
 
 /// `new python` writes a project that builds, matches native CPython and meets its budgets.

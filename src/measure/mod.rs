@@ -1,6 +1,7 @@
 //! Stage 6: measure each variant with the same metrics.
 
 pub mod browser;
+pub mod cuda_probe;
 pub mod environment;
 pub mod native;
 pub mod parity;

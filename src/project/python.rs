@@ -41,6 +41,16 @@ struct RawSettings {
         std::collections::BTreeMap<String, crate::budget::Limit>,
     >,
     demo: Option<crate::stages::demo::DemoSpec>,
+    #[serde(default)]
+    native: NativeSettings,
+}
+
+/// `[tool.wasmpack-infer.native]`: what only the native sibling gets.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NativeSettings {
+    #[serde(default)]
+    requirements: Vec<String>,
 }
 
 /// A Python project, checked and ready to build.
@@ -65,6 +75,10 @@ pub struct PythonProject {
     pub budgets: crate::budget::Budgets,
     /// `[tool.wasmpack-infer.demo]`: what `build --demo` needs.
     pub demo: Option<crate::stages::demo::DemoSpec>,
+    /// `[tool.wasmpack-infer.native] requirements`: installed into the native sibling only
+    /// (accelerated libraries such as torch or cupy, which cannot run in Pyodide, compiled
+    /// extensions allowed); the app must also work without them.
+    pub native_requirements: Vec<String>,
 }
 
 impl PythonProject {
@@ -170,6 +184,7 @@ impl PythonProject {
             tolerance,
             budgets: crate::budget::from_tables(settings.budgets),
             demo: settings.demo,
+            native_requirements: settings.native.requirements,
         })
     }
 

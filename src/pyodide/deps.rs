@@ -1,7 +1,8 @@
 //! A Python project's dependencies: installed with pip from a wheelhouse (or pip's configured
-//! index) into one directory that both variants use: zipped with the app for Pyodide, on the
-//! path of a fresh venv for native CPython. Only pure-Python packages qualify: a compiled
-//! extension built for the host cannot run in Pyodide.
+//! index), zipped with the app for Pyodide and put on the path of a fresh venv for native
+//! CPython. For Pyodide only pure-Python packages qualify: a compiled extension built for the
+//! host cannot run there. The native sibling may add requirements of its own
+//! (`[tool.wasmpack-infer.native]`), compiled ones included.
 
 use crate::exit::input_error;
 use anyhow::{Context, Result, bail};
@@ -17,11 +18,20 @@ pub struct Installed {
     pub lock: Vec<String>,
 }
 
+/// Who runs what is installed: Pyodide takes pure Python only; the native sibling takes compiled
+/// extensions too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum For {
+    Pyodide,
+    Native,
+}
+
 /// Installs `requirements` with `python -m pip` into a fresh directory.
 pub fn install(
     python: &Path,
     requirements: &[String],
     wheelhouse: Option<&Path>,
+    target: For,
 ) -> Result<Installed> {
     let site = tempfile::tempdir().context("creating a directory for dependencies")?;
     let mut command = Command::new(python);
@@ -64,7 +74,9 @@ pub fn install(
             crate::tools::tail_lines(&String::from_utf8_lossy(&output.stderr), 15)
         )));
     }
-    if let Some(compiled) = first_compiled_file(site.path())? {
+    if target == For::Pyodide
+        && let Some(compiled) = first_compiled_file(site.path())?
+    {
         return Err(input_error(format!(
             "dependency file {} is a compiled extension: only pure-Python packages can go into \
              the Pyodide bundle (compiled ones need a wasm32 wheel from the distribution's lock)",
@@ -98,6 +110,22 @@ fn first_compiled_file(dir: &Path) -> Result<Option<PathBuf>> {
         }
     }
     Ok(None)
+}
+
+/// The importable top-level names in `site` (packages and modules, not metadata).
+pub fn top_level_names(site: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(site).with_context(|| format!("listing {}", site.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if path.is_dir() && !name.contains('.') && name != "__pycache__" {
+            names.push(name.into_owned());
+        } else if let Some(module) = name.strip_suffix(".py") {
+            names.push(module.to_string());
+        }
+    }
+    names.sort();
+    Ok(names)
 }
 
 /// `name==version` from every `*.dist-info/METADATA` in `site`.

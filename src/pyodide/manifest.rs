@@ -73,6 +73,9 @@ pub struct NativeSibling {
     pub file: String,
     /// `name==version` of every installed dependency (also in the archive's `requirements.lock`).
     pub requirements: Vec<String>,
+    /// `[tool.wasmpack-infer.native] requirements`, as written: installed into this sibling only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accelerated: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -226,6 +229,13 @@ pub struct NativeRun {
     pub first_inference_ms: f64,
     pub cold_start_ms: f64,
     pub steady: Distribution,
+    /// Top-level modules of the native-only requirements that the app imported in this run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accelerated_imported: Vec<String>,
+    /// Whether a CUDA device was usable on the machine that measured (what accelerated
+    /// libraries would find).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cuda: Option<crate::measure::cuda_probe::CudaPresence>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]

@@ -57,6 +57,58 @@ pub struct PythonBuildOptions {
     pub demo: bool,
 }
 
+/// What the native sibling runs with: the Pyodide dependencies, or those plus
+/// `[tool.wasmpack-infer.native] requirements` installed together into a directory of its own.
+struct NativeDeps {
+    own: Option<deps::Installed>,
+    lock: Vec<String>,
+    /// Top-level modules only the native sibling has: the runner reports which the app imported.
+    accelerated_modules: Vec<String>,
+}
+
+impl NativeDeps {
+    fn install(
+        project: &PythonProject,
+        options: &PythonBuildOptions,
+        shared: Option<&deps::Installed>,
+    ) -> Result<NativeDeps> {
+        if project.native_requirements.is_empty() {
+            return Ok(NativeDeps {
+                own: None,
+                lock: shared.map(|i| i.lock.clone()).unwrap_or_default(),
+                accelerated_modules: Vec::new(),
+            });
+        }
+        let mut requirements = project.dependencies.clone();
+        requirements.extend(project.native_requirements.iter().cloned());
+        let installed = deps::install(
+            &options.python,
+            &requirements,
+            options.wheelhouse.as_deref(),
+            deps::For::Native,
+        )
+        .context("installing the native sibling's requirements ([tool.wasmpack-infer.native])")?;
+        let shared_names = match shared {
+            Some(shared) => deps::top_level_names(shared.site.path())?,
+            None => Vec::new(),
+        };
+        let accelerated_modules = deps::top_level_names(installed.site.path())?
+            .into_iter()
+            .filter(|name| !shared_names.contains(name))
+            .collect();
+        Ok(NativeDeps {
+            lock: installed.lock.clone(),
+            accelerated_modules,
+            own: Some(installed),
+        })
+    }
+
+    /// Its site directory: its own, else the one it shares with Pyodide.
+    fn site<'a>(&'a self, shared: Option<&'a Path>) -> Option<&'a Path> {
+        self.own.as_ref().map(|i| i.site.path()).or(shared)
+    }
+}
+
 /// A split runtime that passed validation: what the manifest says of it.
 struct ShippedSplit {
     tool: WasmSplit,
@@ -102,9 +154,11 @@ pub fn build(
             &options.python,
             &project.dependencies,
             options.wheelhouse.as_deref(),
+            deps::For::Pyodide,
         )?)
     };
     let site = installed.as_ref().map(|i| i.site.path());
+    let native_deps = NativeDeps::install(project, options, installed.as_ref())?;
     let app_code = shake::app_files(&[(&project.dir, &project.app_root)])?;
     let site_files = match site {
         Some(site) => shake::app_files(&[(site, site)])?,
@@ -370,9 +424,20 @@ pub fn build(
         &Boot::default(),
     )
     .context("measuring stock Pyodide")?;
+    let native_site = native_deps.site(site);
     let mut native_paths = vec![project.dir.as_path()];
-    native_paths.extend(site);
-    let native = measure_native(options, &native_paths, &measure_config)?;
+    native_paths.extend(native_site);
+    let native_sibling_files = match native_site {
+        Some(site) => shake::app_files(&[(site, site)])?,
+        None => Vec::new(),
+    };
+    let native_lock = native_deps.lock.clone();
+    let native = measure_native(
+        options,
+        &native_paths,
+        &measure_config,
+        &native_deps.accelerated_modules,
+    )?;
     let native_parity =
         parity::compare_json(&bundle_run.outputs, &native.1.outputs, project.tolerance);
     let stock_shipped: Vec<(String, Vec<u8>)> = stock
@@ -468,10 +533,17 @@ pub fn build(
         pack::deterministic_tar_zst(&archived, options.source_date_epoch)?,
     );
     let samples_file = BundleFile::new(SAMPLES_FILE, project.samples_json.clone());
-    let native_archive = native_archive(project, &app_code, &site_files, &requirements, options)?;
+    let native_archive = native_archive(
+        project,
+        &app_code,
+        &native_sibling_files,
+        &native_lock,
+        options,
+    )?;
     let native_sibling = NativeSibling {
         file: native_archive.path.clone(),
-        requirements: requirements.clone(),
+        requirements: native_lock.clone(),
+        accelerated: project.native_requirements.clone(),
     };
     let mut files: Vec<FileEntry> =
         pack::write_files(staging.path(), &[tarball, samples_file, native_archive])?;
@@ -805,14 +877,17 @@ fn native_archive(
 }
 
 /// Runs the app in a fresh venv of `options.python`, so the user's site-packages stay out.
+/// `accelerated_modules`: the native-only modules whose import the run reports.
 fn measure_native(
     options: &PythonBuildOptions,
     paths: &[&std::path::Path],
     config: &RunConfig,
+    accelerated_modules: &[String],
 ) -> Result<(NativeRun, AppRun)> {
     let (_venv, python) = deps::venv(&options.python)?;
     let startup = run::python_startup(&python)?;
-    let run = run::native(&python, paths, config).context("running the app in native CPython")?;
+    let run = run::native(&python, paths, config, accelerated_modules)
+        .context("running the app in native CPython")?;
     let startup_ms = startup.as_secs_f64() * 1e3;
     let native = NativeRun {
         python: run.python.clone().unwrap_or_default(),
@@ -821,6 +896,8 @@ fn measure_native(
         first_inference_ms: round_ms(run.first_inference_ms),
         cold_start_ms: round_ms(startup_ms + run.import_ms + run.first_inference_ms),
         steady: steady(&run.steady_us),
+        accelerated_imported: run.imported.clone(),
+        cuda: Some(crate::measure::cuda_probe::probe()),
     };
     Ok((native, run))
 }

@@ -43,6 +43,9 @@ pub struct AppRun {
     /// A split runtime: how long loading its secondary module took, if anything loaded it.
     #[serde(default)]
     pub secondary_ms: Option<f64>,
+    /// Native runs: the watched modules the app imported.
+    #[serde(default)]
+    pub imported: Vec<String>,
     /// Native runs: the interpreter's version.
     #[serde(default)]
     pub python: Option<String>,
@@ -165,8 +168,9 @@ fn run_node(config: &serde_json::Value, work: &Path) -> Result<()> {
     execute(command, work, "node (Pyodide)")
 }
 
-/// Runs the app in a native CPython, importing it (and its dependencies) from `paths`.
-pub fn native(python: &Path, paths: &[&Path], run: &RunConfig) -> Result<AppRun> {
+/// Runs the app in a native CPython, importing it (and its dependencies) from `paths`; reports
+/// which of the top-level modules in `watch` the app imported.
+pub fn native(python: &Path, paths: &[&Path], run: &RunConfig, watch: &[String]) -> Result<AppRun> {
     let work = tempfile::tempdir().context("creating a directory for the Python runner")?;
     let runner = work.path().join("runner.py");
     crate::fsx::write(&runner, PYTHON_RUNNER.as_bytes())?;
@@ -176,6 +180,7 @@ pub fn native(python: &Path, paths: &[&Path], run: &RunConfig) -> Result<AppRun>
         "entry": run.entry,
         "samples": absolute(run.samples)?,
         "passes": run.passes,
+        "watch": watch,
         "out": out,
     });
     let config_path = work.path().join("config.json");

@@ -70,7 +70,7 @@ pub fn verify(dir: &Path, manifest: &PyodideManifest, python: &Path) -> Result<V
     }
     let (_venv, venv_python) = deps::venv(python)?;
     let path_refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
-    let native = run::native(&venv_python, &path_refs, &config)
+    let native = run::native(&venv_python, &path_refs, &config, &[])
         .context("running the samples on the native sibling")?;
     let reproduced =
         parity::compare_json(&normal.outputs, &native.outputs, manifest.project.tolerance);

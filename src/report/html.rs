@@ -302,6 +302,12 @@ fn pyodide_sections(m: &PyodideManifest) -> (String, String, String) {
             values: size_values(&m.sizes.bundle),
         },
     ];
+    if let Some(upfront) = &m.sizes.upfront {
+        size_groups.push(Group {
+            label: "before the first inference".into(),
+            values: size_values(upfront),
+        });
+    }
     if let Some(s) = &m.snapshot {
         size_groups.push(Group {
             label: "memory snapshot".into(),
@@ -310,7 +316,7 @@ fn pyodide_sections(m: &PyodideManifest) -> (String, String, String) {
     }
     body.push_str(&bar_chart(
         "Bytes shipped",
-        "Runtime, standard library, packages and app; the snapshot is an extra download when the loader boots from it.",
+        "Runtime, standard library, packages and app; with a split runtime, what is fetched before the first inference (its deferred half only if called); the snapshot is an extra download when the loader boots from it.",
         &SIZE_SERIES,
         &size_groups,
         bytes,

@@ -447,6 +447,32 @@ pub fn python_summary(manifest: &crate::pyodide::manifest::PyodideManifest) -> S
         "parity vs native CPython: {}\n",
         parity_line(&manifest.parity.native)
     ));
+    if !manifest.native.accelerated.is_empty() || t.native.cuda.is_some() {
+        let imported = &t.native.accelerated_imported;
+        out.push_str(&format!(
+            "native sibling: {}; CUDA where measured: {}\n",
+            if manifest.native.accelerated.is_empty() {
+                "no native-only requirements".to_string()
+            } else {
+                format!(
+                    "native-only {} (the app imported {})",
+                    manifest.native.accelerated.join(", "),
+                    if imported.is_empty() {
+                        "none of them".to_string()
+                    } else {
+                        imported.join(", ")
+                    }
+                )
+            },
+            t.native
+                .cuda
+                .as_ref()
+                .map_or("not probed".to_string(), |c| match c.available {
+                    true => format!("yes, {}", c.detail),
+                    false => format!("no ({})", c.detail),
+                }),
+        ));
+    }
     if let Some(browser) = &t.browser {
         out.push_str(&format!(
             "browser: {}\n  load {} (p95 {}; boot and app import){}, first inference {}\n  steady {} per sample (p95 {})\n  parity with Node: {}\n",

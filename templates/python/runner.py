@@ -2,7 +2,8 @@
 
     python3 runner.py CONFIG.json
 
-CONFIG: { paths (put first on sys.path), entry ("module:function"), samples (JSON array), passes, out }. Writes the same
+CONFIG: { paths (put first on sys.path), entry ("module:function"), samples (JSON array), passes,
+watch (top-level modules to report if imported), out }. Writes the same
 result shape as templates/pyodide/runner.mjs: import, first inference and steady per-sample
 latency, and every sample's output.
 """
@@ -45,6 +46,7 @@ with open(config["out"], "w", encoding="utf-8") as f:
             "steadyUs": steady_us,
             "outputs": outputs,
             "python": sys.version.split()[0],
+            "imported": sorted(name for name in config.get("watch", []) if name in sys.modules),
         },
         f,
     )
