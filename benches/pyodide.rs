@@ -35,7 +35,7 @@ fn main() -> anyhow::Result<()> {
         passes: 3,
         wheelhouse: None,
         snapshot: profile.snapshot,
-        runtime: profile.runtime,
+        runtime: profile.runtime.clone(),
         source_date_epoch: 0,
         demo: false,
     };
