@@ -550,10 +550,20 @@ fn dependencies_from_a_wheelhouse_reach_both_variants() {
             "--wheelhouse",
             wheelhouse.path().to_str().unwrap(),
             "--no-snapshot",
+            "--no-split",
         ],
     );
     assert_exit(&output, 0);
     let manifest = manifest_from_stdout(&output);
+    assert!(manifest.get("runtime_split").is_none());
+    assert!(
+        manifest["shake"]["runtime"]
+            .as_str()
+            .unwrap()
+            .contains("--no-split"),
+        "{}",
+        manifest["shake"]["runtime"]
+    );
     assert_eq!(
         manifest["native"]["requirements"],
         serde_json::json!(["tinyfast==1.0", "tinyscale==1.0"])

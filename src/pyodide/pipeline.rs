@@ -262,7 +262,11 @@ pub fn build(
 
     reporter.event(Event::Started(Stage::Optimize));
     let split = if !options.runtime.split {
-        Err("pyodide.asm.wasm shipped unchanged: the profile does not split it".to_string())
+        Err(
+            "pyodide.asm.wasm shipped unchanged: splitting is off (--no-split, or the Python \
+             profile's runtime.split)"
+                .to_string(),
+        )
     } else {
         match WasmSplit::find() {
             Ok(tool) => profile_and_split(
