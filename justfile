@@ -31,6 +31,15 @@ bench-python:
 fuzz seeds="20000":
     WPI_FUZZ_SEEDS={{seeds}} cargo test --test differential -- --nocapture
 
+# Licenses, banned versions (tar < 0.4.45) and sources of every dependency, offline (deny.toml;
+# needs `cargo install cargo-deny`).
+deny:
+    cargo deny check licenses bans sources
+
+# RustSec advisories: fetches the advisory database from github.com.
+deny-advisories:
+    cargo deny check advisories
+
 # Regenerate blessed snapshots and the manifest schema after an intended change.
 bless:
     BLESS=1 cargo test --workspace

@@ -12,9 +12,9 @@ use cargo_wasmpack_infer::profile::{DEFAULT_PYTHON_PROFILE, PythonProfile, WasmS
 use cargo_wasmpack_infer::project::python::PythonProject;
 use cargo_wasmpack_infer::pyodide::dist::Source;
 use cargo_wasmpack_infer::pyodide::pipeline::{self, PythonBuildOptions};
+use cargo_wasmpack_infer::pyodide::run::{self, Boot, Mode, RunConfig};
 use cargo_wasmpack_infer::pyodide::shake::Overrides;
 use cargo_wasmpack_infer::report::{Silent, format_bytes};
-use cargo_wasmpack_infer::pyodide::run::{self, Boot, Mode, RunConfig};
 use cargo_wasmpack_infer::stages::optimize::optimize;
 use std::path::Path;
 use std::time::Instant;
@@ -185,7 +185,10 @@ fn wasm_opt_on_the_runtime(
             None => "every sample gives the same outputs on it".to_string(),
             Some(sample) => format!("sample {sample} differs on it"),
         },
-        Err(e) => format!("it fails to run: {}", format!("{e:#}").lines().next().unwrap_or("")),
+        Err(e) => format!(
+            "it fails to run: {}",
+            format!("{e:#}").lines().next().unwrap_or("")
+        ),
     };
     println!("  {verdict}; not shipped: the pipeline ships the split runtime as validated");
     Ok(())
