@@ -36,6 +36,7 @@ fn main() -> anyhow::Result<()> {
         wheelhouse: None,
         snapshot: profile.snapshot,
         runtime: profile.runtime.clone(),
+        stdlib: profile.stdlib,
         source_date_epoch: 0,
         demo: false,
     };

@@ -115,11 +115,23 @@ pub struct PythonProfile {
     pub name: String,
     pub description: String,
     pub snapshot: SnapshotSettings,
+    #[serde(default)]
     pub runtime: RuntimeSettings,
+    #[serde(default)]
+    pub stdlib: StdlibSettings,
 }
 
-/// What is done to `pyodide.asm.wasm` itself.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+/// What is done to the kept standard library.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StdlibSettings {
+    /// Add `.pyc` files made by the distribution's own interpreter (so the magic number matches)
+    /// next to the kept modules' sources: Pyodide then skips compiling them at every boot.
+    pub precompile: bool,
+}
+
+/// What is done to `pyodide.asm.wasm` itself (nothing, in a profile without `[runtime]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RuntimeSettings {
     /// Split the runtime with binaryen's `wasm-split`, guided by a profile of the samples: the

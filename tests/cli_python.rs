@@ -551,11 +551,29 @@ fn dependencies_from_a_wheelhouse_reach_both_variants() {
             wheelhouse.path().to_str().unwrap(),
             "--no-snapshot",
             "--no-split",
+            "--precompile",
         ],
     );
     assert_exit(&output, 0);
     let manifest = manifest_from_stdout(&output);
     assert!(manifest.get("runtime_split").is_none());
+    // --precompile: .pyc made by Pyodide's own interpreter sit next to the kept sources.
+    let precompiled = manifest["shake"]["precompiled"].as_u64().unwrap();
+    assert!(precompiled > 10, "{}", manifest["shake"]);
+    let stdlib = std::fs::read(out.path().join("py-deps-0.1.0/pyodide/python_stdlib.zip")).unwrap();
+    let stdlib = zip::ZipArchive::new(std::io::Cursor::new(stdlib)).unwrap();
+    let names: Vec<String> = stdlib
+        .file_names()
+        .map(|name| name.unwrap().into_owned())
+        .collect();
+    let compiled: Vec<&String> = names.iter().filter(|n| n.ends_with(".pyc")).collect();
+    assert_eq!(compiled.len() as u64, precompiled);
+    for pyc in compiled {
+        assert!(
+            names.contains(&pyc[..pyc.len() - 1].to_string()),
+            "{pyc} without its source"
+        );
+    }
     assert!(
         manifest["shake"]["runtime"]
             .as_str()

@@ -77,6 +77,10 @@ pub struct Opts {
     /// (the split needs binaryen's wasm-split; without it the runtime ships whole anyway).
     #[arg(long)]
     no_split: bool,
+    /// Python projects: add .pyc files made by the distribution's interpreter next to the kept
+    /// stdlib modules (boot skips compiling them: seconds faster, about 1 MB more brotli).
+    #[arg(long)]
+    precompile: bool,
     /// Python projects: steady passes over all samples in each measurement.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     passes: u64,
@@ -167,9 +171,12 @@ impl Opts {
         }
         let mut runtime = profile.runtime;
         runtime.split &= !self.no_split;
+        let mut stdlib = profile.stdlib;
+        stdlib.precompile |= self.precompile;
         let options = PythonBuildOptions {
             snapshot,
             runtime,
+            stdlib,
             pyodide: Source::parse(pyodide)?,
             out_dir: self.out_dir,
             offline: self.offline,

@@ -91,6 +91,10 @@ pub struct ShakeInfo {
     pub importers: BTreeMap<String, String>,
     pub stdlib_entries_before: usize,
     pub stdlib_entries_after: usize,
+    /// `.pyc` files added next to kept modules (`stdlib.precompile`), made by the distribution's
+    /// interpreter; 0 when the standard library ships as source only.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub precompiled: usize,
     /// Top-level stdlib modules and packages left out entirely.
     pub dropped_top_levels: Vec<String>,
     /// Files of the app archive the app opened while the trace ran (Python's `open` audit
@@ -255,6 +259,10 @@ pub struct PythonFit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upfront_bytes_over_stock: Option<f64>,
     pub verdict: String,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 impl PyodideManifest {

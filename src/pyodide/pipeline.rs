@@ -8,7 +8,7 @@ use crate::manifest::{Distribution, FileEntry, Sizes, Tool};
 use crate::measure::browser::{self, BrowserPlan};
 use crate::measure::timing::format_duration_us;
 use crate::measure::{environment, parity, sizes, stats};
-use crate::profile::{RuntimeSettings, SnapshotSettings, WasmFeature};
+use crate::profile::{RuntimeSettings, SnapshotSettings, StdlibSettings, WasmFeature};
 use crate::project::python::PythonProject;
 use crate::pyodide::deps;
 use crate::pyodide::dist::{self, CORE_FILES, Source};
@@ -52,6 +52,8 @@ pub struct PythonBuildOptions {
     pub snapshot: SnapshotSettings,
     /// From the Python profile, after `--no-split`.
     pub runtime: RuntimeSettings,
+    /// From the Python profile, after `--precompile`.
+    pub stdlib: StdlibSettings,
     pub source_date_epoch: u64,
     /// Write the demo page (`index.html`, from `[tool.wasmpack-infer.demo]`).
     pub demo: bool,
@@ -219,17 +221,29 @@ pub fn build(
     let shaken = shake::shake_stdlib(stock_stdlib, &needed, &options.overrides)?;
     let stock_lock: serde_json::Value =
         serde_json::from_slice(&stock["pyodide-lock.json"]).context("reading pyodide-lock.json")?;
+    let precompiled = if options.stdlib.precompile {
+        run::compile_stdlib(&distribution.dir, &shaken.zip)
+            .context("precompiling the kept standard library with the distribution's interpreter")?
+    } else {
+        BTreeMap::new()
+    };
+    let stdlib_zip = shake::with_entries(&shaken.zip, &precompiled)?;
     let (lock, packages) = shake::trim_lock(&stock_lock, &needed)?;
     let wheels = shake::package_files(&stock_lock, &packages, &distribution.dir)?;
     reporter.event(Event::Done {
         stage: Stage::Shake,
         summary: format!(
-            "python_stdlib.zip {} → {} entries ({} → {}, {}); {} modules kept, {} top-level dropped; packages: {}",
+            "python_stdlib.zip {} → {} entries{} ({} → {}, {}); {} modules kept, {} top-level dropped; packages: {}",
             shaken.entries_before,
             shaken.entries_after,
+            if precompiled.is_empty() {
+                String::new()
+            } else {
+                format!(" + {} precompiled .pyc", precompiled.len())
+            },
             format_bytes(stock_stdlib.len() as u64),
-            format_bytes(shaken.zip.len() as u64),
-            format_change(stock_stdlib.len() as u64, shaken.zip.len() as u64),
+            format_bytes(stdlib_zip.len() as u64),
+            format_change(stock_stdlib.len() as u64, stdlib_zip.len() as u64),
             needed.modules.len(),
             shaken.dropped_top_levels.len(),
             if packages.is_empty() { "none".into() } else { packages.join(", ") }
@@ -242,7 +256,7 @@ pub fn build(
         .collect();
     runtime_files.push(BundleFile::new(
         runtime_path("python_stdlib.zip"),
-        shaken.zip.clone(),
+        stdlib_zip.clone(),
     ));
     runtime_files.push(BundleFile::new(
         runtime_path("pyodide-lock.json"),
@@ -599,6 +613,7 @@ pub fn build(
                 .collect(),
             stdlib_entries_before: shaken.entries_before,
             stdlib_entries_after: shaken.entries_after,
+            precompiled: precompiled.len(),
             dropped_top_levels: shaken.dropped_top_levels.clone(),
             files_opened: trace
                 .opened

@@ -140,6 +140,37 @@ pub fn make_snapshot(index_dir: &Path, app_zip: &Path, run: &RunConfig) -> Resul
     crate::fsx::read(&out)
 }
 
+/// `.pyc` bytes (by zip entry name, `x/y.pyc`) for every `.py` in the stdlib `zip`, compiled by
+/// the interpreter of the distribution at `index_dir`.
+pub fn compile_stdlib(
+    index_dir: &Path,
+    zip: &[u8],
+) -> Result<std::collections::BTreeMap<String, Vec<u8>>> {
+    use base64::Engine as _;
+    let work = tempfile::tempdir().context("creating a directory for the Node runner")?;
+    let zip_path = work.path().join("stdlib.zip");
+    crate::fsx::write(&zip_path, zip)?;
+    let out = work.path().join("compiled.json");
+    let config = serde_json::json!({
+        "mode": "compile",
+        "indexURL": absolute(index_dir)?,
+        "zip": zip_path,
+        "out": out,
+    });
+    run_node(&config, work.path())?;
+    let encoded: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(&crate::fsx::read(&out)?).context("reading the compiled modules")?;
+    encoded
+        .into_iter()
+        .map(|(name, text)| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .with_context(|| format!("{name}: not base64"))?;
+            Ok((name, bytes))
+        })
+        .collect()
+}
+
 fn node_config(
     index_dir: &Path,
     app_zip: &Path,

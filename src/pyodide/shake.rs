@@ -306,6 +306,26 @@ pub fn app_files(roots: &[(&Path, &Path)]) -> Result<Vec<(String, Vec<u8>)>> {
     Ok(files)
 }
 
+/// `zip` with `extra` entries (name → bytes) appended in name order, deflated, with fixed
+/// timestamps and permissions; its own entries are copied raw.
+pub fn with_entries(zip: &[u8], extra: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(zip)).context("reading the zip")?;
+    let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for index in 0..archive.len() {
+        writer.raw_copy_file(archive.by_index_raw(index)?)?;
+    }
+    let options = zip::write::SimpleFileOptions::DEFAULT
+        .compression_method(zip::CompressionMethod::Deflated)
+        .unix_permissions(0o644);
+    for (name, bytes) in extra {
+        writer
+            .start_file(name.as_str(), options)
+            .with_context(|| format!("adding {name}"))?;
+        writer.write_all(bytes)?;
+    }
+    Ok(writer.finish()?.into_inner())
+}
+
 /// `files` as a deterministic zip: sorted, fixed timestamps and permissions.
 pub fn app_zip(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
     let options = zip::write::SimpleFileOptions::DEFAULT

@@ -405,10 +405,14 @@ pub fn python_summary(manifest: &crate::pyodide::manifest::PyodideManifest) -> S
     }
     let shake = &manifest.shake;
     out.push_str(&format!(
-        "\nshake: {} modules kept; python_stdlib.zip {} → {} entries; {} top-level modules dropped\n",
+        "\nshake: {} modules kept; python_stdlib.zip {} → {} entries{}; {} top-level modules dropped\n",
         shake.modules.len(),
         shake.stdlib_entries_before,
         shake.stdlib_entries_after,
+        match shake.precompiled {
+            0 => String::new(),
+            count => format!(" + {count} precompiled .pyc"),
+        },
         shake.dropped_top_levels.len()
     ));
     let loaded = |load_ms: Option<f64>| match load_ms {
@@ -421,7 +425,7 @@ pub fn python_summary(manifest: &crate::pyodide::manifest::PyodideManifest) -> S
              ({} brotli), the rest deferred ({} brotli); fetched before the first inference {} \
              brotli ({:.0} % of stock); the samples {}\n",
             split.tool,
-            split.profiled_in.join(", "),
+            split.profiled_in.join("; "),
             split.profiled_functions,
             split.functions,
             format_bytes(split.primary.brotli_bytes),
