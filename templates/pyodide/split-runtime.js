@@ -31,8 +31,9 @@ function splitRuntime(readSecondary) {
   const start = async (module, given) => {
     const split = imports(module).some((i) => i.module === "placeholder");
     const instance = await instantiate(module, split ? { ...given, placeholder: placeholders } : given);
-    // Pyodide also instantiates small helper modules; the runtime is the one with the table.
-    if (WebAssembly.Module.exports(module).some((e) => e.name === "__indirect_function_table")) {
+    // The runtime is the split primary, or a runtime instrumented to write a profile; Pyodide's
+    // small helper modules, and anything else instantiated meanwhile, pass through untouched.
+    if (split || WebAssembly.Module.exports(module).some((e) => e.name === "__write_profile")) {
       state.instance = instance;
     }
     return { module, instance };
