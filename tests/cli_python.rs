@@ -26,17 +26,38 @@ fn run_loader(bundle: &Path, inputs: &serde_json::Value, boot: &str) -> serde_js
 /// What tests/node/run-pyodide-loader.mjs reports: `outputs`, and `deferredLoadMs` (null unless
 /// something loaded the deferred half of a split runtime).
 fn loader_run(bundle: &Path, inputs: &serde_json::Value, boot: &str) -> serde_json::Value {
+    let output = run_loader_script(bundle, inputs, boot);
+    assert_exit(&output, 0);
+    serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+}
+
+fn run_loader_script(
+    bundle: &Path,
+    inputs: &serde_json::Value,
+    boot: &str,
+) -> std::process::Output {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), inputs.to_string()).unwrap();
-    let output = std::process::Command::new("node")
+    std::process::Command::new("node")
         .arg(repo_root().join("tests/node/run-pyodide-loader.mjs"))
         .arg(bundle.join("pyodide"))
         .arg(file.path())
         .arg(boot)
         .output()
-        .expect("running node");
-    assert_exit(&output, 0);
-    serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+        .expect("running node")
+}
+
+/// Flips one byte in the middle of `file` (relative to the bundle), runs `inputs` through the
+/// loader, which must fail, and returns its error output.
+fn loader_error_after_tampering(bundle: &Path, file: &str, inputs: &serde_json::Value) -> String {
+    let path = bundle.join(file);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    std::fs::write(&path, bytes).unwrap();
+    let output = run_loader_script(bundle, inputs, "normal");
+    assert_exit(&output, 1);
+    stderr(&output)
 }
 
 /// Whether this machine has binaryen's wasm-split, so builds split the runtime.
@@ -212,25 +233,8 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
     );
 
     // A tampered app archive is refused by the loader.
-    let app = bundle.join("pyodide/app.zip");
-    let mut bytes = std::fs::read(&app).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x20;
-    std::fs::write(&app, bytes).unwrap();
-    let inputs = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(inputs.path(), "[]").unwrap();
-    let output = std::process::Command::new("node")
-        .arg(repo_root().join("tests/node/run-pyodide-loader.mjs"))
-        .arg(bundle.join("pyodide"))
-        .arg(inputs.path())
-        .output()
-        .unwrap();
-    assert_exit(&output, 1);
-    assert!(
-        stderr(&output).contains("IntegrityError"),
-        "{}",
-        stderr(&output)
-    );
+    let error = loader_error_after_tampering(&bundle, "pyodide/app.zip", &serde_json::json!([]));
+    assert!(error.contains("IntegrityError"), "{error}");
 }
 
 /// Imports inside branches and through `importlib.import_module("…")` survive the shake, even
@@ -367,24 +371,11 @@ fn lazy_and_string_imports_survive_the_shake() {
             assert!(seen["after"].as_f64() > Some(0.0), "{seen}");
         }
 
-        let deferred = bundle.join("pyodide/pyodide.asm.deferred.wasm");
-        let mut bytes = std::fs::read(&deferred).unwrap();
-        let middle = bytes.len() / 2;
-        bytes[middle] ^= 1;
-        std::fs::write(&deferred, bytes).unwrap();
-        let inputs = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(inputs.path(), cold.to_string()).unwrap();
-        let output = std::process::Command::new("node")
-            .arg(repo_root().join("tests/node/run-pyodide-loader.mjs"))
-            .arg(bundle.join("pyodide"))
-            .arg(inputs.path())
-            .output()
-            .unwrap();
-        assert_exit(&output, 1);
+        let error =
+            loader_error_after_tampering(&bundle, "pyodide/pyodide.asm.deferred.wasm", &cold);
         assert!(
-            stderr(&output).contains("pyodide.asm.deferred.wasm: integrity check failed"),
-            "{}",
-            stderr(&output)
+            error.contains("pyodide.asm.deferred.wasm: integrity check failed"),
+            "{error}"
         );
         let output = wpi(&["verify", bundle_arg]);
         assert_exit(&output, 1);
