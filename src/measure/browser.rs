@@ -79,11 +79,28 @@ fn browser_version(chromium: &Path) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
-/// What the page POSTs (see bench.html).
+/// What a page POSTs (bench.html, profile.html): its figures, or the error that stopped it.
 #[derive(Deserialize)]
-struct PageResult {
-    ok: Option<PageFigures>,
+struct PageResult<T> {
+    ok: Option<T>,
     error: Option<PageError>,
+}
+
+impl<T: serde::de::DeserializeOwned> PageResult<T> {
+    /// The figures in `body`; `what` names the page's subject in errors ("the bundle").
+    fn read(body: &[u8], what: &str) -> Result<T> {
+        let result: Self = serde_json::from_slice(body).context("reading the page's result")?;
+        if let Some(error) = result.error {
+            bail!(
+                "in Chromium, {what} failed: {}: {}",
+                error.name,
+                error.message
+            );
+        }
+        result
+            .ok
+            .context("the page sent neither its figures nor an error")
+    }
 }
 
 #[derive(Deserialize)]
@@ -222,18 +239,7 @@ fn run_page(
     page["budgetMs"] = (plan.steady_budget.as_secs_f64() * 1000.0).into();
     let html = BENCH_PAGE.replacen(PLAN_SLOT, &page.to_string(), 1);
     let body = run_in_chromium(chromium, bundle_dir, BENCH_PATH, html, plan.timeout)?;
-    let result: PageResult =
-        serde_json::from_slice(&body).context("reading the measurement page's result")?;
-    if let Some(error) = result.error {
-        bail!(
-            "in Chromium, the bundle failed: {}: {}",
-            error.name,
-            error.message
-        );
-    }
-    let figures = result
-        .ok
-        .context("the measurement page sent neither figures nor an error")?;
+    let figures: PageFigures = PageResult::read(&body, "the bundle")?;
     let environment = BrowserEnvironment {
         browser: version,
         user_agent: figures.environment.user_agent.clone(),
@@ -271,23 +277,7 @@ pub fn profile_pyodide(
     struct Profiles {
         profiles: Vec<String>,
     }
-    #[derive(Deserialize)]
-    struct ProfileResult {
-        ok: Option<Profiles>,
-        error: Option<PageError>,
-    }
-    let result: ProfileResult =
-        serde_json::from_slice(&body).context("reading the profiling page's result")?;
-    if let Some(error) = result.error {
-        bail!(
-            "in Chromium, the instrumented runtime failed: {}: {}",
-            error.name,
-            error.message
-        );
-    }
-    result
-        .ok
-        .context("the profiling page sent neither profiles nor an error")?
+    PageResult::<Profiles>::read(&body, "the instrumented runtime")?
         .profiles
         .iter()
         .map(|text| {
