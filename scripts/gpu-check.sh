@@ -22,10 +22,17 @@ if [[ -z ${WPI:-} ]]; then
 fi
 
 mkdir -p "$DIST"
-# The toolkit's libraries (cuBLAS, NVRTC) are often outside the loader's default path.
-for dir in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
-  [[ -d $dir ]] && export LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# cuBLAS and NVRTC are often outside the loader's default path: in the toolkit's lib64 or in
+# pip's nvidia-* wheels. Add the first folder holding each one the loader cannot find.
+for lib in libcuda.so.1 libcublas.so libnvrtc.so; do
+  if ! ldconfig -p | grep "$lib" >/dev/null; then
+    found=$(find /usr/local/cuda/ /usr/local/nvidia/ /usr/lib/ /opt/ -name "$lib*" -not -path '*/stubs/*' -print -quit 2>/dev/null || true)
+    if [[ -n $found ]]; then
+      export LD_LIBRARY_PATH="$(dirname "$found")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    fi
+  fi
 done
+echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
 echo "== driver and device"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "nvidia-smi not available"
 
