@@ -186,6 +186,19 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
+/// The tool's cache directory: `$WPI_CACHE_DIR`, else `$XDG_CACHE_HOME/cargo-wasmpack-infer`,
+/// else `~/.cache/cargo-wasmpack-infer`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("WPI_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("cargo-wasmpack-infer")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

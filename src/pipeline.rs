@@ -23,7 +23,7 @@ use crate::stages::cargo_build::{self, TargetSetup};
 use crate::stages::demo::{self, DemoVariant};
 use crate::stages::names::{self, NameMap};
 use crate::stages::pack::{self, BundleFile};
-use crate::stages::{loader, optimize, shake, validate};
+use crate::stages::{loader, optimize, shake, sources, validate};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -108,8 +108,15 @@ pub fn build(
         });
     }
     let rustc = cargo_build::rustc_info()?;
+    let sources = sources::stage(
+        project,
+        std::slice::from_ref(&options.out_dir),
+        options.offline,
+    )
+    .with_context(kernel_context)?;
     let wasm_build = cargo_build::compile(
         project,
+        &sources,
         profile,
         &profile.target,
         &profile.wasm_rustflags(),
@@ -125,6 +132,7 @@ pub fn build(
     let cuda = cuda_request(project, options, &native_features);
     let native_build = cargo_build::compile(
         project,
+        &sources,
         profile,
         &rustc.host,
         &native_profile.rustflags,

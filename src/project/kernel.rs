@@ -104,9 +104,6 @@ pub struct KernelProject {
     pub lib_name: String,
     pub manifest_path: PathBuf,
     pub target_directory: PathBuf,
-    pub workspace_root: PathBuf,
-    /// Direct path dependencies: name and directory.
-    pub path_dependencies: Vec<(String, PathBuf)>,
     /// Cargo features the crate declares (`[features]`), sorted.
     pub features: Vec<String>,
     pub input: TensorSpec,
@@ -175,18 +172,10 @@ impl KernelProject {
                     ))
                 })?,
         };
-        Self::from_package(
-            chosen,
-            metadata.target_directory.as_std_path(),
-            metadata.workspace_root.as_std_path(),
-        )
+        Self::from_package(chosen, metadata.target_directory.as_std_path())
     }
 
-    fn from_package(
-        package: &Package,
-        target_directory: &Path,
-        workspace_root: &Path,
-    ) -> Result<Self> {
+    fn from_package(package: &Package, target_directory: &Path) -> Result<Self> {
         let name = package.name.to_string();
         let crate_dir = package
             .manifest_path
@@ -264,12 +253,6 @@ impl KernelProject {
             version: package.version.to_string(),
             manifest_path: package.manifest_path.clone().into_std_path_buf(),
             target_directory: target_directory.to_path_buf(),
-            workspace_root: workspace_root.to_path_buf(),
-            path_dependencies: package
-                .dependencies
-                .iter()
-                .filter_map(|d| Some((d.name.clone(), d.path.clone()?.into_std_path_buf())))
-                .collect(),
             // A BTreeMap: already sorted.
             features: package.features.keys().cloned().collect(),
             input: raw.input,

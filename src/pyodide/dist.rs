@@ -76,19 +76,6 @@ impl Distribution {
     }
 }
 
-/// The tool's cache directory: `$WPI_CACHE_DIR`, else `$XDG_CACHE_HOME/cargo-wasmpack-infer`,
-/// else `~/.cache/cargo-wasmpack-infer`.
-pub fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("WPI_CACHE_DIR") {
-        return PathBuf::from(dir);
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("cargo-wasmpack-infer")
-}
-
 /// Resolves `source` to a checked distribution, unpacking and caching as needed.
 pub fn resolve(source: &Source, offline: bool) -> Result<Distribution> {
     match source {
@@ -111,7 +98,7 @@ pub fn resolve(source: &Source, offline: bool) -> Result<Distribution> {
 /// The npm tarball of `pyodide@version`, from the cache or `npm pack`, with its integrity
 /// checked either way.
 fn npm_tarball(version: &str, offline: bool) -> Result<(PathBuf, String)> {
-    let dir = cache_dir().join("pyodide");
+    let dir = fsx::cache_dir().join("pyodide");
     let tarball = dir.join(format!("pyodide-{version}.tgz"));
     let integrity_file = dir.join(format!("pyodide-{version}.tgz.integrity"));
     if let (Ok(bytes), Ok(expected)) = (
@@ -170,7 +157,7 @@ fn npm_tarball(version: &str, offline: bool) -> Result<(PathBuf, String)> {
 /// reuses another's files. The unpack happens in a staging directory renamed into place when
 /// complete, so concurrent builds (or a killed one) never see half a distribution.
 fn unpack_cached(tarball: &Path, bytes: &[u8]) -> Result<PathBuf> {
-    let base = cache_dir().join("pyodide").join("unpacked");
+    let base = fsx::cache_dir().join("pyodide").join("unpacked");
     let dir = base.join(fsx::sha256_hex(bytes));
     let marker = dir.join(".complete");
     if !marker.is_file() {

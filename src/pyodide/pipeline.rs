@@ -930,7 +930,7 @@ fn shipped_sizes(
     bundle: &[(String, Vec<u8>)],
     deferred: &str,
 ) -> Result<ShippedSizes> {
-    let cache_dir = dist::cache_dir().join("sizes");
+    let cache_dir = fsx::cache_dir().join("sizes");
     let mut memo: BTreeMap<String, Sizes> = BTreeMap::new();
     let mut sizes_of = |bytes: &[u8]| -> Result<Sizes> {
         let key = format!("{}-{}", env!("CARGO_PKG_VERSION"), fsx::sha256_hex(bytes));

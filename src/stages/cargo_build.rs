@@ -3,6 +3,7 @@
 use crate::exit::input_error;
 use crate::profile::{CARGO_PROFILE_NAME, Profile};
 use crate::project::kernel::KernelProject;
+use crate::stages::sources::{REMAPPED_ROOT, StagedSources};
 use anyhow::{Context, Result, bail};
 use cargo_metadata::Message;
 use std::io::{BufReader, Read};
@@ -104,6 +105,7 @@ pub fn tool_target_dir(project: &KernelProject) -> PathBuf {
 /// and the crate's `features`.
 pub fn compile(
     project: &KernelProject,
+    sources: &StagedSources,
     profile: &Profile,
     target: &str,
     rustflags: &[String],
@@ -115,7 +117,7 @@ pub fn compile(
     command
         .args(["build", "--lib", "--message-format=json-render-diagnostics"])
         .arg("--manifest-path")
-        .arg(&project.manifest_path)
+        .arg(&sources.manifest_path)
         .args(["--package", &project.name])
         .args(["--target", target])
         .args(["--profile", CARGO_PROFILE_NAME])
@@ -130,7 +132,7 @@ pub fn compile(
     let flags: Vec<String> = rustflags
         .iter()
         .cloned()
-        .chain(path_remaps(project))
+        .chain(path_remaps(sources))
         .map(|f| format!("{f:?}"))
         .collect();
     command.args([
@@ -182,7 +184,7 @@ pub fn compile(
         bail!(
             "`cargo build --target {target}` failed for crate `{}` ({status}):\n{}",
             project.name,
-            crate::tools::tail_lines(&stderr_text, 40)
+            crate::tools::tail_lines(&sources.to_original_paths(&stderr_text), 40)
         );
     }
     let artifact = artifact.with_context(|| {
@@ -199,25 +201,16 @@ pub fn compile(
 }
 
 /// `--remap-path-prefix` flags mapping the machine-specific directories a build reads sources
-/// from (cargo's home, the kernel's workspace, its path dependencies) to fixed names. When several
-/// match, rustc applies the last, so the most specific come last.
-fn path_remaps(project: &KernelProject) -> Vec<String> {
+/// from (cargo's home, the stage) to fixed names. When several match, rustc applies the last, so
+/// the most specific come last.
+fn path_remaps(sources: &StagedSources) -> Vec<String> {
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
-    let mut remaps: Vec<(PathBuf, String)> = Vec::new();
-    if let Some(cargo_home) = cargo_home {
-        remaps.push((cargo_home, "/cargo".into()));
-    }
-    remaps.push((
-        project.workspace_root.clone(),
-        format!("/build/{}", project.name),
-    ));
-    for (name, dir) in &project.path_dependencies {
-        remaps.push((dir.clone(), format!("/build/deps/{name}")));
-    }
-    remaps
+    cargo_home
+        .map(|home| (home, "/cargo"))
         .into_iter()
+        .chain([(sources.root.clone(), REMAPPED_ROOT)])
         .map(|(from, to)| format!("--remap-path-prefix={}={to}", from.display()))
         .collect()
 }

@@ -7,4 +7,5 @@ pub mod names;
 pub mod optimize;
 pub mod pack;
 pub mod shake;
+pub mod sources;
 pub mod validate;
