@@ -142,7 +142,12 @@ fn main() -> anyhow::Result<()> {
         "measured on {} ({} cores), {}",
         t.environment.cpu, t.environment.cores, t.environment.wasm_engine
     );
-    wasm_opt_on_the_runtime(&out.path().join(project.bundle_name()), &profile, &project)
+    wasm_opt_on_the_runtime(
+        &out.path().join(project.bundle_name()),
+        &profile,
+        &project,
+        &manifest.shake.packages,
+    )
 }
 
 /// wasm-opt -Oz (binaryen linked in) on the bundle's pyodide.asm.wasm with the runtime's
@@ -151,6 +156,7 @@ fn wasm_opt_on_the_runtime(
     bundle: &Path,
     profile: &PythonProfile,
     project: &PythonProject,
+    packages: &[String],
 ) -> anyhow::Result<()> {
     let runtime = bundle.join("pyodide");
     let shipped = std::fs::read(runtime.join("pyodide.asm.wasm"))?;
@@ -177,6 +183,7 @@ fn wasm_opt_on_the_runtime(
         entry: &project.entry(),
         samples: &samples,
         passes: 0,
+        packages,
     };
     let app = runtime.join("app.zip");
     let reference = run::pyodide(&runtime, &app, Mode::Measure, &config, &Boot::default())?;

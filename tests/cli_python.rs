@@ -625,6 +625,144 @@ fn dependencies_from_a_wheelhouse_reach_both_variants() {
     assert_eq!(lock, "tinyfast==1.0\ntinyscale==1.0\n");
 }
 
+/// A dependency that the Pyodide distribution's lock provides comes from the distribution: its
+/// wheel (checked against the lock's sha256) ships beside a lock trimmed to it, and loader.mjs
+/// loads it after every boot, the snapshot's included; native CPython installs the same wheel
+/// from the wheelhouse. A wheel altered in the distribution or in the bundle is refused, and so
+/// is a requirement the lock's version does not satisfy.
+#[test]
+fn packages_from_the_distributions_lock_load_in_every_boot() {
+    use cargo_wasmpack_infer::pyodide::dist::{self, Source};
+    let stock = dist::resolve(&Source::parse(PYODIDE).unwrap(), false).unwrap();
+    let distribution = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&stock.dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), distribution.path().join(entry.file_name())).unwrap();
+        }
+    }
+    let wheelhouse = tempfile::tempdir().unwrap();
+    let package = [(
+        "tinylock/__init__.py",
+        "def weighted_sum(values):\n    import fractions\n    \
+         return float(sum(fractions.Fraction(v) * (i + 1) for i, v in enumerate(values)))\n",
+    )];
+    write_wheel(distribution.path(), "tinylock", &package);
+    write_wheel(wheelhouse.path(), "tinylock", &package);
+    let wheel_name = "tinylock-1.0-py3-none-any.whl";
+    let wheel_path = distribution.path().join(wheel_name);
+    let lock_path = distribution.path().join("pyodide-lock.json");
+    let mut lock: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&lock_path).unwrap()).unwrap();
+    lock["packages"]["tinylock"] = serde_json::json!({
+        "name": "tinylock", "version": "1.0", "file_name": wheel_name,
+        "sha256": cargo_wasmpack_infer::fsx::sha256_hex(&std::fs::read(&wheel_path).unwrap()),
+        "imports": ["tinylock"], "depends": [], "install_dir": "site",
+        "package_type": "package", "unvendored_tests": false,
+    });
+    std::fs::write(&lock_path, lock.to_string()).unwrap();
+
+    let project = fixture("py-lockpkg");
+    let out = tempfile::tempdir().unwrap();
+    let build_with = |project: &Path| {
+        build(
+            project,
+            out.path(),
+            &[
+                "--pyodide",
+                distribution.path().to_str().unwrap(),
+                "--wheelhouse",
+                wheelhouse.path().to_str().unwrap(),
+                "--passes",
+                "1",
+                "--json",
+            ],
+        )
+    };
+    let output = build_with(&project);
+    assert_exit(&output, 0);
+    let manifest = manifest_from_stdout(&output);
+    assert_eq!(
+        manifest["shake"]["packages"],
+        serde_json::json!(["tinylock"])
+    );
+    assert_eq!(manifest["shake"]["modules"]["tinylock"], "traced");
+    // Profiled and validated with the package loaded: the split ships.
+    assert_eq!(
+        manifest.get("runtime_split").is_some(),
+        splits_runtime(),
+        "{}",
+        manifest["shake"]["runtime"]
+    );
+    assert_eq!(manifest["shake"]["modules"]["fractions"], "traced");
+    assert_eq!(manifest["parity"]["native"]["passed"], true);
+    assert_eq!(
+        manifest["native"]["requirements"],
+        serde_json::json!(["tinylock==1.0"])
+    );
+    assert!(
+        manifest["native"].get("accelerated").is_none(),
+        "{}",
+        manifest["native"]
+    );
+    let bundle = out.path().join("py-lockpkg-0.1.0");
+    let shipped: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("pyodide/pyodide-lock.json")).unwrap())
+            .unwrap();
+    let kept: Vec<&String> = shipped["packages"].as_object().unwrap().keys().collect();
+    assert_eq!(kept, ["tinylock"]);
+    assert_eq!(
+        std::fs::read(bundle.join("pyodide").join(wheel_name)).unwrap(),
+        std::fs::read(&wheel_path).unwrap()
+    );
+    let app =
+        zip::ZipArchive::new(std::fs::File::open(bundle.join("pyodide/app.zip")).unwrap()).unwrap();
+    assert!(
+        app.file_names()
+            .all(|name| !name.unwrap().starts_with("tinylock")),
+        "the distribution's package stays out of app.zip"
+    );
+    let inputs = serde_json::json!([[1.0, 2.0], [0.5]]);
+    let expected = serde_json::json!([[5, 2], [0.5, 1]]);
+    assert_eq!(run_loader(&bundle, &inputs, "normal"), expected);
+    assert_eq!(run_loader(&bundle, &inputs, "snapshot"), expected);
+
+    let error = loader_error_after_tampering(&bundle, &format!("pyodide/{wheel_name}"), &inputs);
+    assert!(error.contains("IntegrityError"), "{error}");
+
+    // The distribution's wheel no longer matches its lock.
+    let mut wheel = std::fs::read(&wheel_path).unwrap();
+    let last = wheel.len() - 1;
+    wheel[last] ^= 1;
+    std::fs::write(&wheel_path, &wheel).unwrap();
+    let output = build_with(&project);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("sha256 does not match pyodide-lock.json"),
+        "{}",
+        stderr(&output)
+    );
+
+    let stricter = tempfile::tempdir().unwrap();
+    for file in ["lockapp/__init__.py", "lockapp/main.py", "samples.json"] {
+        std::fs::create_dir_all(stricter.path().join(file).parent().unwrap()).unwrap();
+        std::fs::copy(project.join(file), stricter.path().join(file)).unwrap();
+    }
+    let pyproject = std::fs::read_to_string(project.join("pyproject.toml")).unwrap();
+    std::fs::write(
+        stricter.path().join("pyproject.toml"),
+        pyproject.replace("tinylock>=1.0", "tinylock>=2"),
+    )
+    .unwrap();
+    let output = build_with(stricter.path());
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("provides tinylock 1.0, which does not satisfy it"),
+        "{}",
+        stderr(&output)
+    );
+}
+
 /// `new python` writes a project that builds, matches native CPython and meets its budgets.
 #[test]
 fn new_python_builds_and_meets_its_budgets_right_away() {

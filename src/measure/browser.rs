@@ -258,6 +258,7 @@ pub fn profile_pyodide(
     entry: &str,
     samples_file: &str,
     snapshot: Option<&str>,
+    packages: &[String],
     timeout: Duration,
 ) -> Result<Vec<Vec<u8>>> {
     let config = json!({
@@ -266,6 +267,7 @@ pub fn profile_pyodide(
         "entry": entry,
         "samples": format!("/{samples_file}"),
         "snapshot": snapshot.map(|s| format!("/{s}")),
+        "packages": packages,
     });
     let html = crate::pyodide::run::with_shared_js(PROFILE_PAGE).replacen(
         PROFILE_SLOT,

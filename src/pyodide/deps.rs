@@ -95,6 +95,91 @@ pub fn install(
     Ok(Installed { site, lock })
 }
 
+/// `[project] dependencies` split by where the Pyodide variant gets them.
+#[derive(Debug, Default, PartialEq)]
+pub struct Sources {
+    /// Keys of `pyodide-lock.json` packages (loaded from the distribution), sorted.
+    pub from_distribution: Vec<String>,
+    /// Requirements pip installs (from the wheelhouse or pip's index), as written.
+    pub from_pip: Vec<String>,
+}
+
+/// Reads each requirement with pip's own parser (PEP 508, run by `python`): a package the
+/// distribution's lock provides comes from there, if the lock's version satisfies the
+/// requirement's specifier (an input error otherwise); pip installs the rest.
+pub fn split_by_lock(
+    python: &Path,
+    requirements: &[String],
+    lock: &serde_json::Value,
+) -> Result<Sources> {
+    if requirements.is_empty() {
+        return Ok(Sources::default());
+    }
+    const READ_REQUIREMENTS: &str = r#"
+import json, sys
+from pip._vendor.packaging.requirements import Requirement
+from pip._vendor.packaging.utils import canonicalize_name
+request = json.loads(sys.argv[1])
+lock = {canonicalize_name(name): (key, version) for key, (name, version) in request["packages"].items()}
+found = []
+for text in request["requirements"]:
+    requirement = Requirement(text)
+    key, version = lock.get(canonicalize_name(requirement.name), (None, None))
+    satisfied = key is not None and requirement.specifier.contains(version, prereleases=True)
+    found.append({"key": key, "version": version, "satisfied": satisfied})
+json.dump(found, sys.stdout)
+"#;
+    // Only names and versions: small enough for a command-line argument.
+    let packages: serde_json::Map<String, serde_json::Value> = lock["packages"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(key, package)| {
+            let name = package["name"].as_str().unwrap_or(key);
+            let version = package["version"].as_str().unwrap_or_default();
+            (key.clone(), serde_json::json!([name, version]))
+        })
+        .collect();
+    let request = serde_json::json!({ "requirements": requirements, "packages": packages });
+    let output = Command::new(python)
+        .args(["-c", READ_REQUIREMENTS])
+        .arg(request.to_string())
+        .output()
+        .with_context(|| format!("reading [project] dependencies with {}", python.display()))?;
+    if !output.status.success() {
+        return Err(input_error(format!(
+            "[project] dependencies: not valid requirements ({}):\n{}",
+            requirements.join(", "),
+            crate::tools::tail_lines(&String::from_utf8_lossy(&output.stderr), 5)
+        )));
+    }
+    #[derive(serde::Deserialize)]
+    struct Found {
+        key: Option<String>,
+        version: Option<String>,
+        satisfied: bool,
+    }
+    let found: Vec<Found> =
+        serde_json::from_slice(&output.stdout).context("reading the parsed requirements")?;
+    let mut sources = Sources::default();
+    for (requirement, found) in requirements.iter().zip(found) {
+        match found.key {
+            Some(key) if found.satisfied => sources.from_distribution.push(key),
+            Some(key) => {
+                return Err(input_error(format!(
+                    "dependency `{requirement}`: the Pyodide distribution provides {key} {}, \
+                     which does not satisfy it",
+                    found.version.unwrap_or_default()
+                )));
+            }
+            None => sources.from_pip.push(requirement.clone()),
+        }
+    }
+    sources.from_distribution.sort();
+    sources.from_distribution.dedup();
+    Ok(sources)
+}
+
 fn first_compiled_file(dir: &Path) -> Result<Option<PathBuf>> {
     for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
         let path = entry?.path();
@@ -176,6 +261,36 @@ pub fn venv(python: &Path) -> Result<(tempfile::TempDir, PathBuf)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requirements_the_lock_satisfies_come_from_the_distribution() {
+        let lock = serde_json::json!({ "packages": {
+            "tiny-lock": { "name": "Tiny_Lock", "version": "1.0" },
+            "other": { "name": "other", "version": "2.0" },
+        }});
+        let python = Path::new("python3");
+        let requirements = [
+            "tiny.lock>=0.5; python_version > '3'".to_string(),
+            "elsewhere==1.0".to_string(),
+        ];
+        assert_eq!(
+            split_by_lock(python, &requirements, &lock).unwrap(),
+            Sources {
+                from_distribution: vec!["tiny-lock".into()],
+                from_pip: vec!["elsewhere==1.0".into()],
+            }
+        );
+        let err = split_by_lock(python, &["other<2".to_string()], &lock).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("provides other 2.0, which does not satisfy it"),
+            "{err:#}"
+        );
+        let err = split_by_lock(python, &["not a requirement!".to_string()], &lock).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("not valid requirements"),
+            "{err:#}"
+        );
+    }
 
     #[test]
     fn lock_reads_dist_info_and_compiled_files_are_found() {

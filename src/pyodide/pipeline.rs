@@ -69,12 +69,15 @@ struct NativeDeps {
 }
 
 impl NativeDeps {
+    /// `distribution_imports`: what the packages Pyodide takes from its distribution provide,
+    /// which native CPython gets from pip instead.
     fn install(
         project: &PythonProject,
         options: &PythonBuildOptions,
         shared: Option<&deps::Installed>,
+        distribution_imports: &[String],
     ) -> Result<NativeDeps> {
-        if project.native_requirements.is_empty() {
+        if project.native_requirements.is_empty() && distribution_imports.is_empty() {
             return Ok(NativeDeps {
                 own: None,
                 lock: shared.map(|i| i.lock.clone()).unwrap_or_default(),
@@ -89,11 +92,12 @@ impl NativeDeps {
             options.wheelhouse.as_deref(),
             deps::For::Native,
         )
-        .context("installing the native sibling's requirements ([tool.wasmpack-infer.native])")?;
-        let shared_names = match shared {
+        .context("installing the native sibling's requirements ([project] dependencies and [tool.wasmpack-infer.native])")?;
+        let mut shared_names = match shared {
             Some(shared) => deps::top_level_names(shared.site.path())?,
             None => Vec::new(),
         };
+        shared_names.extend(distribution_imports.iter().cloned());
         let accelerated_modules = deps::top_level_names(installed.site.path())?
             .into_iter()
             .filter(|name| !shared_names.contains(name))
@@ -149,18 +153,31 @@ pub fn build(
 
     reporter.event(Event::Started(Stage::Build));
     let distribution = dist::resolve(&options.pyodide, options.offline)?;
-    let installed = if project.dependencies.is_empty() {
+    // Every stock file is read once: shaken, copied into the bundle and measured from here.
+    let stock: BTreeMap<&str, Vec<u8>> = CORE_FILES
+        .iter()
+        .map(|name| Ok((*name, distribution.read(name)?)))
+        .collect::<Result<_>>()?;
+    let stock_lock: serde_json::Value =
+        serde_json::from_slice(&stock["pyodide-lock.json"]).context("reading pyodide-lock.json")?;
+    let sources = deps::split_by_lock(&options.python, &project.dependencies, &stock_lock)?;
+    let installed = if sources.from_pip.is_empty() {
         None
     } else {
         Some(deps::install(
             &options.python,
-            &project.dependencies,
+            &sources.from_pip,
             options.wheelhouse.as_deref(),
             deps::For::Pyodide,
         )?)
     };
     let site = installed.as_ref().map(|i| i.site.path());
-    let native_deps = NativeDeps::install(project, options, installed.as_ref())?;
+    let native_deps = NativeDeps::install(
+        project,
+        options,
+        installed.as_ref(),
+        &shake::lock_imports(&stock_lock, &sources.from_distribution),
+    )?;
     let app_code = shake::app_files(&[(&project.dir, &project.app_root)])?;
     let site_files = match site {
         Some(site) => shake::app_files(&[(site, site)])?,
@@ -184,11 +201,7 @@ pub fn build(
             distribution.origin,
             format_bytes(app_zip.len() as u64),
             project.entry(),
-            if requirements.is_empty() {
-                "none".into()
-            } else {
-                requirements.join(", ")
-            }
+            dependency_summary(&requirements, &sources.from_distribution)
         ),
     });
 
@@ -198,6 +211,7 @@ pub fn build(
         entry: &entry,
         samples: &project.samples_path,
         passes: 0,
+        packages: &sources.from_distribution,
     };
     let traced = run::pyodide(
         &distribution.dir,
@@ -212,15 +226,8 @@ pub fn build(
         .as_ref()
         .context("the trace run reported no modules")?;
     let needed = Needed::from_trace(trace, &options.overrides)?;
-    // Every stock file is read once: shaken, copied into the bundle and measured from here.
-    let stock: BTreeMap<&str, Vec<u8>> = CORE_FILES
-        .iter()
-        .map(|name| Ok((*name, distribution.read(name)?)))
-        .collect::<Result<_>>()?;
     let stock_stdlib = &stock["python_stdlib.zip"];
     let shaken = shake::shake_stdlib(stock_stdlib, &needed, &options.overrides)?;
-    let stock_lock: serde_json::Value =
-        serde_json::from_slice(&stock["pyodide-lock.json"]).context("reading pyodide-lock.json")?;
     let precompiled = if options.stdlib.precompile {
         run::compile_stdlib(&distribution.dir, &shaken.zip)
             .context("precompiling the kept standard library with the distribution's interpreter")?
@@ -230,6 +237,14 @@ pub fn build(
     let stdlib_zip = shake::with_entries(&shaken.zip, &precompiled)?;
     let (lock, packages) = shake::trim_lock(&stock_lock, &needed)?;
     let wheels = shake::package_files(&stock_lock, &packages, &distribution.dir)?;
+    // What loader.mjs loads after boot, with the SRI it checks in Node (Pyodide checks in browsers).
+    let loader_packages: Vec<serde_json::Value> = packages
+        .iter()
+        .zip(&wheels)
+        .map(|(name, (file, bytes))| {
+            serde_json::json!({ "name": name, "file": file, "integrity": fsx::sri_sha384(bytes) })
+        })
+        .collect();
     reporter.event(Event::Done {
         stage: Stage::Shake,
         summary: format!(
@@ -272,6 +287,7 @@ pub fn build(
         entry: &entry,
         samples: &project.samples_path,
         passes: options.passes,
+        packages: &packages,
     };
 
     reporter.event(Event::Started(Stage::Optimize));
@@ -415,6 +431,7 @@ pub fn build(
             snapshot.as_ref().map(|(f, _)| f.bytes.as_slice()),
             options.snapshot.default,
             split_outcome.as_ref().map(|s| s.split.secondary.as_slice()),
+            &loader_packages,
         )
         .into_bytes(),
     );
@@ -740,6 +757,7 @@ fn profile_and_split(
             config.entry,
             SAMPLES_FILE,
             snapshot.then_some(SNAPSHOT_FILE),
+            config.packages,
             run::RUN_TIME_LIMIT,
         )
         .context("profiling the instrumented runtime in Chromium")?;
@@ -820,6 +838,7 @@ fn loader(
     snapshot: Option<&[u8]>,
     snapshot_default: bool,
     secondary: Option<&[u8]>,
+    packages: &[serde_json::Value],
 ) -> String {
     let json = |s: &str| serde_json::Value::String(s.to_string()).to_string();
     let snapshot_sri = snapshot.map_or("null".to_string(), |bytes| json(&fsx::sri_sha384(bytes)));
@@ -838,6 +857,29 @@ fn loader(
         .replace("{{ENTRY_MODULE}}", &json(&project.entry_module))
         .replace("{{ENTRY_FUNCTION}}", &json(&project.entry_function))
         .replace("{{APP_SRI}}", &json(&fsx::sri_sha384(app_zip)))
+        .replace(
+            "{{PACKAGES}}",
+            &serde_json::Value::from(packages).to_string(),
+        )
+}
+
+/// `a==1, b==2; from the distribution: c`, or `none`.
+fn dependency_summary(installed: &[String], from_distribution: &[String]) -> String {
+    let mut parts = Vec::new();
+    if !installed.is_empty() {
+        parts.push(installed.join(", "));
+    }
+    if !from_distribution.is_empty() {
+        parts.push(format!(
+            "from the distribution: {}",
+            from_distribution.join(", ")
+        ));
+    }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join("; ")
+    }
 }
 
 /// The first sample whose outputs differ, comparing the JSON values exactly.
@@ -1114,6 +1156,7 @@ pub fn measure_browser(
             entry: &manifest.project.entry,
             samples: &bundle::path_in(bundle_dir, SAMPLES_FILE)?,
             passes: 1,
+            packages: &manifest.shake.packages,
         },
         &Boot::default(),
     )

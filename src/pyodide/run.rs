@@ -88,6 +88,8 @@ pub struct RunConfig<'a> {
     pub samples: &'a Path,
     /// Steady passes over all samples.
     pub passes: usize,
+    /// Packages of the distribution's lock to load after boot.
+    pub packages: &'a [String],
 }
 
 /// How a run boots Pyodide.
@@ -185,6 +187,7 @@ fn node_config(
         "entry": run.entry,
         "samples": absolute(run.samples)?,
         "passes": run.passes,
+        "packages": run.packages,
         "out": out,
     }))
 }

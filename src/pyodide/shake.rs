@@ -241,6 +241,17 @@ pub fn trim_lock(
     Ok((trimmed, kept.into_iter().collect()))
 }
 
+/// The top-level names the lock's `keys` packages provide (their `imports`), sorted.
+pub fn lock_imports(lock: &serde_json::Value, keys: &[String]) -> Vec<String> {
+    let imports: BTreeSet<String> = keys
+        .iter()
+        .filter_map(|key| lock["packages"][key]["imports"].as_array())
+        .flatten()
+        .filter_map(|name| name.as_str().map(str::to_string))
+        .collect();
+    imports.into_iter().collect()
+}
+
 /// The wheel of each kept package, read from the distribution and checked against the lock's
 /// sha256; an error names the first package whose wheel is missing or altered.
 pub fn package_files(

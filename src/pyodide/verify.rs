@@ -25,6 +25,7 @@ pub fn verify(dir: &Path, manifest: &PyodideManifest, python: &Path) -> Result<V
         entry: &manifest.project.entry,
         samples: &samples,
         passes: 0,
+        packages: &manifest.shake.packages,
     };
     let normal = run::pyodide(&runtime_dir, &app, Mode::Measure, &config, &Boot::default())
         .context("running the samples on the bundle in Node")?;

@@ -12,6 +12,8 @@ const SNAPSHOT_INTEGRITY = {{SNAPSHOT_SRI}};
 const SNAPSHOT_DEFAULT = {{SNAPSHOT_DEFAULT}};
 // The SHA-256 of pyodide.asm.deferred.wasm when the runtime ships split (null when whole).
 const SECONDARY_INTEGRITY = {{SECONDARY_SRI}};
+// Packages from the distribution's lock, loaded after boot: { name, file (wheel), integrity }.
+const PACKAGES = {{PACKAGES}};
 
 // {{CALL_ENTRY}}
 // {{SPLIT_RUNTIME}}
@@ -100,6 +102,11 @@ export async function load({ baseUrl, snapshot = SNAPSHOT_DEFAULT } = {}) {
     runtime?.restore();
   }
   // Also after a snapshot boot: the snapshot holds the imported modules, not the files.
+  if (PACKAGES.length) {
+    // Pyodide checks each wheel against the lock in browsers (fetch integrity), not in Node.
+    if (isNode) for (const { file, integrity } of PACKAGES) await verified(new URL(file, base), integrity);
+    await pyodide.loadPackage(PACKAGES.map((p) => p.name), { messageCallback() {} });
+  }
   const app = await verified(new URL("app.zip", base), APP_INTEGRITY);
   pyodide.unpackArchive(app, "zip", { extractDir: "/app" });
   pyodide.runPython('import sys\nif "/app" not in sys.path: sys.path.insert(0, "/app")');

@@ -4,7 +4,8 @@
 //
 // CONFIG: { mode: "trace" | "measure" | "snapshot", indexURL, app (zip), entry
 // ("module:function"), samples (JSON array), passes (steady passes over the samples), snapshot
-// (measure: boot from this memory snapshot), out (result JSON path; the snapshot in "snapshot") }.
+// (measure: boot from this memory snapshot), packages (names in the distribution's lock, loaded
+// after boot), out (result JSON path; the snapshot in "snapshot") }.
 // trace: records the modules the interpreter boots with, the modules the app imports while
 // running every sample (and while formatting an error), and the static import closure of the
 // app, computed with the interpreter's own `ast`.
@@ -42,8 +43,13 @@ const runtime =
     : null;
 const pyodide = await loadPyodide(options);
 runtime?.restore();
-const bootMs = now() - t0;
 if (config.loadSecondary) runtime.loadSecondary();
+// Installing the distribution's packages is part of booting, as it is in loader.mjs; from a
+// snapshot too, since their files live in the JS-side file system.
+if (config.packages?.length) {
+  await pyodide.loadPackage(config.packages, { messageCallback: () => {}, errorCallback: log });
+}
+const bootMs = now() - t0;
 
 if (config.mode === "compile") {
   pyodide.FS.writeFile("/tmp/wpi-stdlib.zip", await readFile(config.zip));
@@ -110,6 +116,9 @@ if (config.mode === "snapshot") {
   // JS-side file system, also not in a snapshot: whoever boots from it unpacks app.zip again; the
   // imported modules come back with the memory.
   pyodide.runPython(`import importlib; importlib.import_module(${JSON.stringify(moduleName)})`);
+  // Pyodide refuses to snapshot a non-empty registry of loaded packages. Their files are not in
+  // the snapshot either, so whoever boots from it loads them again, into an empty registry.
+  for (const name of Object.keys(pyodide.loadedPackages)) delete pyodide.loadedPackages[name];
   await writeFile(config.out, pyodide.makeMemorySnapshot());
   process.exit(0);
 }
