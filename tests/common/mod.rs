@@ -85,18 +85,15 @@ pub fn copy_crate(from: &Path, dir: &Path) -> PathBuf {
     to
 }
 
-/// The manifest JSON a run printed with `--json`, validated against the checked-in schema of its
-/// kind (kernel, or `"kind": "pyodide"`).
+/// The manifest JSON a run printed with `--json`, validated against the checked-in schema (either
+/// kind: kernel, or `"kind": "pyodide"`).
 pub fn manifest_from_stdout(output: &Output) -> serde_json::Value {
     let manifest: serde_json::Value = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", stdout(output)));
-    let schema_file = match manifest["kind"].as_str() {
-        Some("pyodide") => "schema/pyodide-manifest.schema.json",
-        _ => "schema/manifest.schema.json",
-    };
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo_root().join(schema_file)).unwrap())
-            .unwrap();
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("schema/manifest.schema.json")).unwrap(),
+    )
+    .unwrap();
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
     let errors: Vec<String> = validator
         .iter_errors(&manifest)
