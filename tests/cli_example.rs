@@ -247,12 +247,14 @@ fn check_node_loader(bundle: &std::path::Path, samples: &std::path::Path, expect
 }
 
 /// Two checkouts in directories of different path lengths, each with its own cargo target
-/// directory, build byte-identical bundles: the WASM module, the native library (with its CUDA
-/// path), loader and archive. Both build from one stage named by the sources' content; without it
-/// the native library's code layout moved with the checkout's path length.
+/// directory, build byte-identical bundles of both kernel examples: the WASM module, the native
+/// library (with its CUDA path), loader and archive. Both build from one stage named by the
+/// sources' content; without it the native library's code layout moved with the checkout's path
+/// length.
 #[test]
 fn checkouts_in_different_directories_build_identical_bundles() {
-    let manifests: Vec<serde_json::Value> = ["first-checkout", "second"]
+    let examples = ["digits-mlp", "mlp-large"];
+    let checkouts: Vec<Vec<serde_json::Value>> = ["first-checkout", "second"]
         .iter()
         .map(|name| {
             let root = tempfile::Builder::new()
@@ -260,42 +262,40 @@ fn checkouts_in_different_directories_build_identical_bundles() {
                 .tempdir()
                 .unwrap()
                 .keep();
-            let example = root.join("examples/digits-mlp");
-            for (from, to) in [
-                ("examples/digits-mlp", &example),
-                ("kernel", &root.join("kernel")),
-            ] {
-                copy_tree(&repo_root().join(from), to);
-            }
-            let out = root.join("dist");
-            let output = Command::new(env!("CARGO_BIN_EXE_cargo-wasmpack-infer"))
-                .args(["build", example.to_str().unwrap(), "--out-dir"])
-                .arg(&out)
-                .args(["--json", "--steady-runs", "5", "--batches", "1,16"])
-                .env("CI", "true")
-                // Fresh builds, not one cache hit.
-                .env("CARGO_TARGET_DIR", root.join("target"))
-                .output()
-                .unwrap();
-            assert_exit(&output, 0);
-            let manifest = manifest_from_stdout(&output);
+            copy_tree(&repo_root().join("kernel"), &root.join("kernel"));
+            let manifests = examples
+                .iter()
+                .map(|example| {
+                    let example = root.join("examples").join(example);
+                    copy_tree(
+                        &repo_root()
+                            .join("examples")
+                            .join(example.file_name().unwrap()),
+                        &example,
+                    );
+                    let output = Command::new(env!("CARGO_BIN_EXE_cargo-wasmpack-infer"))
+                        .args(["build", example.to_str().unwrap(), "--out-dir"])
+                        .arg(root.join("dist"))
+                        .args(["--json", "--steady-runs", "5", "--batches", "1,16"])
+                        .env("CI", "true")
+                        // Fresh builds, not one cache hit.
+                        .env("CARGO_TARGET_DIR", root.join("target"))
+                        .output()
+                        .unwrap();
+                    assert_exit(&output, 0);
+                    let mut manifest = manifest_from_stdout(&output);
+                    assert_eq!(manifest["native"]["features"], serde_json::json!(["cuda"]));
+                    manifest.as_object_mut().unwrap().remove("timings");
+                    manifest
+                })
+                .collect();
             std::fs::remove_dir_all(&root).unwrap();
-            manifest
+            manifests
         })
         .collect();
-    assert_eq!(
-        manifests[0]["native"]["features"],
-        serde_json::json!(["cuda"])
-    );
-    let without_timings = |m: &serde_json::Value| {
-        let mut m = m.clone();
-        m.as_object_mut().unwrap().remove("timings");
-        m
-    };
-    assert_eq!(
-        without_timings(&manifests[0]),
-        without_timings(&manifests[1])
-    );
+    for (example, (first, second)) in examples.iter().zip(checkouts[0].iter().zip(&checkouts[1])) {
+        assert_eq!(first, second, "{example}");
+    }
 }
 
 /// Copies a source tree, leaving out build output.

@@ -268,6 +268,53 @@ mod tests {
     }
 
     #[test]
+    fn prune_keeps_the_most_recently_used_stages_and_fresh_partials() {
+        let stages = tempfile::tempdir().unwrap();
+        let now = std::time::SystemTime::now();
+        let hours_ago = |h: u64| now - std::time::Duration::from_secs(h * 3600);
+        let stage = |name: &str, used: std::time::SystemTime| {
+            let dir = stages.path().join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            let marker = std::fs::File::create(dir.join(COMPLETE_MARKER)).unwrap();
+            marker.set_modified(used).unwrap();
+            dir
+        };
+        let current = stage("k-0000000000000000", hours_ago(100));
+        for age in 1..=5 {
+            stage(&format!("k-{age:016x}"), hours_ago(age));
+        }
+        stage("other-0000000000000000", hours_ago(100));
+        stage("k-not-a-stage", hours_ago(100));
+        let fresh = stages.path().join(".partial-fresh");
+        std::fs::create_dir(&fresh).unwrap();
+        let stale = stages.path().join(".partial-stale");
+        std::fs::create_dir(&stale).unwrap();
+        std::fs::File::open(&stale)
+            .unwrap()
+            .set_modified(hours_ago(30))
+            .unwrap();
+
+        prune(stages.path(), "k", &current);
+        let mut left: Vec<String> = std::fs::read_dir(stages.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".partial-fresh",
+                "k-0000000000000000",
+                "k-0000000000000001",
+                "k-0000000000000002",
+                "k-0000000000000003",
+                "k-not-a-stage",
+                "other-0000000000000000",
+            ]
+        );
+    }
+
+    #[test]
     fn stage_paths_are_named_as_the_users_in_errors() {
         let staged = StagedSources {
             root: PathBuf::from("/cache/stage/k-0123456789abcdef"),
