@@ -76,6 +76,7 @@ fn bench_kernel(crate_dir: &Path) -> anyhow::Result<()> {
             no_cuda: false,
             out_dir: out.path().join(name),
             keep_names: false,
+            in_place: false,
             offline: false,
             allow_install: true,
             source_date_epoch: 0,

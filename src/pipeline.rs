@@ -42,6 +42,8 @@ pub struct BuildOptions {
     /// Parent of the bundle directory (`dist`).
     pub out_dir: PathBuf,
     pub keep_names: bool,
+    /// Build from the checkout rather than a content-addressed copy of its packages.
+    pub in_place: bool,
     pub offline: bool,
     /// May `rustup target add` a missing target.
     pub allow_install: bool,
@@ -108,9 +110,10 @@ pub fn build(
         });
     }
     let rustc = cargo_build::rustc_info()?;
-    let sources = sources::stage(
+    let sources = sources::prepare(
         project,
         std::slice::from_ref(&options.out_dir),
+        options.in_place,
         options.offline,
     )
     .with_context(kernel_context)?;

@@ -562,3 +562,43 @@ fn diff_names_the_functions_that_changed_from_the_sidecar_name_maps() {
         stdout(&output)
     );
 }
+
+/// A crate that reads a file outside its package cannot build from the stage (a copy of its
+/// packages): the error names the user's file and says what to do; `--in-place` builds it.
+#[test]
+fn a_file_outside_the_package_needs_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = copy_crate(&fixture("handwritten"), dir.path());
+    std::fs::write(dir.path().join("outside.bin"), [7u8; 4]).unwrap();
+    let lib = crate_dir.join("src/lib.rs");
+    let mut source = std::fs::read_to_string(&lib).unwrap();
+    source
+        .push_str("\n#[used]\nstatic OUTSIDE: [u8; 4] = *include_bytes!(\"../../outside.bin\");\n");
+    std::fs::write(&lib, source).unwrap();
+    let out = dir.path().join("dist");
+    let build = |extra: &[&str]| {
+        let mut args = vec![
+            "build",
+            crate_dir.to_str().unwrap(),
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--steady-runs",
+            "5",
+            "--batches",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        wpi(&args)
+    };
+    let output = build(&[]);
+    assert_exit(&output, 3);
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!("{}", crate_dir.join("src/lib.rs").display()))
+            || err.contains("src/lib.rs"),
+        "{err}"
+    );
+    assert!(err.contains("build with --in-place"), "{err}");
+    assert!(!out.exists(), "nothing may be written");
+    assert_exit(&build(&["--in-place"]), 0);
+}

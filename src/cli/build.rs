@@ -52,6 +52,11 @@ pub struct Opts {
     /// Build the native sibling without the `cuda` feature.
     #[arg(long)]
     no_cuda: bool,
+    /// Kernels: let cargo read the checkout itself rather than a content-addressed copy of the
+    /// crate's local packages (for a crate that reads files outside them). The native library
+    /// then changes with the checkout's path.
+    #[arg(long)]
+    in_place: bool,
     /// Python projects: the Pyodide distribution, as a directory, a .tgz from `npm pack
     /// pyodide@VERSION`, or npm:VERSION (fetched with npm once, then cached and checked).
     #[arg(long, value_name = "DIR|FILE.tgz|npm:VERSION")]
@@ -136,6 +141,7 @@ impl Opts {
             no_cuda: self.no_cuda,
             out_dir: self.out_dir,
             keep_names: self.keep_names,
+            in_place: self.in_place,
             offline: self.offline,
             allow_install: !self.no_install,
             source_date_epoch: self.source_date_epoch,

@@ -182,9 +182,13 @@ pub fn compile(
     let stderr_text = stderr_reader.join().unwrap_or_default();
     if !status.success() {
         bail!(
-            "`cargo build --target {target}` failed for crate `{}` ({status}):\n{}",
+            "`cargo build --target {target}` failed for crate `{}` ({status}):\n{}{}",
             project.name,
-            crate::tools::tail_lines(&sources.to_original_paths(&stderr_text), 40)
+            crate::tools::tail_lines(&sources.to_original_paths(&stderr_text), 40),
+            sources
+                .failure_note()
+                .map(|note| format!("\n{note}"))
+                .unwrap_or_default()
         );
     }
     let artifact = artifact.with_context(|| {

@@ -31,6 +31,8 @@ pub struct StagedSources {
     pub manifest_path: PathBuf,
     /// The directory `root` mirrors, to name the user's files in build errors.
     pub original_root: PathBuf,
+    /// A copy (else the checkout itself, `--in-place`).
+    pub staged: bool,
 }
 
 /// What the stage is called inside the artifacts (`--remap-path-prefix`), and so in rustc's
@@ -44,45 +46,104 @@ impl StagedSources {
         text.replace(&self.root.display().to_string(), &original)
             .replace(&format!("{REMAPPED_ROOT}/"), &format!("{original}/"))
     }
+
+    /// Said after a failed build: what the copy leaves out, and the way around it.
+    pub fn failure_note(&self) -> Option<String> {
+        self.staged.then(|| {
+            format!(
+                "note: cargo built from a copy of the crate's local packages ({}); a file outside \
+                 them (read by include_bytes!, a build script, …) is not in it: move it into the \
+                 crate, or build with --in-place",
+                self.root.display()
+            )
+        })
+    }
+}
+
+/// Where the build reads its sources: a stage (see [`stage`]) or, `in_place`, the checkout itself
+/// (for a crate that reads files outside its packages; its native library then depends on the
+/// checkout's path).
+pub fn prepare(
+    project: &KernelProject,
+    exclude: &[PathBuf],
+    in_place: bool,
+    offline: bool,
+) -> Result<StagedSources> {
+    let local = LocalSources::read(project, offline)?;
+    if in_place {
+        return Ok(StagedSources {
+            root: local.original_root.clone(),
+            manifest_path: project.manifest_path.clone(),
+            original_root: local.original_root,
+            staged: false,
+        });
+    }
+    stage(project, &local, exclude)
+}
+
+/// The crate's workspace and the local (path) packages it depends on, as cargo resolves them.
+struct LocalSources {
+    workspace_root: PathBuf,
+    package_dirs: Vec<PathBuf>,
+    /// Their common ancestor.
+    original_root: PathBuf,
+}
+
+impl LocalSources {
+    fn read(project: &KernelProject, offline: bool) -> Result<Self> {
+        let mut command = MetadataCommand::new();
+        command.manifest_path(&project.manifest_path);
+        if offline {
+            command.other_options(vec!["--offline".to_string()]);
+        }
+        let metadata = command.exec().with_context(|| {
+            format!(
+                "resolving the local packages of {}",
+                project.manifest_path.display()
+            )
+        })?;
+        let mut package_dirs: Vec<PathBuf> = metadata
+            .packages
+            .iter()
+            .filter(|p| p.source.is_none())
+            .filter_map(|p| {
+                p.manifest_path
+                    .parent()
+                    .map(|d| d.as_std_path().to_path_buf())
+            })
+            .collect();
+        package_dirs.sort();
+        package_dirs.dedup();
+        let workspace_root = metadata.workspace_root.as_std_path().to_path_buf();
+        let original_root = package_dirs
+            .iter()
+            .fold(workspace_root.clone(), |common, dir| {
+                common_ancestor(&common, dir)
+            });
+        Ok(Self {
+            workspace_root,
+            package_dirs,
+            original_root,
+        })
+    }
 }
 
 /// Copies the crate's workspace and every local (path) package it depends on into
 /// `<cache>/stage/<crate>-<sha256 of their files>/`, unless that stage exists already. Build output
 /// (`target/`, anything under `exclude`) and `.git` are left out.
-pub fn stage(project: &KernelProject, exclude: &[PathBuf], offline: bool) -> Result<StagedSources> {
-    let mut command = MetadataCommand::new();
-    command.manifest_path(&project.manifest_path);
-    if offline {
-        command.other_options(vec!["--offline".to_string()]);
-    }
-    let metadata = command.exec().with_context(|| {
-        format!(
-            "resolving the local packages of {}",
-            project.manifest_path.display()
-        )
-    })?;
-    let mut package_dirs: Vec<PathBuf> = metadata
-        .packages
-        .iter()
-        .filter(|p| p.source.is_none())
-        .filter_map(|p| {
-            p.manifest_path
-                .parent()
-                .map(|d| d.as_std_path().to_path_buf())
-        })
-        .collect();
-    package_dirs.sort();
-    package_dirs.dedup();
-    let workspace_root = metadata.workspace_root.as_std_path().to_path_buf();
-    let original_root = package_dirs
-        .iter()
-        .fold(workspace_root.clone(), |common, dir| {
-            common_ancestor(&common, dir)
-        });
-
+fn stage(
+    project: &KernelProject,
+    local: &LocalSources,
+    exclude: &[PathBuf],
+) -> Result<StagedSources> {
+    let LocalSources {
+        workspace_root,
+        package_dirs,
+        original_root,
+    } = local;
     let mut files = Vec::new();
     // A virtual workspace's root holds no package: its manifest and lock are all it contributes.
-    if !package_dirs.contains(&workspace_root) {
+    if !package_dirs.contains(workspace_root) {
         for name in ["Cargo.toml", "Cargo.lock"] {
             let path = workspace_root.join(name);
             if path.is_file() {
@@ -93,7 +154,7 @@ pub fn stage(project: &KernelProject, exclude: &[PathBuf], offline: bool) -> Res
     let skip = |dir: &Path| {
         exclude.iter().any(|e| dir.starts_with(e)) || dir.join("CACHEDIR.TAG").is_file()
     };
-    for dir in &package_dirs {
+    for dir in package_dirs {
         collect_files(dir, &skip, &mut files)?;
     }
     files.sort();
@@ -103,7 +164,7 @@ pub fn stage(project: &KernelProject, exclude: &[PathBuf], offline: bool) -> Res
     let mut entries = Vec::with_capacity(files.len());
     for path in files {
         let relative = path
-            .strip_prefix(&original_root)
+            .strip_prefix(original_root)
             .expect("every staged file lies under the common ancestor")
             .to_path_buf();
         let bytes = fsx::read(&path)?;
@@ -131,13 +192,14 @@ pub fn stage(project: &KernelProject, exclude: &[PathBuf], offline: bool) -> Res
     let manifest_path = root.join(
         project
             .manifest_path
-            .strip_prefix(&original_root)
+            .strip_prefix(original_root)
             .context("the kernel's Cargo.toml lies outside its own sources")?,
     );
     Ok(StagedSources {
         root,
         manifest_path,
-        original_root,
+        original_root: original_root.clone(),
+        staged: true,
     })
 }
 
@@ -320,6 +382,7 @@ mod tests {
             root: PathBuf::from("/cache/stage/k-0123456789abcdef"),
             manifest_path: PathBuf::from("/cache/stage/k-0123456789abcdef/k/Cargo.toml"),
             original_root: PathBuf::from("/home/me/repo"),
+            staged: true,
         };
         assert_eq!(
             staged.to_original_paths(
