@@ -128,6 +128,35 @@ impl LocalSources {
     }
 }
 
+impl LocalSources {
+    /// Every file to stage, sorted. Left out: `.git`, cargo's output (a package's own `target/`,
+    /// any directory cargo tagged as a cache; a `src/target/` module directory stays) and
+    /// anything under `exclude`.
+    fn files(&self, exclude: &[PathBuf]) -> Result<Vec<PathBuf>> {
+        let mut files = Vec::new();
+        // A virtual workspace's root holds no package: its manifest and lock are all it adds.
+        if !self.package_dirs.contains(&self.workspace_root) {
+            for name in ["Cargo.toml", "Cargo.lock"] {
+                let path = self.workspace_root.join(name);
+                if path.is_file() {
+                    files.push(path);
+                }
+            }
+        }
+        let skip = |dir: &Path| {
+            exclude.iter().any(|e| dir.starts_with(e))
+                || dir.join("CACHEDIR.TAG").is_file()
+                || self.package_dirs.iter().any(|p| dir == p.join("target"))
+        };
+        for dir in &self.package_dirs {
+            collect_files(dir, &skip, &mut files)?;
+        }
+        files.sort();
+        files.dedup();
+        Ok(files)
+    }
+}
+
 /// Copies the crate's workspace and every local (path) package it depends on into
 /// `<cache>/stage/<crate>-<sha256 of their files>/`, unless that stage exists already. Build output
 /// (`target/`, anything under `exclude`) and `.git` are left out.
@@ -136,29 +165,8 @@ fn stage(
     local: &LocalSources,
     exclude: &[PathBuf],
 ) -> Result<StagedSources> {
-    let LocalSources {
-        workspace_root,
-        package_dirs,
-        original_root,
-    } = local;
-    let mut files = Vec::new();
-    // A virtual workspace's root holds no package: its manifest and lock are all it contributes.
-    if !package_dirs.contains(workspace_root) {
-        for name in ["Cargo.toml", "Cargo.lock"] {
-            let path = workspace_root.join(name);
-            if path.is_file() {
-                files.push(path);
-            }
-        }
-    }
-    let skip = |dir: &Path| {
-        exclude.iter().any(|e| dir.starts_with(e)) || dir.join("CACHEDIR.TAG").is_file()
-    };
-    for dir in package_dirs {
-        collect_files(dir, &skip, &mut files)?;
-    }
-    files.sort();
-    files.dedup();
+    let files = local.files(exclude)?;
+    let original_root = &local.original_root;
 
     let mut digest = Sha256::new();
     let mut entries = Vec::with_capacity(files.len());
@@ -212,7 +220,7 @@ fn collect_files(dir: &Path, skip: &dyn Fn(&Path) -> bool, files: &mut Vec<PathB
     for entry in entries {
         let entry = entry.with_context(|| format!("reading sources in {}", dir.display()))?;
         let name = entry.file_name();
-        if name == ".git" || name == "target" {
+        if name == ".git" {
             continue;
         }
         let path = entry.path();
@@ -373,6 +381,42 @@ mod tests {
                 "k-not-a-stage",
                 "other-0000000000000000",
             ]
+        );
+    }
+
+    #[test]
+    fn staged_files_leave_out_build_output_and_git_only() {
+        let root = tempfile::tempdir().unwrap();
+        let kernel = root.path().join("kernel");
+        let dist = kernel.join("dist");
+        for file in [
+            "Cargo.toml",
+            "src/lib.rs",
+            "src/target/mod.rs",
+            "target/debug/libkernel.so",
+            "build-cache/CACHEDIR.TAG",
+            "build-cache/out.o",
+            ".git/config",
+            "dist/bundle/manifest.json",
+        ] {
+            let path = kernel.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, file).unwrap();
+        }
+        let local = LocalSources {
+            workspace_root: kernel.clone(),
+            package_dirs: vec![kernel.clone()],
+            original_root: root.path().to_path_buf(),
+        };
+        let files: Vec<PathBuf> = local
+            .files(&[dist])
+            .unwrap()
+            .into_iter()
+            .map(|f| f.strip_prefix(&kernel).unwrap().to_path_buf())
+            .collect();
+        assert_eq!(
+            files,
+            ["Cargo.toml", "src/lib.rs", "src/target/mod.rs"].map(PathBuf::from)
         );
     }
 
