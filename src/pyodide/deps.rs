@@ -104,13 +104,15 @@ pub struct Sources {
     pub from_pip: Vec<String>,
 }
 
-/// Reads each requirement with pip's own parser (PEP 508, run by `python`): a package the
-/// distribution's lock provides comes from there, if the lock's version satisfies the
-/// requirement's specifier (an input error otherwise); pip installs the rest.
+/// Reads each requirement with pip's own parser (PEP 508, run by `python`): a package that the
+/// distribution's lock lists and whose wheel is in `dist_dir` comes from there, if the lock's
+/// version satisfies the requirement's specifier (an input error otherwise); pip installs the
+/// rest, as it does every package of a distribution without wheels (the npm package).
 pub fn split_by_lock(
     python: &Path,
     requirements: &[String],
     lock: &serde_json::Value,
+    dist_dir: &Path,
 ) -> Result<Sources> {
     if requirements.is_empty() {
         return Ok(Sources::default());
@@ -162,8 +164,13 @@ json.dump(found, sys.stdout)
     let found: Vec<Found> =
         serde_json::from_slice(&output.stdout).context("reading the parsed requirements")?;
     let mut sources = Sources::default();
+    let has_wheel = |key: &str| {
+        lock["packages"][key]["file_name"]
+            .as_str()
+            .is_some_and(|file| !file.contains('/') && dist_dir.join(file).is_file())
+    };
     for (requirement, found) in requirements.iter().zip(found) {
-        match found.key {
+        match found.key.filter(|key| has_wheel(key)) {
             Some(key) if found.satisfied => sources.from_distribution.push(key),
             Some(key) => {
                 return Err(input_error(format!(
@@ -265,27 +272,36 @@ mod tests {
     #[test]
     fn requirements_the_lock_satisfies_come_from_the_distribution() {
         let lock = serde_json::json!({ "packages": {
-            "tiny-lock": { "name": "Tiny_Lock", "version": "1.0" },
-            "other": { "name": "other", "version": "2.0" },
+            "tiny-lock": { "name": "Tiny_Lock", "version": "1.0", "file_name": "tiny_lock.whl" },
+            "other": { "name": "other", "version": "2.0", "file_name": "other.whl" },
+            "no-wheel": { "name": "no-wheel", "version": "1.0", "file_name": "no_wheel.whl" },
         }});
-        let python = Path::new("python3");
-        let requirements = [
-            "tiny.lock>=0.5; python_version > '3'".to_string(),
-            "elsewhere==1.0".to_string(),
-        ];
+        let dist = tempfile::tempdir().unwrap();
+        for wheel in ["tiny_lock.whl", "other.whl"] {
+            std::fs::write(dist.path().join(wheel), "").unwrap();
+        }
+        let split = |requirements: &[&str]| {
+            let requirements: Vec<String> = requirements.iter().map(|r| r.to_string()).collect();
+            split_by_lock(Path::new("python3"), &requirements, &lock, dist.path())
+        };
         assert_eq!(
-            split_by_lock(python, &requirements, &lock).unwrap(),
+            split(&[
+                "tiny.lock>=0.5; python_version > '3'",
+                "elsewhere==1.0",
+                "no-wheel==1.0",
+            ])
+            .unwrap(),
             Sources {
                 from_distribution: vec!["tiny-lock".into()],
-                from_pip: vec!["elsewhere==1.0".into()],
+                from_pip: vec!["elsewhere==1.0".into(), "no-wheel==1.0".into()],
             }
         );
-        let err = split_by_lock(python, &["other<2".to_string()], &lock).unwrap_err();
+        let err = split(&["other<2"]).unwrap_err();
         assert!(
             format!("{err:#}").contains("provides other 2.0, which does not satisfy it"),
             "{err:#}"
         );
-        let err = split_by_lock(python, &["not a requirement!".to_string()], &lock).unwrap_err();
+        let err = split(&["not a requirement!"]).unwrap_err();
         assert!(
             format!("{err:#}").contains("not valid requirements"),
             "{err:#}"

@@ -160,7 +160,12 @@ pub fn build(
         .collect::<Result<_>>()?;
     let stock_lock: serde_json::Value =
         serde_json::from_slice(&stock["pyodide-lock.json"]).context("reading pyodide-lock.json")?;
-    let sources = deps::split_by_lock(&options.python, &project.dependencies, &stock_lock)?;
+    let sources = deps::split_by_lock(
+        &options.python,
+        &project.dependencies,
+        &stock_lock,
+        &distribution.dir,
+    )?;
     let installed = if sources.from_pip.is_empty() {
         None
     } else {
