@@ -265,14 +265,9 @@ fn checkouts_in_different_directories_build_identical_bundles() {
             copy_tree(&repo_root().join("kernel"), &root.join("kernel"));
             let manifests = examples
                 .iter()
-                .map(|example| {
-                    let example = root.join("examples").join(example);
-                    copy_tree(
-                        &repo_root()
-                            .join("examples")
-                            .join(example.file_name().unwrap()),
-                        &example,
-                    );
+                .map(|name| {
+                    let example = root.join("examples").join(name);
+                    copy_tree(&repo_root().join("examples").join(name), &example);
                     let output = Command::new(env!("CARGO_BIN_EXE_cargo-wasmpack-infer"))
                         .args(["build", example.to_str().unwrap(), "--out-dir"])
                         .arg(root.join("dist"))

@@ -9,7 +9,6 @@
 
 use anyhow::{Context, Result, bail};
 use cargo_metadata::MetadataCommand;
-use sha2::{Digest, Sha256};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -158,8 +157,8 @@ impl LocalSources {
 }
 
 /// Copies the crate's workspace and every local (path) package it depends on into
-/// `<cache>/stage/<crate>-<sha256 of their files>/`, unless that stage exists already. Build output
-/// (`target/`, anything under `exclude`) and `.git` are left out.
+/// `<cache>/stage/<crate>-<sha256 of their files>/`, unless that stage exists already; which files,
+/// [`LocalSources::files`] says.
 fn stage(
     project: &KernelProject,
     local: &LocalSources,
@@ -168,7 +167,8 @@ fn stage(
     let files = local.files(exclude)?;
     let original_root = &local.original_root;
 
-    let mut digest = Sha256::new();
+    // One line per file (path, executable bit, content hash); the stage is named by their hash.
+    let mut listing = String::new();
     let mut entries = Vec::with_capacity(files.len());
     for path in files {
         let relative = path
@@ -179,15 +179,14 @@ fn stage(
         let executable = std::fs::metadata(&path)
             .map(|m| m.permissions().mode() & 0o111 != 0)
             .unwrap_or(false);
-        let name = relative.to_string_lossy();
-        digest.update((name.len() as u64).to_le_bytes());
-        digest.update(name.as_bytes());
-        digest.update([executable as u8]);
-        digest.update((bytes.len() as u64).to_le_bytes());
-        digest.update(&bytes);
+        listing.push_str(&format!(
+            "{:?} {executable} {}\n",
+            relative,
+            fsx::sha256_hex(&bytes)
+        ));
         entries.push((relative, bytes, executable));
     }
-    let hash = hex(&digest.finalize()[..8]);
+    let hash = &fsx::sha256_hex(listing.as_bytes())[..16];
     let stages = fsx::cache_dir().join("stage");
     let root = stages.join(format!("{}-{hash}", project.name));
     if root.join(COMPLETE_MARKER).is_file() {
@@ -315,10 +314,6 @@ fn common_ancestor(a: &Path, b: &Path) -> PathBuf {
         .take_while(|(x, y)| x == y)
         .map(|(x, _)| x)
         .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
