@@ -10,12 +10,42 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A limit as written: a number, or a number with a unit (`"40 KiB"`, `"1.5 ms"`, `"100 µs"`).
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
 #[serde(untagged)]
 pub enum Limit {
     Number(f64),
     Text(String),
 }
+
+/// Written by hand so that a wrong value says what a limit looks like, where an untagged enum
+/// would say only "data did not match any variant".
+impl<'de> Deserialize<'de> for Limit {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LimitVisitor;
+        impl serde::de::Visitor<'_> for LimitVisitor {
+            type Value = Limit;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(LIMIT_SHAPE)
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Limit, E> {
+                Ok(Limit::Number(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Limit, E> {
+                Ok(Limit::Number(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Limit, E> {
+                Ok(Limit::Number(v as f64))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Limit, E> {
+                Ok(Limit::Text(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(LimitVisitor)
+    }
+}
+
+const LIMIT_SHAPE: &str =
+    "a limit: a number, or a string with a unit such as \"40 KiB\", \"1.5 ms\" or \"100 us\"";
 
 /// Budgets by flattened metric name (`variant.metric`).
 pub type Budgets = BTreeMap<String, Limit>;
@@ -33,14 +63,67 @@ pub fn from_tables(tables: BTreeMap<String, BTreeMap<String, Limit>>) -> Budgets
         .collect()
 }
 
-/// Reads a budgets file (TOML, one table per variant).
+/// Where a budgets file may keep its tables besides the top level: copied from a kernel's
+/// Cargo.toml or a Python project's pyproject.toml, header included (or the whole file).
+const EMBEDDED_BUDGETS: [&[&str]; 2] = [
+    &["package", "metadata", "wasmpack-infer", "budgets"],
+    &["tool", "wasmpack-infer", "budgets"],
+];
+
+/// Reads a budgets file: TOML with one table per variant (`[wasm] brotli_bytes = "40 KiB"`), or
+/// the same under `[package.metadata.wasmpack-infer.budgets]` / `[tool.wasmpack-infer.budgets]`.
 pub fn read_file(path: &std::path::Path) -> Result<Budgets> {
+    let where_ = path.display();
     let text = std::fs::read_to_string(path)
-        .map_err(|e| input_error(format!("reading budgets {}: {e}", path.display())))?;
-    let tables = toml::from_str(&text)
-        .map_err(|e| input_error(format!("budgets {}: {e}", path.display())))?;
-    Ok(from_tables(tables))
+        .map_err(|e| input_error(format!("reading budgets {where_}: {e}")))?;
+    let mut table: toml::Table =
+        toml::from_str(&text).map_err(|e| input_error(format!("budgets {where_}: {e}")))?;
+    let embedded = EMBEDDED_BUDGETS.iter().find_map(|path| {
+        let (last, parents) = path.split_last()?;
+        let parent = parents
+            .iter()
+            .try_fold(&mut table, |t, key| t.get_mut(*key)?.as_table_mut())?;
+        parent.remove(*last)
+    });
+    let tables = match embedded {
+        Some(toml::Value::Table(budgets)) => budgets,
+        Some(_) => {
+            return Err(input_error(format!(
+                "budgets {where_}: the budgets entry must be a table of variants"
+            )));
+        }
+        None if table.contains_key("package") || table.contains_key("tool") => {
+            return Err(input_error(format!(
+                "budgets {where_}: no [package.metadata.wasmpack-infer.budgets] or \
+                 [tool.wasmpack-infer.budgets] table in it; {FILE_SHAPE}"
+            )));
+        }
+        None => table,
+    };
+    let mut budgets = Budgets::new();
+    for (variant, metrics) in tables {
+        let toml::Value::Table(metrics) = metrics else {
+            return Err(input_error(format!(
+                "budgets {where_}: `{variant}` is not a table of metrics; {FILE_SHAPE}"
+            )));
+        };
+        for (metric, limit) in metrics {
+            let limit = Limit::deserialize(limit).map_err(|_| {
+                input_error(format!(
+                    "budgets {where_}: `{variant}.{metric}` must be {LIMIT_SHAPE}; \
+                     {FILE_SHAPE}"
+                ))
+            })?;
+            budgets.insert(format!("{variant}.{metric}"), limit);
+        }
+    }
+    Ok(budgets)
 }
+
+const FILE_SHAPE: &str = "a budgets file holds one table per variant, e.g.\n\n\
+    [wasm]\nbrotli_bytes = \"40 KiB\"\ninstantiate_us = \"1 ms\"\n\n\
+    [ratio]\nwasm_over_native_steady = 4.0\n\n\
+    (or the same under [package.metadata.wasmpack-infer.budgets] as in Cargo.toml)";
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -501,6 +584,79 @@ mod tests {
                 .unwrap_err()
                 .contains("does not start with a number")
         );
+    }
+
+    fn read_text(text: &str) -> Result<Budgets> {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        read_file(file.path())
+    }
+
+    #[test]
+    fn budget_files_take_tables_as_written_in_cargo_toml_or_pyproject() {
+        let expected: Budgets = [
+            (
+                "ratio.wasm_over_native_steady".to_string(),
+                Limit::Number(4.0),
+            ),
+            (
+                "wasm.brotli_bytes".to_string(),
+                Limit::Text("16 KiB".into()),
+            ),
+        ]
+        .into();
+        let body = "wasm.brotli_bytes = \"16 KiB\"\nratio.wasm_over_native_steady = 4\n";
+        for header in [
+            "",
+            "[package.metadata.wasmpack-infer.budgets]\n",
+            "[tool.wasmpack-infer.budgets]\n",
+            "[package]\nname = \"k\"\n[package.metadata.wasmpack-infer]\ntolerance = 1e-5\n\
+             [package.metadata.wasmpack-infer.budgets]\n",
+        ] {
+            assert_eq!(
+                read_text(&format!("{header}{body}")).unwrap(),
+                expected,
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_malformed_budget_file_names_the_metric_and_the_shape() {
+        let cases = [
+            (
+                "[wasm]\nbrotli_bytes = true\n",
+                "`wasm.brotli_bytes` must be a limit",
+            ),
+            (
+                "[package.metadata.wasmpack-infer.budgets]\nwasm.brotli_bytes = [1]\n",
+                "`wasm.brotli_bytes` must be a limit",
+            ),
+            (
+                "brotli_bytes = 3\n",
+                "`brotli_bytes` is not a table of metrics",
+            ),
+            (
+                "[package]\nname = \"k\"\n",
+                "no [package.metadata.wasmpack-infer.budgets]",
+            ),
+        ];
+        for (text, needle) in cases {
+            let err = read_text(text).unwrap_err();
+            assert!(err.is::<crate::exit::InputError>());
+            let message = format!("{err:#}");
+            assert!(message.contains(needle), "{needle}: {message}");
+            assert!(message.contains("one table per variant"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_limit_in_metadata_says_what_a_limit_looks_like() {
+        let err = toml::from_str::<BTreeMap<String, BTreeMap<String, Limit>>>(
+            "[wasm]\nbrotli_bytes = true\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("\"40 KiB\""), "{err}");
     }
 
     #[test]

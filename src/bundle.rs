@@ -2,11 +2,32 @@
 
 use crate::exit::input_error;
 use crate::fsx;
-use crate::manifest::{self, FileEntry, Manifest};
+use crate::manifest::{self, FileEntry, Manifest, Parity, Reproduction};
 use crate::measure::timing::SampleSet;
 use crate::pipeline::{CudaRequest, Variants};
 use anyhow::Result;
 use std::path::{Component, Path, PathBuf};
+
+/// What `verify` found in a bundle: every problem (none when intact) and, when its samples ran
+/// again, how their parity came out.
+#[derive(Debug, Default)]
+pub struct Verified {
+    pub problems: Vec<String>,
+    pub parity: Option<Reproduction>,
+}
+
+impl Verified {
+    /// Records how `rerun` reproduces the `recorded` parity between `between` (a problem when it
+    /// does not).
+    pub fn parity(&mut self, between: &str, recorded: &Parity, rerun: &Parity) {
+        let reproduction = recorded.reproduced_by(rerun);
+        if let Reproduction::Differs(at) = &reproduction {
+            self.problems
+                .push(format!("parity {between} differs from the manifest ({at})"));
+        }
+        self.parity = Some(reproduction);
+    }
+}
 
 pub struct Bundle {
     pub dir: PathBuf,

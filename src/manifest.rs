@@ -202,24 +202,66 @@ pub struct Parity {
     pub per_sample: PerSampleParity,
 }
 
-impl Parity {
-    /// Where a re-run's parity departs from this one: the first sample whose results differ, or
-    /// `None` when only the summary does.
-    pub fn first_differing_sample(&self, other: &Parity) -> Option<usize> {
-        let (a, b) = (&self.per_sample, &other.per_sample);
-        (0..self.samples.max(other.samples)).find(|&i| {
-            a.argmax_wasm.get(i) != b.argmax_wasm.get(i)
-                || a.argmax_native.get(i) != b.argmax_native.get(i)
-                || a.max_abs_diff.get(i) != b.max_abs_diff.get(i)
-        })
-    }
+/// How a re-run's parity compares with the one a manifest records.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reproduction {
+    /// The same figures, to the bit.
+    Exact,
+    /// Every sample still within tolerance with the same argmax in both variants, by figures that
+    /// moved: the native variant may sum in another order on another CPU, or across threads.
+    WithinTolerance { max_abs_diff: f64 },
+    /// What departs from the record, for a message.
+    Differs(String),
+}
 
-    /// "first at sample N" or "in the summary", for a message about a parity that differs.
-    pub fn describe_difference(&self, other: &Parity) -> String {
-        self.first_differing_sample(other)
-            .map_or("in the summary".to_string(), |i| {
-                format!("first at sample {i}")
-            })
+impl Parity {
+    /// Whether `rerun` reproduces this recorded parity. The WASM variant is deterministic, so its
+    /// argmax must not move; the distance between the variants may, but only within tolerance,
+    /// and only for a record that passed (a failing record must come out the same again).
+    pub fn reproduced_by(&self, rerun: &Parity) -> Reproduction {
+        let differs = |at: String| Reproduction::Differs(at);
+        if rerun == self {
+            return Reproduction::Exact;
+        }
+        if self.samples != rerun.samples || self.tolerance != rerun.tolerance {
+            return differs("in the summary".into());
+        }
+        let (a, b) = (&self.per_sample, &rerun.per_sample);
+        let moved = |figure: fn(&PerSampleParity, usize) -> Option<f64>| {
+            (0..self.samples).find(|&i| figure(a, i) != figure(b, i))
+        };
+        let argmax_moved = moved(|p, i| Some(*p.argmax_wasm.get(i)? as f64))
+            .into_iter()
+            .chain(moved(|p, i| Some(*p.argmax_native.get(i)? as f64)))
+            .min();
+        if let Some(i) = argmax_moved {
+            return differs(format!("first at sample {i}"));
+        }
+        let (tolerance, recorded_diff) = (self.tolerance, &a.max_abs_diff);
+        let drifted_past_tolerance = (0..self.samples).find(|&i| {
+            let (was, now) = (recorded_diff.get(i), b.max_abs_diff.get(i));
+            // Written so a NaN or a missing figure counts as drift.
+            !was.zip(now)
+                .is_some_and(|(was, now)| (was - now).abs() <= tolerance)
+        });
+        match (self.passed, rerun.passed) {
+            (true, true) => match drifted_past_tolerance {
+                Some(i) => differs(format!("first at sample {i}")),
+                None => Reproduction::WithinTolerance {
+                    max_abs_diff: rerun.max_abs_diff,
+                },
+            },
+            (true, false) => differs(format!(
+                "first at sample {}, now beyond the tolerance",
+                rerun.mismatched_samples.first().copied().unwrap_or(0)
+            )),
+            _ => differs(
+                moved(|p, i| p.max_abs_diff.get(i).copied())
+                    .map_or("in the summary".to_string(), |i| {
+                        format!("first at sample {i}")
+                    }),
+            ),
+        }
     }
 }
 
@@ -587,6 +629,88 @@ impl AnyManifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parity(diffs: &[f64], argmax_native: &[usize], tolerance: f64) -> Parity {
+        let argmax_wasm = vec![1; diffs.len()];
+        let mismatched_samples: Vec<usize> = (0..diffs.len())
+            .filter(|&i| diffs[i] > tolerance || argmax_native[i] != argmax_wasm[i])
+            .collect();
+        Parity {
+            samples: diffs.len(),
+            tolerance,
+            max_abs_diff: diffs.iter().copied().fold(0.0, f64::max),
+            argmax_agree: diffs.len() - mismatched_samples.len(),
+            passed: mismatched_samples.is_empty(),
+            mismatched_samples,
+            per_sample: PerSampleParity {
+                max_abs_diff: diffs.to_vec(),
+                argmax_wasm,
+                argmax_native: argmax_native.to_vec(),
+            },
+        }
+    }
+
+    #[test]
+    fn parity_reproduces_within_tolerance_but_not_past_it() {
+        let recorded = parity(&[1.2e-8, 0.0, 3.1e-8], &[1, 1, 1], 1e-5);
+        assert_eq!(
+            recorded.reproduced_by(&recorded.clone()),
+            Reproduction::Exact
+        );
+        let drifted = parity(&[2.4e-8, 1e-9, 3.1e-8], &[1, 1, 1], 1e-5);
+        assert_eq!(
+            recorded.reproduced_by(&drifted),
+            Reproduction::WithinTolerance {
+                max_abs_diff: 3.1e-8
+            }
+        );
+        let beyond = parity(&[1.2e-8, 0.0, 2e-5], &[1, 1, 1], 1e-5);
+        assert_eq!(
+            recorded.reproduced_by(&beyond),
+            Reproduction::Differs("first at sample 2, now beyond the tolerance".into())
+        );
+        // A record edited to a figure no re-run could drift to.
+        let mut edited = recorded.clone();
+        edited.per_sample.max_abs_diff[1] = 0.5;
+        assert_eq!(
+            edited.reproduced_by(&recorded),
+            Reproduction::Differs("first at sample 1".into())
+        );
+        let argmax = parity(&[1.2e-8, 0.0, 3.1e-8], &[1, 0, 1], 1e-5);
+        assert_eq!(
+            recorded.reproduced_by(&argmax),
+            Reproduction::Differs("first at sample 1".into())
+        );
+        let looser = parity(&[1.2e-8, 0.0, 3.1e-8], &[1, 1, 1], 1e-3);
+        assert_eq!(
+            recorded.reproduced_by(&looser),
+            Reproduction::Differs("in the summary".into())
+        );
+        // A record that failed must fail the same way again.
+        let failed = parity(&[0.5, 0.0], &[1, 1], 1e-5);
+        let other = parity(&[0.25, 0.0], &[1, 1], 1e-5);
+        assert_eq!(
+            failed.reproduced_by(&other),
+            Reproduction::Differs("first at sample 0".into())
+        );
+    }
+
+    #[test]
+    fn recorded_figures_read_back_to_the_bit() {
+        // f32 differences such as these once read back one ULP off, so verify saw a change.
+        let diffs = [
+            1.4901161193847656e-8,
+            5.960464477539063e-8,
+            2.9802322387695312e-8,
+        ];
+        let recorded = parity(&diffs, &[1, 1, 1], 1e-5);
+        let text = serde_json::to_string(&recorded).unwrap();
+        assert_eq!(serde_json::from_str::<Parity>(&text).unwrap(), recorded);
+        for x in (0..2000u32).map(|i| f32::from_bits(0x3300_0000 + i * 7919) as f64) {
+            let back: f64 = serde_json::from_str(&serde_json::to_string(&x).unwrap()).unwrap();
+            assert_eq!(back.to_bits(), x.to_bits(), "{x:e}");
+        }
+    }
 
     #[test]
     fn a_python_manifest_is_named_as_such_where_a_kernel_one_is_expected() {

@@ -34,6 +34,17 @@ fn passing_budgets_exit_0_and_failing_ones_exit_1() {
     let output = wpi(&["check", &manifest(), "--budgets", &budgets(&dir, FAILING)]);
     assert_exit(&output, 1);
     assert_snapshot("check-failing-human.txt", &stdout(&output));
+
+    // The table copied from Cargo.toml, header and all, checks the same budgets.
+    let copied = PASSING
+        .replace("[wasm]\n", "")
+        .replace("brotli_bytes", "wasm.brotli_bytes")
+        .replace("instantiate_us", "wasm.instantiate_us")
+        .replace("[ratio]\nwasm_over", "ratio.wasm_over");
+    let copied = format!("[package.metadata.wasmpack-infer.budgets]\n{copied}");
+    let output = wpi(&["check", &manifest(), "--budgets", &budgets(&dir, &copied)]);
+    assert_exit(&output, 0);
+    assert!(stdout(&output).contains("all 3 budgets met"), "{copied}");
 }
 
 #[test]
@@ -101,7 +112,14 @@ fn bad_budgets_are_usage_errors() {
             "[wasm]\ninstantiate_us = \"4 KiB\"\n",
             "unknown time unit `KiB`",
         ),
-        ("[wasm]\nbrotli_bytes = [1]\n", "budgets"),
+        (
+            "[wasm]\nbrotli_bytes = [1]\n",
+            "`wasm.brotli_bytes` must be a limit: a number, or a string with a unit",
+        ),
+        (
+            "[package.metadata.wasmpack-infer]\ntolerance = 1e-5\n",
+            "no [package.metadata.wasmpack-infer.budgets] or [tool.wasmpack-infer.budgets] table",
+        ),
     ];
     for (text, expected) in cases {
         let output = wpi(&["check", &manifest(), "--budgets", &budgets(&dir, text)]);

@@ -215,6 +215,65 @@ fn parity_mismatch_fails_naming_the_sample_and_keeps_the_previous_bundle() {
     );
 }
 
+/// Variants that round differently (a sum in another order on each target) build, and `verify`
+/// accepts the untampered bundle: the distance may move within tolerance, the outputs may not.
+#[test]
+fn variants_that_differ_in_the_last_bits_verify() {
+    let out = tempfile::tempdir().unwrap();
+    let output = build(
+        &fixture("last-bits"),
+        out.path(),
+        &["--json", "--steady-runs", "5", "--batches", "1"],
+    );
+    assert_exit(&output, 0);
+    let manifest = manifest_from_stdout(&output);
+    let max_abs_diff = manifest["parity"]["max_abs_diff"].as_f64().unwrap();
+    assert!(
+        max_abs_diff > 0.0 && max_abs_diff < 1e-5,
+        "the fixture's variants should differ within tolerance: {max_abs_diff}"
+    );
+    assert_eq!(manifest["parity"]["passed"], true);
+    let bundle = out.path().join("last-bits-0.1.0");
+    let bundle_arg = bundle.to_str().unwrap();
+    for _ in 0..2 {
+        let output = wpi(&["verify", bundle_arg]);
+        assert_exit(&output, 0);
+        assert!(
+            stdout(&output).contains("parity reproduced on 32 samples"),
+            "{}",
+            stdout(&output)
+        );
+    }
+    let output = wpi(&["verify", bundle_arg, "--json"]);
+    assert_exit(&output, 0);
+    let found: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        ["exact", "within_tolerance"].contains(&found["parity"].as_str().unwrap()),
+        "{found}"
+    );
+
+    // A recorded argmax no re-run gives, and a flipped byte in the module, still fail.
+    let manifest_path = bundle.join("manifest.json");
+    let recorded = std::fs::read_to_string(&manifest_path).unwrap();
+    let mut edited: serde_json::Value = serde_json::from_str(&recorded).unwrap();
+    let argmax = &mut edited["parity"]["per_sample"]["argmax_wasm"][3];
+    *argmax = ((argmax.as_u64().unwrap() + 1) % 3).into();
+    std::fs::write(&manifest_path, edited.to_string()).unwrap();
+    let output = wpi(&["verify", bundle_arg]);
+    assert_exit(&output, 1);
+    assert!(
+        stdout(&output).contains("differs from the manifest (first at sample 3)"),
+        "{}",
+        stdout(&output)
+    );
+    std::fs::write(&manifest_path, recorded).unwrap();
+    let wasm = bundle.join("last-bits.wasm");
+    let mut bytes = std::fs::read(&wasm).unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    std::fs::write(&wasm, bytes).unwrap();
+    assert_exit(&wpi(&["verify", bundle_arg]), 1);
+}
+
 /// Each bad Cargo.toml edit and the message it must produce; all exit 2 before building.
 #[test]
 fn bad_metadata_is_named_with_crate_and_key() {

@@ -262,15 +262,7 @@ fn lazy_and_string_imports_survive_the_shake() {
         .path()
         .join("a-much-longer-checkout-path")
         .join("py-lazy");
-    for file in [
-        "pyproject.toml",
-        "samples.json",
-        "lazyapp/__init__.py",
-        "lazyapp/main.py",
-    ] {
-        std::fs::create_dir_all(copy.join(file).parent().unwrap()).unwrap();
-        std::fs::copy(project.join(file), copy.join(file)).unwrap();
-    }
+    copy_tree(&project, &copy);
     let again = build_python(&copy, elsewhere.path(), &["--no-snapshot"]);
     assert_exit(&again, 0);
     let mut rebuilt = manifest_from_stdout(&again);
@@ -744,10 +736,7 @@ fn packages_from_the_distributions_lock_load_in_every_boot() {
     );
 
     let stricter = tempfile::tempdir().unwrap();
-    for file in ["lockapp/__init__.py", "lockapp/main.py", "samples.json"] {
-        std::fs::create_dir_all(stricter.path().join(file).parent().unwrap()).unwrap();
-        std::fs::copy(project.join(file), stricter.path().join(file)).unwrap();
-    }
+    copy_tree(&project, stricter.path());
     let pyproject = std::fs::read_to_string(project.join("pyproject.toml")).unwrap();
     std::fs::write(
         stricter.path().join("pyproject.toml"),

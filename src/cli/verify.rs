@@ -1,7 +1,7 @@
 use super::bundle_dir_of;
-use cargo_wasmpack_infer::bundle::Bundle;
+use cargo_wasmpack_infer::bundle::{Bundle, Verified};
 use cargo_wasmpack_infer::exit::BUDGET_EXCEEDED;
-use cargo_wasmpack_infer::manifest::{AnyManifest, FILE_NAME};
+use cargo_wasmpack_infer::manifest::{AnyManifest, FILE_NAME, Reproduction};
 use cargo_wasmpack_infer::measure::wasm::WasmHost;
 use cargo_wasmpack_infer::pipeline::parity_run;
 use cargo_wasmpack_infer::pyodide::verify as pyodide_verify;
@@ -30,30 +30,51 @@ pub struct Opts {
 impl Opts {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let dir = bundle_dir_of(&self.bundle)?;
-        let (problems, files, samples) = match AnyManifest::read(&dir.join(FILE_NAME))? {
+        let (found, files, samples, tolerance) = match AnyManifest::read(&dir.join(FILE_NAME))? {
             AnyManifest::Pyodide(manifest) => (
                 pyodide_verify::verify(&dir, &manifest, &self.python)?,
                 manifest.files.len(),
                 manifest.project.samples,
+                manifest.project.tolerance,
             ),
             AnyManifest::Kernel(_) => verify_kernel(&dir)?,
+        };
+        let intact = found.problems.is_empty();
+        let (parity, max_abs_diff) = match &found.parity {
+            Some(Reproduction::Exact) => (Some("exact"), None),
+            Some(Reproduction::WithinTolerance { max_abs_diff }) => {
+                (Some("within_tolerance"), Some(*max_abs_diff))
+            }
+            _ => (None, None),
         };
         if self.json {
             println!(
                 "{}",
-                serde_json::json!({ "intact": problems.is_empty(), "problems": problems })
+                serde_json::json!({
+                    "intact": intact,
+                    "problems": found.problems,
+                    "parity": parity,
+                    "max_abs_diff": max_abs_diff,
+                })
             );
-        } else if problems.is_empty() {
+        } else if intact {
+            let how = match max_abs_diff {
+                Some(diff) => format!(
+                    " within tolerance {tolerance:e} (max |Δ| now {diff:.3e}; the variants \
+                     may round differently from run to run or machine to machine)"
+                ),
+                None => " exactly".into(),
+            };
             println!(
-                "{}: {files} files match the manifest; parity reproduced on {samples} samples",
+                "{}: {files} files match the manifest; parity reproduced on {samples} samples{how}",
                 dir.display(),
             );
         } else {
-            for problem in &problems {
+            for problem in &found.problems {
                 println!("✗ {problem}");
             }
         }
-        Ok(if problems.is_empty() {
+        Ok(if intact {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(BUDGET_EXCEEDED)
@@ -61,13 +82,16 @@ impl Opts {
     }
 }
 
-/// A kernel bundle's problems, its file count and its sample count.
-fn verify_kernel(dir: &Path) -> anyhow::Result<(Vec<String>, usize, usize)> {
+/// A kernel bundle's findings, its file count, sample count and tolerance.
+fn verify_kernel(dir: &Path) -> anyhow::Result<(Verified, usize, usize, f64)> {
     let bundle = Bundle::open(dir)?;
-    let mut problems = bundle.file_problems()?;
+    let mut found = Verified {
+        problems: bundle.file_problems()?,
+        parity: None,
+    };
+    let manifest = &bundle.manifest;
     // Only run code whose bytes are the ones the manifest vouches for.
-    if problems.is_empty() {
-        let manifest = &bundle.manifest;
+    if found.problems.is_empty() {
         let samples = bundle.read(&manifest.kernel.samples.file)?;
         let wasm = bundle.read(&manifest.wasm.file)?;
         let native_library = bundle.path_of(&manifest.native.file)?;
@@ -75,16 +99,12 @@ fn verify_kernel(dir: &Path) -> anyhow::Result<(Vec<String>, usize, usize)> {
             &WasmHost::new()?,
             &bundle.variants(&wasm, &native_library, &samples),
         )?;
-        if run.parity != manifest.parity {
-            problems.push(format!(
-                "parity differs from the manifest ({})",
-                run.parity.describe_difference(&manifest.parity)
-            ));
-        }
+        found.parity("between WASM and native", &manifest.parity, &run.parity);
     }
     Ok((
-        problems,
-        bundle.manifest.files.len(),
-        bundle.manifest.parity.samples,
+        found,
+        manifest.files.len(),
+        manifest.parity.samples,
+        manifest.parity.tolerance,
     ))
 }

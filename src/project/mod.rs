@@ -2,3 +2,4 @@
 
 pub mod kernel;
 pub mod python;
+pub mod python_layout;

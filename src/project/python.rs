@@ -1,6 +1,7 @@
 //! A Python inference project: `pyproject.toml` with `[project]` and `[tool.wasmpack-infer]`.
 
 use crate::exit::input_error;
+use crate::project::python_layout::{self, AppSource};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -64,8 +65,9 @@ pub struct PythonProject {
     /// `package.module` holding the inference function.
     pub entry_module: String,
     pub entry_function: String,
-    /// The top-level package directory (or single module file) the app ships.
-    pub app_root: PathBuf,
+    /// The top-level package (or single module) the app ships, found where the project's build
+    /// backend would find it.
+    pub app: AppSource,
     pub samples_path: PathBuf,
     /// The samples file's bytes (a JSON array, one input per element).
     pub samples_json: Vec<u8>,
@@ -127,15 +129,10 @@ impl PythonProject {
                 ))
             })?;
         let top_level = entry_module.split('.').next().unwrap_or(entry_module);
-        let app_root = [dir.join(top_level), dir.join(format!("{top_level}.py"))]
-            .into_iter()
-            .find(|p| p.exists())
-            .ok_or_else(|| {
-                input_error(format!(
-                    "{where_}: entry module `{entry_module}`: neither {top_level}/ nor {top_level}.py exists in {}",
-                    dir.display()
-                ))
-            })?;
+        let table: toml::Table = toml::from_str(&text)
+            .map_err(|e| input_error(format!("{}: {e}", pyproject_path.display())))?;
+        let app = python_layout::locate(&dir, &table, top_level)
+            .map_err(|e| input_error(format!("{where_}: entry module `{entry_module}`: {e}")))?;
         let tolerance = settings.tolerance.unwrap_or(DEFAULT_TOLERANCE);
         if !(tolerance.is_finite() && tolerance >= 0.0) {
             return Err(input_error(format!(
@@ -177,7 +174,7 @@ impl PythonProject {
             dependencies: project.dependencies,
             entry_module: entry_module.to_string(),
             entry_function: entry_function.to_string(),
-            app_root,
+            app,
             samples_path,
             samples_json,
             sample_count,
@@ -230,7 +227,7 @@ mod tests {
         [tool.wasmpack-infer]\nentry = \"app.model:predict\"\nsamples = \"s.json\"\n";
 
     #[test]
-    fn reads_entry_samples_and_app_root() {
+    fn reads_entry_samples_and_the_app_package() {
         let (dir, loaded) = project(
             GOOD,
             &[("app/model.py", ""), ("s.json", "[[1, 2], [3, 4]]")],
@@ -240,7 +237,8 @@ mod tests {
             (p.entry_module.as_str(), p.entry_function.as_str()),
             ("app.model", "predict")
         );
-        assert_eq!(p.app_root, dir.path().join("app"));
+        assert_eq!(p.app.path, dir.path().join("app"));
+        assert_eq!(p.app.installed_as, "app");
         assert_eq!(p.sample_count, 2);
         assert_eq!(p.bundle_name(), "app-1.2.0");
         assert_eq!(p.tolerance, DEFAULT_TOLERANCE);
@@ -266,6 +264,6 @@ mod tests {
         let (_dir, loaded) = project(GOOD, &[("app/model.py", ""), ("s.json", "{}")]);
         assert!(format!("{:#}", loaded.unwrap_err()).contains("non-empty JSON array"));
         let (_dir, loaded) = project(GOOD, &[("s.json", "[1]")]);
-        assert!(format!("{:#}", loaded.unwrap_err()).contains("neither app/ nor app.py"));
+        assert!(format!("{:#}", loaded.unwrap_err()).contains("no package `app` (app/ or app.py)"));
     }
 }

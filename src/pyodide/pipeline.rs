@@ -183,9 +183,9 @@ pub fn build(
         installed.as_ref(),
         &shake::lock_imports(&stock_lock, &sources.from_distribution),
     )?;
-    let app_code = shake::app_files(&[(&project.dir, &project.app_root)])?;
+    let app_code = shake::app_files(&project.app.path, &project.app.installed_as)?;
     let site_files = match site {
-        Some(site) => shake::app_files(&[(site, site)])?,
+        Some(site) => shake::app_files(site, "")?,
         None => Vec::new(),
     };
     let requirements = installed
@@ -465,10 +465,19 @@ pub fn build(
     )
     .context("measuring stock Pyodide")?;
     let native_site = native_deps.site(site);
-    let mut native_paths = vec![project.dir.as_path()];
+    // The native sibling imports the files the bundle ships, laid out as installed (as `verify`
+    // unpacks them), not the project directory: a src layout or a renamed package dir imports
+    // the same way, and nothing else beside pyproject.toml can shadow or fill in for them.
+    let native_app = work.path().join("native-app");
+    let native_app_files: Vec<BundleFile> = app_code
+        .iter()
+        .map(|(name, bytes)| BundleFile::new(name.clone(), bytes.clone()))
+        .collect();
+    pack::write_files(&native_app, &native_app_files)?;
+    let mut native_paths = vec![native_app.as_path()];
     native_paths.extend(native_site);
     let native_sibling_files = match native_site {
-        Some(site) => shake::app_files(&[(site, site)])?,
+        Some(site) => shake::app_files(site, "")?,
         None => Vec::new(),
     };
     let native_lock = native_deps.lock.clone();

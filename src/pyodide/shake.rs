@@ -290,28 +290,31 @@ pub fn package_files(
         .collect()
 }
 
-/// The files of each `(base, path)` root (a package directory, one module, or a whole
-/// site-packages directory), named relative to its base with `/`, sorted, bytecode left out.
-pub fn app_files(roots: &[(&Path, &Path)]) -> Result<Vec<(String, Vec<u8>)>> {
+/// The files under `root` (a package directory, one module, or a whole site-packages directory),
+/// named `prefix/<path relative to root>` with `/` (the module's own name is `prefix` when `root`
+/// is a file; no prefix keeps the relative names), sorted, bytecode left out.
+pub fn app_files(root: &Path, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut paths = Vec::new();
+    collect_files(root, &mut paths)?;
     let mut files = Vec::new();
-    for (base, root) in roots {
-        let mut paths = Vec::new();
-        collect_files(root, &mut paths)?;
-        for path in paths {
-            let relative = path
-                .strip_prefix(base)
-                .with_context(|| format!("{} is outside {}", path.display(), base.display()))?;
-            let name = relative
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
-            let mut bytes = Vec::new();
-            std::fs::File::open(&path)
-                .and_then(|mut f| f.read_to_end(&mut bytes))
-                .with_context(|| format!("reading {}", path.display()))?;
-            files.push((name, bytes));
-        }
+    for path in paths {
+        let relative = path
+            .strip_prefix(root)
+            .with_context(|| format!("{} is outside {}", path.display(), root.display()))?;
+        let name = std::iter::once(prefix.into())
+            .chain(
+                relative
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy()),
+            )
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join("/");
+        let mut bytes = Vec::new();
+        std::fs::File::open(&path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .with_context(|| format!("reading {}", path.display()))?;
+        files.push((name, bytes));
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(files)
@@ -502,12 +505,16 @@ mod tests {
         std::fs::write(app.join("__init__.py"), "").unwrap();
         std::fs::write(app.join("model.py"), "x = 1").unwrap();
         std::fs::write(app.join("__pycache__/model.cpython-311.pyc"), "").unwrap();
-        let files = app_files(&[(dir.path(), &app)]).unwrap();
+        let files = app_files(&app, "app").unwrap();
         let one = app_zip(&files).unwrap();
         assert_eq!(names(&one), ["app/__init__.py", "app/model.py"]);
-        assert_eq!(
-            one,
-            app_zip(&app_files(&[(dir.path(), &app)]).unwrap()).unwrap()
-        );
+        assert_eq!(one, app_zip(&app_files(&app, "app").unwrap()).unwrap());
+        // A directory shipped under another name, a single module, and a site with no prefix.
+        let renamed = app_files(&app, "tinysent").unwrap();
+        assert_eq!(renamed[1].0, "tinysent/model.py");
+        let module = app_files(&app.join("model.py"), "model.py").unwrap();
+        assert_eq!(module, [("model.py".to_string(), b"x = 1".to_vec())]);
+        let site = app_files(dir.path(), "").unwrap();
+        assert_eq!(site[0].0, "app/__init__.py");
     }
 }

@@ -2,7 +2,7 @@
 //! on every way the bundle can boot, and against its native sibling, must give the recorded parity.
 
 use crate::archive::{self, Limits};
-use crate::bundle;
+use crate::bundle::{self, Verified};
 use crate::measure::parity;
 use crate::pyodide::deps;
 use crate::pyodide::manifest::PyodideManifest;
@@ -13,10 +13,13 @@ use std::path::Path;
 
 /// What differs between the bundle in `dir` and its manifest; empty when it is intact. Runs code
 /// only when every file matches the manifest's sha256.
-pub fn verify(dir: &Path, manifest: &PyodideManifest, python: &Path) -> Result<Vec<String>> {
-    let mut problems = bundle::file_problems(dir, &manifest.files)?;
-    if !problems.is_empty() {
-        return Ok(problems);
+pub fn verify(dir: &Path, manifest: &PyodideManifest, python: &Path) -> Result<Verified> {
+    let mut found = Verified {
+        problems: bundle::file_problems(dir, &manifest.files)?,
+        parity: None,
+    };
+    if !found.problems.is_empty() {
+        return Ok(found);
     }
     let runtime_dir = bundle::path_in(dir, RUNTIME_DIR)?;
     let app = runtime_dir.join(APP_ARCHIVE);
@@ -52,7 +55,7 @@ pub fn verify(dir: &Path, manifest: &PyodideManifest, python: &Path) -> Result<V
         let run = run::pyodide(&runtime_dir, &app, Mode::Measure, &config, &boot)
             .with_context(|| format!("running the samples on the bundle {how}"))?;
         if let Some(sample) = first_difference(&normal.outputs, &run.outputs) {
-            problems.push(format!(
+            found.problems.push(format!(
                 "{how}, the bundle's output on sample {sample} differs from a normal boot's"
             ));
         }
@@ -75,11 +78,10 @@ pub fn verify(dir: &Path, manifest: &PyodideManifest, python: &Path) -> Result<V
         .context("running the samples on the native sibling")?;
     let reproduced =
         parity::compare_json(&normal.outputs, &native.outputs, manifest.project.tolerance);
-    if reproduced != manifest.parity.native {
-        problems.push(format!(
-            "parity between Pyodide and native CPython differs from the manifest ({})",
-            reproduced.describe_difference(&manifest.parity.native)
-        ));
-    }
-    Ok(problems)
+    found.parity(
+        "between Pyodide and native CPython",
+        &manifest.parity.native,
+        &reproduced,
+    );
+    Ok(found)
 }

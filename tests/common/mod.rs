@@ -74,6 +74,23 @@ pub fn assert_snapshot(name: &str, actual: &str) {
     );
 }
 
+/// Copies a source tree, leaving out build output.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "target" || name == "Cargo.lock" || name == "__pycache__" {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &to.join(&name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
 /// Copies a fixture crate (without dependencies outside itself) into `dir` for editing.
 pub fn copy_crate(from: &Path, dir: &Path) -> PathBuf {
     let to = dir.join(from.file_name().unwrap());
