@@ -7,7 +7,8 @@
 //! Goals (printed as met / not met): pipeline zstd ≥ 40 % below plain release, WASM steady
 //! ≤ 1.5× native, instantiation ≤ 50 µs.
 
-use cargo_wasmpack_infer::manifest::{Manifest, Sizes};
+use cargo_wasmpack_infer::manifest::Sizes;
+use cargo_wasmpack_infer::manifest::kernel::KernelManifest;
 use cargo_wasmpack_infer::measure::sizes::sizes;
 use cargo_wasmpack_infer::measure::timing::TimingPlan;
 use cargo_wasmpack_infer::pipeline::{self, BuildOptions};
@@ -63,7 +64,7 @@ fn bench_kernel(crate_dir: &Path) -> anyhow::Result<()> {
     let opt_only = optimize::optimize(&plain, &oz, false)?.wasm;
 
     let out = tempfile::tempdir()?;
-    let mut built: Vec<(String, Manifest)> = Vec::new();
+    let mut built: Vec<(String, KernelManifest)> = Vec::new();
     for name in Profile::built_in_names() {
         let profile = Profile::load(name)?;
         // Only profiles for the plain build's target compare like with like.

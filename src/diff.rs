@@ -1,8 +1,9 @@
 //! Comparing two manifests metric by metric, largest relative change first.
 
-use crate::budget::{Metric, Unit};
-use crate::manifest::{AnyManifest, Manifest};
-use crate::pyodide::manifest::PyodideManifest;
+use crate::manifest::AnyManifest;
+use crate::manifest::kernel::KernelManifest;
+use crate::manifest::metrics::{Metric, Unit};
+use crate::manifest::python::PythonManifest;
 use crate::stages::names::{NameMap, SizeChange, function_changes, size_changes};
 use anyhow::{Result, anyhow, bail};
 use schemars::JsonSchema;
@@ -125,7 +126,7 @@ pub fn content_changes(
                 .filter(|m| !new_modules.contains_key(*m))
                 .cloned()
                 .collect();
-            let brotli = |m: &PyodideManifest| -> BTreeMap<String, u64> {
+            let brotli = |m: &PythonManifest| -> BTreeMap<String, u64> {
                 m.sizes
                     .per_file
                     .iter()
@@ -140,7 +141,7 @@ pub fn content_changes(
 }
 
 /// The name map a kernel bundle's manifest points at, checked to describe its shipped module.
-fn name_map(manifest: &Manifest, dir: &Path) -> Result<NameMap> {
+fn name_map(manifest: &KernelManifest, dir: &Path) -> Result<NameMap> {
     let file = manifest.wasm.name_map.as_deref().ok_or_else(|| {
         anyhow!("has no name map (built before they existed, or its module's twin with names did not reproduce it)")
     })?;
@@ -158,10 +159,10 @@ fn name_map(manifest: &Manifest, dir: &Path) -> Result<NameMap> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::budget::metrics;
-    use crate::manifest::Manifest;
+    use crate::manifest::kernel::KernelManifest;
+    use crate::manifest::metrics::metrics;
 
-    fn fixture() -> Manifest {
+    fn fixture() -> KernelManifest {
         serde_json::from_str(include_str!("../tests/fixtures/manifests/handwritten.json")).unwrap()
     }
 

@@ -3,21 +3,24 @@
 
 use crate::abi;
 use crate::bundle::Bundle;
+use crate::bundle::layout::{KERNEL_SAMPLES_FILE, LOADER_FILE};
 use crate::fsx;
-use crate::manifest::{
-    Accelerator, CudaRun, CustomSection, KernelInfo, Manifest, NativeVariant, OptimizeInfo, Parity,
-    ProfileInfo, SamplesInfo, ShakeInfo, Timings, Tool, ValidateInfo, WasmStages, WasmVariant,
+use crate::manifest::kernel::{
+    Accelerator, CudaRun, CustomSection, KernelInfo, KernelManifest, NativeVariant, OptimizeInfo,
+    ProfileInfo, SamplesInfo, ShakeInfo, Timings, ValidateInfo, WasmStages, WasmVariant,
 };
+use crate::manifest::{Parity, Tool};
 use crate::measure::browser::{self, BrowserPlan};
 use crate::measure::native::{DeviceChoice, LibraryCopies};
 use crate::measure::runner::KernelRunner;
 use crate::measure::stats::timed;
 use crate::measure::timing::{SampleSet, TimingPlan};
+use crate::measure::variants::{CudaRequest, Variants};
 use crate::measure::wasm::WasmHost;
 use crate::measure::watchdog::Watchdog;
 use crate::measure::{environment, parity, sizes, timing};
 use crate::profile::{CUDA_FEATURE, NativeProfile, Profile};
-use crate::project::kernel::{KernelProject, TensorSpec};
+use crate::project::kernel::KernelProject;
 use crate::report::{Event, Reporter, Stage};
 use crate::stages::cargo_build::{self, TargetSetup};
 use crate::stages::demo::{self, DemoVariant};
@@ -27,8 +30,6 @@ use crate::stages::{loader, optimize, shake, sources, validate};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-pub const SAMPLES_FILE: &str = "samples.bin";
 
 /// Added to every watchdog limit, so a busy machine does not fail a healthy kernel.
 const WATCHDOG_SLACK: Duration = Duration::from_secs(60);
@@ -57,7 +58,7 @@ pub struct BuildOptions {
 #[derive(Debug)]
 pub struct BuildOutput {
     pub bundle_dir: PathBuf,
-    pub manifest: Manifest,
+    pub manifest: KernelManifest,
 }
 
 /// The shipped module's function names and sizes, from a twin shaken and optimized with names
@@ -96,7 +97,7 @@ pub fn build(
                 &project.name,
                 &project.version,
                 DemoVariant::Wasm,
-                &format!("./{}", loader::LOADER_FILE),
+                &format!("./{}", LOADER_FILE),
             )
         })
         .transpose()?;
@@ -253,7 +254,7 @@ pub fn build(
         format!("{}-wasm32.tar.zst", project.bundle_name()),
         pack::deterministic_tar_zst(&wasm_variant_files, options.source_date_epoch)?,
     );
-    let samples_file = BundleFile::new(SAMPLES_FILE, project.samples.clone());
+    let samples_file = BundleFile::new(KERNEL_SAMPLES_FILE, project.samples.clone());
     let name_map_file = name_map.as_ref().map(|map| {
         BundleFile::new(
             format!("{}{}", project.name, names::SUFFIX),
@@ -273,9 +274,9 @@ pub fn build(
     bundle_files.extend(demo_page);
     bundle_files.extend(name_map_file.clone());
     let files = pack::write_files(staging.path(), &bundle_files)?;
-    let manifest = Manifest {
+    let manifest = KernelManifest {
         schema_version: crate::manifest::SCHEMA_VERSION,
-        kind: crate::manifest::KERNEL_KIND.into(),
+        kind: crate::manifest::kernel::KERNEL_KIND.into(),
         tool: Tool {
             name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -287,7 +288,7 @@ pub fn build(
             input: project.input.clone(),
             output: project.output.clone(),
             samples: SamplesInfo {
-                file: SAMPLES_FILE.into(),
+                file: KERNEL_SAMPLES_FILE.into(),
                 count: project.sample_count(),
                 sha256: fsx::sha256_hex(&project.samples),
             },
@@ -353,14 +354,16 @@ pub fn build(
     };
     // Budgets name metrics and units only a manifest can check; a bad one is an input error
     // before anything is committed. Whether they pass is for `check`.
-    crate::budget::check(&crate::budget::metrics(&manifest), &manifest.budgets).with_context(
-        || {
-            format!(
-                "in [package.metadata.wasmpack-infer.budgets] of crate `{}`",
-                project.name
-            )
-        },
-    )?;
+    crate::budget::check(
+        &crate::manifest::metrics::metrics(&manifest),
+        &manifest.budgets,
+    )
+    .with_context(|| {
+        format!(
+            "in [package.metadata.wasmpack-infer.budgets] of crate `{}`",
+            project.name
+        )
+    })?;
     let bundle_dir = pack::commit(staging, &manifest.to_json())?;
     reporter.event(Event::Packed {
         dir: &bundle_dir,
@@ -370,24 +373,6 @@ pub fn build(
         bundle_dir,
         manifest,
     })
-}
-
-/// Whether the native library is built with CUDA, and if not, why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CudaRequest {
-    Requested,
-    NotRequested(String),
-}
-
-impl CudaRequest {
-    /// From the features a native library was built with.
-    pub fn from_features(features: &[String]) -> Self {
-        if features.iter().any(|f| f == CUDA_FEATURE) {
-            Self::Requested
-        } else {
-            Self::NotRequested("the native library was built without the `cuda` feature".into())
-        }
-    }
 }
 
 fn cuda_request(
@@ -417,16 +402,6 @@ fn cuda_request(
 pub struct Measured {
     pub parity: Parity,
     pub timings: Timings,
-}
-
-/// The two variants of one kernel and the samples they are compared and timed on.
-pub struct Variants<'a> {
-    pub wasm: &'a [u8],
-    pub native_library: &'a Path,
-    pub samples: SampleSet<'a>,
-    pub output: &'a TensorSpec,
-    pub tolerance: f64,
-    pub cuda: CudaRequest,
 }
 
 /// Outputs of every sample on both variants, compared.
@@ -599,7 +574,7 @@ pub fn remeasure(
     bundle_dir: &Path,
     plan: &TimingPlan,
     reporter: &mut dyn Reporter,
-) -> Result<Manifest> {
+) -> Result<KernelManifest> {
     let bundle = Bundle::open(bundle_dir)?;
     bundle.ensure_intact()?;
     let mut manifest = bundle.manifest.clone();
@@ -639,7 +614,7 @@ pub fn measure_browser(
     plan: &BrowserPlan,
     call_time_limit: std::time::Duration,
     reporter: &mut dyn Reporter,
-) -> Result<Manifest> {
+) -> Result<KernelManifest> {
     let bundle = Bundle::open(bundle_dir)?;
     bundle.ensure_intact()?;
     let mut manifest = bundle.manifest.clone();

@@ -3,6 +3,7 @@
 //! ones are embedded so an installed binary needs no checkout.
 
 use crate::exit::input_error;
+use crate::manifest::{CargoSettings, WasmFeature};
 use anyhow::{Context, Result};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -24,8 +25,11 @@ const BUILT_IN_NATIVE: &[(&str, &str)] =
     &[("native-cuda", include_str!("../targets/native-cuda.toml"))];
 
 pub const DEFAULT_PROFILE: &str = "browser";
+
 pub const DEFAULT_NATIVE_PROFILE: &str = "native-cuda";
+
 pub const DEFAULT_PYTHON_PROFILE: &str = "pyodide";
+
 /// The feature `--no-cuda` leaves out.
 pub const CUDA_FEATURE: &str = "cuda";
 
@@ -43,18 +47,6 @@ pub struct Profile {
     pub target: String,
     pub cargo: CargoSettings,
     pub wasm: WasmSettings,
-}
-
-/// Settings of the cargo profile both variants are built with.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct CargoSettings {
-    /// "0".."3", "s" or "z", as in Cargo.toml.
-    pub opt_level: String,
-    pub lto: bool,
-    pub codegen_units: u32,
-    /// "abort" or "unwind".
-    pub panic: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -203,21 +195,6 @@ fn load_toml<T: DeserializeOwned>(
             ))
         })?;
     parse(text).with_context(|| format!("in built-in {kind} `{name}`"))
-}
-
-/// A post-MVP WebAssembly feature, named as binaryen names it.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Hash)]
-#[serde(rename_all = "kebab-case")]
-pub enum WasmFeature {
-    SignExt,
-    MutableGlobals,
-    NontrappingFloatToInt,
-    BulkMemory,
-    Multivalue,
-    ReferenceTypes,
-    Simd,
-    ExceptionHandling,
-    TailCall,
 }
 
 impl WasmFeature {

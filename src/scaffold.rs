@@ -163,7 +163,7 @@ mod tests {
             .find(|f| f.path == "samples/inputs.bin")
             .unwrap();
         assert_eq!(samples.bytes.len(), SAMPLES * FEATURES * 4);
-        let values = crate::project::kernel::Dtype::F32.decode(&samples.bytes);
+        let values = crate::manifest::Dtype::F32.decode(&samples.bytes);
         assert!(values.iter().all(|v| (-1.0..1.0).contains(v)));
     }
 

@@ -3,11 +3,11 @@
 
 mod common;
 
+use cargo_wasmpack_infer::manifest::Dtype;
 use cargo_wasmpack_infer::measure::native::NativeKernel;
 use cargo_wasmpack_infer::measure::parity::argmax;
 use cargo_wasmpack_infer::measure::runner::KernelRunner;
 use cargo_wasmpack_infer::measure::wasm::WasmHost;
-use cargo_wasmpack_infer::project::kernel::Dtype;
 use common::*;
 use std::process::Command;
 

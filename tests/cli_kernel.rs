@@ -418,7 +418,7 @@ fn usage_errors_exit_2_and_help_documents_exit_codes() {
 
 #[test]
 fn human_summary_matches_snapshot() {
-    let manifest = cargo_wasmpack_infer::manifest::Manifest::read(
+    let manifest = cargo_wasmpack_infer::manifest::kernel::KernelManifest::read(
         &repo_root().join("tests/fixtures/manifests/handwritten.json"),
     )
     .unwrap();

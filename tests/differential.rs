@@ -6,7 +6,8 @@
 //! `WPI_FUZZ_SEEDS=N` runs N seeds (default 400, about 5 s); `just fuzz` runs many more.
 
 use arbitrary::Unstructured;
-use cargo_wasmpack_infer::profile::{Profile, WasmFeature};
+use cargo_wasmpack_infer::manifest::WasmFeature;
+use cargo_wasmpack_infer::profile::Profile;
 use cargo_wasmpack_infer::stages::{optimize, shake, validate};
 use wasmtime::{Config, Engine, Instance, Module, Store, Val, ValType};
 

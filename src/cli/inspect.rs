@@ -4,8 +4,8 @@ use cargo_wasmpack_infer::exit::input_error;
 use cargo_wasmpack_infer::fsx;
 use cargo_wasmpack_infer::inspect::{self, ModuleReport};
 use cargo_wasmpack_infer::manifest::AnyManifest;
+use cargo_wasmpack_infer::manifest::python::PythonManifest;
 use cargo_wasmpack_infer::pyodide::inspect as pyodide_inspect;
-use cargo_wasmpack_infer::pyodide::manifest::PyodideManifest;
 use cargo_wasmpack_infer::report::format_bytes;
 use cargo_wasmpack_infer::stages::names::NameMap;
 use clap::Args;
@@ -81,7 +81,7 @@ impl Opts {
     fn run_python(
         &self,
         dir: &std::path::Path,
-        manifest: &PyodideManifest,
+        manifest: &PythonManifest,
     ) -> anyhow::Result<ExitCode> {
         let report = pyodide_inspect::inspect(dir, manifest, self.top)?;
         if self.json {

@@ -88,7 +88,10 @@ impl OutputOpts {
     }
 
     /// Prints the final result: the manifest as JSON, or the human summary.
-    pub fn print_manifest(&self, manifest: &cargo_wasmpack_infer::manifest::Manifest) {
+    pub fn print_manifest(
+        &self,
+        manifest: &cargo_wasmpack_infer::manifest::kernel::KernelManifest,
+    ) {
         if self.json {
             print!("{}", manifest.to_json());
         } else if !self.quiet {

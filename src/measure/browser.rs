@@ -4,9 +4,9 @@
 //! POSTs its figures back. No DevTools protocol is needed, so no npm package either.
 
 use crate::exit::input_error;
-use crate::manifest::{
-    BrowserEnvironment, BrowserSteady, BrowserTimings, Distribution, PyodideBrowserTimings,
-};
+use crate::manifest::kernel::BrowserTimings;
+use crate::manifest::python::PyodideBrowserTimings;
+use crate::manifest::{BrowserEnvironment, BrowserSteady, Distribution};
 use crate::measure::stats;
 use crate::serve::Server;
 use anyhow::{Context, Result, anyhow, bail};

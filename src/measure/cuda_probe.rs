@@ -3,16 +3,7 @@
 //! whether a device is there. Recorded for native siblings whose accelerated libraries (torch,
 //! cupy) would use one; the kernel path reports its device from the kernel instead.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct CudaPresence {
-    pub available: bool,
-    /// `2 devices, driver 13.0`, or why none is usable.
-    pub detail: String,
-}
+use crate::manifest::CudaPresence;
 
 #[cfg(target_os = "windows")]
 const DRIVER: &str = "nvcuda.dll";

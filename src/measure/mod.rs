@@ -9,5 +9,6 @@ pub mod runner;
 pub mod sizes;
 pub mod stats;
 pub mod timing;
+pub mod variants;
 pub mod wasm;
 pub mod watchdog;

@@ -1,7 +1,7 @@
 //! Loading the native sibling (a host cdylib) through the same ABI, with libloading.
 
 use crate::abi;
-use crate::manifest::Accelerator;
+use crate::manifest::kernel::Accelerator;
 use crate::measure::runner::KernelRunner;
 use anyhow::{Context, Result, bail};
 use libloading::{Library, Symbol};

@@ -1,7 +1,7 @@
 //! Comparing the variants' outputs sample by sample.
 
+use crate::manifest::Dtype;
 use crate::manifest::{Parity, PerSampleParity};
-use crate::project::kernel::Dtype;
 
 /// Compares two batches of outputs of `count` samples, `dtype` elements each.
 pub fn compare(wasm: &[u8], native: &[u8], dtype: Dtype, count: usize, tolerance: f64) -> Parity {

@@ -1,7 +1,7 @@
 //! Timing both variants with one procedure: cold start per fresh instance, then steady latency at
 //! each batch size, driven through [`KernelRunner`] so the loop is the same code for both.
 
-use crate::manifest::{
+use crate::manifest::kernel::{
     BatchFit, BatchRatio, ColdStart, NativeTimings, RuntimeFit, Steady, TransferBreakdown,
     WasmTimings,
 };

@@ -362,10 +362,7 @@ mod tests {
             .flat_map(|v| v.to_le_bytes())
             .collect();
         let output = kernel.infer(&input, 2, 4).unwrap();
-        assert_eq!(
-            crate::project::kernel::Dtype::F32.decode(&output),
-            vec![3.0, -4.0]
-        );
+        assert_eq!(crate::manifest::Dtype::F32.decode(&output), vec![3.0, -4.0]);
     }
 
     #[test]

@@ -1,83 +1,19 @@
 //! A Rust kernel crate: located through `cargo metadata`, described by
 //! `[package.metadata.wasmpack-infer]`.
 
-use crate::budget::{self, Budgets, Limit};
+use crate::budget;
 use crate::exit::input_error;
+use crate::manifest::TensorSpec;
+use crate::manifest::{Budgets, Limit};
 use crate::stages::demo::DemoSpec;
 use anyhow::{Context, Result};
 use cargo_metadata::{MetadataCommand, Package};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The metadata table a kernel crate must carry.
 pub const METADATA_KEY: &str = "wasmpack-infer";
-
-/// Element type of a tensor, little-endian on the wire.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Dtype {
-    F32,
-    F64,
-    I8,
-    U8,
-    I16,
-    U16,
-    I32,
-    U32,
-    I64,
-}
-
-impl Dtype {
-    pub fn size(self) -> usize {
-        match self {
-            Self::I8 | Self::U8 => 1,
-            Self::I16 | Self::U16 => 2,
-            Self::F32 | Self::I32 | Self::U32 => 4,
-            Self::F64 | Self::I64 => 8,
-        }
-    }
-
-    /// Decodes little-endian elements as f64, for parity comparisons across variants.
-    pub fn decode(self, bytes: &[u8]) -> Vec<f64> {
-        fn each<const N: usize>(bytes: &[u8], f: impl Fn([u8; N]) -> f64) -> Vec<f64> {
-            bytes
-                .chunks_exact(N)
-                .map(|c| f(c.try_into().expect("chunks_exact")))
-                .collect()
-        }
-        match self {
-            Self::F32 => each(bytes, |b| f32::from_le_bytes(b) as f64),
-            Self::F64 => each(bytes, f64::from_le_bytes),
-            Self::I8 => each(bytes, |b: [u8; 1]| b[0] as i8 as f64),
-            Self::U8 => each(bytes, |b: [u8; 1]| b[0] as f64),
-            Self::I16 => each(bytes, |b| i16::from_le_bytes(b) as f64),
-            Self::U16 => each(bytes, |b| u16::from_le_bytes(b) as f64),
-            Self::I32 => each(bytes, |b| i32::from_le_bytes(b) as f64),
-            Self::U32 => each(bytes, |b| u32::from_le_bytes(b) as f64),
-            Self::I64 => each(bytes, |b| i64::from_le_bytes(b) as f64),
-        }
-    }
-}
-
-/// Shape and element type of one sample.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct TensorSpec {
-    pub dtype: Dtype,
-    pub shape: Vec<usize>,
-}
-
-impl TensorSpec {
-    pub fn elements(&self) -> usize {
-        self.shape.iter().product()
-    }
-
-    pub fn bytes(&self) -> usize {
-        self.elements() * self.dtype.size()
-    }
-}
 
 /// `[package.metadata.wasmpack-infer]` as written in the kernel's Cargo.toml.
 #[derive(Debug, Clone, Deserialize)]
@@ -279,13 +215,6 @@ impl KernelProject {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dtype_decodes_little_endian() {
-        assert_eq!(Dtype::F32.decode(&1.5f32.to_le_bytes()), vec![1.5]);
-        assert_eq!(Dtype::I8.decode(&[0xff]), vec![-1.0]);
-        assert_eq!(Dtype::U16.decode(&[0x01, 0x02]), vec![513.0]);
-    }
 
     #[test]
     fn unknown_metadata_key_is_named() {

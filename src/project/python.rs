@@ -39,7 +39,7 @@ struct RawSettings {
     #[serde(default)]
     budgets: std::collections::BTreeMap<
         String,
-        std::collections::BTreeMap<String, crate::budget::Limit>,
+        std::collections::BTreeMap<String, crate::manifest::Limit>,
     >,
     demo: Option<crate::stages::demo::DemoSpec>,
     #[serde(default)]
@@ -74,7 +74,7 @@ pub struct PythonProject {
     pub sample_count: usize,
     pub tolerance: f64,
     /// `[tool.wasmpack-infer.budgets]`, flattened to `variant.metric`.
-    pub budgets: crate::budget::Budgets,
+    pub budgets: crate::manifest::Budgets,
     /// `[tool.wasmpack-infer.demo]`: what `build --demo` needs.
     pub demo: Option<crate::stages::demo::DemoSpec>,
     /// `[tool.wasmpack-infer.native] requirements`: installed into the native sibling only

@@ -2,8 +2,8 @@
 //! `python_stdlib.zip`, largest first, each with the reason the shake kept it.
 
 use crate::bundle;
-use crate::pyodide::manifest::PyodideManifest;
-use crate::pyodide::pipeline::RUNTIME_DIR;
+use crate::bundle::layout::PYTHON_RUNTIME_DIR;
+use crate::manifest::python::PythonManifest;
 use anyhow::{Context, Result};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -45,7 +45,7 @@ pub struct ModuleSize {
 }
 
 /// The report for the bundle at `dir`, listing the `top` largest modules.
-pub fn inspect(dir: &Path, manifest: &PyodideManifest, top: usize) -> Result<PyodideReport> {
+pub fn inspect(dir: &Path, manifest: &PythonManifest, top: usize) -> Result<PyodideReport> {
     bundle::ensure_intact(dir, &manifest.files)?;
     let mut files: Vec<ShippedFile> = manifest
         .sizes
@@ -63,7 +63,7 @@ pub fn inspect(dir: &Path, manifest: &PyodideManifest, top: usize) -> Result<Pyo
             .then(a.file.cmp(&b.file))
     });
 
-    let zip_path = bundle::path_in(dir, &format!("{RUNTIME_DIR}/python_stdlib.zip"))?;
+    let zip_path = bundle::path_in(dir, &format!("{PYTHON_RUNTIME_DIR}/python_stdlib.zip"))?;
     let bytes = crate::fsx::read(&zip_path)?;
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
         .with_context(|| format!("reading {}", zip_path.display()))?;

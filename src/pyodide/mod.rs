@@ -4,7 +4,6 @@
 pub mod deps;
 pub mod dist;
 pub mod inspect;
-pub mod manifest;
 pub mod pipeline;
 pub mod run;
 pub mod shake;

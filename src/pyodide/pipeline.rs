@@ -3,20 +3,25 @@
 //! CPython → pack. Stages are silent; this module tells a [`Reporter`] what each one did.
 
 use crate::bundle;
+use crate::bundle::layout::{
+    LOADER_FILE, LOADER_TYPES_FILE, PYTHON_APP_ARCHIVE, PYTHON_RUNTIME_DIR, PYTHON_SAMPLES_FILE,
+    PYTHON_SNAPSHOT_FILE, python_runtime_path,
+};
 use crate::fsx;
+use crate::manifest::WasmFeature;
+use crate::manifest::python::{
+    DistributionInfo, FileSizes, KIND, NativeRun, NativeSibling, ProjectInfo, PyodideRun,
+    PythonFit, PythonManifest, PythonParity, PythonTimings, RuntimeSplitInfo, ShakeInfo,
+    ShippedSizes, SnapshotInfo,
+};
 use crate::manifest::{Distribution, FileEntry, Sizes, Tool};
 use crate::measure::browser::{self, BrowserPlan};
 use crate::measure::timing::format_duration_us;
 use crate::measure::{environment, parity, sizes, stats};
-use crate::profile::{RuntimeSettings, SnapshotSettings, StdlibSettings, WasmFeature};
+use crate::profile::{RuntimeSettings, SnapshotSettings, StdlibSettings};
 use crate::project::python::PythonProject;
 use crate::pyodide::deps;
 use crate::pyodide::dist::{self, CORE_FILES, Source};
-use crate::pyodide::manifest::{
-    DistributionInfo, FileSizes, KIND, NativeRun, NativeSibling, ProjectInfo, PyodideManifest,
-    PyodideRun, PythonFit, PythonParity, PythonTimings, RuntimeSplitInfo, ShakeInfo, ShippedSizes,
-    SnapshotInfo,
-};
 use crate::pyodide::run::{self, AppRun, Boot, Mode, RunConfig};
 use crate::pyodide::shake::{self, Needed, Overrides};
 use crate::pyodide::split::{SECONDARY_FILE, SplitRuntime, WasmSplit};
@@ -31,10 +36,6 @@ use std::time::Duration;
 const LOADER_TEMPLATE: &str = include_str!("../../templates/pyodide/loader.mjs");
 const LOADER_TYPES: &str = include_str!("../../templates/pyodide/loader.d.ts");
 /// Where the runtime files sit inside the bundle.
-pub const RUNTIME_DIR: &str = "pyodide";
-pub const APP_ARCHIVE: &str = "app.zip";
-pub const SAMPLES_FILE: &str = "samples.json";
-pub const SNAPSHOT_FILE: &str = "snapshot.bin";
 
 #[derive(Debug, Clone)]
 pub struct PythonBuildOptions {
@@ -128,7 +129,7 @@ struct ShippedSplit {
 #[derive(Debug)]
 pub struct PythonBuildOutput {
     pub bundle_dir: PathBuf,
-    pub manifest: PyodideManifest,
+    pub manifest: PythonManifest,
 }
 
 pub fn build(
@@ -146,7 +147,7 @@ pub fn build(
                 &project.name,
                 &project.version,
                 DemoVariant::Pyodide,
-                &format!("./{}", runtime_path("loader.mjs")),
+                &format!("./{}", python_runtime_path(LOADER_FILE)),
             )
         })
         .transpose()?;
@@ -196,7 +197,7 @@ pub fn build(
     app_and_deps.extend(site_files.iter().cloned());
     app_and_deps.sort_by(|a, b| a.0.cmp(&b.0));
     let app_zip = shake::app_zip(&app_and_deps)?;
-    let app_path = work.path().join(APP_ARCHIVE);
+    let app_path = work.path().join(PYTHON_APP_ARCHIVE);
     fsx::write(&app_path, &app_zip)?;
     reporter.event(Event::Done {
         stage: Stage::Build,
@@ -272,22 +273,25 @@ pub fn build(
 
     let mut runtime_files: Vec<BundleFile> = ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm"]
         .iter()
-        .map(|name| BundleFile::new(runtime_path(name), stock[name].clone()))
+        .map(|name| BundleFile::new(python_runtime_path(name), stock[name].clone()))
         .collect();
     runtime_files.push(BundleFile::new(
-        runtime_path("python_stdlib.zip"),
+        python_runtime_path("python_stdlib.zip"),
         stdlib_zip.clone(),
     ));
     runtime_files.push(BundleFile::new(
-        runtime_path("pyodide-lock.json"),
+        python_runtime_path("pyodide-lock.json"),
         serde_json::to_vec(&lock).context("writing pyodide-lock.json")?,
     ));
     runtime_files.extend(
         wheels
             .into_iter()
-            .map(|(file, bytes)| BundleFile::new(runtime_path(&file), bytes)),
+            .map(|(file, bytes)| BundleFile::new(python_runtime_path(&file), bytes)),
     );
-    runtime_files.push(BundleFile::new(runtime_path(APP_ARCHIVE), app_zip.clone()));
+    runtime_files.push(BundleFile::new(
+        python_runtime_path(PYTHON_APP_ARCHIVE),
+        app_zip.clone(),
+    ));
     let measure_config = RunConfig {
         entry: &entry,
         samples: &project.samples_path,
@@ -335,7 +339,7 @@ pub fn build(
     reporter.event(Event::Started(Stage::Validate));
     let bundle_dir = options.out_dir.join(project.bundle_name());
     let staging = fsx::StagingDir::new(&bundle_dir)?;
-    let runtime_dir = staging.path().join(RUNTIME_DIR);
+    let runtime_dir = staging.path().join(PYTHON_RUNTIME_DIR);
     pack::write_files(staging.path(), &runtime_files)?;
     // The split runtime ships only if every sample gives stock's outputs on it twice: with the
     // secondary loaded up front (so the code behind every placeholder is checked too), and
@@ -343,7 +347,7 @@ pub fn build(
     let measure_bundle = || -> Result<AppRun> {
         let run = run::pyodide(
             &runtime_dir,
-            &runtime_dir.join(APP_ARCHIVE),
+            &runtime_dir.join(PYTHON_APP_ARCHIVE),
             Mode::Measure,
             &measure_config,
             &Boot::default(),
@@ -389,30 +393,33 @@ pub fn build(
     if let Some(ShippedSplit { split, .. }) = &split_outcome {
         let wasm = runtime_files
             .iter_mut()
-            .find(|f| f.path == runtime_path("pyodide.asm.wasm"))
+            .find(|f| f.path == python_runtime_path("pyodide.asm.wasm"))
             .context("the runtime files lack pyodide.asm.wasm")?;
-        *wasm = BundleFile::new(runtime_path("pyodide.asm.wasm"), split.primary.clone());
+        *wasm = BundleFile::new(
+            python_runtime_path("pyodide.asm.wasm"),
+            split.primary.clone(),
+        );
         runtime_files.push(BundleFile::new(
-            runtime_path(SECONDARY_FILE),
+            python_runtime_path(SECONDARY_FILE),
             split.secondary.clone(),
         ));
     }
     let snapshot = if options.snapshot.build {
         let bytes = run::make_snapshot(
             &runtime_dir,
-            &runtime_dir.join(APP_ARCHIVE),
+            &runtime_dir.join(PYTHON_APP_ARCHIVE),
             &measure_config,
         )
         .context("making a memory snapshot of the bundle")?;
-        let file = BundleFile::new(runtime_path(SNAPSHOT_FILE), bytes);
+        let file = BundleFile::new(python_runtime_path(PYTHON_SNAPSHOT_FILE), bytes);
         pack::write_files(staging.path(), std::slice::from_ref(&file))?;
         let run = run::pyodide(
             &runtime_dir,
-            &runtime_dir.join(APP_ARCHIVE),
+            &runtime_dir.join(PYTHON_APP_ARCHIVE),
             Mode::Measure,
             &measure_config,
             &Boot {
-                snapshot: Some(&runtime_dir.join(SNAPSHOT_FILE)),
+                snapshot: Some(&runtime_dir.join(PYTHON_SNAPSHOT_FILE)),
                 ..Boot::default()
             },
         )
@@ -429,7 +436,7 @@ pub fn build(
         None
     };
     let loader_file = BundleFile::new(
-        runtime_path("loader.mjs"),
+        python_runtime_path(LOADER_FILE),
         loader(
             project,
             &app_zip,
@@ -492,7 +499,10 @@ pub fn build(
     let stock_shipped: Vec<(String, Vec<u8>)> = stock
         .into_iter()
         .map(|(name, bytes)| (name.to_string(), bytes))
-        .chain(std::iter::once((APP_ARCHIVE.to_string(), app_zip.clone())))
+        .chain(std::iter::once((
+            PYTHON_APP_ARCHIVE.to_string(),
+            app_zip.clone(),
+        )))
         .collect();
     let bundle_shipped: Vec<(String, Vec<u8>)> = runtime_files
         .iter()
@@ -536,8 +546,8 @@ pub fn build(
                     profiled_functions: split.profiled_functions,
                     primary_functions: split.primary_functions,
                     placeholders: split.placeholders,
-                    primary_file: runtime_path("pyodide.asm.wasm"),
-                    secondary_file: runtime_path(SECONDARY_FILE),
+                    primary_file: python_runtime_path("pyodide.asm.wasm"),
+                    secondary_file: python_runtime_path(SECONDARY_FILE),
                     primary: shipped_file(&sizes, "pyodide.asm.wasm")?,
                     secondary: shipped_file(&sizes, SECONDARY_FILE)?,
                 })
@@ -569,7 +579,7 @@ pub fn build(
     }
     // Not shipped to browsers, so added after the shipped bytes were measured.
     let mut unshipped = vec![BundleFile::new(
-        runtime_path("loader.d.ts"),
+        python_runtime_path(LOADER_TYPES_FILE),
         LOADER_TYPES.as_bytes().to_vec(),
     )];
     unshipped.extend(demo_page);
@@ -581,7 +591,7 @@ pub fn build(
         format!("{}-pyodide.tar.zst", project.bundle_name()),
         pack::deterministic_tar_zst(&archived, options.source_date_epoch)?,
     );
-    let samples_file = BundleFile::new(SAMPLES_FILE, project.samples_json.clone());
+    let samples_file = BundleFile::new(PYTHON_SAMPLES_FILE, project.samples_json.clone());
     let native_archive = native_archive(
         project,
         &app_code,
@@ -598,7 +608,7 @@ pub fn build(
         pack::write_files(staging.path(), &[tarball, samples_file, native_archive])?;
     files.extend(runtime_files.iter().map(pack::describe));
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    let manifest = PyodideManifest {
+    let manifest = PythonManifest {
         schema_version: crate::manifest::SCHEMA_VERSION,
         kind: KIND.into(),
         tool: Tool {
@@ -619,7 +629,7 @@ pub fn build(
             origin: distribution.origin.clone(),
             stock_sha256: stock_shipped
                 .iter()
-                .filter(|(name, _)| name != APP_ARCHIVE)
+                .filter(|(name, _)| name != PYTHON_APP_ARCHIVE)
                 .map(|(name, bytes)| (name.clone(), fsx::sha256_hex(bytes)))
                 .collect(),
         },
@@ -681,7 +691,7 @@ pub fn build(
     // Budgets name metrics only a manifest has; a bad one is an input error before anything is
     // committed. Whether they pass is for `check`.
     crate::budget::check(
-        &crate::budget::pyodide_metrics(&manifest),
+        &crate::manifest::metrics::pyodide_metrics(&manifest),
         &manifest.budgets,
     )
     .with_context(|| {
@@ -712,7 +722,7 @@ fn profile_and_split(
     config: &RunConfig,
     snapshot: bool,
 ) -> Result<(SplitRuntime, Vec<String>)> {
-    let wasm_path = runtime_path("pyodide.asm.wasm");
+    let wasm_path = python_runtime_path("pyodide.asm.wasm");
     let stock_wasm = &runtime_files
         .iter()
         .find(|f| f.path == wasm_path)
@@ -728,8 +738,8 @@ fn profile_and_split(
         })
         .collect();
     pack::write_files(work.path(), &files)?;
-    let dir = work.path().join(RUNTIME_DIR);
-    let app = dir.join(APP_ARCHIVE);
+    let dir = work.path().join(PYTHON_RUNTIME_DIR);
+    let app = dir.join(PYTHON_APP_ARCHIVE);
     let profile_config = RunConfig {
         passes: 1,
         ..*config
@@ -751,7 +761,7 @@ fn profile_and_split(
     };
     let mut profiles = vec![node_profile(Boot::default(), "in Node")?];
     let mut profiled_in = vec!["node".to_string()];
-    let snapshot_path = work.path().join(SNAPSHOT_FILE);
+    let snapshot_path = work.path().join(PYTHON_SNAPSHOT_FILE);
     if snapshot {
         fsx::write(&snapshot_path, &run::make_snapshot(&dir, &app, config)?)?;
         let boot = Boot {
@@ -764,13 +774,16 @@ fn profile_and_split(
     // A browser boots through code Node does not (its fetches, its console): without its profile,
     // a page would load the deferred half while booting.
     if let Ok(chromium) = browser::find_chromium() {
-        fsx::write(&work.path().join(SAMPLES_FILE), &fsx::read(config.samples)?)?;
+        fsx::write(
+            &work.path().join(PYTHON_SAMPLES_FILE),
+            &fsx::read(config.samples)?,
+        )?;
         let found = browser::profile_pyodide(
             &chromium,
             work.path(),
             config.entry,
-            SAMPLES_FILE,
-            snapshot.then_some(SNAPSHOT_FILE),
+            PYTHON_SAMPLES_FILE,
+            snapshot.then_some(PYTHON_SNAPSHOT_FILE),
             config.packages,
             run::RUN_TIME_LIMIT,
         )
@@ -796,7 +809,7 @@ fn validate_split(
 ) -> Result<(AppRun, f64)> {
     fsx::write(&runtime_dir.join("pyodide.asm.wasm"), &split.primary)?;
     fsx::write(&runtime_dir.join(SECONDARY_FILE), &split.secondary)?;
-    let app = runtime_dir.join(APP_ARCHIVE);
+    let app = runtime_dir.join(PYTHON_APP_ARCHIVE);
     let eager = run::pyodide(
         runtime_dir,
         &app,
@@ -840,10 +853,6 @@ fn restore_stock_runtime(runtime_dir: &Path, stock_wasm: &[u8]) -> Result<()> {
     fsx::write(&runtime_dir.join("pyodide.asm.wasm"), stock_wasm)?;
     let secondary = runtime_dir.join(SECONDARY_FILE);
     std::fs::remove_file(&secondary).with_context(|| format!("removing {}", secondary.display()))
-}
-
-fn runtime_path(file: &str) -> String {
-    format!("{RUNTIME_DIR}/{file}")
 }
 
 fn loader(
@@ -1147,28 +1156,28 @@ pub fn measure_browser(
     chromium: &Path,
     plan: &BrowserPlan,
     reporter: &mut dyn Reporter,
-) -> Result<PyodideManifest> {
+) -> Result<PythonManifest> {
     let manifest_path = bundle_dir.join(crate::manifest::FILE_NAME);
-    let mut manifest = PyodideManifest::read(&manifest_path)?;
+    let mut manifest = PythonManifest::read(&manifest_path)?;
     bundle::ensure_intact(bundle_dir, &manifest.files)?;
     reporter.event(Event::Started(Stage::Measure));
     let run = browser::measure_pyodide(
         chromium,
         bundle_dir,
-        &format!("/{}", runtime_path("loader.mjs")),
-        SAMPLES_FILE,
+        &format!("/{}", python_runtime_path(LOADER_FILE)),
+        PYTHON_SAMPLES_FILE,
         manifest.snapshot.is_some(),
         plan,
     )
     .context("measuring the Pyodide bundle in Chromium")?;
-    let runtime_dir = bundle::path_in(bundle_dir, RUNTIME_DIR)?;
+    let runtime_dir = bundle::path_in(bundle_dir, PYTHON_RUNTIME_DIR)?;
     let in_node = run::pyodide(
         &runtime_dir,
-        &runtime_dir.join(APP_ARCHIVE),
+        &runtime_dir.join(PYTHON_APP_ARCHIVE),
         Mode::Measure,
         &RunConfig {
             entry: &manifest.project.entry,
-            samples: &bundle::path_in(bundle_dir, SAMPLES_FILE)?,
+            samples: &bundle::path_in(bundle_dir, PYTHON_SAMPLES_FILE)?,
             passes: 1,
             packages: &manifest.shake.packages,
         },

@@ -3,7 +3,7 @@
 //! to a secondary module that `templates/pyodide/split-runtime.js` loads the first time one of
 //! their placeholders is called. Nothing is removed, so the runtime can still do everything.
 
-use crate::profile::WasmFeature;
+use crate::manifest::WasmFeature;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -2,18 +2,19 @@
 //! on every way the bundle can boot, and against its native sibling, must give the recorded parity.
 
 use crate::archive::{self, Limits};
+use crate::bundle::layout::{PYTHON_APP_ARCHIVE, PYTHON_RUNTIME_DIR, PYTHON_SAMPLES_FILE};
 use crate::bundle::{self, Verified};
+use crate::manifest::python::PythonManifest;
 use crate::measure::parity;
 use crate::pyodide::deps;
-use crate::pyodide::manifest::PyodideManifest;
-use crate::pyodide::pipeline::{APP_ARCHIVE, RUNTIME_DIR, SAMPLES_FILE, first_difference};
+use crate::pyodide::pipeline::first_difference;
 use crate::pyodide::run::{self, Boot, Mode, RunConfig};
 use anyhow::{Context, Result};
 use std::path::Path;
 
 /// What differs between the bundle in `dir` and its manifest; empty when it is intact. Runs code
 /// only when every file matches the manifest's sha256.
-pub fn verify(dir: &Path, manifest: &PyodideManifest, python: &Path) -> Result<Verified> {
+pub fn verify(dir: &Path, manifest: &PythonManifest, python: &Path) -> Result<Verified> {
     let mut found = Verified {
         problems: bundle::file_problems(dir, &manifest.files)?,
         parity: None,
@@ -21,9 +22,9 @@ pub fn verify(dir: &Path, manifest: &PyodideManifest, python: &Path) -> Result<V
     if !found.problems.is_empty() {
         return Ok(found);
     }
-    let runtime_dir = bundle::path_in(dir, RUNTIME_DIR)?;
-    let app = runtime_dir.join(APP_ARCHIVE);
-    let samples = bundle::path_in(dir, SAMPLES_FILE)?;
+    let runtime_dir = bundle::path_in(dir, PYTHON_RUNTIME_DIR)?;
+    let app = runtime_dir.join(PYTHON_APP_ARCHIVE);
+    let samples = bundle::path_in(dir, PYTHON_SAMPLES_FILE)?;
     let config = RunConfig {
         entry: &manifest.project.entry,
         samples: &samples,

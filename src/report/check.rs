@@ -1,7 +1,8 @@
 //! Budget check results as a human table and as Markdown (for PR comments and job summaries).
 
 use super::{Tone, format_bytes, paint};
-use crate::budget::{BudgetResult, Unit};
+use crate::budget::BudgetResult;
+use crate::manifest::metrics::Unit;
 use crate::measure::timing::format_duration_us;
 
 /// A metric value in its unit, as the tables show it.

@@ -4,11 +4,13 @@
 
 use super::check::value;
 use super::format_bytes;
-use crate::budget::{self, BudgetResult, Unit};
+use crate::budget::{self, BudgetResult};
 use crate::diff::{self, ContentChanges, MetricChange};
-use crate::manifest::{AnyManifest, Manifest, Parity, Sizes};
+use crate::manifest::kernel::KernelManifest;
+use crate::manifest::metrics::Unit;
+use crate::manifest::python::PythonManifest;
+use crate::manifest::{AnyManifest, Parity, Sizes};
 use crate::measure::timing::format_duration_us;
-use crate::pyodide::manifest::PyodideManifest;
 use anyhow::Result;
 use std::fmt::Write;
 
@@ -181,7 +183,7 @@ fn verdict(text: &str, parity_lines: &[(String, &Parity)]) -> String {
     )
 }
 
-fn kernel_sections(m: &Manifest) -> (String, String, String) {
+fn kernel_sections(m: &KernelManifest) -> (String, String, String) {
     let t = &m.timings;
     let title = format!("{} {}", m.kernel.name, m.kernel.version);
     let subtitle = format!(
@@ -216,7 +218,7 @@ fn kernel_sections(m: &Manifest) -> (String, String, String) {
 
     let mut batches: Vec<usize> = t.wasm.steady.iter().map(|s| s.batch).collect();
     batches.dedup();
-    let per_sample = |steady: &[crate::manifest::Steady], batch: usize| {
+    let per_sample = |steady: &[crate::manifest::kernel::Steady], batch: usize| {
         steady
             .iter()
             .find(|s| s.batch == batch)
@@ -247,7 +249,8 @@ fn kernel_sections(m: &Manifest) -> (String, String, String) {
         format_duration_us,
     ));
 
-    let cold = |c: &crate::manifest::ColdStart| c.init.median_us + c.first_inference.median_us;
+    let cold =
+        |c: &crate::manifest::kernel::ColdStart| c.init.median_us + c.first_inference.median_us;
     let mut cold_groups = vec![
         Group::single("wasm, precompiled", t.runtime_fit.wasm_cold_start_us),
         Group::single(
@@ -275,7 +278,7 @@ fn kernel_sections(m: &Manifest) -> (String, String, String) {
     (title, subtitle, body)
 }
 
-fn pyodide_sections(m: &PyodideManifest) -> (String, String, String) {
+fn pyodide_sections(m: &PythonManifest) -> (String, String, String) {
     let t = &m.timings;
     let title = format!("{} {}", m.project.name, m.project.version);
     let subtitle = format!(

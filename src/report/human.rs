@@ -2,9 +2,8 @@
 //! comparing the variants.
 
 use super::{Event, Reporter, Stage, format_bytes, format_change};
-use crate::manifest::{
-    Accelerator, BrowserTimings, CudaRun, Distribution, Manifest, Parity, Steady,
-};
+use crate::manifest::kernel::{Accelerator, BrowserTimings, CudaRun, KernelManifest, Steady};
+use crate::manifest::{Distribution, Parity};
 use crate::measure::timing::format_duration_us;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
@@ -148,7 +147,7 @@ pub fn stage_line(event: &Event<'_>) -> Option<(Stage, String)> {
 }
 
 /// The table comparing both variants, plus the runtime-fit verdict.
-pub fn summary(manifest: &Manifest) -> String {
+pub fn summary(manifest: &KernelManifest) -> String {
     let wasm = &manifest.timings.wasm;
     let native = &manifest.timings.native;
     let dist = |d: &Distribution| {
@@ -332,7 +331,7 @@ fn steady_cell(steady: &Steady) -> String {
 }
 
 /// The table comparing stock Pyodide, the shaken bundle and native CPython, plus the verdict.
-pub fn python_summary(manifest: &crate::pyodide::manifest::PyodideManifest) -> String {
+pub fn python_summary(manifest: &crate::manifest::python::PythonManifest) -> String {
     let t = &manifest.timings;
     let ms = |value: f64| format_duration_us(value * 1e3);
     let dist = |d: &Distribution| {

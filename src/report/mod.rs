@@ -5,7 +5,8 @@ pub mod diff;
 pub mod html;
 pub mod human;
 
-use crate::manifest::{CudaRun, FileEntry, Parity};
+use crate::manifest::kernel::CudaRun;
+use crate::manifest::{FileEntry, Parity};
 use crate::stages::shake::Shaken;
 use std::path::Path;
 
@@ -150,7 +151,7 @@ mod tests {
     fn check_tables_are_coloured_only_when_asked() {
         let result = |metric: &str, passed: bool| crate::budget::BudgetResult {
             metric: metric.into(),
-            unit: crate::budget::Unit::Bytes,
+            unit: crate::manifest::metrics::Unit::Bytes,
             limit_text: "1 KiB".into(),
             limit: 1024.0,
             value: if passed { 512.0 } else { 2048.0 },

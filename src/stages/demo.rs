@@ -2,6 +2,7 @@
 //! whose ink becomes the model's input grid, and the model's outputs as a live bar chart with the
 //! latency of each call. It loads the model through the bundle's own loader, SRI check included.
 
+use crate::bundle::layout::DEMO_FILE;
 use crate::exit::input_error;
 use crate::stages::pack::BundleFile;
 use anyhow::Result;
@@ -9,7 +10,6 @@ use serde::{Deserialize, Serialize};
 
 const PAGE: &str = include_str!("../../templates/demo/index.html");
 const CONFIG_SLOT: &str = "/*WPI_DEMO*/ {} /*END_WPI_DEMO*/";
-pub const DEMO_FILE: &str = "index.html";
 
 /// `[…wasmpack-infer.demo]` in Cargo.toml or pyproject.toml.
 #[derive(Debug, Clone, Deserialize, PartialEq)]

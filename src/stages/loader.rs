@@ -1,15 +1,14 @@
 //! The JavaScript loader shipped in every WASM bundle (`templates/loader.mjs`), filled in with the
 //! module's file name, SRI hash, tensor specs and imports so it needs no manifest fetch.
 
-use crate::project::kernel::TensorSpec;
+use crate::bundle::layout::{LOADER_FILE, LOADER_TYPES_FILE};
+use crate::manifest::TensorSpec;
 use crate::stages::pack::BundleFile;
 use serde::Serialize;
 
 const LOADER: &str = include_str!("../../templates/loader.mjs");
 const LOADER_TYPES: &str = include_str!("../../templates/loader.d.ts");
 const CONFIG_SLOT: &str = "/*WPI_CONFIG*/ {} /*END_WPI_CONFIG*/";
-pub const LOADER_FILE: &str = "loader.mjs";
-pub const LOADER_TYPES_FILE: &str = "loader.d.ts";
 
 /// What the loader needs to know, as `LoaderManifest` in loader.d.ts declares it.
 #[derive(Serialize)]
@@ -55,7 +54,7 @@ pub fn loader_files(config: &LoaderConfig) -> Vec<BundleFile> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::project::kernel::Dtype;
+    use crate::manifest::Dtype;
 
     #[test]
     fn config_replaces_the_slot_once() {

@@ -75,7 +75,7 @@ mod tests {
         let mut settings = Profile::load("browser").unwrap().wasm;
         settings
             .runtime_features
-            .retain(|f| *f != crate::profile::WasmFeature::Simd);
+            .retain(|f| *f != crate::manifest::WasmFeature::Simd);
         assert!(optimize(&wasm, &settings, false).is_err());
     }
 }

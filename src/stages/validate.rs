@@ -1,9 +1,10 @@
 //! Stage 4: the final module must be valid for the target runtime and compute exactly what the
 //! module cargo built computes.
 
+use crate::manifest::WasmFeature;
 use crate::measure::runner::KernelRunner;
 use crate::measure::wasm::WasmHost;
-use crate::profile::{WasmFeature, wasmparser_features};
+use crate::profile::wasmparser_features;
 use anyhow::{Context, Result, bail};
 
 #[derive(Debug, Clone)]

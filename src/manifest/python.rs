@@ -2,7 +2,7 @@
 //! manifest (versioned, typed, one JSON Schema with the kernel's, checked in at `schema/manifest.schema.json`),
 //! with the stock distribution, the shaken bundle and native CPython side by side.
 
-use crate::manifest::{Distribution, Environment, FileEntry, Parity, Sizes, Tool};
+use super::common::*;
 use anyhow::{Context, Result};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ pub const KIND: &str = "pyodide";
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct PyodideManifest {
+pub struct PythonManifest {
     /// Same version sequence as the kernel manifest.
     pub schema_version: u32,
     /// Always "pyodide".
@@ -34,7 +34,7 @@ pub struct PyodideManifest {
     pub snapshot: Option<SnapshotInfo>,
     pub parity: PythonParity,
     /// The project's budgets (`variant.metric` → limit), checked by `check` and `build --check`.
-    pub budgets: crate::budget::Budgets,
+    pub budgets: Budgets,
     /// Measured in this run.
     pub timings: PythonTimings,
 }
@@ -138,7 +138,7 @@ pub struct RuntimeSplitInfo {
     /// from a snapshot when the bundle has one). A host not listed may boot through functions
     /// the profile missed, and load the deferred half while booting.
     pub profiled_in: Vec<String>,
-    pub features: Vec<crate::profile::WasmFeature>,
+    pub features: Vec<WasmFeature>,
     /// Functions the runtime defines.
     pub functions: usize,
     /// Of those, the ones the profiled run of the samples executed: they stay in the primary.
@@ -198,7 +198,7 @@ pub struct PythonTimings {
     pub runtime_fit: PythonFit,
     /// The bundle in headless Chromium (`measure --browser`); absent when not measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub browser: Option<crate::manifest::PyodideBrowserTimings>,
+    pub browser: Option<PyodideBrowserTimings>,
     /// A split runtime: the run that loaded the secondary right after boot (to check every
     /// sample on it) and the time that load took.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -241,7 +241,7 @@ pub struct NativeRun {
     /// Whether a CUDA device was usable on the machine that measured (what accelerated
     /// libraries would find).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cuda: Option<crate::measure::cuda_probe::CudaPresence>,
+    pub cuda: Option<CudaPresence>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -263,13 +263,36 @@ pub struct PythonFit {
     pub verdict: String,
 }
 
+/// A Pyodide bundle loaded by its own `pyodide/loader.mjs` in a browser page.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PyodideBrowserTimings {
+    pub environment: BrowserEnvironment,
+    /// `load()`: fetching and booting the runtime, checking and importing the app.
+    pub load: Distribution,
+    /// `load({ snapshot: true })`, when the bundle has a memory snapshot.
+    pub snapshot_load: Option<Distribution>,
+    /// The first `infer()` of one sample after a normal boot.
+    pub first_inference: Distribution,
+    /// Per sample, cycling through all samples.
+    pub steady: BrowserSteady,
+    /// The browser's outputs against the same bundle in Node.
+    pub parity: Option<Parity>,
+    /// A split runtime: how long loading its deferred half took in a normal boot that ran every
+    /// sample, and in a snapshot boot that did; absent when nothing loaded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deferred_load_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_deferred_load_ms: Option<f64>,
+}
+
 fn is_zero(count: &usize) -> bool {
     *count == 0
 }
 
-impl PyodideManifest {
+impl PythonManifest {
     pub fn to_json(&self) -> String {
-        crate::manifest::pretty_json(self)
+        super::pretty_json(self)
     }
 
     pub fn read(path: &Path) -> Result<Self> {
@@ -277,11 +300,11 @@ impl PyodideManifest {
             .ok()
             .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
             .and_then(|v| v.get("schema_version")?.as_u64());
-        if version != Some(crate::manifest::SCHEMA_VERSION as u64) {
+        if version != Some(super::SCHEMA_VERSION as u64) {
             return Err(crate::exit::input_error(format!(
                 "{}: schema_version {version:?} is not {}, the version this tool reads",
                 path.display(),
-                crate::manifest::SCHEMA_VERSION
+                super::SCHEMA_VERSION
             )));
         }
         let text =

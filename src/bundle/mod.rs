@@ -1,10 +1,13 @@
 //! Reading a bundle written by `build`: its manifest, and its files checked against it.
 
+pub mod layout;
+
 use crate::exit::input_error;
 use crate::fsx;
-use crate::manifest::{self, FileEntry, Manifest, Parity, Reproduction};
+use crate::manifest::kernel::KernelManifest;
+use crate::manifest::{self, FileEntry, Parity, Reproduction};
 use crate::measure::timing::SampleSet;
-use crate::pipeline::{CudaRequest, Variants};
+use crate::measure::variants::{CudaRequest, Variants};
 use anyhow::Result;
 use std::path::{Component, Path, PathBuf};
 
@@ -31,7 +34,7 @@ impl Verified {
 
 pub struct Bundle {
     pub dir: PathBuf,
-    pub manifest: Manifest,
+    pub manifest: KernelManifest,
 }
 
 impl Bundle {
@@ -46,7 +49,7 @@ impl Bundle {
         }
         Ok(Self {
             dir: dir.to_path_buf(),
-            manifest: Manifest::read(&manifest_path)?,
+            manifest: KernelManifest::read(&manifest_path)?,
         })
     }
 
@@ -160,9 +163,10 @@ mod tests {
 
     #[test]
     fn manifest_paths_cannot_leave_the_bundle() {
-        let manifest: Manifest =
-            serde_json::from_str(include_str!("../tests/fixtures/manifests/handwritten.json"))
-                .unwrap();
+        let manifest: KernelManifest = serde_json::from_str(include_str!(
+            "../../tests/fixtures/manifests/handwritten.json"
+        ))
+        .unwrap();
         let bundle = Bundle {
             dir: PathBuf::from("/tmp/b"),
             manifest,
