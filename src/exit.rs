@@ -4,9 +4,10 @@ use std::process::ExitCode;
 
 /// Everything went well.
 pub const OK: u8 = 0;
-/// A budget was exceeded (`check`), a size grew over `--fail-over` (`diff`), or a bundle differs
-/// from its manifest (`verify`).
-pub const BUDGET_EXCEEDED: u8 = 1;
+/// The check the subcommand ran did not pass; each subcommand runs one kind, so the code is never
+/// ambiguous: a budget was exceeded (`check`, `build --check`), a size grew over `--fail-over`
+/// (`diff`), or a bundle differs from its manifest (`verify`).
+pub const CHECK_FAILED: u8 = 1;
 /// The command line or an input (crate, metadata, samples, bundle) is wrong: the user must fix it.
 pub const USAGE: u8 = 2;
 /// A build step or tool failed, or the artifacts disagree (parity, differential run).

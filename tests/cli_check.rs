@@ -321,3 +321,44 @@ fn check_and_diff_read_python_bundle_manifests() {
         stderr(&output)
     );
 }
+
+/// Every subcommand takes the same output options: `--format`, `--json` for `--format json`, `-q`.
+#[test]
+fn one_set_of_output_options_for_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let failing = budgets(&dir, FAILING);
+    let output = wpi(&["check", &manifest(), "--budgets", &failing, "-q"]);
+    assert_exit(&output, 1);
+    assert_eq!(
+        stdout(&output),
+        "",
+        "--quiet prints nothing; the exit code says it"
+    );
+    let as_json = wpi(&["check", &manifest(), "--budgets", &failing, "--json"]);
+    let as_format = wpi(&[
+        "check",
+        &manifest(),
+        "--budgets",
+        &failing,
+        "--format",
+        "json",
+    ]);
+    assert_exit(&as_json, 1);
+    assert_eq!(stdout(&as_json), stdout(&as_format));
+    let output = wpi(&["diff", &manifest(), &manifest(), "--quiet"]);
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output), "");
+    for subcommand in ["verify", "inspect", "measure"] {
+        let output = wpi(&[subcommand, &manifest(), "--format", "markdown"]);
+        assert_exit(&output, 2);
+        assert!(
+            stderr(&output).contains(&format!(
+                "--format markdown: `{subcommand}` prints human or json output"
+            )),
+            "{}",
+            stderr(&output)
+        );
+    }
+    let output = wpi(&["verify", &manifest(), "--json", "--format", "human"]);
+    assert_exit(&output, 2);
+}

@@ -1,4 +1,4 @@
-use super::{OutputOpts, TimingOpts, check};
+use super::{OutputArgs, TimingOpts, check};
 use cargo_wasmpack_infer::budget;
 use cargo_wasmpack_infer::exit::input_error;
 use cargo_wasmpack_infer::manifest::AnyManifest;
@@ -115,11 +115,12 @@ pub struct Opts {
     #[command(flatten)]
     timing: TimingOpts,
     #[command(flatten)]
-    output: OutputOpts,
+    output: OutputArgs,
 }
 
 impl Opts {
     pub fn run(self) -> anyhow::Result<ExitCode> {
+        self.output.human_or_json("build")?;
         let path = self
             .manifest_path
             .clone()
@@ -197,9 +198,9 @@ impl Opts {
             demo: self.demo,
         };
         let output = python_pipeline::build(&project, &options, self.output.reporter().as_mut())?;
-        if self.output.json {
+        if self.output.is_json() {
             print!("{}", output.manifest.to_json());
-        } else if !self.output.quiet {
+        } else if self.output.is_human() {
             print!(
                 "\n{}",
                 cargo_wasmpack_infer::report::human::python_summary(&output.manifest)
@@ -217,7 +218,7 @@ impl Opts {
 /// With --check: the manifest's budgets, checked and printed; exit 1 when one is exceeded.
 fn check_budgets(
     check: bool,
-    output: &super::OutputOpts,
+    output: &super::OutputArgs,
     manifest: &AnyManifest,
     table: &str,
 ) -> anyhow::Result<ExitCode> {
@@ -229,10 +230,10 @@ fn check_budgets(
         return Err(input_error(format!("--check: the project has no {table}")));
     }
     let results = budget::check(&manifest.metrics(), budgets)?;
-    // With --json stdout is the manifest alone: the exit code carries the verdict.
-    if !output.json && !output.quiet {
+    // With --format json stdout is the manifest alone: the exit code carries the verdict.
+    if output.is_human() {
         println!();
-        check::print_results(&results, super::Format::Human)?;
+        check::print_results(&results, output)?;
     }
     Ok(check::exit_code(&results))
 }

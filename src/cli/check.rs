@@ -1,6 +1,6 @@
-use super::{Format, append_step_summary, manifest_path_of};
+use super::{Format, OutputArgs, append_step_summary, manifest_path_of};
 use cargo_wasmpack_infer::budget::{self, BudgetResult};
-use cargo_wasmpack_infer::exit::{BUDGET_EXCEEDED, input_error};
+use cargo_wasmpack_infer::exit::{CHECK_FAILED, input_error};
 use cargo_wasmpack_infer::manifest::AnyManifest;
 use cargo_wasmpack_infer::report;
 use clap::Args;
@@ -22,8 +22,8 @@ pub struct Opts {
     /// Budgets file (TOML) used instead of the manifest's.
     #[arg(long)]
     budgets: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    format: Format,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 impl Opts {
@@ -43,14 +43,15 @@ impl Opts {
             )));
         }
         let results = budget::check(&manifest.metrics(), &budgets)?;
-        print_results(&results, self.format)?;
+        print_results(&results, &self.output)?;
         Ok(exit_code(&results))
     }
 }
 
 /// Prints results in `format` and appends Markdown to `GITHUB_STEP_SUMMARY` when set.
-pub fn print_results(results: &[BudgetResult], format: Format) -> anyhow::Result<()> {
-    match format {
+pub fn print_results(results: &[BudgetResult], output: &OutputArgs) -> anyhow::Result<()> {
+    match output.format() {
+        _ if output.is_quiet() => {}
         Format::Human => print!(
             "{}",
             report::check::human(results, report::colour_on_stdout())
@@ -71,6 +72,6 @@ pub fn exit_code(results: &[BudgetResult]) -> ExitCode {
     if results.iter().all(|r| r.passed) {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(BUDGET_EXCEEDED)
+        ExitCode::from(CHECK_FAILED)
     }
 }

@@ -1,6 +1,6 @@
-use super::{Format, append_step_summary, dir_of, manifest_path_of};
+use super::{Format, OutputArgs, append_step_summary, dir_of, manifest_path_of};
 use cargo_wasmpack_infer::diff;
-use cargo_wasmpack_infer::exit::{BUDGET_EXCEEDED, input_error};
+use cargo_wasmpack_infer::exit::{CHECK_FAILED, input_error};
 use cargo_wasmpack_infer::manifest::AnyManifest;
 use cargo_wasmpack_infer::report;
 use clap::Args;
@@ -21,8 +21,8 @@ pub struct Opts {
     /// Exit 1 when a size grew by more than this, e.g. `5%` or `0.05`.
     #[arg(long, value_name = "PERCENT")]
     fail_over: Option<String>,
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    format: Format,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 impl Opts {
@@ -43,7 +43,8 @@ impl Opts {
         let grown = threshold
             .map(|t| diff::grown_beyond(&changes, t))
             .unwrap_or_default();
-        match self.format {
+        match self.output.format() {
+            _ if self.output.is_quiet() => {}
             Format::Human => {
                 print!(
                     "{}",
@@ -80,7 +81,7 @@ impl Opts {
         Ok(if grown.is_empty() {
             ExitCode::SUCCESS
         } else {
-            ExitCode::from(BUDGET_EXCEEDED)
+            ExitCode::from(CHECK_FAILED)
         })
     }
 }

@@ -1,4 +1,4 @@
-use super::bundle_dir_of;
+use super::{OutputArgs, bundle_dir_of};
 use cargo_wasmpack_infer::bundle::Bundle;
 use cargo_wasmpack_infer::exit::input_error;
 use cargo_wasmpack_infer::fsx;
@@ -26,13 +26,13 @@ pub struct Opts {
     /// How many of the largest functions to list.
     #[arg(long, default_value_t = 15)]
     top: usize,
-    /// Print the report as JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 impl Opts {
     pub fn run(self) -> anyhow::Result<ExitCode> {
+        self.output.human_or_json("inspect")?;
         let is_module = self.path.extension().is_some_and(|e| e == "wasm") && self.path.is_file();
         let (wasm, name_map) = if is_module {
             let wasm = std::fs::read(&self.path)
@@ -68,9 +68,9 @@ impl Opts {
                 self.path.display()
             ))
         })?;
-        if self.json {
+        if self.output.is_json() {
             println!("{}", serde_json::to_string_pretty(&report)?);
-        } else {
+        } else if self.output.is_human() {
             print!("{}", human(&report));
         }
         Ok(ExitCode::SUCCESS)
@@ -84,8 +84,10 @@ impl Opts {
         manifest: &PythonManifest,
     ) -> anyhow::Result<ExitCode> {
         let report = pyodide_inspect::inspect(dir, manifest, self.top)?;
-        if self.json {
+        if self.output.is_json() {
             println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        if !self.output.is_human() {
             return Ok(ExitCode::SUCCESS);
         }
         let mut out = String::from("shipped files (brotli)             bundle       stock\n");

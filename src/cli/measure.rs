@@ -1,4 +1,4 @@
-use super::{OutputOpts, TimingOpts, bundle_dir_of};
+use super::{OutputArgs, TimingOpts, bundle_dir_of};
 use cargo_wasmpack_infer::exit::input_error;
 use cargo_wasmpack_infer::manifest::{self, AnyManifest};
 use cargo_wasmpack_infer::measure::browser::{self, BrowserPlan};
@@ -34,11 +34,12 @@ pub struct Opts {
     #[command(flatten)]
     timing: TimingOpts,
     #[command(flatten)]
-    output: OutputOpts,
+    output: OutputArgs,
 }
 
 impl Opts {
     pub fn run(self) -> anyhow::Result<ExitCode> {
+        self.output.human_or_json("measure")?;
         let bundle_dir = bundle_dir_of(&self.bundle)?;
         let plan = self.timing.plan()?;
         let mut reporter = self.output.reporter();
@@ -73,9 +74,9 @@ impl Opts {
                 &browser_plan,
                 reporter.as_mut(),
             )?;
-            if self.output.json {
+            if self.output.is_json() {
                 print!("{}", manifest.to_json());
-            } else if !self.output.quiet {
+            } else if self.output.is_human() {
                 print!("\n{}", human::python_summary(&manifest));
             }
             return Ok(ExitCode::SUCCESS);

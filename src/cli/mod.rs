@@ -21,8 +21,8 @@ use std::process::ExitCode;
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  a budget was exceeded (check), a size grew over --fail-over (diff), or a bundle differs
-     from its manifest (verify)
+  1  the check the command runs failed: a budget exceeded (check, build --check), a size grown
+     over --fail-over (diff), a bundle that differs from its manifest (verify)
   2  usage or input error (bad arguments, crate metadata, samples, bundle)
   3  build or tool failure (cargo, wasm-opt, validation, parity between variants)";
 
@@ -66,21 +66,55 @@ impl Cli {
     }
 }
 
-/// How results are shown; flattened into every subcommand that reports.
+/// How results are shown: one set of options, flattened into every subcommand that prints
+/// results.
 #[derive(Args, Debug, Clone)]
-pub struct OutputOpts {
-    /// Print the manifest as JSON on stdout instead of human output.
-    #[arg(long, conflicts_with = "quiet")]
-    pub json: bool,
-    /// Print nothing but errors.
-    #[arg(short, long)]
-    pub quiet: bool,
+pub struct OutputArgs {
+    /// human: tables, and stage lines on stderr (coloured, with progress, on a terminal only);
+    /// json: one JSON document on stdout, for machines; markdown: the tables as Markdown (check
+    /// and diff).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
+    /// Print nothing but errors: the exit code carries the verdict.
+    #[arg(short, long, conflicts_with_all = ["format", "json"])]
+    quiet: bool,
 }
 
-impl OutputOpts {
+impl OutputArgs {
+    pub fn format(&self) -> Format {
+        if self.json { Format::Json } else { self.format }
+    }
+
+    pub fn is_json(&self) -> bool {
+        matches!(self.format(), Format::Json)
+    }
+
+    /// Whether human output is wanted (not JSON, not Markdown, not --quiet).
+    pub fn is_human(&self) -> bool {
+        !self.quiet && matches!(self.format(), Format::Human)
+    }
+
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// For a subcommand whose results have no Markdown form: refuses `--format markdown`.
+    pub fn human_or_json(&self, subcommand: &str) -> anyhow::Result<()> {
+        if matches!(self.format(), Format::Markdown) {
+            return Err(cargo_wasmpack_infer::exit::input_error(format!(
+                "--format markdown: `{subcommand}` prints human or json output; Markdown \
+                 tables come from `check` and `diff`"
+            )));
+        }
+        Ok(())
+    }
+
     /// Stage lines go to stderr for humans only; a spinner only on a terminal and never under CI.
     pub fn reporter(&self) -> Box<dyn Reporter> {
-        if self.json || self.quiet {
+        if !self.is_human() {
             return Box::new(Silent);
         }
         let show_progress = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
@@ -92,9 +126,9 @@ impl OutputOpts {
         &self,
         manifest: &cargo_wasmpack_infer::manifest::kernel::KernelManifest,
     ) {
-        if self.json {
+        if self.is_json() {
             print!("{}", manifest.to_json());
-        } else if !self.quiet {
+        } else if self.is_human() {
             print!(
                 "\n{}",
                 cargo_wasmpack_infer::report::human::summary(manifest)
@@ -187,8 +221,8 @@ pub fn dir_of(manifest: &std::path::Path) -> std::path::PathBuf {
         .unwrap_or_default()
 }
 
-/// Output format of report-style commands (`check`, `diff`).
-#[derive(Clone, Copy, clap::ValueEnum)]
+/// Output format, chosen with `--format` (see [`OutputArgs`]).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Format {
     Human,
     Json,

@@ -1,6 +1,6 @@
-use super::bundle_dir_of;
+use super::{OutputArgs, bundle_dir_of};
 use cargo_wasmpack_infer::bundle::{Bundle, Verified};
-use cargo_wasmpack_infer::exit::BUDGET_EXCEEDED;
+use cargo_wasmpack_infer::exit::CHECK_FAILED;
 use cargo_wasmpack_infer::manifest::{AnyManifest, FILE_NAME, Reproduction};
 use cargo_wasmpack_infer::measure::wasm::WasmHost;
 use cargo_wasmpack_infer::pipeline::parity_run;
@@ -22,13 +22,13 @@ pub struct Opts {
     /// Python bundles: the native interpreter that runs the native sibling.
     #[arg(long, value_name = "PATH", default_value = "python3")]
     python: PathBuf,
-    /// Print the findings as JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 impl Opts {
     pub fn run(self) -> anyhow::Result<ExitCode> {
+        self.output.human_or_json("verify")?;
         let dir = bundle_dir_of(&self.bundle)?;
         let (found, files, samples, tolerance) = match AnyManifest::read(&dir.join(FILE_NAME))? {
             AnyManifest::Pyodide(manifest) => (
@@ -47,7 +47,7 @@ impl Opts {
             }
             _ => (None, None),
         };
-        if self.json {
+        if self.output.is_json() {
             println!(
                 "{}",
                 serde_json::json!({
@@ -57,6 +57,8 @@ impl Opts {
                     "max_abs_diff": max_abs_diff,
                 })
             );
+        } else if !self.output.is_human() {
+            // --quiet: the exit code says it all.
         } else if intact {
             let how = match max_abs_diff {
                 Some(diff) => format!(
@@ -77,7 +79,7 @@ impl Opts {
         Ok(if intact {
             ExitCode::SUCCESS
         } else {
-            ExitCode::from(BUDGET_EXCEEDED)
+            ExitCode::from(CHECK_FAILED)
         })
     }
 }
