@@ -7,15 +7,16 @@
 //! Goals (printed as met / not met): pipeline zstd ≥ 40 % below plain release, WASM steady
 //! ≤ 1.5× native, instantiation ≤ 50 µs.
 
+use cargo_wasmpack_infer::kernel::optimize;
+use cargo_wasmpack_infer::kernel::pipeline::{self, BuildOptions};
+use cargo_wasmpack_infer::kernel::project::KernelProject;
 use cargo_wasmpack_infer::manifest::Sizes;
 use cargo_wasmpack_infer::manifest::kernel::KernelManifest;
 use cargo_wasmpack_infer::measure::sizes::sizes;
 use cargo_wasmpack_infer::measure::timing::TimingPlan;
-use cargo_wasmpack_infer::pipeline::{self, BuildOptions};
 use cargo_wasmpack_infer::profile::{DEFAULT_NATIVE_PROFILE, NativeProfile, Profile};
-use cargo_wasmpack_infer::project::kernel::KernelProject;
-use cargo_wasmpack_infer::report::{Silent, format_bytes};
-use cargo_wasmpack_infer::stages::optimize;
+use cargo_wasmpack_infer::report::Silent;
+use cargo_wasmpack_infer::units::format_bytes;
 use std::path::Path;
 use std::process::Command;
 

@@ -7,15 +7,16 @@
 //! The figures come from the build's own manifest: nothing here is measured twice. Then, what
 //! wasm-opt -Oz would add on the shipped runtime (measured and run here, not shipped).
 
+use cargo_wasmpack_infer::kernel::optimize::optimize;
 use cargo_wasmpack_infer::measure::sizes;
 use cargo_wasmpack_infer::profile::{DEFAULT_PYTHON_PROFILE, PythonProfile, WasmSettings};
-use cargo_wasmpack_infer::project::python::PythonProject;
-use cargo_wasmpack_infer::pyodide::dist::Source;
-use cargo_wasmpack_infer::pyodide::pipeline::{self, PythonBuildOptions};
-use cargo_wasmpack_infer::pyodide::run::{self, Boot, Mode, RunConfig};
-use cargo_wasmpack_infer::pyodide::shake::Overrides;
-use cargo_wasmpack_infer::report::{Silent, format_bytes};
-use cargo_wasmpack_infer::stages::optimize::optimize;
+use cargo_wasmpack_infer::python::dist::Source;
+use cargo_wasmpack_infer::python::pipeline::{self, PythonBuildOptions};
+use cargo_wasmpack_infer::python::project::PythonProject;
+use cargo_wasmpack_infer::python::run::{self, Boot, Mode, RunConfig};
+use cargo_wasmpack_infer::python::shake::Overrides;
+use cargo_wasmpack_infer::report::Silent;
+use cargo_wasmpack_infer::units::format_bytes;
 use std::path::Path;
 use std::time::Instant;
 

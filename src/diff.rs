@@ -1,10 +1,10 @@
 //! Comparing two manifests metric by metric, largest relative change first.
 
+use crate::kernel::names::{NameMap, SizeChange, function_changes, size_changes};
 use crate::manifest::AnyManifest;
 use crate::manifest::kernel::KernelManifest;
 use crate::manifest::metrics::{Metric, Unit};
 use crate::manifest::python::PythonManifest;
-use crate::stages::names::{NameMap, SizeChange, function_changes, size_changes};
 use anyhow::{Result, anyhow, bail};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -1,8 +1,8 @@
 //! `new`: project scaffolds from `templates/`, embedded so an installed binary can write them.
 
+use crate::bundle::pack::{self, BundleFile};
 use crate::exit::input_error;
 use crate::fsx::StagingDir;
-use crate::stages::pack::{self, BundleFile};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
@@ -64,7 +64,7 @@ pub fn python_files(name: &str) -> Result<Vec<BundleFile>> {
             file.path = format!("{package}/{rest}");
         }
     }
-    let pyodide = format!(" --pyodide npm:{}", crate::pyodide::dist::TESTED_VERSION);
+    let pyodide = format!(" --pyodide npm:{}", crate::python::dist::TESTED_VERSION);
     files.extend(fill(&[RELEASE_WORKFLOW], &[("{{build_args}}", &pyodide)]));
     let values = sample_inputs(SAMPLES * FEATURES);
     let samples: Vec<&[f32]> = values.chunks(FEATURES).collect();

@@ -1,5 +1,8 @@
-//! Versions of the tools linked into this binary, recorded in every manifest.
-//! `build.rs` reads them from Cargo.lock so they can never drift from what was compiled in.
+//! Versions of the tools this binary links or runs, recorded in every manifest. `build.rs` reads
+//! the linked ones from Cargo.lock so they can never drift from what was compiled in.
+
+use anyhow::{Context, Result, bail};
+use std::process::Command;
 
 /// The wasmtime crate version used for measurement.
 pub const WASMTIME_VERSION: &str = env!("WPI_WASMTIME_VERSION");
@@ -30,6 +33,38 @@ pub fn tail_lines(text: &str, count: usize) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// `rustc -vV`, as cargo will run it.
+#[derive(Debug, Clone)]
+pub struct RustcInfo {
+    pub release: String,
+    pub host: String,
+}
+
+/// The rustc on PATH (or `$RUSTC`): both pipelines record it, and cargo builds with it.
+pub fn rustc_info() -> Result<RustcInfo> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let output = Command::new(&rustc)
+        .arg("-vV")
+        .output()
+        .with_context(|| format!("running `{rustc} -vV`"))?;
+    if !output.status.success() {
+        bail!(
+            "`{rustc} -vV` failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_string())
+    };
+    Ok(RustcInfo {
+        release: field("release:").context("`rustc -vV` printed no release")?,
+        host: field("host:").context("`rustc -vV` printed no host")?,
+    })
 }
 
 #[cfg(test)]

@@ -106,7 +106,7 @@ fn keep_names_survives_wasm_opt() {
     assert_exit(&output, 0);
     let wasm_path = out.path().join("handwritten-0.1.0/handwritten.wasm");
     let wasm = std::fs::read(&wasm_path).unwrap();
-    let sections = cargo_wasmpack_infer::stages::shake::custom_sections(&wasm).unwrap();
+    let sections = cargo_wasmpack_infer::kernel::shake::custom_sections(&wasm).unwrap();
     // With names kept, `inspect` shows demangled function names.
     let output = wpi(&["inspect", wasm_path.to_str().unwrap(), "--top", "20"]);
     assert_exit(&output, 0);
@@ -586,7 +586,7 @@ fn diff_names_the_functions_that_changed_from_the_sidecar_name_maps() {
             "the map describes the shipped module"
         );
         assert!(
-            cargo_wasmpack_infer::inspect::inspect(&wasm, 100)
+            cargo_wasmpack_infer::kernel::inspect::inspect(&wasm, 100)
                 .unwrap()
                 .largest_functions
                 .iter()

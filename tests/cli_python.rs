@@ -62,7 +62,7 @@ fn loader_error_after_tampering(bundle: &Path, file: &str, inputs: &serde_json::
 
 /// Whether this machine has binaryen's wasm-split, so builds split the runtime.
 fn splits_runtime() -> bool {
-    cargo_wasmpack_infer::pyodide::split::WasmSplit::find().is_ok()
+    cargo_wasmpack_infer::python::split::WasmSplit::find().is_ok()
 }
 
 /// digits-py in the shaken Pyodide bundle predicts exactly what the Rust kernel predicts on
@@ -624,7 +624,7 @@ fn dependencies_from_a_wheelhouse_reach_both_variants() {
 /// is a requirement the lock's version does not satisfy.
 #[test]
 fn packages_from_the_distributions_lock_load_in_every_boot() {
-    use cargo_wasmpack_infer::pyodide::dist::{self, Source};
+    use cargo_wasmpack_infer::python::dist::{self, Source};
     let stock = dist::resolve(&Source::parse(PYODIDE).unwrap(), false).unwrap();
     let distribution = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(&stock.dir).unwrap() {

@@ -6,9 +6,9 @@
 //! `WPI_FUZZ_SEEDS=N` runs N seeds (default 400, about 5 s); `just fuzz` runs many more.
 
 use arbitrary::Unstructured;
+use cargo_wasmpack_infer::kernel::{optimize, shake, validate};
 use cargo_wasmpack_infer::manifest::WasmFeature;
 use cargo_wasmpack_infer::profile::Profile;
-use cargo_wasmpack_infer::stages::{optimize, shake, validate};
 use wasmtime::{Config, Engine, Instance, Module, Store, Val, ValType};
 
 const FUEL_PER_CALL: u64 = 200_000;

@@ -1,6 +1,8 @@
 //! Reading a bundle written by `build`: its manifest, and its files checked against it.
 
+pub mod demo;
 pub mod layout;
+pub mod pack;
 
 use crate::exit::input_error;
 use crate::fsx;

@@ -1,17 +1,17 @@
 use super::{OutputArgs, TimingOpts, check};
 use cargo_wasmpack_infer::budget;
 use cargo_wasmpack_infer::exit::input_error;
+use cargo_wasmpack_infer::kernel::pipeline::{self, BuildOptions};
+use cargo_wasmpack_infer::kernel::project::KernelProject;
 use cargo_wasmpack_infer::manifest::AnyManifest;
-use cargo_wasmpack_infer::pipeline::{self, BuildOptions};
 use cargo_wasmpack_infer::profile::{
     DEFAULT_NATIVE_PROFILE, DEFAULT_PROFILE, DEFAULT_PYTHON_PROFILE, NativeProfile, Profile,
     PythonProfile,
 };
-use cargo_wasmpack_infer::project::kernel::KernelProject;
-use cargo_wasmpack_infer::project::python::PythonProject;
-use cargo_wasmpack_infer::pyodide::dist::Source;
-use cargo_wasmpack_infer::pyodide::pipeline::{self as python_pipeline, PythonBuildOptions};
-use cargo_wasmpack_infer::pyodide::shake::Overrides;
+use cargo_wasmpack_infer::python::dist::Source;
+use cargo_wasmpack_infer::python::pipeline::{self as python_pipeline, PythonBuildOptions};
+use cargo_wasmpack_infer::python::project::PythonProject;
+use cargo_wasmpack_infer::python::shake::Overrides;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -166,7 +166,7 @@ impl Opts {
             return Err(input_error(format!(
                 "{} is a Python project: pass --pyodide DIR|FILE.tgz|npm:VERSION (e.g. npm:{})",
                 path.display(),
-                cargo_wasmpack_infer::pyodide::dist::TESTED_VERSION
+                cargo_wasmpack_infer::python::dist::TESTED_VERSION
             )));
         };
         let profile =

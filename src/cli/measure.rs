@@ -1,9 +1,9 @@
 use super::{OutputArgs, TimingOpts, bundle_dir_of};
 use cargo_wasmpack_infer::exit::input_error;
+use cargo_wasmpack_infer::kernel::pipeline;
 use cargo_wasmpack_infer::manifest::{self, AnyManifest};
 use cargo_wasmpack_infer::measure::browser::{self, BrowserPlan};
-use cargo_wasmpack_infer::pipeline;
-use cargo_wasmpack_infer::pyodide::pipeline as python_pipeline;
+use cargo_wasmpack_infer::python::pipeline as python_pipeline;
 use cargo_wasmpack_infer::report::human;
 use clap::Args;
 use std::path::PathBuf;

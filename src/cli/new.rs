@@ -1,4 +1,4 @@
-use cargo_wasmpack_infer::pyodide::dist;
+use cargo_wasmpack_infer::python::dist;
 use cargo_wasmpack_infer::scaffold;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;

@@ -1,10 +1,10 @@
 use super::{OutputArgs, bundle_dir_of};
 use cargo_wasmpack_infer::bundle::{Bundle, Verified};
 use cargo_wasmpack_infer::exit::CHECK_FAILED;
+use cargo_wasmpack_infer::kernel::pipeline::parity_run;
 use cargo_wasmpack_infer::manifest::{AnyManifest, FILE_NAME, Reproduction};
 use cargo_wasmpack_infer::measure::wasm::WasmHost;
-use cargo_wasmpack_infer::pipeline::parity_run;
-use cargo_wasmpack_infer::pyodide::verify as pyodide_verify;
+use cargo_wasmpack_infer::python::verify as pyodide_verify;
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -20,9 +20,6 @@ use std::time::Duration;
 const BENCH_PAGE: &str = include_str!("../../templates/browser/bench.html");
 const PLAN_SLOT: &str = "/*WPI_BENCH*/ {} /*END_WPI_BENCH*/";
 const BENCH_PATH: &str = "/__wpi/bench.html";
-const PROFILE_PAGE: &str = include_str!("../../templates/browser/profile.html");
-const PROFILE_SLOT: &str = "/*WPI_PROFILE*/ {} /*END_WPI_PROFILE*/";
-const PROFILE_PATH: &str = "/__wpi/profile.html";
 /// Browsers looked for on PATH, in order, when `WPI_CHROMIUM` is not set.
 const CANDIDATES: &[&str] = &[
     "chromium",
@@ -81,14 +78,14 @@ fn browser_version(chromium: &Path) -> Result<String> {
 
 /// What a page POSTs (bench.html, profile.html): its figures, or the error that stopped it.
 #[derive(Deserialize)]
-struct PageResult<T> {
+pub(crate) struct PageResult<T> {
     ok: Option<T>,
     error: Option<PageError>,
 }
 
 impl<T: serde::de::DeserializeOwned> PageResult<T> {
     /// The figures in `body`; `what` names the page's subject in errors ("the bundle").
-    fn read(body: &[u8], what: &str) -> Result<T> {
+    pub(crate) fn read(body: &[u8], what: &str) -> Result<T> {
         let result: Self = serde_json::from_slice(body).context("reading the page's result")?;
         if let Some(error) = result.error {
             bail!(
@@ -249,50 +246,9 @@ fn run_page(
     Ok((environment, figures))
 }
 
-/// A Pyodide runtime instrumented by `wasm-split --instrument` (`dir/pyodide/`, with `app.zip`)
-/// booted in headless Chromium, normally and, with `snapshot` (a path under `dir`), from that
-/// memory snapshot; every sample run after each boot. Returns the profile each boot wrote.
-pub fn profile_pyodide(
-    chromium: &Path,
-    dir: &Path,
-    entry: &str,
-    samples_file: &str,
-    snapshot: Option<&str>,
-    packages: &[String],
-    timeout: Duration,
-) -> Result<Vec<Vec<u8>>> {
-    let config = json!({
-        "indexURL": "/pyodide/",
-        "app": "/pyodide/app.zip",
-        "entry": entry,
-        "samples": format!("/{samples_file}"),
-        "snapshot": snapshot.map(|s| format!("/{s}")),
-        "packages": packages,
-    });
-    let html = crate::pyodide::run::with_shared_js(PROFILE_PAGE).replacen(
-        PROFILE_SLOT,
-        &config.to_string(),
-        1,
-    );
-    let body = run_in_chromium(chromium, dir, PROFILE_PATH, html, timeout)?;
-    #[derive(Deserialize)]
-    struct Profiles {
-        profiles: Vec<String>,
-    }
-    PageResult::<Profiles>::read(&body, "the instrumented runtime")?
-        .profiles
-        .iter()
-        .map(|text| {
-            base64::engine::general_purpose::STANDARD
-                .decode(text)
-                .context("the profiling page sent a profile that is not base64")
-        })
-        .collect()
-}
-
 /// Serves `dir` plus `html` at `page_path`, opens that page in headless Chromium and returns
 /// what the page POSTed to the server's result path.
-fn run_in_chromium(
+pub(crate) fn run_in_chromium(
     chromium: &Path,
     dir: &Path,
     page_path: &str,

@@ -259,8 +259,8 @@ impl WasmKernel {
         let memory = self.memory.data_size(&self.store) as u64;
         trap_context(error, step, self.call_time_limit).context(format!(
             "{step} failed with {} of linear memory in use (the sandbox allows {})",
-            crate::report::format_bytes(memory),
-            crate::report::format_bytes(MEMORY_LIMIT_BYTES as u64)
+            crate::units::format_bytes(memory),
+            crate::units::format_bytes(MEMORY_LIMIT_BYTES as u64)
         ))
     }
 

@@ -1,9 +1,10 @@
 //! Budget check results as a human table and as Markdown (for PR comments and job summaries).
 
-use super::{Tone, format_bytes, paint};
+use super::{Tone, paint};
 use crate::budget::BudgetResult;
 use crate::manifest::metrics::Unit;
-use crate::measure::timing::format_duration_us;
+use crate::units::format_bytes;
+use crate::units::format_duration_us;
 
 /// A metric value in its unit, as the tables show it.
 pub fn value(unit: Unit, v: f64) -> String {

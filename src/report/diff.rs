@@ -1,8 +1,9 @@
 //! `diff` tables: human and Markdown.
 
 use super::check::value;
-use super::{Tone, format_bytes, paint};
+use super::{Tone, paint};
 use crate::diff::{ContentChanges, MetricChange};
+use crate::units::format_bytes;
 
 pub(crate) fn cells(c: &MetricChange) -> [String; 5] {
     let change = if c.change >= 0.0 {

@@ -3,14 +3,14 @@
 //! runtime-fit verdict, budgets, and the metric diff against a baseline manifest.
 
 use super::check::value;
-use super::format_bytes;
 use crate::budget::{self, BudgetResult};
 use crate::diff::{self, ContentChanges, MetricChange};
 use crate::manifest::kernel::KernelManifest;
 use crate::manifest::metrics::Unit;
 use crate::manifest::python::PythonManifest;
 use crate::manifest::{AnyManifest, Parity, Sizes};
-use crate::measure::timing::format_duration_us;
+use crate::units::format_bytes;
+use crate::units::format_duration_us;
 use anyhow::Result;
 use std::fmt::Write;
 

@@ -1,10 +1,11 @@
 //! Human output: one line per stage on stderr (with a spinner on a terminal), and a table
 //! comparing the variants.
 
-use super::{Event, Reporter, Stage, format_bytes, format_change};
+use super::{Event, Reporter, Stage};
 use crate::manifest::kernel::{Accelerator, BrowserTimings, CudaRun, KernelManifest, Steady};
 use crate::manifest::{Distribution, Parity};
-use crate::measure::timing::format_duration_us;
+use crate::units::format_duration_us;
+use crate::units::{format_bytes, format_change};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::time::Duration;
@@ -93,17 +94,21 @@ pub fn stage_line(event: &Event<'_>) -> Option<(Stage, String)> {
                 format_bytes(*native_bytes)
             ),
         ),
-        Event::Shaken { before, shaken } => (
+        Event::Shaken {
+            before,
+            after,
+            functions_before,
+            functions_after,
+            exports_removed,
+            custom_sections_removed,
+        } => (
             Stage::Shake,
             format!(
-                "{} → {} ({}): {} → {} functions, {} exports and {} custom sections dropped",
+                "{} → {} ({}): {functions_before} → {functions_after} functions, \
+                 {exports_removed} exports and {custom_sections_removed} custom sections dropped",
                 format_bytes(*before),
-                format_bytes(shaken.wasm.len() as u64),
-                format_change(*before, shaken.wasm.len() as u64),
-                shaken.functions_before,
-                shaken.functions_after,
-                shaken.exports_removed.len(),
-                shaken.custom_sections_removed.len()
+                format_bytes(*after),
+                format_change(*before, *after),
             ),
         ),
         Event::Optimized {

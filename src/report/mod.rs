@@ -7,7 +7,6 @@ pub mod human;
 
 use crate::manifest::kernel::CudaRun;
 use crate::manifest::{FileEntry, Parity};
-use crate::stages::shake::Shaken;
 use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +47,11 @@ pub enum Event<'a> {
     },
     Shaken {
         before: u64,
-        shaken: &'a Shaken,
+        after: u64,
+        functions_before: usize,
+        functions_after: usize,
+        exports_removed: usize,
+        custom_sections_removed: usize,
     },
     Optimized {
         before: u64,
@@ -109,43 +112,9 @@ pub fn paint(text: &str, tone: Tone, colour: bool) -> String {
     format!("\x1b[{code}m{text}\x1b[0m")
 }
 
-/// `12.3 KiB`-style sizes (binary units, as browsers' dev tools show them).
-pub fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
-/// Signed percentage change from `before` to `after`, e.g. `−54 %`.
-pub fn format_change(before: u64, after: u64) -> String {
-    if before == 0 {
-        return "n/a".into();
-    }
-    let percent = (after as f64 - before as f64) / before as f64 * 100.0;
-    let sign = if percent < 0.0 { "−" } else { "+" };
-    format!("{sign}{:.0} %", percent.abs())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_and_changes_read_naturally() {
-        assert_eq!(format_bytes(512), "512 B");
-        assert_eq!(format_bytes(42_188), "41.2 KiB");
-        assert_eq!(format_bytes(3 * 1024 * 1024), "3.0 MiB");
-        assert_eq!(format_change(42_188, 19_354), "−54 %");
-        assert_eq!(format_change(100, 110), "+10 %");
-    }
 
     #[test]
     fn check_tables_are_coloured_only_when_asked() {

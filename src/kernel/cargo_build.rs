@@ -1,45 +1,14 @@
 //! Stage 1: compile the kernel for wasm32 and as a native host cdylib with one cargo profile.
 
 use crate::exit::input_error;
+use crate::kernel::project::KernelProject;
+use crate::kernel::sources::{REMAPPED_ROOT, StagedSources};
 use crate::profile::{CARGO_PROFILE_NAME, Profile};
-use crate::project::kernel::KernelProject;
-use crate::stages::sources::{REMAPPED_ROOT, StagedSources};
 use anyhow::{Context, Result, bail};
 use cargo_metadata::Message;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-/// `rustc -vV`, as cargo will run it.
-#[derive(Debug, Clone)]
-pub struct RustcInfo {
-    pub release: String,
-    pub host: String,
-}
-
-pub fn rustc_info() -> Result<RustcInfo> {
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let output = Command::new(&rustc)
-        .arg("-vV")
-        .output()
-        .with_context(|| format!("running `{rustc} -vV`"))?;
-    if !output.status.success() {
-        bail!(
-            "`{rustc} -vV` failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
-    let field = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .map(|v| v.trim().to_string())
-    };
-    Ok(RustcInfo {
-        release: field("release:").context("`rustc -vV` printed no release")?,
-        host: field("host:").context("`rustc -vV` printed no host")?,
-    })
-}
 
 /// Whether the Rust standard library for `target` had to be installed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,13 +198,6 @@ fn is_cdylib_file(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rustc_info_reports_a_host() {
-        let info = rustc_info().unwrap();
-        assert!(!info.host.is_empty());
-        assert!(info.release.chars().next().unwrap().is_ascii_digit());
-    }
 
     #[test]
     fn missing_target_without_install_is_a_usage_error_with_a_hint() {

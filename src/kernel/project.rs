@@ -2,10 +2,10 @@
 //! `[package.metadata.wasmpack-infer]`.
 
 use crate::budget;
+use crate::bundle::demo::DemoSpec;
 use crate::exit::input_error;
 use crate::manifest::TensorSpec;
 use crate::manifest::{Budgets, Limit};
-use crate::stages::demo::DemoSpec;
 use anyhow::{Context, Result};
 use cargo_metadata::{MetadataCommand, Package};
 use serde::Deserialize;

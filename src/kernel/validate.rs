@@ -110,7 +110,7 @@ mod tests {
         ))
         .unwrap();
         let settings = crate::profile::Profile::load("browser").unwrap().wasm;
-        let optimized = crate::stages::optimize::optimize(&built, &settings, false)
+        let optimized = crate::kernel::optimize::optimize(&built, &settings, false)
             .unwrap()
             .wasm;
         let host = WasmHost::new().unwrap();

@@ -6,9 +6,9 @@ use crate::bundle::layout::{PYTHON_APP_ARCHIVE, PYTHON_RUNTIME_DIR, PYTHON_SAMPL
 use crate::bundle::{self, Verified};
 use crate::manifest::python::PythonManifest;
 use crate::measure::parity;
-use crate::pyodide::deps;
-use crate::pyodide::pipeline::first_difference;
-use crate::pyodide::run::{self, Boot, Mode, RunConfig};
+use crate::python::deps;
+use crate::python::pipeline::first_difference;
+use crate::python::run::{self, Boot, Mode, RunConfig};
 use anyhow::{Context, Result};
 use std::path::Path;
 

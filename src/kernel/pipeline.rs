@@ -3,8 +3,14 @@
 
 use crate::abi;
 use crate::bundle::Bundle;
+use crate::bundle::demo::{self, DemoVariant};
 use crate::bundle::layout::{KERNEL_SAMPLES_FILE, LOADER_FILE};
+use crate::bundle::pack::{self, BundleFile};
 use crate::fsx;
+use crate::kernel::cargo_build::{self, TargetSetup};
+use crate::kernel::names::{self, NameMap};
+use crate::kernel::project::KernelProject;
+use crate::kernel::{loader, optimize, shake, sources, validate};
 use crate::manifest::kernel::{
     Accelerator, CudaRun, CustomSection, KernelInfo, KernelManifest, NativeVariant, OptimizeInfo,
     ProfileInfo, SamplesInfo, ShakeInfo, Timings, ValidateInfo, WasmStages, WasmVariant,
@@ -20,13 +26,7 @@ use crate::measure::wasm::WasmHost;
 use crate::measure::watchdog::Watchdog;
 use crate::measure::{environment, parity, sizes, timing};
 use crate::profile::{CUDA_FEATURE, NativeProfile, Profile};
-use crate::project::kernel::KernelProject;
 use crate::report::{Event, Reporter, Stage};
-use crate::stages::cargo_build::{self, TargetSetup};
-use crate::stages::demo::{self, DemoVariant};
-use crate::stages::names::{self, NameMap};
-use crate::stages::pack::{self, BundleFile};
-use crate::stages::{loader, optimize, shake, sources, validate};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -110,7 +110,7 @@ pub fn build(
             target: &profile.target,
         });
     }
-    let rustc = cargo_build::rustc_info()?;
+    let rustc = crate::tools::rustc_info()?;
     let sources = sources::prepare(
         project,
         std::slice::from_ref(&options.out_dir),
@@ -161,7 +161,11 @@ pub fn build(
         shake::shake(&built_wasm, &abi::export_names(), shake_options).context("shake stage")?;
     reporter.event(Event::Shaken {
         before: built_wasm.len() as u64,
-        shaken: &shaken,
+        after: shaken.wasm.len() as u64,
+        functions_before: shaken.functions_before,
+        functions_after: shaken.functions_after,
+        exports_removed: shaken.exports_removed.len(),
+        custom_sections_removed: shaken.custom_sections_removed.len(),
     });
 
     reporter.event(Event::Started(Stage::Optimize));
@@ -581,7 +585,7 @@ pub fn remeasure(
     let wasm = bundle.read(&manifest.wasm.file)?;
     let samples_data = bundle.read(&manifest.kernel.samples.file)?;
     reporter.event(Event::Started(Stage::Measure));
-    let rustc = cargo_build::rustc_info()
+    let rustc = crate::tools::rustc_info()
         .map(|r| r.release)
         .unwrap_or_else(|_| manifest.profile.rustc.clone());
     let native_library = bundle.path_of(&manifest.native.file)?;
@@ -642,11 +646,11 @@ pub fn measure_browser(
         summary: format!(
             "{}: load {} median, steady {} per call at batch {}; outputs {} wasmtime's on {} samples",
             timings.environment.browser,
-            timing::format_duration_us(timings.load.median_us),
+            crate::units::format_duration_us(timings.load.median_us),
             timings
                 .steady
                 .first()
-                .map_or("-".into(), |s| timing::format_duration_us(s.latency.median_us)),
+                .map_or("-".into(), |s| crate::units::format_duration_us(s.latency.median_us)),
             timings.steady.first().map_or(0, |s| s.batch),
             if parity.passed { "match" } else { "DIFFER from" },
             parity.samples

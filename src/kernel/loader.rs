@@ -2,8 +2,8 @@
 //! module's file name, SRI hash, tensor specs and imports so it needs no manifest fetch.
 
 use crate::bundle::layout::{LOADER_FILE, LOADER_TYPES_FILE};
+use crate::bundle::pack::BundleFile;
 use crate::manifest::TensorSpec;
-use crate::stages::pack::BundleFile;
 use serde::Serialize;
 
 const LOADER: &str = include_str!("../../templates/loader.mjs");

@@ -3,10 +3,12 @@
 //! CPython → pack. Stages are silent; this module tells a [`Reporter`] what each one did.
 
 use crate::bundle;
+use crate::bundle::demo::{self, DemoVariant};
 use crate::bundle::layout::{
     LOADER_FILE, LOADER_TYPES_FILE, PYTHON_APP_ARCHIVE, PYTHON_RUNTIME_DIR, PYTHON_SAMPLES_FILE,
     PYTHON_SNAPSHOT_FILE, python_runtime_path,
 };
+use crate::bundle::pack::{self, BundleFile};
 use crate::fsx;
 use crate::manifest::WasmFeature;
 use crate::manifest::python::{
@@ -16,18 +18,17 @@ use crate::manifest::python::{
 };
 use crate::manifest::{Distribution, FileEntry, Sizes, Tool};
 use crate::measure::browser::{self, BrowserPlan};
-use crate::measure::timing::format_duration_us;
 use crate::measure::{environment, parity, sizes, stats};
 use crate::profile::{RuntimeSettings, SnapshotSettings, StdlibSettings};
-use crate::project::python::PythonProject;
-use crate::pyodide::deps;
-use crate::pyodide::dist::{self, CORE_FILES, Source};
-use crate::pyodide::run::{self, AppRun, Boot, Mode, RunConfig};
-use crate::pyodide::shake::{self, Needed, Overrides};
-use crate::pyodide::split::{SECONDARY_FILE, SplitRuntime, WasmSplit};
-use crate::report::{Event, Reporter, Stage, format_bytes, format_change};
-use crate::stages::demo::{self, DemoVariant};
-use crate::stages::pack::{self, BundleFile};
+use crate::python::deps;
+use crate::python::dist::{self, CORE_FILES, Source};
+use crate::python::project::PythonProject;
+use crate::python::run::{self, AppRun, Boot, Mode, RunConfig};
+use crate::python::shake::{self, Needed, Overrides};
+use crate::python::split::{self, SECONDARY_FILE, SplitRuntime, WasmSplit};
+use crate::report::{Event, Reporter, Stage};
+use crate::units::format_duration_us;
+use crate::units::{format_bytes, format_change};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -778,7 +779,7 @@ fn profile_and_split(
             &work.path().join(PYTHON_SAMPLES_FILE),
             &fsx::read(config.samples)?,
         )?;
-        let found = browser::profile_pyodide(
+        let found = split::profile_in_chromium(
             &chromium,
             work.path(),
             config.entry,
@@ -1130,7 +1131,7 @@ fn fit(
 }
 
 fn python_environment() -> crate::manifest::Environment {
-    let rustc = crate::stages::cargo_build::rustc_info()
+    let rustc = crate::tools::rustc_info()
         .map(|r| r.release)
         .unwrap_or_default();
     let mut environment = environment::describe(&rustc);

@@ -179,7 +179,7 @@ fn node_config(
     run: &RunConfig,
     out: &Path,
 ) -> Result<serde_json::Value> {
-    let secondary = index_dir.join(crate::pyodide::split::SECONDARY_FILE);
+    let secondary = index_dir.join(crate::python::split::SECONDARY_FILE);
     Ok(serde_json::json!({
         "indexURL": absolute(index_dir)?,
         "secondary": if secondary.exists() { Some(absolute(&secondary)?) } else { None },

@@ -4,10 +4,16 @@
 //! their placeholders is called. Nothing is removed, so the runtime can still do everything.
 
 use crate::manifest::WasmFeature;
+use crate::measure::browser;
 use anyhow::{Context, Result, bail};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::json;
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 use wasmparser::{Parser, Payload, TypeRef};
 
 /// The secondary module's file name, next to `pyodide.asm.wasm`.
@@ -271,6 +277,53 @@ fn imports_from(wasm: &[u8], namespace: &str) -> Result<usize> {
         }
     }
     Ok(count)
+}
+
+/// The split's profiling page: the instrumented runtime, booted in Chromium (normally or from the
+/// snapshot), runs every sample and posts each profile back.
+const PROFILE_PAGE: &str = include_str!("../../templates/browser/profile.html");
+const PROFILE_SLOT: &str = "/*WPI_PROFILE*/ {} /*END_WPI_PROFILE*/";
+const PROFILE_PATH: &str = "/__wpi/profile.html";
+
+/// A Pyodide runtime instrumented by `wasm-split --instrument` (`dir/pyodide/`, with `app.zip`)
+/// booted in headless Chromium, normally and, with `snapshot` (a path under `dir`), from that
+/// memory snapshot; every sample run after each boot. Returns the profile each boot wrote.
+pub fn profile_in_chromium(
+    chromium: &Path,
+    dir: &Path,
+    entry: &str,
+    samples_file: &str,
+    snapshot: Option<&str>,
+    packages: &[String],
+    timeout: Duration,
+) -> Result<Vec<Vec<u8>>> {
+    let config = json!({
+        "indexURL": "/pyodide/",
+        "app": "/pyodide/app.zip",
+        "entry": entry,
+        "samples": format!("/{samples_file}"),
+        "snapshot": snapshot.map(|s| format!("/{s}")),
+        "packages": packages,
+    });
+    let html = crate::python::run::with_shared_js(PROFILE_PAGE).replacen(
+        PROFILE_SLOT,
+        &config.to_string(),
+        1,
+    );
+    let body = browser::run_in_chromium(chromium, dir, PROFILE_PATH, html, timeout)?;
+    #[derive(Deserialize)]
+    struct Profiles {
+        profiles: Vec<String>,
+    }
+    browser::PageResult::<Profiles>::read(&body, "the instrumented runtime")?
+        .profiles
+        .iter()
+        .map(|text| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .context("the profiling page sent a profile that is not base64")
+        })
+        .collect()
 }
 
 #[cfg(test)]

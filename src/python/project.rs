@@ -1,7 +1,7 @@
 //! A Python inference project: `pyproject.toml` with `[project]` and `[tool.wasmpack-infer]`.
 
 use crate::exit::input_error;
-use crate::project::python_layout::{self, AppSource};
+use crate::python::app_source::{self, AppSource};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -41,7 +41,7 @@ struct RawSettings {
         String,
         std::collections::BTreeMap<String, crate::manifest::Limit>,
     >,
-    demo: Option<crate::stages::demo::DemoSpec>,
+    demo: Option<crate::bundle::demo::DemoSpec>,
     #[serde(default)]
     native: NativeSettings,
 }
@@ -76,7 +76,7 @@ pub struct PythonProject {
     /// `[tool.wasmpack-infer.budgets]`, flattened to `variant.metric`.
     pub budgets: crate::manifest::Budgets,
     /// `[tool.wasmpack-infer.demo]`: what `build --demo` needs.
-    pub demo: Option<crate::stages::demo::DemoSpec>,
+    pub demo: Option<crate::bundle::demo::DemoSpec>,
     /// `[tool.wasmpack-infer.native] requirements`: installed into the native sibling only
     /// (accelerated libraries such as torch or cupy, which cannot run in Pyodide, compiled
     /// extensions allowed); the app must also work without them.
@@ -131,7 +131,7 @@ impl PythonProject {
         let top_level = entry_module.split('.').next().unwrap_or(entry_module);
         let table: toml::Table = toml::from_str(&text)
             .map_err(|e| input_error(format!("{}: {e}", pyproject_path.display())))?;
-        let app = python_layout::locate(&dir, &table, top_level)
+        let app = app_source::locate(&dir, &table, top_level)
             .map_err(|e| input_error(format!("{where_}: entry module `{entry_module}`: {e}")))?;
         let tolerance = settings.tolerance.unwrap_or(DEFAULT_TOLERANCE);
         if !(tolerance.is_finite() && tolerance >= 0.0) {

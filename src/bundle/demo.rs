@@ -3,8 +3,8 @@
 //! latency of each call. It loads the model through the bundle's own loader, SRI check included.
 
 use crate::bundle::layout::DEMO_FILE;
+use crate::bundle::pack::BundleFile;
 use crate::exit::input_error;
-use crate::stages::pack::BundleFile;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 

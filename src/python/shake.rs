@@ -3,7 +3,7 @@
 //! app's own code as one archive.
 
 use crate::exit::input_error;
-use crate::pyodide::run::Trace;
+use crate::python::run::Trace;
 use anyhow::{Context, Result, bail};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Cursor, Read, Write};

@@ -13,7 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::fsx;
-use crate::project::kernel::KernelProject;
+use crate::kernel::project::KernelProject;
 
 /// Stages of one crate kept besides the one in use, so that checkouts building in turn rarely
 /// copy again.
