@@ -641,20 +641,15 @@ pub fn measure_browser(
         manifest.parity.tolerance,
     );
     let mut timings = run.timings;
-    reporter.event(Event::Done {
-        stage: Stage::Measure,
-        summary: format!(
-            "{}: load {} median, steady {} per call at batch {}; outputs {} wasmtime's on {} samples",
-            timings.environment.browser,
-            crate::units::format_duration_us(timings.load.median_us),
-            timings
-                .steady
-                .first()
-                .map_or("-".into(), |s| crate::units::format_duration_us(s.latency.median_us)),
-            timings.steady.first().map_or(0, |s| s.batch),
-            if parity.passed { "match" } else { "DIFFER from" },
-            parity.samples
-        ),
+    let first_batch = timings.steady.first();
+    reporter.event(Event::BrowserMeasured {
+        browser: &timings.environment.browser,
+        load_us: timings.load.median_us,
+        snapshot_load_us: None,
+        steady_us: first_batch.map(|s| s.latency.median_us),
+        batch: first_batch.map(|s| s.batch),
+        reference: "wasmtime",
+        parity: &parity,
     });
     let passed = parity.passed;
     let first_mismatch = parity.mismatched_samples.first().copied();

@@ -27,8 +27,7 @@ use crate::python::run::{self, AppRun, Boot, Mode, RunConfig};
 use crate::python::shake::{self, Needed, Overrides};
 use crate::python::split::{self, SECONDARY_FILE, SplitRuntime, WasmSplit};
 use crate::report::{Event, Reporter, Stage};
-use crate::units::format_duration_us;
-use crate::units::{format_bytes, format_change};
+use crate::units::format_bytes;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -200,16 +199,13 @@ pub fn build(
     let app_zip = shake::app_zip(&app_and_deps)?;
     let app_path = work.path().join(PYTHON_APP_ARCHIVE);
     fsx::write(&app_path, &app_zip)?;
-    reporter.event(Event::Done {
-        stage: Stage::Build,
-        summary: format!(
-            "Pyodide {} from {}; app {} ({}); dependencies: {}",
-            distribution.version,
-            distribution.origin,
-            format_bytes(app_zip.len() as u64),
-            project.entry(),
-            dependency_summary(&requirements, &sources.from_distribution)
-        ),
+    reporter.event(Event::AppPacked {
+        pyodide_version: &distribution.version,
+        origin: &distribution.origin,
+        app_bytes: app_zip.len() as u64,
+        entry: &project.entry(),
+        installed: &requirements,
+        from_distribution: &sources.from_distribution,
     });
 
     reporter.event(Event::Started(Stage::Shake));
@@ -252,24 +248,15 @@ pub fn build(
             serde_json::json!({ "name": name, "file": file, "integrity": fsx::sri_sha384(bytes) })
         })
         .collect();
-    reporter.event(Event::Done {
-        stage: Stage::Shake,
-        summary: format!(
-            "python_stdlib.zip {} → {} entries{} ({} → {}, {}); {} modules kept, {} top-level dropped; packages: {}",
-            shaken.entries_before,
-            shaken.entries_after,
-            if precompiled.is_empty() {
-                String::new()
-            } else {
-                format!(" + {} precompiled .pyc", precompiled.len())
-            },
-            format_bytes(stock_stdlib.len() as u64),
-            format_bytes(stdlib_zip.len() as u64),
-            format_change(stock_stdlib.len() as u64, stdlib_zip.len() as u64),
-            needed.modules.len(),
-            shaken.dropped_top_levels.len(),
-            if packages.is_empty() { "none".into() } else { packages.join(", ") }
-        ),
+    reporter.event(Event::StdlibShaken {
+        entries_before: shaken.entries_before,
+        entries_after: shaken.entries_after,
+        precompiled: precompiled.len(),
+        bytes_before: stock_stdlib.len() as u64,
+        bytes_after: stdlib_zip.len() as u64,
+        modules_kept: needed.modules.len(),
+        top_levels_dropped: shaken.dropped_top_levels.len(),
+        packages: &packages,
     });
 
     let mut runtime_files: Vec<BundleFile> = ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm"]
@@ -300,7 +287,7 @@ pub fn build(
         packages: &packages,
     };
 
-    reporter.event(Event::Started(Stage::Optimize));
+    reporter.event(Event::Started(Stage::Split));
     let split = if !options.runtime.split {
         Err(
             "pyodide.asm.wasm shipped unchanged: splitting is off (--no-split, or the Python \
@@ -321,20 +308,15 @@ pub fn build(
             Err(why) => Err(format!("pyodide.asm.wasm shipped unchanged: {why}")),
         }
     };
-    reporter.event(Event::Done {
-        stage: Stage::Optimize,
-        summary: match &split {
-            Ok((_, split, profiled_in)) => format!(
-                "pyodide.asm.wasm split by a profile of the samples ({}): the {} of {} \
-                 functions they ran up front ({}), the rest deferred ({})",
-                profiled_in.join("; "),
-                split.profiled_functions,
-                split.functions,
-                format_bytes(split.primary.len() as u64),
-                format_bytes(split.secondary.len() as u64),
-            ),
-            Err(why) => why.clone(),
+    reporter.event(match &split {
+        Ok((_, split, profiled_in)) => Event::RuntimeSplit {
+            profiled_in,
+            profiled_functions: split.profiled_functions,
+            functions: split.functions,
+            primary_bytes: split.primary.len() as u64,
+            deferred_bytes: split.secondary.len() as u64,
         },
+        Err(why) => Event::RuntimeWhole { why },
     });
 
     reporter.event(Event::Started(Stage::Validate));
@@ -450,17 +432,9 @@ pub fn build(
     );
     pack::write_files(staging.path(), std::slice::from_ref(&loader_file))?;
     runtime_files.push(loader_file);
-    reporter.event(Event::Done {
-        stage: Stage::Validate,
-        summary: format!(
-            "shaken bundle reproduces stock Pyodide's outputs on all {} samples{}",
-            project.sample_count,
-            if snapshot.is_some() {
-                ", booted normally and from its memory snapshot"
-            } else {
-                ""
-            }
-        ),
+    reporter.event(Event::BundleValidated {
+        samples: project.sample_count,
+        with_snapshot: snapshot.is_some(),
     });
 
     reporter.event(Event::Started(Stage::Measure));
@@ -555,15 +529,8 @@ pub fn build(
             },
         )
         .transpose()?;
-    reporter.event(Event::Done {
-        stage: Stage::Measure,
-        summary: format!(
-            "Pyodide vs native CPython: argmax agrees on {}/{} samples, max |Δ| {:.2e} (tolerance {:.0e})",
-            native_parity.argmax_agree,
-            native_parity.samples,
-            native_parity.max_abs_diff,
-            native_parity.tolerance
-        ),
+    reporter.event(Event::NativeParity {
+        parity: &native_parity,
     });
     if !native_parity.passed {
         bail!(
@@ -888,24 +855,6 @@ fn loader(
 }
 
 /// `a==1, b==2; from the distribution: c`, or `none`.
-fn dependency_summary(installed: &[String], from_distribution: &[String]) -> String {
-    let mut parts = Vec::new();
-    if !installed.is_empty() {
-        parts.push(installed.join(", "));
-    }
-    if !from_distribution.is_empty() {
-        parts.push(format!(
-            "from the distribution: {}",
-            from_distribution.join(", ")
-        ));
-    }
-    if parts.is_empty() {
-        "none".into()
-    } else {
-        parts.join("; ")
-    }
-}
-
 /// The first sample whose outputs differ, comparing the JSON values exactly.
 pub fn first_difference(a: &[serde_json::Value], b: &[serde_json::Value]) -> Option<usize> {
     (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i))
@@ -1187,27 +1136,14 @@ pub fn measure_browser(
     .context("running every sample on the bundle in Node, for parity")?;
     let parity = parity::compare_json(&in_node.outputs, &run.outputs, manifest.project.tolerance);
     let mut timings = run.timings;
-    reporter.event(Event::Done {
-        stage: Stage::Measure,
-        summary: format!(
-            "{}: load {} median{}, steady {} per sample; outputs {} Node's on {} samples",
-            timings.environment.browser,
-            format_duration_us(timings.load.median_us),
-            timings
-                .snapshot_load
-                .as_ref()
-                .map_or(String::new(), |d| format!(
-                    " ({} from the snapshot)",
-                    format_duration_us(d.median_us)
-                )),
-            format_duration_us(timings.steady.latency.median_us),
-            if parity.passed {
-                "match"
-            } else {
-                "DIFFER from"
-            },
-            parity.samples
-        ),
+    reporter.event(Event::BrowserMeasured {
+        browser: &timings.environment.browser,
+        load_us: timings.load.median_us,
+        snapshot_load_us: timings.snapshot_load.as_ref().map(|d| d.median_us),
+        steady_us: Some(timings.steady.latency.median_us),
+        batch: None,
+        reference: "Node",
+        parity: &parity,
     });
     let mismatch =
         (!parity.passed).then(|| parity.mismatched_samples.first().copied().unwrap_or(0));

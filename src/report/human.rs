@@ -76,7 +76,133 @@ impl Reporter for Human {
 pub fn stage_line(event: &Event<'_>) -> Option<(Stage, String)> {
     Some(match event {
         Event::Started(_) => return None,
-        Event::Done { stage, summary } => (*stage, summary.clone()),
+        Event::AppPacked {
+            pyodide_version,
+            origin,
+            app_bytes,
+            entry,
+            installed,
+            from_distribution,
+        } => {
+            let mut dependencies = Vec::new();
+            if !installed.is_empty() {
+                dependencies.push(installed.join(", "));
+            }
+            if !from_distribution.is_empty() {
+                dependencies.push(format!(
+                    "from the distribution: {}",
+                    from_distribution.join(", ")
+                ));
+            }
+            if dependencies.is_empty() {
+                dependencies.push("none".into());
+            }
+            (
+                Stage::Build,
+                format!(
+                    "Pyodide {pyodide_version} from {origin}; app {} ({entry}); dependencies: {}",
+                    format_bytes(*app_bytes),
+                    dependencies.join("; ")
+                ),
+            )
+        }
+        Event::StdlibShaken {
+            entries_before,
+            entries_after,
+            precompiled,
+            bytes_before,
+            bytes_after,
+            modules_kept,
+            top_levels_dropped,
+            packages,
+        } => (
+            Stage::Shake,
+            format!(
+                "python_stdlib.zip {entries_before} → {entries_after} entries{} ({} → {}, {}); \
+                 {modules_kept} modules kept, {top_levels_dropped} top-level dropped; packages: {}",
+                if *precompiled == 0 {
+                    String::new()
+                } else {
+                    format!(" + {precompiled} precompiled .pyc")
+                },
+                format_bytes(*bytes_before),
+                format_bytes(*bytes_after),
+                format_change(*bytes_before, *bytes_after),
+                if packages.is_empty() {
+                    "none".into()
+                } else {
+                    packages.join(", ")
+                }
+            ),
+        ),
+        Event::RuntimeSplit {
+            profiled_in,
+            profiled_functions,
+            functions,
+            primary_bytes,
+            deferred_bytes,
+        } => (
+            Stage::Split,
+            format!(
+                "pyodide.asm.wasm split by a profile of the samples ({}): the {profiled_functions} \
+                 of {functions} functions they ran up front ({}), the rest deferred ({})",
+                profiled_in.join("; "),
+                format_bytes(*primary_bytes),
+                format_bytes(*deferred_bytes),
+            ),
+        ),
+        Event::RuntimeWhole { why } => (Stage::Split, why.to_string()),
+        Event::BundleValidated {
+            samples,
+            with_snapshot,
+        } => (
+            Stage::Validate,
+            format!(
+                "shaken bundle reproduces stock Pyodide's outputs on all {samples} samples{}",
+                if *with_snapshot {
+                    ", booted normally and from its memory snapshot"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        Event::NativeParity { parity } => (
+            Stage::Measure,
+            format!(
+                "Pyodide vs native CPython: argmax agrees on {}/{} samples, max |Δ| {:.2e} \
+                 (tolerance {:.0e})",
+                parity.argmax_agree, parity.samples, parity.max_abs_diff, parity.tolerance
+            ),
+        ),
+        Event::BrowserMeasured {
+            browser,
+            load_us,
+            snapshot_load_us,
+            steady_us,
+            batch,
+            reference,
+            parity,
+        } => (
+            Stage::Measure,
+            format!(
+                "{browser}: load {} median{}, steady {} {}; outputs {} {reference}'s on {} samples",
+                format_duration_us(*load_us),
+                snapshot_load_us.map_or(String::new(), |us| format!(
+                    " ({} from the snapshot)",
+                    format_duration_us(us)
+                )),
+                steady_us.map_or("-".into(), format_duration_us),
+                batch.map_or("per sample".to_string(), |b| format!(
+                    "per call at batch {b}"
+                )),
+                if parity.passed {
+                    "match"
+                } else {
+                    "DIFFER from"
+                },
+                parity.samples
+            ),
+        ),
         Event::TargetInstalled { target } => (
             Stage::Build,
             format!("installed the Rust target {target} with rustup"),

@@ -14,6 +14,8 @@ pub enum Stage {
     Build,
     Shake,
     Optimize,
+    /// Python: the runtime split by a profile of the samples.
+    Split,
     Validate,
     Measure,
     Pack,
@@ -25,6 +27,7 @@ impl Stage {
             Self::Build => "build",
             Self::Shake => "shake",
             Self::Optimize => "optimize",
+            Self::Split => "split",
             Self::Validate => "validate",
             Self::Measure => "measure",
             Self::Pack => "pack",
@@ -69,10 +72,60 @@ pub enum Event<'a> {
         dir: &'a Path,
         files: &'a [FileEntry],
     },
-    /// A stage of the Python pipeline finished; `summary` says what it did.
-    Done {
-        stage: Stage,
-        summary: String,
+    /// Python: the distribution resolved, the app and its dependencies packed.
+    AppPacked {
+        pyodide_version: &'a str,
+        origin: &'a str,
+        app_bytes: u64,
+        entry: &'a str,
+        /// Installed by pip, as locked (`name==version`).
+        installed: &'a [String],
+        /// Loaded from the distribution's own wheels.
+        from_distribution: &'a [String],
+    },
+    /// Python: the standard library shaken to what the app imports.
+    StdlibShaken {
+        entries_before: usize,
+        entries_after: usize,
+        precompiled: usize,
+        bytes_before: u64,
+        bytes_after: u64,
+        modules_kept: usize,
+        top_levels_dropped: usize,
+        packages: &'a [String],
+    },
+    /// Python: `pyodide.asm.wasm` split by a profile of the samples.
+    RuntimeSplit {
+        profiled_in: &'a [String],
+        profiled_functions: usize,
+        functions: usize,
+        primary_bytes: u64,
+        deferred_bytes: u64,
+    },
+    /// Python: the runtime ships whole, and why.
+    RuntimeWhole {
+        why: &'a str,
+    },
+    /// Python: the shaken bundle gave stock Pyodide's outputs on every sample.
+    BundleValidated {
+        samples: usize,
+        with_snapshot: bool,
+    },
+    /// Python: Pyodide against native CPython.
+    NativeParity {
+        parity: &'a Parity,
+    },
+    /// Either kind, `measure --browser`: the bundle's figures in the browser, and its outputs
+    /// against `reference`'s ("wasmtime", "Node").
+    BrowserMeasured {
+        browser: &'a str,
+        load_us: f64,
+        snapshot_load_us: Option<f64>,
+        steady_us: Option<f64>,
+        /// The batch the steady figure is per call of; per sample when `None`.
+        batch: Option<usize>,
+        reference: &'a str,
+        parity: &'a Parity,
     },
 }
 
