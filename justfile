@@ -29,7 +29,7 @@ bench-python:
 
 # Long differential run of shake + wasm-opt on random modules (the default test run does 400 seeds).
 fuzz seeds="20000":
-    WPI_FUZZ_SEEDS={{seeds}} cargo test --test differential -- --nocapture
+    WPI_FUZZ_SEEDS={{seeds}} cargo test --test all differential -- --nocapture
 
 # Licenses, banned versions (tar < 0.4.45) and sources of every dependency, offline (deny.toml;
 # needs `cargo install cargo-deny`).

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Check a bundle against its manifest: every file's size, sha256 and SRI, then the parity samples
-/// re-run on both variants must give the recorded per-sample results. Exit 1 on any difference.
+/// re-run on both variants must reproduce the recorded parity: each sample's argmax as recorded,
+/// the distance between the variants exactly or, where the native variant rounds differently
+/// here, still within the tolerance. Exit 1 on any other difference.
 ///
 /// A Python bundle runs its samples in Node on every way it boots (normally, with a split
 /// runtime's deferred half loaded, from its memory snapshot), which must agree, and on its native

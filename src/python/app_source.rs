@@ -71,13 +71,37 @@ pub fn locate(dir: &Path, pyproject: &toml::Table, top_level: &str) -> Result<Ap
             format!("{shown}/{{{top_level}/, {top_level}.py}}")
         })
         .collect();
+    let hint = match found_elsewhere(dir, top_level) {
+        Some(root) => format!(
+            "; it is in {root}/: tell the build backend, e.g. [tool.setuptools.packages.find] \
+             where = [\"{root}\"]"
+        ),
+        None => String::new(),
+    };
     Err(format!(
-        "no package `{top_level}` ({top_level}/ or {top_level}.py) where {} puts packages: looked \
-         for {}; if it lives elsewhere, tell the build backend, e.g. \
-         [tool.setuptools.packages.find] where = [\"lib\"]",
+        "no package `{top_level}` ({top_level}/ or {top_level}.py) following {}: looked for {}{hint}",
         search.named_by,
         searched.join(" and ")
     ))
+}
+
+/// A directory one level below the project that holds `top_level`, for the hint of a package the
+/// backend's settings miss.
+fn found_elsewhere(dir: &Path, top_level: &str) -> Option<String> {
+    let mut roots: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|entry| {
+            let path = entry.path();
+            path.join(top_level).join("__init__.py").is_file()
+                || path.join(format!("{top_level}.py")).is_file()
+        })
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with('.'))
+        .collect();
+    roots.sort();
+    roots.into_iter().next()
 }
 
 fn search_for(pyproject: &toml::Table, top_level: &str) -> Search {
@@ -303,9 +327,15 @@ mod tests {
     fn a_missing_package_names_the_setting_and_the_places_searched() {
         let (_dir, found) = locate_in("", &["other/x.py"]);
         let err = found.unwrap_err();
-        assert!(err.contains("the src and flat layouts"), "{err}");
+        assert!(err.contains("following the src and flat layouts"), "{err}");
         assert!(err.contains("/src/{tinysent/, tinysent.py}"), "{err}");
-        assert!(err.contains("packages.find] where"), "{err}");
+        assert!(!err.contains("it is in"), "{err}");
+        let (_dir, found) = locate_in("", &["code/tinysent/__init__.py"]);
+        let err = found.unwrap_err();
+        assert!(
+            err.contains("it is in code/: tell the build backend, e.g. [tool.setuptools.packages.find] where = [\"code\"]"),
+            "{err}"
+        );
 
         let (_dir, found) = locate_in(
             "[tool.setuptools.packages.find]\nwhere = [\"lib\"]\n",

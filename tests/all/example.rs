@@ -1,14 +1,12 @@
 //! End-to-end on the bundled example: the digits MLP must reproduce its trained labels in both
 //! variants, and the bundle must re-measure and detect tampering.
 
-mod common;
-
+use crate::common::*;
 use cargo_wasmpack_infer::manifest::Dtype;
 use cargo_wasmpack_infer::measure::native::NativeKernel;
 use cargo_wasmpack_infer::measure::parity::argmax;
 use cargo_wasmpack_infer::measure::runner::KernelRunner;
 use cargo_wasmpack_infer::measure::wasm::WasmHost;
-use common::*;
 use std::process::Command;
 
 const CLASSES: usize = 10;

@@ -1,7 +1,5 @@
 //! Helpers shared by the CLI end-to-end tests: run the real binary, compare blessed snapshots.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

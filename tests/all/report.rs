@@ -1,8 +1,6 @@
 //! `report`: the self-contained HTML page, from fixture manifests (blessed), looked at in Chromium.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 fn report(bundle: &Path, baseline: Option<&Path>, out: &Path) -> std::process::Output {

@@ -1,8 +1,6 @@
 //! End-to-end: the real binary on the fixture kernels (fast) and on bad inputs.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 #[test]

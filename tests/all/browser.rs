@@ -1,9 +1,7 @@
 //! The browser side of a bundle, in headless Chromium: the demo page drawn on through real input
 //! events, and a tampered module refused by the loader's integrity check.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Builds digits-mlp with its demo page into a temp dir; the bundle directory and its owner.
 fn digits_demo() -> (tempfile::TempDir, std::path::PathBuf) {

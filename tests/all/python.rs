@@ -1,8 +1,6 @@
 //! The Python path end to end: real Pyodide (from npm, cached), real Node, real CPython.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 const PYODIDE: &str = "npm:314.0.7";
