@@ -190,7 +190,10 @@ fn wasm_opt_on_the_runtime(
     let reference = run::pyodide(&runtime, &app, Mode::Measure, &config, &Boot::default())?;
     std::fs::write(runtime.join("pyodide.asm.wasm"), &optimized)?;
     let verdict = match run::pyodide(&runtime, &app, Mode::Measure, &config, &Boot::default()) {
-        Ok(run) => match pipeline::first_difference(&reference.outputs, &run.outputs) {
+        Ok(run) => match cargo_wasmpack_infer::python::run::first_difference(
+            &reference.outputs,
+            &run.outputs,
+        ) {
             None => "every sample gives the same outputs on it".to_string(),
             Some(sample) => format!("sample {sample} differs on it"),
         },

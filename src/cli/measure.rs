@@ -3,7 +3,7 @@ use cargo_wasmpack_infer::exit::input_error;
 use cargo_wasmpack_infer::kernel::pipeline;
 use cargo_wasmpack_infer::manifest::{self, AnyManifest};
 use cargo_wasmpack_infer::measure::browser::{self, BrowserPlan};
-use cargo_wasmpack_infer::python::pipeline as python_pipeline;
+use cargo_wasmpack_infer::python::measure as python_measure;
 use cargo_wasmpack_infer::report::human;
 use clap::Args;
 use std::path::PathBuf;
@@ -68,7 +68,7 @@ impl Opts {
                     bundle_dir.display()
                 ))
             })?;
-            let manifest = python_pipeline::measure_browser(
+            let manifest = python_measure::measure_browser(
                 &bundle_dir,
                 &chromium,
                 &browser_plan,

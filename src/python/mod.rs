@@ -8,6 +8,8 @@ pub mod app_source;
 pub mod deps;
 pub mod dist;
 pub mod inspect;
+pub mod loader;
+pub mod measure;
 pub mod pipeline;
 pub mod project;
 pub mod run;

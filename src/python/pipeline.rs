@@ -2,7 +2,6 @@
 //! the runtime → validate the shaken bundle on every sample → measure stock, bundle and native
 //! CPython → pack. Stages are silent; this module tells a [`Reporter`] what each one did.
 
-use crate::bundle;
 use crate::bundle::demo::{self, DemoVariant};
 use crate::bundle::layout::{
     LOADER_FILE, LOADER_TYPES_FILE, PYTHON_APP_ARCHIVE, PYTHON_RUNTIME_DIR, PYTHON_SAMPLES_FILE,
@@ -10,33 +9,30 @@ use crate::bundle::layout::{
 };
 use crate::bundle::pack::{self, BundleFile};
 use crate::fsx;
-use crate::manifest::WasmFeature;
 use crate::manifest::python::{
-    DistributionInfo, FileSizes, KIND, NativeRun, NativeSibling, ProjectInfo, PyodideRun,
-    PythonFit, PythonManifest, PythonParity, PythonTimings, RuntimeSplitInfo, ShakeInfo,
-    ShippedSizes, SnapshotInfo,
+    DistributionInfo, KIND, NativeSibling, ProjectInfo, PythonManifest, PythonParity,
+    PythonTimings, RuntimeSplitInfo, ShakeInfo, ShippedSizes, SnapshotInfo,
 };
-use crate::manifest::{Distribution, FileEntry, Sizes, Tool};
-use crate::measure::browser::{self, BrowserPlan};
-use crate::measure::{environment, parity, sizes, stats};
+use crate::manifest::{FileEntry, Sizes, Tool};
+use crate::measure::{parity, sizes};
 use crate::profile::{RuntimeSettings, SnapshotSettings, StdlibSettings};
 use crate::python::deps;
 use crate::python::dist::{self, CORE_FILES, Source};
+use crate::python::loader::{LOADER_TYPES, loader};
+use crate::python::measure::{
+    fit, measure_native, node_version, pyodide_run, python_environment, round_ms, shipped_sizes,
+};
 use crate::python::project::PythonProject;
-use crate::python::run::{self, AppRun, Boot, Mode, RunConfig};
+use crate::python::run::{self, AppRun, Boot, Mode, RunConfig, first_difference};
 use crate::python::shake::{self, Needed, Overrides};
-use crate::python::split::{self, SECONDARY_FILE, SplitRuntime, WasmSplit};
+use crate::python::split::{
+    SECONDARY_FILE, ShippedSplit, WasmSplit, profile_and_split, restore_stock_runtime,
+    validate_split,
+};
 use crate::report::{Event, Reporter, Stage};
-use crate::units::format_bytes;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-const LOADER_TEMPLATE: &str = include_str!("../../templates/pyodide/loader.mjs");
-const LOADER_TYPES: &str = include_str!("../../templates/pyodide/loader.d.ts");
-/// Where the runtime files sit inside the bundle.
-
 #[derive(Debug, Clone)]
 pub struct PythonBuildOptions {
     pub pyodide: Source,
@@ -114,16 +110,6 @@ impl NativeDeps {
     fn site<'a>(&'a self, shared: Option<&'a Path>) -> Option<&'a Path> {
         self.own.as_ref().map(|i| i.site.path()).or(shared)
     }
-}
-
-/// A split runtime that passed validation: what the manifest says of it.
-struct ShippedSplit {
-    tool: WasmSplit,
-    split: SplitRuntime,
-    /// Where its profile was taken.
-    profiled_in: Vec<String>,
-    /// Loading the secondary right after boot, in the validation run.
-    secondary_load_ms: f64,
 }
 
 #[derive(Debug)]
@@ -464,7 +450,7 @@ pub fn build(
     };
     let native_lock = native_deps.lock.clone();
     let native = measure_native(
-        options,
+        &options.python,
         &native_paths,
         &measure_config,
         &native_deps.accelerated_modules,
@@ -679,133 +665,6 @@ pub fn build(
     })
 }
 
-/// Runs every sample on a runtime instrumented by `wasm-split --instrument` (with the shaken
-/// stdlib and the app, as shipped) in Node and, when Chromium is here, in the browser, each also
-/// booted from a memory snapshot when the bundle gets one (restoring runs other code), and splits
-/// the stock runtime by what any of those runs executed. Returns the split and where it profiled.
-fn profile_and_split(
-    tool: &WasmSplit,
-    features: &[WasmFeature],
-    runtime_files: &[BundleFile],
-    config: &RunConfig,
-    snapshot: bool,
-) -> Result<(SplitRuntime, Vec<String>)> {
-    let wasm_path = python_runtime_path("pyodide.asm.wasm");
-    let stock_wasm = &runtime_files
-        .iter()
-        .find(|f| f.path == wasm_path)
-        .context("the runtime files lack pyodide.asm.wasm")?
-        .bytes;
-    let instrumented = tool.instrument(features, stock_wasm)?;
-    let work = tempfile::tempdir().context("creating a directory for the profiled run")?;
-    let files: Vec<BundleFile> = runtime_files
-        .iter()
-        .map(|f| match f.path == wasm_path {
-            true => BundleFile::new(f.path.clone(), instrumented.clone()),
-            false => f.clone(),
-        })
-        .collect();
-    pack::write_files(work.path(), &files)?;
-    let dir = work.path().join(PYTHON_RUNTIME_DIR);
-    let app = dir.join(PYTHON_APP_ARCHIVE);
-    let profile_config = RunConfig {
-        passes: 1,
-        ..*config
-    };
-    let node_profile = |boot: Boot, what: &str| -> Result<Vec<u8>> {
-        let out = work.path().join("profile.data");
-        run::pyodide(
-            &dir,
-            &app,
-            Mode::Measure,
-            &profile_config,
-            &Boot {
-                profile_out: Some(&out),
-                ..boot
-            },
-        )
-        .with_context(|| format!("running every sample on the instrumented runtime {what}"))?;
-        fsx::read(&out)
-    };
-    let mut profiles = vec![node_profile(Boot::default(), "in Node")?];
-    let mut profiled_in = vec!["node".to_string()];
-    let snapshot_path = work.path().join(PYTHON_SNAPSHOT_FILE);
-    if snapshot {
-        fsx::write(&snapshot_path, &run::make_snapshot(&dir, &app, config)?)?;
-        let boot = Boot {
-            snapshot: Some(&snapshot_path),
-            ..Boot::default()
-        };
-        profiles.push(node_profile(boot, "in Node, booted from a snapshot")?);
-        profiled_in.push("node, booted from a snapshot".into());
-    }
-    // A browser boots through code Node does not (its fetches, its console): without its profile,
-    // a page would load the deferred half while booting.
-    if let Ok(chromium) = browser::find_chromium() {
-        fsx::write(
-            &work.path().join(PYTHON_SAMPLES_FILE),
-            &fsx::read(config.samples)?,
-        )?;
-        let found = split::profile_in_chromium(
-            &chromium,
-            work.path(),
-            config.entry,
-            PYTHON_SAMPLES_FILE,
-            snapshot.then_some(PYTHON_SNAPSHOT_FILE),
-            config.packages,
-            run::RUN_TIME_LIMIT,
-        )
-        .context("profiling the instrumented runtime in Chromium")?;
-        profiled_in.push("chromium".into());
-        if snapshot {
-            profiled_in.push("chromium, booted from a snapshot".into());
-        }
-        profiles.extend(found);
-    }
-    let profile = tool.merge_profiles(&profiles)?;
-    Ok((tool.split(features, stock_wasm, &profile)?, profiled_in))
-}
-
-/// Puts the split runtime into `runtime_dir` and runs every sample on it with the secondary
-/// loaded up front, then without it (the measured run). Returns that run and how long the
-/// up-front load took.
-fn validate_split(
-    split: &SplitRuntime,
-    runtime_dir: &Path,
-    config: &RunConfig,
-    expected: &[serde_json::Value],
-) -> Result<(AppRun, f64)> {
-    fsx::write(&runtime_dir.join("pyodide.asm.wasm"), &split.primary)?;
-    fsx::write(&runtime_dir.join(SECONDARY_FILE), &split.secondary)?;
-    let app = runtime_dir.join(PYTHON_APP_ARCHIVE);
-    let eager = run::pyodide(
-        runtime_dir,
-        &app,
-        Mode::Measure,
-        &RunConfig {
-            passes: 0,
-            ..*config
-        },
-        &Boot {
-            load_secondary: true,
-            ..Boot::default()
-        },
-    )
-    .context("running every sample with the secondary module loaded up front")?;
-    if let Some(sample) = first_difference(expected, &eager.outputs) {
-        bail!("with the secondary module loaded up front, sample {sample} differs from stock");
-    }
-    let loaded_ms = eager
-        .secondary_ms
-        .context("the runner did not report loading the secondary module")?;
-    let lazy = run::pyodide(runtime_dir, &app, Mode::Measure, config, &Boot::default())
-        .context("running every sample on the primary module")?;
-    if let Some(sample) = first_difference(expected, &lazy.outputs) {
-        bail!("on the primary module, sample {sample} differs from stock");
-    }
-    Ok((lazy, loaded_ms))
-}
-
 /// The measured sizes of one shipped runtime file.
 fn shipped_file(sizes: &ShippedSizes, file: &str) -> Result<Sizes> {
     sizes
@@ -816,73 +675,7 @@ fn shipped_file(sizes: &ShippedSizes, file: &str) -> Result<Sizes> {
         .with_context(|| format!("{file} was not measured"))
 }
 
-/// Undoes [`validate_split`]'s files.
-fn restore_stock_runtime(runtime_dir: &Path, stock_wasm: &[u8]) -> Result<()> {
-    fsx::write(&runtime_dir.join("pyodide.asm.wasm"), stock_wasm)?;
-    let secondary = runtime_dir.join(SECONDARY_FILE);
-    std::fs::remove_file(&secondary).with_context(|| format!("removing {}", secondary.display()))
-}
-
-fn loader(
-    project: &PythonProject,
-    app_zip: &[u8],
-    snapshot: Option<&[u8]>,
-    snapshot_default: bool,
-    secondary: Option<&[u8]>,
-    packages: &[serde_json::Value],
-) -> String {
-    let json = |s: &str| serde_json::Value::String(s.to_string()).to_string();
-    let snapshot_sri = snapshot.map_or("null".to_string(), |bytes| json(&fsx::sri_sha384(bytes)));
-    // SHA-256: the loader checks the secondary synchronously, with its own digest code.
-    let secondary_sri = secondary.map_or("null".to_string(), |bytes| json(&fsx::sri_sha256(bytes)));
-    let boots_from_snapshot = snapshot.is_some() && snapshot_default;
-    run::with_shared_js(LOADER_TEMPLATE)
-        .replace("{{SNAPSHOT_SRI}}", &snapshot_sri)
-        .replace("{{SECONDARY_SRI}}", &secondary_sri)
-        .replace(
-            "{{SNAPSHOT_DEFAULT}}",
-            if boots_from_snapshot { "true" } else { "false" },
-        )
-        .replace("{{NAME}}", &project.name)
-        .replace("{{VERSION}}", &project.version)
-        .replace("{{ENTRY_MODULE}}", &json(&project.entry_module))
-        .replace("{{ENTRY_FUNCTION}}", &json(&project.entry_function))
-        .replace("{{APP_SRI}}", &json(&fsx::sri_sha384(app_zip)))
-        .replace(
-            "{{PACKAGES}}",
-            &serde_json::Value::from(packages).to_string(),
-        )
-}
-
 /// `a==1, b==2; from the distribution: c`, or `none`.
-/// The first sample whose outputs differ, comparing the JSON values exactly.
-pub fn first_difference(a: &[serde_json::Value], b: &[serde_json::Value]) -> Option<usize> {
-    (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i))
-}
-
-fn steady(us: &[f64]) -> Distribution {
-    let durations: Vec<Duration> = us
-        .iter()
-        .map(|u| Duration::from_secs_f64(u.max(0.0) / 1e6))
-        .collect();
-    stats::distribution(&durations)
-}
-
-fn round_ms(ms: f64) -> f64 {
-    (ms * 1000.0).round() / 1000.0
-}
-
-fn pyodide_run(run: &AppRun) -> PyodideRun {
-    PyodideRun {
-        boot_ms: round_ms(run.boot_ms),
-        import_ms: round_ms(run.import_ms),
-        first_inference_ms: round_ms(run.first_inference_ms),
-        cold_start_ms: round_ms(run.boot_ms + run.import_ms + run.first_inference_ms),
-        steady: steady(&run.steady_us),
-        secondary_load_ms: run.secondary_ms.map(round_ms),
-    }
-}
-
 /// The native sibling: the app and its installed dependencies with their requirement lock, to
 /// unpack and put on a CPython's path.
 fn native_archive(
@@ -908,252 +701,4 @@ fn native_archive(
         format!("{}-native.tar.zst", project.bundle_name()),
         pack::deterministic_tar_zst(&refs, options.source_date_epoch)?,
     ))
-}
-
-/// Runs the app in a fresh venv of `options.python`, so the user's site-packages stay out.
-/// `accelerated_modules`: the native-only modules whose import the run reports.
-fn measure_native(
-    options: &PythonBuildOptions,
-    paths: &[&std::path::Path],
-    config: &RunConfig,
-    accelerated_modules: &[String],
-) -> Result<(NativeRun, AppRun)> {
-    let (_venv, python) = deps::venv(&options.python)?;
-    let startup = run::python_startup(&python)?;
-    let run = run::native(&python, paths, config, accelerated_modules)
-        .context("running the app in native CPython")?;
-    let startup_ms = startup.as_secs_f64() * 1e3;
-    let native = NativeRun {
-        python: run.python.clone().unwrap_or_default(),
-        startup_ms: round_ms(startup_ms),
-        import_ms: round_ms(run.import_ms),
-        first_inference_ms: round_ms(run.first_inference_ms),
-        cold_start_ms: round_ms(startup_ms + run.import_ms + run.first_inference_ms),
-        steady: steady(&run.steady_us),
-        accelerated_imported: run.imported.clone(),
-        cuda: Some(crate::measure::cuda_probe::probe()),
-    };
-    Ok((native, run))
-}
-
-/// Stock's and the bundle's bytes, file by file and in total; `deferred` (a bundle file fetched
-/// only when needed) is left out of the up-front total. Each distinct content is compressed once.
-/// brotli-11 of the 9.6 MB runtime takes tens of seconds, so sizes are also kept in the cache dir
-/// by content hash (and tool version, which pins the compressors): the stock files never change.
-fn shipped_sizes(
-    stock: &[(String, Vec<u8>)],
-    bundle: &[(String, Vec<u8>)],
-    deferred: &str,
-) -> Result<ShippedSizes> {
-    let cache_dir = fsx::cache_dir().join("sizes");
-    let mut memo: BTreeMap<String, Sizes> = BTreeMap::new();
-    let mut sizes_of = |bytes: &[u8]| -> Result<Sizes> {
-        let key = format!("{}-{}", env!("CARGO_PKG_VERSION"), fsx::sha256_hex(bytes));
-        if let Some(found) = memo.get(&key) {
-            return Ok(*found);
-        }
-        let cached = cache_dir.join(format!("{key}.json"));
-        let computed = match std::fs::read(&cached)
-            .ok()
-            .and_then(|text| serde_json::from_slice::<Sizes>(&text).ok())
-        {
-            Some(sizes) => sizes,
-            None => {
-                let sizes = sizes::sizes(bytes)?;
-                // Best effort: a read-only cache only costs time.
-                if bytes.len() > 1 << 20 && std::fs::create_dir_all(&cache_dir).is_ok() {
-                    let _ = fsx::write_atomic(&cached, &serde_json::to_vec(&sizes)?);
-                }
-                sizes
-            }
-        };
-        memo.insert(key, computed);
-        Ok(computed)
-    };
-    let mut per_file = Vec::new();
-    let mut stock_by_name = BTreeMap::new();
-    for (name, bytes) in stock {
-        stock_by_name.insert(name.clone(), sizes_of(bytes)?);
-    }
-    for (name, bytes) in bundle {
-        per_file.push(FileSizes {
-            file: name.clone(),
-            stock: stock_by_name.get(name).copied(),
-            bundle: sizes_of(bytes)?,
-        });
-    }
-    let total = |all: &mut dyn Iterator<Item = Sizes>| {
-        all.fold(
-            Sizes {
-                raw_bytes: 0,
-                zstd_bytes: 0,
-                gzip_bytes: 0,
-                brotli_bytes: 0,
-            },
-            |t, s| Sizes {
-                raw_bytes: t.raw_bytes + s.raw_bytes,
-                zstd_bytes: t.zstd_bytes + s.zstd_bytes,
-                gzip_bytes: t.gzip_bytes + s.gzip_bytes,
-                brotli_bytes: t.brotli_bytes + s.brotli_bytes,
-            },
-        )
-    };
-    let stock_total = total(&mut stock_by_name.values().copied());
-    let bundle_total = total(&mut per_file.iter().map(|f| f.bundle));
-    let upfront = per_file.iter().any(|f| f.file == deferred).then(|| {
-        total(
-            &mut per_file
-                .iter()
-                .filter(|f| f.file != deferred)
-                .map(|f| f.bundle),
-        )
-    });
-    Ok(ShippedSizes {
-        brotli_ratio: ratio(
-            bundle_total.brotli_bytes as f64,
-            stock_total.brotli_bytes as f64,
-        ),
-        upfront_brotli_ratio: upfront
-            .map(|u| ratio(u.brotli_bytes as f64, stock_total.brotli_bytes as f64)),
-        upfront,
-        stock: stock_total,
-        bundle: bundle_total,
-        per_file,
-    })
-}
-
-fn ratio(a: f64, b: f64) -> f64 {
-    if b > 0.0 {
-        (a / b * 1000.0).round() / 1000.0
-    } else {
-        f64::INFINITY
-    }
-}
-
-fn fit(
-    stock: &PyodideRun,
-    bundle: &PyodideRun,
-    native: &NativeRun,
-    sizes: &ShippedSizes,
-    snapshot: Option<&SnapshotInfo>,
-) -> PythonFit {
-    let interpreter_tax = ratio(bundle.steady.median_us, native.steady.median_us);
-    let cold_start_over_native = ratio(bundle.cold_start_ms, native.cold_start_ms);
-    let cold_start_over_stock = ratio(bundle.cold_start_ms, stock.cold_start_ms);
-    let snapshot_cold_start_over_stock =
-        snapshot.map(|s| ratio(s.run.cold_start_ms, stock.cold_start_ms));
-    let mut verdict = format!(
-        "Pyodide runs steady inference at {interpreter_tax:.2}x native CPython; cold start {:.2} s \
-         (stock {:.2} s, native {:.0} ms); ships {} brotli, {:.0} % of stock's {}",
-        bundle.cold_start_ms / 1e3,
-        stock.cold_start_ms / 1e3,
-        native.cold_start_ms,
-        format_bytes(sizes.bundle.brotli_bytes),
-        sizes.brotli_ratio * 100.0,
-        format_bytes(sizes.stock.brotli_bytes),
-    );
-    if let (Some(upfront), Some(ratio)) = (&sizes.upfront, sizes.upfront_brotli_ratio) {
-        verdict.push_str(&format!(
-            ", of which {} ({:.0} % of stock) is fetched before the first inference and the rest of \
-             the split runtime only if called",
-            format_bytes(upfront.brotli_bytes),
-            ratio * 100.0
-        ));
-    }
-    if let Some(snapshot) = snapshot {
-        verdict.push_str(&format!(
-            "; booted from its memory snapshot, cold start {:.2} s ({:.2}x stock) for {} more brotli",
-            snapshot.run.cold_start_ms / 1e3,
-            snapshot.run.cold_start_ms / stock.cold_start_ms.max(1e-9),
-            format_bytes(snapshot.sizes.brotli_bytes)
-        ));
-    }
-    PythonFit {
-        interpreter_tax,
-        cold_start_over_native,
-        cold_start_over_stock,
-        snapshot_cold_start_over_stock,
-        bytes_over_stock: sizes.brotli_ratio,
-        upfront_bytes_over_stock: sizes.upfront_brotli_ratio,
-        verdict,
-    }
-}
-
-fn python_environment() -> crate::manifest::Environment {
-    let rustc = crate::tools::rustc_info()
-        .map(|r| r.release)
-        .unwrap_or_default();
-    let mut environment = environment::describe(&rustc);
-    environment.wasm_engine = format!("Node {} (V8)", node_version());
-    environment
-}
-
-fn node_version() -> String {
-    std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// Measures a Pyodide bundle in headless Chromium (`measure --browser`): boots normal and from
-/// the snapshot when it has one, first inference, steady per sample, and the browser's outputs
-/// against the same bundle's in Node. Recorded as `timings.browser` in the bundle's manifest.
-pub fn measure_browser(
-    bundle_dir: &Path,
-    chromium: &Path,
-    plan: &BrowserPlan,
-    reporter: &mut dyn Reporter,
-) -> Result<PythonManifest> {
-    let manifest_path = bundle_dir.join(crate::manifest::FILE_NAME);
-    let mut manifest = PythonManifest::read(&manifest_path)?;
-    bundle::ensure_intact(bundle_dir, &manifest.files)?;
-    reporter.event(Event::Started(Stage::Measure));
-    let run = browser::measure_pyodide(
-        chromium,
-        bundle_dir,
-        &format!("/{}", python_runtime_path(LOADER_FILE)),
-        PYTHON_SAMPLES_FILE,
-        manifest.snapshot.is_some(),
-        plan,
-    )
-    .context("measuring the Pyodide bundle in Chromium")?;
-    let runtime_dir = bundle::path_in(bundle_dir, PYTHON_RUNTIME_DIR)?;
-    let in_node = run::pyodide(
-        &runtime_dir,
-        &runtime_dir.join(PYTHON_APP_ARCHIVE),
-        Mode::Measure,
-        &RunConfig {
-            entry: &manifest.project.entry,
-            samples: &bundle::path_in(bundle_dir, PYTHON_SAMPLES_FILE)?,
-            passes: 1,
-            packages: &manifest.shake.packages,
-        },
-        &Boot::default(),
-    )
-    .context("running every sample on the bundle in Node, for parity")?;
-    let parity = parity::compare_json(&in_node.outputs, &run.outputs, manifest.project.tolerance);
-    let mut timings = run.timings;
-    reporter.event(Event::BrowserMeasured {
-        browser: &timings.environment.browser,
-        load_us: timings.load.median_us,
-        snapshot_load_us: timings.snapshot_load.as_ref().map(|d| d.median_us),
-        steady_us: Some(timings.steady.latency.median_us),
-        batch: None,
-        reference: "Node",
-        parity: &parity,
-    });
-    let mismatch =
-        (!parity.passed).then(|| parity.mismatched_samples.first().copied().unwrap_or(0));
-    timings.parity = Some(parity);
-    manifest.timings.browser = Some(timings);
-    fsx::write_atomic(&manifest_path, manifest.to_json().as_bytes())?;
-    if let Some(sample) = mismatch {
-        bail!(
-            "in Chromium the bundle computed different outputs than in Node (first at sample {sample})"
-        );
-    }
-    Ok(manifest)
 }

@@ -286,6 +286,11 @@ fn read_result(path: &Path) -> Result<AppRun> {
         .with_context(|| format!("reading the runner's result {}", path.display()))
 }
 
+/// The first sample whose outputs differ, comparing the JSON values exactly.
+pub fn first_difference(a: &[serde_json::Value], b: &[serde_json::Value]) -> Option<usize> {
+    (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

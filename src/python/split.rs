@@ -3,8 +3,15 @@
 //! to a secondary module that `templates/pyodide/split-runtime.js` loads the first time one of
 //! their placeholders is called. Nothing is removed, so the runtime can still do everything.
 
+use crate::bundle::layout::{
+    PYTHON_APP_ARCHIVE, PYTHON_RUNTIME_DIR, PYTHON_SAMPLES_FILE, PYTHON_SNAPSHOT_FILE,
+    python_runtime_path,
+};
+use crate::bundle::pack::{self, BundleFile};
+use crate::fsx;
 use crate::manifest::WasmFeature;
 use crate::measure::browser;
+use crate::python::run::{self, AppRun, Boot, Mode, RunConfig, first_difference};
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use serde::Deserialize;
@@ -324,6 +331,150 @@ pub fn profile_in_chromium(
                 .context("the profiling page sent a profile that is not base64")
         })
         .collect()
+}
+
+/// A split runtime that passed validation: what the manifest says of it.
+pub(crate) struct ShippedSplit {
+    pub(crate) tool: WasmSplit,
+    pub(crate) split: SplitRuntime,
+    /// Where its profile was taken.
+    pub(crate) profiled_in: Vec<String>,
+    /// Loading the secondary right after boot, in the validation run.
+    pub(crate) secondary_load_ms: f64,
+}
+
+/// Runs every sample on a runtime instrumented by `wasm-split --instrument` (with the shaken
+/// stdlib and the app, as shipped) in Node and, when Chromium is here, in the browser, each also
+/// booted from a memory snapshot when the bundle gets one (restoring runs other code), and splits
+/// the stock runtime by what any of those runs executed. Returns the split and where it profiled.
+pub(crate) fn profile_and_split(
+    tool: &WasmSplit,
+    features: &[WasmFeature],
+    runtime_files: &[BundleFile],
+    config: &RunConfig,
+    snapshot: bool,
+) -> Result<(SplitRuntime, Vec<String>)> {
+    let wasm_path = python_runtime_path("pyodide.asm.wasm");
+    let stock_wasm = &runtime_files
+        .iter()
+        .find(|f| f.path == wasm_path)
+        .context("the runtime files lack pyodide.asm.wasm")?
+        .bytes;
+    let instrumented = tool.instrument(features, stock_wasm)?;
+    let work = tempfile::tempdir().context("creating a directory for the profiled run")?;
+    let files: Vec<BundleFile> = runtime_files
+        .iter()
+        .map(|f| match f.path == wasm_path {
+            true => BundleFile::new(f.path.clone(), instrumented.clone()),
+            false => f.clone(),
+        })
+        .collect();
+    pack::write_files(work.path(), &files)?;
+    let dir = work.path().join(PYTHON_RUNTIME_DIR);
+    let app = dir.join(PYTHON_APP_ARCHIVE);
+    let profile_config = RunConfig {
+        passes: 1,
+        ..*config
+    };
+    let node_profile = |boot: Boot, what: &str| -> Result<Vec<u8>> {
+        let out = work.path().join("profile.data");
+        run::pyodide(
+            &dir,
+            &app,
+            Mode::Measure,
+            &profile_config,
+            &Boot {
+                profile_out: Some(&out),
+                ..boot
+            },
+        )
+        .with_context(|| format!("running every sample on the instrumented runtime {what}"))?;
+        fsx::read(&out)
+    };
+    let mut profiles = vec![node_profile(Boot::default(), "in Node")?];
+    let mut profiled_in = vec!["node".to_string()];
+    let snapshot_path = work.path().join(PYTHON_SNAPSHOT_FILE);
+    if snapshot {
+        fsx::write(&snapshot_path, &run::make_snapshot(&dir, &app, config)?)?;
+        let boot = Boot {
+            snapshot: Some(&snapshot_path),
+            ..Boot::default()
+        };
+        profiles.push(node_profile(boot, "in Node, booted from a snapshot")?);
+        profiled_in.push("node, booted from a snapshot".into());
+    }
+    // A browser boots through code Node does not (its fetches, its console): without its profile,
+    // a page would load the deferred half while booting.
+    if let Ok(chromium) = browser::find_chromium() {
+        fsx::write(
+            &work.path().join(PYTHON_SAMPLES_FILE),
+            &fsx::read(config.samples)?,
+        )?;
+        let found = profile_in_chromium(
+            &chromium,
+            work.path(),
+            config.entry,
+            PYTHON_SAMPLES_FILE,
+            snapshot.then_some(PYTHON_SNAPSHOT_FILE),
+            config.packages,
+            run::RUN_TIME_LIMIT,
+        )
+        .context("profiling the instrumented runtime in Chromium")?;
+        profiled_in.push("chromium".into());
+        if snapshot {
+            profiled_in.push("chromium, booted from a snapshot".into());
+        }
+        profiles.extend(found);
+    }
+    let profile = tool.merge_profiles(&profiles)?;
+    Ok((tool.split(features, stock_wasm, &profile)?, profiled_in))
+}
+
+/// Puts the split runtime into `runtime_dir` and runs every sample on it with the secondary
+/// loaded up front, then without it (the measured run). Returns that run and how long the
+/// up-front load took.
+pub(crate) fn validate_split(
+    split: &SplitRuntime,
+    runtime_dir: &Path,
+    config: &RunConfig,
+    expected: &[serde_json::Value],
+) -> Result<(AppRun, f64)> {
+    fsx::write(&runtime_dir.join("pyodide.asm.wasm"), &split.primary)?;
+    fsx::write(&runtime_dir.join(SECONDARY_FILE), &split.secondary)?;
+    let app = runtime_dir.join(PYTHON_APP_ARCHIVE);
+    let eager = run::pyodide(
+        runtime_dir,
+        &app,
+        Mode::Measure,
+        &RunConfig {
+            passes: 0,
+            ..*config
+        },
+        &Boot {
+            load_secondary: true,
+            ..Boot::default()
+        },
+    )
+    .context("running every sample with the secondary module loaded up front")?;
+    if let Some(sample) = first_difference(expected, &eager.outputs) {
+        bail!("with the secondary module loaded up front, sample {sample} differs from stock");
+    }
+    let loaded_ms = eager
+        .secondary_ms
+        .context("the runner did not report loading the secondary module")?;
+    let lazy = run::pyodide(runtime_dir, &app, Mode::Measure, config, &Boot::default())
+        .context("running every sample on the primary module")?;
+    if let Some(sample) = first_difference(expected, &lazy.outputs) {
+        bail!("on the primary module, sample {sample} differs from stock");
+    }
+    Ok((lazy, loaded_ms))
+}
+
+/// Undoes [`validate_split`]'s files.
+pub(crate) fn restore_stock_runtime(runtime_dir: &Path, stock_wasm: &[u8]) -> Result<()> {
+    fsx::write(&runtime_dir.join("pyodide.asm.wasm"), stock_wasm)?;
+    let secondary = runtime_dir.join(SECONDARY_FILE);
+    std::fs::remove_file(&secondary).with_context(|| format!("removing {}", secondary.display()))
 }
 
 #[cfg(test)]

@@ -7,8 +7,7 @@ use crate::bundle::{self, Verified};
 use crate::manifest::python::PythonManifest;
 use crate::measure::parity;
 use crate::python::deps;
-use crate::python::pipeline::first_difference;
-use crate::python::run::{self, Boot, Mode, RunConfig};
+use crate::python::run::{self, Boot, Mode, RunConfig, first_difference};
 use anyhow::{Context, Result};
 use std::path::Path;
 
