@@ -325,8 +325,8 @@ impl KernelManifest {
         let value = serde_json::from_str::<serde_json::Value>(&text).ok();
         if value.as_ref().and_then(|v| v.get("kind")?.as_str()) == Some(super::python::KIND) {
             return Err(crate::exit::input_error(format!(
-                "{} belongs to a Python (Pyodide) bundle: `check`, `diff`, `report`, `inspect` and \
-                 `measure --browser` read it; `verify` works on kernel bundles only for now",
+                "{} belongs to a Python (Pyodide) bundle, where a kernel bundle is expected: \
+                 `measure` re-measures a Python bundle with --browser only",
                 path.display()
             )));
         }

@@ -252,7 +252,7 @@ fn shake_and_optimize_preserve_behaviour_on_random_modules() {
         if expected == Outcome::InstantiationTrapped && got != expected {
             // binaryen 116 drops empty out-of-bounds active segments, removing their trap (seed
             // 5299). A build refuses that: the module cargo built cannot be instantiated for the
-            // differential run (regression test in stages::validate).
+            // differential run (regression test in kernel::validate).
             trap_dropped_by_binaryen += 1;
             continue;
         }
