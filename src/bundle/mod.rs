@@ -24,7 +24,7 @@ pub struct Verified {
 impl Verified {
     /// Records how `rerun` reproduces the `recorded` parity between `between` (a problem when it
     /// does not).
-    pub fn parity(&mut self, between: &str, recorded: &Parity, rerun: &Parity) {
+    pub fn record_parity(&mut self, between: &str, recorded: &Parity, rerun: &Parity) {
         let reproduction = recorded.reproduced_by(rerun);
         if let Reproduction::Differs(at) = &reproduction {
             self.problems

@@ -59,23 +59,23 @@ impl Opts {
                     "max_abs_diff": max_abs_diff,
                 })
             );
-        } else if !self.output.is_human() {
-            // --quiet: the exit code says it all.
-        } else if intact {
-            let how = match max_abs_diff {
-                Some(diff) => format!(
-                    " within tolerance {tolerance:e} (max |Δ| now {diff:.3e}; the variants \
-                     may round differently from run to run or machine to machine)"
-                ),
-                None => " exactly".into(),
-            };
-            println!(
-                "{}: {files} files match the manifest; parity reproduced on {samples} samples{how}",
-                dir.display(),
-            );
-        } else {
-            for problem in &found.problems {
-                println!("✗ {problem}");
+        } else if self.output.is_human() {
+            if intact {
+                let how = match max_abs_diff {
+                    Some(diff) => format!(
+                        " within tolerance {tolerance:e} (max |Δ| now {diff:.3e}; the variants \
+                         may round differently from run to run or machine to machine)"
+                    ),
+                    None => " exactly".into(),
+                };
+                println!(
+                    "{}: {files} files match the manifest; parity reproduced on {samples} samples{how}",
+                    dir.display(),
+                );
+            } else {
+                for problem in &found.problems {
+                    println!("✗ {problem}");
+                }
             }
         }
         Ok(if intact {
@@ -103,7 +103,7 @@ fn verify_kernel(dir: &Path) -> anyhow::Result<(Verified, usize, usize, f64)> {
             &WasmHost::new()?,
             &bundle.variants(&wasm, &native_library, &samples),
         )?;
-        found.parity("between WASM and native", &manifest.parity, &run.parity);
+        found.record_parity("between WASM and native", &manifest.parity, &run.parity);
     }
     Ok((
         found,

@@ -69,12 +69,11 @@ impl Parity {
     /// argmax must not move; the distance between the variants may, but only within tolerance,
     /// and only for a record that passed (a failing record must come out the same again).
     pub fn reproduced_by(&self, rerun: &Parity) -> Reproduction {
-        let differs = |at: String| Reproduction::Differs(at);
         if rerun == self {
             return Reproduction::Exact;
         }
         if self.samples != rerun.samples || self.tolerance != rerun.tolerance {
-            return differs("in the summary".into());
+            return Reproduction::Differs("in the summary".into());
         }
         let (a, b) = (&self.per_sample, &rerun.per_sample);
         let moved = |figure: fn(&PerSampleParity, usize) -> Option<f64>| {
@@ -85,7 +84,7 @@ impl Parity {
             .chain(moved(|p, i| Some(*p.argmax_native.get(i)? as f64)))
             .min();
         if let Some(i) = argmax_moved {
-            return differs(format!("first at sample {i}"));
+            return Reproduction::Differs(format!("first at sample {i}"));
         }
         let (tolerance, recorded_diff) = (self.tolerance, &a.max_abs_diff);
         let drifted_past_tolerance = (0..self.samples).find(|&i| {
@@ -96,16 +95,16 @@ impl Parity {
         });
         match (self.passed, rerun.passed) {
             (true, true) => match drifted_past_tolerance {
-                Some(i) => differs(format!("first at sample {i}")),
+                Some(i) => Reproduction::Differs(format!("first at sample {i}")),
                 None => Reproduction::WithinTolerance {
                     max_abs_diff: rerun.max_abs_diff,
                 },
             },
-            (true, false) => differs(format!(
+            (true, false) => Reproduction::Differs(format!(
                 "first at sample {}, now beyond the tolerance",
                 rerun.mismatched_samples.first().copied().unwrap_or(0)
             )),
-            _ => differs(
+            _ => Reproduction::Differs(
                 moved(|p, i| p.max_abs_diff.get(i).copied())
                     .map_or("in the summary".to_string(), |i| {
                         format!("first at sample {i}")

@@ -78,7 +78,7 @@ pub fn verify(dir: &Path, manifest: &PythonManifest, python: &Path) -> Result<Ve
         .context("running the samples on the native sibling")?;
     let reproduced =
         parity::compare_json(&normal.outputs, &native.outputs, manifest.project.tolerance);
-    found.parity(
+    found.record_parity(
         "between Pyodide and native CPython",
         &manifest.parity.native,
         &reproduced,
