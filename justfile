@@ -6,6 +6,11 @@ export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", env_var("HOME"
 test:
     cargo test --workspace --locked
 
+# Build the book (docs/ → docs/book/) and check its links, as CI does.
+book:
+    mdbook build docs
+    scripts/check-book-links.py docs/book
+
 # Build the bundled example into dist/.
 example:
     cargo run --release -- build examples/digits-mlp

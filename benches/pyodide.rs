@@ -163,6 +163,7 @@ fn wasm_opt_on_the_runtime(
     let shipped = std::fs::read(runtime.join("pyodide.asm.wasm"))?;
     let settings = WasmSettings {
         target_features: Vec::new(),
+        cfg: Vec::new(),
         wasm_opt_level: "Oz".into(),
         strip_panic_formatting: false,
         runtime_features: profile.runtime.features.clone(),

@@ -54,6 +54,10 @@ pub struct Profile {
 pub struct WasmSettings {
     /// rustc target features for the WASM variant, e.g. "simd128".
     pub target_features: Vec<String>,
+    /// rustc `--cfg` settings for the WASM variant: the documented switches that let common
+    /// crates build for this target with no JavaScript host, e.g. getrandom's backend.
+    #[serde(default)]
+    pub cfg: Vec<String>,
     /// wasm-opt level: O0, O1, O2, O3, O4, Os or Oz.
     pub wasm_opt_level: String,
     /// In modules without imports, make panics trap without formatting their message (which has
@@ -120,6 +124,10 @@ pub struct StdlibSettings {
     /// Add `.pyc` files made by the distribution's own interpreter (so the magic number matches)
     /// next to the kept modules' sources: Pyodide then skips compiling them at every boot.
     pub precompile: bool,
+    /// Strip docstrings and comments from the kept modules and the app (lines keep their
+    /// numbers; modules that may read docstrings keep theirs), with the distribution's own
+    /// `ast`, each file checked to parse to the same code (`--no-strip` turns it off).
+    pub strip: bool,
 }
 
 /// What is done to `pyodide.asm.wasm` itself (nothing, in a profile without `[runtime]`).
@@ -313,11 +321,17 @@ impl Profile {
 
     /// rustc flags of the WASM variant.
     pub fn wasm_rustflags(&self) -> Vec<String> {
-        self.wasm
+        let features = self
+            .wasm
             .target_features
             .iter()
-            .flat_map(|f| ["-C".to_string(), format!("target-feature=+{f}")])
-            .collect()
+            .flat_map(|f| ["-C".to_string(), format!("target-feature=+{f}")]);
+        let cfg = self
+            .wasm
+            .cfg
+            .iter()
+            .flat_map(|c| ["--cfg".to_string(), c.clone()]);
+        features.chain(cfg).collect()
     }
 }
 

@@ -13,15 +13,39 @@ use crate::measure::variants::{CudaRequest, Variants};
 use anyhow::Result;
 use std::path::{Component, Path, PathBuf};
 
-/// What `verify` found in a bundle: every problem (none when intact) and, when its samples ran
-/// again, how their parity came out.
-#[derive(Debug, Default)]
+/// What `verify` found in a bundle, either kind: every problem (none when intact), how many
+/// files and samples it checked against which tolerance, and, when the samples ran again, how
+/// their parity came out.
+#[derive(Debug)]
 pub struct Verified {
     pub problems: Vec<String>,
     pub parity: Option<Reproduction>,
+    pub files: usize,
+    pub samples: usize,
+    pub tolerance: f64,
 }
 
 impl Verified {
+    /// The files under `dir` checked against `files`; the samples not run yet.
+    pub fn files_checked(
+        dir: &Path,
+        files: &[FileEntry],
+        samples: usize,
+        tolerance: f64,
+    ) -> Result<Self> {
+        Ok(Self {
+            problems: file_problems(dir, files)?,
+            parity: None,
+            files: files.len(),
+            samples,
+            tolerance,
+        })
+    }
+
+    pub fn is_intact(&self) -> bool {
+        self.problems.is_empty()
+    }
+
     /// Records how `rerun` reproduces the `recorded` parity between `between` (a problem when it
     /// does not).
     pub fn record_parity(&mut self, between: &str, recorded: &Parity, rerun: &Parity) {

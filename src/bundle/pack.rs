@@ -1,7 +1,8 @@
 //! Stage 5: lay the bundle out and pack the WASM variant into a reproducible `.tar.zst`.
 
 use crate::fsx;
-use crate::manifest::FileEntry;
+use crate::manifest::metrics::Metric;
+use crate::manifest::{Budgets, FileEntry};
 use anyhow::{Context, Result};
 use std::path::Path;
 
@@ -75,7 +76,18 @@ pub fn write_files(dir: &Path, files: &[BundleFile]) -> Result<Vec<FileEntry>> {
 }
 
 /// Writes `manifest.json` last into the staging directory and renames the bundle into place.
-pub fn commit(staging: fsx::StagingDir, manifest_json: &str) -> Result<std::path::PathBuf> {
+/// Writes the manifest and moves the staged bundle into place. Its budgets are checked against
+/// the manifest's metrics first: they name metrics and units only a manifest has, so a bad one
+/// (named in `budgets_table`) is an input error before anything is committed. Whether they
+/// pass is for `check`.
+pub fn commit(
+    staging: fsx::StagingDir,
+    manifest_json: &str,
+    metrics: &[Metric],
+    budgets: &Budgets,
+    budgets_table: &str,
+) -> Result<std::path::PathBuf> {
+    crate::budget::check(metrics, budgets).with_context(|| format!("in {budgets_table}"))?;
     fsx::write(
         &staging.path().join(crate::manifest::FILE_NAME),
         manifest_json.as_bytes(),

@@ -86,6 +86,10 @@ pub struct Opts {
     /// stdlib modules (boot skips compiling them: seconds faster, about 1 MB more brotli).
     #[arg(long)]
     precompile: bool,
+    /// Python projects: ship the kept stdlib modules and the app with their docstrings and
+    /// comments, instead of stripped (the Python profile's stdlib.strip).
+    #[arg(long)]
+    no_strip: bool,
     /// Python projects: steady passes over all samples in each measurement.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     passes: u64,
@@ -180,6 +184,7 @@ impl Opts {
         runtime.split &= !self.no_split;
         let mut stdlib = profile.stdlib;
         stdlib.precompile |= self.precompile;
+        stdlib.strip &= !self.no_strip;
         let options = PythonBuildOptions {
             snapshot,
             runtime,

@@ -1,6 +1,6 @@
 use super::{OutputArgs, TimingOpts, bundle_dir_of};
 use cargo_wasmpack_infer::exit::input_error;
-use cargo_wasmpack_infer::kernel::pipeline;
+use cargo_wasmpack_infer::kernel::measure as kernel_measure;
 use cargo_wasmpack_infer::manifest::{self, AnyManifest};
 use cargo_wasmpack_infer::measure::browser::{self, BrowserPlan};
 use cargo_wasmpack_infer::python::measure as python_measure;
@@ -81,9 +81,9 @@ impl Opts {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        let mut manifest = pipeline::remeasure(&bundle_dir, &plan, reporter.as_mut())?;
+        let mut manifest = kernel_measure::remeasure(&bundle_dir, &plan, reporter.as_mut())?;
         if let Some(chromium) = chromium {
-            manifest = pipeline::measure_browser(
+            manifest = kernel_measure::measure_browser(
                 &bundle_dir,
                 &chromium,
                 &browser_plan,

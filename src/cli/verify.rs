@@ -1,12 +1,9 @@
 use super::{OutputArgs, bundle_dir_of};
-use cargo_wasmpack_infer::bundle::{Bundle, Verified};
 use cargo_wasmpack_infer::exit::CHECK_FAILED;
-use cargo_wasmpack_infer::kernel::pipeline::parity_run;
 use cargo_wasmpack_infer::manifest::{AnyManifest, FILE_NAME, Reproduction};
-use cargo_wasmpack_infer::measure::wasm::WasmHost;
-use cargo_wasmpack_infer::python::verify as pyodide_verify;
+use cargo_wasmpack_infer::{kernel, python};
 use clap::Args;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Check a bundle against its manifest: every file's size, sha256 and SRI, then the parity samples
@@ -32,16 +29,12 @@ impl Opts {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         self.output.human_or_json("verify")?;
         let dir = bundle_dir_of(&self.bundle)?;
-        let (found, files, samples, tolerance) = match AnyManifest::read(&dir.join(FILE_NAME))? {
-            AnyManifest::Pyodide(manifest) => (
-                pyodide_verify::verify(&dir, &manifest, &self.python)?,
-                manifest.files.len(),
-                manifest.project.samples,
-                manifest.project.tolerance,
-            ),
-            AnyManifest::Kernel(_) => verify_kernel(&dir)?,
+        let found = match AnyManifest::read(&dir.join(FILE_NAME))? {
+            AnyManifest::Pyodide(manifest) => {
+                python::verify::verify(&dir, &manifest, &self.python)?
+            }
+            AnyManifest::Kernel(_) => kernel::verify::verify(&dir)?,
         };
-        let intact = found.problems.is_empty();
         let (parity, max_abs_diff) = match &found.parity {
             Some(Reproduction::Exact) => (Some("exact"), None),
             Some(Reproduction::WithinTolerance { max_abs_diff }) => {
@@ -53,24 +46,27 @@ impl Opts {
             println!(
                 "{}",
                 serde_json::json!({
-                    "intact": intact,
+                    "intact": found.is_intact(),
                     "problems": found.problems,
                     "parity": parity,
                     "max_abs_diff": max_abs_diff,
                 })
             );
         } else if self.output.is_human() {
-            if intact {
+            if found.is_intact() {
                 let how = match max_abs_diff {
                     Some(diff) => format!(
-                        " within tolerance {tolerance:e} (max |Δ| now {diff:.3e}; the variants \
-                         may round differently from run to run or machine to machine)"
+                        " within tolerance {:e} (max |Δ| now {diff:.3e}; the variants may round \
+                         differently from run to run or machine to machine)",
+                        found.tolerance
                     ),
                     None => " exactly".into(),
                 };
                 println!(
-                    "{}: {files} files match the manifest; parity reproduced on {samples} samples{how}",
+                    "{}: {} files match the manifest; parity reproduced on {} samples{how}",
                     dir.display(),
+                    found.files,
+                    found.samples,
                 );
             } else {
                 for problem in &found.problems {
@@ -78,37 +74,10 @@ impl Opts {
                 }
             }
         }
-        Ok(if intact {
+        Ok(if found.is_intact() {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(CHECK_FAILED)
         })
     }
-}
-
-/// A kernel bundle's findings, its file count, sample count and tolerance.
-fn verify_kernel(dir: &Path) -> anyhow::Result<(Verified, usize, usize, f64)> {
-    let bundle = Bundle::open(dir)?;
-    let mut found = Verified {
-        problems: bundle.file_problems()?,
-        parity: None,
-    };
-    let manifest = &bundle.manifest;
-    // Only run code whose bytes are the ones the manifest vouches for.
-    if found.problems.is_empty() {
-        let samples = bundle.read(&manifest.kernel.samples.file)?;
-        let wasm = bundle.read(&manifest.wasm.file)?;
-        let native_library = bundle.path_of(&manifest.native.file)?;
-        let run = parity_run(
-            &WasmHost::new()?,
-            &bundle.variants(&wasm, &native_library, &samples),
-        )?;
-        found.record_parity("between WASM and native", &manifest.parity, &run.parity);
-    }
-    Ok((
-        found,
-        manifest.files.len(),
-        manifest.parity.samples,
-        manifest.parity.tolerance,
-    ))
 }

@@ -64,6 +64,165 @@ pub struct CompiledVariant {
     pub rustflags: Vec<String>,
 }
 
+/// Said when getrandom failed to build for a target without an OS: which getrandom, who pulls it
+/// in, and the fix. 0.3 and later build with the profile's `getrandom_backend` cfg; 0.2 chooses
+/// its backend by its own features only, which the tool cannot set without editing the crate.
+fn getrandom_note(
+    project: &KernelProject,
+    target: &str,
+    offline: bool,
+    cargo_stderr: &str,
+) -> Option<String> {
+    if !cargo_stderr.contains("could not compile `getrandom`") || !target.ends_with("-unknown") {
+        return None;
+    }
+    let old = |p: &cargo_metadata::Package| {
+        p.name.as_str() == "getrandom" && p.version.major == 0 && p.version.minor < 3
+    };
+    let any = |p: &cargo_metadata::Package| p.name.as_str() == "getrandom";
+    let chain = dependency_chain(project, target, offline, &old)
+        .or_else(|| dependency_chain(project, target, offline, &any))?;
+    let pulled_by = chain.join(" → ");
+    Some(
+        if chain
+            .last()
+            .is_some_and(|g| g.starts_with("getrandom 0.2") || g.starts_with("getrandom 0.1"))
+        {
+            format!(
+                "note: {pulled_by}: getrandom before 0.3 picks its {target} backend by a feature of its \
+             own, and both it offers need more than a kernel has (`js`: wasm-bindgen's JavaScript \
+             glue; `custom`: a function you register). Update the crate that pulls it in to a \
+             release on getrandom 0.3 or later (the profile selects its `unsupported` backend, \
+             which imports nothing), or depend on getrandom 0.2 with feature `custom` and register \
+             one with `getrandom::register_custom_getrandom!` that returns an error: inference \
+             needs no randomness"
+            )
+        } else {
+            format!(
+                "note: {pulled_by}: this getrandom did not take the profile's backend cfg \
+             (`getrandom_backend`, in the profile's [wasm] cfg); a profile for {target} must \
+             select one"
+            )
+        },
+    )
+}
+
+/// Where WASI's imports come from; the loader and the measuring sandbox provide them.
+const WASI_MODULE: &str = "wasi_snapshot_preview1";
+/// The import modules of wasm-bindgen's generated glue.
+const WASM_BINDGEN_MODULES: [&str; 2] =
+    ["__wbindgen_placeholder__", "__wbindgen_externref_xform__"];
+
+/// Fails when the built module imports anything but WASI, naming what it imports and, for
+/// wasm-bindgen's JavaScript glue, the dependencies that pulled it in: an ABI v1 kernel runs in
+/// wasmtime, Node and browsers with nothing but its own exports.
+pub fn check_host_imports(
+    project: &KernelProject,
+    target: &str,
+    offline: bool,
+    imports: &[String],
+) -> Result<()> {
+    let foreign: Vec<&String> = imports
+        .iter()
+        .filter(|i| i.split('.').next() != Some(WASI_MODULE))
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    let shown = foreign
+        .iter()
+        .take(3)
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let more = match foreign.len() {
+        n if n > 3 => format!(" and {} more", n - 3),
+        _ => String::new(),
+    };
+    let bindgen = foreign
+        .iter()
+        .any(|i| WASM_BINDGEN_MODULES.contains(&i.split('.').next().unwrap_or("")));
+    if bindgen {
+        let is_bindgen = |p: &cargo_metadata::Package| p.name.as_str() == "wasm-bindgen";
+        let pulled_by = dependency_chain(project, target, offline, &is_bindgen)
+            .map(|chain| format!(", pulled in by {}", chain.join(" → ")))
+            .unwrap_or_default();
+        bail!(
+            "crate `{}` built for {target} imports {} functions from a JavaScript host ({shown}{more}): \
+             wasm-bindgen's glue{pulled_by}. An ABI v1 kernel runs in wasmtime, Node and browsers \
+             with no glue: turn off the feature that enables wasm-bindgen (getrandom's `js` or \
+             `wasm_js`, a crate's `wasm-bindgen`, `web` or `js` feature), or keep the call that needs \
+             JavaScript out of the code the ABI exports reach",
+            project.name,
+            foreign.len()
+        );
+    }
+    bail!(
+        "crate `{}` built for {target} imports {} functions no linked crate defines ({shown}{more}): \
+         an `extern` block (a C library, or a crate's FFI) that its host would have to provide. \
+         ABI v1 kernels may import nothing but WASI (`--profile wasi`)",
+        project.name,
+        foreign.len()
+    )
+}
+
+/// `crate version` names from the kernel crate to the first package `wanted` accepts, through
+/// the dependencies cargo resolves for `target`; `None` when there is none or cargo cannot say.
+pub fn dependency_chain(
+    project: &KernelProject,
+    target: &str,
+    offline: bool,
+    wanted: &dyn Fn(&cargo_metadata::Package) -> bool,
+) -> Option<Vec<String>> {
+    let mut command = cargo_metadata::MetadataCommand::new();
+    command.manifest_path(&project.manifest_path);
+    let mut options = vec!["--filter-platform".to_string(), target.to_string()];
+    if offline {
+        options.push("--offline".into());
+    }
+    command.other_options(options);
+    let metadata = command.exec().ok()?;
+    let resolve = metadata.resolve.as_ref()?;
+    let root = metadata
+        .packages
+        .iter()
+        .find(|p| p.name.as_str() == project.name && p.source.is_none())?;
+    let package = |id: &cargo_metadata::PackageId| metadata.packages.iter().find(|p| &p.id == id);
+    let name = |id: &cargo_metadata::PackageId| {
+        package(id).map_or(id.repr.clone(), |p| format!("{} {}", p.name, p.version))
+    };
+    // Breadth first: the shortest chain, which is the one to change.
+    let mut came_from: std::collections::HashMap<
+        &cargo_metadata::PackageId,
+        &cargo_metadata::PackageId,
+    > = std::collections::HashMap::new();
+    let mut queue = std::collections::VecDeque::from([&root.id]);
+    while let Some(id) = queue.pop_front() {
+        if id != &root.id && package(id).is_some_and(wanted) {
+            let mut chain = vec![name(id)];
+            let mut at = id;
+            while let Some(parent) = came_from.get(at) {
+                chain.push(name(parent));
+                at = parent;
+            }
+            chain.reverse();
+            return Some(chain);
+        }
+        let node = resolve.nodes.iter().find(|n| &n.id == id)?;
+        for dep in &node.deps {
+            let build_only = dep
+                .dep_kinds
+                .iter()
+                .all(|k| k.kind != cargo_metadata::DependencyKind::Normal);
+            if !build_only && dep.pkg != root.id && !came_from.contains_key(&dep.pkg) {
+                came_from.insert(&dep.pkg, id);
+                queue.push_back(&dep.pkg);
+            }
+        }
+    }
+    None
+}
+
 /// Where the tool's builds go: beside the crate's own target directory, so neither
 /// invalidates the other's cache.
 pub fn tool_target_dir(project: &KernelProject) -> PathBuf {
@@ -150,14 +309,19 @@ pub fn compile(
     let status = child.wait().context("waiting for cargo")?;
     let stderr_text = stderr_reader.join().unwrap_or_default();
     if !status.success() {
+        let stderr_text = sources.to_original_paths(&stderr_text);
+        let notes: String = [
+            sources.missing_file_note(&stderr_text),
+            getrandom_note(project, target, offline, &stderr_text),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|note| format!("\n{note}"))
+        .collect();
         bail!(
-            "`cargo build --target {target}` failed for crate `{}` ({status}):\n{}{}",
+            "`cargo build --target {target}` failed for crate `{}` ({status}):\n{}{notes}",
             project.name,
-            crate::tools::tail_lines(&sources.to_original_paths(&stderr_text), 40),
-            sources
-                .failure_note()
-                .map(|note| format!("\n{note}"))
-                .unwrap_or_default()
+            crate::tools::tail_lines(&stderr_text, 40),
         );
     }
     let artifact = artifact.with_context(|| {

@@ -1,12 +1,15 @@
 //! The kernel path: a Rust crate built twice (wasm32 and the host), shaken, optimized, validated,
 //! measured and packed. The mirror image of [`crate::python`]: [`project`] reads what was given,
 //! the stages ([`sources`], [`cargo_build`], [`shake`], [`optimize`], [`validate`], [`loader`])
-//! each return a typed value without printing, and [`pipeline`] runs them in order, telling a
-//! reporter what happened.
+//! each return a typed value without printing, [`pipeline`] runs them in order, telling a
+//! reporter what happened, [`measure`] times the variants and [`assemble`] writes the manifest
+//! from what they returned; [`verify`] and [`inspect`] read a built bundle back.
 
+pub mod assemble;
 pub mod cargo_build;
 pub mod inspect;
 pub mod loader;
+pub mod measure;
 pub mod names;
 pub mod optimize;
 pub mod pipeline;
@@ -14,3 +17,4 @@ pub mod project;
 pub mod shake;
 pub mod sources;
 pub mod validate;
+pub mod verify;

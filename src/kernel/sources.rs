@@ -46,9 +46,13 @@ impl StagedSources {
             .replace(&format!("{REMAPPED_ROOT}/"), &format!("{original}/"))
     }
 
-    /// Said after a failed build: what the copy leaves out, and the way around it.
-    pub fn failure_note(&self) -> Option<String> {
-        self.staged.then(|| {
+    /// Said after a build that failed for want of a file (`cargo_stderr` says so): what the copy
+    /// leaves out, and the way around it.
+    pub fn missing_file_note(&self, cargo_stderr: &str) -> Option<String> {
+        let missing_file = ["couldn't read", "No such file or directory", "os error 2"]
+            .iter()
+            .any(|sign| cargo_stderr.contains(sign));
+        (self.staged && missing_file).then(|| {
             format!(
                 "note: cargo built from a copy of the crate's local packages ({}); a file outside \
                  them (read by include_bytes!, a build script, …) is not in it: move it into the \

@@ -97,6 +97,9 @@ pub struct ShakeInfo {
     /// interpreter; 0 when the standard library ships as source only.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub precompiled: usize,
+    /// Docstrings and comments stripped (`stdlib.strip`); absent when off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strip: Option<StripInfo>,
     /// Top-level stdlib modules and packages left out entirely.
     pub dropped_top_levels: Vec<String>,
     /// Files of the app archive the app opened while the trace ran (Python's `open` audit
@@ -108,6 +111,22 @@ pub struct ShakeInfo {
     pub drop: Vec<String>,
     /// What happened to `pyodide.asm.wasm`, and why.
     pub runtime: String,
+}
+
+/// What stripping docstrings and comments did to the shipped sources (kept stdlib modules, the
+/// app and its pip-installed dependencies).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StripInfo {
+    /// `.py` files looked at, and of those the ones that changed.
+    pub sources: usize,
+    pub stripped: usize,
+    /// Uncompressed bytes of all the looked-at sources, before and after.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// Files that kept their docstrings (losing only comments, if anything), and why
+    /// (`stdlib/…` or `app/…`).
+    pub docstrings_kept: BTreeMap<String, String>,
 }
 
 /// Bytes a page or worker downloads: every file it loads, summed per compressor.

@@ -2,9 +2,11 @@
 //! shaken to what it imports, measured against stock Pyodide and a native CPython. The mirror
 //! image of [`crate::kernel`]: [`project`] (with [`app_source`]) reads what was given, the stages
 //! ([`dist`], [`deps`], [`run`], [`shake`], [`split`]) return typed values, [`pipeline`] runs
-//! them; [`verify`] and [`inspect`] read a built bundle back.
+//! them, [`measure`] times stock, bundle and native CPython and [`assemble`] writes the manifest
+//! from what they returned; [`verify`] and [`inspect`] read a built bundle back.
 
 pub mod app_source;
+pub mod assemble;
 pub mod deps;
 pub mod dist;
 pub mod inspect;

@@ -1,6 +1,8 @@
-//! The `build` pipeline for a Python project: resolve the distribution → trace and shake → keep
-//! the runtime → validate the shaken bundle on every sample → measure stock, bundle and native
-//! CPython → pack. Stages are silent; this module tells a [`Reporter`] what each one did.
+//! The `build` pipeline for a Python project: resolve the distribution and dependencies → pack
+//! the app → trace and shake → split the runtime → validate the shaken bundle on every sample
+//! (and its snapshot) → measure stock, bundle and native CPython → pack. Each stage is a
+//! function returning a typed value; stages are silent, and [`build`] tells a [`Reporter`]
+//! what each one did.
 
 use crate::bundle::demo::{self, DemoVariant};
 use crate::bundle::layout::{
@@ -9,30 +11,27 @@ use crate::bundle::layout::{
 };
 use crate::bundle::pack::{self, BundleFile};
 use crate::fsx;
-use crate::manifest::python::{
-    DistributionInfo, KIND, NativeSibling, ProjectInfo, PythonManifest, PythonParity,
-    PythonTimings, RuntimeSplitInfo, ShakeInfo, ShippedSizes, SnapshotInfo,
-};
-use crate::manifest::{FileEntry, Sizes, Tool};
-use crate::measure::{parity, sizes};
+use crate::manifest::python::{NativeRun, PythonManifest, ShippedSizes, StripInfo};
+use crate::manifest::{Parity, Sizes};
+use crate::measure::parity;
 use crate::profile::{RuntimeSettings, SnapshotSettings, StdlibSettings};
+use crate::python::assemble;
 use crate::python::deps;
-use crate::python::dist::{self, CORE_FILES, Source};
+use crate::python::dist::{self, CORE_FILES, Distribution, Source};
 use crate::python::loader::{LOADER_TYPES, loader};
-use crate::python::measure::{
-    fit, measure_native, node_version, pyodide_run, python_environment, round_ms, shipped_sizes,
-};
+use crate::python::measure::{measure_native, shipped_sizes};
 use crate::python::project::PythonProject;
-use crate::python::run::{self, AppRun, Boot, Mode, RunConfig, first_difference};
-use crate::python::shake::{self, Needed, Overrides};
+use crate::python::run::{self, AppRun, Boot, Mode, RunConfig, Trace, first_difference};
+use crate::python::shake::{self, Needed, Overrides, ShakenStdlib};
 use crate::python::split::{
-    SECONDARY_FILE, ShippedSplit, WasmSplit, profile_and_split, restore_stock_runtime,
-    validate_split,
+    SECONDARY_FILE, ShippedSplit, SplitRuntime, WasmSplit, profile_and_split,
+    restore_stock_runtime, validate_split,
 };
 use crate::report::{Event, Reporter, Stage};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
 #[derive(Debug, Clone)]
 pub struct PythonBuildOptions {
     pub pyodide: Source,
@@ -118,6 +117,83 @@ pub struct PythonBuildOutput {
     pub manifest: PythonManifest,
 }
 
+/// The resolve stage: the distribution, its stock files, and the project's dependencies split
+/// between those the distribution provides and those pip installs.
+pub(crate) struct Resolved {
+    pub distribution: Distribution,
+    /// Every stock file, read once: shaken, copied into the bundle and measured from here.
+    pub stock: BTreeMap<&'static str, Vec<u8>>,
+    pub stock_lock: serde_json::Value,
+    pub sources: deps::Sources,
+    /// What pip installed for Pyodide (pure-Python wheels), if anything.
+    pub installed: Option<deps::Installed>,
+    native_deps: NativeDeps,
+}
+
+/// The app as it ships: its own files under their installed names, and with its pip-installed
+/// dependencies, zipped.
+pub(crate) struct PackedApp {
+    pub app_code: Vec<(String, Vec<u8>)>,
+    /// The app's files and its dependencies', by name in the zip.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// As stock Pyodide runs it: the sources as written.
+    pub zip: Vec<u8>,
+    /// The zip, written to the work directory for the stock runs.
+    pub path: PathBuf,
+    /// `name==version` of what pip installed for Pyodide.
+    pub requirements: Vec<String>,
+}
+
+/// The shake stage: the trace of stock Pyodide running every sample, and the standard library
+/// and lock cut down to what it needs.
+pub(crate) struct Shaken {
+    /// The stock run's outputs (what the bundle must reproduce) and trace.
+    pub traced: AppRun,
+    pub needed: Needed,
+    pub stdlib: ShakenStdlib,
+    /// Kept modules compiled to `.pyc` by the distribution's interpreter (`--precompile`).
+    pub precompiled: BTreeMap<String, Vec<u8>>,
+    pub stdlib_zip: Vec<u8>,
+    /// The app zip the bundle ships: its sources stripped, when the profile strips them.
+    pub app_zip: Vec<u8>,
+    pub strip: Option<StripInfo>,
+    pub lock: serde_json::Value,
+    /// Distribution packages loaded after boot, and their wheels.
+    pub packages: Vec<String>,
+    pub wheels: Vec<(String, Vec<u8>)>,
+}
+
+impl Shaken {
+    pub fn trace(&self) -> Result<&Trace> {
+        self.traced
+            .trace
+            .as_ref()
+            .context("the trace run reported no modules")
+    }
+}
+
+/// The validate stage: the bundle's own run of every sample (also its measured run), what
+/// became of the runtime, and the snapshot booted and checked.
+pub(crate) struct Validated {
+    pub bundle_run: AppRun,
+    /// Why the runtime ships split or whole.
+    pub runtime_note: String,
+    pub split: Option<ShippedSplit>,
+    pub snapshot: Option<(BundleFile, AppRun)>,
+}
+
+/// The measure stage's runs and figures.
+pub(crate) struct Measured {
+    pub stock_run: AppRun,
+    pub native: NativeRun,
+    pub native_parity: Parity,
+    pub sizes: ShippedSizes,
+    /// The stock files (and the app zip) as measured: the baseline of every size ratio.
+    pub stock_shipped: Vec<(String, Vec<u8>)>,
+    pub native_sibling_files: Vec<(String, Vec<u8>)>,
+    pub native_lock: Vec<String>,
+}
+
 pub fn build(
     project: &PythonProject,
     options: &PythonBuildOptions,
@@ -139,9 +215,178 @@ pub fn build(
         .transpose()?;
 
     reporter.event(Event::Started(Stage::Build));
+    let resolved = resolve(project, options)?;
+    let app = pack_app(project, &resolved, work.path())?;
+    reporter.event(Event::AppPacked {
+        pyodide_version: &resolved.distribution.version,
+        origin: &resolved.distribution.origin,
+        app_bytes: app.zip.len() as u64,
+        entry: &project.entry(),
+        installed: &app.requirements,
+        from_distribution: &resolved.sources.from_distribution,
+    });
+
+    reporter.event(Event::Started(Stage::Shake));
+    let shaken = shake_stage(project, options, &resolved, &app)?;
+    reporter.event(Event::StdlibShaken {
+        entries_before: shaken.stdlib.entries_before,
+        entries_after: shaken.stdlib.entries_after,
+        precompiled: shaken.precompiled.len(),
+        stripped: shaken
+            .strip
+            .as_ref()
+            .map(|s| (s.stripped, s.bytes_before - s.bytes_after)),
+        bytes_before: resolved.stock["python_stdlib.zip"].len() as u64,
+        bytes_after: shaken.stdlib_zip.len() as u64,
+        modules_kept: shaken.needed.modules.len(),
+        top_levels_dropped: shaken.stdlib.dropped_top_levels.len(),
+        packages: &shaken.packages,
+    });
+    let mut runtime_files = runtime_files(&resolved, &shaken)?;
+    let entry = project.entry();
+    let measure_config = RunConfig {
+        entry: &entry,
+        samples: &project.samples_path,
+        passes: options.passes,
+        packages: &shaken.packages,
+    };
+
+    reporter.event(Event::Started(Stage::Split));
+    let split = split_stage(options, &runtime_files, &measure_config);
+    reporter.event(match &split {
+        Ok((_, split, profiled_in)) => Event::RuntimeSplit {
+            profiled_in,
+            profiled_functions: split.profiled_functions,
+            functions: split.functions,
+            primary_bytes: split.primary.len() as u64,
+            deferred_bytes: split.secondary.len() as u64,
+        },
+        Err(why) => Event::RuntimeWhole { why },
+    });
+
+    reporter.event(Event::Started(Stage::Validate));
+    let bundle_dir = options.out_dir.join(project.bundle_name());
+    let staging = fsx::StagingDir::new(&bundle_dir)?;
+    pack::write_files(staging.path(), &runtime_files)?;
+    let validated = validate_stage(
+        project,
+        options,
+        &resolved,
+        &shaken,
+        split,
+        &staging.path().join(PYTHON_RUNTIME_DIR),
+        &measure_config,
+    )?;
+    if let Some(ShippedSplit { split, .. }) = &validated.split {
+        let wasm = runtime_files
+            .iter_mut()
+            .find(|f| f.path == python_runtime_path("pyodide.asm.wasm"))
+            .context("the runtime files lack pyodide.asm.wasm")?;
+        *wasm = BundleFile::new(
+            python_runtime_path("pyodide.asm.wasm"),
+            split.primary.clone(),
+        );
+        runtime_files.push(BundleFile::new(
+            python_runtime_path(SECONDARY_FILE),
+            split.secondary.clone(),
+        ));
+    }
+    let loader_file = loader_file(project, options, &shaken, &validated);
+    pack::write_files(staging.path(), std::slice::from_ref(&loader_file))?;
+    runtime_files.push(loader_file);
+    reporter.event(Event::BundleValidated {
+        samples: project.sample_count,
+        with_snapshot: validated.snapshot.is_some(),
+    });
+
+    reporter.event(Event::Started(Stage::Measure));
+    let measured = measure_stage(
+        options,
+        &resolved,
+        &app,
+        &runtime_files,
+        &validated,
+        &measure_config,
+        project.tolerance,
+        work.path(),
+    )?;
+    reporter.event(Event::NativeParity {
+        parity: &measured.native_parity,
+    });
+    let native_parity = &measured.native_parity;
+    if !native_parity.passed {
+        bail!(
+            "Pyodide and native CPython disagree on {} of {} samples (first: sample {})",
+            native_parity.mismatched_samples.len(),
+            native_parity.samples,
+            native_parity.mismatched_samples[0]
+        );
+    }
+
+    reporter.event(Event::Started(Stage::Pack));
+    if let Some((file, _)) = &validated.snapshot {
+        runtime_files.push(file.clone());
+    }
+    // Not shipped to browsers, so added after the shipped bytes were measured.
+    let mut unshipped = vec![BundleFile::new(
+        python_runtime_path(LOADER_TYPES_FILE),
+        LOADER_TYPES.as_bytes().to_vec(),
+    )];
+    unshipped.extend(demo_page);
+    pack::write_files(staging.path(), &unshipped)?;
+    runtime_files.extend(unshipped);
+    let mut archived: Vec<&BundleFile> = runtime_files.iter().collect();
+    archived.sort_by(|a, b| a.path.cmp(&b.path));
+    let tarball = BundleFile::new(
+        format!("{}-pyodide.tar.zst", project.bundle_name()),
+        pack::deterministic_tar_zst(&archived, options.source_date_epoch)?,
+    );
+    let samples_file = BundleFile::new(PYTHON_SAMPLES_FILE, project.samples_json.clone());
+    let native_archive = native_archive(
+        project,
+        &app.app_code,
+        &measured.native_sibling_files,
+        &measured.native_lock,
+        options,
+    )?;
+    let native_file = native_archive.path.clone();
+    let mut files = pack::write_files(staging.path(), &[tarball, samples_file, native_archive])?;
+    files.extend(runtime_files.iter().map(pack::describe));
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let manifest = assemble::manifest(assemble::Parts {
+        project,
+        options,
+        distribution: &resolved.distribution,
+        shaken: &shaken,
+        validated: &validated,
+        measured,
+        files,
+        native_file,
+    })?;
+    let bundle_dir = pack::commit(
+        staging,
+        &manifest.to_json(),
+        &crate::manifest::metrics::pyodide_metrics(&manifest),
+        &manifest.budgets,
+        &format!(
+            "[tool.wasmpack-infer.budgets] of project `{}`",
+            project.name
+        ),
+    )?;
+    reporter.event(Event::Packed {
+        dir: &bundle_dir,
+        files: &manifest.files,
+    });
+    Ok(PythonBuildOutput {
+        bundle_dir,
+        manifest,
+    })
+}
+
+/// The distribution, its stock files, and the dependencies of both sides installed.
+fn resolve(project: &PythonProject, options: &PythonBuildOptions) -> Result<Resolved> {
     let distribution = dist::resolve(&options.pyodide, options.offline)?;
-    // Every stock file is read once: shaken, copied into the bundle and measured from here.
-    let stock: BTreeMap<&str, Vec<u8>> = CORE_FILES
+    let stock: BTreeMap<&'static str, Vec<u8>> = CORE_FILES
         .iter()
         .map(|name| Ok((*name, distribution.read(name)?)))
         .collect::<Result<_>>()?;
@@ -163,48 +408,63 @@ pub fn build(
             deps::For::Pyodide,
         )?)
     };
-    let site = installed.as_ref().map(|i| i.site.path());
     let native_deps = NativeDeps::install(
         project,
         options,
         installed.as_ref(),
         &shake::lock_imports(&stock_lock, &sources.from_distribution),
     )?;
-    let app_code = shake::app_files(&project.app.path, &project.app.installed_as)?;
-    let site_files = match site {
-        Some(site) => shake::app_files(site, "")?,
-        None => Vec::new(),
-    };
-    let requirements = installed
-        .as_ref()
-        .map(|i| i.lock.clone())
-        .unwrap_or_default();
-    let mut app_and_deps = app_code.clone();
-    app_and_deps.extend(site_files.iter().cloned());
-    app_and_deps.sort_by(|a, b| a.0.cmp(&b.0));
-    let app_zip = shake::app_zip(&app_and_deps)?;
-    let app_path = work.path().join(PYTHON_APP_ARCHIVE);
-    fsx::write(&app_path, &app_zip)?;
-    reporter.event(Event::AppPacked {
-        pyodide_version: &distribution.version,
-        origin: &distribution.origin,
-        app_bytes: app_zip.len() as u64,
-        entry: &project.entry(),
-        installed: &requirements,
-        from_distribution: &sources.from_distribution,
-    });
+    Ok(Resolved {
+        distribution,
+        stock,
+        stock_lock,
+        sources,
+        installed,
+        native_deps,
+    })
+}
 
-    reporter.event(Event::Started(Stage::Shake));
+/// The app's files and its pip-installed dependencies, zipped as the bundle ships them.
+fn pack_app(project: &PythonProject, resolved: &Resolved, work: &Path) -> Result<PackedApp> {
+    let app_code = shake::app_files(&project.app.path, &project.app.installed_as)?;
+    let mut app_and_deps = app_code.clone();
+    if let Some(installed) = &resolved.installed {
+        app_and_deps.extend(shake::app_files(installed.site.path(), "")?);
+    }
+    app_and_deps.sort_by(|a, b| a.0.cmp(&b.0));
+    let zip = shake::app_zip(&app_and_deps)?;
+    let path = work.join(PYTHON_APP_ARCHIVE);
+    fsx::write(&path, &zip)?;
+    Ok(PackedApp {
+        app_code,
+        files: app_and_deps,
+        zip,
+        path,
+        requirements: resolved
+            .installed
+            .as_ref()
+            .map(|i| i.lock.clone())
+            .unwrap_or_default(),
+    })
+}
+
+/// Traces stock Pyodide over every sample, then keeps what the trace (and `--keep`) needs.
+fn shake_stage(
+    project: &PythonProject,
+    options: &PythonBuildOptions,
+    resolved: &Resolved,
+    app: &PackedApp,
+) -> Result<Shaken> {
     let entry = project.entry();
     let trace_config = RunConfig {
         entry: &entry,
         samples: &project.samples_path,
         passes: 0,
-        packages: &sources.from_distribution,
+        packages: &resolved.sources.from_distribution,
     };
     let traced = run::pyodide(
-        &distribution.dir,
-        &app_path,
+        &resolved.distribution.dir,
+        &app.path,
         Mode::Trace,
         &trace_config,
         &Boot::default(),
@@ -215,125 +475,192 @@ pub fn build(
         .as_ref()
         .context("the trace run reported no modules")?;
     let needed = Needed::from_trace(trace, &options.overrides)?;
-    let stock_stdlib = &stock["python_stdlib.zip"];
-    let shaken = shake::shake_stdlib(stock_stdlib, &needed, &options.overrides)?;
+    let stdlib = shake::shake_stdlib(
+        &resolved.stock["python_stdlib.zip"],
+        &needed,
+        &options.overrides,
+    )?;
+    let (stdlib_sources, app_zip, strip) = if options.stdlib.strip {
+        let stripped = strip_stage(&resolved.distribution.dir, &stdlib.zip, &app.files)?;
+        (stripped.stdlib_zip, stripped.app_zip, Some(stripped.info))
+    } else {
+        (stdlib.zip.clone(), app.zip.clone(), None)
+    };
+    // Compiled from what ships, so the code objects hold no stripped docstring either.
     let precompiled = if options.stdlib.precompile {
-        run::compile_stdlib(&distribution.dir, &shaken.zip)
+        run::compile_stdlib(&resolved.distribution.dir, &stdlib_sources)
             .context("precompiling the kept standard library with the distribution's interpreter")?
     } else {
         BTreeMap::new()
     };
-    let stdlib_zip = shake::with_entries(&shaken.zip, &precompiled)?;
-    let (lock, packages) = shake::trim_lock(&stock_lock, &needed)?;
-    let wheels = shake::package_files(&stock_lock, &packages, &distribution.dir)?;
-    // What loader.mjs loads after boot, with the SRI it checks in Node (Pyodide checks in browsers).
-    let loader_packages: Vec<serde_json::Value> = packages
+    let stdlib_zip = shake::with_entries(&stdlib_sources, &precompiled)?;
+    let (lock, packages) = shake::trim_lock(&resolved.stock_lock, &needed)?;
+    let wheels = shake::package_files(&resolved.stock_lock, &packages, &resolved.distribution.dir)?;
+    Ok(Shaken {
+        traced,
+        needed,
+        stdlib,
+        precompiled,
+        stdlib_zip,
+        app_zip,
+        strip,
+        lock,
+        packages,
+        wheels,
+    })
+}
+
+/// Sources stripped of docstrings and comments, as they ship.
+struct Stripped {
+    stdlib_zip: Vec<u8>,
+    app_zip: Vec<u8>,
+    info: StripInfo,
+}
+
+/// Strips the kept standard library's sources and the app's (with its pip-installed
+/// dependencies) in one run of the distribution's interpreter.
+fn strip_stage(
+    distribution_dir: &Path,
+    stdlib_zip: &[u8],
+    app_files: &[(String, Vec<u8>)],
+) -> Result<Stripped> {
+    const STDLIB: &str = "stdlib/";
+    const APP: &str = "app/";
+    let mut sources: Vec<(String, Vec<u8>)> = shake::python_sources(stdlib_zip)?
+        .into_iter()
+        .map(|(name, bytes)| (format!("{STDLIB}{name}"), bytes))
+        .collect();
+    sources.extend(
+        app_files
+            .iter()
+            .filter(|(name, _)| name.ends_with(".py"))
+            .map(|(name, bytes)| (format!("{APP}{name}"), bytes.clone())),
+    );
+    let result = run::strip_sources(distribution_dir, &shake::app_zip(&sources)?)
+        .context("stripping docstrings and comments with the distribution's interpreter")?;
+    let bytes_before: u64 = sources.iter().map(|(_, b)| b.len() as u64).sum();
+    let bytes_after: u64 = sources
         .iter()
-        .zip(&wheels)
-        .map(|(name, (file, bytes))| {
-            serde_json::json!({ "name": name, "file": file, "integrity": fsx::sri_sha384(bytes) })
+        .map(|(name, b)| result.stripped.get(name).unwrap_or(b).len() as u64)
+        .sum();
+    let stdlib_stripped: BTreeMap<String, Vec<u8>> = result
+        .stripped
+        .iter()
+        .filter_map(|(name, b)| Some((name.strip_prefix(STDLIB)?.to_string(), b.clone())))
+        .collect();
+    let app_files: Vec<(String, Vec<u8>)> = app_files
+        .iter()
+        .map(|(name, bytes)| {
+            let shipped = result
+                .stripped
+                .get(&format!("{APP}{name}"))
+                .unwrap_or(bytes);
+            (name.clone(), shipped.clone())
         })
         .collect();
-    reporter.event(Event::StdlibShaken {
-        entries_before: shaken.entries_before,
-        entries_after: shaken.entries_after,
-        precompiled: precompiled.len(),
-        bytes_before: stock_stdlib.len() as u64,
-        bytes_after: stdlib_zip.len() as u64,
-        modules_kept: needed.modules.len(),
-        top_levels_dropped: shaken.dropped_top_levels.len(),
-        packages: &packages,
-    });
+    Ok(Stripped {
+        stdlib_zip: shake::with_entries(stdlib_zip, &stdlib_stripped)?,
+        app_zip: shake::app_zip(&app_files)?,
+        info: StripInfo {
+            sources: sources.len(),
+            stripped: result.stripped.len(),
+            bytes_before,
+            bytes_after,
+            docstrings_kept: result.docstrings_kept,
+        },
+    })
+}
 
-    let mut runtime_files: Vec<BundleFile> = ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm"]
+/// The runtime directory as the bundle ships it, before any split: the stock runtime, the
+/// shaken standard library and lock, the kept wheels and the app.
+fn runtime_files(resolved: &Resolved, shaken: &Shaken) -> Result<Vec<BundleFile>> {
+    let mut files: Vec<BundleFile> = ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm"]
         .iter()
-        .map(|name| BundleFile::new(python_runtime_path(name), stock[name].clone()))
+        .map(|name| BundleFile::new(python_runtime_path(name), resolved.stock[name].clone()))
         .collect();
-    runtime_files.push(BundleFile::new(
+    files.push(BundleFile::new(
         python_runtime_path("python_stdlib.zip"),
-        stdlib_zip.clone(),
+        shaken.stdlib_zip.clone(),
     ));
-    runtime_files.push(BundleFile::new(
+    files.push(BundleFile::new(
         python_runtime_path("pyodide-lock.json"),
-        serde_json::to_vec(&lock).context("writing pyodide-lock.json")?,
+        serde_json::to_vec(&shaken.lock).context("writing pyodide-lock.json")?,
     ));
-    runtime_files.extend(
-        wheels
-            .into_iter()
-            .map(|(file, bytes)| BundleFile::new(python_runtime_path(&file), bytes)),
+    files.extend(
+        shaken
+            .wheels
+            .iter()
+            .map(|(file, bytes)| BundleFile::new(python_runtime_path(file), bytes.clone())),
     );
-    runtime_files.push(BundleFile::new(
+    files.push(BundleFile::new(
         python_runtime_path(PYTHON_APP_ARCHIVE),
-        app_zip.clone(),
+        shaken.app_zip.clone(),
     ));
-    let measure_config = RunConfig {
-        entry: &entry,
-        samples: &project.samples_path,
-        passes: options.passes,
-        packages: &packages,
-    };
+    Ok(files)
+}
 
-    reporter.event(Event::Started(Stage::Split));
-    let split = if !options.runtime.split {
-        Err(
+/// Profiles the runtime over the samples and splits it in two; `Err` says why it ships whole.
+fn split_stage(
+    options: &PythonBuildOptions,
+    runtime_files: &[BundleFile],
+    config: &RunConfig,
+) -> std::result::Result<(WasmSplit, SplitRuntime, Vec<String>), String> {
+    if !options.runtime.split {
+        return Err(
             "pyodide.asm.wasm shipped unchanged: splitting is off (--no-split, or the Python \
              profile's runtime.split)"
                 .to_string(),
-        )
-    } else {
-        match WasmSplit::find() {
-            Ok(tool) => profile_and_split(
-                &tool,
-                &options.runtime.features,
-                &runtime_files,
-                &measure_config,
-                options.snapshot.build,
-            )
-            .map(|(split, profiled_in)| (tool, split, profiled_in))
-            .map_err(|e| format!("pyodide.asm.wasm shipped unchanged: splitting it failed: {e:#}")),
-            Err(why) => Err(format!("pyodide.asm.wasm shipped unchanged: {why}")),
-        }
-    };
-    reporter.event(match &split {
-        Ok((_, split, profiled_in)) => Event::RuntimeSplit {
-            profiled_in,
-            profiled_functions: split.profiled_functions,
-            functions: split.functions,
-            primary_bytes: split.primary.len() as u64,
-            deferred_bytes: split.secondary.len() as u64,
-        },
-        Err(why) => Event::RuntimeWhole { why },
-    });
+        );
+    }
+    let tool =
+        WasmSplit::find().map_err(|why| format!("pyodide.asm.wasm shipped unchanged: {why}"))?;
+    profile_and_split(
+        &tool,
+        &options.runtime.features,
+        runtime_files,
+        config,
+        options.snapshot.build,
+    )
+    .map(|(split, profiled_in)| (tool, split, profiled_in))
+    .map_err(|e| format!("pyodide.asm.wasm shipped unchanged: splitting it failed: {e:#}"))
+}
 
-    reporter.event(Event::Started(Stage::Validate));
-    let bundle_dir = options.out_dir.join(project.bundle_name());
-    let staging = fsx::StagingDir::new(&bundle_dir)?;
-    let runtime_dir = staging.path().join(PYTHON_RUNTIME_DIR);
-    pack::write_files(staging.path(), &runtime_files)?;
-    // The split runtime ships only if every sample gives stock's outputs on it twice: with the
-    // secondary loaded up front (so the code behind every placeholder is checked too), and
-    // without it (what the profile predicts), which is also the bundle's measured run.
+/// Runs every sample on the staged bundle in `runtime_dir`, which must give stock's outputs. The
+/// split runtime ships only if it does so twice: with the deferred half loaded up front (so the
+/// code behind every placeholder is checked too), and without it (what the profile predicts),
+/// which is also the bundle's measured run; else the stock runtime goes back. Then the memory
+/// snapshot, if the profile asks for one, is made and booted the same way.
+fn validate_stage(
+    project: &PythonProject,
+    options: &PythonBuildOptions,
+    resolved: &Resolved,
+    shaken: &Shaken,
+    split: std::result::Result<(WasmSplit, SplitRuntime, Vec<String>), String>,
+    runtime_dir: &Path,
+    config: &RunConfig,
+) -> Result<Validated> {
+    let expected = &shaken.traced.outputs;
+    let app = runtime_dir.join(PYTHON_APP_ARCHIVE);
+    let hint = if shaken.strip.as_ref().is_some_and(|s| s.stripped > 0) {
+        "try --keep MODULE, or --no-strip if it reads a docstring"
+    } else {
+        "try --keep MODULE"
+    };
     let measure_bundle = || -> Result<AppRun> {
-        let run = run::pyodide(
-            &runtime_dir,
-            &runtime_dir.join(PYTHON_APP_ARCHIVE),
-            Mode::Measure,
-            &measure_config,
-            &Boot::default(),
-        )
-        .context("running every sample on the shaken bundle (a module it needs may have been dropped: try --keep MODULE)")?;
-        if let Some(sample) = first_difference(&traced.outputs, &run.outputs) {
+        let run = run::pyodide(runtime_dir, &app, Mode::Measure, config, &Boot::default())
+            .with_context(|| format!("running every sample on the shaken bundle (a module it needs may have been dropped: {hint})"))?;
+        if let Some(sample) = first_difference(expected, &run.outputs) {
             bail!(
                 "the shaken bundle's output differs from stock Pyodide's on sample {sample} of {}: \
-                 something it needs was dropped (try --keep MODULE)",
+                 something it needs was dropped ({hint})",
                 project.sample_count
             );
         }
         Ok(run)
     };
-    let (bundle_run, runtime_note, split_outcome) = match split {
+    let (bundle_run, runtime_note, split) = match split {
         Ok((tool, split, profiled_in)) => {
-            match validate_split(&split, &runtime_dir, &measure_config, &traced.outputs) {
+            match validate_split(&split, runtime_dir, config, expected) {
                 Ok((run, secondary_load_ms)) => {
                     let note = format!(
                         "pyodide.asm.wasm split by {}: every sample gave stock's outputs with the \
@@ -349,7 +676,7 @@ pub fn build(
                     (run, note, Some(shipped))
                 }
                 Err(e) => {
-                    restore_stock_runtime(&runtime_dir, &stock["pyodide.asm.wasm"])?;
+                    restore_stock_runtime(runtime_dir, &resolved.stock["pyodide.asm.wasm"])?;
                     let note = format!(
                         "pyodide.asm.wasm shipped unchanged: the split runtime failed validation: {e:#}"
                     );
@@ -359,85 +686,115 @@ pub fn build(
         }
         Err(why) => (measure_bundle()?, why, None),
     };
-    if let Some(ShippedSplit { split, .. }) = &split_outcome {
-        let wasm = runtime_files
-            .iter_mut()
-            .find(|f| f.path == python_runtime_path("pyodide.asm.wasm"))
-            .context("the runtime files lack pyodide.asm.wasm")?;
-        *wasm = BundleFile::new(
-            python_runtime_path("pyodide.asm.wasm"),
-            split.primary.clone(),
-        );
-        runtime_files.push(BundleFile::new(
-            python_runtime_path(SECONDARY_FILE),
-            split.secondary.clone(),
-        ));
-    }
     let snapshot = if options.snapshot.build {
-        let bytes = run::make_snapshot(
-            &runtime_dir,
-            &runtime_dir.join(PYTHON_APP_ARCHIVE),
-            &measure_config,
-        )
-        .context("making a memory snapshot of the bundle")?;
-        let file = BundleFile::new(python_runtime_path(PYTHON_SNAPSHOT_FILE), bytes);
-        pack::write_files(staging.path(), std::slice::from_ref(&file))?;
-        let run = run::pyodide(
-            &runtime_dir,
-            &runtime_dir.join(PYTHON_APP_ARCHIVE),
-            Mode::Measure,
-            &measure_config,
-            &Boot {
-                snapshot: Some(&runtime_dir.join(PYTHON_SNAPSHOT_FILE)),
-                ..Boot::default()
-            },
-        )
-        .context("running every sample on the bundle booted from its memory snapshot")?;
-        if let Some(sample) = first_difference(&traced.outputs, &run.outputs) {
-            bail!(
-                "booted from its memory snapshot, the bundle's output differs from stock \
-                 Pyodide's on sample {sample} of {}",
-                project.sample_count
-            );
-        }
-        Some((file, run))
+        Some(snapshot_stage(project, runtime_dir, config, expected)?)
     } else {
         None
     };
-    let loader_file = BundleFile::new(
+    Ok(Validated {
+        bundle_run,
+        runtime_note,
+        split,
+        snapshot,
+    })
+}
+
+/// Makes the bundle's memory snapshot, writes it beside the runtime, and boots from it: every
+/// sample must still give stock's outputs.
+fn snapshot_stage(
+    project: &PythonProject,
+    runtime_dir: &Path,
+    config: &RunConfig,
+    expected: &[serde_json::Value],
+) -> Result<(BundleFile, AppRun)> {
+    let app = runtime_dir.join(PYTHON_APP_ARCHIVE);
+    let bytes = run::make_snapshot(runtime_dir, &app, config)
+        .context("making a memory snapshot of the bundle")?;
+    let file = BundleFile::new(python_runtime_path(PYTHON_SNAPSHOT_FILE), bytes);
+    fsx::write(&runtime_dir.join(PYTHON_SNAPSHOT_FILE), &file.bytes)?;
+    let run = run::pyodide(
+        runtime_dir,
+        &app,
+        Mode::Measure,
+        config,
+        &Boot {
+            snapshot: Some(&runtime_dir.join(PYTHON_SNAPSHOT_FILE)),
+            ..Boot::default()
+        },
+    )
+    .context("running every sample on the bundle booted from its memory snapshot")?;
+    if let Some(sample) = first_difference(expected, &run.outputs) {
+        bail!(
+            "booted from its memory snapshot, the bundle's output differs from stock \
+             Pyodide's on sample {sample} of {}",
+            project.sample_count
+        );
+    }
+    Ok((file, run))
+}
+
+/// `loader.mjs`, with the digests of what it loads: the app, the snapshot, the deferred runtime
+/// and the kept packages (whose SRI it checks in Node; Pyodide checks in browsers).
+fn loader_file(
+    project: &PythonProject,
+    options: &PythonBuildOptions,
+    shaken: &Shaken,
+    validated: &Validated,
+) -> BundleFile {
+    let packages: Vec<serde_json::Value> = shaken
+        .packages
+        .iter()
+        .zip(&shaken.wheels)
+        .map(|(name, (file, bytes))| {
+            serde_json::json!({ "name": name, "file": file, "integrity": fsx::sri_sha384(bytes) })
+        })
+        .collect();
+    BundleFile::new(
         python_runtime_path(LOADER_FILE),
         loader(
             project,
-            &app_zip,
-            snapshot.as_ref().map(|(f, _)| f.bytes.as_slice()),
+            &shaken.app_zip,
+            validated.snapshot.as_ref().map(|(f, _)| f.bytes.as_slice()),
             options.snapshot.default,
-            split_outcome.as_ref().map(|s| s.split.secondary.as_slice()),
-            &loader_packages,
+            validated
+                .split
+                .as_ref()
+                .map(|s| s.split.secondary.as_slice()),
+            &packages,
         )
         .into_bytes(),
-    );
-    pack::write_files(staging.path(), std::slice::from_ref(&loader_file))?;
-    runtime_files.push(loader_file);
-    reporter.event(Event::BundleValidated {
-        samples: project.sample_count,
-        with_snapshot: snapshot.is_some(),
-    });
+    )
+}
 
-    reporter.event(Event::Started(Stage::Measure));
+/// Stock Pyodide and the native sibling over the samples, and the shipped bytes of both
+/// distributions (stock and bundle) side by side.
+#[allow(clippy::too_many_arguments)]
+fn measure_stage(
+    options: &PythonBuildOptions,
+    resolved: &Resolved,
+    app: &PackedApp,
+    runtime_files: &[BundleFile],
+    validated: &Validated,
+    config: &RunConfig,
+    tolerance: f64,
+    work: &Path,
+) -> Result<Measured> {
     let stock_run = run::pyodide(
-        &distribution.dir,
-        &app_path,
+        &resolved.distribution.dir,
+        &app.path,
         Mode::Measure,
-        &measure_config,
+        config,
         &Boot::default(),
     )
     .context("measuring stock Pyodide")?;
-    let native_site = native_deps.site(site);
+    let shared_site = resolved.installed.as_ref().map(|i| i.site.path());
+    let native_site = resolved.native_deps.site(shared_site);
     // The native sibling imports the files the bundle ships, laid out as installed (as `verify`
     // unpacks them), not the project directory: a src layout or a renamed package dir imports
     // the same way, and nothing else beside pyproject.toml can shadow or fill in for them.
-    let native_app = work.path().join("native-app");
-    let native_app_files: Vec<BundleFile> = app_code
+    let native_app = work.join("native-app");
+    let native_app_files: Vec<BundleFile> = app
+        .app_code
         .iter()
         .map(|(name, bytes)| BundleFile::new(name.clone(), bytes.clone()))
         .collect();
@@ -448,21 +805,24 @@ pub fn build(
         Some(site) => shake::app_files(site, "")?,
         None => Vec::new(),
     };
-    let native_lock = native_deps.lock.clone();
-    let native = measure_native(
+    let (native, native_app_run) = measure_native(
         &options.python,
         &native_paths,
-        &measure_config,
-        &native_deps.accelerated_modules,
+        config,
+        &resolved.native_deps.accelerated_modules,
     )?;
-    let native_parity =
-        parity::compare_json(&bundle_run.outputs, &native.1.outputs, project.tolerance);
-    let stock_shipped: Vec<(String, Vec<u8>)> = stock
-        .into_iter()
-        .map(|(name, bytes)| (name.to_string(), bytes))
+    let native_parity = parity::compare_json(
+        &validated.bundle_run.outputs,
+        &native_app_run.outputs,
+        tolerance,
+    );
+    let stock_shipped: Vec<(String, Vec<u8>)> = resolved
+        .stock
+        .iter()
+        .map(|(name, bytes)| (name.to_string(), bytes.clone()))
         .chain(std::iter::once((
             PYTHON_APP_ARCHIVE.to_string(),
-            app_zip.clone(),
+            app.zip.clone(),
         )))
         .collect();
     let bundle_shipped: Vec<(String, Vec<u8>)> = runtime_files
@@ -475,198 +835,19 @@ pub fn build(
         })
         .collect();
     let sizes = shipped_sizes(&stock_shipped, &bundle_shipped, SECONDARY_FILE)?;
-    let stock = pyodide_run(&stock_run);
-    let bundle = pyodide_run(&bundle_run);
-    let snapshot_info = snapshot
-        .as_ref()
-        .map(|(file, run)| -> Result<SnapshotInfo> {
-            Ok(SnapshotInfo {
-                file: file.path.clone(),
-                sizes: sizes::sizes(&file.bytes)?,
-                default_boot: options.snapshot.default,
-                run: pyodide_run(run),
-            })
-        })
-        .transpose()?;
-    let runtime_fit = fit(&stock, &bundle, &native.0, &sizes, snapshot_info.as_ref());
-    let runtime_split = split_outcome
-        .as_ref()
-        .map(
-            |ShippedSplit {
-                 tool,
-                 split,
-                 profiled_in,
-                 ..
-             }|
-             -> Result<RuntimeSplitInfo> {
-                Ok(RuntimeSplitInfo {
-                    tool: tool.version.clone(),
-                    profiled_in: profiled_in.clone(),
-                    features: options.runtime.features.clone(),
-                    functions: split.functions,
-                    profiled_functions: split.profiled_functions,
-                    primary_functions: split.primary_functions,
-                    placeholders: split.placeholders,
-                    primary_file: python_runtime_path("pyodide.asm.wasm"),
-                    secondary_file: python_runtime_path(SECONDARY_FILE),
-                    primary: shipped_file(&sizes, "pyodide.asm.wasm")?,
-                    secondary: shipped_file(&sizes, SECONDARY_FILE)?,
-                })
-            },
-        )
-        .transpose()?;
-    reporter.event(Event::NativeParity {
-        parity: &native_parity,
-    });
-    if !native_parity.passed {
-        bail!(
-            "Pyodide and native CPython disagree on {} of {} samples (first: sample {})",
-            native_parity.mismatched_samples.len(),
-            native_parity.samples,
-            native_parity.mismatched_samples[0]
-        );
-    }
-
-    reporter.event(Event::Started(Stage::Pack));
-    if let Some((file, _)) = snapshot {
-        runtime_files.push(file);
-    }
-    // Not shipped to browsers, so added after the shipped bytes were measured.
-    let mut unshipped = vec![BundleFile::new(
-        python_runtime_path(LOADER_TYPES_FILE),
-        LOADER_TYPES.as_bytes().to_vec(),
-    )];
-    unshipped.extend(demo_page);
-    pack::write_files(staging.path(), &unshipped)?;
-    runtime_files.extend(unshipped);
-    let mut archived: Vec<&BundleFile> = runtime_files.iter().collect();
-    archived.sort_by(|a, b| a.path.cmp(&b.path));
-    let tarball = BundleFile::new(
-        format!("{}-pyodide.tar.zst", project.bundle_name()),
-        pack::deterministic_tar_zst(&archived, options.source_date_epoch)?,
-    );
-    let samples_file = BundleFile::new(PYTHON_SAMPLES_FILE, project.samples_json.clone());
-    let native_archive = native_archive(
-        project,
-        &app_code,
-        &native_sibling_files,
-        &native_lock,
-        options,
-    )?;
-    let native_sibling = NativeSibling {
-        file: native_archive.path.clone(),
-        requirements: native_lock.clone(),
-        accelerated: project.native_requirements.clone(),
-    };
-    let mut files: Vec<FileEntry> =
-        pack::write_files(staging.path(), &[tarball, samples_file, native_archive])?;
-    files.extend(runtime_files.iter().map(pack::describe));
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    let manifest = PythonManifest {
-        schema_version: crate::manifest::SCHEMA_VERSION,
-        kind: KIND.into(),
-        tool: Tool {
-            name: env!("CARGO_PKG_NAME").into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        },
-        project: ProjectInfo {
-            name: project.name.clone(),
-            version: project.version.clone(),
-            entry: entry.clone(),
-            dependencies: project.dependencies.clone(),
-            samples: project.sample_count,
-            samples_sha256: fsx::sha256_hex(&project.samples_json),
-            tolerance: project.tolerance,
-        },
-        distribution: DistributionInfo {
-            version: distribution.version.clone(),
-            origin: distribution.origin.clone(),
-            stock_sha256: stock_shipped
-                .iter()
-                .filter(|(name, _)| name != PYTHON_APP_ARCHIVE)
-                .map(|(name, bytes)| (name.clone(), fsx::sha256_hex(bytes)))
-                .collect(),
-        },
-        files,
-        native: native_sibling,
-        shake: ShakeInfo {
-            modules: needed
-                .modules
-                .iter()
-                .map(|(name, why)| (name.clone(), why.to_string()))
-                .collect(),
-            importers: trace
-                .importers
-                .iter()
-                .filter(|(module, _)| {
-                    needed
-                        .modules
-                        .get(*module)
-                        .is_some_and(|why| *why != "boot")
-                })
-                .map(|(module, importer)| (module.clone(), importer.clone()))
-                .collect(),
-            stdlib_entries_before: shaken.entries_before,
-            stdlib_entries_after: shaken.entries_after,
-            precompiled: precompiled.len(),
-            dropped_top_levels: shaken.dropped_top_levels.clone(),
-            files_opened: trace
-                .opened
-                .iter()
-                .filter(|f| f.starts_with("/app/") && !f.ends_with(".pyc"))
-                .cloned()
-                .collect(),
-            packages,
-            keep: options.overrides.keep.clone(),
-            drop: options.overrides.drop.clone(),
-            runtime: runtime_note,
-        },
+    Ok(Measured {
+        stock_run,
+        native,
+        native_parity,
         sizes,
-        runtime_split,
-        snapshot: snapshot_info,
-        parity: PythonParity {
-            bundle_matches_stock: true,
-            native: native_parity,
-        },
-        budgets: project.budgets.clone(),
-        timings: PythonTimings {
-            environment: python_environment(),
-            node: node_version(),
-            stock,
-            bundle,
-            native: native.0,
-            runtime_fit,
-            browser: None,
-            secondary_load_ms: split_outcome
-                .as_ref()
-                .map(|s| round_ms(s.secondary_load_ms)),
-        },
-    };
-    // Budgets name metrics only a manifest has; a bad one is an input error before anything is
-    // committed. Whether they pass is for `check`.
-    crate::budget::check(
-        &crate::manifest::metrics::pyodide_metrics(&manifest),
-        &manifest.budgets,
-    )
-    .with_context(|| {
-        format!(
-            "in [tool.wasmpack-infer.budgets] of project `{}`",
-            project.name
-        )
-    })?;
-    let bundle_dir = pack::commit(staging, &manifest.to_json())?;
-    reporter.event(Event::Packed {
-        dir: &bundle_dir,
-        files: &manifest.files,
-    });
-    Ok(PythonBuildOutput {
-        bundle_dir,
-        manifest,
+        stock_shipped,
+        native_sibling_files,
+        native_lock: resolved.native_deps.lock.clone(),
     })
 }
 
 /// The measured sizes of one shipped runtime file.
-fn shipped_file(sizes: &ShippedSizes, file: &str) -> Result<Sizes> {
+pub(crate) fn shipped_file(sizes: &ShippedSizes, file: &str) -> Result<Sizes> {
     sizes
         .per_file
         .iter()
@@ -675,7 +856,6 @@ fn shipped_file(sizes: &ShippedSizes, file: &str) -> Result<Sizes> {
         .with_context(|| format!("{file} was not measured"))
 }
 
-/// `a==1, b==2; from the distribution: c`, or `none`.
 /// The native sibling: the app and its installed dependencies with their requirement lock, to
 /// unpack and put on a CPython's path.
 fn native_archive(

@@ -23,6 +23,8 @@ pub fn with_shared_js(template: &str) -> String {
         .replace(SPLIT_RUNTIME_SLOT, SPLIT_RUNTIME.trim_end())
 }
 const PYTHON_RUNNER: &str = include_str!("../../templates/python/runner.py");
+/// Strips docstrings and comments; run by the distribution's interpreter (`strip` mode).
+pub const STRIP_SOURCE: &str = include_str!("../../templates/pyodide/strip_source.py");
 
 /// How long one run may take before it is killed: a stock Pyodide boots in ~3.5 s here.
 pub const RUN_TIME_LIMIT: Duration = Duration::from_secs(300);
@@ -144,10 +146,7 @@ pub fn make_snapshot(index_dir: &Path, app_zip: &Path, run: &RunConfig) -> Resul
 
 /// `.pyc` bytes (by zip entry name, `x/y.pyc`) for every `.py` in the stdlib `zip`, compiled by
 /// the interpreter of the distribution at `index_dir`.
-pub fn compile_stdlib(
-    index_dir: &Path,
-    zip: &[u8],
-) -> Result<std::collections::BTreeMap<String, Vec<u8>>> {
+pub fn compile_stdlib(index_dir: &Path, zip: &[u8]) -> Result<BTreeMap<String, Vec<u8>>> {
     use base64::Engine as _;
     let work = tempfile::tempdir().context("creating a directory for the Node runner")?;
     let zip_path = work.path().join("stdlib.zip");
@@ -160,7 +159,7 @@ pub fn compile_stdlib(
         "out": out,
     });
     run_node(&config, work.path())?;
-    let encoded: std::collections::BTreeMap<String, String> =
+    let encoded: BTreeMap<String, String> =
         serde_json::from_slice(&crate::fsx::read(&out)?).context("reading the compiled modules")?;
     encoded
         .into_iter()
@@ -171,6 +170,54 @@ pub fn compile_stdlib(
             Ok((name, bytes))
         })
         .collect()
+}
+
+/// Sources stripped of docstrings and comments by [`strip_sources`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StrippedSources {
+    /// The files that changed, by name; the others ship as they are.
+    #[serde(deserialize_with = "base64_map")]
+    pub stripped: BTreeMap<String, Vec<u8>>,
+    /// Files that keep their docstrings (and lose only comments, if anything), and why.
+    pub docstrings_kept: BTreeMap<String, String>,
+}
+
+fn base64_map<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<BTreeMap<String, Vec<u8>>, D::Error> {
+    use base64::Engine as _;
+    let encoded = std::collections::BTreeMap::<String, String>::deserialize(deserializer)?;
+    encoded
+        .into_iter()
+        .map(|(name, text)| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map(|bytes| (name.clone(), bytes))
+                .map_err(|e| serde::de::Error::custom(format!("{name}: not base64: {e}")))
+        })
+        .collect()
+}
+
+/// Strips docstrings and comments from the `.py` files of `zip` with the distribution's own
+/// interpreter (`templates/pyodide/strip_source.py`): every line keeps its number, and a file
+/// changes only if its stripped source parses to the same code.
+pub fn strip_sources(index_dir: &Path, zip: &[u8]) -> Result<StrippedSources> {
+    let work = tempfile::tempdir().context("creating a directory for the Node runner")?;
+    let zip_path = work.path().join("sources.zip");
+    crate::fsx::write(&zip_path, zip)?;
+    let script = work.path().join("strip_source.py");
+    crate::fsx::write(&script, STRIP_SOURCE.as_bytes())?;
+    let out = work.path().join("stripped.json");
+    let config = serde_json::json!({
+        "mode": "strip",
+        "indexURL": absolute(index_dir)?,
+        "zip": zip_path,
+        "script": script,
+        "out": out,
+    });
+    run_node(&config, work.path())?;
+    serde_json::from_slice(&crate::fsx::read(&out)?).context("reading the stripped sources")
 }
 
 fn node_config(

@@ -320,24 +320,56 @@ pub fn app_files(root: &Path, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
     Ok(files)
 }
 
-/// `zip` with `extra` entries (name → bytes) appended in name order, deflated, with fixed
-/// timestamps and permissions; its own entries are copied raw.
-pub fn with_entries(zip: &[u8], extra: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>> {
+/// `zip` with `entries` (name → bytes) in it: an entry of the same name is replaced in place, the
+/// others are appended in name order; new bytes are deflated with fixed timestamps and
+/// permissions, and every other entry is copied raw.
+pub fn with_entries(zip: &[u8], entries: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>> {
     let mut archive = zip::ZipArchive::new(Cursor::new(zip)).context("reading the zip")?;
     let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    for index in 0..archive.len() {
-        writer.raw_copy_file(archive.by_index_raw(index)?)?;
-    }
     let options = zip::write::SimpleFileOptions::DEFAULT
         .compression_method(zip::CompressionMethod::Deflated)
         .unix_permissions(0o644);
-    for (name, bytes) in extra {
+    let mut replaced = BTreeSet::new();
+    for index in 0..archive.len() {
+        let entry = archive.by_index_raw(index)?;
+        let name = entry.name()?.into_owned();
+        match entries.get(&name) {
+            Some(bytes) => {
+                drop(entry);
+                writer
+                    .start_file(name.as_str(), options)
+                    .with_context(|| format!("replacing {name}"))?;
+                writer.write_all(bytes)?;
+                replaced.insert(name);
+            }
+            None => writer.raw_copy_file(entry)?,
+        }
+    }
+    for (name, bytes) in entries.iter().filter(|(n, _)| !replaced.contains(*n)) {
         writer
             .start_file(name.as_str(), options)
             .with_context(|| format!("adding {name}"))?;
         writer.write_all(bytes)?;
     }
     Ok(writer.finish()?.into_inner())
+}
+
+/// The `.py` entries of `zip`, by name.
+pub fn python_sources(zip: &[u8]) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(zip)).context("reading the zip")?;
+    let mut sources = BTreeMap::new();
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index)?;
+        let name = entry.name()?.into_owned();
+        if name.ends_with(".py") {
+            let mut bytes = Vec::new();
+            entry
+                .read_to_end(&mut bytes)
+                .with_context(|| format!("reading {name}"))?;
+            sources.insert(name, bytes);
+        }
+    }
+    Ok(sources)
 }
 
 /// `files` as a deterministic zip: sorted, fixed timestamps and permissions.

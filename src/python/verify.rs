@@ -14,11 +14,13 @@ use std::path::Path;
 /// What differs between the bundle in `dir` and its manifest; empty when it is intact. Runs code
 /// only when every file matches the manifest's sha256.
 pub fn verify(dir: &Path, manifest: &PythonManifest, python: &Path) -> Result<Verified> {
-    let mut found = Verified {
-        problems: bundle::file_problems(dir, &manifest.files)?,
-        parity: None,
-    };
-    if !found.problems.is_empty() {
+    let mut found = Verified::files_checked(
+        dir,
+        &manifest.files,
+        manifest.project.samples,
+        manifest.project.tolerance,
+    )?;
+    if !found.is_intact() {
         return Ok(found);
     }
     let runtime_dir = bundle::path_in(dir, PYTHON_RUNTIME_DIR)?;

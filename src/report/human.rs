@@ -110,6 +110,7 @@ pub fn stage_line(event: &Event<'_>) -> Option<(Stage, String)> {
             entries_before,
             entries_after,
             precompiled,
+            stripped,
             bytes_before,
             bytes_after,
             modules_kept,
@@ -118,12 +119,19 @@ pub fn stage_line(event: &Event<'_>) -> Option<(Stage, String)> {
         } => (
             Stage::Shake,
             format!(
-                "python_stdlib.zip {entries_before} → {entries_after} entries{} ({} → {}, {}); \
+                "python_stdlib.zip {entries_before} → {entries_after} entries{}{} ({} → {}, {}); \
                  {modules_kept} modules kept, {top_levels_dropped} top-level dropped; packages: {}",
                 if *precompiled == 0 {
                     String::new()
                 } else {
                     format!(" + {precompiled} precompiled .pyc")
+                },
+                match stripped {
+                    Some((files, saved)) => format!(
+                        ", {files} sources stripped of docstrings and comments (−{})",
+                        format_bytes(*saved)
+                    ),
+                    None => String::new(),
                 },
                 format_bytes(*bytes_before),
                 format_bytes(*bytes_after),

@@ -88,6 +88,8 @@ pub enum Event<'a> {
         entries_before: usize,
         entries_after: usize,
         precompiled: usize,
+        /// Sources stripped of docstrings and comments, and the bytes that saved.
+        stripped: Option<(usize, u64)>,
         bytes_before: u64,
         bytes_after: u64,
         modules_kept: usize,

@@ -12,6 +12,8 @@
 // measure: boot, app import, first inference and steady per-sample latency, plus the outputs.
 // snapshot: boots, imports the entry module and writes Pyodide's memory snapshot.
 // compile: compiles every .py in `zip` with this interpreter and writes {name.pyc: base64} to out.
+// strip: strips docstrings and comments from every .py in `zip` with `script` (strip_source.py)
+// and writes {stripped: {name: base64}, docstringsKept: {name: why}} to out.
 // A runtime split by wasm-split runs with `secondary` (the deferred module's path); with
 // `loadSecondary` it is loaded right after boot, so every sample runs on it. `profileOut`: write
 // the profile of an instrumented runtime (`wasm-split --instrument`) there after the samples.
@@ -75,6 +77,21 @@ with zipfile.ZipFile("/tmp/wpi-stdlib.zip") as stdlib:
         compiled[name + "c"] = base64.b64encode(pyc).decode()
 json.dumps(compiled)
 `));
+  process.exit(0);
+}
+
+if (config.mode === "strip") {
+  pyodide.FS.writeFile("/tmp/wpi-sources.zip", await readFile(config.zip));
+  const strip = pyodide.pyimport("types").ModuleType("wpi_strip_source");
+  pyodide.runPython(await readFile(config.script, "utf8"), { globals: strip.__dict__ });
+  await writeFile(config.out, pyodide.runPython(`
+import base64, json, zipfile
+with zipfile.ZipFile("/tmp/wpi-sources.zip") as sources:
+    files = {name: sources.read(name) for name in sources.namelist() if name.endswith(".py")}
+stripped, kept = strip_all(files)
+json.dumps({"stripped": {n: base64.b64encode(b).decode() for n, b in stripped.items()},
+            "docstringsKept": kept})
+`, { globals: strip.__dict__ }));
   process.exit(0);
 }
 

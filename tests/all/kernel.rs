@@ -659,3 +659,64 @@ fn a_file_outside_the_package_needs_in_place() {
     assert!(!out.exists(), "nothing may be written");
     assert_exit(&build(&["--in-place"]), 0);
 }
+
+/// Kernels on the crates users have: rand 0.9 links getrandom 0.3, which builds for
+/// wasm32-unknown-unknown only once a backend is chosen. The profile chooses getrandom's
+/// `unsupported` backend (no imports), records it in the manifest, and the kernel builds with no
+/// wasm-specific setup of its own.
+#[test]
+fn a_kernel_on_rand_builds_with_the_profiles_getrandom_backend() {
+    let out = tempfile::tempdir().unwrap();
+    let output = build(
+        &fixture("random-features"),
+        out.path(),
+        &["--json", "--steady-runs", "3", "--batches", "1"],
+    );
+    assert_exit(&output, 0);
+    let manifest = manifest_from_stdout(&output);
+    let rustflags = manifest["wasm"]["rustflags"].as_array().unwrap();
+    assert!(
+        rustflags.contains(&serde_json::json!("getrandom_backend=\"unsupported\"")),
+        "{rustflags:?}"
+    );
+    assert_eq!(manifest["wasm"]["imports"], serde_json::json!([]));
+    assert_eq!(manifest["parity"]["passed"], true);
+}
+
+/// getrandom 0.2 (under rand 0.8) picks its backend by its own features, which the tool cannot
+/// set: the build fails naming the chain that pulls it in and the fix, and does not blame a
+/// missing file.
+#[test]
+fn getrandom_0_2_fails_naming_who_pulls_it_in() {
+    let out = tempfile::tempdir().unwrap();
+    let output = build(&fixture("old-rand"), out.path(), &[]);
+    assert_exit(&output, 3);
+    let err = stderr(&output);
+    assert!(
+        err.contains("old-rand 0.1.0 → rand 0.8.") && err.contains("→ getrandom 0.2."),
+        "{err}"
+    );
+    assert!(err.contains("getrandom 0.3 or later"), "{err}");
+    assert!(!err.contains("--in-place"), "no file is missing: {err}");
+    assert!(!out.path().join("old-rand-0.1.0").exists());
+}
+
+/// getrandom 0.2's `js` backend links wasm-bindgen's glue: the build stops at the imports,
+/// naming them and the chain to wasm-bindgen, before building the native variant.
+#[test]
+fn wasm_bindgen_imports_stop_the_build_naming_the_crate() {
+    let out = tempfile::tempdir().unwrap();
+    let output = build(&fixture("bindgen-noise"), out.path(), &[]);
+    assert_exit(&output, 3);
+    let err = stderr(&output);
+    assert!(
+        err.contains("from a JavaScript host (`__wbindgen_"),
+        "{err}"
+    );
+    assert!(
+        err.contains("pulled in by bindgen-noise 0.1.0 → getrandom 0.2.")
+            && err.contains("→ wasm-bindgen 0."),
+        "{err}"
+    );
+    assert!(!out.path().join("bindgen-noise-0.1.0").exists());
+}

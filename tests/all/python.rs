@@ -63,6 +63,17 @@ fn splits_runtime() -> bool {
     cargo_wasmpack_infer::python::split::WasmSplit::find().is_ok()
 }
 
+/// templates/pyodide/strip_source.py's unit tests (tests/python/), under the machine's CPython.
+#[test]
+fn stripping_docstrings_keeps_code_and_line_numbers() {
+    let output = std::process::Command::new("python3")
+        .args(["-m", "unittest", "-v", "tests/python/test_strip_source.py"])
+        .current_dir(repo_root())
+        .output()
+        .expect("running python3");
+    assert_exit(&output, 0);
+}
+
 /// digits-py in the shaken Pyodide bundle predicts exactly what the Rust kernel predicts on
 /// every held-out digit, and ships less than stock Pyodide.
 #[test]
@@ -252,6 +263,15 @@ fn lazy_and_string_imports_survive_the_shake() {
         "a lazy import no sample reaches"
     );
     assert_eq!(modules["ipaddress"], "static", "an import through a string");
+    // The kept modules and the app ship stripped of docstrings and comments (the branches below
+    // run stripped code no sample took), except those that may read their docstrings.
+    let strip = &manifest["shake"]["strip"];
+    assert!(strip["stripped"].as_u64().unwrap() > 10, "{strip}");
+    assert!(strip["bytes_after"].as_u64() < strip["bytes_before"].as_u64());
+    assert_eq!(
+        strip["docstrings_kept"]["stdlib/inspect.py"], "may read docstrings",
+        "{strip}"
+    );
 
     // Built again from a copy in a directory with a longer path, the bundle is byte for byte the
     // same (the split runtime included), and so is the manifest outside its timings.

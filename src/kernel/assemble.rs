@@ -1,0 +1,122 @@
+//! The kernel manifest, assembled from what each stage of [`build`](super::pipeline::build)
+//! returned. Nothing here measures or writes: every figure arrives measured.
+
+use crate::abi;
+use crate::bundle::layout::KERNEL_SAMPLES_FILE;
+use crate::kernel::measure::Measured;
+use crate::kernel::pipeline::{BuildOptions, Built, Transformed};
+use crate::kernel::project::KernelProject;
+use crate::manifest::kernel::{
+    CustomSection, KERNEL_KIND, KernelInfo, KernelManifest, NativeVariant, OptimizeInfo,
+    ProfileInfo, SamplesInfo, ShakeInfo, ValidateInfo, WasmStages, WasmVariant,
+};
+use crate::manifest::{FileEntry, SCHEMA_VERSION, Sizes, Tool};
+use crate::{fsx, measure::sizes, tools};
+use anyhow::Result;
+
+/// Everything the manifest records, by the stage that produced it.
+pub(crate) struct Parts<'a> {
+    pub project: &'a KernelProject,
+    pub options: &'a BuildOptions,
+    pub built: &'a Built,
+    pub transformed: &'a Transformed,
+    pub differential_samples: usize,
+    pub wasm_sizes: Sizes,
+    /// The bundle's files as written, and which of them are the variants and the name map.
+    pub files: Vec<FileEntry>,
+    pub wasm_file: String,
+    pub native_file: String,
+    pub name_map_file: Option<String>,
+    pub measured: Measured,
+}
+
+pub(crate) fn manifest(parts: Parts) -> Result<KernelManifest> {
+    let Parts {
+        project,
+        options,
+        built,
+        transformed: Transformed {
+            shaken, optimized, ..
+        },
+        ..
+    } = parts;
+    let profile = &options.profile;
+    Ok(KernelManifest {
+        schema_version: SCHEMA_VERSION,
+        kind: KERNEL_KIND.into(),
+        tool: Tool {
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        kernel: KernelInfo {
+            name: project.name.clone(),
+            version: project.version.clone(),
+            abi_version: abi::ABI_VERSION,
+            input: project.input.clone(),
+            output: project.output.clone(),
+            samples: SamplesInfo {
+                file: KERNEL_SAMPLES_FILE.into(),
+                count: project.sample_count(),
+                sha256: fsx::sha256_hex(&project.samples),
+            },
+            tolerance: project.tolerance,
+        },
+        profile: ProfileInfo {
+            name: profile.name.clone(),
+            cargo: profile.cargo.clone(),
+            rustc: built.rustc.release.clone(),
+        },
+        files: parts.files,
+        wasm: WasmVariant {
+            file: parts.wasm_file,
+            target: built.wasm.target.clone(),
+            rustflags: built.wasm.rustflags.clone(),
+            runtime_features: profile.wasm.runtime_features.clone(),
+            stages: WasmStages {
+                built_bytes: built.wasm_bytes.len() as u64,
+                shake: ShakeInfo {
+                    bytes: shaken.wasm.len() as u64,
+                    functions_before: shaken.functions_before,
+                    functions_after: shaken.functions_after,
+                    exports_removed: shaken.exports_removed.clone(),
+                    custom_sections_removed: shaken
+                        .custom_sections_removed
+                        .iter()
+                        .map(|(name, bytes)| CustomSection {
+                            name: name.clone(),
+                            bytes: *bytes as u64,
+                        })
+                        .collect(),
+                    kept_names: options.keep_names,
+                    panic_entry_points_stubbed: shaken.panic_entry_points_stubbed.clone(),
+                    walrus_version: tools::WALRUS_VERSION.into(),
+                },
+                optimize: OptimizeInfo {
+                    bytes: optimized.wasm.len() as u64,
+                    level: optimized.level.clone(),
+                    features: profile.wasm.runtime_features.clone(),
+                    binaryen_version: tools::binaryen_version(),
+                    wasm_opt_crate_version: tools::WASM_OPT_CRATE_VERSION.into(),
+                },
+                validate: ValidateInfo {
+                    differential_samples: parts.differential_samples,
+                },
+            },
+            sizes: parts.wasm_sizes,
+            imports: built.wasm_abi.imports.clone(),
+            exports: abi::check_wasm(&optimized.wasm, &project.name)?.exports,
+            name_map: parts.name_map_file,
+        },
+        native: NativeVariant {
+            file: parts.native_file,
+            target: built.native.target.clone(),
+            rustflags: built.native.rustflags.clone(),
+            features: built.native_features.clone(),
+            profile: options.native_profile.name.clone(),
+            sizes: sizes::sizes(&built.native_bytes)?,
+        },
+        parity: parts.measured.parity,
+        budgets: project.budgets.clone(),
+        timings: parts.measured.timings,
+    })
+}

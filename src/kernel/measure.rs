@@ -1,0 +1,289 @@
+//! Measuring a kernel's variants: parity of every sample, then timings of WASM, native CPU and
+//! CUDA in one run; and re-measuring a built bundle (`measure`, `measure --browser`).
+
+use crate::bundle::Bundle;
+use crate::fsx;
+use crate::manifest::Parity;
+use crate::manifest::kernel::{Accelerator, CudaRun, KernelManifest, Timings};
+use crate::measure::browser::{self, BrowserPlan};
+use crate::measure::native::{DeviceChoice, LibraryCopies};
+use crate::measure::runner::KernelRunner;
+use crate::measure::stats::timed;
+use crate::measure::timing::{self, TimingPlan};
+use crate::measure::variants::{CudaRequest, Variants};
+use crate::measure::wasm::WasmHost;
+use crate::measure::watchdog::Watchdog;
+use crate::measure::{environment, parity};
+use crate::report::{Event, Reporter, Stage};
+use anyhow::{Context, Result, bail};
+use std::path::Path;
+use std::time::Duration;
+
+/// Added to every watchdog limit, so a busy machine does not fail a healthy kernel.
+const WATCHDOG_SLACK: Duration = Duration::from_secs(60);
+
+/// Parity and timings of both variants, measured in one run.
+pub struct Measured {
+    pub parity: Parity,
+    pub timings: Timings,
+}
+
+/// Outputs of every sample on both variants, compared.
+pub struct ParityRun {
+    /// WASM against the native CPU path.
+    pub parity: Parity,
+    /// The slower variant's cost per sample, to size watchdogs for further work.
+    pub per_sample: Duration,
+    /// What the native library picks when left to choose, and its own description of it.
+    pub accelerator: Accelerator,
+    pub device: Option<String>,
+    /// WASM against CUDA, when the library picked CUDA.
+    pub cuda_parity: Option<Parity>,
+}
+
+fn watchdog_limit(work: Duration) -> Duration {
+    WATCHDOG_SLACK + work * 20
+}
+
+/// Runs all samples as one batch on the WASM variant (capped host) and the native one (under a
+/// watchdog sized from the WASM run: native code cannot be interrupted), and compares them: on
+/// the CPU path always, and on CUDA when the library picks it.
+pub fn parity_run(host: &WasmHost, variants: &Variants) -> Result<ParityRun> {
+    let Variants {
+        wasm,
+        native_library,
+        samples,
+        output,
+        tolerance,
+        cuda,
+    } = variants;
+    let count = samples.data.len() / samples.input_bytes;
+    let mut wasm_kernel = host.load(wasm)?;
+    wasm_kernel.init().context("WASM variant")?;
+    let (wasm_out, wasm_took) =
+        timed(|| wasm_kernel.infer(samples.data, count, samples.output_bytes));
+    let wasm_out = wasm_out.context("running all samples on the WASM variant")?;
+
+    let watchdog = Watchdog::start(
+        watchdog_limit(wasm_took),
+        "running the samples on the native variant".into(),
+    );
+    let mut copies = LibraryCopies::new(native_library)?;
+    let mut cpu_kernel = copies.load_cpu()?;
+    let (native_out, native_took) =
+        timed(|| cpu_kernel.infer(samples.data, count, samples.output_bytes));
+    let native_out = native_out.context("running all samples on the native variant")?;
+    let compare = |other: &[u8]| parity::compare(&wasm_out, other, output.dtype, count, *tolerance);
+    let parity = compare(&native_out);
+
+    let (accelerator, device, cuda_parity) = if *cuda == CudaRequest::Requested {
+        let mut kernel = copies.load(DeviceChoice::Auto)?;
+        kernel.init().context("native variant")?;
+        let (accelerator, device) = kernel.accelerator()?;
+        let cuda_parity = if accelerator == Accelerator::Cuda {
+            let out = kernel
+                .infer(samples.data, count, samples.output_bytes)
+                .context("running all samples on the native variant's CUDA path")?;
+            Some(compare(&out))
+        } else {
+            None
+        };
+        (accelerator, device, cuda_parity)
+    } else {
+        let (accelerator, device) = cpu_kernel.accelerator()?;
+        (accelerator, device, None)
+    };
+    drop(watchdog);
+    Ok(ParityRun {
+        parity,
+        per_sample: wasm_took.max(native_took) / count.max(1) as u32,
+        accelerator,
+        device,
+        cuda_parity,
+    })
+}
+
+pub fn measure_variants(
+    host: &WasmHost,
+    variants: &Variants,
+    rustc_release: &str,
+    download_bytes: u64,
+    plan: &TimingPlan,
+) -> Result<Measured> {
+    let run = parity_run(host, variants)?;
+    let (samples, native_library) = (&variants.samples, variants.native_library);
+    let _watchdog = Watchdog::start(
+        watchdog_limit(run.per_sample * plan.sample_inferences() as u32 * 2),
+        "timing the variants".into(),
+    );
+    let wasm_timings =
+        timing::measure_wasm(variants.wasm, samples, plan).context("measuring the WASM variant")?;
+    let mut copies = LibraryCopies::new(native_library)?;
+    let native_timings = timing::measure_native(&mut copies, DeviceChoice::Cpu, samples, plan)
+        .context("measuring the native variant")?;
+    let cuda_timings = match run.accelerator {
+        Accelerator::Cuda => Some(
+            timing::measure_native(&mut copies, DeviceChoice::Auto, samples, plan)
+                .context("measuring the native variant's CUDA path")?,
+        ),
+        Accelerator::Cpu => None,
+    };
+    let runtime_fit = timing::runtime_fit(
+        &wasm_timings,
+        &native_timings,
+        cuda_timings.as_ref().map(|t| t.steady.as_slice()),
+        download_bytes,
+    );
+    let reason = match (&variants.cuda, run.accelerator) {
+        (_, Accelerator::Cuda) => None,
+        (CudaRequest::NotRequested(why), _) => Some(why.clone()),
+        (CudaRequest::Requested, Accelerator::Cpu) => Some(match &run.device {
+            Some(device) => device
+                .strip_prefix("cpu (")
+                .and_then(|d| d.strip_suffix(')'))
+                .unwrap_or(device)
+                .to_string(),
+            None => "the kernel does not say which device it uses (no `wpi_device_info`)".into(),
+        }),
+    };
+    let cuda = CudaRun {
+        requested: variants.cuda == CudaRequest::Requested,
+        accelerator: run.accelerator,
+        device: run.device,
+        reason,
+        cold: cuda_timings.as_ref().map(|t| t.cold),
+        steady: cuda_timings.map(|t| t.steady).unwrap_or_default(),
+        parity: run.cuda_parity,
+    };
+    Ok(Measured {
+        parity: run.parity,
+        timings: Timings {
+            environment: environment::describe(rustc_release),
+            wasm: wasm_timings,
+            native: native_timings,
+            cuda,
+            runtime_fit,
+            browser: None,
+        },
+    })
+}
+
+/// Fails on a parity mismatch, naming the first sample that differs.
+pub(crate) fn ensure_parity(parity: &Parity, cuda: &CudaRun) -> Result<()> {
+    if !parity.passed {
+        bail!(parity_failure(parity, "native"));
+    }
+    if let Some(cuda_parity) = cuda.parity.as_ref().filter(|p| !p.passed) {
+        bail!(parity_failure(cuda_parity, "CUDA"));
+    }
+    Ok(())
+}
+
+fn parity_failure(parity: &Parity, other: &str) -> String {
+    let first = parity.mismatched_samples[0];
+    format!(
+        "the WASM and {other} variants disagree on {} of {} samples (first: sample {first}, \
+         max |difference| {:.3e}, argmax {} vs {}); tolerance is {:e}",
+        parity.mismatched_samples.len(),
+        parity.samples,
+        parity.per_sample.max_abs_diff[first],
+        parity.per_sample.argmax_wasm[first],
+        parity.per_sample.argmax_native[first],
+        parity.tolerance,
+    )
+}
+
+/// Re-measures a bundle written by [`build`](crate::kernel::pipeline::build) and rewrites its manifest's parity and timings.
+pub fn remeasure(
+    bundle_dir: &Path,
+    plan: &TimingPlan,
+    reporter: &mut dyn Reporter,
+) -> Result<KernelManifest> {
+    let bundle = Bundle::open(bundle_dir)?;
+    bundle.ensure_intact()?;
+    let mut manifest = bundle.manifest.clone();
+    let wasm = bundle.read(&manifest.wasm.file)?;
+    let samples_data = bundle.read(&manifest.kernel.samples.file)?;
+    reporter.event(Event::Started(Stage::Measure));
+    let rustc = crate::tools::rustc_info()
+        .map(|r| r.release)
+        .unwrap_or_else(|_| manifest.profile.rustc.clone());
+    let native_library = bundle.path_of(&manifest.native.file)?;
+    let measured = measure_variants(
+        &WasmHost::with_call_time_limit(plan.call_time_limit)?,
+        &bundle.variants(&wasm, &native_library, &samples_data),
+        &rustc,
+        manifest.wasm.sizes.brotli_bytes,
+        plan,
+    )?;
+    reporter.event(Event::Measured {
+        parity: &measured.parity,
+        cuda: &measured.timings.cuda,
+    });
+    manifest.parity = measured.parity;
+    manifest.timings = measured.timings;
+    fsx::write_atomic(
+        &bundle_dir.join(crate::manifest::FILE_NAME),
+        manifest.to_json().as_bytes(),
+    )?;
+    ensure_parity(&manifest.parity, &manifest.timings.cuda)?;
+    Ok(manifest)
+}
+
+/// Measures a bundle's WASM variant in headless Chromium (`measure --browser`) and records it in
+/// the manifest as `timings.browser`, with the browser's outputs checked against wasmtime's.
+pub fn measure_browser(
+    bundle_dir: &Path,
+    chromium: &Path,
+    plan: &BrowserPlan,
+    call_time_limit: std::time::Duration,
+    reporter: &mut dyn Reporter,
+) -> Result<KernelManifest> {
+    let bundle = Bundle::open(bundle_dir)?;
+    bundle.ensure_intact()?;
+    let mut manifest = bundle.manifest.clone();
+    reporter.event(Event::Started(Stage::Measure));
+    let run = browser::measure_kernel(chromium, bundle_dir, &manifest.kernel.samples.file, plan)
+        .context("measuring the WASM variant in Chromium")?;
+    let wasm = bundle.read(&manifest.wasm.file)?;
+    let samples = bundle.read(&manifest.kernel.samples.file)?;
+    let count = manifest.kernel.samples.count;
+    let mut kernel = WasmHost::with_call_time_limit(call_time_limit)?.load(&wasm)?;
+    kernel.init().context("WASM variant")?;
+    let expected = kernel
+        .infer(&samples, count, manifest.kernel.output.bytes())
+        .context("running all samples on the WASM variant in wasmtime")?;
+    let parity = parity::compare(
+        &expected,
+        &run.outputs,
+        manifest.kernel.output.dtype,
+        count,
+        manifest.parity.tolerance,
+    );
+    let mut timings = run.timings;
+    let first_batch = timings.steady.first();
+    reporter.event(Event::BrowserMeasured {
+        browser: &timings.environment.browser,
+        load_us: timings.load.median_us,
+        snapshot_load_us: None,
+        steady_us: first_batch.map(|s| s.latency.median_us),
+        batch: first_batch.map(|s| s.batch),
+        reference: "wasmtime",
+        parity: &parity,
+    });
+    let passed = parity.passed;
+    let first_mismatch = parity.mismatched_samples.first().copied();
+    timings.parity = Some(parity);
+    manifest.timings.browser = Some(timings);
+    fsx::write_atomic(
+        &bundle_dir.join(crate::manifest::FILE_NAME),
+        manifest.to_json().as_bytes(),
+    )?;
+    if !passed {
+        bail!(
+            "in Chromium the WASM variant computed different outputs than in wasmtime (first at sample {})",
+            first_mismatch.unwrap_or(0)
+        );
+    }
+    Ok(manifest)
+}
