@@ -6,6 +6,10 @@ export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", env_var("HOME"
 test:
     cargo test --workspace --locked
 
+# The tests left out of the default run for their build time (tract kernels written by `new`).
+test-slow:
+    cargo test --workspace --locked -- --ignored
+
 # Build the book (docs/ → docs/book/) and check its links, as CI does.
 book:
     mdbook build docs
@@ -31,6 +35,11 @@ bench:
 # The Python path on examples/digits-py: bytes and cold start vs stock Pyodide, with the goals.
 bench-python:
     cargo bench --bench pyodide --profile dev
+
+# examples/digits-onnx (tract inside the kernel) against ONNX Runtime Web in Node: bytes, load,
+# first and steady inference side by side, with the goals.
+bench-onnx:
+    cargo bench --bench onnx --profile dev
 
 # Long differential run of shake + wasm-opt on random modules (the default test run does 400 seeds).
 fuzz seeds="20000":

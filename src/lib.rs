@@ -17,6 +17,7 @@ pub mod fsx;
 pub mod kernel;
 pub mod manifest;
 pub mod measure;
+pub mod onnx;
 pub mod profile;
 pub mod python;
 pub mod report;

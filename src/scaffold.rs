@@ -3,6 +3,8 @@
 use crate::bundle::pack::{self, BundleFile};
 use crate::exit::input_error;
 use crate::fsx::StagingDir;
+use crate::manifest::Dtype;
+use crate::onnx;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
@@ -14,6 +16,20 @@ const KERNEL_TEMPLATE: &[(&str, &str)] = &[
     ),
     ("src/lib.rs", include_str!("../templates/kernel/src/lib.rs")),
 ];
+/// Template files of a kernel crate that runs an ONNX model with tract.
+const ONNX_KERNEL_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "Cargo.toml",
+        include_str!("../templates/kernel-onnx/Cargo.toml.tmpl"),
+    ),
+    (
+        "src/lib.rs",
+        include_str!("../templates/kernel-onnx/src/lib.rs"),
+    ),
+];
+/// What tract itself weighs in a kernel module, brotli: examples/digits-onnx measured 2 404 260
+/// bytes with its 204 592-byte model in it; the budget adds the model's own bytes and a quarter.
+const TRACT_BROTLI_BYTES: u64 = 2_404_260 - 204_592;
 /// Template files of a Python project; `package/` becomes the import package's directory.
 const PYTHON_TEMPLATE: &[(&str, &str)] = &[
     (
@@ -49,6 +65,197 @@ pub fn kernel_files(name: &str) -> Result<Vec<BundleFile>> {
         .collect();
     files.push(BundleFile::new("samples/inputs.bin", bytes));
     Ok(files)
+}
+
+/// The files of a new kernel crate called `name` that runs the ONNX model at `model` with tract:
+/// shapes and dtypes from the model's graph, its first axis the batch when it is free, `output`
+/// (by name) or else the model's only f32 output. A model whose operators tract does not load,
+/// or whose tensors the kernel ABI cannot carry, is an input error naming them.
+pub fn onnx_kernel_files(
+    name: &str,
+    model: &Path,
+    output: Option<&str>,
+) -> Result<Vec<BundleFile>> {
+    check_name(name, "crate")?;
+    let summary = onnx::read(model)?;
+    let unsupported = summary.unsupported_by_tract();
+    if !unsupported.is_empty() {
+        let listed: Vec<String> = unsupported
+            .iter()
+            .map(|(op, nodes)| format!("`{op}` (node {})", nodes.join(", ")))
+            .collect();
+        let zipmap = unsupported.iter().any(|(op, _)| *op == "ZipMap");
+        return Err(input_error(format!(
+            "{}: tract-onnx 0.23.9 cannot load operator{} {}{}",
+            model.display(),
+            if listed.len() == 1 { "" } else { "s" },
+            listed.join(", "),
+            if zipmap {
+                " (skl2onnx writes ZipMap for a classifier's probabilities: export with \
+                 options={id(model): {\"zipmap\": False}})"
+            } else {
+                ""
+            }
+        )));
+    }
+    let [input] = summary.inputs.as_slice() else {
+        let names: Vec<&str> = summary.inputs.iter().map(|i| i.name.as_str()).collect();
+        return Err(input_error(format!(
+            "{}: the kernel template takes a model with one input; this one has {}: {}",
+            model.display(),
+            names.len(),
+            names.join(", ")
+        )));
+    };
+    let input_shape = sample_shape(model, input, "input")?;
+    let candidates: Vec<(usize, &onnx::TensorInfo)> = summary
+        .outputs
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| match output {
+            Some(wanted) => o.name == wanted,
+            None => o.dtype.is_some_and(|d| d == Dtype::F32),
+        })
+        .collect();
+    let (output_index, chosen) = match candidates.as_slice() {
+        [one] => *one,
+        _ => {
+            let all: Vec<String> = summary
+                .outputs
+                .iter()
+                .map(|o| format!("`{}` ({})", o.name, o.elem_type))
+                .collect();
+            return Err(input_error(format!(
+                "{}: {} among its outputs {}: name the one the kernel returns with --output NAME",
+                model.display(),
+                match output {
+                    Some(wanted) => format!("no output is called `{wanted}`"),
+                    None if candidates.is_empty() => "no f32 output".to_string(),
+                    None => "more than one f32 output".to_string(),
+                },
+                all.join(", ")
+            )));
+        }
+    };
+    let output_shape = sample_shape(model, chosen, "output")?;
+    let model_file = model
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model.onnx".into());
+    let model_bytes = crate::fsx::read(model)?;
+    let budget = (TRACT_BROTLI_BYTES + model_bytes.len() as u64) * 5 / 4;
+    let join = |dims: &[u64]| {
+        dims.iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let values = [
+        ("{{name}}", name.to_string()),
+        ("{{model_file}}", model_file.clone()),
+        ("{{input_name}}", input.name.clone()),
+        ("{{input_dims}}", describe_dims(input)),
+        ("{{output_name}}", chosen.name.clone()),
+        ("{{output_dims}}", describe_dims(chosen)),
+        ("{{input_shape}}", join(&input_shape.dims)),
+        ("{{output_shape}}", join(&output_shape.dims)),
+        ("{{input_len}}", input_shape.len().to_string()),
+        ("{{output_len}}", output_shape.len().to_string()),
+        ("{{output_index}}", output_index.to_string()),
+        ("{{batched}}", input_shape.batched.to_string()),
+        (
+            "{{brotli_budget}}",
+            format!("{} KiB", budget.div_ceil(1024)),
+        ),
+        (
+            "{{budget_note}}",
+            format!(
+                "about {} brotli, plus the model's own bytes",
+                crate::units::format_bytes(TRACT_BROTLI_BYTES)
+            ),
+        ),
+    ];
+    let values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut files = fill(ONNX_KERNEL_TEMPLATE, &values);
+    files.extend(fill(&[RELEASE_WORKFLOW], &[("{{build_args}}", "")]));
+    files.push(BundleFile::new(format!("model/{model_file}"), model_bytes));
+    let bytes: Vec<u8> = sample_inputs(SAMPLES * input_shape.len() as usize)
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    files.push(BundleFile::new("samples/inputs.bin", bytes));
+    Ok(files)
+}
+
+/// One sample's shape of a model tensor: its axes after the batch axis.
+struct SampleShape {
+    dims: Vec<u64>,
+    /// The first axis is free (any batch size), rather than 1.
+    batched: bool,
+}
+
+impl SampleShape {
+    fn len(&self) -> u64 {
+        self.dims.iter().product()
+    }
+}
+
+fn sample_shape(model: &Path, tensor: &onnx::TensorInfo, role: &str) -> Result<SampleShape> {
+    let problem = |why: String| {
+        input_error(format!(
+            "{}: {role} `{}` {why}",
+            model.display(),
+            tensor.name
+        ))
+    };
+    if tensor.dtype != Some(Dtype::F32) {
+        return Err(problem(format!(
+            "is {}: the ONNX kernel template reads and writes f32",
+            tensor.elem_type
+        )));
+    }
+    let Some(dims) = &tensor.dims else {
+        return Err(problem("declares no shape".into()));
+    };
+    let Some((first, rest)) = dims.split_first() else {
+        return Err(problem(
+            "is a scalar: the first axis must be the batch".into(),
+        ));
+    };
+    let batched = match first {
+        onnx::Dim::Fixed(1) => false,
+        onnx::Dim::Fixed(n) => {
+            return Err(problem(format!(
+                "has a fixed first axis of {n}: the template takes a free batch axis or 1"
+            )));
+        }
+        onnx::Dim::Named(_) | onnx::Dim::Open => true,
+    };
+    let dims = rest
+        .iter()
+        .map(|d| match d {
+            onnx::Dim::Fixed(n) => Ok(*n),
+            other => Err(problem(format!(
+                "has a free axis after the batch ({other:?}): a sample must have a fixed shape"
+            ))),
+        })
+        .collect::<Result<Vec<u64>>>()?;
+    Ok(SampleShape { dims, batched })
+}
+
+/// `[N, 64]`, with named axes by name and open ones as `?`.
+fn describe_dims(tensor: &onnx::TensorInfo) -> String {
+    let dims: Vec<String> = tensor
+        .dims
+        .iter()
+        .flatten()
+        .map(|d| match d {
+            onnx::Dim::Fixed(n) => n.to_string(),
+            onnx::Dim::Named(name) => name.clone(),
+            onnx::Dim::Open => "?".into(),
+        })
+        .collect();
+    format!("[{}]", dims.join(", "))
 }
 
 /// The files of a new Python project called `name`; its import package is `name` in snake case.
@@ -165,6 +372,91 @@ mod tests {
         assert_eq!(samples.bytes.len(), SAMPLES * FEATURES * 4);
         let values = crate::manifest::Dtype::F32.decode(&samples.bytes);
         assert!(values.iter().all(|v| (-1.0..1.0).contains(v)));
+    }
+
+    fn repo(path: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+    }
+
+    #[test]
+    fn onnx_scaffold_takes_shapes_and_the_f32_output_from_the_model() {
+        let files = onnx_kernel_files(
+            "digits",
+            &repo("examples/digits-onnx/model/digits.onnx"),
+            None,
+        )
+        .unwrap();
+        let file = |path: &str| {
+            let file = files.iter().find(|f| f.path == path).unwrap();
+            String::from_utf8_lossy(&file.bytes).into_owned()
+        };
+        let manifest = file("Cargo.toml");
+        assert!(
+            manifest.contains(r#"input = { dtype = "f32", shape = [64] }"#),
+            "{manifest}"
+        );
+        assert!(
+            manifest.contains(r#"output = { dtype = "f32", shape = [10] }"#),
+            "{manifest}"
+        );
+        assert!(
+            manifest.contains("output `probabilities` [?, 10]"),
+            "{manifest}"
+        );
+        assert!(!manifest.contains("{{"), "{manifest}");
+        let lib = file("src/lib.rs");
+        assert!(lib.contains("const OUTPUT_INDEX: usize = 1;"), "{lib}");
+        assert!(lib.contains("const BATCHED: bool = true;"), "{lib}");
+        assert!(
+            lib.contains(r#"include_bytes!("../model/digits.onnx")"#),
+            "{lib}"
+        );
+        assert!(!lib.contains("{{"), "{lib}");
+        let model = files
+            .iter()
+            .find(|f| f.path == "model/digits.onnx")
+            .unwrap();
+        assert_eq!(model.bytes.len(), 204_592);
+        let samples = files
+            .iter()
+            .find(|f| f.path == "samples/inputs.bin")
+            .unwrap();
+        assert_eq!(samples.bytes.len(), SAMPLES * 64 * 4);
+
+        // Naming the output picks it; naming the int64 one is refused as a dtype the template
+        // cannot carry.
+        let named = onnx_kernel_files(
+            "digits",
+            &repo("examples/digits-onnx/model/digits.onnx"),
+            Some("label"),
+        );
+        let err = format!("{:#}", named.unwrap_err());
+        assert!(err.contains("output `label` is INT64"), "{err}");
+    }
+
+    #[test]
+    fn onnx_models_the_template_cannot_run_are_refused_naming_why() {
+        let cases = [
+            (
+                "custom-op.onnx",
+                "cannot load operator `FancyNorm` (node norm0)",
+            ),
+            ("two-inputs.onnx", "one input; this one has 2: x, other"),
+            ("int-input.onnx", "input `ids` is INT64"),
+        ];
+        for (model, expected) in cases {
+            let path = repo("tests/fixtures/onnx").join(model);
+            let err = onnx_kernel_files("k", &path, None).unwrap_err();
+            assert_eq!(
+                crate::exit::code_for(&err),
+                std::process::ExitCode::from(crate::exit::USAGE),
+                "{model}"
+            );
+            let err = format!("{err:#}");
+            assert!(err.contains(expected), "{model}: {err}");
+        }
+        let err = onnx_kernel_files("k", &repo("README.md"), None).unwrap_err();
+        assert!(format!("{err:#}").contains("is not an ONNX model"));
     }
 
     #[test]

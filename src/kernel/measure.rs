@@ -164,6 +164,7 @@ pub fn measure_variants(
             cuda,
             runtime_fit,
             browser: None,
+            stages: Vec::new(),
         },
     })
 }
@@ -221,7 +222,11 @@ pub fn remeasure(
         cuda: &measured.timings.cuda,
     });
     manifest.parity = measured.parity;
-    manifest.timings = measured.timings;
+    let stages = std::mem::take(&mut manifest.timings.stages);
+    manifest.timings = Timings {
+        stages,
+        ..measured.timings
+    };
     fsx::write_atomic(
         &bundle_dir.join(crate::manifest::FILE_NAME),
         manifest.to_json().as_bytes(),

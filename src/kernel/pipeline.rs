@@ -15,7 +15,7 @@ use crate::kernel::optimize::Optimized;
 use crate::kernel::project::KernelProject;
 use crate::kernel::shake::Shaken;
 use crate::kernel::{loader, optimize, shake, sources, validate};
-use crate::manifest::kernel::KernelManifest;
+use crate::manifest::kernel::{KernelManifest, StageTime};
 use crate::measure::sizes;
 use crate::measure::timing::{SampleSet, TimingPlan};
 use crate::measure::variants::{CudaRequest, Variants};
@@ -25,6 +25,7 @@ use crate::report::{Event, Reporter, Stage};
 use crate::tools::RustcInfo;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
+use std::time::Instant;
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -112,8 +113,10 @@ pub fn build(
         })
         .transpose()?;
 
+    let mut clock = StageClock::default();
     reporter.event(Event::Started(Stage::Build));
     let built = compile_both(project, options, reporter)?;
+    clock.lap("build");
     reporter.event(Event::Built {
         wasm_target: &built.wasm.target,
         wasm_bytes: built.wasm_bytes.len() as u64,
@@ -121,7 +124,7 @@ pub fn build(
         native_bytes: built.native_bytes.len() as u64,
     });
 
-    let transformed = transform(&built.wasm_bytes, options, reporter)?;
+    let transformed = transform(&built.wasm_bytes, options, reporter, &mut clock)?;
     let shipped_wasm = &transformed.optimized.wasm;
 
     reporter.event(Event::Started(Stage::Validate));
@@ -140,6 +143,7 @@ pub fn build(
     reporter.event(Event::Validated {
         samples: validated.differential_samples,
     });
+    clock.lap("validate");
 
     reporter.event(Event::Started(Stage::Measure));
     let wasm_sizes = sizes::sizes(shipped_wasm)?;
@@ -155,7 +159,7 @@ pub fn build(
         tolerance: project.tolerance,
         cuda: built.cuda.clone(),
     };
-    let measured: Measured = measure_variants(
+    let mut measured: Measured = measure_variants(
         &host,
         &variants,
         &built.rustc.release,
@@ -167,12 +171,15 @@ pub fn build(
         cuda: &measured.timings.cuda,
     });
     ensure_parity(&measured.parity, &measured.timings.cuda)?;
+    clock.lap("measure");
 
     reporter.event(Event::Started(Stage::Pack));
     let bundle_dir = options.out_dir.join(project.bundle_name());
     let staging = fsx::StagingDir::new(&bundle_dir)?;
     let shipped = bundle_files(project, options, &built, &transformed, demo_page)?;
     let files = pack::write_files(staging.path(), &shipped.files)?;
+    clock.lap("pack");
+    measured.timings.stages = clock.stages;
     let manifest = assemble::manifest(assemble::Parts {
         project,
         options,
@@ -274,6 +281,7 @@ fn transform(
     built_wasm: &[u8],
     options: &BuildOptions,
     reporter: &mut dyn Reporter,
+    clock: &mut StageClock,
 ) -> Result<Transformed> {
     let profile = &options.profile;
     reporter.event(Event::Started(Stage::Shake));
@@ -291,6 +299,7 @@ fn transform(
         exports_removed: shaken.exports_removed.len(),
         custom_sections_removed: shaken.custom_sections_removed.len(),
     });
+    clock.lap("shake");
 
     reporter.event(Event::Started(Stage::Optimize));
     let optimized = optimize::optimize(&shaken.wasm, &profile.wasm, options.keep_names)
@@ -302,11 +311,40 @@ fn transform(
     });
     let name_map = name_map(built_wasm, shake_options, profile, &optimized.wasm)
         .context("building the sidecar name map")?;
+    clock.lap("optimize");
     Ok(Transformed {
         shaken,
         optimized,
         name_map,
     })
+}
+
+/// Wall time of each stage, lap by lap.
+struct StageClock {
+    since: Instant,
+    stages: Vec<StageTime>,
+}
+
+impl Default for StageClock {
+    fn default() -> Self {
+        Self {
+            since: Instant::now(),
+            stages: Vec::new(),
+        }
+    }
+}
+
+impl StageClock {
+    /// Ends `stage` now; the next one starts.
+    fn lap(&mut self, stage: &str) {
+        let now = Instant::now();
+        let seconds = (now - self.since).as_secs_f64();
+        self.stages.push(StageTime {
+            stage: stage.into(),
+            seconds: (seconds * 1000.0).round() / 1000.0,
+        });
+        self.since = now;
+    }
 }
 
 /// What the bundle ships, in the order it is written.

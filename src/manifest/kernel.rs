@@ -165,6 +165,18 @@ pub struct Timings {
     /// The WASM variant in headless Chromium (`measure --browser`); absent when not measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub browser: Option<BrowserTimings>,
+    /// How long each stage of the build took, in order (`build` only; `measure` keeps them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageTime>,
+}
+
+/// One stage of `build` and its wall time.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StageTime {
+    /// `build` (both cargo builds), `shake`, `optimize`, `validate`, `measure` or `pack`.
+    pub stage: String,
+    pub seconds: f64,
 }
 
 /// The WASM variant loaded by its own `loader.mjs` in a browser page, served from 127.0.0.1.

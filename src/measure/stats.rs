@@ -41,6 +41,24 @@ pub fn time_runs(
     Ok(durations)
 }
 
+/// Times `f` up to `max_runs` times, as many as fit `budget` judging by the first run, but at
+/// least `min_runs` (fewer if `max_runs` is lower): a multi-megabyte module that takes half a
+/// minute to compile gets three compiles, not five, and a small one all five.
+pub fn time_runs_within(
+    max_runs: usize,
+    min_runs: usize,
+    budget: Duration,
+    mut f: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut durations = time_runs(max_runs.min(1), &mut f)?;
+    if let Some(first) = durations.first() {
+        let fit = (budget.as_secs_f64() / first.as_secs_f64().max(1e-9)) as usize;
+        let runs = fit.clamp(min_runs.min(max_runs), max_runs);
+        durations.extend(time_runs(runs.saturating_sub(1), f)?);
+    }
+    Ok(durations)
+}
+
 /// Times one call, returning its value and duration.
 pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let start = Instant::now();
@@ -62,5 +80,21 @@ mod tests {
         );
         let d = distribution(&[Duration::from_micros(7)]);
         assert_eq!((d.median_us, d.p95_us), (7.0, 7.0));
+    }
+
+    #[test]
+    fn runs_within_a_budget_keep_a_floor() {
+        let mut calls = 0;
+        let slow = time_runs_within(5, 3, Duration::from_millis(1), || {
+            calls += 1;
+            std::thread::sleep(Duration::from_millis(2));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((slow.len(), calls), (3, 3), "a slow call gets the floor");
+        let fast = time_runs_within(5, 3, Duration::from_secs(10), || Ok(())).unwrap();
+        assert_eq!(fast.len(), 5, "a fast call gets every run");
+        let one = time_runs_within(1, 3, Duration::from_secs(10), || Ok(())).unwrap();
+        assert_eq!(one.len(), 1, "never more than asked");
     }
 }

@@ -7,7 +7,7 @@ use crate::manifest::kernel::{
 };
 use crate::measure::native::{DeviceChoice, LibraryCopies};
 use crate::measure::runner::KernelRunner;
-use crate::measure::stats::{distribution, time_runs, timed};
+use crate::measure::stats::{distribution, time_runs, time_runs_within, timed};
 use crate::measure::wasm::WasmHost;
 use crate::units::{format_bytes, format_duration_us};
 use anyhow::{Context, Result};
@@ -19,11 +19,16 @@ pub const DEFAULT_STEADY_RUNS: usize = 200;
 pub const DEFAULT_BATCHES: [usize; 4] = [1, 16, 256, 4096];
 /// Fewer runs than this make no median worth recording.
 const MIN_STEADY_RUNS: usize = 5;
+/// Compiles of one module, at least, when they do not all fit [`TimingPlan::compile_budget`].
+const MIN_COMPILE_RUNS: usize = 3;
 
 /// How many times each thing is measured.
 #[derive(Debug, Clone)]
 pub struct TimingPlan {
     pub compile_runs: usize,
+    /// Roughly how long compiling the module again and again may take: a module of megabytes
+    /// (tract's are 14 MB) gets fewer compiles, at least three.
+    pub compile_budget: Duration,
     pub deserialize_runs: usize,
     pub instantiate_runs: usize,
     /// Fresh instances (WASM) or fresh library copies (native) for cold-start figures.
@@ -42,6 +47,7 @@ impl Default for TimingPlan {
     fn default() -> Self {
         Self {
             compile_runs: 5,
+            compile_budget: Duration::from_secs(10),
             deserialize_runs: 50,
             instantiate_runs: 200,
             cold_runs: 10,
@@ -185,10 +191,15 @@ fn cold<R: KernelRunner>(
 pub fn measure_wasm(wasm: &[u8], samples: &SampleSet, plan: &TimingPlan) -> Result<WasmTimings> {
     let host = &WasmHost::uncapped()?;
     let mut module = None;
-    let compile = distribution(&time_runs(plan.compile_runs, || {
-        module = Some(host.compile(wasm)?);
-        Ok(())
-    })?);
+    let compile = distribution(&time_runs_within(
+        plan.compile_runs,
+        MIN_COMPILE_RUNS,
+        plan.compile_budget,
+        || {
+            module = Some(host.compile(wasm)?);
+            Ok(())
+        },
+    )?);
     let module = module.context("compile_runs must be at least 1")?;
     let precompiled = host.precompile(&module)?;
     let deserialize = distribution(&time_runs(plan.deserialize_runs, || {

@@ -373,6 +373,15 @@ pub fn summary(manifest: &KernelManifest) -> String {
         "runtime fit: {}\n",
         manifest.timings.runtime_fit.verdict
     ));
+    if !manifest.timings.stages.is_empty() {
+        let stages: Vec<String> = manifest
+            .timings
+            .stages
+            .iter()
+            .map(|s| format!("{} {}", s.stage, format_duration_us(s.seconds * 1e6)))
+            .collect();
+        out.push_str(&format!("stages: {}\n", stages.join(", ")));
+    }
     let env = &manifest.timings.environment;
     out.push_str(&format!(
         "measured on {} ({} cores), {}, {}\n",
