@@ -23,6 +23,7 @@ use std::process::Command;
 use std::time::Instant;
 
 const ORT_WEB: &str = "onnxruntime-web@1.30.0";
+const ORT_WASM_FILE: &str = "ort-wasm-simd-threaded.wasm";
 const BATCHES: [usize; 3] = [1, 16, 256];
 
 fn main() -> anyhow::Result<()> {
@@ -64,15 +65,9 @@ fn main() -> anyhow::Result<()> {
     );
 
     let ort_dir = install_ort_web()?;
-    let ort_wasm = std::fs::read_dir(ort_dir.join("dist"))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-        .map(|p| std::fs::metadata(&p).map(|m| (m.len(), p)))
-        .collect::<std::io::Result<Vec<_>>>()?
-        .into_iter()
-        .max()
-        .map(|(_, p)| p)
-        .ok_or_else(|| anyhow::anyhow!("{} has no .wasm in dist/", ort_dir.display()))?;
+    // What the wasm execution provider loads in Node (the other .wasm files are its JSEP,
+    // JSPI and asyncify builds).
+    let ort_wasm = ort_dir.join("dist").join(ORT_WASM_FILE);
     let ort_sizes = sizes(&fsx::read(&ort_wasm)?)?;
 
     let config = serde_json::json!({
@@ -85,6 +80,7 @@ fn main() -> anyhow::Result<()> {
         "sampleLen": 64,
         "batches": BATCHES,
         "runs": 200,
+        "warmup": 50,
     });
     let config_path = out.path().join("peers.json");
     std::fs::write(&config_path, config.to_string())?;

@@ -6,7 +6,7 @@
 // CONFIG: { ort: the onnxruntime-web package directory, model: the .onnx file, input: the ONNX
 // input's name, output: the output to read, loader: the bundle's loader.mjs, samples: raw f32
 // little-endian samples, sampleLen: f32 per sample, batches: [1, 16, 256], runs: steady runs per
-// batch }. Prints { ort: {...}, bundle: {...} } with loadMs, firstMs and steady median µs per batch.
+// batch, warmup: calls before timing }. Prints { ort: {...}, bundle: {...} } with loadMs, firstMs and steady median µs per batch.
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
@@ -40,7 +40,8 @@ async function timeVariant(load, infer) {
   const steadyUs = {};
   for (const batch of config.batches) {
     const input = batchOf(batch);
-    for (let i = 0; i < 3; i++) await infer(handle, input, batch); // warm-up
+    // Warm-up: V8 tiers hot functions up from Liftoff to TurboFan after some calls.
+    for (let i = 0; i < config.warmup; i++) await infer(handle, input, batch);
     const times = [];
     for (let i = 0; i < config.runs; i++) {
       const t = now();

@@ -34,6 +34,8 @@ pub struct ParityRun {
     pub parity: Parity,
     /// The slower variant's cost per sample, to size watchdogs for further work.
     pub per_sample: Duration,
+    /// Compiling the WASM module once (tract's 14 MB take half a minute), likewise.
+    pub compile: Duration,
     /// What the native library picks when left to choose, and its own description of it.
     pub accelerator: Accelerator,
     pub device: Option<String>,
@@ -58,7 +60,8 @@ pub fn parity_run(host: &WasmHost, variants: &Variants) -> Result<ParityRun> {
         cuda,
     } = variants;
     let count = samples.data.len() / samples.input_bytes;
-    let mut wasm_kernel = host.load(wasm)?;
+    let (wasm_kernel, compile) = timed(|| host.load(wasm));
+    let mut wasm_kernel = wasm_kernel?;
     wasm_kernel.init().context("WASM variant")?;
     let (wasm_out, wasm_took) =
         timed(|| wasm_kernel.infer(samples.data, count, samples.output_bytes));
@@ -97,6 +100,7 @@ pub fn parity_run(host: &WasmHost, variants: &Variants) -> Result<ParityRun> {
     Ok(ParityRun {
         parity,
         per_sample: wasm_took.max(native_took) / count.max(1) as u32,
+        compile,
         accelerator,
         device,
         cuda_parity,
@@ -112,8 +116,13 @@ pub fn measure_variants(
 ) -> Result<Measured> {
     let run = parity_run(host, variants)?;
     let (samples, native_library) = (&variants.samples, variants.native_library);
+    // Both variants' inferences, and the module compiled as often as the plan times it (plus
+    // the precompile): a multi-megabyte module spends more time compiling than inferring.
+    let compiles = plan.compile_runs as u32 + 1;
     let _watchdog = Watchdog::start(
-        watchdog_limit(run.per_sample * plan.sample_inferences() as u32 * 2),
+        watchdog_limit(
+            run.per_sample * plan.sample_inferences() as u32 * 2 + run.compile * compiles,
+        ),
         "timing the variants".into(),
     );
     let wasm_timings =
