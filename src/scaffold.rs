@@ -77,7 +77,10 @@ pub fn onnx_kernel_files(
     output: Option<&str>,
 ) -> Result<Vec<BundleFile>> {
     check_name(name, "crate")?;
-    let summary = onnx::read(model)?;
+    let onnx::Model {
+        bytes: model_bytes,
+        summary,
+    } = onnx::read(model)?;
     let unsupported = summary.unsupported_by_tract();
     if !unsupported.is_empty() {
         let listed: Vec<String> = unsupported
@@ -142,7 +145,6 @@ pub fn onnx_kernel_files(
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model.onnx".into());
-    let model_bytes = crate::fsx::read(model)?;
     let budget = (TRACT_BROTLI_BYTES + model_bytes.len() as u64) * 5 / 4;
     let join = |dims: &[u64]| {
         dims.iter()

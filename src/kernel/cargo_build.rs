@@ -168,7 +168,7 @@ pub fn check_host_imports(
 
 /// `crate version` names from the kernel crate to the first package `wanted` accepts, through
 /// the dependencies cargo resolves for `target`; `None` when there is none or cargo cannot say.
-pub fn dependency_chain(
+fn dependency_chain(
     project: &KernelProject,
     target: &str,
     offline: bool,

@@ -224,6 +224,13 @@ pub struct TensorInfo {
     pub dims: Option<Vec<Dim>>,
 }
 
+/// A model file: its bytes, and what its graph says.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub bytes: Vec<u8>,
+    pub summary: ModelSummary,
+}
+
 #[derive(Debug, Clone)]
 pub struct ModelSummary {
     pub producer: String,
@@ -248,7 +255,7 @@ impl ModelSummary {
 }
 
 /// Reads the model at `path`; a file that is not an ONNX model is an input error naming it.
-pub fn read(path: &Path) -> Result<ModelSummary> {
+pub fn read(path: &Path) -> Result<Model> {
     let size = std::fs::metadata(path)
         .map_err(|e| input_error(format!("reading {}: {e}", path.display())))?
         .len();
@@ -265,7 +272,9 @@ pub fn read(path: &Path) -> Result<ModelSummary> {
             path.display()
         ))
     })?;
-    summarize(&model).with_context(|| format!("reading the graph of {}", path.display()))
+    let summary =
+        summarize(&model).with_context(|| format!("reading the graph of {}", path.display()))?;
+    Ok(Model { bytes, summary })
 }
 
 fn summarize(model: &pb::ModelProto) -> Result<ModelSummary> {
@@ -368,7 +377,9 @@ mod tests {
     #[test]
     fn reads_the_digits_model_skl2onnx_wrote() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let model = read(&root.join("examples/digits-onnx/model/digits.onnx")).unwrap();
+        let model = read(&root.join("examples/digits-onnx/model/digits.onnx"))
+            .unwrap()
+            .summary;
         assert!(model.producer.starts_with("skl2onnx"), "{}", model.producer);
         assert_eq!(model.inputs.len(), 1, "weights are not inputs");
         let input = &model.inputs[0];

@@ -147,7 +147,6 @@ pub fn make_snapshot(index_dir: &Path, app_zip: &Path, run: &RunConfig) -> Resul
 /// `.pyc` bytes (by zip entry name, `x/y.pyc`) for every `.py` in the stdlib `zip`, compiled by
 /// the interpreter of the distribution at `index_dir`.
 pub fn compile_stdlib(index_dir: &Path, zip: &[u8]) -> Result<BTreeMap<String, Vec<u8>>> {
-    use base64::Engine as _;
     let work = tempfile::tempdir().context("creating a directory for the Node runner")?;
     let zip_path = work.path().join("stdlib.zip");
     crate::fsx::write(&zip_path, zip)?;
@@ -159,15 +158,24 @@ pub fn compile_stdlib(index_dir: &Path, zip: &[u8]) -> Result<BTreeMap<String, V
         "out": out,
     });
     run_node(&config, work.path())?;
-    let encoded: BTreeMap<String, String> =
-        serde_json::from_slice(&crate::fsx::read(&out)?).context("reading the compiled modules")?;
+    let compiled = crate::fsx::read(&out)?;
+    let mut deserializer = serde_json::Deserializer::from_slice(&compiled);
+    base64_map(&mut deserializer).context("reading the compiled modules")
+}
+
+/// The runner's `{name: base64}` maps, as `{name: bytes}`.
+fn base64_map<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<BTreeMap<String, Vec<u8>>, D::Error> {
+    use base64::Engine as _;
+    let encoded = BTreeMap::<String, String>::deserialize(deserializer)?;
     encoded
         .into_iter()
         .map(|(name, text)| {
-            let bytes = base64::engine::general_purpose::STANDARD
+            base64::engine::general_purpose::STANDARD
                 .decode(text)
-                .with_context(|| format!("{name}: not base64"))?;
-            Ok((name, bytes))
+                .map(|bytes| (name.clone(), bytes))
+                .map_err(|e| serde::de::Error::custom(format!("{name}: not base64: {e}")))
         })
         .collect()
 }
@@ -181,22 +189,6 @@ pub struct StrippedSources {
     pub stripped: BTreeMap<String, Vec<u8>>,
     /// Files that keep their docstrings (and lose only comments, if anything), and why.
     pub docstrings_kept: BTreeMap<String, String>,
-}
-
-fn base64_map<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> std::result::Result<BTreeMap<String, Vec<u8>>, D::Error> {
-    use base64::Engine as _;
-    let encoded = std::collections::BTreeMap::<String, String>::deserialize(deserializer)?;
-    encoded
-        .into_iter()
-        .map(|(name, text)| {
-            base64::engine::general_purpose::STANDARD
-                .decode(text)
-                .map(|bytes| (name.clone(), bytes))
-                .map_err(|e| serde::de::Error::custom(format!("{name}: not base64: {e}")))
-        })
-        .collect()
 }
 
 /// Strips docstrings and comments from the `.py` files of `zip` with the distribution's own

@@ -298,17 +298,11 @@ fn checkouts_in_different_directories_build_identical_bundles() {
 fn digits_onnx_reproduces_onnxruntime_in_both_variants() {
     let out = tempfile::tempdir().unwrap();
     let example = repo_root().join("examples/digits-onnx");
-    let output = wpi(&[
-        "build",
-        example.to_str().unwrap(),
-        "--out-dir",
-        out.path().to_str().unwrap(),
-        "--json",
-        "--steady-runs",
-        "3",
-        "--batches",
-        "1,16",
-    ]);
+    let output = build(
+        &example,
+        out.path(),
+        &["--json", "--steady-runs", "3", "--batches", "1,16"],
+    );
     assert_exit(&output, 0);
     let manifest = manifest_from_stdout(&output);
     let bundle = out.path().join("digits-onnx-0.1.0");
