@@ -41,6 +41,11 @@ bench-python:
 bench-onnx:
     cargo bench --bench onnx --profile dev
 
+# The helper crate's GEMM against matrixmultiply, gemm and the per-sample loop on mlp-large's
+# layers, one thread and every core, as a fraction of this core's FMA peak (about a minute).
+bench-gemm:
+    cargo run --release --manifest-path benches/gemm/Cargo.toml
+
 # Long differential run of shake + wasm-opt on random modules (the default test run does 400 seeds).
 fuzz seeds="20000":
     WPI_FUZZ_SEEDS={{seeds}} cargo test --test all differential -- --nocapture

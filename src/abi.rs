@@ -11,11 +11,13 @@ pub const FREE_EXPORT: &str = "wpi_free";
 pub const INFER_EXPORT: &str = "wpi_infer";
 pub const INIT_EXPORT: &str = "wpi_init";
 pub const MEMORY_EXPORT: &str = "memory";
-/// Optional native exports: the device description, a request for the CPU path, and the last
-/// call's transfer/compute split.
+/// Optional native exports: the device description, a request for the CPU path, the last
+/// call's transfer/compute split, a cap on CPU threads and the threads the last call ran on.
 pub const DEVICE_INFO_EXPORT: &str = "wpi_device_info";
 pub const FORCE_CPU_EXPORT: &str = "wpi_force_cpu";
 pub const LAST_CALL_EXPORT: &str = "wpi_last_call_ns";
+pub const SET_THREADS_EXPORT: &str = "wpi_set_threads";
+pub const LAST_CALL_THREADS_EXPORT: &str = "wpi_last_call_threads";
 
 /// Signature of each ABI function on wasm32 (`usize`, `isize` and pointers are `i32`).
 const FUNCTIONS: &[(&str, &[ValType], &[ValType], bool)] = {

@@ -11,13 +11,15 @@
 //! | `wpi_init` | `() -> i32` | builds the model once; 0 = ok |
 //! | `wpi_infer` | `(input, input_len, output, output_cap) -> isize` | bytes written, or an `ERR_*` code |
 //!
-//! Native builds also export three optional functions the tool uses when present:
+//! Native builds also export five optional functions the tool uses when present:
 //!
 //! | export | signature | meaning |
 //! |---|---|---|
 //! | `wpi_device_info` | `(buf, cap) -> isize` | UTF-8 description of the device, e.g. `cuda:NVIDIA H100 80GB HBM3 (sm_90, driver 13.0)` or `cpu (cuda unavailable: libcuda.so not found on the dynamic loader path)`; returns its full length (writing at most `cap` bytes) or `ERR_INIT` |
 //! | `wpi_force_cpu` | `() -> i32` | the model built by the next `wpi_init` runs on the CPU; 1 if a model already exists (it keeps its device) |
 //! | `wpi_last_call_ns` | `(out: *mut u64, cap) -> isize` | upload, compute and download nanoseconds of the last `wpi_infer` on an accelerator; returns how many it wrote, 0 after a CPU call |
+//! | `wpi_set_threads` | `(limit: u32) -> u32` | caps the CPU threads of later calls (0 lifts the cap); returns the cap in effect |
+//! | `wpi_last_call_threads` | `() -> u32` | CPU threads the last `wpi_infer` ran on (0 before any call) |
 //!
 //! Samples are little-endian `f32` arrays of [`Kernel::INPUT_LEN`] elements; a call carries a batch
 //! of whole samples and writes [`Kernel::OUTPUT_LEN`] elements per sample.
@@ -28,6 +30,7 @@ pub mod cpu;
 #[cfg(all(feature = "cuda", not(target_arch = "wasm32")))]
 mod cuda;
 pub mod device;
+pub mod gemm;
 pub mod mlp;
 
 /// The ABI version `wpi_abi_version` returns.
@@ -58,6 +61,10 @@ pub trait Kernel: Sized + Send + 'static {
     /// Host↔device transfer and compute time of the last `infer`, when it ran on an accelerator.
     fn last_call(&self) -> Option<device::CallBreakdown> {
         None
+    }
+    /// CPU threads the last `infer` ran on (0 on an accelerator).
+    fn last_call_threads(&self) -> usize {
+        1
     }
 }
 
@@ -220,6 +227,19 @@ pub unsafe fn last_call_ns<K: Kernel>(
     written as isize
 }
 
+#[doc(hidden)]
+pub fn last_call_threads<K: Kernel>(slot: &Option<Runner<K>>) -> u32 {
+    slot.as_ref().map_or(0, |runner| {
+        u32::try_from(runner.kernel.last_call_threads()).unwrap_or(u32::MAX)
+    })
+}
+
+#[doc(hidden)]
+pub fn set_threads(limit: u32) -> u32 {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    u32::try_from(device::limit_threads(limit)).unwrap_or(u32::MAX)
+}
+
 /// Generates the ABI v1 exports for a type implementing [`Kernel`].
 ///
 /// ```ignore
@@ -297,6 +317,18 @@ macro_rules! export_kernel {
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn wpi_last_call_ns(out: *mut u64, cap: usize) -> isize {
             unsafe { $crate::last_call_ns::<$kernel>(&wpi_runner(), out, cap) }
+        }
+
+        #[cfg(not(target_arch = "wasm32"))]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn wpi_set_threads(limit: u32) -> u32 {
+            $crate::set_threads(limit)
+        }
+
+        #[cfg(not(target_arch = "wasm32"))]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn wpi_last_call_threads() -> u32 {
+            $crate::last_call_threads::<$kernel>(&wpi_runner())
         }
     };
 }

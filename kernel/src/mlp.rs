@@ -1,9 +1,9 @@
 //! A multi-layer perceptron that runs on the GPU when the `cuda` feature is on and a device is
-//! present, else on the CPU with [`cpu::dense`], reporting which one ran.
+//! present, else on the CPU with [`gemm::Dense`] over whole batches, reporting which one ran.
 
 use crate::Kernel;
-use crate::cpu;
 use crate::device::{self, CallBreakdown};
+use crate::gemm::{Dense, Isa};
 
 /// One fully connected layer: `y = act(x · W + b)`, `W` row-major `[inputs × outputs]`.
 #[derive(Debug, Clone)]
@@ -34,10 +34,19 @@ pub enum ShapeError {
 }
 
 pub struct Mlp {
-    layers: Vec<Layer>,
-    /// Ping-pong activations of one sample on the CPU path.
+    layers: Vec<CpuLayer>,
+    isa: Isa,
+    /// Ping-pong activations of a batch on the CPU path, grown to the largest batch seen.
     scratch: [Vec<f32>; 2],
+    /// Threads the last CPU call ran on.
+    last_threads: usize,
     backend: Backend,
+}
+
+/// A layer with its weights packed for the CPU path.
+struct CpuLayer {
+    dense: Dense,
+    relu: bool,
 }
 
 enum Backend {
@@ -61,21 +70,34 @@ impl Mlp {
             }
             width = layer.outputs();
         }
-        let widest = layers.iter().map(Layer::outputs).max().unwrap_or(0);
         let backend = select_backend(&layers);
+        let layers = layers
+            .iter()
+            .enumerate()
+            .map(|(index, layer)| {
+                let dense =
+                    Dense::new(&layer.weights, &layer.bias).ok_or(ShapeError::Layer { index })?;
+                Ok(CpuLayer {
+                    dense,
+                    relu: layer.relu,
+                })
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             layers,
-            scratch: [vec![0.0; widest], vec![0.0; widest]],
+            isa: Isa::detect(),
+            scratch: [Vec::new(), Vec::new()],
+            last_threads: 0,
             backend,
         })
     }
 
     pub fn input_len(&self) -> usize {
-        self.layers[0].inputs()
+        self.layers[0].dense.inputs()
     }
 
     pub fn output_len(&self) -> usize {
-        self.layers[self.layers.len() - 1].outputs()
+        self.layers[self.layers.len() - 1].dense.outputs()
     }
 
     /// Runs `input.len() / input_len()` samples. A GPU failure mid-run moves the model to the CPU
@@ -84,7 +106,10 @@ impl Mlp {
         #[cfg(all(feature = "cuda", not(target_arch = "wasm32")))]
         if let Backend::Cuda(gpu) = &mut self.backend {
             match gpu.infer(input, output) {
-                Ok(()) => return,
+                Ok(()) => {
+                    self.last_threads = 0;
+                    return;
+                }
                 Err(error) => {
                     self.backend = Backend::Cpu {
                         reason: Some(format!("cuda failed during inference: {error}")),
@@ -95,33 +120,55 @@ impl Mlp {
         self.infer_cpu(input, output);
     }
 
+    /// Each layer over the whole batch, so its weights are read once per tile of samples rather
+    /// than once per sample.
     fn infer_cpu(&mut self, input: &[f32], output: &mut [f32]) {
-        let (inputs, outputs) = (self.input_len(), self.output_len());
-        let [a, b] = &mut self.scratch;
-        for (x, y) in input
-            .chunks_exact(inputs)
-            .zip(output.chunks_exact_mut(outputs))
-        {
-            let (mut current, mut next) = (&mut *a, &mut *b);
-            let last = self.layers.len() - 1;
-            for (index, layer) in self.layers.iter().enumerate() {
-                let source: &[f32] = if index == 0 {
-                    x
-                } else {
-                    &current[..layer.inputs()]
-                };
-                let target = if index == last {
-                    &mut *y
-                } else {
-                    &mut next[..layer.outputs()]
-                };
-                cpu::dense(source, &layer.weights, &layer.bias, target);
-                if layer.relu {
-                    cpu::relu(target);
-                }
-                std::mem::swap(&mut current, &mut next);
+        let batch = input.len() / self.input_len();
+        let last = self.layers.len() - 1;
+        let widest = self.layers[..last]
+            .iter()
+            .map(|layer| layer.dense.outputs())
+            .max()
+            .unwrap_or(0);
+        for buffer in &mut self.scratch {
+            if buffer.len() < batch * widest {
+                buffer.resize(batch * widest, 0.0);
             }
         }
+        let max_threads = device::max_threads();
+        let [a, b] = &mut self.scratch;
+        let (mut current, mut next) = (&mut *a, &mut *b);
+        let mut threads = 1;
+        for (index, layer) in self.layers.iter().enumerate() {
+            let source: &[f32] = if index == 0 {
+                input
+            } else {
+                &current[..batch * layer.dense.inputs()]
+            };
+            let target = if index == last {
+                &mut *output
+            } else {
+                &mut next[..batch * layer.dense.outputs()]
+            };
+            threads =
+                threads.max(
+                    layer
+                        .dense
+                        .forward(self.isa, source, target, layer.relu, max_threads),
+                );
+            std::mem::swap(&mut current, &mut next);
+        }
+        self.last_threads = threads;
+    }
+
+    /// Threads the last call ran on: 0 on the GPU.
+    pub fn last_call_threads(&self) -> usize {
+        self.last_threads
+    }
+
+    /// The instruction set the CPU path multiplies with.
+    pub fn isa(&self) -> Isa {
+        self.isa
     }
 
     /// `cuda:<device>` or `cpu`, with the reason CUDA was not used.
@@ -189,6 +236,10 @@ impl<M: MlpModel> Kernel for MlpKernel<M> {
 
     fn last_call(&self) -> Option<CallBreakdown> {
         self.0.last_call()
+    }
+
+    fn last_call_threads(&self) -> usize {
+        self.0.last_call_threads()
     }
 }
 

@@ -235,6 +235,10 @@ pub struct Steady {
     /// (`wpi_last_call_ns`); absent for CPU runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<TransferBreakdown>,
+    /// The most CPU threads a measured call ran on, as the kernel reports it
+    /// (`wpi_last_call_threads`); absent when it does not (the WASM variant has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -278,7 +282,12 @@ pub struct NativeTimings {
     /// `dlopen` plus symbol lookup of a fresh copy of the library.
     pub load: Distribution,
     pub cold: ColdStart,
+    /// On as many threads as the kernel picks for each batch, as a user's process would run it.
     pub steady: Vec<Steady>,
+    /// The batches of `steady` that ran on more than one thread, capped at one
+    /// (`wpi_set_threads`): the like-for-like figure next to the single-threaded WASM variant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub single_thread: Vec<Steady>,
 }
 
 /// What the WASM variant costs relative to native, from this run's medians.
@@ -308,6 +317,9 @@ pub struct RuntimeFit {
 pub struct BatchRatio {
     pub batch: usize,
     pub wasm_over_native: f64,
+    /// Against native capped at one thread, where native ran on more at this batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasm_over_native_single_thread: Option<f64>,
 }
 
 /// One batch size of the sweep, across the variants measured.

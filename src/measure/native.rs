@@ -13,6 +13,8 @@ type InferFn = unsafe extern "C" fn(*const u8, usize, *mut u8, usize) -> isize;
 type DeviceInfoFn = unsafe extern "C" fn(*mut u8, usize) -> isize;
 type ForceCpuFn = unsafe extern "C" fn() -> i32;
 type LastCallFn = unsafe extern "C" fn(*mut u64, usize) -> isize;
+type SetThreadsFn = unsafe extern "C" fn(u32) -> u32;
+type LastCallThreadsFn = unsafe extern "C" fn() -> u32;
 
 /// Which device a native run asks the kernel for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +33,8 @@ pub struct NativeKernel {
     device_info: Option<DeviceInfoFn>,
     force_cpu: Option<ForceCpuFn>,
     last_call: Option<LastCallFn>,
+    set_threads: Option<SetThreadsFn>,
+    last_call_threads: Option<LastCallThreadsFn>,
     _library: Library,
 }
 
@@ -61,6 +65,13 @@ impl NativeKernel {
                 device_info: symbol::<DeviceInfoFn>(&library, abi::DEVICE_INFO_EXPORT, path).ok(),
                 force_cpu: symbol::<ForceCpuFn>(&library, abi::FORCE_CPU_EXPORT, path).ok(),
                 last_call: symbol::<LastCallFn>(&library, abi::LAST_CALL_EXPORT, path).ok(),
+                set_threads: symbol::<SetThreadsFn>(&library, abi::SET_THREADS_EXPORT, path).ok(),
+                last_call_threads: symbol::<LastCallThreadsFn>(
+                    &library,
+                    abi::LAST_CALL_THREADS_EXPORT,
+                    path,
+                )
+                .ok(),
                 _library: library,
             })
         }
@@ -99,6 +110,14 @@ impl NativeKernel {
             }
             buf.resize(len, 0);
         }
+    }
+
+    /// Caps the CPU threads of later calls (0 lifts the cap) and returns the cap in effect;
+    /// `None` when the kernel does not export `wpi_set_threads`.
+    pub fn limit_threads(&mut self, limit: u32) -> Option<u32> {
+        let set_threads = self.set_threads?;
+        // SAFETY: `wpi_set_threads` takes and returns a u32.
+        Some(unsafe { set_threads(limit) })
     }
 
     /// The device the kernel runs on, and its description.
@@ -148,6 +167,14 @@ impl KernelRunner for NativeKernel {
         // SAFETY: `values` is writable for three u64.
         let written = unsafe { last_call(values.as_mut_ptr(), values.len()) };
         (written == 3).then_some(values)
+    }
+
+    fn last_call_threads(&mut self) -> Option<u32> {
+        let last_call_threads = self.last_call_threads?;
+        // SAFETY: `wpi_last_call_threads` takes no arguments.
+        let threads = unsafe { last_call_threads() };
+        // 0: the call ran on an accelerator, where CPU threads say nothing.
+        (threads > 0).then_some(threads)
     }
 }
 

@@ -16,6 +16,11 @@ pub trait KernelRunner {
         None
     }
 
+    /// CPU threads the last call ran on, when the kernel reports them.
+    fn last_call_threads(&mut self) -> Option<u32> {
+        None
+    }
+
     /// Runs `input` and returns the output, `output_bytes_per_sample` per sample.
     fn infer(
         &mut self,

@@ -5,7 +5,7 @@ use crate::manifest::kernel::{
     BatchFit, BatchRatio, ColdStart, NativeTimings, RuntimeFit, Steady, TransferBreakdown,
     WasmTimings,
 };
-use crate::measure::native::{DeviceChoice, LibraryCopies};
+use crate::measure::native::{DeviceChoice, LibraryCopies, NativeKernel};
 use crate::measure::runner::KernelRunner;
 use crate::measure::stats::{distribution, time_runs, time_runs_within, timed};
 use crate::measure::wasm::WasmHost;
@@ -113,6 +113,7 @@ fn steady(
             let cycled = samples.cycled(batch);
             let mut output = vec![0u8; batch * samples.output_bytes];
             let mut breakdowns = Vec::new();
+            let mut threads = None;
             let mut next = 0usize;
             let mut run = || {
                 let start = (next % count) * samples.input_bytes;
@@ -122,6 +123,7 @@ fn steady(
                     &mut output,
                 )?;
                 breakdowns.extend(runner.last_call_ns());
+                threads = threads.max(runner.last_call_threads());
                 Ok(())
             };
             // The first call warms up and estimates what the others cost.
@@ -135,6 +137,7 @@ fn steady(
                 latency,
                 samples_per_second: batch as f64 / (latency.median_us.max(1e-3) * 1e-6),
                 transfer: transfer_medians(measured),
+                threads,
             })
         })
         .collect::<Result<_>>()
@@ -247,11 +250,39 @@ pub fn measure_native(
     let mut kernel = copies.load(choice)?;
     kernel.init()?;
     let steady = steady(&mut kernel, samples, plan)?;
+    let single_thread = single_thread(&mut kernel, &steady, samples, plan)?;
     Ok(NativeTimings {
         load: distribution(&load_times),
         cold,
         steady,
+        single_thread,
     })
+}
+
+/// The batches that ran on more than one thread, again on one: the WASM variant has one thread,
+/// so this is the like-for-like figure next to it. Empty when no batch used more than one, or
+/// the kernel cannot be capped.
+fn single_thread(
+    kernel: &mut NativeKernel,
+    steady_runs: &[Steady],
+    samples: &SampleSet,
+    plan: &TimingPlan,
+) -> Result<Vec<Steady>> {
+    let batches: Vec<usize> = steady_runs
+        .iter()
+        .filter(|s| s.threads.is_some_and(|t| t > 1))
+        .map(|s| s.batch)
+        .collect();
+    if batches.is_empty() || kernel.limit_threads(1).is_none() {
+        return Ok(Vec::new());
+    }
+    let capped = TimingPlan {
+        batches,
+        ..plan.clone()
+    };
+    let result = steady(kernel, samples, &capped).context("timing one thread");
+    kernel.limit_threads(0);
+    result
 }
 
 /// The WASM variant's costs relative to native, from the medians of one run; `cuda` is the
@@ -275,6 +306,8 @@ pub fn runtime_fit(
             Some(BatchRatio {
                 batch: w.batch,
                 wasm_over_native: ratio(w.latency.median_us, median_at(&native.steady, w.batch)?),
+                wasm_over_native_single_thread: median_at(&native.single_thread, w.batch)
+                    .map(|single| ratio(w.latency.median_us, single)),
             })
         })
         .collect();
@@ -355,7 +388,13 @@ fn verdict(
 ) -> String {
     let speed = steady
         .iter()
-        .map(|r| format!("{:.2}x native at batch {}", r.wasm_over_native, r.batch))
+        .map(|r| match r.wasm_over_native_single_thread {
+            Some(single) => format!(
+                "{:.2}x native ({single:.2}x native on one thread) at batch {}",
+                r.wasm_over_native, r.batch
+            ),
+            None => format!("{:.2}x native at batch {}", r.wasm_over_native, r.batch),
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let mut text = format!(

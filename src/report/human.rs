@@ -347,10 +347,22 @@ pub fn summary(manifest: &KernelManifest) -> String {
     ));
     for steady in &wasm.steady {
         let other = native.steady.iter().find(|n| n.batch == steady.batch);
+        let single = native
+            .single_thread
+            .iter()
+            .find(|n| n.batch == steady.batch);
+        let native_cell = other.map_or_else(none, |other| match single {
+            Some(single) => format!(
+                "{}; {} on one",
+                steady_cell(other),
+                format_duration_us(single.latency.median_us)
+            ),
+            None => steady_cell(other),
+        });
         rows.push((
             format!("steady, batch {}", steady.batch),
             steady_cell(steady),
-            other.map(steady_cell).unwrap_or_else(none),
+            native_cell,
         ));
     }
     let width = |pick: fn(&(String, String, String)) -> &String| {
@@ -471,8 +483,12 @@ fn cuda_summary(cuda: &CudaRun) -> String {
 }
 
 fn steady_cell(steady: &Steady) -> String {
+    let threads = match steady.threads {
+        Some(threads) if threads > 1 => format!(" on {threads} threads"),
+        _ => String::new(),
+    };
     format!(
-        "{} (p95 {})",
+        "{} (p95 {}){threads}",
         format_duration_us(steady.latency.median_us),
         format_duration_us(steady.latency.p95_us)
     )

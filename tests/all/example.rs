@@ -183,7 +183,8 @@ fn check_cuda_record(manifest: &serde_json::Value, sweep: &[u64]) {
 }
 
 /// The heavy example builds, its variants agree, and its seeded weights are the same on every
-/// target (bit-identical CPU outputs); the sweep is cut short to keep CI fast.
+/// target: the outputs differ only by fused multiply-adds on the native side (~1e-6, where other
+/// weights would move them by ~1); the sweep is cut short to keep CI fast.
 #[test]
 fn mlp_large_variants_agree_across_a_short_sweep() {
     let out = tempfile::tempdir().unwrap();
@@ -201,7 +202,8 @@ fn mlp_large_variants_agree_across_a_short_sweep() {
     assert_exit(&output, 0);
     let manifest = manifest_from_stdout(&output);
     assert_eq!(manifest["parity"]["passed"], true);
-    assert_eq!(manifest["parity"]["max_abs_diff"], 0.0);
+    let max_abs_diff = manifest["parity"]["max_abs_diff"].as_f64().unwrap();
+    assert!(max_abs_diff < 1e-4, "{max_abs_diff}");
     check_cuda_record(&manifest, &[1, 16]);
 }
 

@@ -720,3 +720,50 @@ fn wasm_bindgen_imports_stop_the_build_naming_the_crate() {
     );
     assert!(!out.path().join("bindgen-noise-0.1.0").exists());
 }
+
+/// The helper crate's tile paths run only in WASM builds: its unit tests (every shape against the
+/// per-sample loop, bit for bit) run in Node for each instruction set a WASM variant may use.
+#[test]
+fn helper_math_matches_the_per_sample_loop_in_wasm_on_every_instruction_set() {
+    let node_flags = match std::process::Command::new("node")
+        .arg("--v8-options")
+        .output()
+    {
+        Ok(output) => String::from_utf8_lossy(&output.stdout).into_owned(),
+        Err(_) => return eprintln!("skipping the WASM helper tests: `node` is not installed"),
+    };
+    let mut runner = vec!["node".to_string(), "--no-warnings".into()];
+    // Node 20 ships relaxed SIMD behind a flag; later versions have it on.
+    if node_flags.contains("--experimental-wasm-relaxed-simd") {
+        runner.push("--experimental-wasm-relaxed-simd".into());
+    }
+    let script = repo_root().join("tests/node/wasi-run.mjs");
+    runner.push(script.to_str().unwrap().into());
+    // A TOML array: paths with spaces stay one argument.
+    let runner_config = format!("target.wasm32-wasip1.runner={runner:?}");
+    for (isa, features) in [
+        ("portable", ""),
+        ("simd128", "-C target-feature=+simd128"),
+        ("relaxed-simd", "-C target-feature=+simd128,+relaxed-simd"),
+    ] {
+        let output = std::process::Command::new(env!("CARGO"))
+            .args(["test", "--lib", "--target", "wasm32-wasip1", "--config"])
+            .arg(&runner_config)
+            .arg("--manifest-path")
+            .arg(repo_root().join("kernel/Cargo.toml"))
+            .args(["--", "gemm::"])
+            .env("RUSTFLAGS", features)
+            .env(
+                "CARGO_TARGET_DIR",
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("helper-wasm-{isa}")),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success() && stdout(&output).contains("every_shape_matches"),
+            "{isa}:\n{}\n{}",
+            stdout(&output),
+            stderr(&output)
+        );
+    }
+}

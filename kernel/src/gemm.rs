@@ -1,0 +1,730 @@
+//! Dense layers over whole batches, `Y = X · W + b`, as a register-tiled matrix multiply.
+//!
+//! The weights are packed once, when the model is built, into panels of [`PANEL`] columns stored
+//! input by input, so a tile reads them contiguously. A tile keeps an `MR × NR` block of outputs
+//! in vector registers and walks the inputs in blocks of [`KC`] (its weight slice stays in L1)
+//! over row blocks of [`MC`] samples (their inputs stay in L2).
+//!
+//! Every output is its bias plus its products added in input order, one at a time: blocking, tile
+//! shape and thread count never change a result. What adds a product does: a fused multiply-add
+//! (one rounding) on x86-64 CPUs with FMA and with WASM relaxed SIMD, a multiply then an add (two
+//! roundings) on the simd128 and portable paths. So the simd128 WASM variant and the portable path
+//! agree bit for bit, and the FMA paths differ from them in the last bits, within a kernel's
+//! tolerance.
+
+/// Columns per packed weight panel.
+pub const PANEL: usize = 8;
+/// Inputs per block: a 16-column weight slice of `KC` inputs is 16 KiB, half of a 32 KiB L1.
+const KC: usize = 256;
+/// Samples per row block: `MC × KC` inputs are 192 KiB, inside a 1–2 MiB L2 (measured against
+/// 48 and 96 on mlp-large: 60 % → 66–72 % of peak on one thread at batch ≥ 256).
+const MC: usize = 192;
+/// Below this many multiply-adds per thread, handing work to another thread costs more than it
+/// saves (a rayon hand-off is a few µs; this is ~20 µs of work on one AVX2 core).
+const MIN_MACS_PER_THREAD: usize = 1 << 19;
+
+/// The instruction set a multiply runs on, picked once per process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// x86-64 with AVX2 and FMA, detected at run time: 6 × 16 tiles of fused multiply-adds.
+    Avx2Fma,
+    /// wasm32 built with `simd128`: 4 × 8 tiles, multiply then add.
+    Simd128,
+    /// wasm32 built with `relaxed-simd`: 4 × 8 tiles of `f32x4.relaxed_madd` (fused where the
+    /// engine's CPU has FMA, so results may differ between engines in the last bits).
+    RelaxedSimd,
+    /// Anything else: 4 × 8 tiles in plain Rust, which LLVM vectorises for the baseline target.
+    Portable,
+}
+
+impl Isa {
+    /// The best instruction set this process can run.
+    pub fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            return Isa::Avx2Fma;
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        return Isa::RelaxedSimd;
+        #[cfg(all(
+            target_arch = "wasm32",
+            target_feature = "simd128",
+            not(target_feature = "relaxed-simd")
+        ))]
+        return Isa::Simd128;
+        #[allow(unreachable_code)]
+        Isa::Portable
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx2Fma => "avx2+fma",
+            Isa::Simd128 => "simd128",
+            Isa::RelaxedSimd => "relaxed-simd",
+            Isa::Portable => "portable",
+        }
+    }
+
+    /// Rows and panels of one tile.
+    fn tile(self) -> (usize, usize) {
+        match self {
+            Isa::Avx2Fma => (6, 2),
+            Isa::Simd128 | Isa::RelaxedSimd => (4, 1),
+            Isa::Portable => (4, 1),
+        }
+    }
+}
+
+/// This core's f32 multiply-add peak in GFLOP/s (a fused multiply-add is two FLOPs per lane), from
+/// a loop of independent FMAs that only the FMA units limit, at the widest vectors the CPU has;
+/// `None` on CPUs without FMA. For benchmarks: it runs for about a quarter of a second.
+pub fn fma_peak_gflops() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    if Isa::detect() == Isa::Avx2Fma {
+        // SAFETY: AVX2 and FMA were detected; AVX-512 is checked before its loop runs.
+        return Some(unsafe { x86::fma_peak_gflops() });
+    }
+    None
+}
+
+/// One fully connected layer with its weights packed for [`Dense::forward`].
+#[derive(Debug, Clone)]
+pub struct Dense {
+    inputs: usize,
+    outputs: usize,
+    /// `panels` panels of `inputs × PANEL`, zero-padded to an even count so a two-panel tile
+    /// never reads past the end.
+    packed: Vec<f32>,
+    /// The bias, zero-padded to the packed width.
+    bias: Vec<f32>,
+}
+
+impl Dense {
+    /// Packs row-major `[inputs × outputs]` weights; `None` when the lengths do not agree.
+    pub fn new(weights: &[f32], bias: &[f32]) -> Option<Self> {
+        let outputs = bias.len();
+        if outputs == 0 || !weights.len().is_multiple_of(outputs) {
+            return None;
+        }
+        let inputs = weights.len() / outputs;
+        let panels = outputs.div_ceil(PANEL).next_multiple_of(2);
+        let mut packed = vec![0.0; panels * inputs * PANEL];
+        for (i, row) in weights.chunks_exact(outputs).enumerate() {
+            for (j, &w) in row.iter().enumerate() {
+                packed[(j / PANEL) * inputs * PANEL + i * PANEL + j % PANEL] = w;
+            }
+        }
+        let mut padded_bias = bias.to_vec();
+        padded_bias.resize(panels * PANEL, 0.0);
+        Some(Self {
+            inputs,
+            outputs,
+            packed,
+            bias: padded_bias,
+        })
+    }
+
+    pub fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    /// `y = x · W + b` (then `max(·, 0)` when `relu`) for `x.len() / inputs` samples, on up to
+    /// `max_threads` threads; returns how many it used. Panics if `x` and `y` do not hold the
+    /// same whole number of samples.
+    pub fn forward(
+        &self,
+        isa: Isa,
+        x: &[f32],
+        y: &mut [f32],
+        relu: bool,
+        max_threads: usize,
+    ) -> usize {
+        let rows = x.len() / self.inputs;
+        assert!(
+            x.len() == rows * self.inputs && y.len() == rows * self.outputs,
+            "dense layer {}→{}: {} inputs and {} outputs are not the same number of samples",
+            self.inputs,
+            self.outputs,
+            x.len(),
+            y.len()
+        );
+        let split = self.split(isa, rows, max_threads);
+        let out = Out(y.as_mut_ptr());
+        if split.parts == 1 {
+            // SAFETY: one block covering all of `y`, which this call borrows mutably.
+            unsafe { self.block(isa, x, out, split.part(0, rows, self.outputs), relu) };
+            return 1;
+        }
+        self.parallel(isa, x, out, rows, split, relu)
+    }
+
+    /// How to share a call between threads: one per `MIN_MACS_PER_THREAD` of work. Many samples
+    /// split by rows (each thread its samples); few split by columns, so each thread reads only
+    /// its share of the weights, which is what bounds a small batch.
+    fn split(&self, isa: Isa, rows: usize, max_threads: usize) -> Split {
+        let (tile_rows, tile_panels) = isa.tile();
+        let tile_cols = tile_panels * PANEL;
+        let (row_tiles, col_tiles) = (rows.div_ceil(tile_rows), self.outputs.div_ceil(tile_cols));
+        let work = rows * self.inputs * self.outputs;
+        let parts = max_threads
+            .min(work / MIN_MACS_PER_THREAD)
+            .min(row_tiles.max(col_tiles))
+            .max(1);
+        if rows >= parts * MC || col_tiles < parts {
+            let chunk = row_tiles.div_ceil(parts) * tile_rows;
+            Split {
+                parts: rows.div_ceil(chunk),
+                by_rows: true,
+                chunk,
+            }
+        } else {
+            let chunk = col_tiles.div_ceil(parts) * tile_cols;
+            Split {
+                parts: self.outputs.div_ceil(chunk),
+                by_rows: false,
+                chunk,
+            }
+        }
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn parallel(
+        &self,
+        isa: Isa,
+        x: &[f32],
+        out: Out,
+        rows: usize,
+        split: Split,
+        relu: bool,
+    ) -> usize {
+        use rayon::prelude::*;
+        (0..split.parts).into_par_iter().for_each(|index| {
+            // SAFETY: `Split::part` hands each index a block no other index overlaps, all inside
+            // `y`, which `forward` borrows mutably until every part is done.
+            unsafe { self.block(isa, x, out, split.part(index, rows, self.outputs), relu) }
+        });
+        split.parts
+    }
+
+    /// WASM instances have one thread.
+    #[cfg(target_arch = "wasm32")]
+    fn parallel(&self, isa: Isa, x: &[f32], out: Out, rows: usize, _: Split, relu: bool) -> usize {
+        let all = Split {
+            parts: 1,
+            by_rows: true,
+            chunk: rows,
+        };
+        // SAFETY: one block covering all of `y`, which `forward` borrows mutably.
+        unsafe { self.block(isa, x, out, all.part(0, rows, self.outputs), relu) };
+        1
+    }
+
+    /// The blocked multiply of one block of outputs on this thread.
+    ///
+    /// # Safety
+    /// `out` points at the `rows × outputs` output, and no one else reads or writes `block` of it
+    /// during the call.
+    unsafe fn block(&self, isa: Isa, x: &[f32], out: Out, block: Block, relu: bool) {
+        let (k, n) = (self.inputs, self.outputs);
+        let (tile_rows, tile_panels) = isa.tile();
+        let tile_cols = tile_panels * PANEL;
+        let panel_stride = k * PANEL;
+        for row0 in block.rows.clone().step_by(MC) {
+            let block_end = block.rows.end.min(row0 + MC);
+            for k0 in (0..k).step_by(KC) {
+                let kb = KC.min(k - k0);
+                let first = k0 == 0;
+                let relu_now = relu && k0 + kb == k;
+                for col0 in block.cols.clone().step_by(tile_cols) {
+                    let cols = tile_cols.min(n - col0);
+                    let weights = &self.packed[(col0 / PANEL) * panel_stride + k0 * PANEL..];
+                    let bias = &self.bias[col0..col0 + tile_cols];
+                    for r0 in (row0..block_end).step_by(tile_rows) {
+                        let tile = Tile {
+                            rows: tile_rows.min(block_end - r0),
+                            kb,
+                            x: &x[r0 * k + k0..],
+                            x_stride: k,
+                            weights,
+                            panel_stride,
+                            init: if first {
+                                Init::Bias(bias)
+                            } else {
+                                Init::Accumulate
+                            },
+                            relu: relu_now,
+                        };
+                        // SAFETY: rows r0.. and columns col0.. lie in `block`, which is ours.
+                        let at = unsafe { out.0.add(r0 * n + col0) };
+                        if cols == tile_cols {
+                            // SAFETY: the whole tile lies in `block` (only a block's last tile
+                            // can be narrower, and that one takes the other branch).
+                            unsafe { tile.run(isa, at, n) };
+                            continue;
+                        }
+                        // The last columns: run the full tile on a copy, keep what exists.
+                        let mut scratch = [0.0f32; 6 * 16];
+                        for r in 0..tile.rows {
+                            // SAFETY: row r's `cols` columns from `at` lie in `block`.
+                            let row = unsafe { std::slice::from_raw_parts(at.add(r * n), cols) };
+                            scratch[r * tile_cols..r * tile_cols + cols].copy_from_slice(row);
+                        }
+                        // SAFETY: `scratch` holds a full tile of at most 6 × 16.
+                        unsafe { tile.run(isa, scratch.as_mut_ptr(), tile_cols) };
+                        for r in 0..tile.rows {
+                            // SAFETY: as above.
+                            let row =
+                                unsafe { std::slice::from_raw_parts_mut(at.add(r * n), cols) };
+                            row.copy_from_slice(&scratch[r * tile_cols..r * tile_cols + cols]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The output matrix, shared by the threads of one call; each writes only its own [`Block`].
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+
+// SAFETY: `Dense::forward` hands every thread a block no other thread touches.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+/// `parts` blocks of `chunk` rows (or columns), the last one shorter.
+#[derive(Clone, Copy)]
+struct Split {
+    parts: usize,
+    by_rows: bool,
+    chunk: usize,
+}
+
+/// The outputs one thread computes.
+struct Block {
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+}
+
+impl Split {
+    fn part(self, index: usize, rows: usize, cols: usize) -> Block {
+        let range = |len: usize| (index * self.chunk).min(len)..((index + 1) * self.chunk).min(len);
+        if self.by_rows {
+            Block {
+                rows: range(rows),
+                cols: 0..cols,
+            }
+        } else {
+            Block {
+                rows: 0..rows,
+                cols: range(cols),
+            }
+        }
+    }
+}
+
+/// Where a tile's accumulators start.
+#[derive(Clone, Copy)]
+enum Init<'a> {
+    /// The first input block: the bias of the tile's columns.
+    Bias(&'a [f32]),
+    /// A later block: what the earlier blocks left in the output.
+    Accumulate,
+}
+
+/// One `rows × (panels · PANEL)` block of outputs over `kb` inputs.
+struct Tile<'a> {
+    rows: usize,
+    kb: usize,
+    /// The tile's first sample at its first input; sample `r` starts `r * x_stride` later.
+    x: &'a [f32],
+    x_stride: usize,
+    /// The tile's first panel at its first input; the next panel starts `panel_stride` later.
+    weights: &'a [f32],
+    panel_stride: usize,
+    init: Init<'a>,
+    relu: bool,
+}
+
+impl Tile<'_> {
+    /// Writes the tile to `out`, row `r` at `r * out_stride`.
+    ///
+    /// # Safety
+    /// `out` is valid for reads and writes of `rows` rows of the tile's width at `out_stride`,
+    /// and no one else touches them during the call.
+    unsafe fn run(&self, isa: Isa, out: *mut f32, out_stride: usize) {
+        let (_, panels) = isa.tile();
+        // Every read of the inputs and weights stays inside these ranges.
+        assert!(self.rows >= 1 && self.kb >= 1);
+        assert!(self.x.len() > (self.rows - 1) * self.x_stride + self.kb - 1);
+        assert!(self.weights.len() >= (panels - 1) * self.panel_stride + self.kb * PANEL);
+        if let Init::Bias(bias) = self.init {
+            assert!(bias.len() >= panels * PANEL);
+        }
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Avx2Fma` comes from `Isa::detect`, which saw both features; the ranges
+            // were checked above or by the caller.
+            Isa::Avx2Fma => unsafe { x86::tile(self, out, out_stride) },
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            // SAFETY: the ranges were checked above or by the caller.
+            Isa::Simd128 | Isa::RelaxedSimd => unsafe { wasm::tile(self, out, out_stride) },
+            // SAFETY: the ranges were checked above or by the caller.
+            _ => unsafe { portable::tile(self, out, out_stride) },
+        }
+    }
+}
+
+/// Expands `$body` once per tile height up to `$max`, with `R` the rows as a constant, so the
+/// accumulators are arrays the compiler keeps in registers.
+macro_rules! for_rows {
+    ($rows:expr, $max:literal, $body:ident ( $($arg:expr),* )) => {
+        match $rows {
+            1 => $body::<1>($($arg),*),
+            2 => $body::<2>($($arg),*),
+            3 => $body::<3>($($arg),*),
+            4 => $body::<4>($($arg),*),
+            5 if $max >= 5 => $body::<5>($($arg),*),
+            6 if $max >= 6 => $body::<6>($($arg),*),
+            rows => unreachable!("a tile has at most {} rows, not {rows}", $max),
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Init, PANEL, Tile};
+    use std::arch::x86_64::*;
+    use std::hint::black_box;
+    use std::time::Instant;
+
+    /// Independent accumulators: more than FMA latency × FMA ports (4 × 2 on current cores).
+    const CHAINS: usize = 12;
+    const PEAK_ITERATIONS: usize = 4_000_000;
+
+    /// Best of five timed loops, AVX-512 too when the CPU has it (some cores run it at no more
+    /// FLOPs than AVX2: the faster of the two is the peak).
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA.
+    pub(super) unsafe fn fma_peak_gflops() -> f64 {
+        let time = |run: &dyn Fn() -> f32, lanes: usize| {
+            (0..5)
+                .map(|_| {
+                    let start = Instant::now();
+                    black_box(run());
+                    let flops = (PEAK_ITERATIONS * CHAINS * lanes * 2) as f64;
+                    flops / start.elapsed().as_secs_f64() / 1e9
+                })
+                .fold(0.0, f64::max)
+        };
+        // SAFETY: AVX2 and FMA are present (the caller's contract).
+        let avx2 = time(&|| unsafe { peak_avx2() }, 8);
+        if !std::is_x86_feature_detected!("avx512f") {
+            return avx2;
+        }
+        // SAFETY: AVX-512F was just detected.
+        avx2.max(time(&|| unsafe { peak_avx512() }, 16))
+    }
+
+    /// `acc = acc · a + b` converges to 1: the values stay normal, so no slow path runs.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn peak_avx2() -> f32 {
+        let (a, b) = (
+            _mm256_set1_ps(black_box(0.999_999)),
+            _mm256_set1_ps(black_box(1e-6)),
+        );
+        let mut acc = [_mm256_set1_ps(black_box(0.5)); CHAINS];
+        for _ in 0..PEAK_ITERATIONS {
+            for acc in &mut acc {
+                *acc = _mm256_fmadd_ps(*acc, a, b);
+            }
+        }
+        let mut lanes = [0.0f32; 8];
+        let sum = acc
+            .iter()
+            .fold(_mm256_setzero_ps(), |s, &v| _mm256_add_ps(s, v));
+        // SAFETY: `lanes` holds eight f32.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
+        lanes.iter().sum()
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn peak_avx512() -> f32 {
+        let (a, b) = (
+            _mm512_set1_ps(black_box(0.999_999)),
+            _mm512_set1_ps(black_box(1e-6)),
+        );
+        let mut acc = [_mm512_set1_ps(black_box(0.5)); CHAINS];
+        for _ in 0..PEAK_ITERATIONS {
+            for acc in &mut acc {
+                *acc = _mm512_fmadd_ps(*acc, a, b);
+            }
+        }
+        acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
+    }
+
+    /// # Safety
+    /// The CPU has AVX2 and FMA, and the tile's ranges were checked by [`Tile::run`].
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn tile(tile: &Tile, out: *mut f32, out_stride: usize) {
+        // SAFETY: forwarded.
+        unsafe { for_rows!(tile.rows, 6, rows(tile, out, out_stride)) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn rows<const R: usize>(tile: &Tile, out: *mut f32, out_stride: usize) {
+        let (x, w0) = (tile.x.as_ptr(), tile.weights.as_ptr());
+        // SAFETY (whole body): every offset is inside the ranges `Tile::run` checked.
+        unsafe {
+            let w1 = w0.add(tile.panel_stride);
+            let mut acc = [[_mm256_setzero_ps(); 2]; R];
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let from = match tile.init {
+                    Init::Bias(bias) => bias.as_ptr(),
+                    Init::Accumulate => out.add(r * out_stride),
+                };
+                *acc = [_mm256_loadu_ps(from), _mm256_loadu_ps(from.add(PANEL))];
+            }
+            for kk in 0..tile.kb {
+                let b0 = _mm256_loadu_ps(w0.add(kk * PANEL));
+                let b1 = _mm256_loadu_ps(w1.add(kk * PANEL));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let a = _mm256_broadcast_ss(&*x.add(r * tile.x_stride + kk));
+                    acc[0] = _mm256_fmadd_ps(a, b0, acc[0]);
+                    acc[1] = _mm256_fmadd_ps(a, b1, acc[1]);
+                }
+            }
+            let zero = _mm256_setzero_ps();
+            for (r, acc) in acc.iter().enumerate() {
+                let (mut lo, mut hi) = (acc[0], acc[1]);
+                if tile.relu {
+                    lo = _mm256_max_ps(lo, zero);
+                    hi = _mm256_max_ps(hi, zero);
+                }
+                let to = out.add(r * out_stride);
+                _mm256_storeu_ps(to, lo);
+                _mm256_storeu_ps(to.add(PANEL), hi);
+            }
+        }
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm {
+    use super::{Init, PANEL, Tile};
+    use core::arch::wasm32::*;
+
+    /// # Safety
+    /// The tile's ranges were checked by [`Tile::run`].
+    pub(super) unsafe fn tile(tile: &Tile, out: *mut f32, out_stride: usize) {
+        // SAFETY: forwarded.
+        unsafe { for_rows!(tile.rows, 6, rows(tile, out, out_stride)) }
+    }
+
+    #[inline(always)]
+    fn madd(a: v128, b: v128, acc: v128) -> v128 {
+        #[cfg(target_feature = "relaxed-simd")]
+        return f32x4_relaxed_madd(a, b, acc);
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        return f32x4_add(acc, f32x4_mul(a, b));
+    }
+
+    unsafe fn rows<const R: usize>(tile: &Tile, out: *mut f32, out_stride: usize) {
+        let (x, w) = (tile.x.as_ptr(), tile.weights.as_ptr());
+        // SAFETY (whole body): every offset is inside the ranges `Tile::run` checked, and wasm
+        // loads and stores need no alignment.
+        unsafe {
+            let mut acc = [[f32x4_splat(0.0); 2]; R];
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let from = match tile.init {
+                    Init::Bias(bias) => bias.as_ptr(),
+                    Init::Accumulate => out.add(r * out_stride),
+                };
+                *acc = [v128_load(from.cast()), v128_load(from.add(4).cast())];
+            }
+            for kk in 0..tile.kb {
+                let b0 = v128_load(w.add(kk * PANEL).cast());
+                let b1 = v128_load(w.add(kk * PANEL + 4).cast());
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let a = f32x4_splat(*x.add(r * tile.x_stride + kk));
+                    acc[0] = madd(a, b0, acc[0]);
+                    acc[1] = madd(a, b1, acc[1]);
+                }
+            }
+            let zero = f32x4_splat(0.0);
+            for (r, acc) in acc.iter().enumerate() {
+                let to = out.add(r * out_stride);
+                for (half, &value) in acc.iter().enumerate() {
+                    let value = if tile.relu {
+                        f32x4_pmax(value, zero)
+                    } else {
+                        value
+                    };
+                    v128_store(to.add(half * 4).cast(), value);
+                }
+            }
+        }
+    }
+}
+
+mod portable {
+    use super::{Init, PANEL, Tile};
+
+    /// # Safety
+    /// As [`Tile::run`].
+    pub(super) unsafe fn tile(tile: &Tile, out: *mut f32, out_stride: usize) {
+        // SAFETY: forwarded.
+        unsafe { for_rows!(tile.rows, 4, rows(tile, out, out_stride)) }
+    }
+
+    unsafe fn rows<const R: usize>(tile: &Tile, out: *mut f32, out_stride: usize) {
+        // SAFETY: the caller owns `PANEL` values at each row's start.
+        let row =
+            |r: usize| unsafe { std::slice::from_raw_parts_mut(out.add(r * out_stride), PANEL) };
+        let mut acc = [[0.0f32; PANEL]; R];
+        for (r, acc) in acc.iter_mut().enumerate() {
+            match tile.init {
+                Init::Bias(bias) => acc.copy_from_slice(&bias[..PANEL]),
+                Init::Accumulate => acc.copy_from_slice(row(r)),
+            }
+        }
+        for (kk, b) in tile.weights[..tile.kb * PANEL]
+            .chunks_exact(PANEL)
+            .enumerate()
+        {
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let a = tile.x[r * tile.x_stride + kk];
+                for (acc, &b) in acc.iter_mut().zip(b) {
+                    *acc += a * b;
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (to, &value) in row(r).iter_mut().zip(acc) {
+                *to = if tile.relu { value.max(0.0) } else { value };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The per-sample loop the tiles must reproduce: bias, then products in input order.
+    fn reference(x: &[f32], w: &[f32], b: &[f32], relu: bool, fused: bool) -> Vec<f32> {
+        let (n, k) = (b.len(), w.len() / b.len());
+        let mut y = Vec::new();
+        for sample in x.chunks_exact(k) {
+            for j in 0..n {
+                let mut acc = b[j];
+                for (i, &xi) in sample.iter().enumerate() {
+                    acc = if fused {
+                        xi.mul_add(w[i * n + j], acc)
+                    } else {
+                        acc + xi * w[i * n + j]
+                    };
+                }
+                y.push(if relu { acc.max(0.0) } else { acc });
+            }
+        }
+        y
+    }
+
+    /// Deterministic values in [-1, 1) with a spread of exponents, so rounding differences show.
+    fn values(count: usize, seed: u32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..count)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    fn isas() -> Vec<Isa> {
+        let mut isas = vec![Isa::Portable];
+        if Isa::detect() != Isa::Portable {
+            isas.push(Isa::detect());
+        }
+        isas
+    }
+
+    #[test]
+    fn every_shape_matches_the_per_sample_loop_bit_for_bit() {
+        // Edges of every block: rows around the tile heights and MC, inputs around KC, outputs
+        // around the panel and tile widths.
+        for &(rows, k, n) in &[
+            (1, 1, 1),
+            (1, 64, 10),
+            (5, 3, 17),
+            (7, 300, 9),
+            (13, 257, 33),
+            (49, 64, 24),
+            (50, 520, 70),
+        ] {
+            let (x, w, b) = (values(rows * k, 1), values(k * n, 2), values(n, 3));
+            let dense = Dense::new(&w, &b).unwrap();
+            for isa in isas() {
+                for relu in [false, true] {
+                    let mut y = vec![f32::NAN; rows * n];
+                    assert_eq!(dense.forward(isa, &x, &mut y, relu, 1), 1);
+                    let same = |fused| {
+                        let expected = reference(&x, &w, &b, relu, fused);
+                        y.iter()
+                            .zip(&expected)
+                            .all(|(a, e)| a.to_bits() == e.to_bits())
+                    };
+                    let matches = match isa {
+                        Isa::Avx2Fma => same(true),
+                        // The engine fuses where its CPU can: either way, every product alike.
+                        Isa::RelaxedSimd => same(true) || same(false),
+                        Isa::Simd128 | Isa::Portable => same(false),
+                    };
+                    assert!(matches, "{isa:?} {rows}×{k}×{n} relu={relu}");
+                }
+            }
+        }
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn threads_change_nothing_but_the_time() {
+        // Many samples split by rows, few by columns (with a narrower last column block).
+        for (rows, k, n) in [(200, 130, 90), (3, 520, 1100)] {
+            let (x, w, b) = (values(rows * k, 4), values(k * n, 5), values(n, 6));
+            let dense = Dense::new(&w, &b).unwrap();
+            let isa = Isa::detect();
+            let mut one = vec![0.0; rows * n];
+            let mut many = vec![0.0; rows * n];
+            dense.forward(isa, &x, &mut one, true, 1);
+            let used = dense.forward(isa, &x, &mut many, true, 3);
+            assert_eq!(used, 3, "{rows}×{k}×{n} is enough work for three threads");
+            assert_eq!(one, many, "{rows}×{k}×{n}");
+        }
+    }
+
+    #[test]
+    fn small_work_stays_on_one_thread() {
+        let dense = Dense::new(&values(64 * 10, 7), &values(10, 8)).unwrap();
+        let mut y = vec![0.0; 10];
+        assert_eq!(
+            dense.forward(Isa::detect(), &values(64, 9), &mut y, false, 8),
+            1
+        );
+    }
+
+    #[test]
+    fn mismatched_weights_are_refused() {
+        assert!(Dense::new(&[1.0; 5], &[0.0; 2]).is_none());
+        assert!(Dense::new(&[], &[]).is_none());
+    }
+}
