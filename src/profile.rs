@@ -216,6 +216,7 @@ impl WasmFeature {
             Self::Multivalue => B::Multivalue,
             Self::ReferenceTypes => B::ReferenceTypes,
             Self::Simd => B::Simd,
+            Self::RelaxedSimd => B::RelaxedSimd,
             Self::ExceptionHandling => B::ExceptionHandling,
             Self::TailCall => B::TailCall,
         }
@@ -232,6 +233,7 @@ impl WasmFeature {
             // funcref tables are "GC types" to wasmparser even without the GC proposal.
             Self::ReferenceTypes => P::REFERENCE_TYPES | P::GC_TYPES,
             Self::Simd => P::SIMD,
+            Self::RelaxedSimd => P::RELAXED_SIMD,
             Self::ExceptionHandling => P::EXCEPTIONS | P::LEGACY_EXCEPTIONS,
             Self::TailCall => P::TAIL_CALL,
         }
@@ -296,6 +298,22 @@ impl Profile {
         {
             return Err(input_error(
                 "wasm.target-features enables simd128 but wasm.runtime-features lacks \"simd\"",
+            ));
+        }
+        if self
+            .wasm
+            .target_features
+            .iter()
+            .any(|f| f == "relaxed-simd")
+            && !(self
+                .wasm
+                .runtime_features
+                .contains(&WasmFeature::RelaxedSimd)
+                && self.wasm.runtime_features.contains(&WasmFeature::Simd))
+        {
+            return Err(input_error(
+                "wasm.target-features enables relaxed-simd, which needs both \"simd\" and \
+                 \"relaxed-simd\" in wasm.runtime-features",
             ));
         }
         Ok(())
@@ -384,6 +402,16 @@ mod tests {
         let (_dir, path) = profile_file(&text);
         let err = Profile::load(&path).unwrap_err();
         assert!(format!("{err:#}").contains("simd"), "{err:#}");
+    }
+
+    #[test]
+    fn relaxed_simd_code_needs_a_relaxed_simd_runtime() {
+        let relaxed = include_str!("../tests/fixtures/profiles/relaxed-simd.toml");
+        let (_dir, path) = profile_file(relaxed);
+        assert!(Profile::load(&path).is_ok());
+        let (_dir, path) = profile_file(&relaxed.replace("  \"relaxed-simd\",\n", ""));
+        let err = Profile::load(&path).unwrap_err();
+        assert!(format!("{err:#}").contains("needs both"), "{err:#}");
     }
 
     #[test]

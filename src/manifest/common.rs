@@ -267,6 +267,9 @@ pub enum WasmFeature {
     Multivalue,
     ReferenceTypes,
     Simd,
+    /// Relaxed SIMD (`f32x4.relaxed_madd` and friends): results may differ between engines in
+    /// the last bits, so parity is checked within the kernel's tolerance.
+    RelaxedSimd,
     ExceptionHandling,
     TailCall,
 }

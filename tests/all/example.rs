@@ -380,3 +380,55 @@ fn new_kernel_from_onnx_builds_and_meets_its_budgets_right_away() {
         serde_json::json!([64])
     );
 }
+
+/// A profile with relaxed SIMD: the helper's tiles use `f32x4.relaxed_madd`, the module is
+/// validated and optimized with the feature, and wasmtime's results stay within tolerance.
+#[test]
+fn relaxed_simd_profile_builds_fused_tiles_within_tolerance() {
+    let out = tempfile::tempdir().unwrap();
+    let profile = repo_root().join("tests/fixtures/profiles/relaxed-simd.toml");
+    let output = wpi(&[
+        "build",
+        repo_root().join("examples/digits-mlp").to_str().unwrap(),
+        "--profile",
+        profile.to_str().unwrap(),
+        "--out-dir",
+        out.path().to_str().unwrap(),
+        "--json",
+        "--steady-runs",
+        "5",
+        "--batches",
+        "1,16",
+    ]);
+    assert_exit(&output, 0);
+    let manifest = manifest_from_stdout(&output);
+    assert_eq!(manifest["parity"]["passed"], true);
+    let features = manifest["wasm"]["runtime_features"].as_array().unwrap();
+    assert!(features.contains(&"relaxed-simd".into()), "{features:?}");
+    let wasm = std::fs::read(
+        out.path()
+            .join("digits-mlp-0.1.0")
+            .join(manifest["wasm"]["file"].as_str().unwrap()),
+    )
+    .unwrap();
+    let fused = wasmparser::Parser::new(0)
+        .parse_all(&wasm)
+        .filter_map(|payload| match payload.unwrap() {
+            wasmparser::Payload::CodeSectionEntry(body) => Some(body),
+            _ => None,
+        })
+        .flat_map(|body| {
+            let mut reader = body.get_operators_reader().unwrap();
+            let mut ops = Vec::new();
+            while !reader.eof() {
+                ops.push(matches!(
+                    reader.read().unwrap(),
+                    wasmparser::Operator::F32x4RelaxedMadd
+                ));
+            }
+            ops
+        })
+        .filter(|&fused| fused)
+        .count();
+    assert!(fused > 0, "the shipped module has no f32x4.relaxed_madd");
+}
