@@ -27,6 +27,9 @@ const ONNX_KERNEL_TEMPLATE: &[(&str, &str)] = &[
         include_str!("../templates/kernel-onnx/src/lib.rs"),
     ),
 ];
+/// The Cargo.toml of a kernel compiled ahead of time from an ONNX model (its `src/lib.rs` is
+/// generated).
+const AOT_KERNEL_CARGO_TOML: &str = include_str!("../templates/kernel-aot/Cargo.toml.tmpl");
 /// What tract itself weighs in a kernel module, brotli: examples/digits-onnx measured 2 404 260
 /// bytes with its 204 592-byte model in it; the budget adds the model's own bytes and a quarter.
 const TRACT_BROTLI_BYTES: u64 = 2_404_260 - 204_592;
@@ -67,44 +70,45 @@ pub fn kernel_files(name: &str) -> Result<Vec<BundleFile>> {
     Ok(files)
 }
 
-/// The files of a new kernel crate called `name` that runs the ONNX model at `model` with tract:
-/// shapes and dtypes from the model's graph, its first axis the batch when it is free, `output`
-/// (by name) or else the model's only f32 output. A model whose operators tract does not load,
-/// or whose tensors the kernel ABI cannot carry, is an input error naming them.
+/// How a kernel made from an ONNX model runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnnxEngine {
+    /// Compiled ahead of time when every node on the way to the output can be, else tract.
+    Auto,
+    /// Rust generated from the graph, calling the helper crate; refused when it cannot be.
+    AheadOfTime,
+    /// The tract interpreter, with the model embedded.
+    Tract,
+}
+
+/// A kernel crate made from an ONNX model.
+pub struct OnnxKernel {
+    pub files: Vec<BundleFile>,
+    /// Compiled ahead of time (else it runs tract).
+    pub compiled: bool,
+    /// Why `Auto` fell back to tract, for the user.
+    pub note: Option<String>,
+}
+
+/// The files of a new kernel crate called `name` for the ONNX model at `model`: shapes and dtypes
+/// from the model's graph, its first axis the batch when it is free, `output` (by name) or else
+/// the model's only f32 output. Compiled ahead of time (depending on the helper crate at
+/// `helper`, a path as Cargo.toml writes it) or run by tract, as `engine` says. A model neither
+/// can run, or whose tensors the kernel ABI cannot carry, is an input error naming why.
 pub fn onnx_kernel_files(
     name: &str,
     model: &Path,
     output: Option<&str>,
-) -> Result<Vec<BundleFile>> {
+    engine: OnnxEngine,
+    helper: &str,
+) -> Result<OnnxKernel> {
     check_name(name, "crate")?;
-    let onnx::Model {
-        bytes: model_bytes,
-        summary,
-    } = onnx::read(model)?;
-    let unsupported = summary.unsupported_by_tract();
-    if !unsupported.is_empty() {
-        let listed: Vec<String> = unsupported
-            .iter()
-            .map(|(op, nodes)| format!("`{op}` (node {})", nodes.join(", ")))
-            .collect();
-        let zipmap = unsupported.iter().any(|(op, _)| *op == "ZipMap");
-        return Err(input_error(format!(
-            "{}: tract-onnx 0.23.9 cannot load operator{} {}{}",
-            model.display(),
-            if listed.len() == 1 { "" } else { "s" },
-            listed.join(", "),
-            if zipmap {
-                " (skl2onnx writes ZipMap for a classifier's probabilities: export with \
-                 options={id(model): {\"zipmap\": False}})"
-            } else {
-                ""
-            }
-        )));
-    }
+    let read = onnx::read(model)?;
+    let summary = &read.summary;
     let [input] = summary.inputs.as_slice() else {
         let names: Vec<&str> = summary.inputs.iter().map(|i| i.name.as_str()).collect();
         return Err(input_error(format!(
-            "{}: the kernel template takes a model with one input; this one has {}: {}",
+            "{}: a kernel takes a model with one input; this one has {}: {}",
             model.display(),
             names.len(),
             names.join(", ")
@@ -141,30 +145,210 @@ pub fn onnx_kernel_files(
         }
     };
     let output_shape = sample_shape(model, chosen, "output")?;
-    let model_file = model
+    let shape = Shapes {
+        input,
+        input_shape: &input_shape,
+        output: chosen,
+        output_shape: &output_shape,
+        output_index,
+    };
+    let tract_refusal = tract_refusal(summary);
+    let lowered = match engine {
+        OnnxEngine::Tract => None,
+        OnnxEngine::Auto | OnnxEngine::AheadOfTime => {
+            let dims: Vec<usize> = input_shape.dims.iter().map(|&d| d as usize).collect();
+            Some(read.lower(&chosen.name, &dims))
+        }
+    };
+    match (lowered, engine) {
+        (Some(Ok(program)), _) => {
+            let files = compiled_kernel_files(name, model, &read, &program, &shape, helper)?;
+            Ok(OnnxKernel {
+                files,
+                compiled: true,
+                note: None,
+            })
+        }
+        (Some(Err(why)), OnnxEngine::AheadOfTime) => Err(input_error(format!(
+            "{}: cannot compile it ahead of time: {why}{}",
+            model.display(),
+            match &tract_refusal {
+                None => " (--engine tract runs it with the tract interpreter instead)",
+                Some(_) => "",
+            }
+        ))),
+        (Some(Err(why)), _) => match tract_refusal {
+            Some(refusal) => Err(input_error(format!(
+                "{}: cannot compile it ahead of time: {why}; and {refusal}",
+                model.display()
+            ))),
+            None => Ok(OnnxKernel {
+                files: tract_kernel_files(name, model, &read, &shape)?,
+                compiled: false,
+                note: Some(format!(
+                    "{} is not compiled ahead of time: {why}. The kernel runs it with tract \
+                     instead, an interpreter of about {} brotli (--engine aot refuses instead)",
+                    model.display(),
+                    crate::units::format_bytes(TRACT_BROTLI_BYTES)
+                )),
+            }),
+        },
+        (None, _) => match tract_refusal {
+            Some(refusal) => Err(input_error(format!("{}: {refusal}", model.display()))),
+            None => Ok(OnnxKernel {
+                files: tract_kernel_files(name, model, &read, &shape)?,
+                compiled: false,
+                note: None,
+            }),
+        },
+    }
+}
+
+/// The chosen input and output of a model, and one sample's shape of each.
+struct Shapes<'a> {
+    input: &'a onnx::TensorInfo,
+    input_shape: &'a SampleShape,
+    output: &'a onnx::TensorInfo,
+    output_shape: &'a SampleShape,
+    /// Where the output is among the model's outputs.
+    output_index: usize,
+}
+
+impl Shapes<'_> {
+    /// The placeholders both ONNX templates share.
+    fn values(&self, name: &str, model_file: &str) -> Vec<(&'static str, String)> {
+        let join = |dims: &[u64]| {
+            dims.iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        vec![
+            ("{{name}}", name.to_string()),
+            ("{{model_file}}", model_file.to_string()),
+            ("{{input_name}}", self.input.name.clone()),
+            ("{{input_dims}}", describe_dims(self.input)),
+            ("{{output_name}}", self.output.name.clone()),
+            ("{{output_dims}}", describe_dims(self.output)),
+            ("{{input_shape}}", join(&self.input_shape.dims)),
+            ("{{output_shape}}", join(&self.output_shape.dims)),
+        ]
+    }
+}
+
+/// Why tract-onnx cannot load the model, when it cannot.
+fn tract_refusal(summary: &onnx::ModelSummary) -> Option<String> {
+    let unsupported = summary.unsupported_by_tract();
+    if unsupported.is_empty() {
+        return None;
+    }
+    let listed: Vec<String> = unsupported
+        .iter()
+        .map(|(op, nodes)| format!("`{op}` (node {})", nodes.join(", ")))
+        .collect();
+    let zipmap = unsupported.iter().any(|(op, _)| *op == "ZipMap");
+    Some(format!(
+        "tract-onnx 0.23.9 cannot load operator{} {}{}",
+        if listed.len() == 1 { "" } else { "s" },
+        listed.join(", "),
+        if zipmap {
+            " (skl2onnx writes ZipMap for a classifier's probabilities: export with \
+             options={id(model): {\"zipmap\": False}})"
+        } else {
+            ""
+        }
+    ))
+}
+
+fn model_file_name(model: &Path) -> String {
+    model
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model.onnx".into());
-    let budget = (TRACT_BROTLI_BYTES + model_bytes.len() as u64) * 5 / 4;
-    let join = |dims: &[u64]| {
-        dims.iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
+        .unwrap_or_else(|| "model.onnx".into())
+}
+
+/// A crate whose `src/lib.rs` is the graph compiled to calls into the helper crate.
+fn compiled_kernel_files(
+    name: &str,
+    model: &Path,
+    read: &onnx::Model,
+    program: &onnx::Program,
+    shape: &Shapes,
+    helper: &str,
+) -> Result<Vec<BundleFile>> {
+    let computed: usize = program.output.shape.iter().product();
+    if computed as u64 != shape.output_shape.len() {
+        return Err(input_error(format!(
+            "{}: output `{}` comes out of the graph with {computed} values per sample, but the \
+             model declares {}",
+            model.display(),
+            shape.output.name,
+            describe_dims(shape.output)
+        )));
+    }
+    let model_file = model_file_name(model);
+    let sha256 = crate::fsx::sha256_hex(&read.bytes);
+    let producer = match read.summary.producer.as_str() {
+        "" => "no producer named".to_string(),
+        producer => format!("written by {producer}"),
     };
-    let values = [
-        ("{{name}}", name.to_string()),
-        ("{{model_file}}", model_file.clone()),
-        ("{{input_name}}", input.name.clone()),
-        ("{{input_dims}}", describe_dims(input)),
-        ("{{output_name}}", chosen.name.clone()),
-        ("{{output_dims}}", describe_dims(chosen)),
-        ("{{input_shape}}", join(&input_shape.dims)),
-        ("{{output_shape}}", join(&output_shape.dims)),
-        ("{{input_len}}", input_shape.len().to_string()),
-        ("{{output_len}}", output_shape.len().to_string()),
-        ("{{output_index}}", output_index.to_string()),
-        ("{{batched}}", input_shape.batched.to_string()),
+    let generated = onnx::generate(
+        program,
+        &onnx::Provenance {
+            crate_name: name,
+            model_file: &model_file,
+            model_sha256: &sha256,
+            producer: &producer,
+            input_dims: &describe_dims(shape.input),
+            output_dims: &describe_dims(shape.output),
+        },
+    );
+    let weights = generated.weights.len() as u64;
+    let budget = (weights + 32 * 1024) * 5 / 4;
+    let mut values = shape.values(name, &model_file);
+    values.extend([
+        ("{{helper}}", helper.to_string()),
+        ("{{model_sha256}}", sha256.clone()),
+        (
+            "{{brotli_budget}}",
+            format!("{} KiB", budget.div_ceil(1024)),
+        ),
+        (
+            "{{budget_note}}",
+            format!(
+                "{} of f32, which brotli barely shrinks, and about 20 KiB of code",
+                crate::units::format_bytes(weights)
+            ),
+        ),
+    ]);
+    let values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut files = fill(&[("Cargo.toml", AOT_KERNEL_CARGO_TOML)], &values);
+    files.push(BundleFile::new("src/lib.rs", generated.lib_rs.into_bytes()));
+    files.extend(fill(&[RELEASE_WORKFLOW], &[("{{build_args}}", "")]));
+    files.push(BundleFile::new("model/weights.bin", generated.weights));
+    files.push(BundleFile::new(
+        format!("model/{model_file}"),
+        read.bytes.clone(),
+    ));
+    files.push(samples_file(shape.input_shape));
+    Ok(files)
+}
+
+/// A crate that embeds the model and runs it with tract.
+fn tract_kernel_files(
+    name: &str,
+    model: &Path,
+    read: &onnx::Model,
+    shape: &Shapes,
+) -> Result<Vec<BundleFile>> {
+    let model_file = model_file_name(model);
+    let budget = (TRACT_BROTLI_BYTES + read.bytes.len() as u64) * 5 / 4;
+    let mut values = shape.values(name, &model_file);
+    values.extend([
+        ("{{input_len}}", shape.input_shape.len().to_string()),
+        ("{{output_len}}", shape.output_shape.len().to_string()),
+        ("{{output_index}}", shape.output_index.to_string()),
+        ("{{batched}}", shape.input_shape.batched.to_string()),
         (
             "{{brotli_budget}}",
             format!("{} KiB", budget.div_ceil(1024)),
@@ -176,17 +360,78 @@ pub fn onnx_kernel_files(
                 crate::units::format_bytes(TRACT_BROTLI_BYTES)
             ),
         ),
-    ];
+    ]);
     let values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut files = fill(ONNX_KERNEL_TEMPLATE, &values);
     files.extend(fill(&[RELEASE_WORKFLOW], &[("{{build_args}}", "")]));
-    files.push(BundleFile::new(format!("model/{model_file}"), model_bytes));
-    let bytes: Vec<u8> = sample_inputs(SAMPLES * input_shape.len() as usize)
+    files.push(BundleFile::new(
+        format!("model/{model_file}"),
+        read.bytes.clone(),
+    ));
+    files.push(samples_file(shape.input_shape));
+    Ok(files)
+}
+
+/// `samples/inputs.bin`: 16 generated samples of the model's input shape.
+fn samples_file(shape: &SampleShape) -> BundleFile {
+    let bytes: Vec<u8> = sample_inputs(SAMPLES * shape.len() as usize)
         .iter()
         .flat_map(|v| v.to_le_bytes())
         .collect();
-    files.push(BundleFile::new("samples/inputs.bin", bytes));
-    Ok(files)
+    BundleFile::new("samples/inputs.bin", bytes)
+}
+
+/// The helper crate this binary was built with, which generated kernels depend on.
+pub fn bundled_helper_crate() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("kernel")
+}
+
+/// The `path` a crate at `crate_dir` (not created yet) writes for its dependency on the helper
+/// crate at `helper`: relative when both lie under one directory below the root (a checkout, a
+/// home), so the pair moves together; absolute otherwise. A directory that is not the helper
+/// crate is an input error.
+pub fn helper_dependency(crate_dir: &Path, helper: &Path) -> Result<String> {
+    let manifest = helper.join("Cargo.toml");
+    let is_helper = std::fs::read_to_string(&manifest)
+        .is_ok_and(|text| text.contains("name = \"wasmpack-infer-kernel\""));
+    if !is_helper {
+        return Err(input_error(format!(
+            "{} is not the helper crate wasmpack-infer-kernel (no Cargo.toml naming it): a \
+             compiled kernel depends on it; pass --kernel-crate DIR with the kernel/ directory of \
+             a cargo-wasmpack-infer checkout",
+            helper.display()
+        )));
+    }
+    let helper = helper
+        .canonicalize()
+        .map_err(|e| input_error(format!("{}: {e}", helper.display())))?;
+    let absolute = |p: &Path| -> Result<PathBuf> {
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir()?.join(p)
+        };
+        // The crate's directory does not exist yet; its nearest existing ancestor does.
+        let existing = p.ancestors().find(|a| a.exists()).unwrap_or(Path::new("/"));
+        let rest = p.strip_prefix(existing).unwrap_or(Path::new(""));
+        Ok(existing.canonicalize()?.join(rest))
+    };
+    let from = absolute(crate_dir)?;
+    let common = from
+        .components()
+        .zip(helper.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    if common <= 1 {
+        return Ok(helper.display().to_string());
+    }
+    let ups = from.components().count() - common;
+    let mut relative = PathBuf::new();
+    for _ in 0..ups {
+        relative.push("..");
+    }
+    relative.extend(helper.components().skip(common));
+    Ok(relative.display().to_string())
 }
 
 /// One sample's shape of a model tensor: its axes after the batch axis.
@@ -380,14 +625,20 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
     }
 
+    fn onnx_files(model: &str, output: Option<&str>, engine: OnnxEngine) -> Result<OnnxKernel> {
+        onnx_kernel_files("digits", &repo(model), output, engine, "../kernel")
+    }
+
     #[test]
     fn onnx_scaffold_takes_shapes_and_the_f32_output_from_the_model() {
-        let files = onnx_kernel_files(
-            "digits",
-            &repo("examples/digits-onnx/model/digits.onnx"),
+        let kernel = onnx_files(
+            "examples/digits-onnx/model/digits.onnx",
             None,
+            OnnxEngine::Tract,
         )
         .unwrap();
+        assert!(!kernel.compiled && kernel.note.is_none());
+        let files = kernel.files;
         let file = |path: &str| {
             let file = files.iter().find(|f| f.path == path).unwrap();
             String::from_utf8_lossy(&file.bytes).into_owned()
@@ -427,13 +678,107 @@ mod tests {
 
         // Naming the output picks it; naming the int64 one is refused as a dtype the template
         // cannot carry.
-        let named = onnx_kernel_files(
-            "digits",
-            &repo("examples/digits-onnx/model/digits.onnx"),
+        let named = onnx_files(
+            "examples/digits-onnx/model/digits.onnx",
             Some("label"),
+            OnnxEngine::Auto,
         );
-        let err = format!("{:#}", named.unwrap_err());
+        let err = format!("{:#}", named.err().unwrap());
         assert!(err.contains("output `label` is INT64"), "{err}");
+    }
+
+    #[test]
+    fn onnx_models_compile_ahead_of_time_unless_an_operator_cannot() {
+        let kernel = onnx_files(
+            "examples/digits-onnx/model/digits.onnx",
+            None,
+            OnnxEngine::Auto,
+        )
+        .unwrap();
+        assert!(kernel.compiled && kernel.note.is_none());
+        let file = |path: &str| {
+            let file = kernel.files.iter().find(|f| f.path == path).unwrap();
+            String::from_utf8_lossy(&file.bytes).into_owned()
+        };
+        let manifest = file("Cargo.toml");
+        let sha256 = crate::fsx::sha256_hex(
+            &std::fs::read(repo("examples/digits-onnx/model/digits.onnx")).unwrap(),
+        );
+        assert!(
+            manifest.contains(&format!(
+                r#"model = {{ file = "model/digits.onnx", sha256 = "{sha256}", engine = "ahead-of-time" }}"#
+            )),
+            "{manifest}"
+        );
+        assert!(manifest.contains(r#"wasmpack-infer-kernel = { path = "../kernel" }"#));
+        assert!(
+            !manifest.contains("{{") && !manifest.contains("tract"),
+            "{manifest}"
+        );
+        let lib = file("src/lib.rs");
+        assert!(
+            lib.contains("dense_0: dense(&mut weights, 64, 256)?"),
+            "{lib}"
+        );
+        assert!(lib.contains("cpu::softmax(output, 10);"), "{lib}");
+        let weights = kernel
+            .files
+            .iter()
+            .find(|f| f.path == "model/weights.bin")
+            .unwrap();
+        // Three layers, packed in even panel counts of 8 columns: 256, 128 and 16 wide.
+        let values = (64 * 256 + 256) + (256 * 128 + 128) + (128 * 16 + 10);
+        assert_eq!(weights.bytes.len(), values * 4);
+        assert!(lib.contains(&format!("const WEIGHT_VALUES: usize = {values};")));
+
+        // A Conv tract loads falls back to tract, saying so; `--engine aot` refuses it instead.
+        let fallback = onnx_files("tests/fixtures/onnx/conv.onnx", None, OnnxEngine::Auto).unwrap();
+        assert!(!fallback.compiled);
+        let note = fallback.note.unwrap();
+        assert!(
+            note.contains("operator `Conv` (node conv0)") && note.contains("tract"),
+            "{note}"
+        );
+        let err = onnx_files(
+            "tests/fixtures/onnx/conv.onnx",
+            None,
+            OnnxEngine::AheadOfTime,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(
+            crate::exit::code_for(&err),
+            std::process::ExitCode::from(crate::exit::USAGE)
+        );
+        let err = format!("{err:#}");
+        assert!(
+            err.contains(
+                "cannot compile it ahead of time: the code generator does not compile \
+                 operator `Conv` (node conv0) (--engine tract runs it"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_helper_dependency_is_relative_inside_one_tree() {
+        let root = tempfile::tempdir().unwrap();
+        let helper = root.path().join("tools/kernel");
+        std::fs::create_dir_all(&helper).unwrap();
+        std::fs::write(
+            helper.join("Cargo.toml"),
+            "[package]\nname = \"wasmpack-infer-kernel\"\n",
+        )
+        .unwrap();
+        let crate_dir = root.path().join("models/new-one");
+        assert_eq!(
+            helper_dependency(&crate_dir, &helper).unwrap(),
+            "../../tools/kernel"
+        );
+        let err = helper_dependency(&crate_dir, root.path()).unwrap_err();
+        assert!(format!("{err:#}").contains("--kernel-crate DIR"), "{err:#}");
+        // The bundled one exists in a checkout.
+        assert!(helper_dependency(&crate_dir, &bundled_helper_crate()).is_ok());
     }
 
     #[test]
@@ -448,7 +793,9 @@ mod tests {
         ];
         for (model, expected) in cases {
             let path = repo("tests/fixtures/onnx").join(model);
-            let err = onnx_kernel_files("k", &path, None).unwrap_err();
+            let err = onnx_kernel_files("k", &path, None, OnnxEngine::Auto, "../kernel")
+                .err()
+                .unwrap();
             assert_eq!(
                 crate::exit::code_for(&err),
                 std::process::ExitCode::from(crate::exit::USAGE),
@@ -457,7 +804,9 @@ mod tests {
             let err = format!("{err:#}");
             assert!(err.contains(expected), "{model}: {err}");
         }
-        let err = onnx_kernel_files("k", &repo("README.md"), None).unwrap_err();
+        let err = onnx_kernel_files("k", &repo("README.md"), None, OnnxEngine::Auto, "")
+            .err()
+            .unwrap();
         assert!(format!("{err:#}").contains("is not an ONNX model"));
     }
 

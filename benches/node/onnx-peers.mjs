@@ -1,12 +1,13 @@
-// Times one ONNX model two ways in this Node process, alternating: ONNX Runtime Web's wasm
-// execution provider (one thread) and a cargo-wasmpack-infer bundle through its loader.mjs.
+// Times one ONNX model several ways in this Node process, one after the other: ONNX Runtime Web's
+// wasm execution provider (one thread) and cargo-wasmpack-infer bundles through their loader.mjs.
 //
 //   node onnx-peers.mjs CONFIG.json
 //
 // CONFIG: { ort: the onnxruntime-web package directory, model: the .onnx file, input: the ONNX
-// input's name, output: the output to read, loader: the bundle's loader.mjs, samples: raw f32
-// little-endian samples, sampleLen: f32 per sample, batches: [1, 16, 256], runs: steady runs per
-// batch, warmup: calls before timing }. Prints { ort: {...}, bundle: {...} } with loadMs, firstMs and steady median µs per batch.
+// input's name, output: the output to read, bundles: { NAME: the bundle's loader.mjs }, samples:
+// raw f32 little-endian samples, sampleLen: f32 per sample, batches: [1, 16, 256], runs: steady
+// runs per batch, warmup: calls before timing }. Prints { ort: {...}, bundles: { NAME: {...} } }
+// with loadMs, firstMs and steady median µs per batch, and each bundle's maxAbsDiff from ORT.
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
@@ -67,18 +68,22 @@ const ortResult = await timeVariant(
   },
 );
 
-const { load } = await import(pathToFileURL(config.loader));
-const bundleResult = await timeVariant(
-  () => load(),
-  async (model, input) => model.infer(input),
-);
-
 // Both must agree on the samples before their times mean anything.
 const session = await ort.InferenceSession.create(modelBytes, { executionProviders: ["wasm"] });
 const all = batchOf(count);
 const theirs = (await session.run({ [config.input]: new ort.Tensor("float32", all, [count, config.sampleLen]) }, [config.output]))[config.output].data;
-const ours = await (await load()).infer(all);
-let maxAbsDiff = 0;
-for (let i = 0; i < theirs.length; i++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(theirs[i] - ours[i]));
 
-console.log(JSON.stringify({ ort: ortResult, bundle: bundleResult, maxAbsDiff, samples: count }));
+const bundles = {};
+for (const [name, loader] of Object.entries(config.bundles)) {
+  const { load } = await import(pathToFileURL(loader));
+  const result = await timeVariant(
+    () => load(),
+    async (model, input) => model.infer(input),
+  );
+  const ours = await (await load()).infer(all);
+  let maxAbsDiff = 0;
+  for (let i = 0; i < theirs.length; i++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(theirs[i] - ours[i]));
+  bundles[name] = { ...result, maxAbsDiff };
+}
+
+console.log(JSON.stringify({ ort: ortResult, bundles, samples: count }));

@@ -26,10 +26,164 @@ pub fn dense(x: &[f32], weights: &[f32], bias: &[f32], y: &mut [f32]) {
     }
 }
 
+/// Reads the f32 arrays stored one after another in one little-endian file (the weights a
+/// generated kernel embeds), in the order they were written.
+pub struct F32Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> F32Reader<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes }
+    }
+
+    /// The next `len` values; `None` when fewer are left.
+    pub fn take(&mut self, len: usize) -> Option<Vec<f32>> {
+        let bytes = len.checked_mul(4).filter(|&n| n <= self.bytes.len())?;
+        let (head, rest) = self.bytes.split_at(bytes);
+        self.bytes = rest;
+        Some(f32s_from_le_bytes(head))
+    }
+
+    /// Whether every value has been read.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
 /// `max(v, 0)` in place.
 pub fn relu(values: &mut [f32]) {
     for v in values {
         *v = v.max(0.0);
+    }
+}
+
+/// `v` where `v ≥ 0`, else `alpha · v` (ONNX `LeakyRelu`).
+pub fn leaky_relu(values: &mut [f32], alpha: f32) {
+    for v in values {
+        if *v < 0.0 {
+            *v *= alpha;
+        }
+    }
+}
+
+/// `1 / (1 + e^-v)`.
+pub fn sigmoid(values: &mut [f32]) {
+    for v in values {
+        *v = 1.0 / (1.0 + (-*v).exp());
+    }
+}
+
+pub fn tanh(values: &mut [f32]) {
+    for v in values {
+        *v = v.tanh();
+    }
+}
+
+/// `max(0, min(1, alpha · v + beta))` (ONNX `HardSigmoid`).
+pub fn hard_sigmoid(values: &mut [f32], alpha: f32, beta: f32) {
+    for v in values {
+        *v = (alpha * *v + beta).clamp(0.0, 1.0);
+    }
+}
+
+/// `min(max(v, low), high)` (ONNX `Clip`).
+pub fn clip(values: &mut [f32], low: f32, high: f32) {
+    for v in values {
+        *v = v.max(low).min(high);
+    }
+}
+
+/// Softmax over each row of `width` values, the row's maximum subtracted first so that no
+/// exponential overflows.
+pub fn softmax(values: &mut [f32], width: usize) {
+    for row in values.chunks_exact_mut(width) {
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let mut sum = 0.0;
+        for v in row.iter_mut() {
+            *v = (*v - max).exp();
+            sum += *v;
+        }
+        let scale = 1.0 / sum;
+        for v in row.iter_mut() {
+            *v *= scale;
+        }
+    }
+}
+
+/// `v − max − ln Σ e^(v − max)` over each row of `width` values.
+pub fn log_softmax(values: &mut [f32], width: usize) {
+    for row in values.chunks_exact_mut(width) {
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let log_sum = row.iter().map(|&v| (v - max).exp()).sum::<f32>().ln();
+        for v in row.iter_mut() {
+            *v = *v - max - log_sum;
+        }
+    }
+}
+
+/// What [`normalize`] divides each row by (ONNX-ML `Normalizer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Norm {
+    /// The row's largest value.
+    Max,
+    /// The sum of its absolute values.
+    L1,
+    /// The square root of the sum of its squares.
+    L2,
+}
+
+/// Divides each row of `width` values by its norm; a row whose norm is 0 stays as it is.
+pub fn normalize(values: &mut [f32], width: usize, norm: Norm) {
+    for row in values.chunks_exact_mut(width) {
+        let divisor = match norm {
+            Norm::Max => row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)),
+            Norm::L1 => row.iter().map(|v| v.abs()).sum(),
+            Norm::L2 => row.iter().map(|v| v * v).sum::<f32>().sqrt(),
+        };
+        if divisor != 0.0 {
+            for v in row.iter_mut() {
+                *v /= divisor;
+            }
+        }
+    }
+}
+
+/// An elementwise operation between a tensor and a constant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binary {
+    Add,
+    /// `v − c`.
+    Sub,
+    /// `c − v`.
+    SubFrom,
+    Mul,
+    /// `v / c`.
+    Div,
+    /// `c / v`.
+    DivInto,
+    Max,
+    Min,
+}
+
+/// `values[i] = values[i] op constant[i % constant.len()]`: a constant broadcast over every
+/// sample (and over the leading axes of one) repeats with its own length.
+pub fn with_constant(values: &mut [f32], constant: &[f32], op: Binary) {
+    if constant.is_empty() {
+        return;
+    }
+    for chunk in values.chunks_mut(constant.len()) {
+        let pairs = chunk.iter_mut().zip(constant);
+        match op {
+            Binary::Add => pairs.for_each(|(v, c)| *v += c),
+            Binary::Sub => pairs.for_each(|(v, c)| *v -= c),
+            Binary::SubFrom => pairs.for_each(|(v, c)| *v = c - *v),
+            Binary::Mul => pairs.for_each(|(v, c)| *v *= c),
+            Binary::Div => pairs.for_each(|(v, c)| *v /= c),
+            Binary::DivInto => pairs.for_each(|(v, c)| *v = c / *v),
+            Binary::Max => pairs.for_each(|(v, c)| *v = v.max(*c)),
+            Binary::Min => pairs.for_each(|(v, c)| *v = v.min(*c)),
+        }
     }
 }
 
@@ -48,6 +202,71 @@ mod tests {
             &mut y,
         );
         assert_eq!(y, [9.5, 12.0, 14.0]);
+    }
+
+    #[test]
+    fn reader_takes_arrays_in_order_and_stops_at_the_end() {
+        let bytes: Vec<u8> = [1.0f32, 2.0, 3.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let mut reader = F32Reader::new(&bytes);
+        assert_eq!(reader.take(2), Some(vec![1.0, 2.0]));
+        assert_eq!(reader.take(2), None, "one value is left, not two");
+        assert_eq!(reader.take(1), Some(vec![3.0]));
+        assert!(reader.is_empty());
+    }
+
+    #[test]
+    fn softmax_rows_sum_to_one_and_survive_large_logits() {
+        let mut v = [1.0, 2.0, 3.0, 1000.0, 1000.0, 0.0];
+        softmax(&mut v, 3);
+        assert!((v[..3].iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!((v[2] - 0.665_240_9).abs() < 1e-6, "{v:?}");
+        assert_eq!(&v[3..], &[0.5, 0.5, 0.0]);
+        let mut logs = [1.0, 2.0, 3.0];
+        log_softmax(&mut logs, 3);
+        assert!((logs[2] - 0.665_240_9f32.ln()).abs() < 1e-6, "{logs:?}");
+    }
+
+    #[test]
+    fn activations_match_their_definitions() {
+        let mut v = [-2.0, 0.0, 3.0];
+        sigmoid(&mut v);
+        assert!((v[0] - 0.119_202_92).abs() < 1e-7 && v[1] == 0.5, "{v:?}");
+        let mut v = [-2.0, 0.5];
+        leaky_relu(&mut v, 0.1);
+        assert_eq!(v, [-0.2, 0.5]);
+        let mut v = [-10.0, 0.0, 10.0];
+        hard_sigmoid(&mut v, 0.2, 0.5);
+        assert_eq!(v, [0.0, 0.5, 1.0]);
+        let mut v = [-3.0, 0.5, 9.0];
+        clip(&mut v, 0.0, 6.0);
+        assert_eq!(v, [0.0, 0.5, 6.0]);
+    }
+
+    #[test]
+    fn normalize_divides_each_row_by_its_norm() {
+        let mut v = [1.0, -3.0, 0.0, 0.0, 3.0, 4.0];
+        normalize(&mut v, 2, Norm::L1);
+        assert_eq!(v, [0.25, -0.75, 0.0, 0.0, 3.0 / 7.0, 4.0 / 7.0]);
+        let mut v = [3.0, 4.0];
+        normalize(&mut v, 2, Norm::L2);
+        assert_eq!(v, [0.6, 0.8]);
+        let mut v = [2.0, 4.0];
+        normalize(&mut v, 2, Norm::Max);
+        assert_eq!(v, [0.5, 1.0]);
+    }
+
+    #[test]
+    fn constants_repeat_over_samples() {
+        let mut v = [1.0, 2.0, 3.0, 4.0];
+        with_constant(&mut v, &[10.0, 20.0], Binary::Add);
+        assert_eq!(v, [11.0, 22.0, 13.0, 24.0]);
+        with_constant(&mut v, &[1.0], Binary::SubFrom);
+        assert_eq!(v, [-10.0, -21.0, -12.0, -23.0]);
+        with_constant(&mut v, &[-2.0, 2.0], Binary::DivInto);
+        assert_eq!(v, [0.2, -2.0 / 21.0, 2.0 / 12.0, -2.0 / 23.0]);
     }
 
     #[test]

@@ -14,6 +14,10 @@
 
 /// Columns per packed weight panel.
 pub const PANEL: usize = 8;
+/// The packed layout's version: code generated with weights packed ahead of time (by
+/// [`Dense::packed`], stored, and read back with [`Dense::from_packed`]) checks it at compile
+/// time, so a helper crate that packs differently fails the build instead of the results.
+pub const PACKED_LAYOUT: u32 = 1;
 /// Inputs per block: a 16-column weight slice of `KC` inputs is 16 KiB, half of a 32 KiB L1.
 const KC: usize = 256;
 /// Samples per row block: `MC × KC` inputs are 192 KiB, inside a 1–2 MiB L2 (measured against
@@ -107,21 +111,55 @@ impl Dense {
             return None;
         }
         let inputs = weights.len() / outputs;
-        let panels = outputs.div_ceil(PANEL).next_multiple_of(2);
-        let mut packed = vec![0.0; panels * inputs * PANEL];
+        let mut packed = vec![0.0; Self::packed_len(inputs, outputs)];
         for (i, row) in weights.chunks_exact(outputs).enumerate() {
             for (j, &w) in row.iter().enumerate() {
                 packed[(j / PANEL) * inputs * PANEL + i * PANEL + j % PANEL] = w;
             }
         }
         let mut padded_bias = bias.to_vec();
-        padded_bias.resize(panels * PANEL, 0.0);
+        padded_bias.resize(padded_width(outputs), 0.0);
         Some(Self {
             inputs,
             outputs,
             packed,
             bias: padded_bias,
         })
+    }
+
+    /// f32 values in the packed weights of an `inputs × outputs` layer: whole panels, an even
+    /// count of them.
+    pub fn packed_len(inputs: usize, outputs: usize) -> usize {
+        padded_width(outputs) * inputs
+    }
+
+    /// A layer from weights [`Dense::packed`] wrote (so packing can happen ahead of time, when a
+    /// model is compiled); `None` when the lengths are not those of an `inputs × outputs` layer.
+    pub fn from_packed(
+        inputs: usize,
+        outputs: usize,
+        packed: Vec<f32>,
+        bias: &[f32],
+    ) -> Option<Self> {
+        if outputs == 0
+            || bias.len() != outputs
+            || packed.len() != Self::packed_len(inputs, outputs)
+        {
+            return None;
+        }
+        let mut padded_bias = bias.to_vec();
+        padded_bias.resize(padded_width(outputs), 0.0);
+        Some(Self {
+            inputs,
+            outputs,
+            packed,
+            bias: padded_bias,
+        })
+    }
+
+    /// The weights in their packed layout ([`PACKED_LAYOUT`]).
+    pub fn packed(&self) -> &[f32] {
+        &self.packed
     }
 
     pub fn inputs(&self) -> usize {
@@ -286,6 +324,12 @@ impl Dense {
             }
         }
     }
+}
+
+/// Columns of a layer once packed: whole panels, an even count so a two-panel tile never reads
+/// past the end.
+fn padded_width(outputs: usize) -> usize {
+    outputs.div_ceil(PANEL).next_multiple_of(2) * PANEL
 }
 
 /// The output matrix, shared by the threads of one call; each writes only its own [`Block`].
@@ -726,5 +770,20 @@ mod tests {
     fn mismatched_weights_are_refused() {
         assert!(Dense::new(&[1.0; 5], &[0.0; 2]).is_none());
         assert!(Dense::new(&[], &[]).is_none());
+        assert!(Dense::from_packed(3, 2, vec![0.0; 47], &[0.0; 2]).is_none());
+        assert!(Dense::from_packed(3, 2, vec![0.0; 48], &[0.0; 3]).is_none());
+    }
+
+    #[test]
+    fn weights_packed_ahead_of_time_run_the_same() {
+        let (rows, k, n) = (5, 19, 21);
+        let (x, w, b) = (values(rows * k, 10), values(k * n, 11), values(n, 12));
+        let packed_now = Dense::new(&w, &b).unwrap();
+        assert_eq!(packed_now.packed().len(), Dense::packed_len(k, n));
+        let stored = Dense::from_packed(k, n, packed_now.packed().to_vec(), &b).unwrap();
+        let (mut one, mut other) = (vec![0.0; rows * n], vec![0.0; rows * n]);
+        packed_now.forward(Isa::detect(), &x, &mut one, false, 1);
+        stored.forward(Isa::detect(), &x, &mut other, false, 1);
+        assert_eq!(one, other);
     }
 }

@@ -1,6 +1,7 @@
 use cargo_wasmpack_infer::exit::input_error;
+use cargo_wasmpack_infer::onnx::COMPILED_OPS;
 use cargo_wasmpack_infer::python::dist;
-use cargo_wasmpack_infer::scaffold;
+use cargo_wasmpack_infer::scaffold::{self, OnnxEngine};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,26 +9,46 @@ use std::process::ExitCode;
 /// Create a project from a template that `build` accepts right away.
 ///
 /// `new kernel NAME` writes a kernel crate with the ABI v1 exports written out by hand, metadata,
-/// budgets and 16 generated samples. `new kernel NAME --onnx MODEL.onnx` writes one that runs the
-/// model with tract instead: input and output shapes from the model's graph (a free first axis
-/// becomes the batch), the model embedded, samples generated for its input shape; a model with
-/// operators tract cannot load is refused, naming them. `new python NAME` writes a Python project (pyproject.toml
-/// with [tool.wasmpack-infer], a pure-Python model, 16 samples in samples.json) that builds with
-/// `build --pyodide npm:VERSION`. Replace the model and the samples with your own.
+/// budgets and 16 generated samples.
+///
+/// `new kernel NAME --onnx MODEL.onnx` writes one for the model: input and output shapes from its
+/// graph (a free first axis becomes the batch), samples generated for its input shape. By default
+/// the graph is compiled ahead of time: `src/lib.rs` is Rust generated from the nodes between the
+/// input and the output, one call into the helper crate per step, with the weights packed for its
+/// GEMM in `model/weights.bin` and no interpreter linked (`--list-ops` shows what compiles). A
+/// model with other operators runs with the tract interpreter instead, which `new` says;
+/// `--engine` picks one or the other outright. A model neither runs is refused, naming why.
+///
+/// `new python NAME` writes a Python project (pyproject.toml with [tool.wasmpack-infer], a
+/// pure-Python model, 16 samples in samples.json) that builds with `build --pyodide npm:VERSION`.
+/// Replace the model and the samples with your own.
 #[derive(Args)]
 pub struct Opts {
-    kind: Kind,
+    #[arg(required_unless_present = "list_ops")]
+    kind: Option<Kind>,
     /// Crate name; also the directory, unless --dir is given.
-    name: String,
+    #[arg(required_unless_present = "list_ops")]
+    name: Option<String>,
     /// Where to create the project (must not exist, or be empty).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Kernels: run this ONNX model with tract (copied into the crate's model/).
+    /// Kernels: a kernel for this ONNX model (copied into the crate's model/).
     #[arg(long, value_name = "MODEL.onnx")]
     onnx: Option<PathBuf>,
     /// With --onnx: the model output the kernel returns (default: its only f32 output).
     #[arg(long, value_name = "NAME", requires = "onnx")]
     output: Option<String>,
+    /// With --onnx: compile the graph ahead of time, run it with tract, or compile it when every
+    /// operator can be and use tract otherwise.
+    #[arg(long, value_enum, default_value = "auto", requires = "onnx")]
+    engine: Engine,
+    /// With --onnx: the helper crate (the kernel/ directory of a cargo-wasmpack-infer checkout)
+    /// a compiled kernel depends on [default: the one this binary was built with].
+    #[arg(long, value_name = "DIR", requires = "onnx")]
+    kernel_crate: Option<PathBuf>,
+    /// List the ONNX operators compiled ahead of time, and what of each, then exit.
+    #[arg(long, exclusive = true)]
+    list_ops: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -38,26 +59,74 @@ enum Kind {
     Python,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum Engine {
+    Auto,
+    /// Rust generated from the graph; refused when an operator cannot be compiled.
+    Aot,
+    /// The tract-onnx interpreter with the model embedded.
+    Tract,
+}
+
 impl Opts {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        let files = match (self.kind, &self.onnx) {
-            (Kind::Kernel, None) => scaffold::kernel_files(&self.name)?,
+        if self.list_ops {
+            list_ops();
+            return Ok(ExitCode::SUCCESS);
+        }
+        let (Some(kind), Some(name)) = (self.kind, self.name) else {
+            unreachable!("clap requires both unless --list-ops");
+        };
+        let dir = self.dir.unwrap_or_else(|| PathBuf::from(&name));
+        let mut note = None;
+        let files = match (kind, &self.onnx) {
+            (Kind::Kernel, None) => scaffold::kernel_files(&name)?,
             (Kind::Kernel, Some(model)) => {
-                scaffold::onnx_kernel_files(&self.name, model, self.output.as_deref())?
+                let engine = match self.engine {
+                    Engine::Auto => OnnxEngine::Auto,
+                    Engine::Aot => OnnxEngine::AheadOfTime,
+                    Engine::Tract => OnnxEngine::Tract,
+                };
+                let helper = self
+                    .kernel_crate
+                    .unwrap_or_else(scaffold::bundled_helper_crate);
+                let helper = match engine {
+                    OnnxEngine::Tract => String::new(),
+                    _ => scaffold::helper_dependency(&dir, &helper)?,
+                };
+                let kernel = scaffold::onnx_kernel_files(
+                    &name,
+                    model,
+                    self.output.as_deref(),
+                    engine,
+                    &helper,
+                )?;
+                note = Some(match kernel.note {
+                    Some(note) => format!("note: {note}"),
+                    None if kernel.compiled => {
+                        "compiled ahead of time: src/lib.rs calls the helper crate, the weights \
+                         are in model/weights.bin"
+                            .into()
+                    }
+                    None => "runs the model with tract (model/ holds it)".into(),
+                });
+                kernel.files
             }
-            (Kind::Python, None) => scaffold::python_files(&self.name)?,
+            (Kind::Python, None) => scaffold::python_files(&name)?,
             (Kind::Python, Some(_)) => {
                 return Err(input_error(
                     "--onnx writes a kernel crate: `new kernel NAME --onnx MODEL.onnx`",
                 ));
             }
         };
-        let dir = self.dir.unwrap_or_else(|| PathBuf::from(&self.name));
         let written = scaffold::write_project(&dir, &files)?;
-        let build_args = match self.kind {
+        let build_args = match kind {
             Kind::Kernel => String::new(),
             Kind::Python => format!(" --pyodide npm:{}", dist::TESTED_VERSION),
         };
+        if let Some(note) = note {
+            eprintln!("{note}");
+        }
         println!(
             "created {} ({} files); next: cargo wasmpack-infer build {}{build_args}",
             written.display(),
@@ -65,5 +134,30 @@ impl Opts {
             written.display()
         );
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// The operators `new kernel --onnx` compiles ahead of time, a line each.
+fn list_ops() {
+    let width = COMPILED_OPS
+        .iter()
+        .map(|(domain, op, _)| display_op(domain, op).len())
+        .max()
+        .unwrap_or(0);
+    println!("ONNX operators compiled ahead of time (others run with tract):");
+    for (domain, op, note) in COMPILED_OPS {
+        let name = display_op(domain, op);
+        if note.is_empty() {
+            println!("  {name}");
+        } else {
+            println!("  {name:width$}  {note}");
+        }
+    }
+}
+
+fn display_op(domain: &str, op: &str) -> String {
+    match domain {
+        "ai.onnx" => op.to_string(),
+        other => format!("{other}.{op}"),
     }
 }

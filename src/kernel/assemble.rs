@@ -60,6 +60,7 @@ pub(crate) fn manifest(parts: Parts) -> Result<KernelManifest> {
                 sha256: fsx::sha256_hex(&project.samples),
             },
             tolerance: project.tolerance,
+            model: project.model.clone(),
         },
         profile: ProfileInfo {
             name: profile.name.clone(),

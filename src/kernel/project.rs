@@ -5,6 +5,7 @@ use crate::budget;
 use crate::bundle::demo::DemoSpec;
 use crate::exit::input_error;
 use crate::manifest::TensorSpec;
+use crate::manifest::kernel::{ModelEngine, ModelSource};
 use crate::manifest::{Budgets, Limit};
 use anyhow::{Context, Result};
 use cargo_metadata::{MetadataCommand, Package};
@@ -26,6 +27,18 @@ struct RawMetadata {
     #[serde(default)]
     budgets: BTreeMap<String, BTreeMap<String, Limit>>,
     demo: Option<DemoSpec>,
+    model: Option<RawModel>,
+}
+
+/// `model = { file = "model/digits.onnx", sha256 = "…", engine = "ahead-of-time" }`: the model
+/// file the kernel's sources were made from. With `sha256`, the build refuses a file that has
+/// changed since (compiled sources would still carry the old weights).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    file: PathBuf,
+    sha256: Option<String>,
+    engine: Option<ModelEngine>,
 }
 
 /// Used when the crate sets no `tolerance`: f32 kernels may differ in the last bits across targets.
@@ -51,6 +64,8 @@ pub struct KernelProject {
     pub budgets: Budgets,
     /// `[package.metadata.wasmpack-infer.demo]`: what `build --demo` needs.
     pub demo: Option<DemoSpec>,
+    /// The model file the kernel was made from, hashed now.
+    pub model: Option<ModelSource>,
 }
 
 impl KernelProject {
@@ -184,7 +199,13 @@ impl KernelProject {
                 raw.input.shape
             )));
         }
+        let model = raw
+            .model
+            .as_ref()
+            .map(|model| model_source(&name, crate_dir, model))
+            .transpose()?;
         Ok(Self {
+            model,
             lib_name: lib.name.replace('-', "_"),
             version: package.version.to_string(),
             manifest_path: package.manifest_path.clone().into_std_path_buf(),
@@ -210,6 +231,38 @@ impl KernelProject {
     pub fn bundle_name(&self) -> String {
         format!("{}-{}", self.name, self.version)
     }
+}
+
+/// Reads and hashes the model file the metadata names, checking it against the hash the
+/// sources were generated from.
+fn model_source(name: &str, crate_dir: &Path, model: &RawModel) -> Result<ModelSource> {
+    let path = crate_dir.join(&model.file);
+    let bytes = std::fs::read(&path).map_err(|e| {
+        input_error(format!(
+            "crate `{name}`: [package.metadata.{METADATA_KEY}] model.file = {:?}: cannot read {}: {e}",
+            model.file,
+            path.display()
+        ))
+    })?;
+    let sha256 = crate::fsx::sha256_hex(&bytes);
+    if let Some(expected) = &model.sha256
+        && !expected.eq_ignore_ascii_case(&sha256)
+    {
+        return Err(input_error(format!(
+            "crate `{name}`: {} has sha256 {sha256}, but the crate's sources were generated from \
+             {expected} ([package.metadata.{METADATA_KEY}] model.sha256): regenerate the crate \
+             with `cargo wasmpack-infer new kernel {name} --onnx {}` into a new directory, or put \
+             the model it was made from back",
+            path.display(),
+            path.display()
+        )));
+    }
+    Ok(ModelSource {
+        file: model.file.to_string_lossy().replace('\\', "/"),
+        sha256,
+        bytes: bytes.len() as u64,
+        engine: model.engine,
+    })
 }
 
 #[cfg(test)]

@@ -47,6 +47,31 @@ pub struct KernelInfo {
     pub samples: SamplesInfo,
     /// Largest absolute difference allowed between the variants' outputs.
     pub tolerance: f64,
+    /// The model file the kernel was made from (`model` in its metadata), hashed in this build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelSource>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSource {
+    /// Relative to the crate, e.g. `model/digits.onnx`.
+    pub file: String,
+    pub sha256: String,
+    pub bytes: u64,
+    /// How the kernel runs it, as the crate's metadata says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<ModelEngine>,
+}
+
+/// How a kernel runs the model it was made from.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelEngine {
+    /// Rust generated from the graph (`new kernel --onnx`), no interpreter linked.
+    AheadOfTime,
+    /// The tract interpreter, with the model embedded.
+    Tract,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]

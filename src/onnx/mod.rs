@@ -9,6 +9,12 @@ use prost::Message;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+mod codegen;
+mod lower;
+
+pub use codegen::{Generated, Provenance, generate};
+pub use lower::{COMPILED_OPS, NodeRef, NotCompiled, Op, Port, Program, Step};
+
 #[allow(clippy::all, missing_docs)]
 mod pb {
     include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
@@ -224,11 +230,12 @@ pub struct TensorInfo {
     pub dims: Option<Vec<Dim>>,
 }
 
-/// A model file: its bytes, and what its graph says.
+/// A model file: its bytes, what its graph says, and the decoded model to lower.
 #[derive(Debug, Clone)]
 pub struct Model {
     pub bytes: Vec<u8>,
     pub summary: ModelSummary,
+    proto: pb::ModelProto,
 }
 
 #[derive(Debug, Clone)]
@@ -274,7 +281,11 @@ pub fn read(path: &Path) -> Result<Model> {
     })?;
     let summary =
         summarize(&model).with_context(|| format!("reading the graph of {}", path.display()))?;
-    Ok(Model { bytes, summary })
+    Ok(Model {
+        bytes,
+        summary,
+        proto: model,
+    })
 }
 
 fn summarize(model: &pb::ModelProto) -> Result<ModelSummary> {

@@ -9,5 +9,6 @@ mod common;
 mod differential;
 mod example;
 mod kernel;
+mod onnx_aot;
 mod python;
 mod report;

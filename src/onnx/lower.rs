@@ -1,0 +1,1289 @@
+//! Lowering an ONNX graph to the steps a kernel compiled ahead of time runs: the chain of nodes
+//! from the graph's input to the chosen output, shapes inferred per sample (the batch axis stays
+//! first and free), constants decoded, and neighbours fused (`MatMul` + `Add` + `Relu` is one
+//! dense layer with its bias and activation; a `BatchNormalization` or a constant scale after a
+//! dense layer is folded into its weights).
+//!
+//! What it cannot compile it names: every operator the code generator does not know, with its
+//! nodes, or the one node whose attributes, inputs or shapes it does not support, and why.
+
+use super::{Model, pb};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use wasmpack_infer_kernel::cpu::{Binary, Norm};
+
+/// The operators the code generator compiles, with what it supports of each: `(domain, op, note)`.
+pub const COMPILED_OPS: &[(&str, &str, &str)] = &[
+    (
+        "ai.onnx",
+        "Add",
+        "with a constant broadcast over the sample",
+    ),
+    (
+        "ai.onnx",
+        "BatchNormalization",
+        "inference mode; folded into the dense layer before it, else a per-channel scale and shift",
+    ),
+    ("ai.onnx", "Cast", "to float, from float"),
+    ("ai.onnx", "Clip", "constant bounds"),
+    (
+        "ai.onnx",
+        "Div",
+        "with a constant broadcast over the sample",
+    ),
+    ("ai.onnx", "Dropout", "inference: passes its input on"),
+    ("ai.onnx", "Flatten", "axis 1"),
+    (
+        "ai.onnx",
+        "Gemm",
+        "constant B (either layout) and C broadcast per output, transA = 0",
+    ),
+    ("ai.onnx", "HardSigmoid", ""),
+    ("ai.onnx", "Identity", ""),
+    ("ai.onnx", "LeakyRelu", ""),
+    ("ai.onnx", "LogSoftmax", "over the last axis"),
+    (
+        "ai.onnx",
+        "MatMul",
+        "by a constant 2-D matrix, over the last axis",
+    ),
+    ("ai.onnx", "Max", "of the tensor and one constant"),
+    ("ai.onnx", "Min", "of the tensor and one constant"),
+    (
+        "ai.onnx",
+        "Mul",
+        "with a constant broadcast over the sample",
+    ),
+    ("ai.onnx", "Relu", ""),
+    ("ai.onnx", "Reshape", "keeping the batch axis first"),
+    ("ai.onnx", "Sigmoid", ""),
+    ("ai.onnx", "Softmax", "over the last axis"),
+    ("ai.onnx", "Squeeze", "named axes after the batch"),
+    (
+        "ai.onnx",
+        "Sub",
+        "with a constant broadcast over the sample",
+    ),
+    ("ai.onnx", "Tanh", ""),
+    ("ai.onnx", "Unsqueeze", "named axes after the batch"),
+    (
+        "ai.onnx.ml",
+        "LinearClassifier",
+        "its scores (output 1); post_transform NONE, SOFTMAX or LOGISTIC",
+    ),
+    ("ai.onnx.ml", "LinearRegressor", "post_transform NONE"),
+    ("ai.onnx.ml", "Normalizer", "MAX, L1 or L2"),
+    ("ai.onnx.ml", "Scaler", ""),
+];
+
+/// A model lowered to steps over one sample's values (the batch axis is implicit).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Program {
+    pub input: Port,
+    pub output: Port,
+    pub steps: Vec<Step>,
+    /// Nodes after the last step that compute nothing (`Identity`, …), named in the comments.
+    pub trailing: Vec<NodeRef>,
+    /// The nodes of the graph the output does not depend on (a classifier's label, …).
+    pub pruned: usize,
+}
+
+/// The graph input or output the kernel reads or writes, and one sample's shape of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Port {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+/// One call into the helper crate, and the ONNX nodes it computes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// In graph order; nodes that compute nothing before it (`Reshape`, `Cast`, …) included.
+    pub nodes: Vec<NodeRef>,
+    pub op: Op,
+    pub input_shape: Vec<usize>,
+    pub output_shape: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRef {
+    pub name: String,
+    pub op_type: String,
+}
+
+impl fmt::Display for NodeRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.name == self.op_type {
+            write!(f, "`{}`", self.name)
+        } else {
+            write!(f, "`{}` ({})", self.name, self.op_type)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// `y = x · W + b` over rows of `inputs` values, `W` row-major `[inputs × outputs]`, then
+    /// `max(·, 0)` when `relu`.
+    Dense {
+        inputs: usize,
+        outputs: usize,
+        weights: Vec<f32>,
+        bias: Vec<f32>,
+        relu: bool,
+    },
+    Relu,
+    LeakyRelu {
+        alpha: f32,
+    },
+    Sigmoid,
+    Tanh,
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
+    Clip {
+        low: f32,
+        high: f32,
+    },
+    Softmax {
+        width: usize,
+    },
+    LogSoftmax {
+        width: usize,
+    },
+    Normalize {
+        width: usize,
+        norm: Norm,
+    },
+    /// An elementwise operation with a constant that repeats every `values.len()` values.
+    Constant {
+        op: Binary,
+        values: Vec<f32>,
+    },
+}
+
+impl Op {
+    /// Whether it writes a new buffer rather than changing its input in place.
+    pub fn out_of_place(&self) -> bool {
+        matches!(self, Op::Dense { .. })
+    }
+}
+
+/// Why a model cannot be compiled ahead of time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotCompiled {
+    /// Operators the code generator does not know: `domain op` → the nodes that use them.
+    Operators(BTreeMap<String, Vec<String>>),
+    /// A node it knows, used in a way it does not support.
+    Node { node: NodeRef, why: String },
+    /// The graph's shape: not a chain from the input to the output, a value with no producer, …
+    Graph(String),
+}
+
+impl fmt::Display for NotCompiled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotCompiled::Operators(operators) => {
+                let listed: Vec<String> = operators
+                    .iter()
+                    .map(|(op, nodes)| format!("`{op}` (node {})", nodes.join(", ")))
+                    .collect();
+                write!(
+                    f,
+                    "the code generator does not compile operator{} {}",
+                    if listed.len() == 1 { "" } else { "s" },
+                    listed.join(", ")
+                )
+            }
+            NotCompiled::Node { node, why } => write!(f, "node {node}: {why}"),
+            NotCompiled::Graph(why) => f.write_str(why),
+        }
+    }
+}
+
+/// A decoded constant tensor.
+#[derive(Debug, Clone)]
+struct Const {
+    dims: Vec<usize>,
+    values: Values,
+}
+
+#[derive(Debug, Clone)]
+enum Values {
+    F32(Vec<f32>),
+    I64(Vec<i64>),
+}
+
+impl Const {
+    fn floats(&self) -> Option<&[f32]> {
+        match &self.values {
+            Values::F32(v) => Some(v),
+            Values::I64(_) => None,
+        }
+    }
+
+    fn ints(&self) -> Option<&[i64]> {
+        match &self.values {
+            Values::I64(v) => Some(v),
+            Values::F32(_) => None,
+        }
+    }
+}
+
+impl Model {
+    /// Lowers the graph from its input (one sample of `input_shape`) to output `output`.
+    pub fn lower(&self, output: &str, input_shape: &[usize]) -> Result<Program, NotCompiled> {
+        let graph = self
+            .proto
+            .graph
+            .as_ref()
+            .ok_or_else(|| NotCompiled::Graph("the model has no graph".into()))?;
+        let opset = self
+            .proto
+            .opset_import
+            .iter()
+            .find(|o| o.domain().is_empty() || o.domain() == "ai.onnx")
+            .map_or(1, |o| o.version());
+        let [input] = self.summary.inputs.as_slice() else {
+            return Err(NotCompiled::Graph(format!(
+                "the graph has {} inputs; a kernel takes one",
+                self.summary.inputs.len()
+            )));
+        };
+        let mut constants: HashMap<&str, Const> = HashMap::new();
+        for tensor in &graph.initializer {
+            let decoded = decode(tensor).map_err(|why| {
+                NotCompiled::Graph(format!("initializer `{}`: {why}", tensor.name()))
+            })?;
+            constants.insert(tensor.name(), decoded);
+        }
+        for node in graph.node.iter().filter(|n| n.op_type() == "Constant") {
+            let value = constant_node(node).map_err(|why| NotCompiled::Node {
+                node: node_ref(node, 0),
+                why,
+            })?;
+            if let Some(name) = node.output.first() {
+                constants.insert(name, value);
+            }
+        }
+        let chain = chain(graph, &input.name, output, &constants)?;
+        let unknown: BTreeMap<String, Vec<String>> =
+            chain.iter().fold(BTreeMap::new(), |mut unknown, link| {
+                let index = link.node;
+                let node = &graph.node[index];
+                if !is_compiled(node) {
+                    unknown
+                        .entry(qualified_op(node))
+                        .or_default()
+                        .push(node_ref(node, index).name);
+                }
+                unknown
+            });
+        if !unknown.is_empty() {
+            return Err(NotCompiled::Operators(unknown));
+        }
+        let mut lowering = Lowering {
+            constants: &constants,
+            opset,
+            shape: input_shape.to_vec(),
+            steps: Vec::new(),
+            pending: Vec::new(),
+        };
+        for link in &chain {
+            let node = &graph.node[link.node];
+            lowering
+                .node(node, link, node_ref(node, link.node))
+                .map_err(|why| NotCompiled::Node {
+                    node: node_ref(node, link.node),
+                    why,
+                })?;
+        }
+        let used: BTreeSet<usize> = chain.iter().map(|link| link.node).collect();
+        let pruned = graph
+            .node
+            .iter()
+            .enumerate()
+            .filter(|(index, node)| !used.contains(index) && node.op_type() != "Constant")
+            .count();
+        Ok(Program {
+            input: Port {
+                name: input.name.clone(),
+                shape: input_shape.to_vec(),
+            },
+            output: Port {
+                name: output.to_string(),
+                shape: lowering.shape,
+            },
+            steps: lowering.steps,
+            trailing: lowering.pending,
+            pruned,
+        })
+    }
+}
+
+fn node_ref(node: &pb::NodeProto, index: usize) -> NodeRef {
+    NodeRef {
+        name: match node.name() {
+            "" => format!("#{index}"),
+            name => name.to_string(),
+        },
+        op_type: node.op_type().to_string(),
+    }
+}
+
+fn domain(node: &pb::NodeProto) -> &str {
+    match node.domain() {
+        "" => "ai.onnx",
+        domain => domain,
+    }
+}
+
+fn qualified_op(node: &pb::NodeProto) -> String {
+    match domain(node) {
+        "ai.onnx" => node.op_type().to_string(),
+        other => format!("{other}.{}", node.op_type()),
+    }
+}
+
+fn is_compiled(node: &pb::NodeProto) -> bool {
+    COMPILED_OPS
+        .iter()
+        .any(|&(d, op, _)| d == domain(node) && op == node.op_type())
+}
+
+/// A node on the way from the graph input to the output.
+struct Link {
+    node: usize,
+    /// Its input that carries the data (every other input is a constant).
+    data: usize,
+    /// Its output the next node reads.
+    output: usize,
+}
+
+/// The nodes from the graph input to `output`, in order.
+fn chain(
+    graph: &pb::GraphProto,
+    input: &str,
+    output: &str,
+    constants: &HashMap<&str, Const>,
+) -> Result<Vec<Link>, NotCompiled> {
+    let producers: HashMap<&str, usize> = graph
+        .node
+        .iter()
+        .enumerate()
+        .flat_map(|(index, node)| node.output.iter().map(move |o| (o.as_str(), index)))
+        .collect();
+    let mut chain = Vec::new();
+    let mut value = output;
+    while value != input {
+        let Some(&index) = producers.get(value) else {
+            return Err(NotCompiled::Graph(if constants.contains_key(value) {
+                format!("`{value}` is a constant, not computed from the input")
+            } else {
+                format!("nothing in the graph computes `{value}`")
+            }));
+        };
+        let node = &graph.node[index];
+        let data: Vec<(usize, &String)> = node
+            .input
+            .iter()
+            .enumerate()
+            .filter(|(_, name)| !name.is_empty() && !constants.contains_key(name.as_str()))
+            .collect();
+        match data.as_slice() {
+            [(slot, name)] => {
+                let output = node
+                    .output
+                    .iter()
+                    .position(|o| o == value)
+                    .expect("the producer map points at a node that writes the value");
+                chain.push(Link {
+                    node: index,
+                    data: *slot,
+                    output,
+                });
+                value = name;
+            }
+            [] => {
+                return Err(NotCompiled::Node {
+                    node: node_ref(node, index),
+                    why: "computes from constants alone (fold it into an initializer)".into(),
+                });
+            }
+            several => {
+                let names: Vec<&str> = several.iter().map(|(_, n)| n.as_str()).collect();
+                return Err(NotCompiled::Node {
+                    node: node_ref(node, index),
+                    why: format!(
+                        "reads {} computed tensors ({}): the code generator compiles a chain, \
+                         one computed input per node",
+                        names.len(),
+                        names.join(", ")
+                    ),
+                });
+            }
+        }
+        if chain.len() > graph.node.len() {
+            return Err(NotCompiled::Graph("the graph has a cycle".into()));
+        }
+    }
+    chain.reverse();
+    Ok(chain)
+}
+
+fn decode(tensor: &pb::TensorProto) -> Result<Const, String> {
+    use pb::tensor_proto::{DataLocation, DataType};
+    if tensor.data_location() == DataLocation::External {
+        return Err(
+            "its data is in an external file: save the model with every tensor inside it".into(),
+        );
+    }
+    let dims = tensor
+        .dims
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| format!("a negative dimension {d}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let count: usize = dims.iter().product();
+    let raw = tensor.raw_data.as_deref();
+    let values = match DataType::try_from(tensor.data_type()) {
+        Ok(DataType::Float) => Values::F32(match raw {
+            Some(raw) => wasmpack_infer_kernel::cpu::f32s_from_le_bytes(raw),
+            None => tensor.float_data.clone(),
+        }),
+        Ok(DataType::Double) => Values::F32(match raw {
+            Some(raw) => raw
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+                .collect(),
+            None => tensor.double_data.iter().map(|&v| v as f32).collect(),
+        }),
+        Ok(DataType::Int64) => Values::I64(match raw {
+            Some(raw) => raw
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+                .collect(),
+            None => tensor.int64_data.clone(),
+        }),
+        Ok(DataType::Int32) => Values::I64(match raw {
+            Some(raw) => raw
+                .chunks_exact(4)
+                .map(|b| i64::from(i32::from_le_bytes(b.try_into().expect("4 bytes"))))
+                .collect(),
+            None => tensor.int32_data.iter().map(|&v| i64::from(v)).collect(),
+        }),
+        Ok(other) => return Err(format!("{} values are not compiled", other.as_str_name())),
+        Err(_) => return Err(format!("unknown element type {}", tensor.data_type())),
+    };
+    let len = match &values {
+        Values::F32(v) => v.len(),
+        Values::I64(v) => v.len(),
+    };
+    if len != count {
+        return Err(format!("{len} values for dimensions {dims:?}"));
+    }
+    Ok(Const { dims, values })
+}
+
+fn constant_node(node: &pb::NodeProto) -> Result<Const, String> {
+    let attribute = node
+        .attribute
+        .first()
+        .ok_or_else(|| "a Constant node without a value".to_string())?;
+    match attribute.name() {
+        "value" => decode(attribute.t.as_ref().ok_or("`value` holds no tensor")?),
+        "value_float" => Ok(Const {
+            dims: vec![],
+            values: Values::F32(vec![attribute.f()]),
+        }),
+        "value_floats" => Ok(Const {
+            dims: vec![attribute.floats.len()],
+            values: Values::F32(attribute.floats.clone()),
+        }),
+        "value_int" => Ok(Const {
+            dims: vec![],
+            values: Values::I64(vec![attribute.i()]),
+        }),
+        "value_ints" => Ok(Const {
+            dims: vec![attribute.ints.len()],
+            values: Values::I64(attribute.ints.clone()),
+        }),
+        other => Err(format!("a Constant given as `{other}` is not compiled")),
+    }
+}
+
+fn attribute<'a>(node: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
+    node.attribute.iter().find(|a| a.name() == name)
+}
+
+fn float_attr(node: &pb::NodeProto, name: &str, default: f32) -> f32 {
+    attribute(node, name).map_or(default, |a| a.f())
+}
+
+fn int_attr(node: &pb::NodeProto, name: &str, default: i64) -> i64 {
+    attribute(node, name).map_or(default, |a| a.i())
+}
+
+fn string_attr(node: &pb::NodeProto, name: &str, default: &str) -> String {
+    attribute(node, name).map_or_else(
+        || default.to_string(),
+        |a| String::from_utf8_lossy(a.s()).into_owned(),
+    )
+}
+
+/// The walk along the chain: the sample's shape so far, the steps, and the nodes that computed
+/// nothing since the last step (named in the next one's comment).
+struct Lowering<'a> {
+    constants: &'a HashMap<&'a str, Const>,
+    opset: i64,
+    shape: Vec<usize>,
+    steps: Vec<Step>,
+    pending: Vec<NodeRef>,
+}
+
+impl Lowering<'_> {
+    fn constant(&self, node: &pb::NodeProto, slot: usize) -> Option<&Const> {
+        node.input
+            .get(slot)
+            .filter(|name| !name.is_empty())
+            .and_then(|name| self.constants.get(name.as_str()))
+    }
+
+    fn float_constant(&self, node: &pb::NodeProto, slot: usize) -> Result<&Const, String> {
+        let value = self
+            .constant(node, slot)
+            .ok_or_else(|| format!("input {slot} must be a constant"))?;
+        value
+            .floats()
+            .map(|_| value)
+            .ok_or_else(|| format!("input {slot} (`{}`) must hold floats", node.input[slot]))
+    }
+
+    fn push(&mut self, node: NodeRef, op: Op, output_shape: Vec<usize>) {
+        let mut nodes = std::mem::take(&mut self.pending);
+        nodes.push(node);
+        let input_shape = std::mem::replace(&mut self.shape, output_shape.clone());
+        if self.fuse(&nodes, &op) {
+            self.shape = output_shape;
+            return;
+        }
+        self.steps.push(Step {
+            nodes,
+            op,
+            input_shape,
+            output_shape,
+        });
+    }
+
+    /// Folds `op` into the dense layer it follows when that computes the same: a bias added or
+    /// subtracted, a scale per output (before any activation), a ReLU.
+    fn fuse(&mut self, nodes: &[NodeRef], op: &Op) -> bool {
+        let Some(Step {
+            op:
+                Op::Dense {
+                    outputs,
+                    weights,
+                    bias,
+                    relu,
+                    ..
+                },
+            nodes: fused,
+            ..
+        }) = self.steps.last_mut()
+        else {
+            return false;
+        };
+        let per_output = |values: &[f32]| {
+            (!values.is_empty() && outputs.is_multiple_of(values.len())).then(|| {
+                values
+                    .iter()
+                    .cycle()
+                    .take(*outputs)
+                    .copied()
+                    .collect::<Vec<f32>>()
+            })
+        };
+        match op {
+            Op::Relu if !*relu => *relu = true,
+            Op::Constant {
+                op: op @ (Binary::Add | Binary::Sub),
+                values,
+            } if !*relu => {
+                let Some(values) = per_output(values) else {
+                    return false;
+                };
+                for (b, c) in bias.iter_mut().zip(values) {
+                    *b = if *op == Binary::Add { *b + c } else { *b - c };
+                }
+            }
+            Op::Constant {
+                op: Binary::Mul,
+                values,
+            } if !*relu => {
+                let Some(values) = per_output(values) else {
+                    return false;
+                };
+                for row in weights.chunks_exact_mut(*outputs) {
+                    for (w, c) in row.iter_mut().zip(&values) {
+                        *w *= c;
+                    }
+                }
+                for (b, c) in bias.iter_mut().zip(&values) {
+                    *b *= c;
+                }
+            }
+            _ => return false,
+        }
+        for node in nodes {
+            if !fused.contains(node) {
+                fused.push(node.clone());
+            }
+        }
+        true
+    }
+
+    fn node(&mut self, node: &pb::NodeProto, link: &Link, me: NodeRef) -> Result<(), String> {
+        let len: usize = self.shape.iter().product();
+        let last = self.shape.last().copied().unwrap_or(1);
+        let data = link.data;
+        if data != 0
+            && !matches!(
+                node.op_type(),
+                "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min"
+            )
+        {
+            return Err(format!("its data arrives on input {data}, not input 0"));
+        }
+        let wanted = match (domain(node), node.op_type()) {
+            // Output 0 is the label (int64), output 1 the scores.
+            ("ai.onnx.ml", "LinearClassifier") => 1,
+            _ => 0,
+        };
+        if link.output != wanted {
+            return Err(format!(
+                "the kernel would return its output {} (`{}`); compiled: output {wanted}",
+                link.output, node.output[link.output]
+            ));
+        }
+        match (domain(node), node.op_type()) {
+            ("ai.onnx", "Identity") => self.pending.push(me),
+            ("ai.onnx", "Dropout") => {
+                let training = self
+                    .constant(node, 2)
+                    .and_then(|c| c.ints().map(|v| v.first().copied().unwrap_or(0)))
+                    .unwrap_or(0);
+                if training != 0 {
+                    return Err("runs in training mode".into());
+                }
+                self.pending.push(me);
+            }
+            ("ai.onnx", "Cast") => {
+                let to = int_attr(node, "to", 0);
+                if to != pb::tensor_proto::DataType::Float as i64 {
+                    return Err(format!(
+                        "casts to {}: the kernel computes in f32",
+                        pb::tensor_proto::DataType::try_from(to as i32)
+                            .map_or("an unknown type", |t| t.as_str_name())
+                    ));
+                }
+                self.pending.push(me);
+            }
+            ("ai.onnx", "Flatten") => {
+                let rank = self.shape.len() as i64 + 1;
+                let axis = int_attr(node, "axis", 1);
+                if axis != 1 && axis + rank != 1 {
+                    return Err(format!(
+                        "flattens at axis {axis}: only axis 1 keeps the batch axis apart"
+                    ));
+                }
+                self.shape = vec![len];
+                self.pending.push(me);
+            }
+            ("ai.onnx", "Reshape") => {
+                let target = self
+                    .constant(node, 1)
+                    .and_then(Const::ints)
+                    .ok_or("its shape must be a constant int64 tensor")?;
+                if int_attr(node, "allowzero", 0) != 0 && target.contains(&0) {
+                    return Err("allowzero with a 0 in the shape is not compiled".into());
+                }
+                self.shape = reshape(&self.shape, target)?;
+                self.pending.push(me);
+            }
+            ("ai.onnx", op @ ("Squeeze" | "Unsqueeze")) => {
+                let axes: Vec<i64> = match attribute(node, "axes") {
+                    Some(a) => a.ints.clone(),
+                    None => self
+                        .constant(node, 1)
+                        .and_then(Const::ints)
+                        .map(<[i64]>::to_vec)
+                        .ok_or("its axes must be given (attribute or constant input)")?,
+                };
+                self.shape = squeeze(&self.shape, &axes, op == "Unsqueeze")?;
+                self.pending.push(me);
+            }
+            ("ai.onnx", "MatMul") => {
+                let b = self.float_constant(node, 1)?;
+                let [k, m] = b.dims[..] else {
+                    return Err(format!(
+                        "multiplies by a {}-D constant; compiled: a 2-D matrix",
+                        b.dims.len()
+                    ));
+                };
+                if last != k {
+                    return Err(format!(
+                        "multiplies rows of {last} values by a {k}×{m} matrix"
+                    ));
+                }
+                let weights = b.floats().expect("checked").to_vec();
+                let mut shape = self.shape.clone();
+                *shape.last_mut().expect("a matrix input has an axis") = m;
+                self.push(
+                    me,
+                    Op::Dense {
+                        inputs: k,
+                        outputs: m,
+                        weights,
+                        bias: vec![0.0; m],
+                        relu: false,
+                    },
+                    shape,
+                );
+            }
+            ("ai.onnx", "Gemm") => {
+                if int_attr(node, "transA", 0) != 0 {
+                    return Err("transA = 1 transposes the batch into the rows".into());
+                }
+                if self.shape.len() != 1 {
+                    return Err(format!(
+                        "its input is {:?} per sample, not a row",
+                        self.shape
+                    ));
+                }
+                let b = self.float_constant(node, 1)?;
+                let [rows, cols] = b.dims[..] else {
+                    return Err("B must be a 2-D constant".into());
+                };
+                let b_values = b.floats().expect("checked");
+                let trans_b = int_attr(node, "transB", 0) != 0;
+                let (k, m) = if trans_b { (cols, rows) } else { (rows, cols) };
+                if k != len {
+                    return Err(format!("multiplies {len} values by a {k}×{m} matrix"));
+                }
+                let alpha = float_attr(node, "alpha", 1.0);
+                let weights: Vec<f32> = (0..k * m)
+                    .map(|at| {
+                        let (i, j) = (at / m, at % m);
+                        let w = if trans_b {
+                            b_values[j * k + i]
+                        } else {
+                            b_values[at]
+                        };
+                        if alpha == 1.0 { w } else { alpha * w }
+                    })
+                    .collect();
+                let bias = match self.constant(node, 2) {
+                    None => vec![0.0; m],
+                    Some(c) => {
+                        let values = c.floats().ok_or("C must hold floats")?;
+                        let beta = float_attr(node, "beta", 1.0);
+                        let per_output =
+                            broadcast(&c.dims, values, &[m]).map_err(|why| format!("C: {why}"))?;
+                        per_output
+                            .iter()
+                            .cycle()
+                            .take(m)
+                            .map(|&v| if beta == 1.0 { v } else { beta * v })
+                            .collect()
+                    }
+                };
+                if node.input.get(2).is_some_and(|c| !c.is_empty())
+                    && self.constant(node, 2).is_none()
+                {
+                    return Err("C must be a constant".into());
+                }
+                self.push(
+                    me,
+                    Op::Dense {
+                        inputs: k,
+                        outputs: m,
+                        weights,
+                        bias,
+                        relu: false,
+                    },
+                    vec![m],
+                );
+            }
+            ("ai.onnx", op @ ("Add" | "Sub" | "Mul" | "Div" | "Max" | "Min")) => {
+                if node.input.len() != 2 {
+                    return Err(format!(
+                        "{} inputs; compiled: the tensor and one constant",
+                        node.input.len()
+                    ));
+                }
+                let constant = self.float_constant(node, 1 - data)?;
+                let values = broadcast(
+                    &constant.dims,
+                    constant.floats().expect("checked"),
+                    &self.shape,
+                )?;
+                let constant_first = data == 1;
+                let op = match (op, constant_first) {
+                    ("Add", _) => Binary::Add,
+                    ("Mul", _) => Binary::Mul,
+                    ("Max", _) => Binary::Max,
+                    ("Min", _) => Binary::Min,
+                    ("Sub", false) => Binary::Sub,
+                    ("Sub", true) => Binary::SubFrom,
+                    ("Div", false) => Binary::Div,
+                    _ => Binary::DivInto,
+                };
+                let shape = self.shape.clone();
+                self.push(me, Op::Constant { op, values }, shape);
+            }
+            ("ai.onnx", "Relu") => self.in_place(me, Op::Relu),
+            ("ai.onnx", "Sigmoid") => self.in_place(me, Op::Sigmoid),
+            ("ai.onnx", "Tanh") => self.in_place(me, Op::Tanh),
+            ("ai.onnx", "LeakyRelu") => {
+                let alpha = float_attr(node, "alpha", 0.01);
+                self.in_place(me, Op::LeakyRelu { alpha });
+            }
+            ("ai.onnx", "HardSigmoid") => {
+                let (alpha, beta) = (
+                    float_attr(node, "alpha", 0.2),
+                    float_attr(node, "beta", 0.5),
+                );
+                self.in_place(me, Op::HardSigmoid { alpha, beta });
+            }
+            ("ai.onnx", "Clip") => {
+                let (low, high) = if self.opset < 11 {
+                    (
+                        float_attr(node, "min", f32::NEG_INFINITY),
+                        float_attr(node, "max", f32::INFINITY),
+                    )
+                } else {
+                    let bound = |slot: usize, default: f32| -> Result<f32, String> {
+                        if node.input.get(slot).is_none_or(|n| n.is_empty()) {
+                            return Ok(default);
+                        }
+                        let c = self.float_constant(node, slot)?;
+                        c.floats()
+                            .and_then(|v| v.first().copied())
+                            .ok_or_else(|| format!("input {slot} is empty"))
+                    };
+                    (bound(1, f32::NEG_INFINITY)?, bound(2, f32::INFINITY)?)
+                };
+                self.in_place(me, Op::Clip { low, high });
+            }
+            ("ai.onnx", op @ ("Softmax" | "LogSoftmax")) => {
+                let rank = self.shape.len() as i64 + 1;
+                let default = if self.opset < 13 { 1 } else { -1 };
+                let mut axis = int_attr(node, "axis", default);
+                if axis < 0 {
+                    axis += rank;
+                }
+                let width = if self.opset < 13 {
+                    // Before opset 13 the axis splits the tensor in two: rows of every axis from
+                    // it on.
+                    if axis < 1 || axis >= rank {
+                        return Err(format!("axis {axis} takes in the batch axis"));
+                    }
+                    self.shape[axis as usize - 1..].iter().product()
+                } else {
+                    let trailing: usize = self
+                        .shape
+                        .get(axis as usize..)
+                        .map_or(1, |s| s.iter().product());
+                    if axis < 1 || axis >= rank || trailing != 1 {
+                        return Err(format!(
+                            "runs over axis {axis} of {rank}: compiled over the last axis"
+                        ));
+                    }
+                    last
+                };
+                let op = if op == "Softmax" {
+                    Op::Softmax { width }
+                } else {
+                    Op::LogSoftmax { width }
+                };
+                self.in_place(me, op);
+            }
+            ("ai.onnx", "BatchNormalization") => {
+                if int_attr(node, "training_mode", 0) != 0 || node.output.len() > 1 {
+                    return Err("runs in training mode".into());
+                }
+                let epsilon = float_attr(node, "epsilon", 1e-5);
+                let channels = *self.shape.first().ok_or("its input has no channel axis")?;
+                let per_channel = |slot: usize| -> Result<Vec<f32>, String> {
+                    let c = self.float_constant(node, slot)?;
+                    let v = c.floats().expect("checked");
+                    if v.len() != channels {
+                        return Err(format!(
+                            "input {slot} has {} values for {channels} channels",
+                            v.len()
+                        ));
+                    }
+                    Ok(v.to_vec())
+                };
+                let (scale, bias, mean, var) = (
+                    per_channel(1)?,
+                    per_channel(2)?,
+                    per_channel(3)?,
+                    per_channel(4)?,
+                );
+                // As ONNX Runtime computes it: one scale and one shift per channel.
+                let factor: Vec<f32> = scale
+                    .iter()
+                    .zip(&var)
+                    .map(|(s, v)| s / (v + epsilon).sqrt())
+                    .collect();
+                let shift: Vec<f32> = bias
+                    .iter()
+                    .zip(&mean)
+                    .zip(&factor)
+                    .map(|((b, m), f)| b - m * f)
+                    .collect();
+                let spatial = len / channels;
+                let expand = |values: &[f32]| -> Vec<f32> {
+                    values
+                        .iter()
+                        .flat_map(|&v| std::iter::repeat_n(v, spatial))
+                        .collect()
+                };
+                let shape = self.shape.clone();
+                self.push(
+                    me.clone(),
+                    Op::Constant {
+                        op: Binary::Mul,
+                        values: shortest_period(expand(&factor)),
+                    },
+                    shape.clone(),
+                );
+                self.push(
+                    me,
+                    Op::Constant {
+                        op: Binary::Add,
+                        values: shortest_period(expand(&shift)),
+                    },
+                    shape,
+                );
+            }
+            ("ai.onnx.ml", "LinearClassifier" | "LinearRegressor") => {
+                self.linear(node, me, len)?;
+            }
+            ("ai.onnx.ml", "Normalizer") => {
+                let norm = match string_attr(node, "norm", "MAX").as_str() {
+                    "MAX" => Norm::Max,
+                    "L1" => Norm::L1,
+                    "L2" => Norm::L2,
+                    other => return Err(format!("norm `{other}` is not MAX, L1 or L2")),
+                };
+                self.in_place(me, Op::Normalize { width: last, norm });
+            }
+            ("ai.onnx.ml", "Scaler") => {
+                let repeat = |name: &str| -> Result<Vec<f32>, String> {
+                    let values = attribute(node, name)
+                        .map(|a| a.floats.clone())
+                        .unwrap_or_default();
+                    match values.len() {
+                        1 => Ok(values),
+                        n if n == last => Ok(values),
+                        n => Err(format!("{n} `{name}` values for rows of {last}")),
+                    }
+                };
+                let (offset, scale) = (repeat("offset")?, repeat("scale")?);
+                let shape = self.shape.clone();
+                self.push(
+                    me.clone(),
+                    Op::Constant {
+                        op: Binary::Sub,
+                        values: offset,
+                    },
+                    shape.clone(),
+                );
+                self.push(
+                    me,
+                    Op::Constant {
+                        op: Binary::Mul,
+                        values: scale,
+                    },
+                    shape,
+                );
+            }
+            _ => unreachable!("the chain holds compiled operators only"),
+        }
+        Ok(())
+    }
+
+    fn in_place(&mut self, me: NodeRef, op: Op) {
+        let shape = self.shape.clone();
+        self.push(me, op, shape);
+    }
+
+    /// ONNX-ML's linear models: `scores = x · coefficientsᵀ + intercepts`, then the classifier's
+    /// post-transform.
+    fn linear(&mut self, node: &pb::NodeProto, me: NodeRef, len: usize) -> Result<(), String> {
+        if self.shape.len() != 1 {
+            return Err(format!(
+                "its input is {:?} per sample, not a row",
+                self.shape
+            ));
+        }
+        let classifier = node.op_type() == "LinearClassifier";
+        let coefficients = attribute(node, "coefficients")
+            .map(|a| a.floats.clone())
+            .ok_or("it has no coefficients")?;
+        let outputs = if classifier {
+            let classes = attribute(node, "classlabels_ints")
+                .map(|a| a.ints.len())
+                .filter(|&n| n > 0)
+                .or_else(|| attribute(node, "classlabels_strings").map(|a| a.strings.len()))
+                .ok_or("it has no class labels")?;
+            if coefficients.len() != classes * len {
+                return Err(format!(
+                    "{} coefficients for {classes} classes of {len} features (a binary \
+                     classifier's single row is not compiled)",
+                    coefficients.len()
+                ));
+            }
+            classes
+        } else {
+            int_attr(node, "targets", 1) as usize
+        };
+        if coefficients.len() != outputs * len || outputs == 0 {
+            return Err(format!(
+                "{} coefficients for {outputs} outputs of {len} features",
+                coefficients.len()
+            ));
+        }
+        let intercepts = attribute(node, "intercepts")
+            .map(|a| a.floats.clone())
+            .unwrap_or_else(|| vec![0.0; outputs]);
+        if intercepts.len() != outputs {
+            return Err(format!(
+                "{} intercepts for {outputs} outputs",
+                intercepts.len()
+            ));
+        }
+        let weights: Vec<f32> = (0..len * outputs)
+            .map(|at| coefficients[(at % outputs) * len + at / outputs])
+            .collect();
+        let post = string_attr(node, "post_transform", "NONE");
+        let after = match (classifier, post.as_str()) {
+            (_, "NONE") => None,
+            (true, "SOFTMAX") => Some(Op::Softmax { width: outputs }),
+            (true, "LOGISTIC") => Some(Op::Sigmoid),
+            (_, other) => return Err(format!("post_transform {other} is not compiled")),
+        };
+        self.push(
+            me.clone(),
+            Op::Dense {
+                inputs: len,
+                outputs,
+                weights,
+                bias: intercepts,
+                relu: false,
+            },
+            vec![outputs],
+        );
+        if let Some(op) = after {
+            self.in_place(me, op);
+        }
+        Ok(())
+    }
+}
+
+/// `Reshape`'s new sample shape: the batch axis kept first (`0` copies it, `-1` leaves it free
+/// with the rest fixed).
+fn reshape(shape: &[usize], target: &[i64]) -> Result<Vec<usize>, String> {
+    let len: usize = shape.iter().product();
+    let Some((&first, rest)) = target.split_first() else {
+        return Err("reshapes to a scalar".into());
+    };
+    if first != 0 && first != -1 {
+        return Err(format!(
+            "reshapes to {target:?}: the first axis must stay the batch (0 or -1)"
+        ));
+    }
+    let free = rest.iter().filter(|&&d| d == -1).count();
+    if first == -1 && free > 0 || free > 1 {
+        return Err(format!("reshapes to {target:?}: more than one free axis"));
+    }
+    let mut dims: Vec<Option<usize>> = Vec::with_capacity(rest.len());
+    for (index, &d) in rest.iter().enumerate() {
+        dims.push(match d {
+            -1 => None,
+            0 => Some(*shape.get(index).ok_or_else(|| {
+                format!(
+                    "reshapes to {target:?}: axis {} copies an axis that is not there",
+                    index + 1
+                )
+            })?),
+            d if d > 0 => Some(d as usize),
+            d => return Err(format!("reshapes to {target:?}: axis size {d}")),
+        });
+    }
+    let known: usize = dims.iter().flatten().product();
+    let resolved: Vec<usize> = dims
+        .iter()
+        .map(|d| d.unwrap_or(if known == 0 { 0 } else { len / known }))
+        .collect();
+    if resolved.iter().product::<usize>() != len {
+        return Err(format!(
+            "reshapes {shape:?} (per sample) to {target:?}: not the same number of values"
+        ));
+    }
+    Ok(resolved)
+}
+
+/// `Squeeze`/`Unsqueeze` on a sample's axes (`axes` count the batch axis as 0).
+fn squeeze(shape: &[usize], axes: &[i64], unsqueeze: bool) -> Result<Vec<usize>, String> {
+    let rank = shape.len() as i64 + 1 + if unsqueeze { axes.len() as i64 } else { 0 };
+    let mut normalized: Vec<usize> = axes
+        .iter()
+        .map(|&a| {
+            let a = if a < 0 { a + rank } else { a };
+            if a <= 0 || a >= rank {
+                Err(format!("axis {a} of {rank}: the batch axis stays"))
+            } else {
+                Ok(a as usize - 1)
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    normalized.sort_unstable();
+    normalized.dedup();
+    let mut out = shape.to_vec();
+    if unsqueeze {
+        for axis in normalized {
+            out.insert(axis.min(out.len()), 1);
+        }
+    } else {
+        for axis in normalized.into_iter().rev() {
+            if out.get(axis) != Some(&1) {
+                return Err(format!(
+                    "squeezes axis {} of {shape:?}, which is not 1",
+                    axis + 1
+                ));
+            }
+            out.remove(axis);
+        }
+    }
+    Ok(out)
+}
+
+/// A constant (dimensions `dims`) broadcast against one sample of `shape`: its values over the
+/// sample, shortened to their period. Refused when it varies along the batch axis or would grow
+/// the tensor.
+fn broadcast(dims: &[usize], values: &[f32], shape: &[usize]) -> Result<Vec<f32>, String> {
+    let rank = shape.len() + 1;
+    if dims.len() > rank {
+        return Err(format!(
+            "a constant of {dims:?} has more axes than the tensor"
+        ));
+    }
+    let offset = rank - dims.len();
+    let mut strides = vec![0usize; shape.len()];
+    let mut stride = 1;
+    for (index, &d) in dims.iter().enumerate().rev() {
+        let axis = offset + index;
+        if axis == 0 {
+            if d != 1 {
+                return Err(format!(
+                    "a constant of {dims:?} varies along the batch axis"
+                ));
+            }
+            continue;
+        }
+        let size = shape[axis - 1];
+        if d != 1 && d != size {
+            return Err(format!(
+                "a constant of {dims:?} does not broadcast over {shape:?} per sample"
+            ));
+        }
+        if d == size && d != 1 {
+            strides[axis - 1] = stride;
+        }
+        stride *= d;
+    }
+    let len: usize = shape.iter().product();
+    let expanded: Vec<f32> = (0..len)
+        .map(|flat| {
+            let mut rest = flat;
+            let mut at = 0;
+            for (axis, &size) in shape.iter().enumerate().rev() {
+                at += (rest % size) * strides[axis];
+                rest /= size;
+            }
+            values[at]
+        })
+        .collect();
+    Ok(shortest_period(expanded))
+}
+
+/// The shortest prefix whose repetition gives `values` (which `cpu::with_constant` repeats).
+fn shortest_period(values: Vec<f32>) -> Vec<f32> {
+    let len = values.len();
+    let period = (1..len)
+        .filter(|p| len.is_multiple_of(*p))
+        .find(|&p| (p..len).all(|i| values[i].to_bits() == values[i - p].to_bits()))
+        .unwrap_or(len);
+    values[..period].to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constants_broadcast_per_feature_and_per_channel() {
+        assert_eq!(
+            broadcast(&[3], &[1.0, 2.0, 3.0], &[3]).unwrap(),
+            [1.0, 2.0, 3.0]
+        );
+        assert_eq!(
+            broadcast(&[1, 3], &[1.0, 2.0, 3.0], &[3]).unwrap(),
+            [1.0, 2.0, 3.0]
+        );
+        assert_eq!(broadcast(&[], &[5.0], &[4]).unwrap(), [5.0]);
+        // Per channel over [C=2, H=1, W=2]: each value twice.
+        assert_eq!(
+            broadcast(&[2, 1, 1], &[1.0, 2.0], &[2, 1, 2]).unwrap(),
+            [1.0, 1.0, 2.0, 2.0]
+        );
+        assert!(
+            broadcast(&[2, 3], &[0.0; 6], &[3])
+                .unwrap_err()
+                .contains("batch axis")
+        );
+        assert!(broadcast(&[4], &[0.0; 4], &[3]).is_err());
+    }
+
+    #[test]
+    fn reshapes_keep_the_batch_axis() {
+        assert_eq!(reshape(&[4, 2], &[-1, 8]).unwrap(), [8]);
+        assert_eq!(reshape(&[1], &[-1, 1]).unwrap(), [1]);
+        assert_eq!(reshape(&[8], &[0, 2, -1]).unwrap(), [2, 4]);
+        assert_eq!(reshape(&[2, 4], &[0, 0, 4]).unwrap(), [2, 4]);
+        assert!(
+            reshape(&[8], &[-1]).is_err(),
+            "folds the sample into the batch"
+        );
+        assert!(reshape(&[8], &[4, 2]).is_err());
+        assert!(reshape(&[8], &[0, 3]).is_err());
+    }
+
+    #[test]
+    fn squeezes_name_axes_after_the_batch() {
+        assert_eq!(squeeze(&[3, 1], &[2], false).unwrap(), [3]);
+        assert_eq!(squeeze(&[3], &[-1], true).unwrap(), [3, 1]);
+        assert!(squeeze(&[3, 1], &[1], false).is_err());
+        assert!(squeeze(&[3], &[0], true).is_err());
+    }
+
+    #[test]
+    fn periods_are_the_shortest_repeating_prefix() {
+        assert_eq!(shortest_period(vec![1.0, 2.0, 1.0, 2.0]), [1.0, 2.0]);
+        assert_eq!(shortest_period(vec![7.0; 6]), [7.0]);
+        assert_eq!(shortest_period(vec![1.0, 2.0, 3.0]), [1.0, 2.0, 3.0]);
+    }
+}
