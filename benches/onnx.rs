@@ -71,12 +71,17 @@ fn main() -> anyhow::Result<()> {
     let ort_dir = install_ort_web()?;
     // What the wasm execution provider loads in Node (the other .wasm files are its JSEP,
     // JSPI and asyncify builds).
-    let ort_wasm = sizes(&fsx::read(ort_dir.join("dist").join(ORT_WASM_FILE))?)?.brotli_bytes;
+    let ort_wasm = sizes(&fsx::read(&ort_dir.join("dist").join(ORT_WASM_FILE))?)?.brotli_bytes;
     let model_brotli = sizes(&fsx::read(&model)?)?.brotli_bytes;
 
     let bundles: serde_json::Map<String, serde_json::Value> = built
         .iter()
-        .map(|(label, b)| (label.to_string(), b.bundle_dir.join("loader.mjs").into()))
+        .map(|(label, b)| {
+            (
+                label.to_string(),
+                serde_json::json!(b.bundle_dir.join("loader.mjs")),
+            )
+        })
         .collect();
     let config = serde_json::json!({
         "ort": ort_dir,

@@ -1126,7 +1126,7 @@ fn reshape(shape: &[usize], target: &[i64]) -> Result<Vec<usize>, String> {
     let known: usize = dims.iter().flatten().product();
     let resolved: Vec<usize> = dims
         .iter()
-        .map(|d| d.unwrap_or(if known == 0 { 0 } else { len / known }))
+        .map(|d| d.unwrap_or(len.checked_div(known).unwrap_or(0)))
         .collect();
     if resolved.iter().product::<usize>() != len {
         return Err(format!(
