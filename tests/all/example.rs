@@ -345,12 +345,13 @@ fn digits_onnx_reproduces_onnxruntime_in_both_variants() {
     assert_eq!(manifest["wasm"]["imports"], serde_json::json!([]));
 }
 
-/// `new kernel --onnx` on the example's model writes a crate that `build --check` accepts at
-/// once. It links tract twice more (about ten minutes on 2 cores), so it runs with
-/// `just test-slow`, not in the default run; the template itself is unit-tested in scaffold.rs.
+/// `new kernel --onnx --engine tract` on the example's model writes a crate that `build --check`
+/// accepts at once. It links tract twice more (about ten minutes on 2 cores), so it runs with
+/// `just test-slow`, not in the default run; the template itself is unit-tested in scaffold.rs,
+/// and the default engine (compiled ahead of time) end to end in onnx_aot.rs.
 #[test]
 #[ignore = "builds tract twice: run with `just test-slow`"]
-fn new_kernel_from_onnx_builds_and_meets_its_budgets_right_away() {
+fn new_tract_kernel_from_onnx_builds_and_meets_its_budgets_right_away() {
     let dir = tempfile::tempdir().unwrap();
     let crate_dir = dir.path().join("from-onnx");
     let model = repo_root().join("examples/digits-onnx/model/digits.onnx");
@@ -360,6 +361,8 @@ fn new_kernel_from_onnx_builds_and_meets_its_budgets_right_away() {
         "from-onnx",
         "--onnx",
         model.to_str().unwrap(),
+        "--engine",
+        "tract",
         "--dir",
         crate_dir.to_str().unwrap(),
     ]);
