@@ -730,7 +730,7 @@ impl Lowering<'_> {
                         b.dims.len()
                     ));
                 };
-                if last != k {
+                if last != k || m == 0 {
                     return Err(format!(
                         "multiplies rows of {last} values by a {k}×{m} matrix"
                     ));
@@ -767,7 +767,7 @@ impl Lowering<'_> {
                 let b_values = b.floats().expect("checked");
                 let trans_b = int_attr(node, "transB", 0) != 0;
                 let (k, m) = if trans_b { (cols, rows) } else { (rows, cols) };
-                if k != len {
+                if k != len || m == 0 {
                     return Err(format!("multiplies {len} values by a {k}×{m} matrix"));
                 }
                 let alpha = float_attr(node, "alpha", 1.0);
