@@ -304,15 +304,11 @@ fn compiled_kernel_files(
         },
     );
     let weights = generated.weights.len() as u64;
-    let budget = (weights + 32 * 1024) * 5 / 4;
     let mut values = shape.values(name, &model_file);
     values.extend([
         ("{{helper}}", helper.to_string()),
         ("{{model_sha256}}", sha256.clone()),
-        (
-            "{{brotli_budget}}",
-            format!("{} KiB", budget.div_ceil(1024)),
-        ),
+        ("{{brotli_budget}}", brotli_budget(weights + 32 * 1024)),
         (
             "{{budget_note}}",
             format!(
@@ -342,7 +338,6 @@ fn tract_kernel_files(
     shape: &Shapes,
 ) -> Result<Vec<BundleFile>> {
     let model_file = model_file_name(model);
-    let budget = (TRACT_BROTLI_BYTES + read.bytes.len() as u64) * 5 / 4;
     let mut values = shape.values(name, &model_file);
     values.extend([
         ("{{input_len}}", shape.input_shape.len().to_string()),
@@ -351,7 +346,7 @@ fn tract_kernel_files(
         ("{{batched}}", shape.input_shape.batched.to_string()),
         (
             "{{brotli_budget}}",
-            format!("{} KiB", budget.div_ceil(1024)),
+            brotli_budget(TRACT_BROTLI_BYTES + read.bytes.len() as u64),
         ),
         (
             "{{budget_note}}",
@@ -370,6 +365,11 @@ fn tract_kernel_files(
     ));
     files.push(samples_file(shape.input_shape));
     Ok(files)
+}
+
+/// A module's brotli budget: what it is expected to weigh and a quarter more, in whole KiB.
+fn brotli_budget(expected_bytes: u64) -> String {
+    format!("{} KiB", (expected_bytes * 5 / 4).div_ceil(1024))
 }
 
 /// `samples/inputs.bin`: 16 generated samples of the model's input shape.

@@ -117,14 +117,7 @@ impl Dense {
                 packed[(j / PANEL) * inputs * PANEL + i * PANEL + j % PANEL] = w;
             }
         }
-        let mut padded_bias = bias.to_vec();
-        padded_bias.resize(padded_width(outputs), 0.0);
-        Some(Self {
-            inputs,
-            outputs,
-            packed,
-            bias: padded_bias,
-        })
+        Self::from_packed(inputs, outputs, packed, bias)
     }
 
     /// f32 values in the packed weights of an `inputs × outputs` layer: whole panels, an even

@@ -349,8 +349,7 @@ pub fn generate(program: &Program, provenance: &Provenance) -> Generated {
         src,
         "    fn infer(&mut self, input: &[f32], output: &mut [f32]) {{"
     );
-    let needs_batch = scratch_used > 0;
-    if needs_batch {
+    if scratch_used > 0 {
         let _ = writeln!(src, "        let batch = input.len() / INPUT_LEN;");
     }
     if has_dense {
@@ -506,7 +505,6 @@ fn literal(value: f32) -> String {
 }
 
 fn call(index: usize, step: &Step, source: String, target: String) -> String {
-    let width_of = |width: usize| width.to_string();
     match &step.op {
         Op::Dense { relu, .. } => {
             let one_line = format!(
@@ -538,8 +536,8 @@ fn call(index: usize, step: &Step, source: String, target: String) -> String {
                 literal(*high)
             )
         }
-        Op::Softmax { width } => format!("cpu::softmax({target}, {});", width_of(*width)),
-        Op::LogSoftmax { width } => format!("cpu::log_softmax({target}, {});", width_of(*width)),
+        Op::Softmax { width } => format!("cpu::softmax({target}, {width});"),
+        Op::LogSoftmax { width } => format!("cpu::log_softmax({target}, {width});"),
         Op::Normalize { width, norm } => format!(
             "cpu::normalize({target}, {width}, Norm::{});",
             match norm {
