@@ -731,16 +731,16 @@ mod tests {
         assert_eq!(weights.bytes.len(), values * 4);
         assert!(lib.contains(&format!("const WEIGHT_VALUES: usize = {values};")));
 
-        // A Conv tract loads falls back to tract, saying so; `--engine aot` refuses it instead.
-        let fallback = onnx_files("tests/fixtures/onnx/conv.onnx", None, OnnxEngine::Auto).unwrap();
+        // An LRN tract loads falls back to tract, saying so; `--engine aot` refuses it instead.
+        let fallback = onnx_files("tests/fixtures/onnx/lrn.onnx", None, OnnxEngine::Auto).unwrap();
         assert!(!fallback.compiled);
         let note = fallback.note.unwrap();
         assert!(
-            note.contains("operator `Conv` (node conv0)") && note.contains("tract"),
+            note.contains("operator `LRN` (node lrn0)") && note.contains("tract"),
             "{note}"
         );
         let err = onnx_files(
-            "tests/fixtures/onnx/conv.onnx",
+            "tests/fixtures/onnx/lrn.onnx",
             None,
             OnnxEngine::AheadOfTime,
         )
@@ -754,7 +754,7 @@ mod tests {
         assert!(
             err.contains(
                 "cannot compile it ahead of time: the code generator does not compile \
-                 operator `Conv` (node conv0) (--engine tract runs it"
+                 operator `LRN` (node lrn0) (--engine tract runs it"
             ),
             "{err}"
         );

@@ -187,6 +187,41 @@ pub fn with_constant(values: &mut [f32], constant: &[f32], op: Binary) {
     }
 }
 
+/// Permutes the axes of every sample of `shape` (one sample's dimensions): output axis `i` is
+/// input axis `perm[i]`.
+pub fn transpose(x: &[f32], y: &mut [f32], shape: &[usize], perm: &[usize]) {
+    let len: usize = shape.iter().product();
+    assert!(
+        perm.len() == shape.len() && x.len() == y.len() && len > 0 && x.len().is_multiple_of(len),
+        "transposing samples of {shape:?} by {perm:?}: {} inputs and {} outputs",
+        x.len(),
+        y.len()
+    );
+    let mut input_strides = vec![1; shape.len()];
+    for axis in (0..shape.len().saturating_sub(1)).rev() {
+        input_strides[axis] = input_strides[axis + 1] * shape[axis + 1];
+    }
+    let dims: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+    let strides: Vec<usize> = perm.iter().map(|&p| input_strides[p]).collect();
+    for (sample, out) in x.chunks_exact(len).zip(y.chunks_exact_mut(len)) {
+        // An odometer over the output's index, carrying the input offset along.
+        let mut index = vec![0; dims.len()];
+        let mut at = 0;
+        for value in out.iter_mut() {
+            *value = sample[at];
+            for axis in (0..dims.len()).rev() {
+                index[axis] += 1;
+                at += strides[axis];
+                if index[axis] < dims[axis] {
+                    break;
+                }
+                at -= strides[axis] * dims[axis];
+                index[axis] = 0;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +302,27 @@ mod tests {
         assert_eq!(v, [-10.0, -21.0, -12.0, -23.0]);
         with_constant(&mut v, &[-2.0, 2.0], Binary::DivInto);
         assert_eq!(v, [0.2, -2.0 / 21.0, 2.0 / 12.0, -2.0 / 23.0]);
+    }
+
+    #[test]
+    fn transpose_moves_axes_in_every_sample() {
+        // Two samples of [2, 3]; swapping the axes gives [3, 2].
+        let x = [
+            0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0,
+        ];
+        let mut y = [0.0; 12];
+        transpose(&x, &mut y, &[2, 3], &[1, 0]);
+        assert_eq!(
+            y,
+            [
+                0.0, 3.0, 1.0, 4.0, 2.0, 5.0, 10.0, 13.0, 11.0, 14.0, 12.0, 15.0
+            ]
+        );
+        // [2, 1, 3] → [3, 2, 1]: value (a, b, c) moves to (c, a, b).
+        let x: Vec<f32> = (0..6).map(|v| v as f32).collect();
+        let mut y = vec![0.0; 6];
+        transpose(&x, &mut y, &[2, 1, 3], &[2, 0, 1]);
+        assert_eq!(y, [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
     }
 
     #[test]

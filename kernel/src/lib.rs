@@ -26,6 +26,7 @@
 //! Kernels may also write these exports by hand; the tool only relies on the ABI.
 
 pub mod alloc;
+pub mod conv;
 pub mod cpu;
 #[cfg(all(feature = "cuda", not(target_arch = "wasm32")))]
 mod cuda;

@@ -6,6 +6,7 @@
 
 use super::lower::{Op, Program, Step};
 use std::fmt::Write;
+use wasmpack_infer_kernel::conv::{Conv, Window};
 use wasmpack_infer_kernel::cpu::{Binary, Norm};
 use wasmpack_infer_kernel::gemm::{Dense, PACKED_LAYOUT};
 
@@ -120,10 +121,13 @@ pub fn generate(program: &Program, provenance: &Provenance) -> Generated {
     }
     let final_copy = (place != Place::Output)
         .then(|| format!("output.copy_from_slice({});", place.read(output_len)));
-    let has_dense = program
-        .steps
-        .iter()
-        .any(|s| matches!(s.op, Op::Dense { .. }));
+    let has_dense = uses(program, |op| matches!(op, Op::Dense { .. }));
+    let has_conv = uses(program, |op| matches!(op, Op::Conv { .. }));
+    let has_pool = uses(program, |op| {
+        matches!(op, Op::MaxPool { .. } | Op::AveragePool { .. })
+    });
+    // Both run on the helper's GEMM, which picks its instructions and threads.
+    let has_gemm = has_dense || has_conv;
 
     let mut weights = Vec::new();
     let mut fields = Vec::new();
@@ -146,6 +150,26 @@ pub fn generate(program: &Program, provenance: &Provenance) -> Generated {
                 ));
                 inits.push(format!(
                     "            dense_{index}: dense(&mut weights, {inputs}, {outputs})?,"
+                ));
+            }
+            Op::Conv {
+                window,
+                groups,
+                weights: w,
+                bias,
+                ..
+            } => {
+                let conv = Conv::new(*window, *groups, w, bias)
+                    .expect("the lowering checked the convolution's shape");
+                push_f32s(&mut weights, &conv.packed());
+                push_f32s(&mut weights, bias);
+                fields.push(format!(
+                    "{}    conv_{index}: Conv,",
+                    wrap(&nodes(step), "    /// ")
+                ));
+                inits.push(format!(
+                    "            conv_{index}: conv(&mut weights, WINDOW_{index}, {groups}, {})?,",
+                    bias.len()
                 ));
             }
             Op::Constant { values, .. } => {
@@ -193,6 +217,20 @@ pub fn generate(program: &Program, provenance: &Provenance) -> Generated {
     src.push_str(&wrap(&about, "//! "));
     src.push('\n');
     let mut imports = Vec::new();
+    let conv_items: Vec<&str> = [
+        (has_pool, "self"),
+        (has_conv, "Conv"),
+        (has_conv || has_pool, "Window"),
+    ]
+    .into_iter()
+    .filter_map(|(used, item)| used.then_some(item))
+    .collect();
+    if !conv_items.is_empty() {
+        imports.push(format!(
+            "use wasmpack_infer_kernel::conv::{{{}}};",
+            conv_items.join(", ")
+        ));
+    }
     let cpu_items: Vec<&str> = [
         (
             uses(program, |op| matches!(op, Op::Constant { .. })),
@@ -207,7 +245,9 @@ pub fn generate(program: &Program, provenance: &Provenance) -> Generated {
     .into_iter()
     .filter_map(|(used, item)| used.then_some(item))
     .collect();
-    let cpu_module = uses(program, |op| !op.out_of_place());
+    let cpu_module = uses(program, |op| {
+        !op.out_of_place() || matches!(op, Op::Transpose { .. })
+    });
     match (cpu_module, cpu_items.as_slice()) {
         (false, []) => {}
         (true, []) => imports.push("use wasmpack_infer_kernel::cpu;".to_string()),
@@ -218,8 +258,11 @@ pub fn generate(program: &Program, provenance: &Provenance) -> Generated {
             items.join(", ")
         )),
     }
-    if has_dense {
-        imports.push("use wasmpack_infer_kernel::gemm::{self, Dense, Isa};".into());
+    if has_gemm {
+        imports.push(format!(
+            "use wasmpack_infer_kernel::gemm::{{self, {}Isa}};",
+            if has_dense { "Dense, " } else { "" }
+        ));
         imports.push("use wasmpack_infer_kernel::{Kernel, device, export_kernel};".into());
     } else {
         imports.push("use wasmpack_infer_kernel::{Kernel, export_kernel};".into());
@@ -256,7 +299,7 @@ pub fn generate(program: &Program, provenance: &Provenance) -> Generated {
              );"
         );
     }
-    if has_dense {
+    if has_gemm {
         let _ = writeln!(
             src,
             "const _: () = assert!(\n    \
@@ -265,6 +308,16 @@ pub fn generate(program: &Program, provenance: &Provenance) -> Generated {
                  regenerate\"\n\
              );"
         );
+    }
+    for (index, step) in program.steps.iter().enumerate() {
+        if let Some(window) = window(&step.op) {
+            let _ = writeln!(
+                src,
+                "\n{}const WINDOW_{index}: Window = {};",
+                wrap(&nodes(step), "/// "),
+                window_literal(window)
+            );
+        }
     }
     let _ = writeln!(
         src,
@@ -277,7 +330,7 @@ pub fn generate(program: &Program, provenance: &Provenance) -> Generated {
     );
 
     let _ = writeln!(src, "struct Model {{");
-    if has_dense {
+    if has_gemm {
         let _ = writeln!(src, "    isa: Isa,");
     }
     for field in &fields {
@@ -289,7 +342,7 @@ pub fn generate(program: &Program, provenance: &Provenance) -> Generated {
             "    /// Tensors between steps, for the largest batch so far.\n    scratch: [Vec<f32>; {scratch_used}],"
         );
     }
-    if has_dense {
+    if has_gemm {
         let _ = writeln!(
             src,
             "    /// CPU threads the last call ran on.\n    threads: usize,"
@@ -310,6 +363,24 @@ pub fn generate(program: &Program, provenance: &Provenance) -> Generated {
              }}\n"
         );
     }
+    if has_conv {
+        let _ = writeln!(
+            src,
+            "/// A convolution's packed weights and bias, the next values in the file.\n\
+             fn conv(\n    \
+                 weights: &mut F32Reader,\n    \
+                 window: Window,\n    \
+                 groups: usize,\n    \
+                 out_channels: usize,\n\
+             ) -> Result<Conv, i32> {{\n    \
+                 let packed = weights\n        \
+                     .take(Conv::packed_len(&window, groups, out_channels))\n        \
+                     .ok_or(WEIGHTS_DO_NOT_MATCH)?;\n    \
+                 let bias = weights.take(out_channels).ok_or(WEIGHTS_DO_NOT_MATCH)?;\n    \
+                 Conv::from_packed(window, groups, &packed, &bias).ok_or(WEIGHTS_DO_NOT_MATCH)\n\
+             }}\n"
+        );
+    }
 
     let _ = writeln!(
         src,
@@ -322,7 +393,7 @@ pub fn generate(program: &Program, provenance: &Provenance) -> Generated {
         let _ = writeln!(src, "        let mut weights = F32Reader::new(WEIGHTS);");
     }
     let _ = writeln!(src, "        let model = Self {{");
-    if has_dense {
+    if has_gemm {
         let _ = writeln!(src, "            isa: Isa::detect(),");
     }
     for init in &inits {
@@ -331,7 +402,7 @@ pub fn generate(program: &Program, provenance: &Provenance) -> Generated {
     if scratch_used > 0 {
         let _ = writeln!(src, "            scratch: Default::default(),");
     }
-    if has_dense {
+    if has_gemm {
         let _ = writeln!(src, "            threads: 0,");
     }
     let _ = writeln!(src, "        }};");
@@ -352,16 +423,17 @@ pub fn generate(program: &Program, provenance: &Provenance) -> Generated {
     if scratch_used > 0 {
         let _ = writeln!(src, "        let batch = input.len() / INPUT_LEN;");
     }
-    if has_dense {
+    if has_gemm {
         let _ = writeln!(src, "        let threads = device::max_threads();");
     }
     let mut bound: Vec<String> = Vec::new();
-    if has_dense {
+    if has_gemm {
         bound.push("isa".into());
     }
     for (index, step) in program.steps.iter().enumerate() {
         match step.op {
             Op::Dense { .. } => bound.push(format!("dense_{index}")),
+            Op::Conv { .. } => bound.push(format!("conv_{index}")),
             Op::Constant { .. } => bound.push(format!("constant_{index}")),
             _ => {}
         }
@@ -369,7 +441,7 @@ pub fn generate(program: &Program, provenance: &Provenance) -> Generated {
     if scratch_used > 0 {
         bound.push("scratch".into());
     }
-    if has_dense {
+    if has_gemm {
         bound.push("threads: used".into());
     }
     // rustfmt's layout: fields on one line when they fit in its struct literal width.
@@ -399,7 +471,7 @@ pub fn generate(program: &Program, provenance: &Provenance) -> Generated {
         let names: Vec<&str> = (0..scratch_used).map(scratch_name).collect();
         let _ = writeln!(src, "        let [{}] = scratch;", names.join(", "));
     }
-    if has_dense {
+    if has_gemm {
         let _ = writeln!(src, "        *used = 1;");
     }
     for (step, plan) in program.steps.iter().zip(&planned) {
@@ -429,7 +501,7 @@ pub fn generate(program: &Program, provenance: &Provenance) -> Generated {
         (None, false) => {}
     }
     let _ = writeln!(src, "    }}");
-    if has_dense {
+    if has_gemm {
         let _ = writeln!(
             src,
             "\n    fn last_call_threads(&self) -> usize {{\n        self.threads\n    }}"
@@ -446,7 +518,22 @@ pub fn generate(program: &Program, provenance: &Provenance) -> Generated {
 fn wrap(text: &str, prefix: &str) -> String {
     let mut out = String::new();
     let mut line = String::from(prefix);
+    // A shape (`[N, 12, 8, 8]`) stays on one line.
+    let mut words: Vec<String> = Vec::new();
+    let mut open = false;
     for word in text.split(' ') {
+        match words.last_mut() {
+            Some(last) if open => {
+                last.push(' ');
+                last.push_str(word);
+            }
+            _ => words.push(word.to_string()),
+        }
+        open = words
+            .last()
+            .is_some_and(|w| w.matches('[').count() > w.matches(']').count());
+    }
+    for word in &words {
         if line.len() > prefix.len() && line.len() + 1 + word.len() > 100 {
             out.push_str(line.trim_end());
             out.push('\n');
@@ -460,6 +547,36 @@ fn wrap(text: &str, prefix: &str) -> String {
     out.push_str(line.trim_end());
     out.push('\n');
     out
+}
+
+/// The window a step slides, if any.
+fn window(op: &Op) -> Option<&Window> {
+    match op {
+        Op::Conv { window, .. } | Op::MaxPool { window } | Op::AveragePool { window, .. } => {
+            Some(window)
+        }
+        _ => None,
+    }
+}
+
+/// A `Window` as a Rust constant, in rustfmt's layout.
+fn window_literal(w: &Window) -> String {
+    let pair = |v: [usize; 2]| format!("[{}, {}]", v[0], v[1]);
+    let p = w.pads;
+    format!(
+        "Window {{\n    channels: {},\n    input: {},\n    kernel: {},\n    strides: {},\n    \
+         dilations: {},\n    pads: [{}, {}, {}, {}],\n    output: {},\n}}",
+        w.channels,
+        pair(w.input),
+        pair(w.kernel),
+        pair(w.strides),
+        pair(w.dilations),
+        p[0],
+        p[1],
+        p[2],
+        p[3],
+        pair(w.output)
+    )
 }
 
 fn uses(program: &Program, test: impl Fn(&Op) -> bool) -> bool {
@@ -505,51 +622,98 @@ fn literal(value: f32) -> String {
 }
 
 fn call(index: usize, step: &Step, source: String, target: String) -> String {
-    match &step.op {
+    let (function, args): (&str, Vec<String>) = match &step.op {
         Op::Dense { relu, .. } => {
-            let one_line = format!(
-                "*used = (*used).max(dense_{index}.forward(*isa, {source}, {target}, {relu}, threads));"
-            );
-            // Eight columns of indentation; past 100, rustfmt's overflow layout.
-            if one_line.len() + 8 <= 100 {
-                one_line
-            } else {
-                format!(
-                    "*used = (*used).max(dense_{index}.forward(\n            *isa,\n            \
-                     {source},\n            {target},\n            {relu},\n            threads,\n        ));"
-                )
-            }
+            return gemm_call(&format!("dense_{index}"), &source, &target, *relu);
         }
-        Op::Relu => format!("cpu::relu({target});"),
-        Op::Sigmoid => format!("cpu::sigmoid({target});"),
-        Op::Tanh => format!("cpu::tanh({target});"),
-        Op::LeakyRelu { alpha } => format!("cpu::leaky_relu({target}, {});", literal(*alpha)),
-        Op::HardSigmoid { alpha, beta } => format!(
-            "cpu::hard_sigmoid({target}, {}, {});",
-            literal(*alpha),
-            literal(*beta)
+        Op::Conv { relu, .. } => {
+            return gemm_call(&format!("conv_{index}"), &source, &target, *relu);
+        }
+        Op::MaxPool { .. } => (
+            "conv::max_pool",
+            vec![format!("&WINDOW_{index}"), source, target],
         ),
-        Op::Clip { low, high } => {
-            format!(
-                "cpu::clip({target}, {}, {});",
-                literal(*low),
-                literal(*high)
+        Op::AveragePool { count_padding, .. } => (
+            "conv::average_pool",
+            vec![
+                format!("&WINDOW_{index}"),
+                source,
+                target,
+                count_padding.to_string(),
+            ],
+        ),
+        Op::Transpose { shape, perm } => {
+            let list = |v: &[usize]| {
+                let items: Vec<String> = v.iter().map(usize::to_string).collect();
+                format!("&[{}]", items.join(", "))
+            };
+            (
+                "cpu::transpose",
+                vec![source, target, list(shape), list(perm)],
             )
         }
-        Op::Softmax { width } => format!("cpu::softmax({target}, {width});"),
-        Op::LogSoftmax { width } => format!("cpu::log_softmax({target}, {width});"),
-        Op::Normalize { width, norm } => format!(
-            "cpu::normalize({target}, {width}, Norm::{});",
-            match norm {
-                Norm::Max => "Max",
-                Norm::L1 => "L1",
-                Norm::L2 => "L2",
-            }
+        Op::Relu => ("cpu::relu", vec![target]),
+        Op::Sigmoid => ("cpu::sigmoid", vec![target]),
+        Op::Tanh => ("cpu::tanh", vec![target]),
+        Op::LeakyRelu { alpha } => ("cpu::leaky_relu", vec![target, literal(*alpha)]),
+        Op::HardSigmoid { alpha, beta } => (
+            "cpu::hard_sigmoid",
+            vec![target, literal(*alpha), literal(*beta)],
         ),
-        Op::Constant { op, .. } => format!(
-            "cpu::with_constant({target}, constant_{index}, Binary::{});",
-            binary_name(*op)
+        Op::Clip { low, high } => ("cpu::clip", vec![target, literal(*low), literal(*high)]),
+        Op::Softmax { width } => ("cpu::softmax", vec![target, width.to_string()]),
+        Op::LogSoftmax { width } => ("cpu::log_softmax", vec![target, width.to_string()]),
+        Op::Normalize { width, norm } => (
+            "cpu::normalize",
+            vec![
+                target,
+                width.to_string(),
+                format!(
+                    "Norm::{}",
+                    match norm {
+                        Norm::Max => "Max",
+                        Norm::L1 => "L1",
+                        Norm::L2 => "L2",
+                    }
+                ),
+            ],
         ),
+        Op::Constant { op, .. } => (
+            "cpu::with_constant",
+            vec![
+                target,
+                format!("constant_{index}"),
+                format!("Binary::{}", binary_name(*op)),
+            ],
+        ),
+    };
+    statement_call(function, &args)
+}
+
+/// `function(args);` in rustfmt's layout at eight columns of indentation: on one line when the
+/// arguments fit in its call width (60) and the line in 100, else one argument a line.
+fn statement_call(function: &str, args: &[String]) -> String {
+    let joined = args.join(", ");
+    if joined.len() <= 60 && 8 + function.len() + joined.len() + 3 <= 100 {
+        format!("{function}({joined});")
+    } else {
+        let lines: Vec<String> = args.iter().map(|a| format!("            {a},")).collect();
+        format!("{function}(\n{}\n        );", lines.join("\n"))
+    }
+}
+
+/// A dense layer's or convolution's forward call, keeping the most threads any step used.
+fn gemm_call(layer: &str, source: &str, target: &str, relu: bool) -> String {
+    let one_line =
+        format!("*used = (*used).max({layer}.forward(*isa, {source}, {target}, {relu}, threads));");
+    // Eight columns of indentation; past 100, rustfmt's overflow layout.
+    if one_line.len() + 8 <= 100 {
+        one_line
+    } else {
+        format!(
+            "*used = (*used).max({layer}.forward(\n            *isa,\n            {source},\n            \
+             {target},\n            {relu},\n            threads,\n        ));"
+        )
     }
 }
 

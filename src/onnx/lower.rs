@@ -10,6 +10,7 @@
 use super::{Model, pb};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use wasmpack_infer_kernel::conv::Window;
 use wasmpack_infer_kernel::cpu::{Binary, Norm};
 
 /// The operators the code generator compiles, with what it supports of each: `(domain, op, note)`.
@@ -21,11 +22,23 @@ pub const COMPILED_OPS: &[(&str, &str, &str)] = &[
     ),
     (
         "ai.onnx",
+        "AveragePool",
+        "1-D or 2-D, any padding (auto_pad too), ceil_mode, no dilation",
+    ),
+    (
+        "ai.onnx",
         "BatchNormalization",
-        "inference mode; folded into the dense layer before it, else a per-channel scale and shift",
+        "inference mode; folded into the dense layer or convolution before it, else a per-channel \
+         scale and shift",
     ),
     ("ai.onnx", "Cast", "to float, from float"),
     ("ai.onnx", "Clip", "constant bounds"),
+    (
+        "ai.onnx",
+        "Conv",
+        "1-D or 2-D, constant weights, any padding, strides, dilations and groups; a bias, \
+         BatchNormalization, per-channel scale or Relu after it is folded in",
+    ),
     (
         "ai.onnx",
         "Div",
@@ -38,6 +51,8 @@ pub const COMPILED_OPS: &[(&str, &str, &str)] = &[
         "Gemm",
         "constant B (either layout) and C broadcast per output, transA = 0",
     ),
+    ("ai.onnx", "GlobalAveragePool", "1-D or 2-D"),
+    ("ai.onnx", "GlobalMaxPool", "1-D or 2-D"),
     ("ai.onnx", "HardSigmoid", ""),
     ("ai.onnx", "Identity", ""),
     ("ai.onnx", "LeakyRelu", ""),
@@ -48,6 +63,11 @@ pub const COMPILED_OPS: &[(&str, &str, &str)] = &[
         "by a constant 2-D matrix, over the last axis",
     ),
     ("ai.onnx", "Max", "of the tensor and one constant"),
+    (
+        "ai.onnx",
+        "MaxPool",
+        "1-D or 2-D, any padding (auto_pad too), strides, dilations, ceil_mode; output 0 only",
+    ),
     ("ai.onnx", "Min", "of the tensor and one constant"),
     (
         "ai.onnx",
@@ -65,6 +85,11 @@ pub const COMPILED_OPS: &[(&str, &str, &str)] = &[
         "with a constant broadcast over the sample",
     ),
     ("ai.onnx", "Tanh", ""),
+    (
+        "ai.onnx",
+        "Transpose",
+        "a permutation that keeps the batch axis first",
+    ),
     ("ai.onnx", "Unsqueeze", "named axes after the batch"),
     (
         "ai.onnx.ml",
@@ -132,6 +157,27 @@ pub enum Op {
         bias: Vec<f32>,
         relu: bool,
     },
+    /// A convolution over one sample's `[channels, height, width]` (1-D: height 1), weights in
+    /// ONNX's layout `[out channels, channels / groups, kernel…]`, then `max(·, 0)` when `relu`.
+    Conv {
+        window: Window,
+        groups: usize,
+        weights: Vec<f32>,
+        bias: Vec<f32>,
+        relu: bool,
+    },
+    MaxPool {
+        window: Window,
+    },
+    AveragePool {
+        window: Window,
+        count_padding: bool,
+    },
+    /// Output axis `i` of a sample is its input axis `perm[i]`.
+    Transpose {
+        shape: Vec<usize>,
+        perm: Vec<usize>,
+    },
     Relu,
     LeakyRelu {
         alpha: f32,
@@ -166,7 +212,14 @@ pub enum Op {
 impl Op {
     /// Whether it writes a new buffer rather than changing its input in place.
     pub fn out_of_place(&self) -> bool {
-        matches!(self, Op::Dense { .. })
+        matches!(
+            self,
+            Op::Dense { .. }
+                | Op::Conv { .. }
+                | Op::MaxPool { .. }
+                | Op::AveragePool { .. }
+                | Op::Transpose { .. }
+        )
     }
 }
 
@@ -575,33 +628,46 @@ impl Lowering<'_> {
         });
     }
 
-    /// Folds `op` into the dense layer it follows when that computes the same: a bias added or
-    /// subtracted, a scale per output (before any activation), a ReLU.
+    /// Folds `op` into the dense layer or convolution it follows when that computes the same: a
+    /// bias added or subtracted, a scale per output (before any activation), a ReLU.
     fn fuse(&mut self, nodes: &[NodeRef], op: &Op) -> bool {
         let Some(Step {
-            op:
-                Op::Dense {
-                    outputs,
-                    weights,
-                    bias,
-                    relu,
-                    ..
-                },
+            op: last,
             nodes: fused,
             ..
         }) = self.steps.last_mut()
         else {
             return false;
         };
-        let per_output = |values: &[f32]| {
-            (!values.is_empty() && outputs.is_multiple_of(values.len())).then(|| {
+        // Dense weights are `[inputs × outputs]` (an output's weights are a column) over rows
+        // of outputs; a convolution's are `[outputs × …]` (a row each) over channel planes.
+        let (weights, bias, relu, positions) = match last {
+            Op::Dense {
+                weights,
+                bias,
+                relu,
+                ..
+            } => (weights, bias, relu, None),
+            Op::Conv {
+                window,
+                weights,
+                bias,
+                relu,
+                ..
+            } => (weights, bias, relu, Some(window.positions())),
+            _ => return false,
+        };
+        let outputs = bias.len();
+        let per_output = |values: &[f32]| match positions {
+            None => (!values.is_empty() && outputs.is_multiple_of(values.len())).then(|| {
                 values
                     .iter()
                     .cycle()
-                    .take(*outputs)
+                    .take(outputs)
                     .copied()
                     .collect::<Vec<f32>>()
-            })
+            }),
+            Some(positions) => per_channel(values, outputs, positions),
         };
         match op {
             Op::Relu if !*relu => *relu = true,
@@ -623,9 +689,16 @@ impl Lowering<'_> {
                 let Some(values) = per_output(values) else {
                     return false;
                 };
-                for row in weights.chunks_exact_mut(*outputs) {
-                    for (w, c) in row.iter_mut().zip(&values) {
-                        *w *= c;
+                if positions.is_none() {
+                    for row in weights.chunks_exact_mut(outputs) {
+                        for (w, c) in row.iter_mut().zip(&values) {
+                            *w *= c;
+                        }
+                    }
+                } else {
+                    let filter = weights.len() / outputs;
+                    for (row, c) in weights.chunks_exact_mut(filter).zip(&values) {
+                        row.iter_mut().for_each(|w| *w *= c);
                     }
                 }
                 for (b, c) in bias.iter_mut().zip(&values) {
@@ -840,6 +913,133 @@ impl Lowering<'_> {
                 };
                 let shape = self.shape.clone();
                 self.push(me, Op::Constant { op, values }, shape);
+            }
+            ("ai.onnx", "Conv") => {
+                let (channels, input, one_d) = planes(&self.shape)?;
+                let w = self.float_constant(node, 1)?;
+                let dims = w.dims.clone();
+                let kernel = match (one_d, &dims[..]) {
+                    (true, &[_, _, k]) => [1, k],
+                    (false, &[_, _, kh, kw]) => [kh, kw],
+                    _ => {
+                        return Err(format!(
+                            "weights of {dims:?} for a {}-D input",
+                            if one_d { 1 } else { 2 }
+                        ));
+                    }
+                };
+                let groups = usize::try_from(int_attr(node, "group", 1))
+                    .ok()
+                    .filter(|&g| g > 0)
+                    .ok_or("its group is not a positive count")?;
+                let out_channels = dims[0];
+                if dims[1] * groups != channels || !out_channels.is_multiple_of(groups) {
+                    return Err(format!(
+                        "weights of {dims:?} in {groups} group(s) for {channels} input channels"
+                    ));
+                }
+                let window = window(node, channels, input, one_d, Some(kernel), false)?;
+                let bias = match self.constant(node, 2) {
+                    Some(c) => {
+                        let values = c.floats().ok_or("its bias must hold floats")?;
+                        if values.len() != out_channels {
+                            return Err(format!(
+                                "{} bias values for {out_channels} output channels",
+                                values.len()
+                            ));
+                        }
+                        values.to_vec()
+                    }
+                    None if node.input.get(2).is_some_and(|b| !b.is_empty()) => {
+                        return Err("its bias must be a constant".into());
+                    }
+                    None => vec![0.0; out_channels],
+                };
+                let shape = spatial_shape(out_channels, window.output, one_d);
+                let weights = w.floats().expect("checked").to_vec();
+                self.push(
+                    me,
+                    Op::Conv {
+                        window,
+                        groups,
+                        weights,
+                        bias,
+                        relu: false,
+                    },
+                    shape,
+                );
+            }
+            ("ai.onnx", op @ ("MaxPool" | "AveragePool")) => {
+                let (channels, input, one_d) = planes(&self.shape)?;
+                if int_attr(node, "storage_order", 0) != 0 {
+                    return Err("storage_order 1 (column-major indices) is not compiled".into());
+                }
+                let ceil = int_attr(node, "ceil_mode", 0) != 0;
+                let window = window(node, channels, input, one_d, None, ceil)?;
+                let shape = spatial_shape(channels, window.output, one_d);
+                let op = if op == "MaxPool" {
+                    Op::MaxPool { window }
+                } else {
+                    if window.dilations != [1, 1] {
+                        return Err("dilated average pooling is not compiled".into());
+                    }
+                    Op::AveragePool {
+                        window,
+                        count_padding: int_attr(node, "count_include_pad", 0) != 0,
+                    }
+                };
+                self.push(me, op, shape);
+            }
+            ("ai.onnx", op @ ("GlobalAveragePool" | "GlobalMaxPool")) => {
+                let (channels, input, one_d) = planes(&self.shape)?;
+                let window = Window {
+                    channels,
+                    input,
+                    kernel: input,
+                    strides: [1, 1],
+                    dilations: [1, 1],
+                    pads: [0; 4],
+                    output: [1, 1],
+                };
+                let op = if op == "GlobalMaxPool" {
+                    Op::MaxPool { window }
+                } else {
+                    Op::AveragePool {
+                        window,
+                        count_padding: false,
+                    }
+                };
+                self.push(me, op, spatial_shape(channels, [1, 1], one_d));
+            }
+            ("ai.onnx", "Transpose") => {
+                let rank = self.shape.len() + 1;
+                let perm: Vec<i64> = attribute(node, "perm")
+                    .map_or_else(|| (0..rank as i64).rev().collect(), |a| a.ints.clone());
+                let mut sorted = perm.clone();
+                sorted.sort_unstable();
+                if sorted != (0..rank as i64).collect::<Vec<_>>() {
+                    return Err(format!("{perm:?} is not a permutation of {rank} axes"));
+                }
+                if perm[0] != 0 {
+                    return Err(format!(
+                        "permutes the axes by {perm:?}: the batch axis must stay first"
+                    ));
+                }
+                let perm: Vec<usize> = perm[1..].iter().map(|&p| p as usize - 1).collect();
+                let moved: Vec<usize> = perm.iter().map(|&p| self.shape[p]).collect();
+                // Axes of one value move nothing: the values stay in their order.
+                let order: Vec<usize> = perm
+                    .iter()
+                    .copied()
+                    .filter(|&p| self.shape[p] != 1)
+                    .collect();
+                if order.windows(2).all(|pair| pair[0] < pair[1]) {
+                    self.shape = moved;
+                    self.pending.push(me);
+                } else {
+                    let shape = self.shape.clone();
+                    self.push(me, Op::Transpose { shape, perm }, moved);
+                }
             }
             ("ai.onnx", "Relu") => self.in_place(me, Op::Relu),
             ("ai.onnx", "Sigmoid") => self.in_place(me, Op::Sigmoid),
@@ -1093,6 +1293,118 @@ impl Lowering<'_> {
     }
 }
 
+/// One sample's `[channels, height, width]` as a window's input, and whether it is 1-D
+/// (`[channels, length]`, taken as height 1).
+fn planes(shape: &[usize]) -> Result<(usize, [usize; 2], bool), String> {
+    match *shape {
+        [channels, length] => Ok((channels, [1, length], true)),
+        [channels, height, width] => Ok((channels, [height, width], false)),
+        _ => Err(format!(
+            "its input is {shape:?} per sample; compiled: [channels, length] or [channels, \
+             height, width]"
+        )),
+    }
+}
+
+fn spatial_shape(channels: usize, output: [usize; 2], one_d: bool) -> Vec<usize> {
+    if one_d {
+        vec![channels, output[1]]
+    } else {
+        vec![channels, output[0], output[1]]
+    }
+}
+
+/// A node's window over one sample: `kernel_shape` (or the weights' `kernel`), `strides`,
+/// `dilations`, `pads` or `auto_pad`, and, for pooling, `ceil_mode`.
+fn window(
+    node: &pb::NodeProto,
+    channels: usize,
+    input: [usize; 2],
+    one_d: bool,
+    kernel: Option<[usize; 2]>,
+    ceil: bool,
+) -> Result<Window, String> {
+    let axes = if one_d { 1 } else { 2 };
+    let sizes = |name: &str, len: usize| -> Result<Option<Vec<usize>>, String> {
+        let Some(a) = attribute(node, name) else {
+            return Ok(None);
+        };
+        if a.ints.len() != len {
+            return Err(format!(
+                "`{name}` has {} values for {axes} spatial axes",
+                a.ints.len()
+            ));
+        }
+        a.ints
+            .iter()
+            .map(|&v| usize::try_from(v).map_err(|_| format!("`{name}` holds {v}")))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    };
+    // Attributes list the spatial axes; a 1-D window is the width of a height-1 one.
+    let pair = |values: Vec<usize>| {
+        if one_d {
+            [1, values[0]]
+        } else {
+            [values[0], values[1]]
+        }
+    };
+    let kernel = match (sizes("kernel_shape", axes)?, kernel) {
+        (Some(given), Some(weights)) if pair(given.clone()) != weights => {
+            return Err(format!(
+                "kernel_shape {given:?} is not the weights' {:?}",
+                &weights[2 - axes..]
+            ));
+        }
+        (_, Some(weights)) => weights,
+        (Some(given), None) => pair(given),
+        (None, None) => return Err("it has no kernel_shape".into()),
+    };
+    let strides = sizes("strides", axes)?.map_or([1, 1], pair);
+    let dilations = sizes("dilations", axes)?.map_or([1, 1], pair);
+    if strides.contains(&0) || dilations.contains(&0) || kernel.contains(&0) {
+        return Err("a stride, dilation or kernel size of 0".into());
+    }
+    let pads = match string_attr(node, "auto_pad", "NOTSET").as_str() {
+        "NOTSET" => match sizes("pads", 2 * axes)? {
+            None => [0; 4],
+            Some(p) if one_d => [0, p[0], 0, p[1]],
+            Some(p) => [p[0], p[1], p[2], p[3]],
+        },
+        "VALID" => [0; 4],
+        mode @ ("SAME_UPPER" | "SAME_LOWER") => {
+            let mut pads = [0; 4];
+            for a in 0..2 {
+                let out = input[a].div_ceil(strides[a]);
+                let span = (kernel[a] - 1) * dilations[a] + 1;
+                let total = ((out - 1) * strides[a] + span).saturating_sub(input[a]);
+                let before = if mode == "SAME_UPPER" {
+                    total / 2
+                } else {
+                    total - total / 2
+                };
+                pads[a] = before;
+                pads[a + 2] = total - before;
+            }
+            pads
+        }
+        other => return Err(format!("auto_pad `{other}` is not an ONNX padding mode")),
+    };
+    let output =
+        Window::output_size(input, kernel, strides, dilations, pads, ceil).ok_or_else(|| {
+            format!("its {kernel:?} kernel does not fit in the padded {input:?} input")
+        })?;
+    Ok(Window {
+        channels,
+        input,
+        kernel,
+        strides,
+        dilations,
+        pads,
+        output,
+    })
+}
+
 /// `Reshape`'s new sample shape: the batch axis kept first (`0` copies it, `-1` leaves it free
 /// with the rest fixed).
 fn reshape(shape: &[usize], target: &[i64]) -> Result<Vec<usize>, String> {
@@ -1220,6 +1532,25 @@ fn broadcast(dims: &[usize], values: &[f32], shape: &[usize]) -> Result<Vec<f32>
     Ok(shortest_period(expanded))
 }
 
+/// One value per channel when `values`, repeated over `channels` planes of `positions`, is
+/// constant over each plane.
+fn per_channel(values: &[f32], channels: usize, positions: usize) -> Option<Vec<f32>> {
+    let len = channels * positions;
+    if values.is_empty() || !len.is_multiple_of(values.len()) {
+        return None;
+    }
+    let expanded: Vec<f32> = values.iter().cycle().take(len).copied().collect();
+    expanded
+        .chunks_exact(positions)
+        .map(|plane| {
+            plane
+                .iter()
+                .all(|v| v.to_bits() == plane[0].to_bits())
+                .then_some(plane[0])
+        })
+        .collect()
+}
+
 /// The shortest prefix whose repetition gives `values` (which `cpu::with_constant` repeats).
 fn shortest_period(values: Vec<f32>) -> Vec<f32> {
     let len = values.len();
@@ -1278,6 +1609,119 @@ mod tests {
         assert_eq!(squeeze(&[3], &[-1], true).unwrap(), [3, 1]);
         assert!(squeeze(&[3, 1], &[1], false).is_err());
         assert!(squeeze(&[3], &[0], true).is_err());
+    }
+
+    fn fixture(name: &str) -> Model {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        super::super::read(&root.join("tests/fixtures/onnx-aot").join(name)).unwrap()
+    }
+
+    #[test]
+    fn a_small_cnn_lowers_to_fused_convolutions_and_pools() {
+        let program = fixture("digits-cnn.onnx")
+            .lower("probabilities", &[1, 8, 8])
+            .unwrap();
+        let kinds: Vec<String> = program
+            .steps
+            .iter()
+            .map(|s| {
+                format!("{:?}", s.op)
+                    .split([' ', '{'])
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["Conv", "MaxPool", "Conv", "AveragePool", "Dense", "Softmax"]
+        );
+        let first = &program.steps[0];
+        let names: Vec<&str> = first.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["conv1", "norm1", "relu1"], "BN and ReLU folded in");
+        assert!(matches!(
+            first.op,
+            Op::Conv {
+                relu: true,
+                groups: 1,
+                ..
+            }
+        ));
+        assert_eq!(first.output_shape, [12, 8, 8]);
+        assert_eq!(program.steps[3].output_shape, [24, 2, 2]);
+        assert_eq!(program.output.shape, [10]);
+    }
+
+    #[test]
+    fn a_transpose_across_the_batch_axis_is_refused_naming_the_node() {
+        let mut model = fixture("cnn-ops.onnx");
+        let graph = model.proto.graph.as_mut().unwrap();
+        let node = graph
+            .node
+            .iter_mut()
+            .find(|n| n.op_type() == "Transpose")
+            .unwrap();
+        node.attribute[0].ints = vec![1, 0, 2, 3];
+        match model.lower("y", &[3, 9, 7]) {
+            Err(NotCompiled::Node { node, why }) => {
+                assert_eq!(node.name, "channels_last");
+                assert!(why.contains("the batch axis must stay first"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn windows_resolve_auto_pad_and_one_dimensional_attributes() {
+        let ints = |name: &str, values: &[i64]| pb::AttributeProto {
+            name: Some(name.into()),
+            ints: values.to_vec(),
+            ..Default::default()
+        };
+        let text = |name: &str, value: &str| pb::AttributeProto {
+            name: Some(name.into()),
+            s: Some(value.as_bytes().to_vec()),
+            ..Default::default()
+        };
+        let node = |attribute: Vec<pb::AttributeProto>| pb::NodeProto {
+            attribute,
+            ..Default::default()
+        };
+        // 2-D, kernel 4 over 5 with stride 2: three outputs need 3 values of padding in all,
+        // the odd one after (SAME_UPPER) or before (SAME_LOWER).
+        for (mode, pads) in [("SAME_UPPER", [1, 1, 2, 2]), ("SAME_LOWER", [2, 2, 1, 1])] {
+            let same = node(vec![
+                ints("kernel_shape", &[4, 4]),
+                ints("strides", &[2, 2]),
+                text("auto_pad", mode),
+            ]);
+            let w = window(&same, 3, [5, 5], false, None, false).unwrap();
+            assert_eq!((w.pads, w.output), (pads, [3, 3]), "{mode}");
+        }
+        // 1-D attributes describe the width of a height-1 window.
+        let one_d = node(vec![
+            ints("kernel_shape", &[3]),
+            ints("pads", &[2, 1]),
+            ints("dilations", &[2]),
+        ]);
+        let w = window(&one_d, 2, [1, 9], true, None, false).unwrap();
+        assert_eq!(
+            (w.kernel, w.pads, w.dilations, w.output),
+            ([1, 3], [0, 2, 0, 1], [1, 2], [1, 8])
+        );
+        let err = window(
+            &node(vec![ints("pads", &[1, 1])]),
+            2,
+            [4, 4],
+            false,
+            Some([3, 3]),
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("`pads` has 2 values for 2 spatial axes"),
+            "{err}"
+        );
     }
 
     #[test]
