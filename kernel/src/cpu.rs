@@ -166,6 +166,60 @@ pub enum Binary {
     Min,
 }
 
+impl Binary {
+    /// The operation with its operands swapped: `a op b == b op.swapped() a`.
+    pub fn swapped(self) -> Self {
+        match self {
+            Binary::Sub => Binary::SubFrom,
+            Binary::SubFrom => Binary::Sub,
+            Binary::Div => Binary::DivInto,
+            Binary::DivInto => Binary::Div,
+            commutative => commutative,
+        }
+    }
+}
+
+/// `values op other` between two computed tensors, each value of `other` applying to `repeat`
+/// neighbours in `values` (1 for the same shape; `height × width` for a per-channel gate over
+/// `[channels, height, width]`).
+pub fn elementwise(values: &mut [f32], other: &[f32], repeat: usize, op: Binary) {
+    assert!(
+        repeat > 0 && values.len() == other.len() * repeat,
+        "elementwise: {} values against {} with each applying to {repeat}",
+        values.len(),
+        other.len()
+    );
+    if repeat == 1 {
+        with_constant(values, other, op);
+        return;
+    }
+    for (chunk, value) in values.chunks_mut(repeat).zip(other) {
+        with_constant(chunk, std::slice::from_ref(value), op);
+    }
+}
+
+/// Tensors side by side along one axis: `out` is rows of `blocks.iter().sum()` values, row `r`
+/// the `r`-th block of `blocks[i]` values of each part in turn.
+pub fn concat(parts: &[&[f32]], blocks: &[usize], out: &mut [f32]) {
+    let width: usize = blocks.iter().sum();
+    let rows = out.len().checked_div(width).unwrap_or(0);
+    assert!(
+        parts.len() == blocks.len()
+            && out.len() == rows * width
+            && parts.iter().zip(blocks).all(|(p, b)| p.len() == rows * b),
+        "concat: parts of {:?} values do not make rows of {blocks:?} into {}",
+        parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+        out.len()
+    );
+    for (r, row) in out.chunks_exact_mut(width.max(1)).enumerate() {
+        let mut at = 0;
+        for (part, &block) in parts.iter().zip(blocks) {
+            row[at..at + block].copy_from_slice(&part[r * block..(r + 1) * block]);
+            at += block;
+        }
+    }
+}
+
 /// `values[i] = values[i] op constant[i % constant.len()]`: a constant broadcast over every
 /// sample (and over the leading axes of one) repeats with its own length.
 pub fn with_constant(values: &mut [f32], constant: &[f32], op: Binary) {
@@ -323,6 +377,30 @@ mod tests {
         let mut y = vec![0.0; 6];
         transpose(&x, &mut y, &[2, 1, 3], &[2, 0, 1]);
         assert_eq!(y, [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+    }
+
+    #[test]
+    fn two_tensors_combine_elementwise_or_per_channel() {
+        let mut v = [1.0, 2.0, 3.0, 4.0];
+        elementwise(&mut v, &[10.0, 20.0, 30.0, 40.0], 1, Binary::Add);
+        assert_eq!(v, [11.0, 22.0, 33.0, 44.0]);
+        // Two channels of two values, one gate each.
+        elementwise(&mut v, &[2.0, 0.5], 2, Binary::Mul);
+        assert_eq!(v, [22.0, 44.0, 16.5, 22.0]);
+        for op in [Binary::Sub, Binary::Div, Binary::Max] {
+            let (mut a, mut b) = ([6.0f32], [3.0f32]);
+            with_constant(&mut a, &[3.0], op);
+            with_constant(&mut b, &[6.0], op.swapped());
+            assert_eq!(a, b, "{op:?}");
+        }
+    }
+
+    #[test]
+    fn concat_puts_blocks_side_by_side_per_row() {
+        // Two rows (samples): [a0 a1 | b0] and [a2 a3 | b1].
+        let mut out = [0.0; 6];
+        concat(&[&[1.0, 2.0, 3.0, 4.0], &[9.0, 8.0]], &[2, 1], &mut out);
+        assert_eq!(out, [1.0, 2.0, 9.0, 3.0, 4.0, 8.0]);
     }
 
     #[test]

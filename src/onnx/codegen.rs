@@ -5,6 +5,7 @@
 //! model generates the same bytes.
 
 use super::lower::{Op, Program, Step};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write;
 use wasmpack_infer_kernel::conv::{Conv, Window};
 use wasmpack_infer_kernel::cpu::{Binary, Norm};
@@ -56,71 +57,138 @@ impl Place {
     }
 }
 
-fn scratch_name(index: usize) -> &'static str {
-    ["a", "b"][index]
+fn scratch_name(index: usize) -> String {
+    match u8::try_from(index) {
+        Ok(letter @ 0..26) => char::from(b'a' + letter).to_string(),
+        _ => format!("s{index}"),
+    }
 }
 
-/// One step's code and where it leaves the values.
+/// One step's code.
 struct Planned {
     call: String,
-    /// A copy that must run before the call (an in-place step cannot change the input).
+    /// A copy that must run before the call (a step that changes its input in place, when that
+    /// tensor is still read later or is the graph input).
     copy_first: Option<String>,
+}
+
+/// Where every tensor lives and each step's code: tensors share a handful of scratch buffers,
+/// each reused once nothing reads what it held, steps that change their input do so in place
+/// when nothing reads it later, and the steps that end in the output write straight into it.
+struct Plan {
+    steps: Vec<Planned>,
+    scratch_used: usize,
+    /// Values per sample of the widest tensor in scratch.
+    scratch_len: usize,
+    final_copy: Option<String>,
+}
+
+fn plan(program: &Program) -> Plan {
+    // A tensor the graph output reads is never done with.
+    let mut last_use: HashMap<usize, usize> = HashMap::from([(program.result, usize::MAX)]);
+    let mut producer: HashMap<usize, usize> = HashMap::new();
+    let mut len: HashMap<usize, usize> = HashMap::from([(0, program.input.shape.iter().product())]);
+    for (index, step) in program.steps.iter().enumerate() {
+        for &input in &step.inputs {
+            let last = last_use.entry(input).or_insert(index);
+            *last = (*last).max(index);
+        }
+        producer.insert(step.output, index);
+        len.insert(step.output, step.output_shape.iter().product());
+    }
+    // Its first input, which an in-place step may write over: when nothing reads it later.
+    let reusable = |index: usize, step: &Step| {
+        let first = step.inputs[0];
+        !step.op.out_of_place()
+            && first != 0
+            && last_use[&first] == index
+            && !step.inputs[1..].contains(&first)
+    };
+    let mut on_output: HashSet<usize> = HashSet::new();
+    if program.result != 0 {
+        let mut tensor = program.result;
+        loop {
+            on_output.insert(tensor);
+            let index = producer[&tensor];
+            let step = &program.steps[index];
+            if !reusable(index, step) {
+                break;
+            }
+            tensor = step.inputs[0];
+        }
+    }
+    let mut places: HashMap<usize, Place> = HashMap::from([(0, Place::Input)]);
+    let mut free: BTreeSet<usize> = BTreeSet::new();
+    let (mut scratch_used, mut scratch_len) = (0, 0);
+    let mut steps = Vec::new();
+    for (index, step) in program.steps.iter().enumerate() {
+        let len_out = len[&step.output];
+        let sources: Vec<String> = step
+            .inputs
+            .iter()
+            .map(|input| places[input].read(len[input]))
+            .collect();
+        let first = places[&step.inputs[0]];
+        let target = if on_output.contains(&step.output) {
+            Place::Output
+        } else if reusable(index, step) {
+            first
+        } else if let Some(buffer) = free.pop_first() {
+            Place::Scratch(buffer)
+        } else {
+            scratch_used += 1;
+            Place::Scratch(scratch_used - 1)
+        };
+        if let Place::Scratch(_) = target {
+            scratch_len = scratch_len.max(len_out);
+        }
+        let copy_first = (!step.op.out_of_place() && target != first).then(|| {
+            let into = match target {
+                Place::Scratch(buffer) => format!("{}[..batch * {len_out}]", scratch_name(buffer)),
+                _ => "output".into(),
+            };
+            format!("{into}.copy_from_slice({});", sources[0])
+        });
+        let (call_sources, call_target) = if step.op.out_of_place() {
+            (sources.clone(), target.write(len_out))
+        } else {
+            (sources[1..].to_vec(), target.write(len_out))
+        };
+        steps.push(Planned {
+            call: call(index, step, &call_sources, call_target),
+            copy_first,
+        });
+        places.insert(step.output, target);
+        for input in &step.inputs {
+            if let Place::Scratch(buffer) = places[input]
+                && last_use[input] == index
+                && target != Place::Scratch(buffer)
+            {
+                free.insert(buffer);
+            }
+        }
+    }
+    let output_len: usize = program.output.shape.iter().product();
+    let result = places[&program.result];
+    let final_copy = (result != Place::Output)
+        .then(|| format!("output.copy_from_slice({});", result.read(output_len)));
+    Plan {
+        steps,
+        scratch_used,
+        scratch_len,
+        final_copy,
+    }
 }
 
 pub fn generate(program: &Program, provenance: &Provenance) -> Generated {
     let input_len: usize = program.input.shape.iter().product();
     let output_len: usize = program.output.shape.iter().product();
-    let last_out_of_place = program.steps.iter().rposition(|s| s.op.out_of_place());
-    let mut place = Place::Input;
-    let mut planned = Vec::new();
-    let mut scratch_used = 0usize;
-    let mut scratch_len = 0usize;
-    for (index, step) in program.steps.iter().enumerate() {
-        let len_in: usize = step.input_shape.iter().product();
-        let len_out: usize = step.output_shape.iter().product();
-        let final_place = last_out_of_place.is_none_or(|last| index >= last);
-        let fresh = |place: Place| match place {
-            Place::Scratch(0) => Place::Scratch(1),
-            _ => Place::Scratch(0),
-        };
-        let mut use_place = |p: Place, len: usize| {
-            if let Place::Scratch(i) = p {
-                scratch_used = scratch_used.max(i + 1);
-                scratch_len = scratch_len.max(len);
-            }
-        };
-        if step.op.out_of_place() {
-            let target = if final_place {
-                Place::Output
-            } else {
-                fresh(place)
-            };
-            use_place(target, len_out);
-            planned.push(Planned {
-                call: call(index, step, place.read(len_in), target.write(len_out)),
-                copy_first: None,
-            });
-            place = target;
-        } else {
-            let mut copy_first = None;
-            if place == Place::Input {
-                let target = if final_place {
-                    Place::Output
-                } else {
-                    Place::Scratch(0)
-                };
-                use_place(target, len_in);
-                copy_first = Some(format!("{}.copy_from_slice(input);", target.write(len_in)));
-                place = target;
-            }
-            planned.push(Planned {
-                call: call(index, step, String::new(), place.write(len_out)),
-                copy_first,
-            });
-        }
-    }
-    let final_copy = (place != Place::Output)
-        .then(|| format!("output.copy_from_slice({});", place.read(output_len)));
+    let Plan {
+        steps: planned,
+        scratch_used,
+        scratch_len,
+        final_copy,
+    } = plan(program);
     let has_dense = uses(program, |op| matches!(op, Op::Dense { .. }));
     let has_conv = uses(program, |op| matches!(op, Op::Conv { .. }));
     let has_pool = uses(program, |op| {
@@ -233,7 +301,9 @@ pub fn generate(program: &Program, provenance: &Provenance) -> Generated {
     }
     let cpu_items: Vec<&str> = [
         (
-            uses(program, |op| matches!(op, Op::Constant { .. })),
+            uses(program, |op| {
+                matches!(op, Op::Constant { .. } | Op::Elementwise { .. })
+            }),
             "Binary",
         ),
         (!weights.is_empty(), "F32Reader"),
@@ -246,7 +316,7 @@ pub fn generate(program: &Program, provenance: &Provenance) -> Generated {
     .filter_map(|(used, item)| used.then_some(item))
     .collect();
     let cpu_module = uses(program, |op| {
-        !op.out_of_place() || matches!(op, Op::Transpose { .. })
+        !op.out_of_place() || matches!(op, Op::Transpose { .. } | Op::Concat { .. })
     });
     match (cpu_module, cpu_items.as_slice()) {
         (false, []) => {}
@@ -468,7 +538,7 @@ pub fn generate(program: &Program, provenance: &Provenance) -> Generated {
                  }}\n        \
              }}"
         );
-        let names: Vec<&str> = (0..scratch_used).map(scratch_name).collect();
+        let names: Vec<String> = (0..scratch_used).map(scratch_name).collect();
         let _ = writeln!(src, "        let [{}] = scratch;", names.join(", "));
     }
     if has_gemm {
@@ -621,7 +691,9 @@ fn literal(value: f32) -> String {
     }
 }
 
-fn call(index: usize, step: &Step, source: String, target: String) -> String {
+/// A step's call: `sources` are what it reads (an in-place step's first input is `target`).
+fn call(index: usize, step: &Step, sources: &[String], target: String) -> String {
+    let source = sources.first().cloned().unwrap_or_default();
     let (function, args): (&str, Vec<String>) = match &step.op {
         Op::Dense { relu, .. } => {
             return gemm_call(&format!("dense_{index}"), &source, &target, *relu);
@@ -651,6 +723,20 @@ fn call(index: usize, step: &Step, source: String, target: String) -> String {
                 "cpu::transpose",
                 vec![source, target, list(shape), list(perm)],
             )
+        }
+        Op::Elementwise { op, repeat } => (
+            "cpu::elementwise",
+            vec![
+                target,
+                source,
+                repeat.to_string(),
+                format!("Binary::{}", binary_name(*op)),
+            ],
+        ),
+        Op::Concat { blocks } => {
+            let list = |items: &[String]| format!("&[{}]", items.join(", "));
+            let blocks: Vec<String> = blocks.iter().map(usize::to_string).collect();
+            ("cpu::concat", vec![list(sources), list(&blocks), target])
         }
         Op::Relu => ("cpu::relu", vec![target]),
         Op::Sigmoid => ("cpu::sigmoid", vec![target]),
@@ -704,11 +790,13 @@ fn statement_call(function: &str, args: &[String]) -> String {
 
 /// A dense layer's or convolution's forward call, keeping the most threads any step used.
 fn gemm_call(layer: &str, source: &str, target: &str, relu: bool) -> String {
-    let one_line =
-        format!("*used = (*used).max({layer}.forward(*isa, {source}, {target}, {relu}, threads));");
-    // Eight columns of indentation; past 100, rustfmt's overflow layout.
-    if one_line.len() + 8 <= 100 {
-        one_line
+    let value = format!("(*used).max({layer}.forward(*isa, {source}, {target}, {relu}, threads));");
+    // rustfmt's layouts at eight columns of indentation: one line within 100 columns, else the
+    // value on the next line if it fits there, else the overflow layout.
+    if 8 + "*used = ".len() + value.len() <= 100 {
+        format!("*used = {value}")
+    } else if 12 + value.len() <= 100 {
+        format!("*used =\n            {value}")
     } else {
         format!(
             "*used = (*used).max({layer}.forward(\n            *isa,\n            {source},\n            \

@@ -18,7 +18,8 @@ pub const COMPILED_OPS: &[(&str, &str, &str)] = &[
     (
         "ai.onnx",
         "Add",
-        "with a constant broadcast over the sample",
+        "with a constant broadcast over the sample, or of two computed tensors (one may be \
+         per channel)",
     ),
     (
         "ai.onnx",
@@ -35,6 +36,11 @@ pub const COMPILED_OPS: &[(&str, &str, &str)] = &[
     ("ai.onnx", "Clip", "constant bounds"),
     (
         "ai.onnx",
+        "Concat",
+        "of computed tensors, along an axis after the batch",
+    ),
+    (
+        "ai.onnx",
         "Conv",
         "1-D or 2-D, constant weights, any padding, strides, dilations and groups; a bias, \
          BatchNormalization, per-channel scale or Relu after it is folded in",
@@ -42,7 +48,8 @@ pub const COMPILED_OPS: &[(&str, &str, &str)] = &[
     (
         "ai.onnx",
         "Div",
-        "with a constant broadcast over the sample",
+        "with a constant broadcast over the sample, or of two computed tensors (one may be \
+         per channel)",
     ),
     ("ai.onnx", "Dropout", "inference: passes its input on"),
     ("ai.onnx", "Flatten", "axis 1"),
@@ -62,17 +69,26 @@ pub const COMPILED_OPS: &[(&str, &str, &str)] = &[
         "MatMul",
         "by a constant 2-D matrix, over the last axis",
     ),
-    ("ai.onnx", "Max", "of the tensor and one constant"),
+    (
+        "ai.onnx",
+        "Max",
+        "of the tensor and one constant, or of two computed tensors",
+    ),
     (
         "ai.onnx",
         "MaxPool",
         "1-D or 2-D, any padding (auto_pad too), strides, dilations, ceil_mode; output 0 only",
     ),
-    ("ai.onnx", "Min", "of the tensor and one constant"),
+    (
+        "ai.onnx",
+        "Min",
+        "of the tensor and one constant, or of two computed tensors",
+    ),
     (
         "ai.onnx",
         "Mul",
-        "with a constant broadcast over the sample",
+        "with a constant broadcast over the sample, or of two computed tensors (one may be \
+         per channel)",
     ),
     ("ai.onnx", "Relu", ""),
     ("ai.onnx", "Reshape", "keeping the batch axis first"),
@@ -82,7 +98,8 @@ pub const COMPILED_OPS: &[(&str, &str, &str)] = &[
     (
         "ai.onnx",
         "Sub",
-        "with a constant broadcast over the sample",
+        "with a constant broadcast over the sample, or of two computed tensors (one may be \
+         per channel)",
     ),
     ("ai.onnx", "Tanh", ""),
     (
@@ -107,6 +124,8 @@ pub struct Program {
     pub input: Port,
     pub output: Port,
     pub steps: Vec<Step>,
+    /// The tensor the output is (0, the graph input, when no step computes anything).
+    pub result: usize,
     /// Nodes after the last step that compute nothing (`Identity`, …), named in the comments.
     pub trailing: Vec<NodeRef>,
     /// The nodes of the graph the output does not depend on (a classifier's label, …).
@@ -121,11 +140,17 @@ pub struct Port {
 }
 
 /// One call into the helper crate, and the ONNX nodes it computes.
+///
+/// Tensors are numbered: 0 is the graph input, and each step writes a new one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
     /// In graph order; nodes that compute nothing before it (`Reshape`, `Cast`, …) included.
     pub nodes: Vec<NodeRef>,
     pub op: Op,
+    /// The tensors it reads, in the operator's order.
+    pub inputs: Vec<usize>,
+    pub output: usize,
+    /// Of its first input.
     pub input_shape: Vec<usize>,
     pub output_shape: Vec<usize>,
 }
@@ -207,6 +232,18 @@ pub enum Op {
         op: Binary,
         values: Vec<f32>,
     },
+    /// An elementwise operation between two computed tensors (a residual connection, a gate),
+    /// changing the first; each value of the second applies to `repeat` neighbours of the first
+    /// (1 when their shapes agree; `height × width` for a per-channel gate).
+    Elementwise {
+        op: Binary,
+        repeat: usize,
+    },
+    /// The inputs side by side along one axis: per index of the axes before it, `blocks[i]`
+    /// values of input `i`.
+    Concat {
+        blocks: Vec<usize>,
+    },
 }
 
 impl Op {
@@ -219,6 +256,7 @@ impl Op {
                 | Op::MaxPool { .. }
                 | Op::AveragePool { .. }
                 | Op::Transpose { .. }
+                | Op::Concat { .. }
         )
     }
 }
@@ -320,10 +358,9 @@ impl Model {
                 constants.insert(name, value);
             }
         }
-        let chain = chain(graph, &input.name, output, &constants)?;
+        let order = needed_nodes(graph, &input.name, output, &constants)?;
         let unknown: BTreeMap<String, Vec<String>> =
-            chain.iter().fold(BTreeMap::new(), |mut unknown, link| {
-                let index = link.node;
+            order.iter().fold(BTreeMap::new(), |mut unknown, &index| {
                 let node = &graph.node[index];
                 if !is_compiled(node) {
                     unknown
@@ -336,29 +373,48 @@ impl Model {
         if !unknown.is_empty() {
             return Err(NotCompiled::Operators(unknown));
         }
+        let mut consumers: HashMap<String, usize> = HashMap::from([(output.to_string(), 1)]);
+        for &index in &order {
+            for name in &graph.node[index].input {
+                if !name.is_empty() && !constants.contains_key(name.as_str()) {
+                    *consumers.entry(name.clone()).or_default() += 1;
+                }
+            }
+        }
         let mut lowering = Lowering {
             constants: &constants,
             opset,
-            shape: input_shape.to_vec(),
+            values: HashMap::from([(
+                input.name.clone(),
+                Tensor {
+                    id: 0,
+                    shape: input_shape.to_vec(),
+                },
+            )]),
+            uses: vec![consumers.get(&input.name).copied().unwrap_or(0)],
+            consumers,
+            inputs: Vec::new(),
+            shape: Vec::new(),
             steps: Vec::new(),
             pending: Vec::new(),
         };
-        for link in &chain {
-            let node = &graph.node[link.node];
+        for &index in &order {
+            let node = &graph.node[index];
             lowering
-                .node(node, link, node_ref(node, link.node))
+                .node(node, node_ref(node, index))
                 .map_err(|why| NotCompiled::Node {
-                    node: node_ref(node, link.node),
+                    node: node_ref(node, index),
                     why,
                 })?;
         }
-        let used: BTreeSet<usize> = chain.iter().map(|link| link.node).collect();
+        let used: BTreeSet<usize> = order.iter().copied().collect();
         let pruned = graph
             .node
             .iter()
             .enumerate()
             .filter(|(index, node)| !used.contains(index) && node.op_type() != "Constant")
             .count();
+        let result = lowering.values[output].clone();
         Ok(Program {
             input: Port {
                 name: input.name.clone(),
@@ -366,9 +422,10 @@ impl Model {
             },
             output: Port {
                 name: output.to_string(),
-                shape: lowering.shape,
+                shape: result.shape,
             },
             steps: lowering.steps,
+            result: result.id,
             trailing: lowering.pending,
             pruned,
         })
@@ -405,84 +462,70 @@ fn is_compiled(node: &pb::NodeProto) -> bool {
         .any(|&(d, op, _)| d == domain(node) && op == node.op_type())
 }
 
-/// A node on the way from the graph input to the output.
-struct Link {
-    node: usize,
-    /// Its input that carries the data (every other input is a constant).
-    data: usize,
-    /// Its output the next node reads.
-    output: usize,
-}
-
-/// The nodes from the graph input to `output`, in order.
-fn chain(
+/// The nodes `output` depends on, each after every node it reads from.
+fn needed_nodes(
     graph: &pb::GraphProto,
     input: &str,
     output: &str,
     constants: &HashMap<&str, Const>,
-) -> Result<Vec<Link>, NotCompiled> {
+) -> Result<Vec<usize>, NotCompiled> {
     let producers: HashMap<&str, usize> = graph
         .node
         .iter()
         .enumerate()
         .flat_map(|(index, node)| node.output.iter().map(move |o| (o.as_str(), index)))
         .collect();
-    let mut chain = Vec::new();
-    let mut value = output;
-    while value != input {
-        let Some(&index) = producers.get(value) else {
-            return Err(NotCompiled::Graph(if constants.contains_key(value) {
+    let producer = |value: &str| {
+        producers.get(value).copied().ok_or_else(|| {
+            NotCompiled::Graph(if constants.contains_key(value) {
                 format!("`{value}` is a constant, not computed from the input")
             } else {
                 format!("nothing in the graph computes `{value}`")
-            }));
-        };
-        let node = &graph.node[index];
-        let data: Vec<(usize, &String)> = node
+            })
+        })
+    };
+    let mut order = Vec::new();
+    if output == input {
+        return Ok(order);
+    }
+    // Depth first, without recursion (graphs can be deep): a node is done once its inputs are.
+    let mut done: HashMap<usize, bool> = HashMap::new();
+    let first = producer(output)?;
+    done.insert(first, false);
+    let mut stack = vec![(first, 0usize)];
+    while let Some((index, slot)) = stack.last_mut() {
+        let node = &graph.node[*index];
+        if let Some(name) = node.input.get(*slot) {
+            *slot += 1;
+            if name.is_empty() || name == input || constants.contains_key(name.as_str()) {
+                continue;
+            }
+            let from = producer(name)?;
+            match done.get(&from) {
+                Some(true) => {}
+                Some(false) => return Err(NotCompiled::Graph("the graph has a cycle".into())),
+                None => {
+                    done.insert(from, false);
+                    stack.push((from, 0));
+                }
+            }
+            continue;
+        }
+        let computed = node
             .input
             .iter()
-            .enumerate()
-            .filter(|(_, name)| !name.is_empty() && !constants.contains_key(name.as_str()))
-            .collect();
-        match data.as_slice() {
-            [(slot, name)] => {
-                let output = node
-                    .output
-                    .iter()
-                    .position(|o| o == value)
-                    .expect("the producer map points at a node that writes the value");
-                chain.push(Link {
-                    node: index,
-                    data: *slot,
-                    output,
-                });
-                value = name;
-            }
-            [] => {
-                return Err(NotCompiled::Node {
-                    node: node_ref(node, index),
-                    why: "computes from constants alone (fold it into an initializer)".into(),
-                });
-            }
-            several => {
-                let names: Vec<&str> = several.iter().map(|(_, n)| n.as_str()).collect();
-                return Err(NotCompiled::Node {
-                    node: node_ref(node, index),
-                    why: format!(
-                        "reads {} computed tensors ({}): the code generator compiles a chain, \
-                         one computed input per node",
-                        names.len(),
-                        names.join(", ")
-                    ),
-                });
-            }
+            .any(|name| !name.is_empty() && !constants.contains_key(name.as_str()));
+        if !computed {
+            return Err(NotCompiled::Node {
+                node: node_ref(node, *index),
+                why: "computes from constants alone (fold it into an initializer)".into(),
+            });
         }
-        if chain.len() > graph.node.len() {
-            return Err(NotCompiled::Graph("the graph has a cycle".into()));
-        }
+        done.insert(*index, true);
+        order.push(*index);
+        stack.pop();
     }
-    chain.reverse();
-    Ok(chain)
+    Ok(order)
 }
 
 fn decode(tensor: &pb::TensorProto) -> Result<Const, String> {
@@ -584,11 +627,28 @@ fn string_attr(node: &pb::NodeProto, name: &str, default: &str) -> String {
     )
 }
 
-/// The walk along the chain: the sample's shape so far, the steps, and the nodes that computed
+/// A computed ONNX value: the tensor that holds it and one sample's shape (a `Reshape` gives the
+/// same tensor another shape).
+#[derive(Debug, Clone)]
+struct Tensor {
+    id: usize,
+    shape: Vec<usize>,
+}
+
+/// The walk through the graph: where each value is, the steps, and the nodes that computed
 /// nothing since the last step (named in the next one's comment).
 struct Lowering<'a> {
     constants: &'a HashMap<&'a str, Const>,
     opset: i64,
+    values: HashMap<String, Tensor>,
+    /// Per tensor, the reads of it still to come (the graph output counts as one): a step may
+    /// be fused with the next only when nothing else reads what it wrote.
+    uses: Vec<usize>,
+    /// Per ONNX value, the nodes that read it (and 1 for the graph output).
+    consumers: HashMap<String, usize>,
+    /// The tensors the node being lowered reads (then, once it pushed a step, that step's
+    /// output), and the shape of the first.
+    inputs: Vec<usize>,
     shape: Vec<usize>,
     steps: Vec<Step>,
     pending: Vec<NodeRef>,
@@ -616,13 +676,20 @@ impl Lowering<'_> {
         let mut nodes = std::mem::take(&mut self.pending);
         nodes.push(node);
         let input_shape = std::mem::replace(&mut self.shape, output_shape.clone());
-        if self.fuse(&nodes, &op) {
-            self.shape = output_shape;
+        let follows_alone = match self.inputs[..] {
+            [id] => self.uses[id] == 0 && self.steps.last().is_some_and(|s| s.output == id),
+            _ => false,
+        };
+        if follows_alone && self.fuse(&nodes, &op) {
             return;
         }
+        let output = self.uses.len();
+        self.uses.push(0);
         self.steps.push(Step {
             nodes,
             op,
+            inputs: std::mem::replace(&mut self.inputs, vec![output]),
+            output,
             input_shape,
             output_shape,
         });
@@ -715,29 +782,64 @@ impl Lowering<'_> {
         true
     }
 
-    fn node(&mut self, node: &pb::NodeProto, link: &Link, me: NodeRef) -> Result<(), String> {
-        let len: usize = self.shape.iter().product();
-        let last = self.shape.last().copied().unwrap_or(1);
-        let data = link.data;
-        if data != 0
-            && !matches!(
-                node.op_type(),
-                "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min"
-            )
-        {
-            return Err(format!("its data arrives on input {data}, not input 0"));
+    fn node(&mut self, node: &pb::NodeProto, me: NodeRef) -> Result<(), String> {
+        let tensors: Vec<(usize, Tensor)> = node
+            .input
+            .iter()
+            .enumerate()
+            .filter(|(_, name)| !name.is_empty() && !self.constants.contains_key(name.as_str()))
+            .map(|(slot, name)| {
+                let tensor = self.values.get(name.as_str()).cloned();
+                (
+                    slot,
+                    tensor.expect("needed_nodes puts every producer first"),
+                )
+            })
+            .collect();
+        for (_, tensor) in &tensors {
+            self.uses[tensor.id] -= 1;
         }
         let wanted = match (domain(node), node.op_type()) {
             // Output 0 is the label (int64), output 1 the scores.
             ("ai.onnx.ml", "LinearClassifier") => 1,
             _ => 0,
         };
-        if link.output != wanted {
-            return Err(format!(
-                "the kernel would return its output {} (`{}`); compiled: output {wanted}",
-                link.output, node.output[link.output]
-            ));
+        for (index, name) in node.output.iter().enumerate() {
+            if index != wanted && self.consumers.get(name).is_some_and(|&n| n > 0) {
+                return Err(format!(
+                    "its output {index} (`{name}`) is used; compiled: output {wanted}"
+                ));
+            }
         }
+        let binary = matches!(
+            (domain(node), node.op_type()),
+            ("ai.onnx", "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min")
+        );
+        let concat = (domain(node), node.op_type()) == ("ai.onnx", "Concat");
+        let data = match tensors.as_slice() {
+            [(slot, _)] => *slot,
+            [_, _] if binary => 0,
+            _ if concat => 0,
+            several => {
+                let names: Vec<&str> = several
+                    .iter()
+                    .map(|(slot, _)| node.input[*slot].as_str())
+                    .collect();
+                return Err(format!(
+                    "reads {} computed tensors ({}); compiled: two for Add, Sub, Mul, Div, Max \
+                     and Min, any number for Concat, one for the rest",
+                    names.len(),
+                    names.join(", ")
+                ));
+            }
+        };
+        if data != 0 && !binary {
+            return Err(format!("its data arrives on input {data}, not input 0"));
+        }
+        self.inputs = tensors.iter().map(|(_, t)| t.id).collect();
+        self.shape = tensors[0].1.shape.clone();
+        let len: usize = self.shape.iter().product();
+        let last = self.shape.last().copied().unwrap_or(1);
         match (domain(node), node.op_type()) {
             ("ai.onnx", "Identity") => self.pending.push(me),
             ("ai.onnx", "Dropout") => {
@@ -890,9 +992,14 @@ impl Lowering<'_> {
             ("ai.onnx", op @ ("Add" | "Sub" | "Mul" | "Div" | "Max" | "Min")) => {
                 if node.input.len() != 2 {
                     return Err(format!(
-                        "{} inputs; compiled: the tensor and one constant",
+                        "{} inputs; compiled: two (computed, or one of them constant)",
                         node.input.len()
                     ));
+                }
+                if let [(_, a), (_, b)] = tensors.as_slice() {
+                    self.elementwise(op, a, b, me)?;
+                    self.finish(node, wanted);
+                    return Ok(());
                 }
                 let constant = self.float_constant(node, 1 - data)?;
                 let values = broadcast(
@@ -1040,6 +1147,39 @@ impl Lowering<'_> {
                     let shape = self.shape.clone();
                     self.push(me, Op::Transpose { shape, perm }, moved);
                 }
+            }
+            ("ai.onnx", "Concat") => {
+                if tensors.len() != node.input.len() {
+                    return Err("a constant input: compiled, computed tensors side by side".into());
+                }
+                let rank = self.shape.len() as i64 + 1;
+                let given = attribute(node, "axis")
+                    .map(|a| a.i())
+                    .ok_or("it has no axis")?;
+                let axis = if given < 0 { given + rank } else { given };
+                if axis < 1 || axis >= rank {
+                    return Err(format!(
+                        "concatenates along axis {given} of {rank}: the batch axis stays"
+                    ));
+                }
+                let axis = axis as usize - 1;
+                let mut shape = self.shape.clone();
+                shape[axis] = 0;
+                let mut blocks = Vec::new();
+                for (slot, tensor) in &tensors {
+                    let fits = tensor.shape.len() == shape.len()
+                        && (0..shape.len()).all(|a| a == axis || tensor.shape[a] == shape[a]);
+                    if !fits {
+                        return Err(format!(
+                            "input {slot} is {:?} per sample, input 0 {:?}: they differ \
+                             elsewhere than along axis {given}",
+                            tensor.shape, self.shape
+                        ));
+                    }
+                    shape[axis] += tensor.shape[axis];
+                    blocks.push(tensor.shape[axis..].iter().product());
+                }
+                self.push(me, Op::Concat { blocks }, shape);
             }
             ("ai.onnx", "Relu") => self.in_place(me, Op::Relu),
             ("ai.onnx", "Sigmoid") => self.in_place(me, Op::Sigmoid),
@@ -1210,8 +1350,56 @@ impl Lowering<'_> {
                     shape,
                 );
             }
-            _ => unreachable!("the chain holds compiled operators only"),
+            _ => unreachable!("the graph's needed nodes are compiled operators only"),
         }
+        self.finish(node, wanted);
+        Ok(())
+    }
+
+    /// Records where the node's output is: the last step's tensor, or its input's when it
+    /// computed nothing.
+    fn finish(&mut self, node: &pb::NodeProto, wanted: usize) {
+        let Some(name) = node.output.get(wanted) else {
+            return;
+        };
+        let id = self.inputs[0];
+        self.uses[id] += self.consumers.get(name).copied().unwrap_or(0);
+        self.values.insert(
+            name.clone(),
+            Tensor {
+                id,
+                shape: self.shape.clone(),
+            },
+        );
+    }
+
+    /// Two computed tensors, elementwise: the larger is changed, the other broadcast over it per
+    /// channel (or of the same shape).
+    fn elementwise(&mut self, op: &str, a: &Tensor, b: &Tensor, me: NodeRef) -> Result<(), String> {
+        let op = match op {
+            "Add" => Binary::Add,
+            "Sub" => Binary::Sub,
+            "Mul" => Binary::Mul,
+            "Div" => Binary::Div,
+            "Max" => Binary::Max,
+            _ => Binary::Min,
+        };
+        let (len_a, len_b) = (a.shape.iter().product::<usize>(), b.shape.iter().product());
+        let (large, small, op) = if len_a >= len_b {
+            (a, b, op)
+        } else {
+            (b, a, op.swapped())
+        };
+        let repeat = channel_repeat(&large.shape, &small.shape).ok_or_else(|| {
+            format!(
+                "{:?} and {:?} per sample do not broadcast as compiled: the same shape, or one \
+                 whose trailing axes are 1 (per channel)",
+                a.shape, b.shape
+            )
+        })?;
+        self.inputs = vec![large.id, small.id];
+        self.shape = large.shape.clone();
+        self.push(me, Op::Elementwise { op, repeat }, large.shape.clone());
         Ok(())
     }
 
@@ -1532,6 +1720,20 @@ fn broadcast(dims: &[usize], values: &[f32], shape: &[usize]) -> Result<Vec<f32>
     Ok(shortest_period(expanded))
 }
 
+/// How many neighbouring values of a tensor of `large` shape each value of one of `small` shape
+/// applies to: 1 for the same shape, `height × width` for `[C, 1, 1]` against `[C, H, W]`;
+/// `None` for any other broadcast.
+fn channel_repeat(large: &[usize], small: &[usize]) -> Option<usize> {
+    if large.len() != small.len() {
+        return None;
+    }
+    let kept = small.iter().zip(large).take_while(|(s, l)| s == l).count();
+    small[kept..]
+        .iter()
+        .all(|&d| d == 1)
+        .then(|| large[kept..].iter().product())
+}
+
 /// One value per channel when `values`, repeated over `channels` planes of `positions`, is
 /// constant over each plane.
 fn per_channel(values: &[f32], channels: usize, positions: usize) -> Option<Vec<f32>> {
@@ -1669,6 +1871,62 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn branches_read_their_tensors_by_number_and_fuse_only_what_nothing_else_reads() {
+        let program = fixture("residual-mlp.onnx").lower("y", &[8]).unwrap();
+        let step = |name: &str| {
+            program
+                .steps
+                .iter()
+                .find(|s| s.nodes.iter().any(|n| n.name == name))
+                .unwrap()
+        };
+        // `fc1` + `relu1` fuse (the residual reads their result, not the Gemm's).
+        let fc1 = step("fc1");
+        assert!(matches!(fc1.op, Op::Dense { relu: true, .. }));
+        let residual = step("residual");
+        assert!(matches!(
+            residual.op,
+            Op::Elementwise {
+                op: Binary::Add,
+                repeat: 1
+            }
+        ));
+        assert_eq!(residual.inputs, [step("relu2").output, fc1.output]);
+        // The graph input is read twice by `double`, and again by `skip`.
+        assert_eq!(step("double").inputs, [0, 0]);
+        let skip = step("skip");
+        assert_eq!(skip.inputs, [residual.output, 0]);
+        assert_eq!(
+            skip.op,
+            Op::Concat {
+                blocks: vec![16, 8]
+            }
+        );
+        assert_eq!(program.result, program.steps.last().unwrap().output);
+    }
+
+    #[test]
+    fn concat_across_the_batch_axis_and_other_broadcasts_are_refused() {
+        let mut model = fixture("residual-mlp.onnx");
+        let graph = model.proto.graph.as_mut().unwrap();
+        let skip = graph.node.iter_mut().find(|n| n.name() == "skip").unwrap();
+        skip.attribute[0].i = Some(0);
+        let Err(NotCompiled::Node { node, why }) = model.lower("y", &[8]) else {
+            panic!("a Concat along the batch axis compiled");
+        };
+        assert_eq!(node.name, "skip");
+        assert!(why.contains("the batch axis stays"), "{why}");
+        assert_eq!(channel_repeat(&[4, 6, 6], &[4, 1, 1]), Some(36));
+        assert_eq!(channel_repeat(&[4, 6], &[4, 6]), Some(1));
+        assert_eq!(
+            channel_repeat(&[4, 6, 6], &[1, 6, 6]),
+            None,
+            "over channels"
+        );
+        assert_eq!(channel_repeat(&[4, 6, 6], &[4, 1]), None);
     }
 
     #[test]
