@@ -1,12 +1,12 @@
 //! `cargo bench --bench onnx --profile dev` (`just bench-onnx`): one sklearn MLP (64-256-128-10,
-//! exported to ONNX: examples/digits-onnx's model) three ways, side by side in one Node process
+//! exported to ONNX: examples/digits-onnx's model) four ways, side by side in one Node process
 //! and one run: ONNX Runtime Web's wasm execution provider (npm `onnxruntime-web@1.30.0`, one
 //! thread), the example's kernel that runs it with tract, and the kernel `new kernel --onnx`
-//! compiles from it ahead of time. Shipped bytes (brotli; ORT Web must fetch the model besides
+//! compiles from it ahead of time, with f32 and with f16 weights. Shipped bytes (brotli; ORT Web must fetch the model besides
 //! its wasm), load, first inference and steady median at batch 1, 16 and 256; plus what the
 //! pipeline did to each module.
 //!
-//! Goals (printed as met / not met), for the compiled kernel: bytes ≤ 0.05× ORT Web's wasm;
+//! Goals (printed as met / not met), for each compiled kernel: bytes ≤ 0.05× ORT Web's wasm;
 //! faster than ORT Web at every batch size; and against tract, bytes and latency both. ORT Web
 //! comes from npm into the tool's cache (`bench-node/`), once.
 
@@ -15,6 +15,7 @@ use cargo_wasmpack_infer::kernel::pipeline::{self, BuildOptions, BuildOutput};
 use cargo_wasmpack_infer::kernel::project::KernelProject;
 use cargo_wasmpack_infer::measure::sizes::sizes;
 use cargo_wasmpack_infer::measure::timing::TimingPlan;
+use cargo_wasmpack_infer::onnx::WeightStorage;
 use cargo_wasmpack_infer::profile::{
     DEFAULT_NATIVE_PROFILE, DEFAULT_PROFILE, NativeProfile, Profile,
 };
@@ -35,25 +36,40 @@ fn main() -> anyhow::Result<()> {
     let model = example.join("model/digits.onnx");
     let work = tempfile::tempdir()?;
 
-    // The compiled kernel, written as `new kernel --onnx` writes it, measured on the same samples.
-    let compiled_dir = work.path().join("digits-aot");
-    let helper = scaffold::helper_dependency(&compiled_dir, &scaffold::bundled_helper_crate())?;
-    let compiled =
-        scaffold::onnx_kernel_files("digits-aot", &model, None, OnnxEngine::AheadOfTime, &helper)?;
-    scaffold::write_project(&compiled_dir, &compiled.files)?;
-    std::fs::copy(
-        example.join("samples/inputs.bin"),
-        compiled_dir.join("samples/inputs.bin"),
-    )?;
+    // The compiled kernels, written as `new kernel --onnx` writes them, measured on the same
+    // samples.
+    let mut kernels = vec![("tract", example.clone())];
+    for (label, storage) in [
+        ("compiled", WeightStorage::F32),
+        ("compiled-f16", WeightStorage::F16),
+    ] {
+        let dir = work.path().join(format!("digits-{label}"));
+        let helper = scaffold::helper_dependency(&dir, &scaffold::bundled_helper_crate())?;
+        let name = format!("digits-{label}");
+        let kernel = scaffold::onnx_kernel_files(
+            &name,
+            &model,
+            None,
+            OnnxEngine::AheadOfTime,
+            storage,
+            &helper,
+        )?;
+        scaffold::write_project(&dir, &kernel.files)?;
+        std::fs::copy(
+            example.join("samples/inputs.bin"),
+            dir.join("samples/inputs.bin"),
+        )?;
+        kernels.push((label, dir));
+    }
 
     let mut built = Vec::new();
-    for (label, dir) in [("tract", example.as_path()), ("compiled", &compiled_dir)] {
+    for (label, dir) in &kernels {
         let project = KernelProject::load(dir, None, false)?;
         let started = Instant::now();
         let result = build(&project, &work.path().join(format!("{label}-dist")))?;
         let stages = &result.manifest.wasm.stages;
         println!(
-            "{label:>8} ({}, {:.0} s warm, both variants): built {} → shaken {} ({} → {} \
+            "{label:>12} ({}, {:.0} s warm, both variants): built {} → shaken {} ({} → {} \
              functions) → wasm-opt {} {}; brotli {}",
             project.name,
             started.elapsed().as_secs_f64(),
@@ -65,7 +81,7 @@ fn main() -> anyhow::Result<()> {
             format_bytes(stages.optimize.bytes),
             format_bytes(result.manifest.wasm.sizes.brotli_bytes),
         );
-        built.push((label, result));
+        built.push((*label, result));
     }
 
     let ort_dir = install_ort_web()?;
@@ -108,75 +124,106 @@ fn main() -> anyhow::Result<()> {
     );
     let result: serde_json::Value = serde_json::from_slice(&output.stdout)?;
     let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
-    let (ort, tract, ours) = (
-        &result["ort"],
-        &result["bundles"]["tract"],
-        &result["bundles"]["compiled"],
-    );
-
+    let labels: Vec<&str> = built.iter().map(|(label, _)| *label).collect();
+    let compiled: Vec<&str> = labels
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("compiled"))
+        .collect();
+    let figures = |label: &str| &result["bundles"][label];
+    let differences: Vec<String> = labels
+        .iter()
+        .map(|l| format!("{l} {:.2e}", f(&figures(l)["maxAbsDiff"])))
+        .collect();
     println!(
-        "\nin Node {} (one thread each), {} samples; max |Δ| from ORT Web: tract {:.2e}, \
-         compiled {:.2e}",
+        "\nin Node {} (one thread each), {} samples; max |Δ| from ORT Web: {}",
         node_version(),
         result["samples"],
-        f(&tract["maxAbsDiff"]),
-        f(&ours["maxAbsDiff"]),
+        differences.join(", ")
     );
-    println!(
-        "{:<26} {:>14} {:>14} {:>14} {:>9} {:>11}",
-        "", "ORT Web", "tract kernel", "compiled", "/ORT Web", "/tract"
-    );
+    let mut header = format!("{:<26} {:>14}", "", "ORT Web");
+    for label in &labels {
+        header.push_str(&format!(" {label:>14}"));
+    }
+    for label in &compiled {
+        header.push_str(&format!(" {:>18}", format!("{label}/ORT Web")));
+    }
+    println!("{header}");
     let brotli = |label: &str| {
         built
             .iter()
             .find(|(l, _)| *l == label)
             .map_or(0, |(_, b)| b.manifest.wasm.sizes.brotli_bytes)
     };
-    let bytes_row = |label: &str, theirs: u64| {
-        let (tract, ours) = (brotli("tract"), brotli("compiled"));
-        println!(
-            "{label:<26} {:>14} {:>14} {:>14} {:>8.3}x {:>10.3}x",
-            format_bytes(theirs),
-            format_bytes(tract),
-            format_bytes(ours),
-            ours as f64 / theirs as f64,
-            ours as f64 / tract as f64
-        );
-        ours as f64 / theirs as f64
-    };
-    let bytes_ratio = bytes_row("wasm, brotli", ort_wasm);
-    bytes_row("with the model, brotli", ort_wasm + model_brotli);
-    let row = |label: &str, key: &dyn Fn(&serde_json::Value) -> f64, unit: &str| {
-        let (theirs, tract, ours) = (key(ort), key(tract), key(ours));
-        println!(
-            "{label:<26} {:>11.1} {unit} {:>11.1} {unit} {:>11.1} {unit} {:>8.2}x {:>10.2}x",
-            theirs,
-            tract,
-            ours,
-            ours / theirs,
-            ours / tract
-        );
-        (ours / theirs, ours / tract)
-    };
-    row("load (fetch + compile)", &|v| f(&v["loadMs"]), "ms");
-    row("first inference", &|v| f(&v["firstMs"]), "ms");
-    let (mut slowest_vs_ort, mut slowest_vs_tract) = (0.0f64, 0.0f64);
+    // One row: ORT Web's figure, each kernel's, each compiled one's ratio to ORT Web's (returned).
+    let print_row =
+        |label: &str, theirs: f64, ours: &dyn Fn(&str) -> f64, show: &dyn Fn(f64) -> String| {
+            let mut line = format!("{label:<26} {:>14}", show(theirs));
+            for kernel in &labels {
+                line.push_str(&format!(" {:>14}", show(ours(kernel))));
+            }
+            let ratios: Vec<f64> = compiled.iter().map(|k| ours(k) / theirs).collect();
+            for ratio in &ratios {
+                line.push_str(&format!(" {:>17.3}x", ratio));
+            }
+            println!("{line}");
+            ratios
+        };
+    let bytes = |v: f64| format_bytes(v as u64);
+    let bytes_ratios = print_row(
+        "wasm, brotli",
+        ort_wasm as f64,
+        &|k| brotli(k) as f64,
+        &bytes,
+    );
+    print_row(
+        "with the model, brotli",
+        (ort_wasm + model_brotli) as f64,
+        &|k| brotli(k) as f64,
+        &bytes,
+    );
+    let ms = |v: f64| format!("{v:.1} ms");
+    let us = |v: f64| format!("{v:.1} µs");
+    print_row(
+        "load (fetch + compile)",
+        f(&result["ort"]["loadMs"]),
+        &|k| f(&figures(k)["loadMs"]),
+        &ms,
+    );
+    print_row(
+        "first inference",
+        f(&result["ort"]["firstMs"]),
+        &|k| f(&figures(k)["firstMs"]),
+        &ms,
+    );
+    let mut slowest_vs_ort = vec![0.0f64; compiled.len()];
+    let mut faster_than_tract = true;
     for batch in BATCHES {
         let key = batch.to_string();
-        let (vs_ort, vs_tract) = row(
+        let steady = |v: &serde_json::Value| f(&v["steadyUs"][&key]);
+        let ratios = print_row(
             &format!("steady, batch {batch}"),
-            &|v| f(&v["steadyUs"][&key]),
-            "µs",
+            steady(&result["ort"]),
+            &|k| steady(figures(k)),
+            &us,
         );
-        slowest_vs_ort = slowest_vs_ort.max(vs_ort);
-        slowest_vs_tract = slowest_vs_tract.max(vs_tract);
+        for (slowest, ratio) in slowest_vs_ort.iter_mut().zip(ratios) {
+            *slowest = slowest.max(ratio);
+        }
+        let tract = steady(figures("tract"));
+        faster_than_tract &= compiled.iter().all(|k| steady(figures(k)) < tract);
+    }
+    for (index, label) in compiled.iter().enumerate() {
+        println!(
+            "goals ({label}): bytes ≤ 0.05x ORT Web's wasm [{}]; faster than ORT Web at every \
+             batch size [{}]",
+            verdict(bytes_ratios[index] <= 0.05),
+            verdict(slowest_vs_ort[index] < 1.0),
+        );
     }
     println!(
-        "goals (compiled kernel): bytes ≤ 0.05x ORT Web's wasm [{}]; faster than ORT Web at \
-         every batch size [{}]; smaller and faster than tract [{}]",
-        verdict(bytes_ratio <= 0.05),
-        verdict(slowest_vs_ort < 1.0),
-        verdict(slowest_vs_tract < 1.0 && brotli("compiled") < brotli("tract"))
+        "goal (compiled kernels against tract): smaller and faster at every batch size [{}]",
+        verdict(faster_than_tract && compiled.iter().all(|k| brotli(k) < brotli("tract")))
     );
     Ok(())
 }

@@ -100,6 +100,7 @@ pub fn onnx_kernel_files(
     model: &Path,
     output: Option<&str>,
     engine: OnnxEngine,
+    storage: onnx::WeightStorage,
     helper: &str,
 ) -> Result<OnnxKernel> {
     check_name(name, "crate")?;
@@ -162,21 +163,30 @@ pub fn onnx_kernel_files(
     };
     match (lowered, engine) {
         (Some(Ok(program)), _) => {
-            let files = compiled_kernel_files(name, model, &read, &program, &shape, helper)?;
+            let files =
+                compiled_kernel_files(name, model, &read, &program, &shape, storage, helper)?;
             Ok(OnnxKernel {
                 files,
                 compiled: true,
                 note: None,
             })
         }
-        (Some(Err(why)), OnnxEngine::AheadOfTime) => Err(input_error(format!(
-            "{}: cannot compile it ahead of time: {why}{}",
-            model.display(),
-            match &tract_refusal {
-                None => " (--engine tract runs it with the tract interpreter instead)",
-                Some(_) => "",
-            }
-        ))),
+        (Some(Err(why)), engine)
+            if engine == OnnxEngine::AheadOfTime || storage != onnx::WeightStorage::F32 =>
+        {
+            Err(input_error(format!(
+                "{}: cannot compile it ahead of time: {why}{}",
+                model.display(),
+                match (&tract_refusal, storage) {
+                    (_, onnx::WeightStorage::F16) => {
+                        " (--weights f16 applies to compiled kernels; without it, --engine auto \
+                         runs the model with tract)"
+                    }
+                    (None, _) => " (--engine tract runs it with the tract interpreter instead)",
+                    (Some(_), _) => "",
+                }
+            )))
+        }
         (Some(Err(why)), _) => match tract_refusal {
             Some(refusal) => Err(input_error(format!(
                 "{}: cannot compile it ahead of time: {why}; and {refusal}",
@@ -274,6 +284,7 @@ fn compiled_kernel_files(
     read: &onnx::Model,
     program: &onnx::Program,
     shape: &Shapes,
+    storage: onnx::WeightStorage,
     helper: &str,
 ) -> Result<Vec<BundleFile>> {
     let computed: usize = program.output.shape.iter().product();
@@ -302,6 +313,7 @@ fn compiled_kernel_files(
             input_dims: &describe_dims(shape.input),
             output_dims: &describe_dims(shape.output),
         },
+        storage,
     );
     let weights = generated.weights.len() as u64;
     let mut values = shape.values(name, &model_file);
@@ -626,7 +638,14 @@ mod tests {
     }
 
     fn onnx_files(model: &str, output: Option<&str>, engine: OnnxEngine) -> Result<OnnxKernel> {
-        onnx_kernel_files("digits", &repo(model), output, engine, "../kernel")
+        onnx_kernel_files(
+            "digits",
+            &repo(model),
+            output,
+            engine,
+            onnx::WeightStorage::F32,
+            "../kernel",
+        )
     }
 
     #[test]
@@ -729,7 +748,7 @@ mod tests {
         // Three layers, packed in even panel counts of 8 columns: 256, 128 and 16 wide.
         let values = (64 * 256 + 256) + (256 * 128 + 128) + (128 * 16 + 10);
         assert_eq!(weights.bytes.len(), values * 4);
-        assert!(lib.contains(&format!("const WEIGHT_VALUES: usize = {values};")));
+        assert!(lib.contains(&format!("const WEIGHT_BYTES: usize = {};", values * 4)));
 
         // An LRN tract loads falls back to tract, saying so; `--engine aot` refuses it instead.
         let fallback = onnx_files("tests/fixtures/onnx/lrn.onnx", None, OnnxEngine::Auto).unwrap();
@@ -757,6 +776,38 @@ mod tests {
                  operator `LRN` (node lrn0) (--engine tract runs it"
             ),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn f16_weights_halve_the_layers_and_refuse_a_fallback_to_tract() {
+        let half = |model: &str, engine| {
+            onnx_kernel_files(
+                "k",
+                &repo(model),
+                None,
+                engine,
+                onnx::WeightStorage::F16,
+                "../kernel",
+            )
+        };
+        let kernel = half("examples/digits-onnx/model/digits.onnx", OnnxEngine::Auto).unwrap();
+        let file = |path: &str| &kernel.files.iter().find(|f| f.path == path).unwrap().bytes;
+        let packed = 64 * 256 + 256 * 128 + 128 * 16;
+        let biases = 256 + 128 + 10;
+        assert_eq!(file("model/weights.bin").len(), packed * 2 + biases * 4);
+        let lib = String::from_utf8(file("src/lib.rs").clone()).unwrap();
+        assert!(
+            lib.contains(".take_f16(Dense::packed_len(inputs, outputs))"),
+            "{lib}"
+        );
+        assert!(lib.contains("the layers' weights as f16"), "{lib}");
+        let err = half("tests/fixtures/onnx/lrn.onnx", OnnxEngine::Auto)
+            .err()
+            .unwrap();
+        assert!(
+            format!("{err:#}").contains("--weights f16 applies to compiled kernels"),
+            "{err:#}"
         );
     }
 
@@ -793,9 +844,16 @@ mod tests {
         ];
         for (model, expected) in cases {
             let path = repo("tests/fixtures/onnx").join(model);
-            let err = onnx_kernel_files("k", &path, None, OnnxEngine::Auto, "../kernel")
-                .err()
-                .unwrap();
+            let err = onnx_kernel_files(
+                "k",
+                &path,
+                None,
+                OnnxEngine::Auto,
+                onnx::WeightStorage::F32,
+                "../kernel",
+            )
+            .err()
+            .unwrap();
             assert_eq!(
                 crate::exit::code_for(&err),
                 std::process::ExitCode::from(crate::exit::USAGE),
@@ -804,9 +862,16 @@ mod tests {
             let err = format!("{err:#}");
             assert!(err.contains(expected), "{model}: {err}");
         }
-        let err = onnx_kernel_files("k", &repo("README.md"), None, OnnxEngine::Auto, "")
-            .err()
-            .unwrap();
+        let err = onnx_kernel_files(
+            "k",
+            &repo("README.md"),
+            None,
+            OnnxEngine::Auto,
+            onnx::WeightStorage::F32,
+            "",
+        )
+        .err()
+        .unwrap();
         assert!(format!("{err:#}").contains("is not an ONNX model"));
     }
 

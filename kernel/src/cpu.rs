@@ -26,6 +26,15 @@ pub fn dense(x: &[f32], weights: &[f32], bias: &[f32], y: &mut [f32]) {
     }
 }
 
+/// `values` as little-endian IEEE half floats, rounded to nearest (what
+/// [`F32Reader::take_f16`] reads back).
+pub fn f16_le_bytes(values: &[f32]) -> Vec<u8> {
+    values
+        .iter()
+        .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+        .collect()
+}
+
 /// Reads the f32 arrays stored one after another in one little-endian file (the weights a
 /// generated kernel embeds), in the order they were written.
 pub struct F32Reader<'a> {
@@ -43,6 +52,19 @@ impl<'a> F32Reader<'a> {
         let (head, rest) = self.bytes.split_at(bytes);
         self.bytes = rest;
         Some(f32s_from_le_bytes(head))
+    }
+
+    /// The next `len` values stored as IEEE half floats (two bytes each), widened to f32;
+    /// `None` when fewer are left.
+    pub fn take_f16(&mut self, len: usize) -> Option<Vec<f32>> {
+        let bytes = len.checked_mul(2).filter(|&n| n <= self.bytes.len())?;
+        let (head, rest) = self.bytes.split_at(bytes);
+        self.bytes = rest;
+        Some(
+            head.chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+        )
     }
 
     /// Whether every value has been read.
@@ -303,6 +325,25 @@ mod tests {
         assert_eq!(reader.take(2), Some(vec![1.0, 2.0]));
         assert_eq!(reader.take(2), None, "one value is left, not two");
         assert_eq!(reader.take(1), Some(vec![3.0]));
+        assert!(reader.is_empty());
+    }
+
+    #[test]
+    fn half_floats_round_trip_within_their_precision() {
+        let values = [1.0f32, -0.333_333_34, 65504.0, 1e-3];
+        let mut bytes = f16_le_bytes(&values);
+        bytes.extend(1.5f32.to_le_bytes());
+        let mut reader = F32Reader::new(&bytes);
+        let back = reader.take_f16(4).unwrap();
+        for (v, b) in values.iter().zip(&back) {
+            assert!((v - b).abs() <= v.abs() / 2048.0, "{v} came back as {b}");
+        }
+        assert_eq!(back[0], 1.0);
+        assert_eq!(
+            reader.take(1),
+            Some(vec![1.5]),
+            "f32 values follow the f16 ones"
+        );
         assert!(reader.is_empty());
     }
 

@@ -1,5 +1,5 @@
 use cargo_wasmpack_infer::exit::input_error;
-use cargo_wasmpack_infer::onnx::COMPILED_OPS;
+use cargo_wasmpack_infer::onnx::{COMPILED_OPS, WeightStorage};
 use cargo_wasmpack_infer::python::dist;
 use cargo_wasmpack_infer::scaffold::{self, OnnxEngine};
 use clap::{Args, ValueEnum};
@@ -42,6 +42,11 @@ pub struct Opts {
     /// operator can be and use tract otherwise.
     #[arg(long, value_enum, default_value = "auto", requires = "onnx")]
     engine: Engine,
+    /// With --onnx: how a compiled kernel stores its layers' weights. f16 halves their bytes and
+    /// rounds each to 11 significant bits, which moves outputs by about 1e-3 of their size; it
+    /// applies to compiled kernels only, so a model that does not compile is refused.
+    #[arg(long, value_enum, default_value = "f32", requires = "onnx")]
+    weights: Weights,
     /// With --onnx: the helper crate (the kernel/ directory of a cargo-wasmpack-infer checkout)
     /// a compiled kernel depends on [default: the one this binary was built with].
     #[arg(long, value_name = "DIR", requires = "onnx")]
@@ -57,6 +62,14 @@ enum Kind {
     Kernel,
     /// A Python project for the Pyodide path.
     Python,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Weights {
+    /// The model's values, exactly.
+    F32,
+    /// IEEE half floats: half the bytes.
+    F16,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -87,6 +100,16 @@ impl Opts {
                     Engine::Aot => OnnxEngine::AheadOfTime,
                     Engine::Tract => OnnxEngine::Tract,
                 };
+                let storage = match (self.weights, engine) {
+                    (Weights::F32, _) => WeightStorage::F32,
+                    (Weights::F16, OnnxEngine::Tract) => {
+                        return Err(input_error(
+                            "--weights f16 applies to compiled kernels; tract reads the model's \
+                             own weights (use --engine aot or auto)",
+                        ));
+                    }
+                    (Weights::F16, _) => WeightStorage::F16,
+                };
                 let helper = self
                     .kernel_crate
                     .unwrap_or_else(scaffold::bundled_helper_crate);
@@ -99,6 +122,7 @@ impl Opts {
                     model,
                     self.output.as_deref(),
                     engine,
+                    storage,
                     &helper,
                 )?;
                 note = Some(match kernel.note {

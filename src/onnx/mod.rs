@@ -12,7 +12,7 @@ use std::path::Path;
 mod codegen;
 mod lower;
 
-pub use codegen::{Generated, Provenance, generate};
+pub use codegen::{Generated, Provenance, WeightStorage, generate};
 pub use lower::{COMPILED_OPS, NodeRef, NotCompiled, Op, Port, Program, Step};
 
 #[allow(clippy::all, missing_docs)]
