@@ -220,6 +220,40 @@ pub fn elementwise(values: &mut [f32], other: &[f32], repeat: usize, op: Binary)
     }
 }
 
+/// `value` around every sample of `shape` (one sample's dimensions): `begin[i]` values before
+/// and `end[i]` after axis `i`.
+pub fn pad(x: &[f32], y: &mut [f32], shape: &[usize], begin: &[usize], end: &[usize], value: f32) {
+    let len: usize = shape.iter().product();
+    let padded: Vec<usize> = (0..shape.len())
+        .map(|a| shape[a] + begin[a] + end[a])
+        .collect();
+    let padded_len: usize = padded.iter().product();
+    assert!(
+        len > 0 && x.len().is_multiple_of(len) && y.len() == x.len() / len * padded_len,
+        "padding samples of {shape:?} to {padded:?}: {} inputs and {} outputs",
+        x.len(),
+        y.len()
+    );
+    y.fill(value);
+    let Some(&row) = shape.last() else {
+        return;
+    };
+    // Each row of the last axis lands at its place in the padded sample.
+    let rows = len / row.max(1);
+    for (sample, out) in x.chunks_exact(len).zip(y.chunks_exact_mut(padded_len)) {
+        for r in 0..rows {
+            let (mut rest, mut at, mut stride) =
+                (r, begin[shape.len() - 1], padded[shape.len() - 1]);
+            for a in (0..shape.len() - 1).rev() {
+                at += (rest % shape[a] + begin[a]) * stride;
+                rest /= shape[a];
+                stride *= padded[a];
+            }
+            out[at..at + row].copy_from_slice(&sample[r * row..(r + 1) * row]);
+        }
+    }
+}
+
 /// Tensors side by side along one axis: `out` is rows of `blocks.iter().sum()` values, row `r`
 /// the `r`-th block of `blocks[i]` values of each part in turn.
 pub fn concat(parts: &[&[f32]], blocks: &[usize], out: &mut [f32]) {
@@ -434,6 +468,24 @@ mod tests {
             with_constant(&mut b, &[6.0], op.swapped());
             assert_eq!(a, b, "{op:?}");
         }
+    }
+
+    #[test]
+    fn pad_surrounds_each_sample() {
+        // Two samples of [1, 2]: one row above (of 9s) and one column after.
+        let mut y = [0.0; 12];
+        pad(
+            &[1.0, 2.0, 3.0, 4.0],
+            &mut y,
+            &[1, 2],
+            &[1, 0],
+            &[0, 1],
+            9.0,
+        );
+        assert_eq!(
+            y,
+            [9.0, 9.0, 9.0, 1.0, 2.0, 9.0, 9.0, 9.0, 9.0, 3.0, 4.0, 9.0]
+        );
     }
 
     #[test]

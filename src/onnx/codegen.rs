@@ -335,7 +335,11 @@ pub fn generate(program: &Program, provenance: &Provenance, storage: WeightStora
     .filter_map(|(used, item)| used.then_some(item))
     .collect();
     let cpu_module = uses(program, |op| {
-        !op.out_of_place() || matches!(op, Op::Transpose { .. } | Op::Concat { .. })
+        !op.out_of_place()
+            || matches!(
+                op,
+                Op::Transpose { .. } | Op::Pad { .. } | Op::Concat { .. }
+            )
     });
     match (cpu_module, cpu_items.as_slice()) {
         (false, []) => {}
@@ -745,16 +749,26 @@ fn call(index: usize, step: &Step, sources: &[String], target: String) -> String
                 count_padding.to_string(),
             ],
         ),
-        Op::Transpose { shape, perm } => {
-            let list = |v: &[usize]| {
-                let items: Vec<String> = v.iter().map(usize::to_string).collect();
-                format!("&[{}]", items.join(", "))
-            };
-            (
-                "cpu::transpose",
-                vec![source, target, list(shape), list(perm)],
-            )
-        }
+        Op::Transpose { shape, perm } => (
+            "cpu::transpose",
+            vec![source, target, usize_list(shape), usize_list(perm)],
+        ),
+        Op::Pad {
+            shape,
+            begin,
+            end,
+            value,
+        } => (
+            "cpu::pad",
+            vec![
+                source,
+                target,
+                usize_list(shape),
+                usize_list(begin),
+                usize_list(end),
+                literal(*value),
+            ],
+        ),
         Op::Elementwise { op, repeat } => (
             "cpu::elementwise",
             vec![
@@ -805,6 +819,12 @@ fn call(index: usize, step: &Step, sources: &[String], target: String) -> String
         ),
     };
     statement_call(function, &args)
+}
+
+/// `&[1, 2, 3]`.
+fn usize_list(values: &[usize]) -> String {
+    let items: Vec<String> = values.iter().map(usize::to_string).collect();
+    format!("&[{}]", items.join(", "))
 }
 
 /// `function(args);` in rustfmt's layout at eight columns of indentation: on one line when the

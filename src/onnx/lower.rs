@@ -58,6 +58,12 @@ pub const COMPILED_OPS: &[(&str, &str, &str)] = &[
         "Gemm",
         "constant B (either layout) and C broadcast per output, transA = 0",
     ),
+    (
+        "ai.onnx",
+        "Gather",
+        "on a shape (Shape → Gather → Unsqueeze → Concat → Reshape, as PyTorch exports a \
+         flatten), with constant indices",
+    ),
     ("ai.onnx", "GlobalAveragePool", "1-D or 2-D"),
     ("ai.onnx", "GlobalMaxPool", "1-D or 2-D"),
     ("ai.onnx", "HardSigmoid", ""),
@@ -90,8 +96,20 @@ pub const COMPILED_OPS: &[(&str, &str, &str)] = &[
         "with a constant broadcast over the sample, or of two computed tensors (one may be \
          per channel)",
     ),
+    (
+        "ai.onnx",
+        "Pad",
+        "constant mode, pads after the batch axis; zeros before a Conv are folded into its \
+         padding",
+    ),
     ("ai.onnx", "Relu", ""),
     ("ai.onnx", "Reshape", "keeping the batch axis first"),
+    (
+        "ai.onnx",
+        "Shape",
+        "worked out when the crate is generated, the batch size left free; for Gather, \
+         Unsqueeze, Squeeze, Concat, Cast and Reshape",
+    ),
     ("ai.onnx", "Sigmoid", ""),
     ("ai.onnx", "Softmax", "over the last axis"),
     ("ai.onnx", "Squeeze", "named axes after the batch"),
@@ -198,6 +216,13 @@ pub enum Op {
         window: Window,
         count_padding: bool,
     },
+    /// `value` around one sample of `shape`: `begin[i]` before and `end[i]` after axis `i`.
+    Pad {
+        shape: Vec<usize>,
+        begin: Vec<usize>,
+        end: Vec<usize>,
+        value: f32,
+    },
     /// Output axis `i` of a sample is its input axis `perm[i]`.
     Transpose {
         shape: Vec<usize>,
@@ -256,6 +281,7 @@ impl Op {
                 | Op::MaxPool { .. }
                 | Op::AveragePool { .. }
                 | Op::Transpose { .. }
+                | Op::Pad { .. }
                 | Op::Concat { .. }
         )
     }
@@ -391,6 +417,7 @@ impl Model {
                     shape: input_shape.to_vec(),
                 },
             )]),
+            shapes: HashMap::new(),
             uses: vec![consumers.get(&input.name).copied().unwrap_or(0)],
             consumers,
             inputs: Vec::new(),
@@ -627,6 +654,21 @@ fn string_attr(node: &pb::NodeProto, name: &str, default: &str) -> String {
     )
 }
 
+/// One entry of a shape worked out at generation time: the batch size is known only at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ShapeEntry {
+    Batch,
+    Fixed(i64),
+}
+
+/// A value computed from a tensor's shape alone (`Shape`, and `Gather`, `Concat`, … of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ShapeValue {
+    entries: Vec<ShapeEntry>,
+    /// A rank-0 value (a `Gather` of one index), as opposed to a 1-D one of one entry.
+    scalar: bool,
+}
+
 /// A computed ONNX value: the tensor that holds it and one sample's shape (a `Reshape` gives the
 /// same tensor another shape).
 #[derive(Debug, Clone)]
@@ -641,6 +683,8 @@ struct Lowering<'a> {
     constants: &'a HashMap<&'a str, Const>,
     opset: i64,
     values: HashMap<String, Tensor>,
+    /// Values computed from shapes alone, folded as the crate is generated.
+    shapes: HashMap<String, ShapeValue>,
     /// Per tensor, the reads of it still to come (the graph output counts as one): a step may
     /// be fused with the next only when nothing else reads what it wrote.
     uses: Vec<usize>,
@@ -783,11 +827,19 @@ impl Lowering<'_> {
     }
 
     fn node(&mut self, node: &pb::NodeProto, me: NodeRef) -> Result<(), String> {
+        if self.fold_shape(node)? {
+            self.pending.push(me);
+            return Ok(());
+        }
         let tensors: Vec<(usize, Tensor)> = node
             .input
             .iter()
             .enumerate()
-            .filter(|(_, name)| !name.is_empty() && !self.constants.contains_key(name.as_str()))
+            .filter(|(_, name)| {
+                !name.is_empty()
+                    && !self.constants.contains_key(name.as_str())
+                    && !self.shapes.contains_key(name.as_str())
+            })
             .map(|(slot, name)| {
                 let tensor = self.values.get(name.as_str()).cloned();
                 (
@@ -875,14 +927,32 @@ impl Lowering<'_> {
                 self.pending.push(me);
             }
             ("ai.onnx", "Reshape") => {
-                let target = self
-                    .constant(node, 1)
-                    .and_then(Const::ints)
-                    .ok_or("its shape must be a constant int64 tensor")?;
+                let target: Vec<i64> = match node.input.get(1).and_then(|n| self.shapes.get(n)) {
+                    // The batch size, worked out from a shape, stays the batch: as a 0 would.
+                    Some(shape) => shape
+                        .entries
+                        .iter()
+                        .enumerate()
+                        .map(|(at, entry)| match entry {
+                            ShapeEntry::Batch if at == 0 => Ok(0),
+                            ShapeEntry::Batch => {
+                                Err(format!("puts the batch size at axis {at} of its new shape"))
+                            }
+                            ShapeEntry::Fixed(d) => Ok(*d),
+                        })
+                        .collect::<Result<_, _>>()?,
+                    None => self
+                        .constant(node, 1)
+                        .and_then(Const::ints)
+                        .ok_or(
+                            "its shape must be a constant int64 tensor, or worked out from a shape",
+                        )?
+                        .to_vec(),
+                };
                 if int_attr(node, "allowzero", 0) != 0 && target.contains(&0) {
                     return Err("allowzero with a 0 in the shape is not compiled".into());
                 }
-                self.shape = reshape(&self.shape, target)?;
+                self.shape = reshape(&self.shape, &target)?;
                 self.pending.push(me);
             }
             ("ai.onnx", op @ ("Squeeze" | "Unsqueeze")) => {
@@ -1023,7 +1093,7 @@ impl Lowering<'_> {
             }
             ("ai.onnx", "Conv") => {
                 let (channels, input, one_d) = planes(&self.shape)?;
-                let w = self.float_constant(node, 1)?;
+                let w = self.float_constant(node, 1)?.clone();
                 let dims = w.dims.clone();
                 let kernel = match (one_d, &dims[..]) {
                     (true, &[_, _, k]) => [1, k],
@@ -1045,7 +1115,8 @@ impl Lowering<'_> {
                         "weights of {dims:?} in {groups} group(s) for {channels} input channels"
                     ));
                 }
-                let window = window(node, channels, input, one_d, Some(kernel), false)?;
+                let mut window = window(node, channels, input, one_d, Some(kernel), false)?;
+                self.fold_zero_pad(&mut window);
                 let bias = match self.constant(node, 2) {
                     Some(c) => {
                         let values = c.floats().ok_or("its bias must hold floats")?;
@@ -1180,6 +1251,67 @@ impl Lowering<'_> {
                     blocks.push(tensor.shape[axis..].iter().product());
                 }
                 self.push(me, Op::Concat { blocks }, shape);
+            }
+            ("ai.onnx", "Gather") => {
+                return Err("gathers from a computed tensor; compiled: from a shape".into());
+            }
+            ("ai.onnx", "Pad") => {
+                let mode = string_attr(node, "mode", "constant");
+                if mode != "constant" {
+                    return Err(format!("mode `{mode}`; compiled: constant"));
+                }
+                let rank = self.shape.len() + 1;
+                let (pads, value): (Vec<i64>, f32) = if self.opset < 11 {
+                    let pads = attribute(node, "pads").map(|a| a.ints.clone());
+                    (
+                        pads.ok_or("it has no pads")?,
+                        float_attr(node, "value", 0.0),
+                    )
+                } else {
+                    if node.input.get(3).is_some_and(|a| !a.is_empty()) {
+                        return Err(
+                            "its axes input is not compiled: give pads for every axis".into()
+                        );
+                    }
+                    let pads = self
+                        .constant(node, 1)
+                        .and_then(Const::ints)
+                        .ok_or("its pads must be a constant int64 tensor")?
+                        .to_vec();
+                    let value = match self.constant(node, 2) {
+                        None => 0.0,
+                        Some(c) => *c
+                            .floats()
+                            .and_then(|v| v.first())
+                            .ok_or("its constant_value must be a float")?,
+                    };
+                    (pads, value)
+                };
+                if pads.len() != 2 * rank {
+                    return Err(format!("{} pads for {rank} axes", pads.len()));
+                }
+                if pads.iter().any(|&p| p < 0) {
+                    return Err(format!("pads {pads:?}: cropping is not compiled"));
+                }
+                if pads[0] != 0 || pads[rank] != 0 {
+                    return Err(format!("pads {pads:?} grow the batch axis"));
+                }
+                let begin: Vec<usize> = pads[1..rank].iter().map(|&p| p as usize).collect();
+                let end: Vec<usize> = pads[rank + 1..].iter().map(|&p| p as usize).collect();
+                let padded: Vec<usize> = (0..rank - 1)
+                    .map(|a| self.shape[a] + begin[a] + end[a])
+                    .collect();
+                let shape = self.shape.clone();
+                self.push(
+                    me,
+                    Op::Pad {
+                        shape,
+                        begin,
+                        end,
+                        value,
+                    },
+                    padded,
+                );
             }
             ("ai.onnx", "Relu") => self.in_place(me, Op::Relu),
             ("ai.onnx", "Sigmoid") => self.in_place(me, Op::Sigmoid),
@@ -1354,6 +1486,176 @@ impl Lowering<'_> {
         }
         self.finish(node, wanted);
         Ok(())
+    }
+
+    /// A convolution reading zeros a `Pad` put around its input, where nothing else reads them,
+    /// pads the input itself: the `Pad` step goes, and its nodes join the convolution's.
+    fn fold_zero_pad(&mut self, window: &mut Window) {
+        let [input] = self.inputs[..] else {
+            return;
+        };
+        let Some(at) = self.steps.iter().position(|s| s.output == input) else {
+            return;
+        };
+        let Op::Pad {
+            begin, end, value, ..
+        } = &self.steps[at].op
+        else {
+            return;
+        };
+        let read_elsewhere = self.steps.iter().any(|s| s.inputs.contains(&input));
+        // Only the spatial axes: the last one of a 1-D input, the last two of a 2-D one.
+        let spatial = begin.len() - 1;
+        let channels_padded = begin[..1].iter().chain(&end[..1]).any(|&p| p != 0);
+        if *value != 0.0 || self.uses[input] != 0 || read_elsewhere || channels_padded {
+            return;
+        }
+        let first_axis = 2 - spatial;
+        for (a, axis) in (first_axis..2).enumerate() {
+            window.pads[axis] += begin[1 + a];
+            window.pads[axis + 2] += end[1 + a];
+            window.input[axis] -= begin[1 + a] + end[1 + a];
+        }
+        let pad = self.steps.remove(at);
+        let mut nodes = pad.nodes;
+        nodes.append(&mut self.pending);
+        self.pending = nodes;
+        self.inputs = pad.inputs;
+        self.shape = pad.input_shape;
+    }
+
+    /// Works out a node computed from shapes alone (`Shape` of a tensor; `Gather`, `Unsqueeze`,
+    /// `Squeeze`, `Concat`, `Cast` or `Identity` of such values and constants); false for any
+    /// other node.
+    fn fold_shape(&mut self, node: &pb::NodeProto) -> Result<bool, String> {
+        let op = node.op_type();
+        let Some(output) = node.output.first() else {
+            return Ok(false);
+        };
+        if domain(node) != "ai.onnx" {
+            return Ok(false);
+        }
+        if op == "Shape" {
+            let tensor = node
+                .input
+                .first()
+                .and_then(|name| self.values.get(name.as_str()))
+                .ok_or("takes the shape of a value that is not a computed tensor")?
+                .clone();
+            self.uses[tensor.id] -= 1;
+            let mut entries = vec![ShapeEntry::Batch];
+            entries.extend(tensor.shape.iter().map(|&d| ShapeEntry::Fixed(d as i64)));
+            let rank = entries.len() as i64;
+            let clamp = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
+            let start = clamp(int_attr(node, "start", 0));
+            let end = clamp(int_attr(node, "end", rank));
+            entries = entries[start..end.max(start)].to_vec();
+            self.shapes.insert(
+                output.clone(),
+                ShapeValue {
+                    entries,
+                    scalar: false,
+                },
+            );
+            return Ok(true);
+        }
+        let from_shape = node
+            .input
+            .iter()
+            .any(|name| self.shapes.contains_key(name.as_str()));
+        if !from_shape {
+            return Ok(false);
+        }
+        // Every input a shape value or an integer constant.
+        let operand = |slot: usize| -> Result<ShapeValue, String> {
+            let name = &node.input[slot];
+            if let Some(value) = self.shapes.get(name.as_str()) {
+                return Ok(value.clone());
+            }
+            let constant = self.constants.get(name.as_str()).ok_or_else(|| {
+                format!("input {slot} (`{name}`) is computed from data, not a shape")
+            })?;
+            let ints = constant
+                .ints()
+                .ok_or_else(|| format!("input {slot} (`{name}`) is not an integer constant"))?;
+            Ok(ShapeValue {
+                entries: ints.iter().map(|&v| ShapeEntry::Fixed(v)).collect(),
+                scalar: constant.dims.is_empty(),
+            })
+        };
+        let folded = match op {
+            "Identity" | "Cast" => operand(0)?,
+            "Gather" => {
+                let data = operand(0)?;
+                let indices = operand(1)?;
+                if int_attr(node, "axis", 0) != 0 || data.scalar {
+                    return Err("gathers along an axis a shape does not have".into());
+                }
+                let len = data.entries.len() as i64;
+                let entries = indices
+                    .entries
+                    .iter()
+                    .map(|index| match index {
+                        ShapeEntry::Fixed(i) if (-len..len).contains(i) => {
+                            Ok(data.entries[if *i < 0 { i + len } else { *i } as usize])
+                        }
+                        other => Err(format!("index {other:?} into a shape of {len}")),
+                    })
+                    .collect::<Result<_, String>>()?;
+                ShapeValue {
+                    entries,
+                    scalar: indices.scalar,
+                }
+            }
+            "Unsqueeze" | "Squeeze" => {
+                let value = operand(0)?;
+                let axes: Vec<i64> = match attribute(node, "axes") {
+                    Some(a) => a.ints.clone(),
+                    None if node.input.len() > 1 => operand(1)?
+                        .entries
+                        .iter()
+                        .map(|e| match e {
+                            ShapeEntry::Fixed(v) => Ok(*v),
+                            ShapeEntry::Batch => Err("axes worked out from a shape".to_string()),
+                        })
+                        .collect::<Result<_, _>>()?,
+                    None => vec![],
+                };
+                match (op, value.scalar, axes.as_slice()) {
+                    ("Unsqueeze", true, [0 | -1]) | ("Squeeze", false, [] | [0 | -1])
+                        if op == "Unsqueeze" || value.entries.len() == 1 =>
+                    {
+                        ShapeValue {
+                            entries: value.entries,
+                            scalar: op == "Squeeze",
+                        }
+                    }
+                    _ => {
+                        return Err(format!(
+                            "{op} of a shape value by axes {axes:?}: compiled, a scalar to one \
+                             entry and back"
+                        ));
+                    }
+                }
+            }
+            "Concat" => {
+                let mut entries = Vec::new();
+                for slot in 0..node.input.len() {
+                    let part = operand(slot)?;
+                    if part.scalar {
+                        return Err(format!("input {slot} is a scalar"));
+                    }
+                    entries.extend(part.entries);
+                }
+                ShapeValue {
+                    entries,
+                    scalar: false,
+                }
+            }
+            _ => return Ok(false),
+        };
+        self.shapes.insert(output.clone(), folded);
+        Ok(true)
     }
 
     /// Records where the node's output is: the last step's tensor, or its input's when it
@@ -1813,17 +2115,9 @@ mod tests {
         assert!(squeeze(&[3], &[0], true).is_err());
     }
 
-    fn fixture(name: &str) -> Model {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        super::super::read(&root.join("tests/fixtures/onnx-aot").join(name)).unwrap()
-    }
-
-    #[test]
-    fn a_small_cnn_lowers_to_fused_convolutions_and_pools() {
-        let program = fixture("digits-cnn.onnx")
-            .lower("probabilities", &[1, 8, 8])
-            .unwrap();
-        let kinds: Vec<String> = program
+    /// Each step's operation by name: `["Conv", "MaxPool", …]`.
+    fn step_kinds(program: &Program) -> Vec<String> {
+        program
             .steps
             .iter()
             .map(|s| {
@@ -1833,7 +2127,28 @@ mod tests {
                     .unwrap()
                     .to_string()
             })
-            .collect();
+            .collect()
+    }
+
+    fn fixture(name: &str) -> Model {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        super::super::read(&root.join("tests/fixtures/onnx-aot").join(name)).unwrap()
+    }
+
+    /// A fixture with its node `name` changed.
+    fn changed(file: &str, name: &str, change: impl FnOnce(&mut pb::NodeProto)) -> Model {
+        let mut model = fixture(file);
+        let graph = model.proto.graph.as_mut().unwrap();
+        change(graph.node.iter_mut().find(|n| n.name() == name).unwrap());
+        model
+    }
+
+    #[test]
+    fn a_small_cnn_lowers_to_fused_convolutions_and_pools() {
+        let program = fixture("digits-cnn.onnx")
+            .lower("probabilities", &[1, 8, 8])
+            .unwrap();
+        let kinds = step_kinds(&program);
         assert_eq!(
             kinds,
             ["Conv", "MaxPool", "Conv", "AveragePool", "Dense", "Softmax"]
@@ -1856,14 +2171,9 @@ mod tests {
 
     #[test]
     fn a_transpose_across_the_batch_axis_is_refused_naming_the_node() {
-        let mut model = fixture("cnn-ops.onnx");
-        let graph = model.proto.graph.as_mut().unwrap();
-        let node = graph
-            .node
-            .iter_mut()
-            .find(|n| n.op_type() == "Transpose")
-            .unwrap();
-        node.attribute[0].ints = vec![1, 0, 2, 3];
+        let model = changed("cnn-ops.onnx", "channels_last", |node| {
+            node.attribute[0].ints = vec![1, 0, 2, 3];
+        });
         match model.lower("y", &[3, 9, 7]) {
             Err(NotCompiled::Node { node, why }) => {
                 assert_eq!(node.name, "channels_last");
@@ -1910,10 +2220,9 @@ mod tests {
 
     #[test]
     fn concat_across_the_batch_axis_and_other_broadcasts_are_refused() {
-        let mut model = fixture("residual-mlp.onnx");
-        let graph = model.proto.graph.as_mut().unwrap();
-        let skip = graph.node.iter_mut().find(|n| n.name() == "skip").unwrap();
-        skip.attribute[0].i = Some(0);
+        let model = changed("residual-mlp.onnx", "skip", |node| {
+            node.attribute[0].i = Some(0)
+        });
         let Err(NotCompiled::Node { node, why }) = model.lower("y", &[8]) else {
             panic!("a Concat along the batch axis compiled");
         };
@@ -1927,6 +2236,52 @@ mod tests {
             "over channels"
         );
         assert_eq!(channel_repeat(&[4, 6, 6], &[4, 1]), None);
+    }
+
+    #[test]
+    fn torch_shape_arithmetic_folds_and_a_zero_pad_joins_the_convolution() {
+        let program = fixture("torch-style-cnn.onnx")
+            .lower("y", &[1, 8, 8])
+            .unwrap();
+        let kinds = step_kinds(&program);
+        assert_eq!(kinds, ["Conv", "Pad", "MaxPool", "Dense", "LogSoftmax"]);
+        let Op::Conv { window, .. } = &program.steps[0].op else {
+            unreachable!()
+        };
+        assert_eq!((window.input, window.pads), ([8, 8], [1, 1, 1, 1]));
+        assert_eq!(
+            program.steps[0].inputs,
+            [0],
+            "reads the graph input, unpadded"
+        );
+        // The -0.5 padding before the pool stays a step of its own.
+        assert!(matches!(program.steps[1].op, Op::Pad { value: -0.5, .. }));
+        let names: Vec<&str> = program.steps[3]
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "/Shape",
+                "/Gather",
+                "/Unsqueeze",
+                "/Concat",
+                "/Reshape",
+                "/fc/Gemm"
+            ]
+        );
+
+        // The batch size moved off the first axis is refused, naming the Reshape.
+        let model = changed("torch-style-cnn.onnx", "/Concat", |node| {
+            node.input.swap(0, 1)
+        });
+        let Err(NotCompiled::Node { node, why }) = model.lower("y", &[1, 8, 8]) else {
+            panic!("a batch size at axis 1 compiled");
+        };
+        assert_eq!(node.name, "/Reshape");
+        assert!(why.contains("batch size at axis 1"), "{why}");
     }
 
     #[test]
