@@ -254,6 +254,30 @@ pub fn pad(x: &[f32], y: &mut [f32], shape: &[usize], begin: &[usize], end: &[us
     }
 }
 
+/// Along one axis of `axis_len` values, each `inner` apart, the ones at `indices` (all below
+/// `axis_len`), for every index of the axes before it: `x` is rows of `axis_len × inner` values,
+/// `y` rows of `indices.len() × inner`.
+pub fn gather(x: &[f32], y: &mut [f32], axis_len: usize, inner: usize, indices: &[usize]) {
+    let (row_in, row_out) = (axis_len * inner, indices.len() * inner);
+    assert!(
+        row_in > 0
+            && x.len().is_multiple_of(row_in)
+            && y.len() == x.len() / row_in * row_out
+            && indices.iter().all(|&i| i < axis_len),
+        "gather: {} inputs in rows of {axis_len} × {inner}, {} outputs, indices {indices:?}",
+        x.len(),
+        y.len()
+    );
+    for (row, out) in x
+        .chunks_exact(row_in)
+        .zip(y.chunks_exact_mut(row_out.max(1)))
+    {
+        for (&index, block) in indices.iter().zip(out.chunks_exact_mut(inner)) {
+            block.copy_from_slice(&row[index * inner..(index + 1) * inner]);
+        }
+    }
+}
+
 /// Tensors side by side along one axis: `out` is rows of `blocks.iter().sum()` values, row `r`
 /// the `r`-th block of `blocks[i]` values of each part in turn.
 pub fn concat(parts: &[&[f32]], blocks: &[usize], out: &mut [f32]) {
@@ -485,6 +509,20 @@ mod tests {
         assert_eq!(
             y,
             [9.0, 9.0, 9.0, 1.0, 2.0, 9.0, 9.0, 9.0, 9.0, 3.0, 4.0, 9.0]
+        );
+    }
+
+    #[test]
+    fn gather_picks_blocks_along_the_axis_in_every_row() {
+        // Two rows of three blocks of two values; blocks 2, 0 and 2 again.
+        let x: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        let mut y = [0.0; 12];
+        gather(&x, &mut y, 3, 2, &[2, 0, 2]);
+        assert_eq!(
+            y,
+            [
+                4.0, 5.0, 0.0, 1.0, 4.0, 5.0, 10.0, 11.0, 6.0, 7.0, 10.0, 11.0
+            ]
         );
     }
 

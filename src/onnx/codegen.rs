@@ -338,7 +338,7 @@ pub fn generate(program: &Program, provenance: &Provenance, storage: WeightStora
         !op.out_of_place()
             || matches!(
                 op,
-                Op::Transpose { .. } | Op::Pad { .. } | Op::Concat { .. }
+                Op::Transpose { .. } | Op::Pad { .. } | Op::Gather { .. } | Op::Concat { .. }
             )
     });
     match (cpu_module, cpu_items.as_slice()) {
@@ -403,6 +403,14 @@ pub fn generate(program: &Program, provenance: &Provenance, storage: WeightStora
         );
     }
     for (index, step) in program.steps.iter().enumerate() {
+        if let Op::Gather { indices, .. } = &step.op {
+            let _ = writeln!(
+                src,
+                "\n{}{}",
+                wrap(&nodes(step), "/// "),
+                indices_constant(index, indices)
+            );
+        }
         if let Some(window) = window(&step.op) {
             let _ = writeln!(
                 src,
@@ -753,6 +761,18 @@ fn call(index: usize, step: &Step, sources: &[String], target: String) -> String
             "cpu::transpose",
             vec![source, target, usize_list(shape), usize_list(perm)],
         ),
+        Op::Gather {
+            axis_len, inner, ..
+        } => (
+            "cpu::gather",
+            vec![
+                source,
+                target,
+                axis_len.to_string(),
+                inner.to_string(),
+                format!("INDICES_{index}"),
+            ],
+        ),
         Op::Pad {
             shape,
             begin,
@@ -819,6 +839,30 @@ fn call(index: usize, step: &Step, sources: &[String], target: String) -> String
         ),
     };
     statement_call(function, &args)
+}
+
+/// `const INDICES_N: &[usize] = &[…];` in rustfmt's layout: on one line when the list fits its
+/// array width (60), else filled into lines of at most 100 columns.
+fn indices_constant(index: usize, indices: &[usize]) -> String {
+    let items: Vec<String> = indices.iter().map(usize::to_string).collect();
+    let head = format!("const INDICES_{index}: &[usize] = &[");
+    let joined = items.join(", ");
+    if joined.len() <= 60 && head.len() + joined.len() + 2 <= 100 {
+        return format!("{head}{joined}];");
+    }
+    let mut lines = vec![head];
+    let mut line = String::from("   ");
+    for item in &items {
+        if line.len() + 1 + item.len() + 1 > 100 {
+            lines.push(std::mem::replace(&mut line, String::from("   ")));
+        }
+        line.push(' ');
+        line.push_str(item);
+        line.push(',');
+    }
+    lines.push(line);
+    lines.push("];".into());
+    lines.join("\n")
 }
 
 /// `&[1, 2, 3]`.

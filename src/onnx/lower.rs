@@ -61,8 +61,8 @@ pub const COMPILED_OPS: &[(&str, &str, &str)] = &[
     (
         "ai.onnx",
         "Gather",
-        "on a shape (Shape → Gather → Unsqueeze → Concat → Reshape, as PyTorch exports a \
-         flatten), with constant indices",
+        "constant indices, along an axis after the batch (feature selection), or on a shape \
+         (Shape → Gather → Unsqueeze → Concat → Reshape, as PyTorch exports a flatten)",
     ),
     ("ai.onnx", "GlobalAveragePool", "1-D or 2-D"),
     ("ai.onnx", "GlobalMaxPool", "1-D or 2-D"),
@@ -223,6 +223,12 @@ pub enum Op {
         end: Vec<usize>,
         value: f32,
     },
+    /// Along one axis of `axis_len` values, each `inner` apart: the ones at `indices`.
+    Gather {
+        axis_len: usize,
+        inner: usize,
+        indices: Vec<usize>,
+    },
     /// Output axis `i` of a sample is its input axis `perm[i]`.
     Transpose {
         shape: Vec<usize>,
@@ -282,6 +288,7 @@ impl Op {
                 | Op::AveragePool { .. }
                 | Op::Transpose { .. }
                 | Op::Pad { .. }
+                | Op::Gather { .. }
                 | Op::Concat { .. }
         )
     }
@@ -453,7 +460,7 @@ impl Model {
             },
             steps: lowering.steps,
             result: result.id,
-            trailing: lowering.pending,
+            trailing: lowering.pending.into_iter().map(|(node, _)| node).collect(),
             pruned,
         })
     }
@@ -695,7 +702,8 @@ struct Lowering<'a> {
     inputs: Vec<usize>,
     shape: Vec<usize>,
     steps: Vec<Step>,
-    pending: Vec<NodeRef>,
+    /// With the tensor each views, or `None` for shape arithmetic (named by the next step).
+    pending: Vec<(NodeRef, Option<usize>)>,
 }
 
 impl Lowering<'_> {
@@ -717,7 +725,12 @@ impl Lowering<'_> {
     }
 
     fn push(&mut self, node: NodeRef, op: Op, output_shape: Vec<usize>) {
-        let mut nodes = std::mem::take(&mut self.pending);
+        // The nodes that computed nothing on the way to this step's inputs, not other branches'.
+        let (nodes, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|(_, tensor)| tensor.is_none_or(|id| self.inputs.contains(&id)));
+        self.pending = others;
+        let mut nodes: Vec<NodeRef> = nodes.into_iter().map(|(node, _)| node).collect();
         nodes.push(node);
         let input_shape = std::mem::replace(&mut self.shape, output_shape.clone());
         let follows_alone = match self.inputs[..] {
@@ -828,7 +841,7 @@ impl Lowering<'_> {
 
     fn node(&mut self, node: &pb::NodeProto, me: NodeRef) -> Result<(), String> {
         if self.fold_shape(node)? {
-            self.pending.push(me);
+            self.pending.push((me, None));
             return Ok(());
         }
         let tensors: Vec<(usize, Tensor)> = node
@@ -893,7 +906,7 @@ impl Lowering<'_> {
         let len: usize = self.shape.iter().product();
         let last = self.shape.last().copied().unwrap_or(1);
         match (domain(node), node.op_type()) {
-            ("ai.onnx", "Identity") => self.pending.push(me),
+            ("ai.onnx", "Identity") => self.alias(me),
             ("ai.onnx", "Dropout") => {
                 let training = self
                     .constant(node, 2)
@@ -902,7 +915,7 @@ impl Lowering<'_> {
                 if training != 0 {
                     return Err("runs in training mode".into());
                 }
-                self.pending.push(me);
+                self.alias(me);
             }
             ("ai.onnx", "Cast") => {
                 let to = int_attr(node, "to", 0);
@@ -913,7 +926,7 @@ impl Lowering<'_> {
                             .map_or("an unknown type", |t| t.as_str_name())
                     ));
                 }
-                self.pending.push(me);
+                self.alias(me);
             }
             ("ai.onnx", "Flatten") => {
                 let rank = self.shape.len() as i64 + 1;
@@ -924,7 +937,7 @@ impl Lowering<'_> {
                     ));
                 }
                 self.shape = vec![len];
-                self.pending.push(me);
+                self.alias(me);
             }
             ("ai.onnx", "Reshape") => {
                 let target: Vec<i64> = match node.input.get(1).and_then(|n| self.shapes.get(n)) {
@@ -953,7 +966,7 @@ impl Lowering<'_> {
                     return Err("allowzero with a 0 in the shape is not compiled".into());
                 }
                 self.shape = reshape(&self.shape, &target)?;
-                self.pending.push(me);
+                self.alias(me);
             }
             ("ai.onnx", op @ ("Squeeze" | "Unsqueeze")) => {
                 let axes: Vec<i64> = match attribute(node, "axes") {
@@ -965,7 +978,7 @@ impl Lowering<'_> {
                         .ok_or("its axes must be given (attribute or constant input)")?,
                 };
                 self.shape = squeeze(&self.shape, &axes, op == "Unsqueeze")?;
-                self.pending.push(me);
+                self.alias(me);
             }
             ("ai.onnx", "MatMul") => {
                 let b = self.float_constant(node, 1)?;
@@ -1213,7 +1226,7 @@ impl Lowering<'_> {
                     .collect();
                 if order.windows(2).all(|pair| pair[0] < pair[1]) {
                     self.shape = moved;
-                    self.pending.push(me);
+                    self.alias(me);
                 } else {
                     let shape = self.shape.clone();
                     self.push(me, Op::Transpose { shape, perm }, moved);
@@ -1253,7 +1266,47 @@ impl Lowering<'_> {
                 self.push(me, Op::Concat { blocks }, shape);
             }
             ("ai.onnx", "Gather") => {
-                return Err("gathers from a computed tensor; compiled: from a shape".into());
+                let indices = self
+                    .constant(node, 1)
+                    .ok_or("its indices must be a constant")?;
+                let values = indices.ints().ok_or("its indices must be integers")?;
+                let rank = self.shape.len() as i64 + 1;
+                let given = int_attr(node, "axis", 0);
+                let axis = if given < 0 { given + rank } else { given };
+                if axis < 1 || axis >= rank {
+                    return Err(format!(
+                        "gathers along axis {given} of {rank}: compiled along an axis after the \
+                         batch"
+                    ));
+                }
+                let axis = axis as usize - 1;
+                let axis_len = self.shape[axis];
+                let indices: Vec<usize> = values
+                    .iter()
+                    .map(|&i| {
+                        let at = if i < 0 { i + axis_len as i64 } else { i };
+                        usize::try_from(at)
+                            .ok()
+                            .filter(|&at| at < axis_len)
+                            .ok_or_else(|| format!("index {i} along an axis of {axis_len}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+                let mut shape = self.shape[..axis].to_vec();
+                shape.extend(&indices_dims(
+                    indices.len(),
+                    &self.constant(node, 1).expect("read").dims,
+                ));
+                shape.extend(&self.shape[axis + 1..]);
+                let inner = self.shape[axis + 1..].iter().product();
+                self.push(
+                    me,
+                    Op::Gather {
+                        axis_len,
+                        inner,
+                        indices,
+                    },
+                    shape,
+                );
             }
             ("ai.onnx", "Pad") => {
                 let mode = string_attr(node, "mode", "constant");
@@ -1517,11 +1570,28 @@ impl Lowering<'_> {
             window.input[axis] -= begin[1 + a] + end[1 + a];
         }
         let pad = self.steps.remove(at);
-        let mut nodes = pad.nodes;
-        nodes.append(&mut self.pending);
+        let viewed = Some(pad.inputs[0]);
+        let mut nodes: Vec<_> = pad.nodes.into_iter().map(|n| (n, viewed)).collect();
+        // Views of the padded tensor are views of what the convolution now reads.
+        for (node, tensor) in std::mem::take(&mut self.pending) {
+            nodes.push((
+                node,
+                if tensor == Some(input) {
+                    viewed
+                } else {
+                    tensor
+                },
+            ));
+        }
         self.pending = nodes;
         self.inputs = pad.inputs;
         self.shape = pad.input_shape;
+    }
+
+    /// A node that computes nothing (its output is its input, maybe shaped anew), named in the
+    /// comment of the next step that reads it.
+    fn alias(&mut self, me: NodeRef) {
+        self.pending.push((me, Some(self.inputs[0])));
     }
 
     /// Works out a node computed from shapes alone (`Shape` of a tensor; `Gather`, `Unsqueeze`,
@@ -1780,6 +1850,16 @@ impl Lowering<'_> {
             self.in_place(me, op);
         }
         Ok(())
+    }
+}
+
+/// The dimensions an index tensor puts in place of the axis it gathers along (none for one index
+/// given as a scalar).
+fn indices_dims(count: usize, dims: &[usize]) -> Vec<usize> {
+    if dims.is_empty() && count == 1 {
+        Vec::new()
+    } else {
+        dims.to_vec()
     }
 }
 
@@ -2282,6 +2362,30 @@ mod tests {
         };
         assert_eq!(node.name, "/Reshape");
         assert!(why.contains("batch size at axis 1"), "{why}");
+    }
+
+    #[test]
+    fn gathers_replace_their_axis_by_the_indices_shape() {
+        let program = fixture("gather-ops.onnx").lower("y", &[4, 6]).unwrap();
+        let gathers: Vec<(&[usize], &Op)> = program
+            .steps
+            .iter()
+            .filter(|s| matches!(s.op, Op::Gather { .. }))
+            .map(|s| (s.output_shape.as_slice(), &s.op))
+            .collect();
+        let [(pairs, pairs_op), (row, _), (picked, _)] = gathers[..] else {
+            panic!("{gathers:?}");
+        };
+        assert_eq!((pairs, row, picked), (&[4, 2, 2][..], &[6][..], &[40][..]));
+        // Negative indices count from the end of the axis: -4 of 6 is 2.
+        assert_eq!(
+            *pairs_op,
+            Op::Gather {
+                axis_len: 6,
+                inner: 1,
+                indices: vec![5, 0, 2, 2]
+            }
+        );
     }
 
     #[test]
