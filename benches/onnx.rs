@@ -1,8 +1,9 @@
 //! `cargo bench --bench onnx --profile dev` (`just bench-onnx`): one sklearn MLP (64-256-128-10,
-//! exported to ONNX: examples/digits-onnx's model) four ways, side by side in one Node process
+//! exported to ONNX: examples/digits-onnx's model) five ways, side by side in one Node process
 //! and one run: ONNX Runtime Web's wasm execution provider (npm `onnxruntime-web@1.30.0`, one
-//! thread), the example's kernel that runs it with tract, and the kernel `new kernel --onnx`
-//! compiles from it ahead of time, with f32 and with f16 weights. Shipped bytes (brotli; ORT Web must fetch the model besides
+//! thread), the example's kernel that runs it with tract, examples/digits-candle (the same
+//! weights as safetensors, run by candle), and the kernel `new kernel --onnx` compiles from it
+//! ahead of time, with f32 and with f16 weights. Shipped bytes (brotli; ORT Web must fetch the model besides
 //! its wasm), load, first inference and steady median at batch 1, 16 and 256; plus what the
 //! pipeline did to each module.
 //!
@@ -13,6 +14,7 @@
 use cargo_wasmpack_infer::fsx;
 use cargo_wasmpack_infer::kernel::pipeline::{self, BuildOptions, BuildOutput};
 use cargo_wasmpack_infer::kernel::project::KernelProject;
+use cargo_wasmpack_infer::kernel::rustc_wrapper;
 use cargo_wasmpack_infer::measure::sizes::sizes;
 use cargo_wasmpack_infer::measure::timing::TimingPlan;
 use cargo_wasmpack_infer::onnx::WeightStorage;
@@ -31,6 +33,10 @@ const ORT_WASM_FILE: &str = "ort-wasm-simd-threaded.wasm";
 const BATCHES: [usize; 3] = [1, 16, 256];
 
 fn main() -> anyhow::Result<()> {
+    // The pipeline builds candle's getrandom through this binary (kernel::rustc_wrapper).
+    if let Some(code) = rustc_wrapper::run_if_wrapping() {
+        std::process::exit(code.into());
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let example = root.join("examples/digits-onnx");
     let model = example.join("model/digits.onnx");
@@ -38,7 +44,10 @@ fn main() -> anyhow::Result<()> {
 
     // The compiled kernels, written as `new kernel --onnx` writes them, measured on the same
     // samples.
-    let mut kernels = vec![("tract", example.clone())];
+    let mut kernels = vec![
+        ("tract", example.clone()),
+        ("candle", root.join("examples/digits-candle")),
+    ];
     for (label, storage) in [
         ("compiled", WeightStorage::F32),
         ("compiled-f16", WeightStorage::F16),

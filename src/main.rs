@@ -6,6 +6,9 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    if let Some(code) = cargo_wasmpack_infer::kernel::rustc_wrapper::run_if_wrapping() {
+        return ExitCode::from(code);
+    }
     // As a cargo subcommand we are run as `cargo-wasmpack-infer wasmpack-infer <args>`.
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "wasmpack-infer") {

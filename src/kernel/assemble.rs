@@ -72,6 +72,7 @@ pub(crate) fn manifest(parts: Parts) -> Result<KernelManifest> {
             file: parts.wasm_file,
             target: built.wasm.target.clone(),
             rustflags: built.wasm.rustflags.clone(),
+            own_getrandom_backend: built.wasm.own_getrandom_backend.clone(),
             runtime_features: profile.wasm.runtime_features.clone(),
             stages: WasmStages {
                 built_bytes: built.wasm_bytes.len() as u64,
@@ -104,8 +105,8 @@ pub(crate) fn manifest(parts: Parts) -> Result<KernelManifest> {
                 },
             },
             sizes: parts.wasm_sizes,
-            imports: built.wasm_abi.imports.clone(),
-            exports: abi::check_wasm(&optimized.wasm, &project.name)?.exports,
+            imports: parts.transformed.shipped_abi.imports.clone(),
+            exports: parts.transformed.shipped_abi.exports.clone(),
             name_map: parts.name_map_file,
         },
         native: NativeVariant {

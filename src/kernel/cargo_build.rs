@@ -2,6 +2,7 @@
 
 use crate::exit::input_error;
 use crate::kernel::project::KernelProject;
+use crate::kernel::rustc_wrapper;
 use crate::kernel::sources::{REMAPPED_ROOT, StagedSources};
 use crate::profile::{CARGO_PROFILE_NAME, Profile};
 use anyhow::{Context, Result, bail};
@@ -62,6 +63,8 @@ pub struct CompiledVariant {
     pub target: String,
     pub artifact: PathBuf,
     pub rustflags: Vec<String>,
+    /// getrandom packages built without the profile's backend cfg ([`rustc_wrapper`]).
+    pub own_getrandom_backend: Vec<String>,
 }
 
 /// Said when getrandom failed to build for a target without an OS: which getrandom, who pulls it
@@ -166,6 +169,44 @@ pub fn check_host_imports(
     )
 }
 
+/// The kernel crate's dependency graph as cargo resolves it for `target`.
+fn metadata_for(
+    project: &KernelProject,
+    target: &str,
+    offline: bool,
+) -> Result<cargo_metadata::Metadata> {
+    let mut command = cargo_metadata::MetadataCommand::new();
+    command.manifest_path(&project.manifest_path);
+    let mut options = vec!["--filter-platform".to_string(), target.to_string()];
+    if offline {
+        options.push("--offline".into());
+    }
+    command.other_options(options);
+    command.exec().with_context(|| {
+        format!(
+            "resolving the dependencies of `{}` for {target}",
+            project.name
+        )
+    })
+}
+
+/// getrandom packages that must keep their own wasm backend (see [`rustc_wrapper`]): only on
+/// a target without an OS, and only when the profile picks a backend by cfg.
+fn getrandom_with_own_backend(
+    project: &KernelProject,
+    target: &str,
+    rustflags: &[String],
+    offline: bool,
+) -> Result<Vec<cargo_metadata::semver::Version>> {
+    let picks_backend = rustflags.iter().any(|f| f.starts_with("getrandom_backend"));
+    if !picks_backend || !target.ends_with("-unknown") {
+        return Ok(Vec::new());
+    }
+    Ok(rustc_wrapper::getrandom_with_own_wasm_backend(
+        &metadata_for(project, target, offline)?,
+    ))
+}
+
 /// `crate version` names from the kernel crate to the first package `wanted` accepts, through
 /// the dependencies cargo resolves for `target`; `None` when there is none or cargo cannot say.
 fn dependency_chain(
@@ -174,14 +215,7 @@ fn dependency_chain(
     offline: bool,
     wanted: &dyn Fn(&cargo_metadata::Package) -> bool,
 ) -> Option<Vec<String>> {
-    let mut command = cargo_metadata::MetadataCommand::new();
-    command.manifest_path(&project.manifest_path);
-    let mut options = vec!["--filter-platform".to_string(), target.to_string()];
-    if offline {
-        options.push("--offline".into());
-    }
-    command.other_options(options);
-    let metadata = command.exec().ok()?;
+    let metadata = metadata_for(project, target, offline).ok()?;
     let resolve = metadata.resolve.as_ref()?;
     let root = metadata
         .packages
@@ -273,6 +307,10 @@ pub fn compile(
     if offline {
         command.arg("--offline");
     }
+    let own_getrandom_backend = getrandom_with_own_backend(project, target, rustflags, offline)?;
+    if !own_getrandom_backend.is_empty() {
+        command.envs(rustc_wrapper::cargo_env(&own_getrandom_backend)?);
+    }
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = command
         .spawn()
@@ -334,6 +372,10 @@ pub fn compile(
         target: target.to_string(),
         artifact,
         rustflags: rustflags.to_vec(),
+        own_getrandom_backend: own_getrandom_backend
+            .iter()
+            .map(|v| format!("getrandom {v}"))
+            .collect(),
     })
 }
 

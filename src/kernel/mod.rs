@@ -14,6 +14,7 @@ pub mod names;
 pub mod optimize;
 pub mod pipeline;
 pub mod project;
+pub mod rustc_wrapper;
 pub mod shake;
 pub mod sources;
 pub mod validate;

@@ -79,8 +79,6 @@ pub(crate) struct Built {
     pub rustc: RustcInfo,
     pub wasm: CompiledVariant,
     pub wasm_bytes: Vec<u8>,
-    /// The built module's imports and exports, checked against the ABI.
-    pub wasm_abi: WasmAbi,
     pub native: CompiledVariant,
     pub native_bytes: Vec<u8>,
     pub native_features: Vec<String>,
@@ -91,6 +89,8 @@ pub(crate) struct Built {
 pub(crate) struct Transformed {
     pub shaken: Shaken,
     pub optimized: Optimized,
+    /// The shipped module's imports and exports.
+    pub shipped_abi: WasmAbi,
     pub name_map: Option<NameMap>,
 }
 
@@ -124,7 +124,7 @@ pub fn build(
         native_bytes: built.native_bytes.len() as u64,
     });
 
-    let transformed = transform(&built.wasm_bytes, options, reporter, &mut clock)?;
+    let transformed = transform(project, &built, options, reporter, &mut clock)?;
     let shipped_wasm = &transformed.optimized.wasm;
 
     reporter.event(Event::Started(Stage::Validate));
@@ -248,8 +248,7 @@ fn compile_both(
     )
     .with_context(kernel_context)?;
     let wasm_bytes = fsx::read(&wasm.artifact)?;
-    let wasm_abi = abi::check_wasm(&wasm_bytes, &project.name)?;
-    cargo_build::check_host_imports(project, &wasm.target, options.offline, &wasm_abi.imports)?;
+    abi::check_wasm(&wasm_bytes, &project.name)?;
     let native_profile = &options.native_profile;
     let native_features = native_profile.features_for(&project.features, options.no_cuda);
     let cuda = cuda_request(project, options, &native_features);
@@ -268,7 +267,6 @@ fn compile_both(
         rustc,
         wasm,
         wasm_bytes,
-        wasm_abi,
         native,
         native_bytes,
         native_features,
@@ -277,12 +275,16 @@ fn compile_both(
 }
 
 /// The shake and optimize stages, and the name map of their result.
+/// Shake and optimize. Only what the ABI exports reach counts as the module's imports: a crate
+/// may link host glue (wasm-bindgen's, for one) that inference never calls.
 fn transform(
-    built_wasm: &[u8],
+    project: &KernelProject,
+    built: &Built,
     options: &BuildOptions,
     reporter: &mut dyn Reporter,
     clock: &mut StageClock,
 ) -> Result<Transformed> {
+    let built_wasm = &built.wasm_bytes;
     let profile = &options.profile;
     reporter.event(Event::Started(Stage::Shake));
     let shake_options = shake::ShakeOptions {
@@ -299,6 +301,13 @@ fn transform(
         exports_removed: shaken.exports_removed.len(),
         custom_sections_removed: shaken.custom_sections_removed.len(),
     });
+    let shaken_abi = abi::check_wasm(&shaken.wasm, &project.name)?;
+    cargo_build::check_host_imports(
+        project,
+        &built.wasm.target,
+        options.offline,
+        &shaken_abi.imports,
+    )?;
     clock.lap("shake");
 
     reporter.event(Event::Started(Stage::Optimize));
@@ -313,6 +322,7 @@ fn transform(
         .context("building the sidecar name map")?;
     clock.lap("optimize");
     Ok(Transformed {
+        shipped_abi: abi::check_wasm(&optimized.wasm, &project.name)?,
         shaken,
         optimized,
         name_map,
@@ -392,7 +402,7 @@ fn bundle_files(
         },
         input: &project.input,
         output: &project.output,
-        imports: &built.wasm_abi.imports,
+        imports: &transformed.shipped_abi.imports,
     });
     let mut wasm_variant_files: Vec<&BundleFile> = vec![&wasm_file];
     wasm_variant_files.extend(&loader);

@@ -68,6 +68,9 @@ pub fn shake(wasm: &[u8], keep_exports: &[&str], options: ShakeOptions) -> Resul
     for (id, _) in &removed {
         module.exports.delete(*id);
     }
+    // Imports only the dropped exports reached (wasm-bindgen's describe functions, say) go
+    // first, so that they do not keep a module that needs no host from losing its panic path.
+    walrus::passes::gc::run(&mut module);
     let has_imports = module.imports.iter().next().is_some();
     let panic_entry_points_stubbed = if options.strip_panic_formatting && !has_imports {
         stub_panic_entry_points(&mut module)
@@ -193,10 +196,12 @@ mod tests {
 
     #[test]
     fn modules_with_imports_keep_their_panic_path() {
-        let with_import = PANICKING.replace(
-            "(memory (export \"memory\") 1)",
-            "(import \"wasi_snapshot_preview1\" \"proc_exit\" (func (param i32))) (memory (export \"memory\") 1)",
-        );
+        let with_import = PANICKING
+            .replace(
+                "(memory (export \"memory\") 1)",
+                "(import \"wasi_snapshot_preview1\" \"proc_exit\" (func $exit (param i32))) (memory (export \"memory\") 1)",
+            )
+            .replace("drop unreachable)", "drop i32.const 101 call $exit unreachable)");
         let shaken = shake(
             &wat::parse_str(with_import).unwrap(),
             &["wpi_abi_version", "memory"],
@@ -204,6 +209,30 @@ mod tests {
         )
         .unwrap();
         assert!(shaken.panic_entry_points_stubbed.is_empty());
+    }
+
+    /// wasm-bindgen's describe functions import from its placeholder module; once their exports
+    /// go, nothing needs a host and the panic path may trap at once.
+    #[test]
+    fn imports_only_dropped_exports_reach_do_not_count() {
+        let with_import = PANICKING.replace(
+            "(memory (export \"memory\") 1)",
+            "(import \"__wbindgen_placeholder__\" \"__wbindgen_describe\" (func $describe (param i32)))
+             (func (export \"__wbindgen_describe_x\") i32.const 0 call $describe)
+             (memory (export \"memory\") 1)",
+        );
+        let shaken = shake(
+            &wat::parse_str(with_import).unwrap(),
+            &["wpi_abi_version", "memory"],
+            NO_NAMES,
+        )
+        .unwrap();
+        assert_eq!(
+            shaken.panic_entry_points_stubbed,
+            vec!["core::panicking::panic_fmt".to_string()]
+        );
+        let module = walrus::Module::from_buffer(&shaken.wasm).unwrap();
+        assert_eq!(module.imports.iter().count(), 0);
     }
 
     fn module_with_names() -> Vec<u8> {

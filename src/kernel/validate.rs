@@ -31,7 +31,7 @@ pub fn differential_run(
     output_bytes: usize,
 ) -> Result<Validated> {
     let mut reference = host
-        .load(built_wasm)
+        .load_unshaken(built_wasm)
         .context("running the module as cargo built it")?;
     let mut candidate = host.load(final_wasm).context("running the final module")?;
     reference

@@ -98,6 +98,11 @@ pub struct WasmVariant {
     pub file: String,
     pub target: String,
     pub rustflags: Vec<String>,
+    /// getrandom packages built with the wasm backend their dependants turned on instead of the
+    /// profile's `getrandom_backend` cfg (getrandom 0.4 cannot build another one while its
+    /// `wasm_js` feature is on); the shipped module still imports nothing from JavaScript.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub own_getrandom_backend: Vec<String>,
     /// Features the target runtime supports; the module was optimized and validated against them.
     pub runtime_features: Vec<WasmFeature>,
     pub stages: WasmStages,
@@ -260,8 +265,10 @@ pub struct Steady {
     /// (`wpi_last_call_ns`); absent for CPU runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<TransferBreakdown>,
-    /// The most CPU threads a measured call ran on, as the kernel reports it
-    /// (`wpi_last_call_threads`); absent when it does not (the WASM variant has one).
+    /// The most CPU threads a call ran on: what the kernel reports (`wpi_last_call_threads`) or,
+    /// when more, what the OS saw on three more calls (threads on a CPU for a tenth of a call
+    /// or more; a pool of the kernel's own, rayon's under candle, counts). Absent for a kernel
+    /// that does not report (the WASM variant has one thread).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<u32>,
 }
@@ -311,6 +318,8 @@ pub struct NativeTimings {
     pub steady: Vec<Steady>,
     /// The batches of `steady` that ran on more than one thread, capped at one
     /// (`wpi_set_threads`): the like-for-like figure next to the single-threaded WASM variant.
+    /// A batch that still ran on several threads under the cap (a pool the helper crate does not
+    /// own) is left out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub single_thread: Vec<Steady>,
 }

@@ -8,6 +8,7 @@ pub mod parity;
 pub mod runner;
 pub mod sizes;
 pub mod stats;
+pub mod threads;
 pub mod timing;
 pub mod variants;
 pub mod wasm;

@@ -8,6 +8,7 @@ use crate::manifest::kernel::{
 use crate::measure::native::{DeviceChoice, LibraryCopies, NativeKernel};
 use crate::measure::runner::KernelRunner;
 use crate::measure::stats::{distribution, time_runs, time_runs_within, timed};
+use crate::measure::threads;
 use crate::measure::wasm::WasmHost;
 use crate::units::{format_bytes, format_duration_us};
 use anyhow::{Context, Result};
@@ -100,6 +101,9 @@ impl SampleSet<'_> {
     }
 }
 
+/// Untimed calls per batch whose threads the OS is asked about: a pool may sit one call out.
+const WATCHED_CALLS: usize = 3;
+
 /// Steady-state latency at each batch size of `plan`.
 fn steady(
     runner: &mut dyn KernelRunner,
@@ -131,6 +135,19 @@ fn steady(
             let runs = plan.steady_runs_for(first);
             time_runs(plan.warmup_runs.min(runs.div_ceil(4)), &mut run)?;
             let latency = distribution(&time_runs(runs, &mut run)?);
+            // A native kernel's claim, checked against a few more calls the OS watched (a pool
+            // of the kernel's own, rayon's under candle say, is invisible to the claim).
+            if threads.is_some() {
+                for _ in 0..WATCHED_CALLS {
+                    let start = (next % count) * samples.input_bytes;
+                    next += batch;
+                    let input = &cycled[start..start + batch * samples.input_bytes];
+                    let (ran, seen) =
+                        threads::threads_during(|| runner.infer_into(input, &mut output));
+                    ran?;
+                    threads = threads.max(seen);
+                }
+            }
             let measured = &breakdowns[breakdowns.len().saturating_sub(runs)..];
             Ok(Steady {
                 batch,
@@ -282,7 +299,11 @@ fn single_thread(
     };
     let result = steady(kernel, samples, &capped).context("timing one thread");
     kernel.limit_threads(0);
-    result
+    // A kernel whose own pool ignores the cap still ran on several threads: no one-thread figure.
+    Ok(result?
+        .into_iter()
+        .filter(|s| s.threads.is_none_or(|t| t <= 1))
+        .collect())
 }
 
 /// The WASM variant's costs relative to native, from the medians of one run; `cuda` is the

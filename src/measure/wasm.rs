@@ -111,14 +111,35 @@ impl WasmHost {
     /// environment, exit). The sandbox denies them all: calls return `ENOSYS`, and `proc_exit`
     /// (no result) traps. Any other import is an error: ABI v1 kernels are self-contained.
     pub fn prepare(&self, module: &Module) -> Result<InstancePre<StoreLimits>> {
+        self.prepare_with(module, ForeignImports::Refuse)
+    }
+
+    fn prepare_with(
+        &self,
+        module: &Module,
+        foreign: ForeignImports,
+    ) -> Result<InstancePre<StoreLimits>> {
         let mut linker: Linker<StoreLimits> = Linker::new(&self.engine);
         for import in module.imports() {
-            let (ExternType::Func(ty), WASI_MODULE) = (import.ty(), import.module()) else {
-                bail!(
+            let ty = match (import.ty(), import.module(), foreign) {
+                (ExternType::Func(ty), WASI_MODULE, _) => ty,
+                (ExternType::Func(ty), _, ForeignImports::Trap) => {
+                    let name = format!("{}.{}", import.module(), import.name());
+                    linker
+                        .func_new(import.module(), import.name(), ty, move |_, _, _| {
+                            Err(wasmtime::Error::msg(format!(
+                                "the kernel called `{name}`, a host import that the shaken \
+                                 module does not need"
+                            )))
+                        })
+                        .map_err(|e| anyhow!("stubbing `{}`: {e:#}", import.name()))?;
+                    continue;
+                }
+                _ => bail!(
                     "the kernel imports `{}.{}`; ABI v1 kernels may import nothing but WASI",
                     import.module(),
                     import.name()
-                );
+                ),
             };
             let name = import.name().to_string();
             linker
@@ -165,6 +186,13 @@ impl WasmHost {
         let module = self.compile(wasm)?;
         self.instantiate(&self.prepare(&module)?)
     }
+
+    /// [`Self::load`] for the module as cargo built it, before shaking: host glue that a crate
+    /// links but inference never calls (wasm-bindgen's) gets stubs that trap when called.
+    pub fn load_unshaken(&self, wasm: &[u8]) -> Result<WasmKernel> {
+        let module = self.compile(wasm)?;
+        self.instantiate(&self.prepare_with(&module, ForeignImports::Trap)?)
+    }
 }
 
 impl Drop for WasmHost {
@@ -173,6 +201,13 @@ impl Drop for WasmHost {
             stop.store(true, Ordering::Relaxed);
         }
     }
+}
+
+/// What linking does with a function import from outside WASI.
+#[derive(Clone, Copy)]
+enum ForeignImports {
+    Refuse,
+    Trap,
 }
 
 /// Arms the store's deadline for one call, when the host is capped.
@@ -399,6 +434,40 @@ mod tests {
         let kernel = host.load(&wat::parse_str(calls_wasi).unwrap()).unwrap();
         // fd_write answered ENOSYS (52), so wpi_abi_version returned 52 - 51 = 1 and loading worked.
         drop(kernel);
+    }
+
+    #[test]
+    fn an_unshaken_module_links_with_foreign_imports_that_trap_when_called() {
+        let host = WasmHost::new().unwrap();
+        let glue = DOUBLER.replace(
+            "(memory",
+            "(import \"__wbindgen_placeholder__\" \"__wbindgen_describe\" (func $describe (param i32))) \
+             (func (export \"__wbindgen_describe_x\") i32.const 0 call $describe) (memory",
+        );
+        let wasm = wat::parse_str(&glue).unwrap();
+        let mut kernel = host.load_unshaken(&wasm).unwrap();
+        kernel.init().unwrap();
+        assert_eq!(
+            kernel.infer(&1f32.to_le_bytes(), 1, 4).unwrap(),
+            2f32.to_le_bytes()
+        );
+
+        let calls_glue = glue.replace(
+            "(local $i i32)",
+            "(local $i i32) i32.const 0 call $describe",
+        );
+        let mut kernel = host
+            .load_unshaken(&wat::parse_str(calls_glue).unwrap())
+            .unwrap();
+        let err = kernel.infer(&1f32.to_le_bytes(), 1, 4).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("called `__wbindgen_placeholder__.__wbindgen_describe`"),
+            "{err:#}"
+        );
+        assert!(
+            host.load(&wasm).is_err(),
+            "the shipped path still refuses them"
+        );
     }
 
     #[test]

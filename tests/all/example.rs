@@ -293,13 +293,12 @@ fn checkouts_in_different_directories_build_identical_bundles() {
     }
 }
 
-/// The ONNX example, run by tract inside the kernel: both variants reproduce ONNX Runtime's
-/// probabilities (computed by `train.py` with Python's onnxruntime and committed) on every
-/// held-out sample, and the profile's getrandom backend let tract build for the browser.
-#[test]
-fn digits_onnx_reproduces_onnxruntime_in_both_variants() {
+/// Builds `examples/{name}` and checks that both variants reproduce ONNX Runtime's
+/// probabilities (computed by the example's Python script and committed) on every held-out
+/// sample; returns the manifest.
+fn assert_example_reproduces_onnxruntime(name: &str) -> serde_json::Value {
     let out = tempfile::tempdir().unwrap();
-    let example = repo_root().join("examples/digits-onnx");
+    let example = repo_root().join("examples").join(name);
     let output = build(
         &example,
         out.path(),
@@ -307,7 +306,7 @@ fn digits_onnx_reproduces_onnxruntime_in_both_variants() {
     );
     assert_exit(&output, 0);
     let manifest = manifest_from_stdout(&output);
-    let bundle = out.path().join("digits-onnx-0.1.0");
+    let bundle = out.path().join(format!("{name}-0.1.0"));
     let samples = std::fs::read(example.join("samples/inputs.bin")).unwrap();
     let reference =
         Dtype::F32.decode(&std::fs::read(example.join("samples/onnxruntime.bin")).unwrap());
@@ -316,9 +315,10 @@ fn digits_onnx_reproduces_onnxruntime_in_both_variants() {
 
     let host = WasmHost::new().unwrap();
     let mut wasm = host
-        .load(&std::fs::read(bundle.join("digits-onnx.wasm")).unwrap())
+        .load(&std::fs::read(bundle.join(format!("{name}.wasm"))).unwrap())
         .unwrap();
-    let mut native = NativeKernel::load(&bundle.join("libdigits_onnx.so")).unwrap();
+    let native_file = format!("lib{}.so", name.replace('-', "_"));
+    let mut native = NativeKernel::load(&bundle.join(native_file)).unwrap();
     for (variant, runner) in [
         ("WASM", &mut wasm as &mut dyn KernelRunner),
         ("native", &mut native),
@@ -332,17 +332,40 @@ fn digits_onnx_reproduces_onnxruntime_in_both_variants() {
             .fold(0.0f64, f64::max);
         assert!(
             worst <= 1e-5,
-            "{variant} differs from ONNX Runtime by up to {worst:e}"
+            "{name} {variant} differs from ONNX Runtime by up to {worst:e}"
         );
         for (ours, theirs) in probabilities
             .chunks_exact(CLASSES)
             .zip(reference.chunks_exact(CLASSES))
         {
-            assert_eq!(argmax(ours), argmax(theirs), "{variant}");
+            assert_eq!(argmax(ours), argmax(theirs), "{name} {variant}");
         }
     }
     assert_eq!(manifest["parity"]["passed"], true);
     assert_eq!(manifest["wasm"]["imports"], serde_json::json!([]));
+    manifest
+}
+
+/// The ONNX example, run by tract inside the kernel; the profile's getrandom backend let tract
+/// build for the browser.
+#[test]
+fn digits_onnx_reproduces_onnxruntime_in_both_variants() {
+    let manifest = assert_example_reproduces_onnxruntime("digits-onnx");
+    assert!(manifest["wasm"].get("own_getrandom_backend").is_none());
+}
+
+/// The candle example (safetensors weights, the same MLP) builds as written, with no
+/// wasm-specific setup: candle's zip dependency turns getrandom 0.4's `wasm_js` feature on, which
+/// cannot build beside the profile's backend cfg, so that getrandom keeps its own backend; its
+/// wasm-bindgen glue links into the module as cargo built it (the differential run stubs it) and
+/// none of it survives shaking.
+#[test]
+fn digits_candle_reproduces_onnxruntime_in_both_variants() {
+    let manifest = assert_example_reproduces_onnxruntime("digits-candle");
+    assert_eq!(
+        manifest["wasm"]["own_getrandom_backend"],
+        serde_json::json!(["getrandom 0.4.3"])
+    );
 }
 
 /// `new kernel --onnx --engine tract` on the example's model writes a crate that `build --check`

@@ -701,8 +701,10 @@ fn getrandom_0_2_fails_naming_who_pulls_it_in() {
     assert!(!out.path().join("old-rand-0.1.0").exists());
 }
 
-/// getrandom 0.2's `js` backend links wasm-bindgen's glue: the build stops at the imports,
-/// naming them and the chain to wasm-bindgen, before building the native variant.
+/// getrandom 0.2's `js` backend links wasm-bindgen's glue, and this kernel's inference calls it:
+/// the imports survive shaking, so the build stops at them, naming them and the chain to
+/// wasm-bindgen, and writes no bundle. (Glue that inference never reaches is shaken away: see
+/// the candle example.)
 #[test]
 fn wasm_bindgen_imports_stop_the_build_naming_the_crate() {
     let out = tempfile::tempdir().unwrap();
