@@ -145,6 +145,26 @@ pub fn check_host_imports(
     let bindgen = foreign
         .iter()
         .any(|i| WASM_BINDGEN_MODULES.contains(&i.split('.').next().unwrap_or("")));
+    let getrandom_js_users = if bindgen && foreign.iter().any(|i| i.contains(GETRANDOM_JS_IMPORT)) {
+        metadata_for(project, target, offline)
+            .map(|m| getrandom_js_dependents(&m, &project.name))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    if !getrandom_js_users.is_empty() {
+        bail!(
+            "crate `{}` built for {target} asks for randomness while it runs: its ABI exports reach \
+             getrandom's `wasm_js` backend, which calls crypto.getRandomValues through wasm-bindgen's \
+             glue ({} imports: {shown}{more}). That getrandom is used by {}. An ABI v1 kernel has no \
+             JavaScript host and the profile's backend cfg cannot replace that one \
+             (rust-random/getrandom#840): keep randomness out of what `wpi_init` and `wpi_infer` \
+             run (a hash map seeded at run time, ahash's `runtime-rng`, is the usual cause)",
+            project.name,
+            foreign.len(),
+            getrandom_js_users.join(", "),
+        );
+    }
     if bindgen {
         let is_bindgen = |p: &cargo_metadata::Package| p.name.as_str() == "wasm-bindgen";
         let pulled_by = dependency_chain(project, target, offline, &is_bindgen)
@@ -167,6 +187,68 @@ pub fn check_host_imports(
         project.name,
         foreign.len()
     )
+}
+
+/// wasm-bindgen names an imported JavaScript function `__wbg_<name>_<hash>`; this is the one
+/// getrandom's `wasm_js` backend imports.
+const GETRANDOM_JS_IMPORT: &str = "__wbg_getRandomValues_";
+
+/// `name version` of each package the kernel links (normal dependencies, no proc macros) that
+/// depends on a getrandom 0.4 or later whose `wasm_js` feature is on.
+fn getrandom_js_dependents(metadata: &cargo_metadata::Metadata, kernel: &str) -> Vec<String> {
+    let Some(resolve) = &metadata.resolve else {
+        return Vec::new();
+    };
+    let package = |id: &cargo_metadata::PackageId| metadata.packages.iter().find(|p| &p.id == id);
+    let with_js = rustc_wrapper::getrandom_with_own_wasm_backend(metadata);
+    let is_js_getrandom = |id: &cargo_metadata::PackageId| {
+        package(id).is_some_and(|p| p.name.as_str() == "getrandom" && with_js.contains(&p.version))
+    };
+    let is_proc_macro = |p: &cargo_metadata::Package| {
+        p.targets
+            .iter()
+            .any(|t| t.kind.iter().any(|k| k.to_string() == "proc-macro"))
+    };
+    let Some(root) = metadata
+        .packages
+        .iter()
+        .find(|p| p.name.as_str() == kernel && p.source.is_none())
+    else {
+        return Vec::new();
+    };
+    // What the kernel links: normal dependencies from the root, never through a proc macro.
+    let mut linked = vec![&root.id];
+    let mut next = 0;
+    while next < linked.len() {
+        let id = linked[next];
+        next += 1;
+        let Some(node) = resolve.nodes.iter().find(|n| &n.id == id) else {
+            continue;
+        };
+        for dep in &node.deps {
+            let normal = dep
+                .dep_kinds
+                .iter()
+                .any(|k| k.kind == cargo_metadata::DependencyKind::Normal);
+            if normal
+                && !linked.contains(&&dep.pkg)
+                && package(&dep.pkg).is_some_and(|p| !is_proc_macro(p))
+            {
+                linked.push(&dep.pkg);
+            }
+        }
+    }
+    let mut dependents: Vec<String> = resolve
+        .nodes
+        .iter()
+        .filter(|n| linked.contains(&&n.id))
+        .filter(|n| n.deps.iter().any(|d| is_js_getrandom(&d.pkg)))
+        .filter_map(|n| package(&n.id))
+        .map(|p| format!("{} {}", p.name, p.version))
+        .collect();
+    dependents.sort();
+    dependents.dedup();
+    dependents
 }
 
 /// The kernel crate's dependency graph as cargo resolves it for `target`.

@@ -723,6 +723,30 @@ fn wasm_bindgen_imports_stop_the_build_naming_the_crate() {
     assert!(!out.path().join("bindgen-noise-0.1.0").exists());
 }
 
+/// A burn 0.22 kernel (ndarray backend, safetensors weights through burn-store), as a burn user
+/// writes it: burn's ahash seeds its hash maps from getrandom 0.4 at run time, with the
+/// `wasm_js` feature that only JavaScript can serve, so the exports reach crypto.getRandomValues.
+/// The build stops naming the randomness, that getrandom's users and the way out, and writes no
+/// bundle. Links burn twice (about ten minutes cold on 2 cores): `just test-slow`.
+#[test]
+#[ignore = "builds burn twice: run with `just test-slow`"]
+fn a_kernel_that_asks_javascript_for_randomness_is_refused_naming_who_asks() {
+    let out = tempfile::tempdir().unwrap();
+    let output = build(&fixture("burn-kernel"), out.path(), &[]);
+    assert_exit(&output, 3);
+    let err = stderr(&output);
+    assert!(err.contains("asks for randomness while it runs"), "{err}");
+    assert!(
+        err.contains("`__wbindgen_placeholder__.__wbg_getRandomValues_"),
+        "{err}"
+    );
+    assert!(
+        err.contains("That getrandom is used by ahash 0.8."),
+        "{err}"
+    );
+    assert!(!out.path().join("burn-kernel-0.1.0").exists());
+}
+
 /// The helper crate's tile paths run only in WASM builds: its unit tests (every shape against the
 /// per-sample loop, bit for bit) run in Node for each instruction set a WASM variant may use.
 #[test]
