@@ -1,6 +1,6 @@
 //! Comparing two manifests metric by metric, largest relative change first.
 
-use crate::kernel::names::{NameMap, SizeChange, function_changes, size_changes};
+use crate::bundle::names::{NameMap, SizeChange, function_changes, size_changes};
 use crate::manifest::AnyManifest;
 use crate::manifest::kernel::KernelManifest;
 use crate::manifest::metrics::{Metric, Unit};

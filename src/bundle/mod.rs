@@ -1,7 +1,9 @@
 //! Reading a bundle written by `build`: its manifest, and its files checked against it.
 
 pub mod demo;
+pub mod inspect;
 pub mod layout;
+pub mod names;
 pub mod pack;
 
 use crate::exit::input_error;

@@ -1,9 +1,9 @@
 use super::{OutputArgs, bundle_dir_of};
 use cargo_wasmpack_infer::bundle::Bundle;
+use cargo_wasmpack_infer::bundle::inspect::{self, ModuleReport};
+use cargo_wasmpack_infer::bundle::names::NameMap;
 use cargo_wasmpack_infer::exit::input_error;
 use cargo_wasmpack_infer::fsx;
-use cargo_wasmpack_infer::kernel::inspect::{self, ModuleReport};
-use cargo_wasmpack_infer::kernel::names::NameMap;
 use cargo_wasmpack_infer::manifest::AnyManifest;
 use cargo_wasmpack_infer::manifest::python::PythonManifest;
 use cargo_wasmpack_infer::python::inspect as pyodide_inspect;

@@ -3,14 +3,13 @@
 //! the stages ([`sources`], [`cargo_build`], [`shake`], [`optimize`], [`validate`], [`loader`])
 //! each return a typed value without printing, [`pipeline`] runs them in order, telling a
 //! reporter what happened, [`measure`] times the variants and [`assemble`] writes the manifest
-//! from what they returned; [`verify`] and [`inspect`] read a built bundle back.
+//! from what they returned; [`verify`] reads a built bundle back (what a module is made of, and
+//! its name map, are in [`crate::bundle`]: `diff` and `inspect` read them too).
 
 pub mod assemble;
 pub mod cargo_build;
-pub mod inspect;
 pub mod loader;
 pub mod measure;
-pub mod names;
 pub mod optimize;
 pub mod pipeline;
 pub mod project;

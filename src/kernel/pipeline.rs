@@ -5,12 +5,12 @@
 use crate::abi::{self, WasmAbi};
 use crate::bundle::demo::{self, DemoVariant};
 use crate::bundle::layout::{KERNEL_SAMPLES_FILE, LOADER_FILE};
+use crate::bundle::names::{self, NameMap};
 use crate::bundle::pack::{self, BundleFile};
 use crate::fsx;
 use crate::kernel::assemble;
 use crate::kernel::cargo_build::{self, CompiledVariant, TargetSetup};
 use crate::kernel::measure::{Measured, ensure_parity, measure_variants};
-use crate::kernel::names::{self, NameMap};
 use crate::kernel::optimize::Optimized;
 use crate::kernel::project::KernelProject;
 use crate::kernel::shake::Shaken;

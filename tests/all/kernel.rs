@@ -584,7 +584,7 @@ fn diff_names_the_functions_that_changed_from_the_sidecar_name_maps() {
             "the map describes the shipped module"
         );
         assert!(
-            cargo_wasmpack_infer::kernel::inspect::inspect(&wasm, 100)
+            cargo_wasmpack_infer::bundle::inspect::inspect(&wasm, 100)
                 .unwrap()
                 .largest_functions
                 .iter()

@@ -4,7 +4,7 @@
 //! written when that twin, stripped, is byte for byte the shipped module — so every entry
 //! describes a function that ships.
 
-use crate::kernel::inspect::{self, FunctionSize};
+use crate::bundle::inspect::{self, FunctionSize};
 use anyhow::{Context, Result};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
