@@ -274,9 +274,9 @@ fn compile_both(
     })
 }
 
-/// The shake and optimize stages, and the name map of their result.
-/// Shake and optimize. Only what the ABI exports reach counts as the module's imports: a crate
-/// may link host glue (wasm-bindgen's, for one) that inference never calls.
+/// The shake and optimize stages, and the name map of their result. Only what the ABI exports
+/// reach counts as the module's imports: a crate may link host glue (wasm-bindgen's, for one)
+/// that inference never calls.
 fn transform(
     project: &KernelProject,
     built: &Built,
