@@ -52,7 +52,7 @@ pub struct Opts {
     /// Build the native sibling without the `cuda` feature.
     #[arg(long)]
     no_cuda: bool,
-    /// Kernels: let cargo read the checkout itself rather than a content-addressed copy of the
+    /// Kernels: let cargo read the checkout itself rather than the stage, a copy of the
     /// crate's local packages (for a crate that reads files outside them). The native library
     /// then changes with the checkout's path.
     #[arg(long)]

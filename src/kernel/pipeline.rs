@@ -36,7 +36,7 @@ pub struct BuildOptions {
     /// Parent of the bundle directory (`dist`).
     pub out_dir: PathBuf,
     pub keep_names: bool,
-    /// Build from the checkout rather than a content-addressed copy of its packages.
+    /// Build from the checkout rather than the stage, a copy of its packages.
     pub in_place: bool,
     pub offline: bool,
     /// May `rustup target add` a missing target.

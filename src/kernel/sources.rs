@@ -1,11 +1,12 @@
-//! A content-addressed copy of a kernel's local sources, built from instead of the checkout.
+//! A copy of a kernel's local sources at a path that does not depend on the checkout, built from
+//! instead of the checkout.
 //!
 //! Cargo's `-C metadata` hash of a path dependency that lies outside the workspace root (the
 //! helper crate at `../../kernel`, say) includes its absolute path. That hash names the crate's
 //! symbols, and their order moves the native library's code layout: two checkouts of different
 //! path lengths built native libraries 16 bytes of `.text` apart, which `--remap-path-prefix`
-//! cannot reach. Building every checkout from one directory named by the sources' content makes
-//! the same sources build the same bytes wherever they are checked out.
+//! cannot reach. Building every checkout from one directory named by the crate and its layout
+//! makes the same sources build the same bytes wherever they are checked out.
 
 use anyhow::{Context, Result, bail};
 use cargo_metadata::MetadataCommand;
@@ -32,6 +33,8 @@ pub struct StagedSources {
     pub original_root: PathBuf,
     /// A copy (else the checkout itself, `--in-place`).
     pub staged: bool,
+    /// Held while the build reads the stage.
+    _lock: Option<std::fs::File>,
 }
 
 /// What the stage is called inside the artifacts (`--remap-path-prefix`), and so in rustc's
@@ -79,6 +82,7 @@ pub fn prepare(
             manifest_path: project.manifest_path.clone(),
             original_root: local.original_root,
             staged: false,
+            _lock: None,
         });
     }
     stage(project, &local, exclude)
@@ -160,58 +164,161 @@ impl LocalSources {
     }
 }
 
-/// Copies the crate's workspace and every local (path) package it depends on into
-/// `<cache>/stage/<crate>-<sha256 of their files>/`, unless that stage exists already; which files,
-/// [`LocalSources::files`] says.
+/// Mirrors the crate's workspace and every local (path) package it depends on into
+/// `<cache>/stage/<crate>-<hash of the crate's place among them>/` (which files,
+/// [`LocalSources::files`] says), rewriting only the files that changed.
+///
+/// The stage's path is named by the layout, not the content: it is in every build's rustflags
+/// (`--remap-path-prefix`), and rustflags are in every dependency's fingerprint, so a path that
+/// moved with each edit rebuilt tract or burn cold after a one-line change. Checkouts with the
+/// same layout share one stage, so they still build the same bytes; a lock held while the stage
+/// is in use keeps two builds from rewriting it under each other.
 fn stage(
     project: &KernelProject,
     local: &LocalSources,
     exclude: &[PathBuf],
 ) -> Result<StagedSources> {
-    let files = local.files(exclude)?;
     let original_root = &local.original_root;
-
-    // One line per file (path, executable bit, content hash); the stage is named by their hash.
-    let mut listing = String::new();
-    let mut entries = Vec::with_capacity(files.len());
-    for path in files {
+    let manifest_in_stage = project
+        .manifest_path
+        .strip_prefix(original_root)
+        .context("the kernel's Cargo.toml lies outside its own sources")?
+        .to_path_buf();
+    let mut entries = Vec::new();
+    for path in local.files(exclude)? {
         let relative = path
             .strip_prefix(original_root)
             .expect("every staged file lies under the common ancestor")
             .to_path_buf();
-        let bytes = fsx::read(&path)?;
         let executable = std::fs::metadata(&path)
             .map(|m| m.permissions().mode() & 0o111 != 0)
             .unwrap_or(false);
-        listing.push_str(&format!(
-            "{:?} {executable} {}\n",
+        entries.push(StagedFile {
+            bytes: fsx::read(&path)?,
             relative,
-            fsx::sha256_hex(&bytes)
-        ));
-        entries.push((relative, bytes, executable));
+            executable,
+        });
     }
-    let hash = &fsx::sha256_hex(listing.as_bytes())[..16];
+
     let stages = fsx::cache_dir().join("stage");
-    let root = stages.join(format!("{}-{hash}", project.name));
-    if root.join(COMPLETE_MARKER).is_file() {
-        // Only the marker's mtime changes: a rewrite would make cargo rebuild the crate.
-        fsx::write(&root.join(COMPLETE_MARKER), b"")?;
-    } else {
-        write_stage(&stages, &root, &entries)?;
-    }
+    std::fs::create_dir_all(&stages).with_context(|| format!("creating {}", stages.display()))?;
+    let root = stages.join(stage_name(&project.name, &manifest_in_stage));
+    let lock = lock_stage(&root)?;
+    sync_stage(&root, &entries)?;
     prune(&stages, &project.name, &root);
-    let manifest_path = root.join(
-        project
-            .manifest_path
-            .strip_prefix(original_root)
-            .context("the kernel's Cargo.toml lies outside its own sources")?,
-    );
     Ok(StagedSources {
+        manifest_path: root.join(manifest_in_stage),
         root,
-        manifest_path,
         original_root: original_root.clone(),
         staged: true,
+        _lock: Some(lock),
     })
+}
+
+/// `<crate>-<16 hex digits>`, named by where the crate's Cargo.toml lies among its local
+/// packages, so that two crates of one name laid out differently do not take turns at one stage.
+fn stage_name(crate_name: &str, manifest_in_stage: &Path) -> String {
+    let layout = format!("{manifest_in_stage:?}");
+    format!("{crate_name}-{}", &fsx::sha256_hex(layout.as_bytes())[..16])
+}
+
+/// One file of the stage, as it is to be.
+struct StagedFile {
+    relative: PathBuf,
+    bytes: Vec<u8>,
+    executable: bool,
+}
+
+/// Waits for, and takes, the stage's lock (`<stage>.lock`, beside it); released when the returned
+/// file closes.
+fn lock_stage(root: &Path) -> Result<std::fs::File> {
+    let mut lock_path = root.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    file.lock()
+        .with_context(|| format!("locking {}", lock_path.display()))?;
+    Ok(file)
+}
+
+/// Makes `root` hold exactly `entries`. A file whose bytes and mode are already right is not
+/// touched, so cargo's mtime checks see only what changed. The completion marker is removed first
+/// and written last: a stage left by a build killed halfway is synced again in full next time.
+fn sync_stage(root: &Path, entries: &[StagedFile]) -> Result<()> {
+    let marker = root.join(COMPLETE_MARKER);
+    if marker.exists() {
+        std::fs::remove_file(&marker).with_context(|| format!("removing {}", marker.display()))?;
+    }
+    let wanted: std::collections::BTreeSet<&Path> =
+        entries.iter().map(|e| e.relative.as_path()).collect();
+    // Stale files go first, so a file that became a directory (or the reverse) has room.
+    let mut present = Vec::new();
+    if root.is_dir() {
+        collect_files(root, &|_| false, &mut present)?;
+    }
+    for path in present {
+        let relative = path.strip_prefix(root).unwrap_or(&path);
+        if !wanted.contains(relative) {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
+    remove_empty_dirs(root)?;
+    for entry in entries {
+        if entry
+            .relative
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+        {
+            bail!(
+                "cannot stage {}: not a plain relative path",
+                entry.relative.display()
+            );
+        }
+        let path = root.join(&entry.relative);
+        let mode = if entry.executable { 0o755 } else { 0o644 };
+        let up_to_date = std::fs::metadata(&path).is_ok_and(|m| {
+            m.is_file()
+                && m.permissions().mode() & 0o777 == mode
+                && std::fs::read(&path).is_ok_and(|bytes| bytes == entry.bytes)
+        });
+        if up_to_date {
+            continue;
+        }
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+                .with_context(|| format!("removing {}", path.display()))?;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        fsx::write(&path, &entry.bytes)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("setting the mode of {}", path.display()))?;
+    }
+    fsx::write(&marker, b"")
+}
+
+/// Removes the directories under `dir` (not `dir` itself) that hold no file; says whether `dir`
+/// is empty after.
+fn remove_empty_dirs(dir: &Path) -> Result<bool> {
+    let mut empty = true;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry
+            .with_context(|| format!("reading {}", dir.display()))?
+            .path();
+        if path.is_dir() && !path.is_symlink() && remove_empty_dirs(&path)? {
+            std::fs::remove_dir(&path).with_context(|| format!("removing {}", path.display()))?;
+        } else {
+            empty = false;
+        }
+    }
+    Ok(empty)
 }
 
 fn collect_files(dir: &Path, skip: &dyn Fn(&Path) -> bool, files: &mut Vec<PathBuf>) -> Result<()> {
@@ -239,76 +346,39 @@ fn collect_files(dir: &Path, skip: &dyn Fn(&Path) -> bool, files: &mut Vec<PathB
     Ok(())
 }
 
-/// Writes the stage beside its final name and renames it into place, so a build killed halfway
-/// leaves no stage that looks complete; a racing build that finished first wins.
-fn write_stage(stages: &Path, root: &Path, entries: &[(PathBuf, Vec<u8>, bool)]) -> Result<()> {
-    std::fs::create_dir_all(stages).with_context(|| format!("creating {}", stages.display()))?;
-    let partial = tempfile::Builder::new()
-        .prefix(".partial-")
-        .tempdir_in(stages)
-        .with_context(|| format!("creating a stage in {}", stages.display()))?;
-    for (relative, bytes, executable) in entries {
-        if relative
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_)))
-        {
-            bail!(
-                "cannot stage {}: not a plain relative path",
-                relative.display()
-            );
-        }
-        let path = partial.path().join(relative);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        fsx::write(&path, bytes)?;
-        if *executable {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-                .with_context(|| format!("marking {} executable", path.display()))?;
-        }
-    }
-    fsx::write(&partial.path().join(COMPLETE_MARKER), b"")?;
-    let partial = partial.keep();
-    if std::fs::rename(&partial, root).is_err() {
-        // Another build staged the same sources first: theirs is identical.
-        let _ = std::fs::remove_dir_all(&partial);
-        if !root.join(COMPLETE_MARKER).is_file() {
-            bail!("could not stage the kernel's sources at {}", root.display());
-        }
-    }
-    Ok(())
-}
-
-/// Removes the crate's least recently used stages beyond [`STAGES_KEPT`], and partial stages of
-/// builds that died a day or more ago. Best effort: a stage in use elsewhere is recreated.
+/// Removes the crate's least recently used stages (other layouts of a crate with this name)
+/// beyond [`STAGES_KEPT`], with their locks. Best effort: a stage another build holds is left.
 fn prune(stages: &Path, crate_name: &str, current: &Path) {
     let Ok(entries) = std::fs::read_dir(stages) else {
         return;
     };
     let prefix = format!("{crate_name}-");
-    let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(24 * 3600);
     let mut used: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        if name.starts_with(".partial-") {
-            if modified(&path).is_some_and(|t| t < day_ago) {
-                let _ = std::fs::remove_dir_all(&path);
-            }
-        } else if path != current
+        if path != current
+            && path.is_dir()
             && name
                 .strip_prefix(&prefix)
                 .is_some_and(|hash| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
         {
-            let when = modified(&path.join(COMPLETE_MARKER)).unwrap_or(std::time::UNIX_EPOCH);
+            let when = std::fs::metadata(path.join(COMPLETE_MARKER))
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
             used.push((when, path));
         }
     }
     used.sort_by_key(|(when, _)| std::cmp::Reverse(*when));
     for (_, path) in used.into_iter().skip(STAGES_KEPT) {
-        let _ = std::fs::remove_dir_all(path);
+        let mut lock_path = path.as_os_str().to_owned();
+        lock_path.push(".lock");
+        let lock = std::fs::File::open(&lock_path);
+        if lock.as_ref().is_ok_and(|file| file.try_lock().is_err()) {
+            continue;
+        }
+        let _ = std::fs::remove_dir_all(&path);
+        let _ = std::fs::remove_file(&lock_path);
     }
 }
 
@@ -337,7 +407,7 @@ mod tests {
     }
 
     #[test]
-    fn prune_keeps_the_most_recently_used_stages_and_fresh_partials() {
+    fn prune_keeps_the_most_recently_used_stages_and_those_in_use() {
         let stages = tempfile::tempdir().unwrap();
         let now = std::time::SystemTime::now();
         let hours_ago = |h: u64| now - std::time::Duration::from_secs(h * 3600);
@@ -352,18 +422,12 @@ mod tests {
         for age in 1..=5 {
             stage(&format!("k-{age:016x}"), hours_ago(age));
         }
+        let in_use = lock_stage(&stage("k-00000000000000ff", hours_ago(200))).unwrap();
         stage("other-0000000000000000", hours_ago(100));
         stage("k-not-a-stage", hours_ago(100));
-        let fresh = stages.path().join(".partial-fresh");
-        std::fs::create_dir(&fresh).unwrap();
-        let stale = stages.path().join(".partial-stale");
-        std::fs::create_dir(&stale).unwrap();
-        std::fs::File::open(&stale)
-            .unwrap()
-            .set_modified(hours_ago(30))
-            .unwrap();
 
         prune(stages.path(), "k", &current);
+        drop(in_use);
         let mut left: Vec<String> = std::fs::read_dir(stages.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -372,15 +436,93 @@ mod tests {
         assert_eq!(
             left,
             [
-                ".partial-fresh",
                 "k-0000000000000000",
                 "k-0000000000000001",
                 "k-0000000000000002",
                 "k-0000000000000003",
+                "k-00000000000000ff",
+                "k-00000000000000ff.lock",
                 "k-not-a-stage",
                 "other-0000000000000000",
             ]
         );
+    }
+
+    #[test]
+    fn the_stage_is_named_by_layout_not_content() {
+        let name = stage_name("k", Path::new("examples/k/Cargo.toml"));
+        assert_eq!(name, stage_name("k", Path::new("examples/k/Cargo.toml")));
+        assert_ne!(name, stage_name("k", Path::new("Cargo.toml")));
+        assert_ne!(name, stage_name("j", Path::new("examples/k/Cargo.toml")));
+        assert!(name.starts_with("k-") && name.len() == 2 + 16, "{name}");
+    }
+
+    #[test]
+    fn syncing_a_stage_rewrites_only_what_changed() {
+        let root = tempfile::tempdir().unwrap();
+        let file = |relative: &str, bytes: &str, executable: bool| StagedFile {
+            relative: PathBuf::from(relative),
+            bytes: bytes.as_bytes().to_vec(),
+            executable,
+        };
+        sync_stage(
+            root.path(),
+            &[
+                file("Cargo.toml", "[package]", false),
+                file("src/lib.rs", "fn a() {}", false),
+                file("src/old.rs", "", false),
+                file("model", "a file", false),
+                file("build.sh", "#!/bin/sh", true),
+            ],
+        )
+        .unwrap();
+        let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for name in ["Cargo.toml", "src/lib.rs"] {
+            std::fs::File::options()
+                .write(true)
+                .open(root.path().join(name))
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+
+        sync_stage(
+            root.path(),
+            &[
+                file("Cargo.toml", "[package]", false),
+                file("src/lib.rs", "fn b() {}", false),
+                file("model/weights.bin", "a directory now", false),
+                file("build.sh", "#!/bin/sh", false),
+            ],
+        )
+        .unwrap();
+        let modified = |name: &str| {
+            std::fs::metadata(root.path().join(name))
+                .unwrap()
+                .modified()
+                .unwrap()
+        };
+        assert_eq!(
+            modified("Cargo.toml"),
+            long_ago,
+            "an unchanged file was rewritten"
+        );
+        assert_ne!(modified("src/lib.rs"), long_ago);
+        assert_eq!(
+            std::fs::read_to_string(root.path().join("src/lib.rs")).unwrap(),
+            "fn b() {}"
+        );
+        assert!(!root.path().join("src/old.rs").exists());
+        assert_eq!(
+            std::fs::read_to_string(root.path().join("model/weights.bin")).unwrap(),
+            "a directory now"
+        );
+        let mode = std::fs::metadata(root.path().join("build.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644);
+        assert!(root.path().join(COMPLETE_MARKER).is_file());
     }
 
     #[test]
@@ -426,6 +568,7 @@ mod tests {
             manifest_path: PathBuf::from("/cache/stage/k-0123456789abcdef/k/Cargo.toml"),
             original_root: PathBuf::from("/home/me/repo"),
             staged: true,
+            _lock: None,
         };
         assert_eq!(
             staged.to_original_paths(
