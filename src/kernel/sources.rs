@@ -250,6 +250,7 @@ fn lock_stage(root: &Path) -> Result<std::fs::File> {
 /// touched, so cargo's mtime checks see only what changed. The completion marker is removed first
 /// and written last: a stage left by a build killed halfway is synced again in full next time.
 fn sync_stage(root: &Path, entries: &[StagedFile]) -> Result<()> {
+    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
     let marker = root.join(COMPLETE_MARKER);
     if marker.exists() {
         std::fs::remove_file(&marker).with_context(|| format!("removing {}", marker.display()))?;
@@ -258,9 +259,7 @@ fn sync_stage(root: &Path, entries: &[StagedFile]) -> Result<()> {
         entries.iter().map(|e| e.relative.as_path()).collect();
     // Stale files go first, so a file that became a directory (or the reverse) has room.
     let mut present = Vec::new();
-    if root.is_dir() {
-        collect_files(root, &|_| false, &mut present)?;
-    }
+    collect_files(root, &|_| false, &mut present)?;
     for path in present {
         let relative = path.strip_prefix(root).unwrap_or(&path);
         if !wanted.contains(relative) {
@@ -459,14 +458,15 @@ mod tests {
 
     #[test]
     fn syncing_a_stage_rewrites_only_what_changed() {
-        let root = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let root = &tmp.path().join("stage");
         let file = |relative: &str, bytes: &str, executable: bool| StagedFile {
             relative: PathBuf::from(relative),
             bytes: bytes.as_bytes().to_vec(),
             executable,
         };
         sync_stage(
-            root.path(),
+            root.as_path(),
             &[
                 file("Cargo.toml", "[package]", false),
                 file("src/lib.rs", "fn a() {}", false),
@@ -480,14 +480,14 @@ mod tests {
         for name in ["Cargo.toml", "src/lib.rs"] {
             std::fs::File::options()
                 .write(true)
-                .open(root.path().join(name))
+                .open(root.as_path().join(name))
                 .unwrap()
                 .set_modified(long_ago)
                 .unwrap();
         }
 
         sync_stage(
-            root.path(),
+            root.as_path(),
             &[
                 file("Cargo.toml", "[package]", false),
                 file("src/lib.rs", "fn b() {}", false),
@@ -497,7 +497,7 @@ mod tests {
         )
         .unwrap();
         let modified = |name: &str| {
-            std::fs::metadata(root.path().join(name))
+            std::fs::metadata(root.as_path().join(name))
                 .unwrap()
                 .modified()
                 .unwrap()
@@ -509,20 +509,20 @@ mod tests {
         );
         assert_ne!(modified("src/lib.rs"), long_ago);
         assert_eq!(
-            std::fs::read_to_string(root.path().join("src/lib.rs")).unwrap(),
+            std::fs::read_to_string(root.as_path().join("src/lib.rs")).unwrap(),
             "fn b() {}"
         );
-        assert!(!root.path().join("src/old.rs").exists());
+        assert!(!root.as_path().join("src/old.rs").exists());
         assert_eq!(
-            std::fs::read_to_string(root.path().join("model/weights.bin")).unwrap(),
+            std::fs::read_to_string(root.as_path().join("model/weights.bin")).unwrap(),
             "a directory now"
         );
-        let mode = std::fs::metadata(root.path().join("build.sh"))
+        let mode = std::fs::metadata(root.as_path().join("build.sh"))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o644);
-        assert!(root.path().join(COMPLETE_MARKER).is_file());
+        assert!(root.as_path().join(COMPLETE_MARKER).is_file());
     }
 
     #[test]
