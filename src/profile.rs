@@ -3,6 +3,7 @@
 //! ones are embedded so an installed binary needs no checkout.
 
 use crate::exit::input_error;
+use crate::manifest::fit::FitThresholds;
 use crate::manifest::{CargoSettings, WasmFeature};
 use anyhow::{Context, Result};
 use schemars::JsonSchema;
@@ -47,6 +48,31 @@ pub struct Profile {
     pub target: String,
     pub cargo: CargoSettings,
     pub wasm: WasmSettings,
+    /// Overrides of the thresholds the runtime-fit verdict judges by (keys as in the manifest's
+    /// `timings.runtime_fit.thresholds`, in kebab-case); the rest keep their defaults.
+    #[serde(default, deserialize_with = "kebab_case_thresholds")]
+    pub runtime_fit: FitThresholds,
+}
+
+/// `[runtime-fit]` as written in a profile: TOML's kebab-case keys for the manifest's
+/// snake_case fields (one struct, so the defaults live in one place).
+fn kebab_case_thresholds<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<FitThresholds, D::Error> {
+    fn snake_case(value: toml::Value) -> toml::Value {
+        match value {
+            toml::Value::Table(table) => toml::Value::Table(
+                table
+                    .into_iter()
+                    .map(|(key, value)| (key.replace('-', "_"), snake_case(value)))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+    let table = toml::Value::Table(toml::Table::deserialize(deserializer)?);
+    FitThresholds::deserialize(snake_case(table))
+        .map_err(|e| serde::de::Error::custom(e.to_string().replace('_', "-")))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -364,6 +390,30 @@ mod tests {
             assert_eq!(profile.name, name);
         }
         assert!(Profile::built_in_names().contains(&DEFAULT_PROFILE));
+    }
+
+    #[test]
+    fn a_profile_overrides_runtime_fit_thresholds_in_kebab_case() {
+        let browser = include_str!("../targets/browser.toml");
+        let with = |table: &str| toml::from_str::<Profile>(&format!("{browser}\n{table}"));
+        let profile =
+            with("[runtime-fit]\ncompute-tax = { strong-up-to = 2.0, weak-above = 8.0 }\n")
+                .unwrap();
+        assert_eq!(profile.runtime_fit.compute_tax.strong_up_to, 2.0);
+        assert_eq!(profile.runtime_fit.compute_tax.weak_above, 8.0);
+        assert_eq!(
+            profile.runtime_fit.download_bytes,
+            FitThresholds::default().download_bytes
+        );
+        assert_eq!(
+            Profile::load("browser").unwrap().runtime_fit,
+            FitThresholds::default()
+        );
+        let err = with("[runtime-fit]\ncompute-taxes = 2.0\n").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `compute-taxes`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -33,8 +33,11 @@ pub fn format_duration_us(us: f64) -> String {
         format!("{:.2} s", us / 1e6)
     } else if us >= 1e3 {
         format!("{:.2} ms", us / 1e3)
-    } else {
+    } else if us >= 1.0 || us == 0.0 {
         format!("{us:.1} µs")
+    } else {
+        // Below a microsecond one decimal of µs hides everything: a 64-byte copy, a tiny kernel.
+        format!("{:.0} ns", us * 1e3)
     }
 }
 
@@ -49,6 +52,8 @@ mod tests {
         assert_eq!(format_bytes(3 * 1024 * 1024), "3.0 MiB");
         assert_eq!(format_change(42_188, 19_354), "−54 %");
         assert_eq!(format_change(100, 110), "+10 %");
+        assert_eq!(format_duration_us(0.035), "35 ns");
+        assert_eq!(format_duration_us(1.25), "1.2 µs");
         assert_eq!(format_duration_us(12.34), "12.3 µs");
         assert_eq!(format_duration_us(2500.0), "2.50 ms");
         assert_eq!(format_duration_us(3_200_000.0), "3.20 s");

@@ -3,9 +3,11 @@
 
 use crate::bundle::Bundle;
 use crate::fsx;
-use crate::manifest::Parity;
+use crate::manifest::fit::FitThresholds;
 use crate::manifest::kernel::{Accelerator, CudaRun, KernelManifest, Timings};
+use crate::manifest::{Parity, Sizes};
 use crate::measure::browser::{self, BrowserPlan};
+use crate::measure::fit::{self, FitInputs};
 use crate::measure::native::{DeviceChoice, LibraryCopies};
 use crate::measure::runner::KernelRunner;
 use crate::measure::stats::timed;
@@ -111,7 +113,8 @@ pub fn measure_variants(
     host: &WasmHost,
     variants: &Variants,
     rustc_release: &str,
-    download_bytes: u64,
+    wasm_sizes: &Sizes,
+    thresholds: FitThresholds,
     plan: &TimingPlan,
 ) -> Result<Measured> {
     let run = parity_run(host, variants)?;
@@ -137,12 +140,13 @@ pub fn measure_variants(
         ),
         Accelerator::Cpu => None,
     };
-    let runtime_fit = timing::runtime_fit(
-        &wasm_timings,
-        &native_timings,
-        cuda_timings.as_ref().map(|t| t.steady.as_slice()),
-        download_bytes,
-    );
+    let runtime_fit = fit::runtime_fit(&FitInputs {
+        wasm: &wasm_timings,
+        native: &native_timings,
+        cuda: cuda_timings.as_ref().map(|t| t.steady.as_slice()),
+        wasm_sizes,
+        thresholds,
+    });
     let reason = match (&variants.cuda, run.accelerator) {
         (_, Accelerator::Cuda) => None,
         (CudaRequest::NotRequested(why), _) => Some(why.clone()),
@@ -223,7 +227,8 @@ pub fn remeasure(
         &WasmHost::with_call_time_limit(plan.call_time_limit)?,
         &bundle.variants(&wasm, &native_library, &samples_data),
         &rustc,
-        manifest.wasm.sizes.brotli_bytes,
+        &manifest.wasm.sizes,
+        manifest.timings.runtime_fit.thresholds,
         plan,
     )?;
     reporter.event(Event::Measured {

@@ -163,7 +163,8 @@ pub fn build(
         &host,
         &variants,
         &built.rustc.release,
-        wasm_sizes.brotli_bytes,
+        &wasm_sizes,
+        options.profile.runtime_fit,
         &options.timing,
     )?;
     reporter.event(Event::Measured {

@@ -6,6 +6,7 @@
 //! they were taken, live in their own section.
 
 use super::common::*;
+use super::fit::{DeploymentFit, FitThresholds};
 use super::{SCHEMA_VERSION, pretty_json};
 use anyhow::{Context, Result};
 use schemars::JsonSchema;
@@ -261,8 +262,9 @@ pub struct Steady {
     pub latency: Distribution,
     /// Samples per second at the median latency.
     pub samples_per_second: f64,
-    /// Medians of where an accelerated call spent its time, as the kernel reports it
-    /// (`wpi_last_call_ns`); absent for CPU runs.
+    /// Medians of where a call spent its time: for an accelerated call as the kernel reports it
+    /// (`wpi_last_call_ns`), for the WASM variant as the host timed its copies and the call on
+    /// calls of their own; absent for native CPU runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<TransferBreakdown>,
     /// The most CPU threads a call ran on: what the kernel reports (`wpi_last_call_threads`) or,
@@ -276,11 +278,11 @@ pub struct Steady {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TransferBreakdown {
-    /// Host → device copy of the input.
+    /// Copying the input in: host → device, or into the sandbox's linear memory.
     pub upload_us: f64,
-    /// Kernels on the device.
+    /// Kernels on the device, or `wpi_infer` in the sandbox.
     pub compute_us: f64,
-    /// Device → host copy of the output.
+    /// Copying the output out: device → host, or out of linear memory.
     pub download_us: f64,
 }
 
@@ -342,8 +344,16 @@ pub struct RuntimeFit {
     pub instantiate_over_first_inference: f64,
     /// Bytes a browser downloads for the WASM variant (brotli).
     pub download_bytes: u64,
-    /// One-line human summary of the figures above.
+    /// One-line human summary of the figures above and the deployments below.
     pub verdict: String,
+    /// The thresholds `deployments` were judged by: the profile's `[runtime-fit]`, else the
+    /// defaults.
+    #[serde(default)]
+    pub thresholds: FitThresholds,
+    /// How well the WASM variant fits each deployment shape, what to ship there, and the
+    /// measured figures that decided it.
+    #[serde(default)]
+    pub deployments: Vec<DeploymentFit>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]

@@ -6,6 +6,7 @@
 //! [`metrics`] their flattening into named metrics; [`AnyManifest`] reads either.
 
 pub mod common;
+pub mod fit;
 pub mod kernel;
 pub mod metrics;
 pub mod python;

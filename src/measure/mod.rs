@@ -3,6 +3,7 @@
 pub mod browser;
 pub mod cuda_probe;
 pub mod environment;
+pub mod fit;
 pub mod native;
 pub mod parity;
 pub mod runner;

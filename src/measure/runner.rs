@@ -10,10 +10,17 @@ pub trait KernelRunner {
     /// Runs one batch: `input` holds whole samples, `output` receives exactly the batch's output.
     fn infer_into(&mut self, input: &[u8], output: &mut [u8]) -> Result<()>;
 
-    /// Upload, compute and download nanoseconds of the last call, when the kernel runs on an
-    /// accelerator and reports them.
+    /// Upload, compute and download nanoseconds of the last call: what an accelerated kernel
+    /// reports, or, while [`split_boundary`](Self::split_boundary) is on, the host's copy into
+    /// the sandbox, the call and the copy out.
     fn last_call_ns(&mut self) -> Option<[u64; 3]> {
         None
+    }
+
+    /// Starts (or stops) timing each call's sandbox boundary apart from its compute; false when
+    /// this runner has no boundary of its own to time.
+    fn split_boundary(&mut self, _on: bool) -> bool {
+        false
     }
 
     /// CPU threads the last call ran on, when the kernel reports them.

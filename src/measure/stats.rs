@@ -22,9 +22,34 @@ pub fn distribution(samples: &[Duration]) -> Distribution {
     }
 }
 
-/// Keeps three decimals (nanoseconds): finer digits are noise and bloat the manifest.
-fn round_us(value: f64) -> f64 {
+/// Keeps three decimals (nanoseconds, for µs): finer digits are noise and bloat the manifest.
+pub fn round_us(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
+}
+
+/// `a / b` to three decimals; infinite when `b` is not positive.
+pub fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        round_us(a / b)
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// What reading the clock twice costs on this machine (the median of many back-to-back reads),
+/// to take out of intervals short enough for it to matter.
+pub fn clock_read_cost() -> Duration {
+    static COST: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *COST.get_or_init(|| {
+        let mut reads: Vec<Duration> = (0..1001)
+            .map(|_| {
+                let start = Instant::now();
+                start.elapsed()
+            })
+            .collect();
+        reads.sort();
+        reads[reads.len() / 2]
+    })
 }
 
 /// Runs `f` `runs` times and returns each run's duration; stops at the first error.

@@ -1,16 +1,12 @@
 //! Timing both variants with one procedure: cold start per fresh instance, then steady latency at
 //! each batch size, driven through [`KernelRunner`] so the loop is the same code for both.
 
-use crate::manifest::kernel::{
-    BatchFit, BatchRatio, ColdStart, NativeTimings, RuntimeFit, Steady, TransferBreakdown,
-    WasmTimings,
-};
+use crate::manifest::kernel::{ColdStart, NativeTimings, Steady, TransferBreakdown, WasmTimings};
 use crate::measure::native::{DeviceChoice, LibraryCopies, NativeKernel};
 use crate::measure::runner::KernelRunner;
 use crate::measure::stats::{distribution, time_runs, time_runs_within, timed};
 use crate::measure::threads;
 use crate::measure::wasm::WasmHost;
-use crate::units::{format_bytes, format_duration_us};
 use anyhow::{Context, Result};
 use std::time::Duration;
 
@@ -103,6 +99,40 @@ impl SampleSet<'_> {
 
 /// Untimed calls per batch whose threads the OS is asked about: a pool may sit one call out.
 const WATCHED_CALLS: usize = 3;
+/// Calls per batch, at most, timed in parts (copy in, compute, copy out) after the steady runs.
+const BOUNDARY_CALLS: usize = 50;
+
+/// Feeds one batch size: each call takes the next window of `batch` samples.
+struct BatchFeed {
+    cycled: Vec<u8>,
+    output: Vec<u8>,
+    batch: usize,
+    count: usize,
+    input_bytes: usize,
+    next: usize,
+}
+
+impl BatchFeed {
+    fn new(samples: &SampleSet, batch: usize) -> Self {
+        Self {
+            cycled: samples.cycled(batch),
+            output: vec![0u8; batch * samples.output_bytes],
+            batch,
+            count: samples.count(),
+            input_bytes: samples.input_bytes,
+            next: 0,
+        }
+    }
+
+    fn call(&mut self, runner: &mut dyn KernelRunner) -> Result<()> {
+        let start = (self.next % self.count) * self.input_bytes;
+        self.next += self.batch;
+        runner.infer_into(
+            &self.cycled[start..start + self.batch * self.input_bytes],
+            &mut self.output,
+        )
+    }
+}
 
 /// Steady-state latency at each batch size of `plan`.
 fn steady(
@@ -110,22 +140,14 @@ fn steady(
     samples: &SampleSet,
     plan: &TimingPlan,
 ) -> Result<Vec<Steady>> {
-    let count = samples.count();
     plan.batches
         .iter()
         .map(|&batch| {
-            let cycled = samples.cycled(batch);
-            let mut output = vec![0u8; batch * samples.output_bytes];
+            let mut feed = BatchFeed::new(samples, batch);
             let mut breakdowns = Vec::new();
             let mut threads = None;
-            let mut next = 0usize;
             let mut run = || {
-                let start = (next % count) * samples.input_bytes;
-                next += batch;
-                runner.infer_into(
-                    &cycled[start..start + batch * samples.input_bytes],
-                    &mut output,
-                )?;
+                feed.call(runner)?;
                 breakdowns.extend(runner.last_call_ns());
                 threads = threads.max(runner.last_call_threads());
                 Ok(())
@@ -139,21 +161,29 @@ fn steady(
             // of the kernel's own, rayon's under candle say, is invisible to the claim).
             if threads.is_some() {
                 for _ in 0..WATCHED_CALLS {
-                    let start = (next % count) * samples.input_bytes;
-                    next += batch;
-                    let input = &cycled[start..start + batch * samples.input_bytes];
-                    let (ran, seen) =
-                        threads::threads_during(|| runner.infer_into(input, &mut output));
+                    let (ran, seen) = threads::threads_during(|| feed.call(runner));
                     ran?;
                     threads = threads.max(seen);
                 }
             }
-            let measured = &breakdowns[breakdowns.len().saturating_sub(runs)..];
+            let mut transfer =
+                transfer_medians(&breakdowns[breakdowns.len().saturating_sub(runs)..]);
+            // A sandbox's boundary, timed on calls of their own: reading the clock inside a
+            // call would add to the latency above.
+            if transfer.is_none() && runner.split_boundary(true) {
+                let mut split = Vec::new();
+                for _ in 0..runs.min(BOUNDARY_CALLS) {
+                    feed.call(runner)?;
+                    split.extend(runner.last_call_ns());
+                }
+                runner.split_boundary(false);
+                transfer = transfer_medians(&split);
+            }
             Ok(Steady {
                 batch,
                 latency,
                 samples_per_second: batch as f64 / (latency.median_us.max(1e-3) * 1e-6),
-                transfer: transfer_medians(measured),
+                transfer,
                 threads,
             })
         })
@@ -306,143 +336,6 @@ fn single_thread(
         .collect())
 }
 
-/// The WASM variant's costs relative to native, from the medians of one run; `cuda` is the
-/// native library's CUDA path when it ran.
-pub fn runtime_fit(
-    wasm: &WasmTimings,
-    native: &NativeTimings,
-    cuda: Option<&[Steady]>,
-    download_bytes: u64,
-) -> RuntimeFit {
-    let median_at = |steady: &[Steady], batch: usize| {
-        steady
-            .iter()
-            .find(|s| s.batch == batch)
-            .map(|s| s.latency.median_us)
-    };
-    let steady_ratio: Vec<BatchRatio> = wasm
-        .steady
-        .iter()
-        .filter_map(|w| {
-            Some(BatchRatio {
-                batch: w.batch,
-                wasm_over_native: ratio(w.latency.median_us, median_at(&native.steady, w.batch)?),
-                wasm_over_native_single_thread: median_at(&native.single_thread, w.batch)
-                    .map(|single| ratio(w.latency.median_us, single)),
-            })
-        })
-        .collect();
-    let batches: Vec<BatchFit> = wasm
-        .steady
-        .iter()
-        .filter_map(|w| {
-            let native_cpu_us = median_at(&native.steady, w.batch)?;
-            Some(batch_fit(
-                w.batch,
-                w.latency.median_us,
-                native_cpu_us,
-                cuda.and_then(|c| median_at(c, w.batch)),
-            ))
-        })
-        .collect();
-    let first_and_init = wasm.cold.init.median_us + wasm.cold.first_inference.median_us;
-    let wasm_cold_start_us =
-        round(wasm.deserialize.median_us + wasm.instantiate.median_us + first_and_init);
-    let wasm_cold_start_compiling_us =
-        round(wasm.compile.median_us + wasm.instantiate.median_us + first_and_init);
-    let native_cold_start_us = round(
-        native.load.median_us + native.cold.init.median_us + native.cold.first_inference.median_us,
-    );
-    let instantiate_over_first_inference = ratio(
-        wasm.instantiate.median_us,
-        wasm.cold.first_inference.median_us,
-    );
-    let verdict = verdict(
-        &steady_ratio,
-        &batches,
-        wasm_cold_start_us,
-        native_cold_start_us,
-        download_bytes,
-    );
-    RuntimeFit {
-        steady_ratio,
-        batches,
-        wasm_cold_start_us,
-        wasm_cold_start_compiling_us,
-        native_cold_start_us,
-        instantiate_over_first_inference,
-        download_bytes,
-        verdict,
-    }
-}
-
-/// Which variant wins at one batch size, and by how much over each other one.
-fn batch_fit(batch: usize, wasm_us: f64, native_cpu_us: f64, cuda_us: Option<f64>) -> BatchFit {
-    let mut variants = vec![("wasm", wasm_us), ("native-cpu", native_cpu_us)];
-    variants.extend(cuda_us.map(|us| ("cuda", us)));
-    let (fastest, best) = variants
-        .iter()
-        .copied()
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .unwrap_or(("wasm", wasm_us));
-    let margins: Vec<String> = variants
-        .iter()
-        .filter(|(name, _)| *name != fastest)
-        .map(|(name, us)| format!("{:.2}x {name}", ratio(*us, best)))
-        .collect();
-    BatchFit {
-        batch,
-        wasm_us,
-        native_cpu_us,
-        cuda_us,
-        fastest: fastest.to_string(),
-        summary: format!("{fastest} fastest: {}", margins.join(", ")),
-    }
-}
-
-fn verdict(
-    steady: &[BatchRatio],
-    batches: &[BatchFit],
-    wasm_cold_us: f64,
-    native_cold_us: f64,
-    download: u64,
-) -> String {
-    let speed = steady
-        .iter()
-        .map(|r| match r.wasm_over_native_single_thread {
-            Some(single) => format!(
-                "{:.2}x native ({single:.2}x native on one thread) at batch {}",
-                r.wasm_over_native, r.batch
-            ),
-            None => format!("{:.2}x native at batch {}", r.wasm_over_native, r.batch),
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut text = format!(
-        "WASM steady inference runs at {speed}; cold start {} (precompiled) vs {} native; {} to download (brotli)",
-        format_duration_us(wasm_cold_us),
-        format_duration_us(native_cold_us),
-        format_bytes(download)
-    );
-    let cuda_wins: Vec<String> = batches
-        .iter()
-        .filter(|b| b.cuda_us.is_some())
-        .map(|b| format!("batch {}: {}", b.batch, b.summary))
-        .collect();
-    if !cuda_wins.is_empty() {
-        text.push_str(&format!("; with CUDA, {}", cuda_wins.join("; ")));
-    }
-    text
-}
-
-fn ratio(a: f64, b: f64) -> f64 {
-    if b > 0.0 { round(a / b) } else { f64::INFINITY }
-}
-
-fn round(value: f64) -> f64 {
-    (value * 1000.0).round() / 1000.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,20 +350,6 @@ mod tests {
         };
         let cycled = set.cycled(4);
         assert_eq!(cycled, vec![0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 0, 1]);
-    }
-
-    #[test]
-    fn batch_fit_names_the_fastest_variant_and_its_margins() {
-        let fit = batch_fit(4096, 9000.0, 6000.0, Some(500.0));
-        assert_eq!(fit.fastest, "cuda");
-        assert_eq!(fit.summary, "cuda fastest: 18.00x wasm, 12.00x native-cpu");
-        let fit = batch_fit(1, 3.0, 2.0, Some(40.0));
-        assert_eq!(fit.fastest, "native-cpu");
-        assert_eq!(fit.summary, "native-cpu fastest: 1.50x wasm, 20.00x cuda");
-        assert_eq!(
-            batch_fit(16, 1.0, 2.0, None).summary,
-            "wasm fastest: 2.00x native-cpu"
-        );
     }
 
     #[test]
@@ -491,7 +370,4 @@ mod tests {
         };
         assert_eq!(few.steady_runs_for(Duration::from_secs(3)), 2);
     }
-
-    #[test]
-    fn durations_read_naturally() {}
 }

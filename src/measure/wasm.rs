@@ -3,6 +3,7 @@
 
 use crate::abi;
 use crate::measure::runner::KernelRunner;
+use crate::measure::stats::clock_read_cost;
 use anyhow::{Context, Result, anyhow, bail};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -237,6 +238,9 @@ pub struct WasmKernel {
     input: Buffer,
     output: Buffer,
     call_time_limit: Option<Duration>,
+    /// Set by [`KernelRunner::split_boundary`]: the last call's copy in, `wpi_infer` and copy
+    /// out, in ns (the clock reads cost a little, so only calls made to split are timed so).
+    boundary: Option<Option<[u64; 3]>>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -285,6 +289,7 @@ impl WasmKernel {
             input: Buffer::default(),
             output: Buffer::default(),
             call_time_limit,
+            boundary: None,
         })
     }
 
@@ -337,11 +342,15 @@ impl KernelRunner for WasmKernel {
     }
 
     fn infer_into(&mut self, input: &[u8], output: &mut [u8]) -> Result<()> {
+        let split = self.boundary.is_some();
+        let clock = || split.then(std::time::Instant::now);
+        let started = clock();
         let input_buffer = self.reserve(|k| &mut k.input, input.len())?;
         let output_buffer = self.reserve(|k| &mut k.output, output.len())?;
         self.memory
             .write(&mut self.store, input_buffer.ptr as u32 as usize, input)
             .context("wpi_alloc returned a buffer outside linear memory")?;
+        let copied_in = clock();
         arm_deadline(&mut self.store, self.call_time_limit);
         let written = self
             .infer
@@ -355,11 +364,30 @@ impl KernelRunner for WasmKernel {
                 ),
             )
             .map_err(|e| self.trapped(e, "calling wpi_infer"))?;
+        let computed = clock();
         abi::check_written(written as i64, output.len(), output_buffer.cap)?;
         self.memory
             .read(&self.store, output_buffer.ptr as u32 as usize, output)
             .context("wpi_alloc returned a buffer outside linear memory")?;
+        if let (Some(started), Some(copied_in), Some(computed)) = (started, copied_in, computed) {
+            // Each part spans one clock read too, which is most of a 64-byte copy.
+            let ns = |d: Duration| d.saturating_sub(clock_read_cost()).as_nanos() as u64;
+            self.boundary = Some(Some([
+                ns(copied_in - started),
+                ns(computed - copied_in),
+                ns(computed.elapsed()),
+            ]));
+        }
         Ok(())
+    }
+
+    fn split_boundary(&mut self, on: bool) -> bool {
+        self.boundary = on.then_some(None);
+        true
+    }
+
+    fn last_call_ns(&mut self) -> Option<[u64; 3]> {
+        self.boundary.flatten()
     }
 }
 

@@ -12,7 +12,8 @@ use crate::manifest::python::{
 };
 use crate::manifest::{Distribution, Sizes};
 use crate::measure::browser::{self, BrowserPlan};
-use crate::measure::{environment, parity, sizes, stats};
+use crate::measure::stats::{self, ratio};
+use crate::measure::{environment, parity, sizes};
 use crate::python::deps;
 use crate::python::run::{self, AppRun, Boot, Mode, RunConfig};
 use crate::report::{Event, Reporter, Stage};
@@ -155,14 +156,6 @@ pub(crate) fn shipped_sizes(
         bundle: bundle_total,
         per_file,
     })
-}
-
-pub(crate) fn ratio(a: f64, b: f64) -> f64 {
-    if b > 0.0 {
-        (a / b * 1000.0).round() / 1000.0
-    } else {
-        f64::INFINITY
-    }
 }
 
 pub(crate) fn fit(

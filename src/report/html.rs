@@ -3,8 +3,10 @@
 //! runtime-fit verdict, budgets, and the metric diff against a baseline manifest.
 
 use super::check::value;
+use super::human;
 use crate::budget::{self, BudgetResult};
 use crate::diff::{self, ContentChanges, MetricChange};
+use crate::manifest::fit::DeploymentFit;
 use crate::manifest::kernel::KernelManifest;
 use crate::manifest::metrics::Unit;
 use crate::manifest::python::PythonManifest;
@@ -162,7 +164,11 @@ pub fn render(
     ))
 }
 
-fn verdict(text: &str, parity_lines: &[(String, &Parity)]) -> String {
+fn verdict(
+    text: &str,
+    deployments: &[DeploymentFit],
+    parity_lines: &[(String, &Parity)],
+) -> String {
     let parity: String = parity_lines
         .iter()
         .map(|(name, p)| {
@@ -177,8 +183,29 @@ fn verdict(text: &str, parity_lines: &[(String, &Parity)]) -> String {
             )
         })
         .collect();
+    let rows: String = deployments
+        .iter()
+        .map(|d| {
+            let figures: Vec<String> = d.figures.iter().map(human::fit_figure_text).collect();
+            format!(
+                r#"<tr><td>{}</td><td class="fit-{}">{}</td><td>{}</td><td>{}</td></tr>"#,
+                escape(d.deployment.as_str()),
+                d.fit.as_str(),
+                d.fit.as_str(),
+                escape(&d.ship),
+                escape(&figures.join(", "))
+            )
+        })
+        .collect();
+    let table = if rows.is_empty() {
+        String::new()
+    } else {
+        format!(
+            r#"<table class="fit"><thead><tr><th>deployment</th><th>WASM fit</th><th>ship</th><th>decided by</th></tr></thead><tbody>{rows}</tbody></table>"#
+        )
+    };
     format!(
-        r#"<section class="card verdict"><h2>Runtime fit</h2><p>{}</p><ul class="parity">{parity}</ul></section>"#,
+        r#"<section class="card verdict"><h2>Runtime fit</h2><p>{}</p>{table}<ul class="parity">{parity}</ul></section>"#,
         escape(text)
     )
 }
@@ -198,7 +225,11 @@ fn kernel_sections(m: &KernelManifest) -> (String, String, String) {
     if let Some(p) = t.browser.as_ref().and_then(|b| b.parity.as_ref()) {
         parities.push(("Chromium vs wasmtime".into(), p));
     }
-    body.push_str(&verdict(&t.runtime_fit.verdict, &parities));
+    body.push_str(&verdict(
+        &t.runtime_fit.verdict,
+        &t.runtime_fit.deployments,
+        &parities,
+    ));
     body.push_str(&bar_chart(
         "Bytes per variant",
         "What a CDN ships for each variant, per compressor.",
@@ -294,7 +325,7 @@ fn pyodide_sections(m: &PythonManifest) -> (String, String, String) {
     if let Some(p) = t.browser.as_ref().and_then(|b| b.parity.as_ref()) {
         parities.push(("Chromium vs Node".into(), p));
     }
-    body.push_str(&verdict(&t.runtime_fit.verdict, &parities));
+    body.push_str(&verdict(&t.runtime_fit.verdict, &[], &parities));
     let mut size_groups = vec![
         Group {
             label: "stock Pyodide".into(),

@@ -2,6 +2,7 @@
 //! comparing the variants.
 
 use super::{Event, Reporter, Stage};
+use crate::manifest::fit::{DeploymentFit, Fit, FitFigure};
 use crate::manifest::kernel::{Accelerator, BrowserTimings, CudaRun, KernelManifest, Steady};
 use crate::manifest::{Distribution, Parity};
 use crate::units::format_duration_us;
@@ -377,6 +378,7 @@ pub fn summary(manifest: &KernelManifest) -> String {
         out.push_str(&format!("{label:<w0$}  {a:<w1$}  {b}\n"));
     }
     out.push_str(&format!("\nparity: {}\n", parity_line(&manifest.parity)));
+    out.push_str(&boundary_line(&wasm.steady));
     out.push_str(&cuda_summary(&manifest.timings.cuda));
     if let Some(browser) = &manifest.timings.browser {
         out.push_str(&browser_summary(browser));
@@ -385,6 +387,7 @@ pub fn summary(manifest: &KernelManifest) -> String {
         "runtime fit: {}\n",
         manifest.timings.runtime_fit.verdict
     ));
+    out.push_str(&deployment_lines(&manifest.timings.runtime_fit.deployments));
     if !manifest.timings.stages.is_empty() {
         let stages: Vec<String> = manifest
             .timings
@@ -400,6 +403,80 @@ pub fn summary(manifest: &KernelManifest) -> String {
         env.cpu, env.cores, env.os, env.wasm_engine
     ));
     out
+}
+
+/// Where a WASM call's time goes at each batch: copying into and out of linear memory (the
+/// sandbox boundary) against `wpi_infer` itself.
+fn boundary_line(steady: &[Steady]) -> String {
+    let parts: Vec<String> = steady
+        .iter()
+        .filter_map(|s| {
+            let t = s.transfer?;
+            let copies = t.upload_us + t.download_us;
+            let total = copies + t.compute_us;
+            Some(format!(
+                "batch {} {:.0} % ({} in, {} out)",
+                s.batch,
+                if total > 0.0 {
+                    copies / total * 100.0
+                } else {
+                    0.0
+                },
+                format_duration_us(t.upload_us),
+                format_duration_us(t.download_us)
+            ))
+        })
+        .collect();
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!("wasm boundary (copies in wasmtime): {}\n", parts.join(", "))
+}
+
+/// One line per deployment shape: the WASM variant's fit there, what to ship, and the figures
+/// that decided it.
+fn deployment_lines(deployments: &[DeploymentFit]) -> String {
+    let width = deployments
+        .iter()
+        .map(|d| d.deployment.as_str().len())
+        .max()
+        .unwrap_or(0);
+    let ship_width = deployments.iter().map(|d| d.ship.len()).max().unwrap_or(0);
+    deployments
+        .iter()
+        .map(|d| {
+            let figures: Vec<String> = d.figures.iter().map(fit_figure_text).collect();
+            format!(
+                "  {:<width$}  {:<11}  ship {:<ship_width$}  {}\n",
+                d.deployment.as_str(),
+                d.fit.as_str(),
+                d.ship,
+                figures.join(", ")
+            )
+        })
+        .collect()
+}
+
+/// A judged figure as a reader wants it: its value in its unit, and the limit it missed when it
+/// is not strong.
+pub fn fit_figure_text(figure: &FitFigure) -> String {
+    let value = |v: f64| {
+        if figure.name.ends_with("_bytes") {
+            format_bytes(v as u64)
+        } else if figure.name.ends_with("_us") {
+            format_duration_us(v)
+        } else if figure.name.ends_with("_share") {
+            format!("{:.0} %", v * 100.0)
+        } else {
+            format!("{v:.2}x")
+        }
+    };
+    let missed = match figure.grade {
+        Fit::Strong => String::new(),
+        Fit::Conditional => format!(" (over {})", value(figure.band.strong_up_to)),
+        Fit::Weak => format!(" (weak: over {})", value(figure.band.weak_above)),
+    };
+    format!("{} {}{missed}", figure.name, value(figure.value))
 }
 
 /// The WASM variant in Chromium: load, first call, steady sweep and parity with wasmtime.

@@ -32,6 +32,12 @@ fn handwritten_kernel_builds_with_a_line_per_stage_and_a_table() {
         "steady, batch 4096",
         "cuda: not used (kernel crate `handwritten` declares no `cuda` feature)",
         "runtime fit:",
+        "wasm boundary (copies in wasmtime): batch 1 ",
+        "  browser page ",
+        "  edge function ",
+        "  sandboxed plugin ",
+        "  server, batches ",
+        "  latency-critical native ",
     ] {
         assert!(table.contains(row), "no `{row}` in:\n{table}");
     }
@@ -91,6 +97,34 @@ fn json_output_is_the_manifest_and_rebuilds_are_byte_identical() {
             .unwrap()
             >= 100
     );
+    // Every WASM batch has its boundary timed apart; every deployment shape has a verdict
+    // decided by figures.
+    for steady in a["timings"]["wasm"]["steady"].as_array().unwrap() {
+        let transfer = &steady["transfer"];
+        assert!(transfer["compute_us"].as_f64().unwrap() > 0.0, "{steady}");
+        assert!(transfer["upload_us"].as_f64().unwrap() >= 0.0, "{steady}");
+    }
+    let fit = &a["timings"]["runtime_fit"];
+    let shapes: Vec<&str> = fit["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            assert!(!d["figures"].as_array().unwrap().is_empty(), "{d}");
+            d["deployment"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            "browser-page",
+            "edge-function",
+            "sandboxed-plugin",
+            "server-batch",
+            "latency-critical-native"
+        ]
+    );
+    assert_eq!(fit["thresholds"]["compute_tax"]["strong_up_to"], 1.5);
 }
 
 #[test]
@@ -417,7 +451,7 @@ fn usage_errors_exit_2_and_help_documents_exit_codes() {
 #[test]
 fn human_summary_matches_snapshot() {
     let manifest = cargo_wasmpack_infer::manifest::kernel::KernelManifest::read(
-        &repo_root().join("tests/fixtures/manifests/handwritten.json"),
+        &repo_root().join("tests/fixtures/manifests/handwritten-fit.json"),
     )
     .unwrap();
     assert_snapshot(
