@@ -33,6 +33,7 @@ mod cuda;
 pub mod device;
 pub mod gemm;
 pub mod mlp;
+pub mod randomness;
 
 /// The ABI version `wpi_abi_version` returns.
 pub const ABI_VERSION: u32 = 1;

@@ -72,7 +72,7 @@ pub(crate) fn manifest(parts: Parts) -> Result<KernelManifest> {
             file: parts.wasm_file,
             target: built.wasm.target.clone(),
             rustflags: built.wasm.rustflags.clone(),
-            own_getrandom_backend: built.wasm.own_getrandom_backend.clone(),
+            getrandom_without_wasm_js: built.wasm.getrandom_without_wasm_js.clone(),
             runtime_features: profile.wasm.runtime_features.clone(),
             stages: WasmStages {
                 built_bytes: built.wasm_bytes.len() as u64,

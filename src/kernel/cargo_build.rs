@@ -63,8 +63,9 @@ pub struct CompiledVariant {
     pub target: String,
     pub artifact: PathBuf,
     pub rustflags: Vec<String>,
-    /// getrandom packages built without the profile's backend cfg ([`rustc_wrapper`]).
-    pub own_getrandom_backend: Vec<String>,
+    /// getrandom packages built without the `wasm_js` feature their dependants turned on
+    /// ([`rustc_wrapper`]).
+    pub getrandom_without_wasm_js: Vec<String>,
 }
 
 /// Said when getrandom failed to build for a target without an OS: which getrandom, who pulls it
@@ -95,8 +96,8 @@ fn getrandom_note(
                 "note: {pulled_by}: getrandom before 0.3 picks its {target} backend by a feature of its \
              own, and both it offers need more than a kernel has (`js`: wasm-bindgen's JavaScript \
              glue; `custom`: a function you register). Update the crate that pulls it in to a \
-             release on getrandom 0.3 or later (the profile selects its `unsupported` backend, \
-             which imports nothing), or depend on getrandom 0.2 with feature `custom` and register \
+             release on getrandom 0.3 or later (the profile selects its `custom` backend, \
+             which the helper crate supplies with no import), or depend on getrandom 0.2 with feature `custom` and register \
              one with `getrandom::register_custom_getrandom!` that returns an error: inference \
              needs no randomness"
             )
@@ -145,24 +146,18 @@ pub fn check_host_imports(
     let bindgen = foreign
         .iter()
         .any(|i| WASM_BINDGEN_MODULES.contains(&i.split('.').next().unwrap_or("")));
-    let getrandom_js_users = if bindgen && foreign.iter().any(|i| i.contains(GETRANDOM_JS_IMPORT)) {
-        metadata_for(project, target, offline)
-            .map(|m| getrandom_js_dependents(&m, &project.name))
-            .unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    if !getrandom_js_users.is_empty() {
+    if foreign
+        .iter()
+        .any(|i| i.as_str() == GETRANDOM_CUSTOM_IMPORT)
+    {
         bail!(
-            "crate `{}` built for {target} asks for randomness while it runs: its ABI exports reach \
-             getrandom's `wasm_js` backend, which calls crypto.getRandomValues through wasm-bindgen's \
-             glue ({} imports: {shown}{more}). That getrandom is used by {}. An ABI v1 kernel has no \
-             JavaScript host and the profile's backend cfg cannot replace that one \
-             (rust-random/getrandom#840): keep randomness out of what `wpi_init` and `wpi_infer` \
-             run (a hash map seeded at run time, ahash's `runtime-rng`, is the usual cause)",
-            project.name,
-            foreign.len(),
-            getrandom_js_users.join(", "),
+            "crate `{}` built for {target} asks for randomness while it runs, and nothing it links \
+             supplies any: its ABI exports reach getrandom, whose `custom` backend (the profile's \
+             `getrandom_backend` cfg) calls `__getrandom_v03_custom`, and no linked crate defines \
+             it, so the module would import `{GETRANDOM_CUSTOM_IMPORT}`. Depend on \
+             wasmpack-infer-kernel (its `wasm-getrandom` feature, on by default, defines a \
+             deterministic one) or define `__getrandom_v03_custom` in the kernel",
+            project.name
         );
     }
     if bindgen {
@@ -189,67 +184,9 @@ pub fn check_host_imports(
     )
 }
 
-/// wasm-bindgen names an imported JavaScript function `__wbg_<name>_<hash>`; this is the one
-/// getrandom's `wasm_js` backend imports.
-const GETRANDOM_JS_IMPORT: &str = "__wbg_getRandomValues_";
-
-/// `name version` of each package the kernel links (normal dependencies, no proc macros) that
-/// depends on a getrandom 0.4 or later whose `wasm_js` feature is on.
-fn getrandom_js_dependents(metadata: &cargo_metadata::Metadata, kernel: &str) -> Vec<String> {
-    let Some(resolve) = &metadata.resolve else {
-        return Vec::new();
-    };
-    let package = |id: &cargo_metadata::PackageId| metadata.packages.iter().find(|p| &p.id == id);
-    let with_js = rustc_wrapper::getrandom_with_own_wasm_backend(metadata);
-    let is_js_getrandom = |id: &cargo_metadata::PackageId| {
-        package(id).is_some_and(|p| p.name.as_str() == "getrandom" && with_js.contains(&p.version))
-    };
-    let is_proc_macro = |p: &cargo_metadata::Package| {
-        p.targets
-            .iter()
-            .any(|t| t.kind.iter().any(|k| k.to_string() == "proc-macro"))
-    };
-    let Some(root) = metadata
-        .packages
-        .iter()
-        .find(|p| p.name.as_str() == kernel && p.source.is_none())
-    else {
-        return Vec::new();
-    };
-    // What the kernel links: normal dependencies from the root, never through a proc macro.
-    let mut linked = vec![&root.id];
-    let mut next = 0;
-    while next < linked.len() {
-        let id = linked[next];
-        next += 1;
-        let Some(node) = resolve.nodes.iter().find(|n| &n.id == id) else {
-            continue;
-        };
-        for dep in &node.deps {
-            let normal = dep
-                .dep_kinds
-                .iter()
-                .any(|k| k.kind == cargo_metadata::DependencyKind::Normal);
-            if normal
-                && !linked.contains(&&dep.pkg)
-                && package(&dep.pkg).is_some_and(|p| !is_proc_macro(p))
-            {
-                linked.push(&dep.pkg);
-            }
-        }
-    }
-    let mut dependents: Vec<String> = resolve
-        .nodes
-        .iter()
-        .filter(|n| linked.contains(&&n.id))
-        .filter(|n| n.deps.iter().any(|d| is_js_getrandom(&d.pkg)))
-        .filter_map(|n| package(&n.id))
-        .map(|p| format!("{} {}", p.name, p.version))
-        .collect();
-    dependents.sort();
-    dependents.dedup();
-    dependents
-}
+/// What a module imports when getrandom's `custom` backend is reachable and no linked crate
+/// defines its function.
+const GETRANDOM_CUSTOM_IMPORT: &str = "env.__getrandom_v03_custom";
 
 /// The kernel crate's dependency graph as cargo resolves it for `target`.
 fn metadata_for(
@@ -272,9 +209,9 @@ fn metadata_for(
     })
 }
 
-/// getrandom packages that must keep their own wasm backend (see [`rustc_wrapper`]): only on
+/// getrandom packages whose `wasm_js` feature must be left out (see [`rustc_wrapper`]): only on
 /// a target without an OS, and only when the profile picks a backend by cfg.
-fn getrandom_with_own_backend(
+fn getrandom_without_wasm_js(
     project: &KernelProject,
     target: &str,
     rustflags: &[String],
@@ -284,9 +221,9 @@ fn getrandom_with_own_backend(
     if !picks_backend || !target.ends_with("-unknown") {
         return Ok(Vec::new());
     }
-    Ok(rustc_wrapper::getrandom_with_own_wasm_backend(
-        &metadata_for(project, target, offline)?,
-    ))
+    Ok(rustc_wrapper::getrandom_with_wasm_js(&metadata_for(
+        project, target, offline,
+    )?))
 }
 
 /// `crate version` names from the kernel crate to the first package `wanted` accepts, through
@@ -389,9 +326,9 @@ pub fn compile(
     if offline {
         command.arg("--offline");
     }
-    let own_getrandom_backend = getrandom_with_own_backend(project, target, rustflags, offline)?;
-    if !own_getrandom_backend.is_empty() {
-        command.envs(rustc_wrapper::cargo_env(&own_getrandom_backend)?);
+    let getrandom_without_wasm_js = getrandom_without_wasm_js(project, target, rustflags, offline)?;
+    if !getrandom_without_wasm_js.is_empty() {
+        command.envs(rustc_wrapper::cargo_env(&getrandom_without_wasm_js)?);
     }
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = command
@@ -454,7 +391,7 @@ pub fn compile(
         target: target.to_string(),
         artifact,
         rustflags: rustflags.to_vec(),
-        own_getrandom_backend: own_getrandom_backend
+        getrandom_without_wasm_js: getrandom_without_wasm_js
             .iter()
             .map(|v| format!("getrandom {v}"))
             .collect(),

@@ -99,11 +99,15 @@ pub struct WasmVariant {
     pub file: String,
     pub target: String,
     pub rustflags: Vec<String>,
-    /// getrandom packages built with the wasm backend their dependants turned on instead of the
-    /// profile's `getrandom_backend` cfg (getrandom 0.4 cannot build another one while its
-    /// `wasm_js` feature is on); the shipped module still imports nothing from JavaScript.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub own_getrandom_backend: Vec<String>,
+    /// getrandom packages built without the `wasm_js` feature their dependants turned on, so
+    /// that they take the profile's `getrandom_backend` cfg (getrandom 0.4 cannot build both:
+    /// rust-random/getrandom#840), e.g. `getrandom 0.4.3`.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        alias = "own_getrandom_backend"
+    )]
+    pub getrandom_without_wasm_js: Vec<String>,
     /// Features the target runtime supports; the module was optimized and validated against them.
     pub runtime_features: Vec<WasmFeature>,
     pub stages: WasmStages,

@@ -351,19 +351,17 @@ fn assert_example_reproduces_onnxruntime(name: &str) -> serde_json::Value {
 #[test]
 fn digits_onnx_reproduces_onnxruntime_in_both_variants() {
     let manifest = assert_example_reproduces_onnxruntime("digits-onnx");
-    assert!(manifest["wasm"].get("own_getrandom_backend").is_none());
+    assert!(manifest["wasm"].get("getrandom_without_wasm_js").is_none());
 }
 
 /// The candle example (safetensors weights, the same MLP) builds as written, with no
 /// wasm-specific setup: candle's zip dependency turns getrandom 0.4's `wasm_js` feature on, which
-/// cannot build beside the profile's backend cfg, so that getrandom keeps its own backend; its
-/// wasm-bindgen glue links into the module as cargo built it (the differential run stubs it) and
-/// none of it survives shaking.
+/// cannot build beside the profile's backend cfg, so that getrandom is built without it.
 #[test]
 fn digits_candle_reproduces_onnxruntime_in_both_variants() {
     let manifest = assert_example_reproduces_onnxruntime("digits-candle");
     assert_eq!(
-        manifest["wasm"]["own_getrandom_backend"],
+        manifest["wasm"]["getrandom_without_wasm_js"],
         serde_json::json!(["getrandom 0.4.3"])
     );
 }
