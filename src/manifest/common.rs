@@ -315,6 +315,19 @@ pub(crate) const LIMIT_SHAPE: &str =
 /// Budgets by flattened metric name (`variant.metric`).
 pub type Budgets = BTreeMap<String, Limit>;
 
+/// Where one call spent its time: copying its input in, the work itself, copying the output
+/// out (host ↔ device for CUDA, host ↔ linear memory for WASM, JS ↔ Python for Pyodide).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TransferBreakdown {
+    /// Copying the input in: host → device, into the sandbox's linear memory, or JS → Python.
+    pub upload_us: f64,
+    /// Kernels on the device, `wpi_infer` in the sandbox, or the Python entry.
+    pub compute_us: f64,
+    /// Copying the output out: device → host, out of linear memory, or Python → JS.
+    pub download_us: f64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

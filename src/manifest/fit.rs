@@ -48,7 +48,8 @@ pub struct FitThresholds {
     pub download_bytes: Band,
     /// Browser page, compile + instantiate + init + first inference, in µs: what the user waits
     /// for the first answer once the bytes are in. 100 ms still reads as instant (RAIL's
-    /// response budget); past 1 s the page must show progress.
+    /// response budget); past 1 s the page must show progress. (The compile is wasmtime's
+    /// optimizing one: an upper bound for a browser's baseline tier.)
     pub first_result_us: Band,
     /// Browser page, one sample in steady state, in µs: within a 60 Hz frame (16.7 ms) it can
     /// run on every input event or frame; past 100 ms it cannot be interactive.

@@ -279,17 +279,6 @@ pub struct Steady {
     pub threads: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct TransferBreakdown {
-    /// Copying the input in: host → device, or into the sandbox's linear memory.
-    pub upload_us: f64,
-    /// Kernels on the device, or `wpi_infer` in the sandbox.
-    pub compute_us: f64,
-    /// Copying the output out: device → host, or out of linear memory.
-    pub download_us: f64,
-}
-
 /// From nothing to the first result, per fresh instance.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -241,6 +241,10 @@ pub struct PyodideRun {
     /// nothing it ran needed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secondary_load_ms: Option<f64>,
+    /// Medians of one more pass's calls in parts: the sample converted from JS to Python
+    /// (`upload_us`), the entry (`compute_us`), the result converted back (`download_us`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boundary: Option<TransferBreakdown>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -261,6 +265,36 @@ pub struct NativeRun {
     /// libraries would find).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cuda: Option<CudaPresence>,
+    /// Where native CPython's time goes, from one more pass over the samples under cProfile:
+    /// the class that dominates here is the one that survives the move to Pyodide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<TimeAttribution>,
+}
+
+/// One pass over the samples, its time split by where it was spent (shares of the whole).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TimeAttribution {
+    /// Entry calls profiled (one per sample).
+    pub calls: usize,
+    /// Self time in functions written in Python: what an interpreter's speed decides. cProfile
+    /// slows these calls more than C ones, so this is an upper bound.
+    pub python_share: f64,
+    /// Self time in C: builtins and compiled extensions (NumPy's loops, say).
+    pub c_share: f64,
+    /// Converting at the boundary: each sample's JSON decoded into Python objects and the
+    /// result encoded back.
+    pub boundary_share: f64,
+    /// The functions with the most self time, hottest first.
+    pub hottest: Vec<HotFunction>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HotFunction {
+    /// `name (file:line)` for Python code, cProfile's `<built-in method …>` form for C.
+    pub function: String,
+    pub share: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]

@@ -7,7 +7,7 @@ use crate::manifest::fit::{Deployment, DeploymentFit, Fit, FitFigure, FitThresho
 use crate::manifest::kernel::{
     BatchFit, BatchRatio, NativeTimings, RuntimeFit, Steady, WasmTimings,
 };
-use crate::measure::stats::{ratio, round_us};
+use crate::measure::stats::{ratio, round3};
 use crate::units::{format_bytes, format_duration_us};
 
 /// What the verdict is computed from: one run's timings and the shipped module's sizes.
@@ -53,10 +53,10 @@ pub fn runtime_fit(inputs: &FitInputs) -> RuntimeFit {
         .collect();
     let first_and_init = wasm.cold.init.median_us + wasm.cold.first_inference.median_us;
     let wasm_cold_start_us =
-        round_us(wasm.deserialize.median_us + wasm.instantiate.median_us + first_and_init);
+        round3(wasm.deserialize.median_us + wasm.instantiate.median_us + first_and_init);
     let wasm_cold_start_compiling_us =
-        round_us(wasm.compile.median_us + wasm.instantiate.median_us + first_and_init);
-    let native_cold_start_us = round_us(
+        round3(wasm.compile.median_us + wasm.instantiate.median_us + first_and_init);
+    let native_cold_start_us = round3(
         native.load.median_us + native.cold.init.median_us + native.cold.first_inference.median_us,
     );
     let instantiate_over_first_inference = ratio(
@@ -336,7 +336,8 @@ fn verdict(
 mod tests {
     use super::*;
     use crate::manifest::Distribution;
-    use crate::manifest::kernel::{ColdStart, TransferBreakdown};
+    use crate::manifest::TransferBreakdown;
+    use crate::manifest::kernel::ColdStart;
 
     fn dist(median_us: f64) -> Distribution {
         Distribution {

@@ -16,21 +16,22 @@ pub fn distribution(samples: &[Duration]) -> Distribution {
     };
     Distribution {
         runs: micros.len(),
-        median_us: round_us(rank(0.5)),
-        p95_us: round_us(rank(0.95)),
-        min_us: round_us(micros.first().copied().unwrap_or(0.0)),
+        median_us: round3(rank(0.5)),
+        p95_us: round3(rank(0.95)),
+        min_us: round3(micros.first().copied().unwrap_or(0.0)),
     }
 }
 
-/// Keeps three decimals (nanoseconds, for µs): finer digits are noise and bloat the manifest.
-pub fn round_us(value: f64) -> f64 {
+/// Keeps three decimals (nanoseconds, for µs; a tenth of a percent, for shares): finer digits are
+/// noise and bloat the manifest.
+pub fn round3(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
 }
 
 /// `a / b` to three decimals; infinite when `b` is not positive.
 pub fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 {
-        round_us(a / b)
+        round3(a / b)
     } else {
         f64::INFINITY
     }

@@ -8,11 +8,12 @@ use crate::bundle::layout::{
 };
 use crate::fsx;
 use crate::manifest::python::{
-    FileSizes, NativeRun, PyodideRun, PythonFit, PythonManifest, ShippedSizes, SnapshotInfo,
+    FileSizes, HotFunction, NativeRun, PyodideRun, PythonFit, PythonManifest, ShippedSizes,
+    SnapshotInfo, TimeAttribution,
 };
-use crate::manifest::{Distribution, Sizes};
+use crate::manifest::{Distribution, Sizes, TransferBreakdown};
 use crate::measure::browser::{self, BrowserPlan};
-use crate::measure::stats::{self, ratio};
+use crate::measure::stats::{self, ratio, round3};
 use crate::measure::{environment, parity, sizes};
 use crate::python::deps;
 use crate::python::run::{self, AppRun, Boot, Mode, RunConfig};
@@ -43,6 +44,13 @@ pub(crate) fn pyodide_run(run: &AppRun) -> PyodideRun {
         cold_start_ms: round_ms(run.boot_ms + run.import_ms + run.first_inference_ms),
         steady: steady(&run.steady_us),
         secondary_load_ms: run.secondary_ms.map(round_ms),
+        boundary: run
+            .boundary_us
+            .map(|[js_to_python, entry, python_to_js]| TransferBreakdown {
+                upload_us: round3(js_to_python),
+                compute_us: round3(entry),
+                download_us: round3(python_to_js),
+            }),
     }
 }
 
@@ -68,6 +76,20 @@ pub(crate) fn measure_native(
         steady: steady(&run.steady_us),
         accelerated_imported: run.imported.clone(),
         cuda: Some(crate::measure::cuda_probe::probe()),
+        attribution: run.attribution.as_ref().map(|a| TimeAttribution {
+            calls: a.calls,
+            python_share: round3(a.python_share),
+            c_share: round3(a.c_share),
+            boundary_share: round3(a.boundary_share),
+            hottest: a
+                .hottest
+                .iter()
+                .map(|h| HotFunction {
+                    function: h.function.clone(),
+                    share: round3(h.share),
+                })
+                .collect(),
+        }),
     };
     Ok((native, run))
 }
@@ -187,6 +209,37 @@ pub(crate) fn fit(
             format_bytes(upfront.brotli_bytes),
             ratio * 100.0
         ));
+    }
+    if let Some(a) = &native.attribution {
+        let dominant = [
+            (
+                a.python_share,
+                "Python-level code, which the interpreter tax applies to",
+            ),
+            (
+                a.c_share,
+                "C (builtins and compiled extensions), which Pyodide runs as WASM",
+            ),
+            (
+                a.boundary_share,
+                "converting inputs and outputs at the boundary",
+            ),
+        ]
+        .into_iter()
+        .max_by(|x, y| x.0.total_cmp(&y.0))
+        .map(|(share, class)| format!("{:.0} % {class}", share * 100.0))
+        .unwrap_or_default();
+        verdict.push_str(&format!("; native CPython's time is mostly {dominant}"));
+    }
+    if let Some(b) = &bundle.boundary {
+        let total = b.upload_us + b.compute_us + b.download_us;
+        if total > 0.0 {
+            verdict.push_str(&format!(
+                "; in Pyodide, converting each call's input and output between JS and Python takes \
+                 {:.0} % of it",
+                (b.upload_us + b.download_us) / total * 100.0
+            ));
+        }
     }
     if let Some(snapshot) = snapshot {
         verdict.push_str(&format!(

@@ -51,8 +51,32 @@ pub struct AppRun {
     /// Native runs: the interpreter's version.
     #[serde(default)]
     pub python: Option<String>,
+    /// Pyodide runs: medians of one more pass's calls in parts, µs: the sample converted to
+    /// Python, the entry, the result converted back.
+    #[serde(default)]
+    pub boundary_us: Option<[f64; 3]>,
+    /// Native runs: where one more pass over the samples spent its time.
+    #[serde(default)]
+    pub attribution: Option<RunAttribution>,
     #[serde(flatten)]
     pub trace: Option<Trace>,
+}
+
+/// `runner.py`'s profile of one pass (see [`crate::manifest::python::TimeAttribution`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunAttribution {
+    pub calls: usize,
+    pub python_share: f64,
+    pub c_share: f64,
+    pub boundary_share: f64,
+    pub hottest: Vec<RunHotFunction>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RunHotFunction {
+    pub function: String,
+    pub share: f64,
 }
 
 /// What a trace run saw the interpreter import, and the static import closure of the app.
@@ -341,7 +365,7 @@ mod tests {
             assert_eq!(template.matches(CALL_ENTRY_SLOT).count(), 1);
             assert_eq!(template.matches(SPLIT_RUNTIME_SLOT).count(), 1);
             let filled = with_shared_js(template);
-            assert!(filled.contains("function callEntry(pyodide, entry, input)"));
+            assert!(filled.contains("function callEntry(pyodide, entry, input, parts)"));
             assert!(filled.contains("function splitRuntime(readSecondary)"));
             assert!(!filled.contains(CALL_ENTRY_SLOT) && !filled.contains(SPLIT_RUNTIME_SLOT));
         }

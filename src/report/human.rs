@@ -691,6 +691,33 @@ pub fn python_summary(manifest: &crate::manifest::python::PythonManifest) -> Str
         "parity vs native CPython: {}\n",
         parity_line(&manifest.parity.native)
     ));
+    if let Some(b) = &t.bundle.boundary {
+        let total = b.upload_us + b.compute_us + b.download_us;
+        out.push_str(&format!(
+            "Pyodide boundary per call (median): JS → Python {}, entry {}, Python → JS {} ({:.0} % converting)\n",
+            format_duration_us(b.upload_us),
+            format_duration_us(b.compute_us),
+            format_duration_us(b.download_us),
+            if total > 0.0 { (b.upload_us + b.download_us) / total * 100.0 } else { 0.0 }
+        ));
+    }
+    if let Some(a) = &t.native.attribution {
+        let hottest: Vec<String> = a
+            .hottest
+            .iter()
+            .take(3)
+            .map(|h| format!("{} {:.0} %", h.function, h.share * 100.0))
+            .collect();
+        out.push_str(&format!(
+            "native CPython's time (cProfile, {} calls): {:.0} % Python-level code, {:.0} % C, \
+             {:.0} % JSON in and out; hottest: {}\n",
+            a.calls,
+            a.python_share * 100.0,
+            a.c_share * 100.0,
+            a.boundary_share * 100.0,
+            hottest.join(", ")
+        ));
+    }
     if !manifest.native.accelerated.is_empty() || t.native.cuda.is_some() {
         let imported = &t.native.accelerated_imported;
         out.push_str(&format!(

@@ -118,6 +118,24 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
             .unwrap()
             > 0.0
     );
+    // Where the time goes: native CPython's pass under cProfile covers every sample and its
+    // shares add up; digits-py's model is Python-level loops, so that class dominates. Pyodide's
+    // calls are timed in parts.
+    let attribution = &manifest["timings"]["native"]["attribution"];
+    assert_eq!(attribution["calls"], 360);
+    let shares: f64 = ["python_share", "c_share", "boundary_share"]
+        .iter()
+        .map(|k| attribution[k].as_f64().unwrap())
+        .sum();
+    assert!((shares - 1.0).abs() < 0.01, "{attribution}");
+    assert!(
+        attribution["python_share"].as_f64() > attribution["c_share"].as_f64(),
+        "{attribution}"
+    );
+    assert!(!attribution["hottest"].as_array().unwrap().is_empty());
+    let boundary = &manifest["timings"]["bundle"]["boundary"];
+    assert!(boundary["compute_us"].as_f64() > Some(0.0), "{boundary}");
+    assert!(boundary["upload_us"].as_f64() > Some(0.0), "{boundary}");
 
     // The runtime is split by a profile of the samples: they (booted either way) never need the
     // deferred half, and what they do need is fetched up front.
