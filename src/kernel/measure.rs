@@ -146,6 +146,7 @@ pub fn measure_variants(
         cuda: cuda_timings.as_ref().map(|t| t.steady.as_slice()),
         wasm_sizes,
         thresholds,
+        page_first_result_us: None,
     });
     let reason = match (&variants.cuda, run.accelerator) {
         (_, Accelerator::Cuda) => None,
@@ -293,6 +294,17 @@ pub fn measure_browser(
     let passed = parity.passed;
     let first_mismatch = parity.mismatched_samples.first().copied();
     timings.parity = Some(parity);
+    // Now that a page was measured, the page verdict judges what it waited for.
+    let t = &manifest.timings;
+    let runtime_fit = fit::runtime_fit(&FitInputs {
+        wasm: &t.wasm,
+        native: &t.native,
+        cuda: (!t.cuda.steady.is_empty()).then_some(t.cuda.steady.as_slice()),
+        wasm_sizes: &manifest.wasm.sizes,
+        thresholds: t.runtime_fit.thresholds,
+        page_first_result_us: Some(timings.load.median_us + timings.first_inference.median_us),
+    });
+    manifest.timings.runtime_fit = runtime_fit;
     manifest.timings.browser = Some(timings);
     fsx::write_atomic(
         &bundle_dir.join(crate::manifest::FILE_NAME),

@@ -166,6 +166,9 @@ pub struct FitFigure {
     pub value: f64,
     pub band: Band,
     pub grade: Fit,
+    /// Where the figure was measured, when not in wasmtime: `chromium` for a page's own load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_in: Option<String>,
 }
 
 impl FitFigure {
@@ -175,6 +178,14 @@ impl FitFigure {
             value,
             band,
             grade: band.grade(value),
+            measured_in: None,
+        }
+    }
+
+    pub fn measured_in(self, host: &str) -> Self {
+        Self {
+            measured_in: Some(host.to_string()),
+            ..self
         }
     }
 }

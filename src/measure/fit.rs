@@ -18,6 +18,10 @@ pub struct FitInputs<'a> {
     pub cuda: Option<&'a [Steady]>,
     pub wasm_sizes: &'a Sizes,
     pub thresholds: FitThresholds,
+    /// A browser page's load (download, SRI check, compile, instantiate, init) plus its first
+    /// inference, when one was measured (`measure --browser`): the page verdict's first result,
+    /// in place of wasmtime's.
+    pub page_first_result_us: Option<f64>,
 }
 
 /// The WASM variant's costs relative to native, from the medians of one run, and the verdict
@@ -156,11 +160,15 @@ fn deployments(
                     inputs.wasm_sizes.brotli_bytes as f64,
                     t.download_bytes,
                 )),
-                Some(FitFigure::judged(
-                    "first_result_us",
-                    cold_start_compiling_us,
-                    t.first_result_us,
-                )),
+                Some(match inputs.page_first_result_us {
+                    Some(page) => FitFigure::judged("first_result_us", page, t.first_result_us)
+                        .measured_in("chromium"),
+                    None => FitFigure::judged(
+                        "first_result_us",
+                        cold_start_compiling_us,
+                        t.first_result_us,
+                    ),
+                }),
                 Some(FitFigure::judged(
                     "page_steady_us",
                     smallest.wasm_us,
@@ -415,6 +423,7 @@ mod tests {
             cuda: None,
             wasm_sizes: &sizes(200 * 1024, 300 * 1024),
             thresholds: FitThresholds::default(),
+            page_first_result_us: None,
         });
         let page = fit_of(&fit, Deployment::BrowserPage);
         assert_eq!(page.fit, Fit::Strong, "{page:?}");
@@ -463,6 +472,7 @@ mod tests {
             cuda: None,
             wasm_sizes: &big,
             thresholds,
+            page_first_result_us: None,
         };
         let fit = runtime_fit(&inputs(FitThresholds::default()));
         assert_eq!(fit_of(&fit, Deployment::BrowserPage).fit, Fit::Weak);
@@ -473,6 +483,15 @@ mod tests {
         let fit = runtime_fit(&inputs(generous));
         assert_eq!(fit_of(&fit, Deployment::BrowserPage).fit, Fit::Conditional);
         assert_eq!(fit.thresholds, generous);
+
+        // A page measured in Chromium decides the first result, and says so.
+        let fit = runtime_fit(&FitInputs {
+            page_first_result_us: Some(2e6),
+            ..inputs(generous)
+        });
+        let first = &fit_of(&fit, Deployment::BrowserPage).figures[1];
+        assert_eq!((first.value, first.grade), (2e6, Fit::Weak));
+        assert_eq!(first.measured_in.as_deref(), Some("chromium"));
     }
 
     #[test]

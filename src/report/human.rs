@@ -476,7 +476,12 @@ pub fn fit_figure_text(figure: &FitFigure) -> String {
         Fit::Conditional => format!(" (over {})", value(figure.band.strong_up_to)),
         Fit::Weak => format!(" (weak: over {})", value(figure.band.weak_above)),
     };
-    format!("{} {}{missed}", figure.name, value(figure.value))
+    let host = figure
+        .measured_in
+        .as_deref()
+        .map(|host| format!(" in {host}"))
+        .unwrap_or_default();
+    format!("{}{host} {}{missed}", figure.name, value(figure.value))
 }
 
 /// The WASM variant in Chromium: load, first call, steady sweep and parity with wasmtime.

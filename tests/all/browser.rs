@@ -129,6 +129,18 @@ fn measure_browser_records_chromium_timings_and_parity() {
     assert_eq!(batches, [1, 64]);
     assert_eq!(browser["parity"]["passed"], true);
     assert_eq!(browser["parity"]["samples"], 360);
+    // The page verdict now judges the page's own load and first inference.
+    let page = &manifest["timings"]["runtime_fit"]["deployments"][0];
+    assert_eq!(page["deployment"], "browser-page");
+    let first_result = &page["figures"][1];
+    assert_eq!(first_result["name"], "first_result_us");
+    assert_eq!(first_result["measured_in"], "chromium");
+    let expected = browser["load"]["median_us"].as_f64().unwrap()
+        + browser["first_inference"]["median_us"].as_f64().unwrap();
+    assert!(
+        (first_result["value"].as_f64().unwrap() - expected).abs() < 1e-6,
+        "{first_result}"
+    );
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(
