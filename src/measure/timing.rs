@@ -100,8 +100,9 @@ impl SampleSet<'_> {
 
 /// Untimed calls per batch whose threads the OS is asked about: a pool may sit one call out.
 const WATCHED_CALLS: usize = 3;
-/// Calls per batch, at most, timed in parts (copy in, compute, copy out) after the steady runs.
-const BOUNDARY_CALLS: usize = 50;
+/// Calls per batch timed in parts (copy in, compute, copy out) after the steady runs: a quarter
+/// as many as were timed whole, within these bounds, so a heavy batch's few runs cost little more.
+const BOUNDARY_CALLS: std::ops::RangeInclusive<usize> = 3..=50;
 
 /// Feeds one batch size: each call takes the next window of `batch` samples.
 struct BatchFeed {
@@ -173,7 +174,8 @@ fn steady(
             // call would add to the latency above.
             if transfer.is_none() && runner.split_boundary(true) {
                 let mut split = Vec::new();
-                for _ in 0..runs.min(BOUNDARY_CALLS) {
+                let calls = (runs / 4).clamp(*BOUNDARY_CALLS.start(), *BOUNDARY_CALLS.end());
+                for _ in 0..calls {
                     feed.call(runner)?;
                     split.extend(runner.last_call_ns());
                 }
