@@ -168,8 +168,9 @@ pub fn check_host_imports(
         bail!(
             "crate `{}` built for {target} imports {} functions from a JavaScript host ({shown}{more}): \
              wasm-bindgen's glue{pulled_by}. An ABI v1 kernel runs in wasmtime, Node and browsers \
-             with no glue: turn off the feature that enables wasm-bindgen (getrandom's `js` or \
-             `wasm_js`, a crate's `wasm-bindgen`, `web` or `js` feature), or keep the call that needs \
+             with no glue: turn off the feature that enables wasm-bindgen (getrandom 0.2's `js`, \
+             a crate's `wasm-bindgen`, `web` or `js` feature; getrandom 0.4's `wasm_js` the tool \
+             leaves out itself), or keep the call that needs \
              JavaScript out of the code the ABI exports reach",
             project.name,
             foreign.len()
