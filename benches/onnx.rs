@@ -15,6 +15,7 @@ use cargo_wasmpack_infer::fsx;
 use cargo_wasmpack_infer::kernel::pipeline::{self, BuildOptions, BuildOutput};
 use cargo_wasmpack_infer::kernel::project::KernelProject;
 use cargo_wasmpack_infer::kernel::rustc_wrapper;
+use cargo_wasmpack_infer::manifest::variant::SimdLevel;
 use cargo_wasmpack_infer::measure::sizes::sizes;
 use cargo_wasmpack_infer::measure::timing::TimingPlan;
 use cargo_wasmpack_infer::onnx::WeightStorage;
@@ -250,6 +251,9 @@ fn build(project: &KernelProject, out_dir: &Path) -> anyhow::Result<BuildOutput>
         source_date_epoch: 0,
         demo: false,
         timing: TimingPlan::default(),
+        // ORT Web's module is its SIMD build: the simd128 variant is the like-for-like one, and
+        // building tract at three levels would triple the bench's longest compile.
+        variants: vec![SimdLevel::Simd128],
     };
     pipeline::build(project, &options, &mut Silent)
 }

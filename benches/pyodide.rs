@@ -167,6 +167,8 @@ fn wasm_opt_on_the_runtime(
         wasm_opt_level: "Oz".into(),
         strip_panic_formatting: false,
         runtime_features: profile.runtime.features.clone(),
+        variants: Vec::new(),
+        engine_floor: Default::default(),
     };
     let started = Instant::now();
     let optimized = optimize(&shipped, &settings, false)?.wasm;

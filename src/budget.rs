@@ -10,15 +10,46 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Reads budgets written as tables per variant (`[budgets.wasm] brotli_bytes = "40 KiB"` or the
-/// dotted `wasm.brotli_bytes = …`), as both Cargo.toml metadata and budget files hold them.
-pub fn from_tables(tables: BTreeMap<String, BTreeMap<String, Limit>>) -> Budgets {
+/// Budgets as written: a table per variant (`[budgets.wasm] brotli_bytes = "40 KiB"` or the
+/// dotted `wasm.brotli_bytes = …`), whose entries are limits or, for one feature-level WASM
+/// variant, a table of them (`[budgets.wasm.simd128] brotli_bytes = "20 KiB"`).
+pub type BudgetTables = BTreeMap<String, BTreeMap<String, BudgetEntry>>;
+
+/// One entry of a variant's budget table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BudgetEntry {
+    Limit(Limit),
+    Nested(BTreeMap<String, Limit>),
+}
+
+/// By hand, so a malformed limit keeps [`Limit`]'s own message.
+impl<'de> Deserialize<'de> for BudgetEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error;
+        match toml::Value::deserialize(deserializer)? {
+            toml::Value::Table(table) => table
+                .into_iter()
+                .map(|(metric, limit)| Ok((metric, Limit::deserialize(limit).map_err(D::Error::custom)?)))
+                .collect::<std::result::Result<_, D::Error>>()
+                .map(BudgetEntry::Nested),
+            other => Limit::deserialize(other).map(BudgetEntry::Limit).map_err(D::Error::custom),
+        }
+    }
+}
+
+/// Flattens budget tables to `variant.metric` (or `variant.level.metric`), as both Cargo.toml
+/// metadata and budget files hold them.
+pub fn from_tables(tables: BudgetTables) -> Budgets {
     tables
         .into_iter()
         .flat_map(|(variant, metrics)| {
-            metrics
-                .into_iter()
-                .map(move |(metric, limit)| (format!("{variant}.{metric}"), limit))
+            metrics.into_iter().flat_map(move |(key, entry)| match entry {
+                BudgetEntry::Limit(limit) => vec![(format!("{variant}.{key}"), limit)],
+                BudgetEntry::Nested(metrics) => metrics
+                    .into_iter()
+                    .map(|(metric, limit)| (format!("{variant}.{key}.{metric}"), limit))
+                    .collect(),
+            })
         })
         .collect()
 }
@@ -67,14 +98,20 @@ pub fn read_file(path: &std::path::Path) -> Result<Budgets> {
                 "budgets {where_}: `{variant}` is not a table of metrics; {FILE_SHAPE}"
             )));
         };
-        for (metric, limit) in metrics {
-            let limit = Limit::deserialize(limit).map_err(|_| {
-                input_error(format!(
-                    "budgets {where_}: `{variant}.{metric}` must be {LIMIT_SHAPE}; \
-                     {FILE_SHAPE}"
-                ))
-            })?;
-            budgets.insert(format!("{variant}.{metric}"), limit);
+        for (key, entry) in metrics {
+            let (prefix, limits) = match entry {
+                toml::Value::Table(nested) => (format!("{variant}.{key}."), nested),
+                limit => (format!("{variant}."), toml::Table::from_iter([(key, limit)])),
+            };
+            for (metric, limit) in limits {
+                let name = format!("{prefix}{metric}");
+                let limit = Limit::deserialize(limit).map_err(|_| {
+                    input_error(format!(
+                        "budgets {where_}: `{name}` must be {LIMIT_SHAPE}; {FILE_SHAPE}"
+                    ))
+                })?;
+                budgets.insert(name, limit);
+            }
         }
     }
     Ok(budgets)
@@ -82,6 +119,7 @@ pub fn read_file(path: &std::path::Path) -> Result<Budgets> {
 
 const FILE_SHAPE: &str = "a budgets file holds one table per variant, e.g.\n\n\
     [wasm]\nbrotli_bytes = \"40 KiB\"\ninstantiate_us = \"1 ms\"\n\n\
+    [wasm.simd128]\nbrotli_bytes = \"20 KiB\"\n\n\
     [ratio]\nwasm_over_native_steady = 4.0\n\n\
     (or the same under [package.metadata.wasmpack-infer.budgets] as in Cargo.toml)";
 
@@ -243,9 +281,14 @@ mod tests {
                 "wasm.brotli_bytes".to_string(),
                 Limit::Text("16 KiB".into()),
             ),
+            (
+                "wasm.simd128.brotli_bytes".to_string(),
+                Limit::Text("15 KiB".into()),
+            ),
         ]
         .into();
-        let body = "wasm.brotli_bytes = \"16 KiB\"\nratio.wasm_over_native_steady = 4\n";
+        let body = "wasm.brotli_bytes = \"16 KiB\"\nratio.wasm_over_native_steady = 4\n\
+                    wasm.simd128.brotli_bytes = \"15 KiB\"\n";
         for header in [
             "",
             "[package.metadata.wasmpack-infer.budgets]\n",
@@ -273,6 +316,10 @@ mod tests {
                 "`wasm.brotli_bytes` must be a limit",
             ),
             (
+                "[wasm.simd128]\nbrotli_bytes = true\n",
+                "`wasm.simd128.brotli_bytes` must be a limit",
+            ),
+            (
                 "brotli_bytes = 3\n",
                 "`brotli_bytes` is not a table of metrics",
             ),
@@ -292,23 +339,30 @@ mod tests {
 
     #[test]
     fn a_wrong_limit_in_metadata_says_what_a_limit_looks_like() {
-        let err = toml::from_str::<BTreeMap<String, BTreeMap<String, Limit>>>(
+        for text in [
             "[wasm]\nbrotli_bytes = true\n",
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("\"40 KiB\""), "{err}");
+            "[wasm.simd128]\nbrotli_bytes = true\n",
+        ] {
+            let err = toml::from_str::<BudgetTables>(text).unwrap_err();
+            assert!(err.to_string().contains("\"40 KiB\""), "{err}");
+        }
     }
 
     #[test]
     fn nested_tables_flatten_to_dotted_names() {
-        let tables: BTreeMap<String, BTreeMap<String, Limit>> = toml::from_str(
-            "wasm.brotli_bytes = \"40 KiB\"\n[ratio]\nwasm_over_native_steady = 2.0\n",
+        let tables: BudgetTables = toml::from_str(
+            "wasm.brotli_bytes = \"40 KiB\"\n[ratio]\nwasm_over_native_steady = 2.0\n\
+             [wasm.relaxed-simd]\nsteady_batch1_us = \"2 µs\"\n",
         )
         .unwrap();
         let budgets = from_tables(tables);
         assert_eq!(
             budgets.keys().collect::<Vec<_>>(),
-            vec!["ratio.wasm_over_native_steady", "wasm.brotli_bytes"]
+            vec![
+                "ratio.wasm_over_native_steady",
+                "wasm.brotli_bytes",
+                "wasm.relaxed-simd.steady_batch1_us"
+            ]
         );
     }
 }

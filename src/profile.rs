@@ -4,6 +4,7 @@
 
 use crate::exit::input_error;
 use crate::manifest::fit::FitThresholds;
+use crate::manifest::variant::{self, EngineFloor, SimdLevel};
 use crate::manifest::{CargoSettings, WasmFeature};
 use anyhow::{Context, Result};
 use schemars::JsonSchema;
@@ -90,8 +91,84 @@ pub struct WasmSettings {
     /// nowhere to go), so the shaker can drop `core::fmt`.
     pub strip_panic_formatting: bool,
     /// WebAssembly features the target runtime supports; wasm-opt, validation and measurement
-    /// all use exactly this set.
+    /// all use exactly this set (with each variant's SIMD features in place of any listed here).
     pub runtime_features: Vec<WasmFeature>,
+    /// Feature-level variants built from the one crate, e.g. `["baseline", "simd128",
+    /// "relaxed-simd"]`: each adds its SIMD features to `target-features` and
+    /// `runtime-features`. Without it, one module at the level `target-features` names.
+    #[serde(default)]
+    pub variants: Vec<SimdLevel>,
+    /// The oldest engine releases this profile supports (`chrome`, `firefox`, `safari`, `node`):
+    /// at least one variant shipped must run on every one of them.
+    #[serde(default)]
+    pub engine_floor: EngineFloor,
+}
+
+impl WasmSettings {
+    /// These settings for one SIMD level: its target and runtime features in place of any SIMD
+    /// ones listed, no variants.
+    pub fn at_level(&self, level: SimdLevel) -> WasmSettings {
+        let simd_targets = SimdLevel::RelaxedSimd.target_features();
+        let simd_runtime = SimdLevel::RelaxedSimd.runtime_features();
+        let target_features = level
+            .target_features()
+            .iter()
+            .map(|f| f.to_string())
+            .chain(
+                self.target_features
+                    .iter()
+                    .filter(|f| !simd_targets.contains(&f.as_str()))
+                    .cloned(),
+            )
+            .collect();
+        let mut runtime_features: Vec<WasmFeature> = self
+            .runtime_features
+            .iter()
+            .filter(|f| !simd_runtime.contains(f))
+            .copied()
+            .collect();
+        runtime_features.extend(level.runtime_features());
+        WasmSettings {
+            target_features,
+            runtime_features,
+            variants: Vec::new(),
+            ..self.clone()
+        }
+    }
+
+    /// The variants the profile declares, lowest level first.
+    pub fn declared_variants(&self) -> Vec<SimdLevel> {
+        if self.variants.is_empty() {
+            vec![SimdLevel::of_target_features(&self.target_features)]
+        } else {
+            self.variants.clone()
+        }
+    }
+}
+
+/// One feature-level variant to build: its settings, rustc flags and cargo profile.
+#[derive(Debug, Clone)]
+pub struct PlannedVariant {
+    pub level: SimdLevel,
+    pub settings: WasmSettings,
+    pub rustflags: Vec<String>,
+    /// Each level builds under a cargo profile of its own, so switching between them never
+    /// rebuilds another's dependencies.
+    pub cargo_profile: String,
+}
+
+/// The variants one build makes, lowest level first, and which is the primary.
+#[derive(Debug, Clone)]
+pub struct VariantPlan {
+    pub variants: Vec<PlannedVariant>,
+    /// Index in `variants` of the most capable variant every floor engine runs.
+    pub primary: usize,
+}
+
+impl VariantPlan {
+    pub fn primary(&self) -> &PlannedVariant {
+        &self.variants[self.primary]
+    }
 }
 
 /// How the native sibling is built; its cargo settings are the WASM profile's.
@@ -191,6 +268,16 @@ impl PythonProfile {
             )));
         }
         Ok(profile)
+    }
+}
+
+/// `a, b and c`, in order.
+fn names(levels: &[SimdLevel]) -> String {
+    let names: Vec<&str> = levels.iter().map(|level| level.name()).collect();
+    match names.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => "nothing".into(),
     }
 }
 
@@ -319,18 +406,21 @@ impl Profile {
                 self.wasm.wasm_opt_level
             )));
         }
-        if self.wasm.target_features.iter().any(|f| f == "simd128")
+        self.check_variants()?;
+        if self.wasm.variants.is_empty()
+            && self.wasm.target_features.iter().any(|f| f == "simd128")
             && !self.wasm.runtime_features.contains(&WasmFeature::Simd)
         {
             return Err(input_error(
                 "wasm.target-features enables simd128 but wasm.runtime-features lacks \"simd\"",
             ));
         }
-        if self
-            .wasm
-            .target_features
-            .iter()
-            .any(|f| f == "relaxed-simd")
+        if self.wasm.variants.is_empty()
+            && self
+                .wasm
+                .target_features
+                .iter()
+                .any(|f| f == "relaxed-simd")
             && !(self
                 .wasm
                 .runtime_features
@@ -345,9 +435,49 @@ impl Profile {
         Ok(())
     }
 
-    /// `--config` arguments defining [`CARGO_PROFILE_NAME`] with this profile's settings.
-    pub fn cargo_profile_config(&self) -> Vec<String> {
-        let key = format!("profile.{CARGO_PROFILE_NAME}");
+    fn check_variants(&self) -> Result<()> {
+        let variants = &self.wasm.variants;
+        if !variants.is_empty() {
+            if let Some(simd) = self
+                .wasm
+                .target_features
+                .iter()
+                .find(|f| SimdLevel::RelaxedSimd.target_features().contains(&f.as_str()))
+            {
+                return Err(input_error(format!(
+                    "wasm.target-features lists {simd:?} and wasm.variants is set: the variants \
+                     choose the SIMD level, so leave it out of target-features"
+                )));
+            }
+            if !variants.windows(2).all(|pair| pair[0] < pair[1]) {
+                return Err(input_error(format!(
+                    "wasm.variants = [{}]: list each level once, lowest first ({})",
+                    variants
+                        .iter()
+                        .map(|level| format!("\"{level}\""))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    names(&SimdLevel::ALL)
+                )));
+            }
+        }
+        if let Some((engine, version)) = self
+            .wasm
+            .engine_floor
+            .iter()
+            .find(|(_, version)| !variant::is_release_number(version))
+        {
+            return Err(input_error(format!(
+                "wasm.engine-floor.{engine} = {version:?}: expected a release number such as \"20\" or \"16.4\""
+            )));
+        }
+        self.variant_plan(&[]).map(drop)
+    }
+
+    /// `--config` arguments defining cargo profile `name` (inheriting `release`) with this
+    /// profile's settings.
+    pub fn cargo_profile_config(&self, name: &str) -> Vec<String> {
+        let key = format!("profile.{name}");
         let opt_level = match self.cargo.opt_level.parse::<u8>() {
             Ok(level) => level.to_string(),
             Err(_) => format!("\"{}\"", self.cargo.opt_level),
@@ -363,19 +493,61 @@ impl Profile {
         ]
     }
 
-    /// rustc flags of the WASM variant.
-    pub fn wasm_rustflags(&self) -> Vec<String> {
-        let features = self
-            .wasm
-            .target_features
+    /// The variants to build: the profile's, or those of `only` (`--variant`); one of them must
+    /// run on every engine of the floor.
+    pub fn variant_plan(&self, only: &[SimdLevel]) -> Result<VariantPlan> {
+        let declared = self.wasm.declared_variants();
+        if let Some(unknown) = only.iter().find(|level| !declared.contains(level)) {
+            return Err(input_error(format!(
+                "--variant {unknown}: profile `{}` builds {}",
+                self.name,
+                names(&declared)
+            )));
+        }
+        let levels: Vec<SimdLevel> = declared
+            .into_iter()
+            .filter(|level| only.is_empty() || only.contains(level))
+            .collect();
+        let floor = &self.wasm.engine_floor;
+        let primary = levels
             .iter()
-            .flat_map(|f| ["-C".to_string(), format!("target-feature=+{f}")]);
-        let cfg = self
-            .wasm
-            .cfg
-            .iter()
-            .flat_map(|c| ["--cfg".to_string(), c.clone()]);
-        features.chain(cfg).collect()
+            .rposition(|&level| variant::floor_engines_lacking(floor, level).is_empty())
+            .ok_or_else(|| {
+                let best = *levels.last().expect("a profile builds at least one variant");
+                let lacking: Vec<String> = variant::floor_engines_lacking(floor, best)
+                    .iter()
+                    .map(|(engine, version)| format!("{engine} {version}"))
+                    .collect();
+                input_error(format!(
+                    "no variant of {} runs on every engine of profile `{}`'s floor: {} lack {best}; \
+                     also build a lower level (--variant baseline, or add it to wasm.variants) or \
+                     raise wasm.engine-floor",
+                    names(&levels),
+                    self.name,
+                    lacking.join(", ")
+                ))
+            })?;
+        let variants = levels
+            .into_iter()
+            .map(|level| {
+                let settings = self.wasm.at_level(level);
+                let features = settings
+                    .target_features
+                    .iter()
+                    .flat_map(|f| ["-C".to_string(), format!("target-feature=+{f}")]);
+                let cfg = settings
+                    .cfg
+                    .iter()
+                    .flat_map(|c| ["--cfg".to_string(), c.clone()]);
+                PlannedVariant {
+                    level,
+                    rustflags: features.chain(cfg).collect(),
+                    settings,
+                    cargo_profile: format!("{CARGO_PROFILE_NAME}-{level}"),
+                }
+            })
+            .collect();
+        Ok(VariantPlan { variants, primary })
     }
 }
 
@@ -421,13 +593,13 @@ mod tests {
         let mut profile = Profile::load("browser").unwrap();
         assert!(
             profile
-                .cargo_profile_config()
+                .cargo_profile_config(CARGO_PROFILE_NAME)
                 .contains(&"profile.wasmpack-infer.opt-level=3".into())
         );
         profile.cargo.opt_level = "s".into();
         assert!(
             profile
-                .cargo_profile_config()
+                .cargo_profile_config(CARGO_PROFILE_NAME)
                 .contains(&"profile.wasmpack-infer.opt-level=\"s\"".into())
         );
     }
@@ -448,7 +620,7 @@ mod tests {
 
     #[test]
     fn simd_code_needs_a_simd_runtime() {
-        let text = include_str!("../targets/browser.toml").replace("  \"simd\",\n", "");
+        let text = include_str!("../targets/size.toml").replace("  \"simd\",\n", "");
         let (_dir, path) = profile_file(&text);
         let err = Profile::load(&path).unwrap_err();
         assert!(format!("{err:#}").contains("simd"), "{err:#}");
@@ -462,6 +634,94 @@ mod tests {
         let (_dir, path) = profile_file(&relaxed.replace("  \"relaxed-simd\",\n", ""));
         let err = Profile::load(&path).unwrap_err();
         assert!(format!("{err:#}").contains("needs both"), "{err:#}");
+    }
+
+    #[test]
+    fn the_browser_profile_builds_three_levels_with_simd128_primary() {
+        let profile = Profile::load("browser").unwrap();
+        let plan = profile.variant_plan(&[]).unwrap();
+        let levels: Vec<SimdLevel> = plan.variants.iter().map(|v| v.level).collect();
+        assert_eq!(levels, SimdLevel::ALL);
+        let primary = plan.primary();
+        assert_eq!(primary.level, SimdLevel::Simd128);
+        assert_eq!(
+            primary.rustflags,
+            [
+                "-C",
+                "target-feature=+simd128",
+                "--cfg",
+                "getrandom_backend=\"custom\""
+            ]
+        );
+        assert!(primary.settings.runtime_features.contains(&WasmFeature::Simd));
+        let baseline = &plan.variants[0];
+        assert!(!baseline.rustflags.iter().any(|f| f.contains("simd")));
+        assert!(!baseline.settings.runtime_features.contains(&WasmFeature::Simd));
+        let relaxed = &plan.variants[2].settings;
+        assert!(relaxed.runtime_features.contains(&WasmFeature::RelaxedSimd));
+        assert_eq!(relaxed.target_features, ["simd128", "relaxed-simd"]);
+        let cargo_profiles: std::collections::BTreeSet<&str> =
+            plan.variants.iter().map(|v| v.cargo_profile.as_str()).collect();
+        assert_eq!(cargo_profiles.len(), 3, "one cargo profile per level");
+    }
+
+    #[test]
+    fn a_variant_beyond_the_floor_is_never_shipped_alone() {
+        let profile = Profile::load("browser").unwrap();
+        let err = profile
+            .variant_plan(&[SimdLevel::RelaxedSimd])
+            .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(err.is::<crate::exit::InputError>());
+        assert!(message.contains("safari 16.4"), "{message}");
+        assert!(message.contains("--variant baseline"), "{message}");
+        let plan = profile
+            .variant_plan(&[SimdLevel::Baseline, SimdLevel::RelaxedSimd])
+            .unwrap();
+        assert_eq!(plan.primary().level, SimdLevel::Baseline);
+        let err = Profile::load("size")
+            .unwrap()
+            .variant_plan(&[SimdLevel::Baseline])
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("profile `size` builds simd128"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn variant_settings_are_checked_naming_the_key() {
+        let browser = include_str!("../targets/browser.toml");
+        let cases = [
+            (
+                browser.replace("target-features = []", "target-features = [\"simd128\"]"),
+                "leave it out of target-features",
+            ),
+            (
+                browser.replace(
+                    "variants = [\"baseline\", \"simd128\", \"relaxed-simd\"]",
+                    "variants = [\"simd128\", \"baseline\"]",
+                ),
+                "lowest first",
+            ),
+            (
+                browser.replace("safari = \"16.4\"", "safari = \"sixteen\""),
+                "wasm.engine-floor.safari",
+            ),
+            (
+                browser.replace(
+                    "variants = [\"baseline\", \"simd128\", \"relaxed-simd\"]",
+                    "variants = [\"simd128\", \"relaxed-simd\"]",
+                )
+                .replace("safari = \"16.4\"", "safari = \"15\""),
+                "no variant of simd128 and relaxed-simd runs on every engine",
+            ),
+        ];
+        for (text, needle) in cases {
+            let (_dir, path) = profile_file(&text);
+            let err = Profile::load(&path).unwrap_err();
+            assert!(format!("{err:#}").contains(needle), "{needle}: {err:#}");
+        }
     }
 
     #[test]

@@ -9,10 +9,25 @@ export interface TensorSpec {
   shape: number[];
 }
 
+/** One SIMD level of the module. */
+export interface WasmVariant {
+  level: "baseline" | "simd128" | "relaxed-simd";
+  file: string;
+  sri: string;
+  bytes: number;
+  /** WebAssembly features an engine needs to run it. */
+  features: string[];
+  /** A tiny module (base64) that validates exactly where the variant runs; null for baseline. */
+  probe: string | null;
+}
+
 export interface LoaderManifest {
   abiVersion: number;
   kernel: { name: string; version: string };
-  wasm: { file: string; sri: string; bytes: number };
+  /** The primary variant: the one every engine of the profile's floor runs. */
+  wasm: WasmVariant;
+  /** Every variant, most capable first. */
+  variants: WasmVariant[];
   input: TensorSpec;
   output: TensorSpec;
   imports: string[];
@@ -21,13 +36,24 @@ export interface LoaderManifest {
 export class IntegrityError extends Error {}
 
 export interface Model {
+  /** The SIMD level that was loaded. */
+  readonly variant: WasmVariant["level"];
   readonly inputShape: number[];
   readonly outputShape: number[];
   /** Runs a batch of whole samples; returns the outputs of every sample, concatenated. */
   infer(input: TensorArray): Promise<TensorArray>;
 }
 
-/** Fetches, checks (SRI) and instantiates the module; `baseUrl` defaults to the loader's folder. */
-export function load(options?: { baseUrl?: string | URL }): Promise<Model>;
+/**
+ * Fetches, checks (SRI) and instantiates the best variant this engine runs, or `variant` when
+ * named; `baseUrl` defaults to the loader's folder.
+ */
+export function load(options?: {
+  baseUrl?: string | URL;
+  variant?: WasmVariant["level"];
+}): Promise<Model>;
+
+/** The variant load() would pick on this engine; throws when it runs none. */
+export function bestVariant(): WasmVariant;
 
 export const manifest: LoaderManifest;

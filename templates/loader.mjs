@@ -5,6 +5,10 @@
 //   const model = await load();                    // or load({ baseUrl: "https://cdn.example/model/" })
 //   const output = await model.infer(new Float32Array(input));
 //
+// A bundle may ship the kernel at several SIMD levels (baseline, simd128, relaxed-simd): load()
+// fetches only the most capable one this engine validates (checked on a tiny probe module per
+// level), or the one named by load({ variant }); model.variant says which ran.
+//
 // The module is checked against the SRI hash the build recorded before it is instantiated; a
 // tampered or missing file rejects with an IntegrityError or Error naming the URL.
 
@@ -77,13 +81,45 @@ async function instantiate(url, integrity) {
 
 const elements = (shape) => shape.reduce((a, b) => a * b, 1);
 
+function decodeBase64(text) {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+/** Whether this engine runs `variant`: its probe module validates (the baseline has none). */
+function runs(variant) {
+  return !variant.probe || WebAssembly.validate(decodeBase64(variant.probe));
+}
+
+/** The variant load() would pick here: the most capable one this engine validates. */
+export function bestVariant() {
+  const variant = CONFIG.variants.find(runs);
+  if (!variant) {
+    const levels = CONFIG.variants.map((v) => `${v.level} (${v.features.join(", ") || "no SIMD"})`);
+    throw new Error(`this engine runs none of the variants: ${levels.join("; ")}`);
+  }
+  return variant;
+}
+
+function namedVariant(name) {
+  const variant = CONFIG.variants.find((v) => v.level === name);
+  if (!variant) {
+    const levels = CONFIG.variants.map((v) => v.level);
+    throw new Error(`no variant "${name}" in this bundle; it ships ${levels.join(", ")}`);
+  }
+  return variant;
+}
+
 class Model {
   #exports;
   #input = { ptr: 0, cap: 0 };
   #output = { ptr: 0, cap: 0 };
 
-  constructor(instance) {
+  constructor(instance, variant) {
     this.#exports = instance.exports;
+    this.variant = variant;
     const version = this.#exports.wpi_abi_version();
     if (version !== CONFIG.abiVersion) throw new Error(`kernel ABI ${version}, this loader speaks ${CONFIG.abiVersion}`);
     if (this.#exports.wpi_init) {
@@ -125,12 +161,16 @@ class Model {
   }
 }
 
-/** Fetches, checks (SRI) and instantiates the module; `baseUrl` defaults to this file's folder. */
-export async function load({ baseUrl } = {}) {
+/**
+ * Fetches, checks (SRI) and instantiates the best variant this engine runs, or `variant` when
+ * named; `baseUrl` defaults to this file's folder.
+ */
+export async function load({ baseUrl, variant } = {}) {
   let base = new URL(baseUrl ?? ".", import.meta.url);
   if (!base.pathname.endsWith("/")) base = new URL(`${base.href}/`);
-  const instance = await instantiate(new URL(CONFIG.wasm.file, base), CONFIG.wasm.sri);
-  return new Model(instance);
+  const chosen = variant === undefined ? bestVariant() : namedVariant(variant);
+  const instance = await instantiate(new URL(chosen.file, base), chosen.sri);
+  return new Model(instance, chosen.level);
 }
 
 export const manifest = CONFIG;

@@ -4,6 +4,7 @@ use cargo_wasmpack_infer::exit::input_error;
 use cargo_wasmpack_infer::kernel::pipeline::{self, BuildOptions};
 use cargo_wasmpack_infer::kernel::project::KernelProject;
 use cargo_wasmpack_infer::manifest::AnyManifest;
+use cargo_wasmpack_infer::manifest::variant::SimdLevel;
 use cargo_wasmpack_infer::profile::{
     DEFAULT_NATIVE_PROFILE, DEFAULT_PROFILE, DEFAULT_PYTHON_PROFILE, NativeProfile, Profile,
     PythonProfile,
@@ -52,6 +53,11 @@ pub struct Opts {
     /// Build the native sibling without the `cuda` feature.
     #[arg(long)]
     no_cuda: bool,
+    /// Kernels: build only this feature-level variant of the profile's (baseline, simd128,
+    /// relaxed-simd; repeat for several). One of them must run on every engine of the
+    /// profile's floor. Default: every variant the profile lists.
+    #[arg(long = "variant", value_name = "LEVEL", value_parser = parse_level)]
+    variants: Vec<SimdLevel>,
     /// Kernels: let cargo read the checkout itself rather than the stage, a copy of the
     /// crate's local packages (for a crate that reads files outside them). The native library
     /// then changes with the checkout's path.
@@ -152,6 +158,7 @@ impl Opts {
             source_date_epoch: self.source_date_epoch,
             timing: self.timing.plan()?,
             demo: self.demo,
+            variants: self.variants.clone(),
         };
         let output = pipeline::build(&project, &options, self.output.reporter().as_mut())?;
         self.output.print_manifest(&output.manifest);
@@ -165,6 +172,13 @@ impl Opts {
     }
 
     fn run_python(self, path: &std::path::Path) -> anyhow::Result<ExitCode> {
+        if !self.variants.is_empty() {
+            return Err(input_error(format!(
+                "--variant is for kernel crates; {} is a Python project, whose runtime is \
+                 Pyodide's own build",
+                path.display()
+            )));
+        }
         let project = PythonProject::load(path)?;
         let Some(pyodide) = &self.pyodide else {
             return Err(input_error(format!(
@@ -241,4 +255,12 @@ fn check_budgets(
         check::print_results(&results, output)?;
     }
     Ok(check::exit_code(&results))
+}
+
+/// A `--variant` value: one of the SIMD levels.
+fn parse_level(name: &str) -> Result<SimdLevel, String> {
+    SimdLevel::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = SimdLevel::ALL.iter().map(|l| l.name()).collect();
+        format!("expected one of {}", names.join(", "))
+    })
 }

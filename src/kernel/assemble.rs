@@ -4,13 +4,14 @@
 use crate::abi;
 use crate::bundle::layout::KERNEL_SAMPLES_FILE;
 use crate::kernel::measure::Measured;
-use crate::kernel::pipeline::{BuildOptions, Built, Transformed};
+use crate::kernel::pipeline::{BuildOptions, Built, ShippedWasm, Transformed};
 use crate::kernel::project::KernelProject;
 use crate::manifest::kernel::{
     CustomSection, KERNEL_KIND, KernelInfo, KernelManifest, NativeVariant, OptimizeInfo,
     ProfileInfo, SamplesInfo, ShakeInfo, ValidateInfo, WasmStages, WasmVariant,
 };
-use crate::manifest::{FileEntry, SCHEMA_VERSION, Sizes, Tool};
+use crate::manifest::variant::{self, FeatureVariant};
+use crate::manifest::{FileEntry, SCHEMA_VERSION, Tool};
 use crate::{fsx, measure::sizes, tools};
 use anyhow::Result;
 
@@ -19,12 +20,12 @@ pub(crate) struct Parts<'a> {
     pub project: &'a KernelProject,
     pub options: &'a BuildOptions,
     pub built: &'a Built,
-    pub transformed: &'a Transformed,
-    pub differential_samples: usize,
-    pub wasm_sizes: Sizes,
+    /// The feature-level variants as shipped, in the order of `built.wasm`.
+    pub shipped: &'a [ShippedWasm],
     /// The bundle's files as written, and which of them are the variants and the name map.
     pub files: Vec<FileEntry>,
-    pub wasm_file: String,
+    /// Each variant's module, in the same order.
+    pub wasm_files: Vec<String>,
     pub native_file: String,
     pub name_map_file: Option<String>,
     pub measured: Measured,
@@ -35,12 +36,48 @@ pub(crate) fn manifest(parts: Parts) -> Result<KernelManifest> {
         project,
         options,
         built,
-        transformed: Transformed {
-            shaken, optimized, ..
-        },
+        shipped,
         ..
     } = parts;
     let profile = &options.profile;
+    let primary = &shipped[built.primary];
+    let primary_built = built.primary();
+    let Transformed {
+        shaken,
+        optimized,
+        shipped_abi,
+        ..
+    } = &primary.transformed;
+    let floor = &profile.wasm.engine_floor;
+    let variants: Vec<FeatureVariant> = shipped
+        .iter()
+        .zip(&built.wasm)
+        .zip(&parts.wasm_files)
+        .map(|((variant, built), file)| {
+            let lacking: Vec<_> = variant::floor_engines_lacking(floor, variant.level)
+                .into_iter()
+                .map(|(engine, _)| engine)
+                .collect();
+            FeatureVariant {
+                level: variant.level,
+                file: file.clone(),
+                target_features: built.plan.settings.target_features.clone(),
+                runtime_features: built.plan.settings.runtime_features.clone(),
+                primary: variant.level == primary.level,
+                built_bytes: built.bytes.len() as u64,
+                shaken_bytes: variant.transformed.shaken.wasm.len() as u64,
+                sizes: variant.sizes,
+                differential_samples: variant.differential_samples,
+                agreement: variant.agreement.clone(),
+                floor_engines: floor
+                    .keys()
+                    .filter(|engine| !lacking.contains(engine))
+                    .copied()
+                    .collect(),
+                floor_engines_lacking: lacking,
+            }
+        })
+        .collect();
     Ok(KernelManifest {
         schema_version: SCHEMA_VERSION,
         kind: KERNEL_KIND.into(),
@@ -69,13 +106,13 @@ pub(crate) fn manifest(parts: Parts) -> Result<KernelManifest> {
         },
         files: parts.files,
         wasm: WasmVariant {
-            file: parts.wasm_file,
-            target: built.wasm.target.clone(),
-            rustflags: built.wasm.rustflags.clone(),
-            getrandom_without_wasm_js: built.wasm.getrandom_without_wasm_js.clone(),
-            runtime_features: profile.wasm.runtime_features.clone(),
+            file: parts.wasm_files[built.primary].clone(),
+            target: primary_built.compiled.target.clone(),
+            rustflags: primary_built.compiled.rustflags.clone(),
+            getrandom_without_wasm_js: primary_built.compiled.getrandom_without_wasm_js.clone(),
+            runtime_features: primary_built.plan.settings.runtime_features.clone(),
             stages: WasmStages {
-                built_bytes: built.wasm_bytes.len() as u64,
+                built_bytes: primary_built.bytes.len() as u64,
                 shake: ShakeInfo {
                     bytes: shaken.wasm.len() as u64,
                     functions_before: shaken.functions_before,
@@ -96,18 +133,20 @@ pub(crate) fn manifest(parts: Parts) -> Result<KernelManifest> {
                 optimize: OptimizeInfo {
                     bytes: optimized.wasm.len() as u64,
                     level: optimized.level.clone(),
-                    features: profile.wasm.runtime_features.clone(),
+                    features: primary_built.plan.settings.runtime_features.clone(),
                     binaryen_version: tools::binaryen_version(),
                     wasm_opt_crate_version: tools::WASM_OPT_CRATE_VERSION.into(),
                 },
                 validate: ValidateInfo {
-                    differential_samples: parts.differential_samples,
+                    differential_samples: primary.differential_samples,
                 },
             },
-            sizes: parts.wasm_sizes,
-            imports: parts.transformed.shipped_abi.imports.clone(),
-            exports: parts.transformed.shipped_abi.exports.clone(),
+            sizes: primary.sizes,
+            imports: shipped_abi.imports.clone(),
+            exports: shipped_abi.exports.clone(),
             name_map: parts.name_map_file,
+            engine_floor: floor.clone(),
+            variants,
         },
         native: NativeVariant {
             file: parts.native_file,

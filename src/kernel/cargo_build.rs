@@ -4,7 +4,7 @@ use crate::exit::input_error;
 use crate::kernel::project::KernelProject;
 use crate::kernel::rustc_wrapper;
 use crate::kernel::sources::{REMAPPED_ROOT, StagedSources};
-use crate::profile::{CARGO_PROFILE_NAME, Profile};
+use crate::profile::Profile;
 use anyhow::{Context, Result, bail};
 use cargo_metadata::Message;
 use std::io::{BufReader, Read};
@@ -283,17 +283,33 @@ pub fn tool_target_dir(project: &KernelProject) -> PathBuf {
     project.target_directory.join("wasmpack-infer")
 }
 
-/// Compiles the kernel's cdylib for `target` with `profile`'s cargo settings plus `rustflags`
-/// and the crate's `features`.
+/// One cargo build of the kernel's cdylib.
+pub struct CompileRequest<'a> {
+    /// Whose cargo settings apply.
+    pub profile: &'a Profile,
+    /// The cargo profile (inheriting `release`) they are defined as.
+    pub cargo_profile: &'a str,
+    pub target: &'a str,
+    pub rustflags: &'a [String],
+    /// Cargo features of the kernel crate.
+    pub features: &'a [String],
+    pub offline: bool,
+}
+
+/// Compiles the kernel's cdylib as `request` says.
 pub fn compile(
     project: &KernelProject,
     sources: &StagedSources,
-    profile: &Profile,
-    target: &str,
-    rustflags: &[String],
-    features: &[String],
-    offline: bool,
+    request: &CompileRequest,
 ) -> Result<CompiledVariant> {
+    let &CompileRequest {
+        profile,
+        cargo_profile,
+        target,
+        rustflags,
+        features,
+        offline,
+    } = request;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(&cargo);
     command
@@ -302,10 +318,10 @@ pub fn compile(
         .arg(&sources.manifest_path)
         .args(["--package", &project.name])
         .args(["--target", target])
-        .args(["--profile", CARGO_PROFILE_NAME])
+        .args(["--profile", cargo_profile])
         .arg("--target-dir")
         .arg(tool_target_dir(project));
-    for setting in profile.cargo_profile_config() {
+    for setting in profile.cargo_profile_config(cargo_profile) {
         command.args(["--config", &setting]);
     }
     // Remapping is not recorded with the profile's flags: it only keeps absolute paths (which

@@ -1,9 +1,12 @@
 //! The JavaScript loader shipped in every WASM bundle (`templates/loader.mjs`), filled in with the
-//! module's file name, SRI hash, tensor specs and imports so it needs no manifest fetch.
+//! variants' file names, SRI hashes and feature probes, the tensor specs and imports, so it needs
+//! no manifest fetch.
 
 use crate::bundle::layout::{LOADER_FILE, LOADER_TYPES_FILE};
 use crate::bundle::pack::BundleFile;
-use crate::manifest::TensorSpec;
+use crate::manifest::variant::SimdLevel;
+use crate::manifest::{TensorSpec, WasmFeature};
+use base64::Engine as _;
 use serde::Serialize;
 
 const LOADER: &str = include_str!("../../templates/loader.mjs");
@@ -16,7 +19,10 @@ const CONFIG_SLOT: &str = "/*WPI_CONFIG*/ {} /*END_WPI_CONFIG*/";
 pub struct LoaderConfig<'a> {
     pub abi_version: u32,
     pub kernel: KernelName<'a>,
-    pub wasm: WasmFile<'a>,
+    /// The primary variant: what every engine of the profile's floor runs.
+    pub wasm: &'a WasmFile<'a>,
+    /// Every variant, most capable first: the loader takes the first the engine validates.
+    pub variants: Vec<&'a WasmFile<'a>>,
     pub input: &'a TensorSpec,
     pub output: &'a TensorSpec,
     pub imports: &'a [String],
@@ -30,9 +36,62 @@ pub struct KernelName<'a> {
 
 #[derive(Serialize)]
 pub struct WasmFile<'a> {
+    pub level: SimdLevel,
     pub file: &'a str,
-    pub sri: &'a str,
+    pub sri: String,
     pub bytes: u64,
+    pub features: &'a [WasmFeature],
+    /// A tiny module using this level's instructions, base64: `WebAssembly.validate` on it says
+    /// whether the engine runs the variant. `None` for the baseline.
+    pub probe: Option<String>,
+}
+
+impl<'a> WasmFile<'a> {
+    pub fn new(level: SimdLevel, file: &'a str, bytes: &[u8], features: &'a [WasmFeature]) -> Self {
+        Self {
+            level,
+            file,
+            sri: crate::fsx::sri_sha384(bytes),
+            bytes: bytes.len() as u64,
+            features,
+            probe: probe(level).map(|module| base64::engine::general_purpose::STANDARD.encode(module)),
+        }
+    }
+}
+
+/// `variants` most capable first.
+pub fn best_first<'a>(variants: &'a [WasmFile<'a>]) -> Vec<&'a WasmFile<'a>> {
+    let mut sorted: Vec<&WasmFile> = variants.iter().collect();
+    sorted.sort_by_key(|v| std::cmp::Reverse(v.level));
+    sorted
+}
+
+/// A module of one function returning a v128 its level's instructions compute: valid exactly on
+/// engines with those instructions (the approach of wasm-feature-detect).
+fn probe(level: SimdLevel) -> Option<Vec<u8>> {
+    use wasm_encoder::{
+        CodeSection, Function, FunctionSection, Instruction, Module, TypeSection, ValType,
+    };
+    let body: &[Instruction] = match level {
+        SimdLevel::Baseline => return None,
+        SimdLevel::Simd128 => &[Instruction::V128Const(0), Instruction::I32x4Add],
+        SimdLevel::RelaxedSimd => &[Instruction::V128Const(0), Instruction::I8x16RelaxedSwizzle],
+    };
+    let mut types = TypeSection::new();
+    types.ty().function([], [ValType::V128]);
+    let mut functions = FunctionSection::new();
+    functions.function(0);
+    let mut function = Function::new([]);
+    function.instruction(&Instruction::V128Const(0));
+    for instruction in body {
+        function.instruction(instruction);
+    }
+    function.instruction(&Instruction::End);
+    let mut code = CodeSection::new();
+    code.function(&function);
+    let mut module = Module::new();
+    module.section(&types).section(&functions).section(&code);
+    Some(module.finish())
 }
 
 /// `loader.mjs` with `config` filled in, and `loader.d.ts`.
@@ -55,6 +114,7 @@ pub fn loader_files(config: &LoaderConfig) -> Vec<BundleFile> {
 mod tests {
     use super::*;
     use crate::manifest::Dtype;
+    use crate::profile::wasmparser_features;
 
     #[test]
     fn config_replaces_the_slot_once() {
@@ -62,17 +122,15 @@ mod tests {
             dtype: Dtype::F32,
             shape: vec![4],
         };
+        let wasm = WasmFile::new(SimdLevel::Simd128, "k.wasm", b"\0asm", &[WasmFeature::Simd]);
         let config = LoaderConfig {
             abi_version: 1,
             kernel: KernelName {
                 name: "k",
                 version: "0.1.0",
             },
-            wasm: WasmFile {
-                file: "k.wasm",
-                sri: "sha384-x",
-                bytes: 10,
-            },
+            wasm: &wasm,
+            variants: vec![&wasm],
             input: &spec,
             output: &spec,
             imports: &[],
@@ -83,6 +141,39 @@ mod tests {
         assert!(
             loader.contains(r#"const CONFIG = {"abiVersion":1,"kernel":{"name":"k""#),
             "{loader}"
+        );
+        assert!(loader.contains(r#""level":"simd128","file":"k.wasm""#), "{loader}");
+    }
+
+    /// Each probe validates on an engine with exactly its level's features and not on one with
+    /// the level below: what the loader's choice rests on.
+    #[test]
+    fn each_probe_needs_exactly_its_level() {
+        let valid = |module: &[u8], level: SimdLevel| {
+            wasmparser::Validator::new_with_features(wasmparser_features(level.runtime_features()))
+                .validate_all(module)
+                .is_ok()
+        };
+        assert!(probe(SimdLevel::Baseline).is_none());
+        let simd = probe(SimdLevel::Simd128).unwrap();
+        assert!(valid(&simd, SimdLevel::Simd128));
+        assert!(!valid(&simd, SimdLevel::Baseline));
+        let relaxed = probe(SimdLevel::RelaxedSimd).unwrap();
+        assert!(valid(&relaxed, SimdLevel::RelaxedSimd));
+        assert!(!valid(&relaxed, SimdLevel::Simd128));
+    }
+
+    #[test]
+    fn variants_are_offered_most_capable_first() {
+        let files = [
+            WasmFile::new(SimdLevel::Baseline, "k.baseline.wasm", b"a", &[]),
+            WasmFile::new(SimdLevel::RelaxedSimd, "k.relaxed-simd.wasm", b"b", &[]),
+            WasmFile::new(SimdLevel::Simd128, "k.wasm", b"c", &[]),
+        ];
+        let order: Vec<SimdLevel> = best_first(&files).iter().map(|f| f.level).collect();
+        assert_eq!(
+            order,
+            [SimdLevel::RelaxedSimd, SimdLevel::Simd128, SimdLevel::Baseline]
         );
     }
 }

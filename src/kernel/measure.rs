@@ -5,6 +5,7 @@ use crate::bundle::Bundle;
 use crate::fsx;
 use crate::manifest::fit::FitThresholds;
 use crate::manifest::kernel::{Accelerator, CudaRun, KernelManifest, Timings};
+use crate::manifest::variant::{SimdLevel, VariantTimings};
 use crate::manifest::{Parity, Sizes};
 use crate::measure::browser::{self, BrowserPlan};
 use crate::measure::fit::{self, FitInputs};
@@ -109,9 +110,12 @@ pub fn parity_run(host: &WasmHost, variants: &Variants) -> Result<ParityRun> {
     })
 }
 
+/// Parity and timings of the primary WASM variant, native and CUDA; and each further
+/// feature-level variant's compile and steady latency (`others`, beside the primary `level`).
 pub fn measure_variants(
     host: &WasmHost,
     variants: &Variants,
+    (level, others): (SimdLevel, &[(SimdLevel, &[u8])]),
     rustc_release: &str,
     wasm_sizes: &Sizes,
     thresholds: FitThresholds,
@@ -122,9 +126,11 @@ pub fn measure_variants(
     // Both variants' inferences, and the module compiled as often as the plan times it (plus
     // the precompile): a multi-megabyte module spends more time compiling than inferring.
     let compiles = plan.compile_runs as u32 + 1;
+    let modules = others.len() as u32 + 1;
     let _watchdog = Watchdog::start(
         watchdog_limit(
-            run.per_sample * plan.sample_inferences() as u32 * 2 + run.compile * compiles,
+            run.per_sample * plan.sample_inferences() as u32 * (modules + 1)
+                + run.compile * compiles * modules,
         ),
         "timing the variants".into(),
     );
@@ -148,6 +154,23 @@ pub fn measure_variants(
         thresholds,
         page_first_result_us: None,
     });
+    let mut variant_timings = vec![VariantTimings {
+        level,
+        compile: wasm_timings.compile,
+        over_native: fit::steady_ratios(&wasm_timings.steady, &native_timings),
+        steady: wasm_timings.steady.clone(),
+    }];
+    for &(other, wasm) in others {
+        let (compile, steady) = timing::measure_wasm_steady(wasm, samples, plan)
+            .with_context(|| format!("measuring the {other} variant"))?;
+        variant_timings.push(VariantTimings {
+            level: other,
+            compile,
+            over_native: fit::steady_ratios(&steady, &native_timings),
+            steady,
+        });
+    }
+    variant_timings.sort_by_key(|t| t.level);
     let reason = match (&variants.cuda, run.accelerator) {
         (_, Accelerator::Cuda) => None,
         (CudaRequest::NotRequested(why), _) => Some(why.clone()),
@@ -178,6 +201,7 @@ pub fn measure_variants(
             cuda,
             runtime_fit,
             browser: None,
+            variants: variant_timings,
             stages: Vec::new(),
         },
     })
@@ -224,9 +248,21 @@ pub fn remeasure(
         .map(|r| r.release)
         .unwrap_or_else(|_| manifest.profile.rustc.clone());
     let native_library = bundle.path_of(&manifest.native.file)?;
+    let others = manifest
+        .wasm
+        .variants
+        .iter()
+        .filter(|v| !v.primary)
+        .map(|v| Ok((v.level, bundle.read(&v.file)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let others: Vec<(SimdLevel, &[u8])> = others
+        .iter()
+        .map(|(level, wasm)| (*level, wasm.as_slice()))
+        .collect();
     let measured = measure_variants(
         &WasmHost::with_call_time_limit(plan.call_time_limit)?,
         &bundle.variants(&wasm, &native_library, &samples_data),
+        (manifest.wasm.primary_level(), &others),
         &rustc,
         &manifest.wasm.sizes,
         manifest.timings.runtime_fit.thresholds,
@@ -265,7 +301,13 @@ pub fn measure_browser(
     reporter.event(Event::Started(Stage::Measure));
     let run = browser::measure_kernel(chromium, bundle_dir, &manifest.kernel.samples.file, plan)
         .context("measuring the WASM variant in Chromium")?;
-    let wasm = bundle.read(&manifest.wasm.file)?;
+    // The browser ran the variant its loader picked; wasmtime runs the same module.
+    let loaded_file = run
+        .timings
+        .variant
+        .and_then(|level| manifest.wasm.variants.iter().find(|v| v.level == level))
+        .map_or(&manifest.wasm.file, |v| &v.file);
+    let wasm = bundle.read(loaded_file)?;
     let samples = bundle.read(&manifest.kernel.samples.file)?;
     let count = manifest.kernel.samples.count;
     let mut kernel = WasmHost::with_call_time_limit(call_time_limit)?.load(&wasm)?;

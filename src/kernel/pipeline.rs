@@ -9,18 +9,23 @@ use crate::bundle::names::{self, NameMap};
 use crate::bundle::pack::{self, BundleFile};
 use crate::fsx;
 use crate::kernel::assemble;
-use crate::kernel::cargo_build::{self, CompiledVariant, TargetSetup};
+use crate::kernel::cargo_build::{self, CompileRequest, CompiledVariant, TargetSetup};
 use crate::kernel::measure::{Measured, ensure_parity, measure_variants};
 use crate::kernel::optimize::Optimized;
 use crate::kernel::project::KernelProject;
 use crate::kernel::shake::Shaken;
 use crate::kernel::{loader, optimize, shake, sources, validate};
+use crate::manifest::Sizes;
 use crate::manifest::kernel::{KernelManifest, StageTime};
+use crate::manifest::variant::{SimdLevel, VariantAgreement};
 use crate::measure::sizes;
 use crate::measure::timing::{SampleSet, TimingPlan};
 use crate::measure::variants::{CudaRequest, Variants};
 use crate::measure::wasm::WasmHost;
-use crate::profile::{CUDA_FEATURE, NativeProfile, Profile};
+use crate::profile::{
+    CARGO_PROFILE_NAME, CUDA_FEATURE, NativeProfile, PlannedVariant, Profile, VariantPlan,
+    WasmSettings,
+};
 use crate::report::{Event, Reporter, Stage};
 use crate::tools::RustcInfo;
 use anyhow::{Context, Result};
@@ -46,6 +51,8 @@ pub struct BuildOptions {
     pub timing: TimingPlan,
     /// Write the demo page (`index.html`, from `[package.metadata.wasmpack-infer.demo]`).
     pub demo: bool,
+    /// `--variant`: build only these of the profile's feature-level variants (all when empty).
+    pub variants: Vec<SimdLevel>,
 }
 
 #[derive(Debug)]
@@ -59,7 +66,7 @@ pub struct BuildOutput {
 fn name_map(
     built_wasm: &[u8],
     shake_options: shake::ShakeOptions,
-    profile: &Profile,
+    settings: &WasmSettings,
     shipped: &[u8],
 ) -> Result<Option<NameMap>> {
     if shake_options.keep_names {
@@ -70,22 +77,47 @@ fn name_map(
         ..shake_options
     };
     let twin = shake::shake(built_wasm, &abi::export_names(), twin_options)?;
-    let named = optimize::optimize(&twin.wasm, &profile.wasm, true)?;
+    let named = optimize::optimize(&twin.wasm, settings, true)?;
     NameMap::for_shipped(&named.wasm, shipped)
 }
 
-/// Both variants compiled from the same sources.
+/// Every variant compiled from the same sources.
 pub(crate) struct Built {
     pub rustc: RustcInfo,
-    pub wasm: CompiledVariant,
-    pub wasm_bytes: Vec<u8>,
+    /// The feature-level WASM variants, lowest level first.
+    pub wasm: Vec<BuiltWasm>,
+    /// Index of the primary in `wasm`.
+    pub primary: usize,
     pub native: CompiledVariant,
     pub native_bytes: Vec<u8>,
     pub native_features: Vec<String>,
     pub cuda: CudaRequest,
 }
 
-/// The shipped WASM module and what each transform did on the way to it.
+impl Built {
+    pub fn primary(&self) -> &BuiltWasm {
+        &self.wasm[self.primary]
+    }
+}
+
+/// One feature-level WASM variant as cargo built it.
+pub(crate) struct BuiltWasm {
+    pub plan: PlannedVariant,
+    pub compiled: CompiledVariant,
+    pub bytes: Vec<u8>,
+}
+
+/// One feature-level variant as shipped: transformed, validated, sized and compared.
+pub(crate) struct ShippedWasm {
+    pub level: SimdLevel,
+    pub transformed: Transformed,
+    pub differential_samples: usize,
+    pub sizes: Sizes,
+    /// Against the reference (lowest) variant; `None` for the reference itself.
+    pub agreement: Option<VariantAgreement>,
+}
+
+/// A WASM module and what each transform did on the way to it.
 pub(crate) struct Transformed {
     pub shaken: Shaken,
     pub optimized: Optimized,
@@ -113,57 +145,142 @@ pub fn build(
         })
         .transpose()?;
 
+    let plan = options.profile.variant_plan(&options.variants)?;
     let mut clock = StageClock::default();
     reporter.event(Event::Started(Stage::Build));
-    let built = compile_both(project, options, reporter)?;
+    let built = compile_all(project, options, plan, reporter)?;
     clock.lap("build");
+    let several = built.wasm.len() > 1;
+    let label = |level: SimdLevel| several.then_some(level);
+    let wasm_bytes: Vec<(SimdLevel, u64)> = built
+        .wasm
+        .iter()
+        .map(|variant| (variant.plan.level, variant.bytes.len() as u64))
+        .collect();
     reporter.event(Event::Built {
-        wasm_target: &built.wasm.target,
-        wasm_bytes: built.wasm_bytes.len() as u64,
+        wasm_target: &built.primary().compiled.target,
+        wasm_bytes: &wasm_bytes,
         native_target: &built.native.target,
         native_bytes: built.native_bytes.len() as u64,
     });
 
-    let transformed = transform(project, &built, options, reporter, &mut clock)?;
-    let shipped_wasm = &transformed.optimized.wasm;
+    let shake_options = shake::ShakeOptions {
+        keep_names: options.keep_names,
+        strip_panic_formatting: options.profile.wasm.strip_panic_formatting,
+    };
+    let shaken = built
+        .wasm
+        .iter()
+        .map(|variant| {
+            shake_variant(
+                project,
+                variant,
+                label(variant.plan.level),
+                shake_options,
+                options.offline,
+                reporter,
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    clock.lap("shake");
+    let transformed = built
+        .wasm
+        .iter()
+        .zip(shaken)
+        .enumerate()
+        .map(|(index, (variant, shaken))| {
+            optimize_variant(
+                project,
+                variant,
+                shaken,
+                label(variant.plan.level),
+                // The name map describes the primary, the module `diff` compares.
+                (index == built.primary).then_some(shake_options),
+                options.keep_names,
+                reporter,
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    clock.lap("optimize");
 
     reporter.event(Event::Started(Stage::Validate));
-    validate::validate_module(shipped_wasm, &options.profile.wasm.runtime_features)
-        .context("validate stage")?;
     let host = WasmHost::with_call_time_limit(options.timing.call_time_limit)?;
-    let validated = validate::differential_run(
-        &host,
-        &built.wasm_bytes,
-        shipped_wasm,
-        &project.samples,
-        project.input.bytes(),
-        project.output.bytes(),
-    )
-    .context("validate stage: differential run")?;
-    reporter.event(Event::Validated {
-        samples: validated.differential_samples,
-    });
+    let samples = SampleSet {
+        data: &project.samples,
+        input_bytes: project.input.bytes(),
+        output_bytes: project.output.bytes(),
+    };
+    let mut shipped_variants: Vec<ShippedWasm> = Vec::new();
+    let mut reference_outputs = None;
+    for (variant, transformed) in built.wasm.iter().zip(transformed) {
+        let level = variant.plan.level;
+        let context = || format!("validate stage, {level} variant");
+        let shipped = &transformed.optimized.wasm;
+        validate::validate_module(shipped, &variant.plan.settings.runtime_features)
+            .with_context(context)?;
+        let validated = validate::differential_run(
+            &host,
+            &variant.bytes,
+            shipped,
+            &project.samples,
+            samples.input_bytes,
+            samples.output_bytes,
+        )
+        .with_context(context)?;
+        let agreement = match &reference_outputs {
+            None => {
+                reference_outputs = Some((level, validate::outputs(&host, shipped, &samples)?));
+                None
+            }
+            Some((reference, expected)) => Some(
+                validate::agreement(
+                    &host,
+                    (*reference, expected),
+                    (level, shipped),
+                    &samples,
+                    &project.output,
+                    project.tolerance,
+                )
+                .with_context(context)?,
+            ),
+        };
+        reporter.event(Event::Validated {
+            variant: label(level),
+            samples: validated.differential_samples,
+            agreement: agreement.as_ref(),
+        });
+        shipped_variants.push(ShippedWasm {
+            level,
+            sizes: sizes::sizes(shipped)?,
+            transformed,
+            differential_samples: validated.differential_samples,
+            agreement,
+        });
+    }
     clock.lap("validate");
 
     reporter.event(Event::Started(Stage::Measure));
-    let wasm_sizes = sizes::sizes(shipped_wasm)?;
+    let primary = &shipped_variants[built.primary];
+    let shipped_wasm = &primary.transformed.optimized.wasm;
     let variants = Variants {
         wasm: shipped_wasm,
         native_library: &built.native.artifact,
-        samples: SampleSet {
-            data: &project.samples,
-            input_bytes: project.input.bytes(),
-            output_bytes: project.output.bytes(),
-        },
+        samples,
         output: &project.output,
         tolerance: project.tolerance,
         cuda: built.cuda.clone(),
     };
+    let others: Vec<(SimdLevel, &[u8])> = shipped_variants
+        .iter()
+        .filter(|v| v.level != primary.level)
+        .map(|v| (v.level, v.transformed.optimized.wasm.as_slice()))
+        .collect();
     let mut measured: Measured = measure_variants(
         &host,
         &variants,
+        (primary.level, &others),
         &built.rustc.release,
-        &wasm_sizes,
+        &primary.sizes,
         options.profile.runtime_fit,
         &options.timing,
     )?;
@@ -177,7 +294,7 @@ pub fn build(
     reporter.event(Event::Started(Stage::Pack));
     let bundle_dir = options.out_dir.join(project.bundle_name());
     let staging = fsx::StagingDir::new(&bundle_dir)?;
-    let shipped = bundle_files(project, options, &built, &transformed, demo_page)?;
+    let shipped = bundle_files(project, options, &built, &shipped_variants, demo_page)?;
     let files = pack::write_files(staging.path(), &shipped.files)?;
     clock.lap("pack");
     measured.timings.stages = clock.stages;
@@ -185,11 +302,9 @@ pub fn build(
         project,
         options,
         built: &built,
-        transformed: &transformed,
-        differential_samples: validated.differential_samples,
-        wasm_sizes,
+        shipped: &shipped_variants,
         files,
-        wasm_file: shipped.wasm_file,
+        wasm_files: shipped.wasm_files,
         native_file: shipped.native_file,
         name_map_file: shipped.name_map_file,
         measured,
@@ -214,11 +329,12 @@ pub fn build(
     })
 }
 
-/// The build stage: the WASM variant first, checked against the ABI before the native build (a
+/// The build stage: the WASM variants first, checked against the ABI before the native build (a
 /// kernel without the ABI is not worth a second compile), then the native sibling.
-fn compile_both(
+fn compile_all(
     project: &KernelProject,
     options: &BuildOptions,
+    plan: VariantPlan,
     reporter: &mut dyn Reporter,
 ) -> Result<Built> {
     let profile = &options.profile;
@@ -238,36 +354,50 @@ fn compile_both(
         options.offline,
     )
     .with_context(kernel_context)?;
-    let wasm = cargo_build::compile(
-        project,
-        &sources,
-        profile,
-        &profile.target,
-        &profile.wasm_rustflags(),
-        &[],
-        options.offline,
-    )
-    .with_context(kernel_context)?;
-    let wasm_bytes = fsx::read(&wasm.artifact)?;
-    abi::check_wasm(&wasm_bytes, &project.name)?;
+    let mut wasm = Vec::new();
+    for variant in plan.variants {
+        let compiled = cargo_build::compile(
+            project,
+            &sources,
+            &CompileRequest {
+                profile,
+                cargo_profile: &variant.cargo_profile,
+                target: &profile.target,
+                rustflags: &variant.rustflags,
+                features: &[],
+                offline: options.offline,
+            },
+        )
+        .with_context(|| format!("{}, {} variant", kernel_context(), variant.level))?;
+        let bytes = fsx::read(&compiled.artifact)?;
+        abi::check_wasm(&bytes, &project.name)?;
+        wasm.push(BuiltWasm {
+            plan: variant,
+            compiled,
+            bytes,
+        });
+    }
     let native_profile = &options.native_profile;
     let native_features = native_profile.features_for(&project.features, options.no_cuda);
     let cuda = cuda_request(project, options, &native_features);
     let native = cargo_build::compile(
         project,
         &sources,
-        profile,
-        &rustc.host,
-        &native_profile.rustflags,
-        &native_features,
-        options.offline,
+        &CompileRequest {
+            profile,
+            cargo_profile: CARGO_PROFILE_NAME,
+            target: &rustc.host,
+            rustflags: &native_profile.rustflags,
+            features: &native_features,
+            offline: options.offline,
+        },
     )
     .with_context(kernel_context)?;
     let native_bytes = fsx::read(&native.artifact)?;
     Ok(Built {
         rustc,
         wasm,
-        wasm_bytes,
+        primary: plan.primary,
         native,
         native_bytes,
         native_features,
@@ -275,26 +405,22 @@ fn compile_both(
     })
 }
 
-/// The shake and optimize stages, and the name map of their result. Only what the ABI exports
-/// reach counts as the module's imports: a crate may link host glue (wasm-bindgen's, for one)
-/// that inference never calls.
-fn transform(
+/// The shake stage for one variant. Only what the ABI exports reach counts as the module's
+/// imports: a crate may link host glue (wasm-bindgen's, for one) that inference never calls.
+fn shake_variant(
     project: &KernelProject,
-    built: &Built,
-    options: &BuildOptions,
+    variant: &BuiltWasm,
+    label: Option<SimdLevel>,
+    shake_options: shake::ShakeOptions,
+    offline: bool,
     reporter: &mut dyn Reporter,
-    clock: &mut StageClock,
-) -> Result<Transformed> {
-    let built_wasm = &built.wasm_bytes;
-    let profile = &options.profile;
+) -> Result<Shaken> {
+    let built_wasm = &variant.bytes;
     reporter.event(Event::Started(Stage::Shake));
-    let shake_options = shake::ShakeOptions {
-        keep_names: options.keep_names,
-        strip_panic_formatting: profile.wasm.strip_panic_formatting,
-    };
-    let shaken =
-        shake::shake(built_wasm, &abi::export_names(), shake_options).context("shake stage")?;
+    let shaken = shake::shake(built_wasm, &abi::export_names(), shake_options)
+        .with_context(|| format!("shake stage, {} variant", variant.plan.level))?;
     reporter.event(Event::Shaken {
+        variant: label,
         before: built_wasm.len() as u64,
         after: shaken.wasm.len() as u64,
         functions_before: shaken.functions_before,
@@ -305,23 +431,39 @@ fn transform(
     let shaken_abi = abi::check_wasm(&shaken.wasm, &project.name)?;
     cargo_build::check_host_imports(
         project,
-        &built.wasm.target,
-        options.offline,
+        &variant.compiled.target,
+        offline,
         &shaken_abi.imports,
     )?;
-    clock.lap("shake");
+    Ok(shaken)
+}
 
+/// The optimize stage for one variant, and the name map of its result when given the options
+/// it was shaken with.
+fn optimize_variant(
+    project: &KernelProject,
+    variant: &BuiltWasm,
+    shaken: Shaken,
+    label: Option<SimdLevel>,
+    name_map_of: Option<shake::ShakeOptions>,
+    keep_names: bool,
+    reporter: &mut dyn Reporter,
+) -> Result<Transformed> {
+    let settings = &variant.plan.settings;
     reporter.event(Event::Started(Stage::Optimize));
-    let optimized = optimize::optimize(&shaken.wasm, &profile.wasm, options.keep_names)
-        .context("optimize stage")?;
+    let optimized = optimize::optimize(&shaken.wasm, settings, keep_names)
+        .with_context(|| format!("optimize stage, {} variant", variant.plan.level))?;
     reporter.event(Event::Optimized {
+        variant: label,
         before: shaken.wasm.len() as u64,
         after: optimized.wasm.len() as u64,
         level: &optimized.level,
     });
-    let name_map = name_map(built_wasm, shake_options, profile, &optimized.wasm)
-        .context("building the sidecar name map")?;
-    clock.lap("optimize");
+    let name_map = match name_map_of {
+        Some(shake_options) => name_map(&variant.bytes, shake_options, settings, &optimized.wasm)
+            .context("building the sidecar name map")?,
+        None => None,
+    };
     Ok(Transformed {
         shipped_abi: abi::check_wasm(&optimized.wasm, &project.name)?,
         shaken,
@@ -361,24 +503,41 @@ impl StageClock {
 /// What the bundle ships, in the order it is written.
 struct ShippedFiles {
     files: Vec<BundleFile>,
-    wasm_file: String,
+    /// Each variant's module, in the order of the variants.
+    wasm_files: Vec<String>,
     native_file: String,
     name_map_file: Option<String>,
 }
 
-/// The pack stage's files: the module, the native library, the WASM variant's tarball (module,
-/// loader, demo page), the samples, the loader and the name map.
+/// A variant's module file: the primary's is `<crate>.wasm`, as in bundles of one module; the
+/// others carry their level, `<crate>.<level>.wasm`.
+fn wasm_file_name(crate_name: &str, level: SimdLevel, primary: bool) -> String {
+    if primary {
+        format!("{crate_name}.wasm")
+    } else {
+        format!("{crate_name}.{level}.wasm")
+    }
+}
+
+/// The pack stage's files: the modules, the native library, the WASM tarball (modules, loader,
+/// demo page), the samples, the loader and the name map.
 fn bundle_files(
     project: &KernelProject,
     options: &BuildOptions,
     built: &Built,
-    transformed: &Transformed,
+    shipped: &[ShippedWasm],
     demo_page: Option<BundleFile>,
 ) -> Result<ShippedFiles> {
-    let wasm_file = BundleFile::new(
-        format!("{}.wasm", project.name),
-        transformed.optimized.wasm.clone(),
-    );
+    let primary_level = built.primary().plan.level;
+    let wasm_files: Vec<BundleFile> = shipped
+        .iter()
+        .map(|variant| {
+            BundleFile::new(
+                wasm_file_name(&project.name, variant.level, variant.level == primary_level),
+                variant.transformed.optimized.wasm.clone(),
+            )
+        })
+        .collect();
     let native_name = built
         .native
         .artifact
@@ -390,48 +549,60 @@ fn bundle_files(
         bytes: built.native_bytes.clone(),
         executable: true,
     };
+    let primary = &shipped[built.primary];
+    let loader_variants: Vec<loader::WasmFile> = shipped
+        .iter()
+        .zip(&built.wasm)
+        .zip(&wasm_files)
+        .map(|((variant, built), file)| {
+            loader::WasmFile::new(
+                variant.level,
+                &file.path,
+                &file.bytes,
+                &built.plan.settings.runtime_features,
+            )
+        })
+        .collect();
     let loader = loader::loader_files(&loader::LoaderConfig {
         abi_version: abi::ABI_VERSION,
         kernel: loader::KernelName {
             name: &project.name,
             version: &project.version,
         },
-        wasm: loader::WasmFile {
-            file: &wasm_file.path,
-            sri: &fsx::sri_sha384(&wasm_file.bytes),
-            bytes: wasm_file.bytes.len() as u64,
-        },
+        wasm: &loader_variants[built.primary],
+        variants: loader::best_first(&loader_variants),
         input: &project.input,
         output: &project.output,
-        imports: &transformed.shipped_abi.imports,
+        imports: &primary.transformed.shipped_abi.imports,
     });
-    let mut wasm_variant_files: Vec<&BundleFile> = vec![&wasm_file];
+    let mut wasm_variant_files: Vec<&BundleFile> = wasm_files.iter().collect();
     wasm_variant_files.extend(&loader);
     wasm_variant_files.extend(&demo_page);
     let tarball = BundleFile::new(
         format!("{}-wasm32.tar.zst", project.bundle_name()),
         pack::deterministic_tar_zst(&wasm_variant_files, options.source_date_epoch)?,
     );
-    let name_map_file = transformed.name_map.as_ref().map(|map| {
+    let name_map_file = primary.transformed.name_map.as_ref().map(|map| {
         BundleFile::new(
             format!("{}{}", project.name, names::SUFFIX),
             crate::manifest::pretty_json(map).into_bytes(),
         )
     });
-    let (wasm_path, native_path) = (wasm_file.path.clone(), native_file.path.clone());
-    let mut files = vec![
-        wasm_file,
+    let wasm_paths: Vec<String> = wasm_files.iter().map(|f| f.path.clone()).collect();
+    let native_path = native_file.path.clone();
+    let mut files = wasm_files;
+    files.extend([
         native_file,
         tarball,
         BundleFile::new(KERNEL_SAMPLES_FILE, project.samples.clone()),
-    ];
+    ]);
     files.extend(loader);
     files.extend(demo_page);
     let name_map_path = name_map_file.as_ref().map(|f| f.path.clone());
     files.extend(name_map_file);
     Ok(ShippedFiles {
         files,
-        wasm_file: wasm_path,
+        wasm_files: wasm_paths,
         native_file: native_path,
         name_map_file: name_map_path,
     })

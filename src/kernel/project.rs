@@ -6,11 +6,10 @@ use crate::bundle::demo::DemoSpec;
 use crate::exit::input_error;
 use crate::manifest::TensorSpec;
 use crate::manifest::kernel::{ModelEngine, ModelSource};
-use crate::manifest::{Budgets, Limit};
+use crate::manifest::Budgets;
 use anyhow::{Context, Result};
 use cargo_metadata::{MetadataCommand, Package};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The metadata table a kernel crate must carry.
@@ -25,7 +24,7 @@ struct RawMetadata {
     samples: PathBuf,
     tolerance: Option<f64>,
     #[serde(default)]
-    budgets: BTreeMap<String, BTreeMap<String, Limit>>,
+    budgets: budget::BudgetTables,
     demo: Option<DemoSpec>,
     model: Option<RawModel>,
 }

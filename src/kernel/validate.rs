@@ -1,8 +1,11 @@
 //! Stage 4: the final module must be valid for the target runtime and compute exactly what the
 //! module cargo built computes.
 
-use crate::manifest::WasmFeature;
+use crate::manifest::variant::{SimdLevel, VariantAgreement};
+use crate::manifest::{TensorSpec, WasmFeature};
+use crate::measure::parity;
 use crate::measure::runner::KernelRunner;
+use crate::measure::timing::SampleSet;
 use crate::measure::wasm::WasmHost;
 use crate::profile::wasmparser_features;
 use anyhow::{Context, Result, bail};
@@ -65,6 +68,60 @@ pub fn differential_run(
     })
 }
 
+/// Every sample's output from `wasm`, run as one batch.
+pub fn outputs(host: &WasmHost, wasm: &[u8], samples: &SampleSet) -> Result<Vec<u8>> {
+    let count = samples.data.len() / samples.input_bytes;
+    let mut kernel = host.load(wasm)?;
+    kernel.init()?;
+    kernel
+        .infer(samples.data, count, samples.output_bytes)
+        .context("running every sample")
+}
+
+/// Compares a variant's outputs with the reference variant's on every sample: bit for bit where
+/// they are, else within `tolerance` with the same argmax (SIMD code may sum in another order;
+/// relaxed SIMD rounds as each engine chooses). Beyond that the variant is refused.
+pub fn agreement(
+    host: &WasmHost,
+    (reference, expected): (SimdLevel, &[u8]),
+    (level, wasm): (SimdLevel, &[u8]),
+    samples: &SampleSet,
+    output: &TensorSpec,
+    tolerance: f64,
+) -> Result<VariantAgreement> {
+    let got = outputs(host, wasm, samples)?;
+    let count = samples.data.len() / samples.input_bytes;
+    let compared = parity::compare(&got, expected, output.dtype, count, tolerance);
+    if !compared.passed {
+        let first = compared.mismatched_samples[0];
+        bail!(
+            "the {level} variant disagrees with the {reference} variant on {} of {count} samples \
+             (first: sample {first}, max |difference| {:.3e}); tolerance is {tolerance:e}; \
+             refusing to ship it",
+            compared.mismatched_samples.len(),
+            compared.per_sample.max_abs_diff[first],
+        );
+    }
+    let bit_exact = got == expected;
+    let judged = if bit_exact {
+        "bit-exact".to_string()
+    } else if level.is_nondeterministic() {
+        format!(
+            "within tolerance {tolerance:e}: {level} may round differently on each engine, so it \
+             is never compared bit for bit"
+        )
+    } else {
+        format!("within tolerance {tolerance:e}")
+    };
+    Ok(VariantAgreement {
+        reference,
+        samples: count,
+        bit_exact,
+        max_abs_diff: compared.max_abs_diff,
+        judged,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +177,60 @@ mod tests {
         );
         let samples = 2i32.to_le_bytes();
         assert!(differential_run(&host, &built, &optimized, &samples, 4, 4).is_err());
+    }
+
+    #[test]
+    fn a_variant_is_compared_with_the_reference_and_refused_beyond_tolerance() {
+        let host = WasmHost::new().unwrap();
+        // The test kernel takes one sample a call.
+        let data = 2i32.to_le_bytes();
+        let samples = SampleSet {
+            data: &data,
+            input_bytes: 4,
+            output_bytes: 4,
+        };
+        let output = TensorSpec {
+            dtype: crate::manifest::Dtype::I32,
+            shape: vec![1],
+        };
+        let reference = outputs(&host, &kernel(3), &samples).unwrap();
+        let same = agreement(
+            &host,
+            (SimdLevel::Baseline, &reference),
+            (SimdLevel::Simd128, &kernel(3)),
+            &samples,
+            &output,
+            0.0,
+        )
+        .unwrap();
+        assert!(same.bit_exact);
+        assert_eq!(same.judged, "bit-exact");
+        let err = agreement(
+            &host,
+            (SimdLevel::Baseline, &reference),
+            (SimdLevel::RelaxedSimd, &kernel(5)),
+            &samples,
+            &output,
+            1.0,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("relaxed-simd variant disagrees with the baseline variant on 1 of 1"),
+            "{err}"
+        );
+        let close = agreement(
+            &host,
+            (SimdLevel::Baseline, &reference),
+            (SimdLevel::RelaxedSimd, &kernel(5)),
+            &samples,
+            &output,
+            10.0,
+        )
+        .unwrap();
+        assert!(!close.bit_exact);
+        assert_eq!(close.max_abs_diff, 4.0);
+        assert!(close.judged.contains("never compared bit for bit"), "{}", close.judged);
     }
 
     #[test]

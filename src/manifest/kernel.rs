@@ -7,7 +7,8 @@
 
 use super::common::*;
 use super::fit::{DeploymentFit, FitThresholds};
-use super::{SCHEMA_VERSION, pretty_json};
+use super::variant::{EngineFloor, FeatureVariant, SimdLevel, VariantTimings};
+use super::{OLDEST_READABLE_SCHEMA, SCHEMA_VERSION, pretty_json};
 use anyhow::{Context, Result};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -120,6 +121,34 @@ pub struct WasmVariant {
     /// the build could make one that matches the module exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name_map: Option<String>,
+    /// The oldest engine releases the profile supports; one variant runs on all of them.
+    #[serde(default, skip_serializing_if = "EngineFloor::is_empty")]
+    pub engine_floor: EngineFloor,
+    /// Every feature-level variant shipped, from baseline up; the one marked `primary` is the
+    /// module the fields above describe. `loader.mjs` loads the most capable one the engine
+    /// validates. (Absent in schema 2 manifests, which shipped one module.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<FeatureVariant>,
+}
+
+impl WasmVariant {
+    /// The SIMD level of the module this section describes (a schema 2 manifest's, from its
+    /// rustflags).
+    pub fn primary_level(&self) -> SimdLevel {
+        self.variants
+            .iter()
+            .find(|v| v.primary)
+            .map(|v| v.level)
+            .unwrap_or_else(|| {
+                let features: Vec<String> = self
+                    .rustflags
+                    .iter()
+                    .filter_map(|flag| flag.strip_prefix("target-feature=+"))
+                    .map(str::to_string)
+                    .collect();
+                SimdLevel::of_target_features(&features)
+            })
+    }
 }
 
 /// Size after each stage, and what each stage did.
@@ -200,6 +229,10 @@ pub struct Timings {
     /// The WASM variant in headless Chromium (`measure --browser`); absent when not measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub browser: Option<BrowserTimings>,
+    /// Each feature-level variant's compile and steady latency, next to native (the primary's
+    /// figures are those of `wasm`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<VariantTimings>,
     /// How long each stage of the build took, in order (`build` only; `measure` keeps them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageTime>,
@@ -227,6 +260,10 @@ pub struct BrowserTimings {
     pub steady: Vec<BrowserSteady>,
     /// The browser's outputs for every sample against the same module in wasmtime.
     pub parity: Option<Parity>,
+    /// The feature-level variant the loader picked in this browser (the most capable one it
+    /// validates), which all figures above are of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<SimdLevel>,
 }
 
 /// Which device ran a native measurement.
@@ -392,9 +429,10 @@ impl KernelManifest {
             )));
         }
         let version = value.and_then(|v| v.get("schema_version")?.as_u64());
-        if version != Some(SCHEMA_VERSION as u64) {
+        if !super::is_readable_schema(version) {
             return Err(crate::exit::input_error(format!(
-                "{}: schema_version {version:?} is not {SCHEMA_VERSION}, the version this tool reads",
+                "{}: schema_version {version:?} is not one this tool reads \
+                 ({OLDEST_READABLE_SCHEMA} to {SCHEMA_VERSION})",
                 path.display()
             )));
         }

@@ -233,14 +233,6 @@ pub fn metrics(manifest: &KernelManifest) -> Vec<Metric> {
         runs: None,
     });
 
-    let timing = |out: &mut Vec<Metric>, name: String, d: &Distribution| {
-        out.push(Metric {
-            name,
-            value: d.median_us,
-            unit: Unit::Microseconds,
-            runs: Some(d.runs),
-        })
-    };
     let t = &manifest.timings;
     timing(&mut out, "wasm.compile_us".into(), &t.wasm.compile);
     timing(&mut out, "wasm.deserialize_us".into(), &t.wasm.deserialize);
@@ -324,5 +316,65 @@ pub fn metrics(manifest: &KernelManifest) -> Vec<Metric> {
         unit: Unit::Ratio,
         runs: None,
     });
+    variant_metrics(manifest, &mut out);
     out
+}
+
+/// A timing's median, with its run count.
+fn timing(out: &mut Vec<Metric>, name: String, d: &Distribution) {
+    out.push(Metric {
+        name,
+        value: d.median_us,
+        unit: Unit::Microseconds,
+        runs: Some(d.runs),
+    })
+}
+
+/// Each feature-level variant's bytes, compile and steady latency (`wasm.simd128.brotli_bytes`,
+/// `wasm.relaxed-simd.steady_batch256_us`) and its steady ratios over native
+/// (`ratio.simd128_over_native_steady_batch256`, on one native thread where native used more).
+fn variant_metrics(manifest: &KernelManifest, out: &mut Vec<Metric>) {
+    for variant in &manifest.wasm.variants {
+        let prefix = format!("wasm.{}", variant.level);
+        for (name, value) in [
+            ("raw_bytes", variant.sizes.raw_bytes),
+            ("zstd_bytes", variant.sizes.zstd_bytes),
+            ("gzip_bytes", variant.sizes.gzip_bytes),
+            ("brotli_bytes", variant.sizes.brotli_bytes),
+        ] {
+            out.push(Metric {
+                name: format!("{prefix}.{name}"),
+                value: value as f64,
+                unit: Unit::Bytes,
+                runs: None,
+            });
+        }
+        if let Some(agreement) = &variant.agreement {
+            out.push(Metric {
+                name: format!("{prefix}.max_abs_diff"),
+                value: agreement.max_abs_diff,
+                unit: Unit::Ratio,
+                runs: None,
+            });
+        }
+    }
+    for t in &manifest.timings.variants {
+        let prefix = format!("wasm.{}", t.level);
+        timing(out, format!("{prefix}.compile_us"), &t.compile);
+        for s in &t.steady {
+            timing(
+                out,
+                format!("{prefix}.steady_batch{}_us", s.batch),
+                &s.latency,
+            );
+        }
+        for r in &t.over_native {
+            out.push(Metric {
+                name: format!("ratio.{}_over_native_steady_batch{}", t.level, r.batch),
+                value: r.wasm_over_native_single_thread.unwrap_or(r.wasm_over_native),
+                unit: Unit::Ratio,
+                runs: t.steady.iter().find(|s| s.batch == r.batch).map(|s| s.latency.runs),
+            });
+        }
+    }
 }

@@ -10,6 +10,7 @@ pub mod fit;
 pub mod kernel;
 pub mod metrics;
 pub mod python;
+pub mod variant;
 
 pub use common::*;
 
@@ -21,7 +22,16 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use std::path::Path;
 
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: feature-level WASM variants (`wasm.variants`, `timings.variants`).
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// Schema 2 manifests read as schema 3 ones: a kernel's lists no variants (its one module is
+/// `wasm`), a Python one is unchanged.
+pub const OLDEST_READABLE_SCHEMA: u32 = 2;
+
+pub fn is_readable_schema(version: Option<u64>) -> bool {
+    version.is_some_and(|v| (OLDEST_READABLE_SCHEMA as u64..=SCHEMA_VERSION as u64).contains(&v))
+}
 
 pub const FILE_NAME: &str = "manifest.json";
 

@@ -353,10 +353,11 @@ impl PythonManifest {
             .ok()
             .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
             .and_then(|v| v.get("schema_version")?.as_u64());
-        if version != Some(super::SCHEMA_VERSION as u64) {
+        if !super::is_readable_schema(version) {
             return Err(crate::exit::input_error(format!(
-                "{}: schema_version {version:?} is not {}, the version this tool reads",
+                "{}: schema_version {version:?} is not one this tool reads ({} to {})",
                 path.display(),
+                super::OLDEST_READABLE_SCHEMA,
                 super::SCHEMA_VERSION
             )));
         }

@@ -5,6 +5,7 @@
 
 use crate::exit::input_error;
 use crate::manifest::kernel::BrowserTimings;
+use crate::manifest::variant::SimdLevel;
 use crate::manifest::python::PyodideBrowserTimings;
 use crate::manifest::{BrowserEnvironment, BrowserSteady, Distribution};
 use crate::measure::stats;
@@ -121,6 +122,9 @@ struct PageFigures {
     deferred_load_ms: Option<f64>,
     #[serde(default)]
     snapshot_deferred_load_ms: Option<f64>,
+    /// The SIMD level the kernel loader picked.
+    #[serde(default)]
+    level: Option<SimdLevel>,
 }
 
 #[derive(Deserialize)]
@@ -179,6 +183,7 @@ pub fn measure_kernel(
             first_inference: distribution_us([figures.first_inference_us]),
             steady: steady(&figures.sweep),
             parity: None,
+            variant: figures.level,
         },
     })
 }

@@ -30,18 +30,7 @@ pub fn runtime_fit(inputs: &FitInputs) -> RuntimeFit {
     let FitInputs {
         wasm, native, cuda, ..
     } = inputs;
-    let steady_ratio: Vec<BatchRatio> = wasm
-        .steady
-        .iter()
-        .filter_map(|w| {
-            Some(BatchRatio {
-                batch: w.batch,
-                wasm_over_native: ratio(w.latency.median_us, median_at(&native.steady, w.batch)?),
-                wasm_over_native_single_thread: median_at(&native.single_thread, w.batch)
-                    .map(|single| ratio(w.latency.median_us, single)),
-            })
-        })
-        .collect();
+    let steady_ratio = steady_ratios(&wasm.steady, native);
     let batches: Vec<BatchFit> = wasm
         .steady
         .iter()
@@ -94,6 +83,22 @@ pub fn runtime_fit(inputs: &FitInputs) -> RuntimeFit {
         thresholds: inputs.thresholds,
         deployments,
     }
+}
+
+/// WASM steady medians over native's at each batch both ran, and over native's single-threaded
+/// figure where native ran on more than one thread.
+pub fn steady_ratios(wasm_steady: &[Steady], native: &NativeTimings) -> Vec<BatchRatio> {
+    wasm_steady
+        .iter()
+        .filter_map(|w| {
+            Some(BatchRatio {
+                batch: w.batch,
+                wasm_over_native: ratio(w.latency.median_us, median_at(&native.steady, w.batch)?),
+                wasm_over_native_single_thread: median_at(&native.single_thread, w.batch)
+                    .map(|single| ratio(w.latency.median_us, single)),
+            })
+        })
+        .collect()
 }
 
 fn median_at(steady: &[Steady], batch: usize) -> Option<f64> {

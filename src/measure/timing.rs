@@ -1,7 +1,7 @@
 //! Timing both variants with one procedure: cold start per fresh instance, then steady latency at
 //! each batch size, driven through [`KernelRunner`] so the loop is the same code for both.
 
-use crate::manifest::TransferBreakdown;
+use crate::manifest::{Distribution, TransferBreakdown};
 use crate::manifest::kernel::{ColdStart, NativeTimings, Steady, WasmTimings};
 use crate::measure::native::{DeviceChoice, LibraryCopies, NativeKernel};
 use crate::measure::runner::KernelRunner;
@@ -279,6 +279,30 @@ pub fn measure_wasm(wasm: &[u8], samples: &SampleSet, plan: &TimingPlan) -> Resu
         cold,
         steady,
     })
+}
+
+/// A further feature-level variant's compile and steady latency, timed like [`measure_wasm`]'s
+/// (uncapped, under a watchdog); cold start is the primary's to report.
+pub fn measure_wasm_steady(
+    wasm: &[u8],
+    samples: &SampleSet,
+    plan: &TimingPlan,
+) -> Result<(Distribution, Vec<Steady>)> {
+    let host = &WasmHost::uncapped()?;
+    let mut module = None;
+    let compile = distribution(&time_runs_within(
+        plan.compile_runs,
+        MIN_COMPILE_RUNS,
+        plan.compile_budget,
+        || {
+            module = Some(host.compile(wasm)?);
+            Ok(())
+        },
+    )?);
+    let module = module.context("compile_runs must be at least 1")?;
+    let mut kernel = host.instantiate(&host.prepare(&module)?)?;
+    kernel.init()?;
+    Ok((compile, steady(&mut kernel, samples, plan)?))
 }
 
 /// Times the native library on `choice`'s device, every cold run on a fresh copy.

@@ -37,10 +37,7 @@ struct RawSettings {
     samples: PathBuf,
     tolerance: Option<f64>,
     #[serde(default)]
-    budgets: std::collections::BTreeMap<
-        String,
-        std::collections::BTreeMap<String, crate::manifest::Limit>,
-    >,
+    budgets: crate::budget::BudgetTables,
     demo: Option<crate::bundle::demo::DemoSpec>,
     #[serde(default)]
     native: NativeSettings,

@@ -4,6 +4,7 @@
 use super::{Event, Reporter, Stage};
 use crate::manifest::fit::{DeploymentFit, Fit, FitFigure};
 use crate::manifest::kernel::{Accelerator, BrowserTimings, CudaRun, KernelManifest, Steady};
+use crate::manifest::variant::{FeatureVariant, SimdLevel};
 use crate::manifest::{Distribution, Parity};
 use crate::units::format_duration_us;
 use crate::units::{format_bytes, format_change};
@@ -225,11 +226,19 @@ pub fn stage_line(event: &Event<'_>) -> Option<(Stage, String)> {
             Stage::Build,
             format!(
                 "{wasm_target} {} · native {native_target} {}",
-                format_bytes(*wasm_bytes),
+                match wasm_bytes {
+                    [(_, bytes)] => format_bytes(*bytes),
+                    several => several
+                        .iter()
+                        .map(|(level, bytes)| format!("{level} {}", format_bytes(*bytes)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                },
                 format_bytes(*native_bytes)
             ),
         ),
         Event::Shaken {
+            variant,
             before,
             after,
             functions_before,
@@ -239,29 +248,47 @@ pub fn stage_line(event: &Event<'_>) -> Option<(Stage, String)> {
         } => (
             Stage::Shake,
             format!(
-                "{} → {} ({}): {functions_before} → {functions_after} functions, \
+                "{}{} → {} ({}): {functions_before} → {functions_after} functions, \
                  {exports_removed} exports and {custom_sections_removed} custom sections dropped",
+                variant_prefix(*variant),
                 format_bytes(*before),
                 format_bytes(*after),
                 format_change(*before, *after),
             ),
         ),
         Event::Optimized {
+            variant,
             before,
             after,
             level,
         } => (
             Stage::Optimize,
             format!(
-                "{} → {} ({}) with wasm-opt -{level}",
+                "{}{} → {} ({}) with wasm-opt -{level}",
+                variant_prefix(*variant),
                 format_bytes(*before),
                 format_bytes(*after),
                 format_change(*before, *after)
             ),
         ),
-        Event::Validated { samples } => (
+        Event::Validated {
+            variant,
+            samples,
+            agreement,
+        } => (
             Stage::Validate,
-            format!("valid; {samples} samples bit-identical to the module cargo built"),
+            format!(
+                "{}valid; {samples} samples bit-identical to the module cargo built{}",
+                variant_prefix(*variant),
+                match agreement {
+                    Some(a) if a.bit_exact => format!("; bit-exact with {}", a.reference),
+                    Some(a) => format!(
+                        "; within tolerance of {} (max |difference| {:.1e})",
+                        a.reference, a.max_abs_diff
+                    ),
+                    None => String::new(),
+                }
+            ),
         ),
         Event::Measured { parity, cuda } => (
             Stage::Measure,
@@ -377,6 +404,7 @@ pub fn summary(manifest: &KernelManifest) -> String {
     for (label, a, b) in &rows {
         out.push_str(&format!("{label:<w0$}  {a:<w1$}  {b}\n"));
     }
+    out.push_str(&variants_table(manifest));
     out.push_str(&format!("\nparity: {}\n", parity_line(&manifest.parity)));
     out.push_str(&boundary_line(&wasm.steady));
     out.push_str(&cuda_summary(&manifest.timings.cuda));
@@ -402,6 +430,102 @@ pub fn summary(manifest: &KernelManifest) -> String {
         "measured on {} ({} cores), {}, {}\n",
         env.cpu, env.cores, env.os, env.wasm_engine
     ));
+    out
+}
+
+/// The feature-level variants side by side, when the bundle ships more than one: bytes, compile,
+/// steady latency over native's (on one thread where native used more), how each compares with
+/// the lowest, and which engines of the floor run it.
+fn variants_table(manifest: &KernelManifest) -> String {
+    let variants = &manifest.wasm.variants;
+    if variants.len() < 2 {
+        return String::new();
+    }
+    let timings = |level| manifest.timings.variants.iter().find(|t| t.level == level);
+    let mut header = vec!["wasm variants".to_string()];
+    header.extend(variants.iter().map(|v| {
+        if v.primary {
+            format!("{} (primary)", v.level)
+        } else {
+            v.level.to_string()
+        }
+    }));
+    let row = |label: &str, cell: &dyn Fn(&FeatureVariant) -> String| {
+        std::iter::once(label.to_string())
+            .chain(variants.iter().map(cell))
+            .collect::<Vec<_>>()
+    };
+    let mut rows = vec![
+        row("file", &|v| v.file.clone()),
+        row("bytes brotli", &|v| format_bytes(v.sizes.brotli_bytes)),
+        row("compile", &|v| {
+            timings(v.level).map_or("—".into(), |t| format_duration_us(t.compile.median_us))
+        }),
+    ];
+    let batches: Vec<usize> = manifest.timings.wasm.steady.iter().map(|s| s.batch).collect();
+    for batch in batches {
+        rows.push(row(&format!("steady, batch {batch}"), &|v| {
+            let Some(t) = timings(v.level) else {
+                return "—".into();
+            };
+            let latency = t.steady.iter().find(|s| s.batch == batch);
+            let ratio = t.over_native.iter().find(|r| r.batch == batch);
+            match (latency, ratio) {
+                (Some(s), Some(r)) => format!(
+                    "{} = {:.2}x native",
+                    format_duration_us(s.latency.median_us),
+                    r.wasm_over_native_single_thread.unwrap_or(r.wasm_over_native)
+                ),
+                (Some(s), None) => format_duration_us(s.latency.median_us),
+                _ => "—".into(),
+            }
+        }));
+    }
+    rows.push(row("outputs", &|v| match &v.agreement {
+        None => "reference".into(),
+        Some(a) if a.bit_exact => format!("bit-exact with {}", a.reference),
+        Some(a) => format!("max |Δ| {:.1e} from {}", a.max_abs_diff, a.reference),
+    }));
+    if !manifest.wasm.engine_floor.is_empty() {
+        rows.push(row("floor engines", &|v| {
+            if v.floor_engines_lacking.is_empty() {
+                "all".into()
+            } else if v.floor_engines.is_empty() {
+                "none".into()
+            } else {
+                let names: Vec<&str> = v.floor_engines.iter().map(|e| e.name()).collect();
+                names.join(", ")
+            }
+        }));
+    }
+    let columns = header.len();
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            std::iter::once(&header)
+                .chain(&rows)
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, &width)| format!("{cell:<width$}"))
+            .collect();
+        format!("{}\n", padded.join("  ").trim_end())
+    };
+    let mut out = format!("\n{}", line(&header));
+    for r in &rows {
+        out.push_str(&line(r));
+    }
+    if variants.iter().any(|v| v.level.is_nondeterministic()) {
+        out.push_str(
+            "(relaxed-simd rounds as each engine chooses: it is compared within the kernel's \
+             tolerance, not bit for bit)\n",
+        );
+    }
     out
 }
 
@@ -501,8 +625,12 @@ fn browser_summary(browser: &BrowserTimings) -> String {
         .parity
         .as_ref()
         .map_or("not checked".into(), parity_line);
+    let loaded = browser
+        .variant
+        .map(|level| format!(", loaded the {level} variant"))
+        .unwrap_or_default();
     format!(
-        "browser: {}\n  load {} (p95 {}; download, SRI check, compile, instantiate), first inference {}\n  steady {}\n  parity with wasmtime: {parity}\n",
+        "browser: {}{loaded}\n  load {} (p95 {}; download, SRI check, compile, instantiate), first inference {}\n  steady {}\n  parity with wasmtime: {parity}\n",
         browser.environment.browser,
         format_duration_us(browser.load.median_us),
         format_duration_us(browser.load.p95_us),
@@ -786,3 +914,9 @@ pub fn python_summary(manifest: &crate::manifest::python::PythonManifest) -> Str
     ));
     out
 }
+
+/// "simd128: " when a build makes several variants.
+fn variant_prefix(variant: Option<SimdLevel>) -> String {
+    variant.map(|level| format!("{level}: ")).unwrap_or_default()
+}
+

@@ -6,6 +6,7 @@ pub mod html;
 pub mod human;
 
 use crate::manifest::kernel::CudaRun;
+use crate::manifest::variant::{SimdLevel, VariantAgreement};
 use crate::manifest::{FileEntry, Parity};
 use std::path::Path;
 
@@ -42,13 +43,16 @@ pub enum Event<'a> {
     TargetInstalled {
         target: &'a str,
     },
+    /// Every WASM variant (by SIMD level) and the native sibling, as cargo built them.
     Built {
         wasm_target: &'a str,
-        wasm_bytes: u64,
+        wasm_bytes: &'a [(SimdLevel, u64)],
         native_target: &'a str,
         native_bytes: u64,
     },
+    /// `variant` names the SIMD level when the build makes several.
     Shaken {
+        variant: Option<SimdLevel>,
         before: u64,
         after: u64,
         functions_before: usize,
@@ -57,12 +61,17 @@ pub enum Event<'a> {
         custom_sections_removed: usize,
     },
     Optimized {
+        variant: Option<SimdLevel>,
         before: u64,
         after: u64,
         level: &'a str,
     },
+    /// Valid for its runtime features, bit-identical to the module cargo built on `samples`, and
+    /// (for all but the lowest variant) compared with the lowest variant.
     Validated {
+        variant: Option<SimdLevel>,
         samples: usize,
+        agreement: Option<&'a VariantAgreement>,
     },
     Measured {
         parity: &'a Parity,
