@@ -234,16 +234,7 @@ fn kernel_sections(m: &KernelManifest) -> (String, String, String) {
         "Bytes per variant",
         "What a CDN ships for each variant, per compressor.",
         &SIZE_SERIES,
-        &[
-            Group {
-                label: format!("wasm · {}", m.wasm.file),
-                values: size_values(&m.wasm.sizes),
-            },
-            Group {
-                label: format!("native · {}", m.native.file),
-                values: size_values(&m.native.sizes),
-            },
-        ],
+        &size_groups(m),
         bytes,
     ));
 
@@ -280,6 +271,29 @@ fn kernel_sections(m: &KernelManifest) -> (String, String, String) {
         format_duration_us,
     ));
 
+    if t.variants.len() > 1 {
+        let levels: Vec<String> = t.variants.iter().map(|v| v.level.to_string()).collect();
+        let level_refs: Vec<&str> = levels.iter().map(String::as_str).collect();
+        let groups: Vec<Group> = batches
+            .iter()
+            .map(|&batch| Group {
+                label: format!("batch {batch}"),
+                values: t
+                    .variants
+                    .iter()
+                    .map(|v| per_sample(&v.steady, batch))
+                    .collect(),
+            })
+            .collect();
+        body.push_str(&bar_chart(
+            "Steady latency per sample, by SIMD level",
+            "Each feature-level variant in wasmtime (median of one call over its batch size); the loader picks the most capable one the engine validates.",
+            &level_refs,
+            &groups,
+            format_duration_us,
+        ));
+    }
+
     let cold =
         |c: &crate::manifest::kernel::ColdStart| c.init.median_us + c.first_inference.median_us;
     let mut cold_groups = vec![
@@ -307,6 +321,35 @@ fn kernel_sections(m: &KernelManifest) -> (String, String, String) {
         format_duration_us,
     ));
     (title, subtitle, body)
+}
+
+/// The bytes chart's rows: every WASM variant (the primary marked), then native.
+fn size_groups(m: &KernelManifest) -> Vec<Group> {
+    let mut groups: Vec<Group> = if m.wasm.variants.len() > 1 {
+        m.wasm
+            .variants
+            .iter()
+            .map(|v| Group {
+                label: format!(
+                    "wasm {}{} · {}",
+                    v.level,
+                    if v.primary { " (primary)" } else { "" },
+                    v.file
+                ),
+                values: size_values(&v.sizes),
+            })
+            .collect()
+    } else {
+        vec![Group {
+            label: format!("wasm · {}", m.wasm.file),
+            values: size_values(&m.wasm.sizes),
+        }]
+    };
+    groups.push(Group {
+        label: format!("native · {}", m.native.file),
+        values: size_values(&m.native.sizes),
+    });
+    groups
 }
 
 fn pyodide_sections(m: &PythonManifest) -> (String, String, String) {

@@ -205,7 +205,14 @@ fn shake_and_optimize_preserve_behaviour_on_random_modules() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(400);
-    let settings = Profile::load("browser").unwrap().wasm;
+    // The browser profile's primary level (simd128), whose features the random modules use.
+    let settings = Profile::load("browser")
+        .unwrap()
+        .variant_plan(&[])
+        .unwrap()
+        .primary()
+        .settings
+        .clone();
     let features: Vec<WasmFeature> = settings.runtime_features.clone();
     let engine = engine();
     let (mut compared, mut out_of_fuel, mut rejected_by_binaryen, mut trap_dropped_by_binaryen) =

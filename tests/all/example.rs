@@ -94,6 +94,7 @@ fn digits_example_reproduces_held_out_labels_in_both_variants() {
         "{}",
         manifest["wasm"]["exports"]
     );
+    check_variants(&manifest);
     for file in manifest["files"].as_array().unwrap() {
         let bytes = std::fs::read(bundle.join(file["path"].as_str().unwrap())).unwrap();
         assert_eq!(
@@ -207,25 +208,101 @@ fn mlp_large_variants_agree_across_a_short_sweep() {
     check_cuda_record(&manifest, &[1, 16]);
 }
 
-/// The bundle's loader.mjs in Node reproduces the labels, and refuses a tampered module.
+/// The browser profile's three levels, each shipped, validated, compared with the baseline and
+/// timed; simd128 is the primary (Safari 16.4 and Node 20, on the floor, lack relaxed SIMD).
+fn check_variants(manifest: &serde_json::Value) {
+    assert_eq!(manifest["schema_version"], 3);
+    let variants = manifest["wasm"]["variants"].as_array().unwrap();
+    let levels: Vec<&str> = variants.iter().map(|v| v["level"].as_str().unwrap()).collect();
+    assert_eq!(levels, ["baseline", "simd128", "relaxed-simd"]);
+    let primary: Vec<&str> = variants
+        .iter()
+        .filter(|v| v["primary"] == true)
+        .map(|v| v["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(primary, ["digits-mlp.wasm"]);
+    assert!(variants[0].get("agreement").is_none(), "the baseline is the reference");
+    assert_eq!(variants[1]["agreement"]["reference"], "baseline");
+    let relaxed = &variants[2];
+    assert_eq!(relaxed["file"], "digits-mlp.relaxed-simd.wasm");
+    assert_eq!(
+        relaxed["floor_engines_lacking"],
+        serde_json::json!(["chrome", "firefox", "safari", "node"])
+    );
+    let judged = relaxed["agreement"]["judged"].as_str().unwrap();
+    assert!(
+        relaxed["agreement"]["bit_exact"] == true || judged.contains("never compared bit for bit"),
+        "{judged}"
+    );
+    for variant in variants {
+        assert_eq!(variant["differential_samples"], 360);
+        assert!(variant["sizes"]["brotli_bytes"].as_u64().unwrap() > 0);
+    }
+    let timed: Vec<&str> = manifest["timings"]["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["level"].as_str().unwrap())
+        .collect();
+    assert_eq!(timed, levels);
+    for t in manifest["timings"]["variants"].as_array().unwrap() {
+        assert_eq!(t["steady"].as_array().unwrap().len(), 4, "{t}");
+        assert_eq!(t["over_native"].as_array().unwrap().len(), 4, "{t}");
+    }
+}
+
+/// The bundle's loader.mjs in Node reproduces the labels with every variant, loads the most
+/// capable one this Node runs (relaxed SIMD from Node 21, or 20 with its flag), and refuses a
+/// tampered module.
 fn check_node_loader(bundle: &std::path::Path, samples: &std::path::Path, expected: &[u8]) {
-    let node = |bundle: &std::path::Path| {
+    let node = |flags: &[&str], bundle: &std::path::Path, level: Option<&str>| {
         std::process::Command::new("node")
+            .args(flags)
             .arg(repo_root().join("tests/node/run-loader.mjs"))
             .arg(bundle)
             .arg(samples)
+            .args(level)
             .output()
     };
-    let Ok(output) = node(bundle) else {
+    let Ok(version) = std::process::Command::new("node").arg("--version").output() else {
         eprintln!("skipping the Node loader check: `node` is not installed");
         return;
     };
-    assert_exit(&output, 0);
-    let labels: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let labels: Vec<u8> = serde_json::from_value(labels["labels"].clone()).unwrap();
-    assert_eq!(
-        labels, expected,
-        "loader.mjs in Node reproduces the trained labels"
+    let major: u32 = stdout(&version)
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap();
+    let run = |flags: &[&str], level: Option<&str>| {
+        let output = node(flags, bundle, level).unwrap();
+        assert_exit(&output, 0);
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let labels: Vec<u8> = serde_json::from_value(report["labels"].clone()).unwrap();
+        assert_eq!(
+            labels, expected,
+            "loader.mjs in Node reproduces the trained labels ({level:?}, {flags:?})"
+        );
+        report
+    };
+    let best = if major >= 21 { "relaxed-simd" } else { "simd128" };
+    let report = run(&[], None);
+    assert_eq!(report["variant"], best, "{report}");
+    assert_eq!(report["best"], best, "{report}");
+    for level in ["baseline", "simd128"] {
+        assert_eq!(run(&[], Some(level))["variant"], level);
+    }
+    if major == 20 {
+        let report = run(&["--experimental-wasm-relaxed-simd"], None);
+        assert_eq!(report["variant"], "relaxed-simd", "{report}");
+    }
+    let output = node(&[], bundle, Some("avx512")).unwrap();
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains(r#"no variant "avx512" in this bundle; it ships relaxed-simd, simd128, baseline"#),
+        "{}",
+        stderr(&output)
     );
 
     let tampered = tempfile::tempdir().unwrap();
@@ -237,7 +314,7 @@ fn check_node_loader(bundle: &std::path::Path, samples: &std::path::Path, expect
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
     std::fs::write(&wasm, bytes).unwrap();
-    let output = node(tampered.path()).unwrap();
+    let output = node(&[], tampered.path(), Some("simd128")).unwrap();
     assert_exit(&output, 1);
     assert!(
         stderr(&output).contains("IntegrityError: integrity check failed"),
@@ -299,10 +376,20 @@ fn checkouts_in_different_directories_build_identical_bundles() {
 fn assert_example_reproduces_onnxruntime(name: &str) -> serde_json::Value {
     let out = tempfile::tempdir().unwrap();
     let example = repo_root().join("examples").join(name);
+    // One level: these crates take minutes to build per level, and the variants' machinery is
+    // tested on the small examples.
     let output = build(
         &example,
         out.path(),
-        &["--json", "--steady-runs", "3", "--batches", "1,16"],
+        &[
+            "--json",
+            "--steady-runs",
+            "3",
+            "--batches",
+            "1,16",
+            "--variant",
+            "simd128",
+        ],
     );
     assert_exit(&output, 0);
     let manifest = manifest_from_stdout(&output);

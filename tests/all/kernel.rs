@@ -460,6 +460,20 @@ fn human_summary_matches_snapshot() {
     );
 }
 
+/// A bundle of three feature-level variants: the table of variants side by side follows the
+/// primary's, with the relaxed-SIMD note.
+#[test]
+fn human_summary_of_variants_matches_snapshot() {
+    let manifest = cargo_wasmpack_infer::manifest::kernel::KernelManifest::read(
+        &repo_root().join("tests/fixtures/manifests/digits-mlp-variants.json"),
+    )
+    .unwrap();
+    assert_snapshot(
+        "digits-mlp-variants-summary.txt",
+        &cargo_wasmpack_infer::report::human::summary(&manifest),
+    );
+}
+
 #[test]
 fn new_kernel_builds_and_meets_its_budgets_right_away() {
     let dir = tempfile::tempdir().unwrap();
