@@ -58,6 +58,11 @@ impl Verified {
         }
         self.parity = Some(reproduction);
     }
+
+    /// Records a problem found while re-running the samples.
+    pub fn record_problem(&mut self, problem: String) {
+        self.problems.push(problem);
+    }
 }
 
 pub struct Bundle {

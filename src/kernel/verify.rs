@@ -1,8 +1,11 @@
 //! `verify` for a kernel bundle: every file against the manifest, then the parity samples re-run
-//! on the WASM and native variants must give the recorded parity.
+//! on the WASM and native variants must give the recorded parity, and each feature-level variant
+//! must still agree with the lowest as the build recorded.
 
 use crate::bundle::{Bundle, Verified};
 use crate::kernel::measure::parity_run;
+use crate::kernel::validate;
+use crate::measure::timing::SampleSet;
 use crate::measure::wasm::WasmHost;
 use anyhow::Result;
 use std::path::Path;
@@ -27,6 +30,55 @@ pub fn verify(dir: &Path) -> Result<Verified> {
             &bundle.variants(&wasm, &native_library, &samples),
         )?;
         found.record_parity("between WASM and native", &manifest.parity, &run.parity);
+        for problem in variant_problems(&bundle, &samples)? {
+            found.record_problem(problem);
+        }
     }
     Ok(found)
+}
+
+/// Each further feature-level variant against the reference level, as the build compared them:
+/// still within tolerance, and still bit-exact where it was (a variant whose results may differ
+/// between engines, relaxed SIMD, only within tolerance).
+fn variant_problems(bundle: &Bundle, data: &[u8]) -> Result<Vec<String>> {
+    let manifest = &bundle.manifest;
+    let Some(reference) = manifest.wasm.variants.iter().find(|v| v.agreement.is_none()) else {
+        return Ok(Vec::new());
+    };
+    let host = WasmHost::new()?;
+    let samples = SampleSet {
+        data,
+        input_bytes: manifest.kernel.input.bytes(),
+        output_bytes: manifest.kernel.output.bytes(),
+    };
+    let expected = validate::outputs(&host, &bundle.read(&reference.file)?, &samples)?;
+    let mut problems = Vec::new();
+    for variant in &manifest.wasm.variants {
+        let Some(recorded) = &variant.agreement else {
+            continue;
+        };
+        let rerun = validate::agreement(
+            &host,
+            (reference.level, &expected),
+            (variant.level, &bundle.read(&variant.file)?),
+            &samples,
+            &manifest.kernel.output,
+            manifest.kernel.tolerance,
+        );
+        match rerun {
+            Err(error) => problems.push(format!("{error:#}")),
+            Ok(rerun)
+                if recorded.bit_exact
+                    && !rerun.bit_exact
+                    && !variant.level.is_nondeterministic() =>
+            {
+                problems.push(format!(
+                    "the {} variant was bit-exact with {} and now differs by up to {:.3e}",
+                    variant.level, reference.level, rerun.max_abs_diff
+                ))
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(problems)
 }

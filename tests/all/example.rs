@@ -128,6 +128,30 @@ fn digits_example_reproduces_held_out_labels_in_both_variants() {
         "{}",
         stdout(&output)
     );
+    assert_eq!(
+        remeasured["timings"]["variants"].as_array().unwrap().len(),
+        3,
+        "measure re-times every variant"
+    );
+    // Verify compares the variants again, by the kernel's tolerance: tightened below relaxed
+    // SIMD's rounding (or its bits, where it was exact), that variant is reported.
+    let manifest_path = bundle.join("manifest.json");
+    let original = std::fs::read_to_string(&manifest_path).unwrap();
+    let mut tightened: serde_json::Value = serde_json::from_str(&original).unwrap();
+    tightened["kernel"]["tolerance"] = serde_json::json!(0.0);
+    tightened["wasm"]["variants"][2]["agreement"]["bit_exact"] = serde_json::json!(true);
+    std::fs::write(&manifest_path, tightened.to_string()).unwrap();
+    let output = wpi(&["verify", bundle.to_str().unwrap()]);
+    let relaxed_exact = remeasured["wasm"]["variants"][2]["agreement"]["bit_exact"] == true;
+    if !relaxed_exact {
+        assert_exit(&output, 1);
+        assert!(
+            stdout(&output).contains("relaxed-simd variant disagrees with the baseline variant"),
+            "{}",
+            stdout(&output)
+        );
+    }
+    std::fs::write(&manifest_path, original).unwrap();
 
     let mut wasm_bytes = std::fs::read(bundle.join("digits-mlp.wasm")).unwrap();
     *wasm_bytes.last_mut().unwrap() ^= 1;
