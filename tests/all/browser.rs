@@ -53,17 +53,21 @@ fn a_tampered_module_is_reported_by_the_demo_page() {
         return;
     }
     let (_out, bundle) = digits_demo();
-    let wasm = bundle.join("digits-mlp.wasm");
-    let mut bytes = std::fs::read(&wasm).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0x01;
-    std::fs::write(&wasm, bytes).unwrap();
+    // Every level: the page loads whichever Chromium runs best.
+    for level in ["baseline.", "", "relaxed-simd."] {
+        let wasm = bundle.join(format!("digits-mlp.{level}wasm"));
+        let mut bytes = std::fs::read(&wasm).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        std::fs::write(&wasm, bytes).unwrap();
+    }
     let serving = Serving::start(&bundle);
     let shown = drive_demo(&serving.url, &[], "demo-tampered.png");
     assert_eq!(shown["error"], "IntegrityError", "{shown}");
     let status = shown["status"].as_str().unwrap();
     assert!(
-        status.starts_with("integrity check failed") && status.contains("digits-mlp.wasm"),
+        status.starts_with("integrity check failed")
+            && status.contains("digits-mlp.relaxed-simd.wasm"),
         "{status}"
     );
 }
@@ -127,6 +131,8 @@ fn measure_browser_records_chromium_timings_and_parity() {
         .map(|s| s["batch"].as_u64().unwrap())
         .collect();
     assert_eq!(batches, [1, 64]);
+    // Chromium >= 114 runs relaxed SIMD: the loader picks it, and wasmtime runs that module too.
+    assert_eq!(browser["variant"], "relaxed-simd", "{browser}");
     assert_eq!(browser["parity"]["passed"], true);
     assert_eq!(browser["parity"]["samples"], 360);
     // The page verdict now judges the page's own load and first inference.
