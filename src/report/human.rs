@@ -520,6 +520,7 @@ fn variants_table(manifest: &KernelManifest) -> String {
     for r in &rows {
         out.push_str(&line(r));
     }
+    out.push_str("(× native: against the native library on one thread, like for like)\n");
     if variants.iter().any(|v| v.level.is_nondeterministic()) {
         out.push_str(
             "(relaxed-simd rounds as each engine chooses: it is compared within the kernel's \
