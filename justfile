@@ -41,6 +41,11 @@ bench-python:
 bench-onnx:
     cargo bench --bench onnx --profile dev
 
+# examples/mlp-large built once: every WASM SIMD level and native (one thread, all) per batch, as
+# GFLOP/s and a fraction of this core's FMA peak, with issue 15's goals (a few minutes).
+bench-variants:
+    cargo bench --bench variants --profile dev
+
 # The helper crate's GEMM against matrixmultiply, gemm and the per-sample loop on mlp-large's
 # layers, one thread and every core, as a fraction of this core's FMA peak (about a minute).
 bench-gemm:
