@@ -12,7 +12,9 @@ use cargo_wasmpack_infer::kernel::project::KernelProject;
 use cargo_wasmpack_infer::manifest::kernel::{KernelManifest, Steady};
 use cargo_wasmpack_infer::manifest::variant::SimdLevel;
 use cargo_wasmpack_infer::measure::timing::TimingPlan;
-use cargo_wasmpack_infer::profile::{DEFAULT_NATIVE_PROFILE, DEFAULT_PROFILE, NativeProfile, Profile};
+use cargo_wasmpack_infer::profile::{
+    DEFAULT_NATIVE_PROFILE, DEFAULT_PROFILE, NativeProfile, Profile,
+};
 use cargo_wasmpack_infer::report::Silent;
 use cargo_wasmpack_infer::units::format_duration_us;
 use std::path::Path;
@@ -152,7 +154,10 @@ fn goals(manifest: &KernelManifest, peak: Option<f64>) {
         let worst = variant
             .over_native
             .iter()
-            .map(|r| r.wasm_over_native_single_thread.unwrap_or(r.wasm_over_native))
+            .map(|r| {
+                r.wasm_over_native_single_thread
+                    .unwrap_or(r.wasm_over_native)
+            })
             .fold(0.0, f64::max);
         println!(
             "goal: {level} ≤ {limit}× native on one thread at every batch: worst {worst:.2}× — {}",

@@ -24,15 +24,21 @@ pub enum BudgetEntry {
 
 /// By hand, so a malformed limit keeps [`Limit`]'s own message.
 impl<'de> Deserialize<'de> for BudgetEntry {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
         use serde::de::Error;
         match toml::Value::deserialize(deserializer)? {
             toml::Value::Table(table) => table
                 .into_iter()
-                .map(|(metric, limit)| Ok((metric, Limit::deserialize(limit).map_err(D::Error::custom)?)))
+                .map(|(metric, limit)| {
+                    Ok((metric, Limit::deserialize(limit).map_err(D::Error::custom)?))
+                })
                 .collect::<std::result::Result<_, D::Error>>()
                 .map(BudgetEntry::Nested),
-            other => Limit::deserialize(other).map(BudgetEntry::Limit).map_err(D::Error::custom),
+            other => Limit::deserialize(other)
+                .map(BudgetEntry::Limit)
+                .map_err(D::Error::custom),
         }
     }
 }
@@ -43,13 +49,15 @@ pub fn from_tables(tables: BudgetTables) -> Budgets {
     tables
         .into_iter()
         .flat_map(|(variant, metrics)| {
-            metrics.into_iter().flat_map(move |(key, entry)| match entry {
-                BudgetEntry::Limit(limit) => vec![(format!("{variant}.{key}"), limit)],
-                BudgetEntry::Nested(metrics) => metrics
-                    .into_iter()
-                    .map(|(metric, limit)| (format!("{variant}.{key}.{metric}"), limit))
-                    .collect(),
-            })
+            metrics
+                .into_iter()
+                .flat_map(move |(key, entry)| match entry {
+                    BudgetEntry::Limit(limit) => vec![(format!("{variant}.{key}"), limit)],
+                    BudgetEntry::Nested(metrics) => metrics
+                        .into_iter()
+                        .map(|(metric, limit)| (format!("{variant}.{key}.{metric}"), limit))
+                        .collect(),
+                })
         })
         .collect()
 }
@@ -101,7 +109,10 @@ pub fn read_file(path: &std::path::Path) -> Result<Budgets> {
         for (key, entry) in metrics {
             let (prefix, limits) = match entry {
                 toml::Value::Table(nested) => (format!("{variant}.{key}."), nested),
-                limit => (format!("{variant}."), toml::Table::from_iter([(key, limit)])),
+                limit => (
+                    format!("{variant}."),
+                    toml::Table::from_iter([(key, limit)]),
+                ),
             };
             for (metric, limit) in limits {
                 let name = format!("{prefix}{metric}");

@@ -438,12 +438,11 @@ impl Profile {
     fn check_variants(&self) -> Result<()> {
         let variants = &self.wasm.variants;
         if !variants.is_empty() {
-            if let Some(simd) = self
-                .wasm
-                .target_features
-                .iter()
-                .find(|f| SimdLevel::RelaxedSimd.target_features().contains(&f.as_str()))
-            {
+            if let Some(simd) = self.wasm.target_features.iter().find(|f| {
+                SimdLevel::RelaxedSimd
+                    .target_features()
+                    .contains(&f.as_str())
+            }) {
                 return Err(input_error(format!(
                     "wasm.target-features lists {simd:?} and wasm.variants is set: the variants \
                      choose the SIMD level, so leave it out of target-features"
@@ -653,24 +652,35 @@ mod tests {
                 "getrandom_backend=\"custom\""
             ]
         );
-        assert!(primary.settings.runtime_features.contains(&WasmFeature::Simd));
+        assert!(
+            primary
+                .settings
+                .runtime_features
+                .contains(&WasmFeature::Simd)
+        );
         let baseline = &plan.variants[0];
         assert!(!baseline.rustflags.iter().any(|f| f.contains("simd")));
-        assert!(!baseline.settings.runtime_features.contains(&WasmFeature::Simd));
+        assert!(
+            !baseline
+                .settings
+                .runtime_features
+                .contains(&WasmFeature::Simd)
+        );
         let relaxed = &plan.variants[2].settings;
         assert!(relaxed.runtime_features.contains(&WasmFeature::RelaxedSimd));
         assert_eq!(relaxed.target_features, ["simd128", "relaxed-simd"]);
-        let cargo_profiles: std::collections::BTreeSet<&str> =
-            plan.variants.iter().map(|v| v.cargo_profile.as_str()).collect();
+        let cargo_profiles: std::collections::BTreeSet<&str> = plan
+            .variants
+            .iter()
+            .map(|v| v.cargo_profile.as_str())
+            .collect();
         assert_eq!(cargo_profiles.len(), 3, "one cargo profile per level");
     }
 
     #[test]
     fn a_variant_beyond_the_floor_is_never_shipped_alone() {
         let profile = Profile::load("browser").unwrap();
-        let err = profile
-            .variant_plan(&[SimdLevel::RelaxedSimd])
-            .unwrap_err();
+        let err = profile.variant_plan(&[SimdLevel::RelaxedSimd]).unwrap_err();
         let message = format!("{err:#}");
         assert!(err.is::<crate::exit::InputError>());
         assert!(message.contains("safari 16.4"), "{message}");
@@ -709,11 +719,12 @@ mod tests {
                 "wasm.engine-floor.safari",
             ),
             (
-                browser.replace(
-                    "variants = [\"baseline\", \"simd128\", \"relaxed-simd\"]",
-                    "variants = [\"simd128\", \"relaxed-simd\"]",
-                )
-                .replace("safari = \"16.4\"", "safari = \"15\""),
+                browser
+                    .replace(
+                        "variants = [\"baseline\", \"simd128\", \"relaxed-simd\"]",
+                        "variants = [\"simd128\", \"relaxed-simd\"]",
+                    )
+                    .replace("safari = \"16.4\"", "safari = \"15\""),
                 "no variant of simd128 and relaxed-simd runs on every engine",
             ),
         ];

@@ -54,7 +54,8 @@ impl<'a> WasmFile<'a> {
             sri: crate::fsx::sri_sha384(bytes),
             bytes: bytes.len() as u64,
             features,
-            probe: probe(level).map(|module| base64::engine::general_purpose::STANDARD.encode(module)),
+            probe: probe(level)
+                .map(|module| base64::engine::general_purpose::STANDARD.encode(module)),
         }
     }
 }
@@ -142,7 +143,10 @@ mod tests {
             loader.contains(r#"const CONFIG = {"abiVersion":1,"kernel":{"name":"k""#),
             "{loader}"
         );
-        assert!(loader.contains(r#""level":"simd128","file":"k.wasm""#), "{loader}");
+        assert!(
+            loader.contains(r#""level":"simd128","file":"k.wasm""#),
+            "{loader}"
+        );
     }
 
     /// Each probe validates on an engine with exactly its level's features and not on one with
@@ -173,7 +177,11 @@ mod tests {
         let order: Vec<SimdLevel> = best_first(&files).iter().map(|f| f.level).collect();
         assert_eq!(
             order,
-            [SimdLevel::RelaxedSimd, SimdLevel::Simd128, SimdLevel::Baseline]
+            [
+                SimdLevel::RelaxedSimd,
+                SimdLevel::Simd128,
+                SimdLevel::Baseline
+            ]
         );
     }
 }

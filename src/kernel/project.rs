@@ -4,9 +4,9 @@
 use crate::budget;
 use crate::bundle::demo::DemoSpec;
 use crate::exit::input_error;
+use crate::manifest::Budgets;
 use crate::manifest::TensorSpec;
 use crate::manifest::kernel::{ModelEngine, ModelSource};
-use crate::manifest::Budgets;
 use anyhow::{Context, Result};
 use cargo_metadata::{MetadataCommand, Package};
 use serde::Deserialize;

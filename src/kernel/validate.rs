@@ -230,7 +230,11 @@ mod tests {
         .unwrap();
         assert!(!close.bit_exact);
         assert_eq!(close.max_abs_diff, 4.0);
-        assert!(close.judged.contains("never compared bit for bit"), "{}", close.judged);
+        assert!(
+            close.judged.contains("never compared bit for bit"),
+            "{}",
+            close.judged
+        );
     }
 
     #[test]

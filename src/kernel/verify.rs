@@ -42,7 +42,12 @@ pub fn verify(dir: &Path) -> Result<Verified> {
 /// between engines, relaxed SIMD, only within tolerance).
 fn variant_problems(bundle: &Bundle, data: &[u8]) -> Result<Vec<String>> {
     let manifest = &bundle.manifest;
-    let Some(reference) = manifest.wasm.variants.iter().find(|v| v.agreement.is_none()) else {
+    let Some(reference) = manifest
+        .wasm
+        .variants
+        .iter()
+        .find(|v| v.agreement.is_none())
+    else {
         return Ok(Vec::new());
     };
     let host = WasmHost::new()?;

@@ -371,9 +371,15 @@ fn variant_metrics(manifest: &KernelManifest, out: &mut Vec<Metric>) {
         for r in &t.over_native {
             out.push(Metric {
                 name: format!("ratio.{}_over_native_steady_batch{}", t.level, r.batch),
-                value: r.wasm_over_native_single_thread.unwrap_or(r.wasm_over_native),
+                value: r
+                    .wasm_over_native_single_thread
+                    .unwrap_or(r.wasm_over_native),
                 unit: Unit::Ratio,
-                runs: t.steady.iter().find(|s| s.batch == r.batch).map(|s| s.latency.runs),
+                runs: t
+                    .steady
+                    .iter()
+                    .find(|s| s.batch == r.batch)
+                    .map(|s| s.latency.runs),
             });
         }
     }

@@ -5,8 +5,8 @@
 
 use crate::exit::input_error;
 use crate::manifest::kernel::BrowserTimings;
-use crate::manifest::variant::SimdLevel;
 use crate::manifest::python::PyodideBrowserTimings;
+use crate::manifest::variant::SimdLevel;
 use crate::manifest::{BrowserEnvironment, BrowserSteady, Distribution};
 use crate::measure::stats;
 use crate::serve::Server;

@@ -1,8 +1,8 @@
 //! Timing both variants with one procedure: cold start per fresh instance, then steady latency at
 //! each batch size, driven through [`KernelRunner`] so the loop is the same code for both.
 
-use crate::manifest::{Distribution, TransferBreakdown};
 use crate::manifest::kernel::{ColdStart, NativeTimings, Steady, WasmTimings};
+use crate::manifest::{Distribution, TransferBreakdown};
 use crate::measure::native::{DeviceChoice, LibraryCopies, NativeKernel};
 use crate::measure::runner::KernelRunner;
 use crate::measure::stats::{distribution, time_runs, time_runs_within, timed};

@@ -462,7 +462,13 @@ fn variants_table(manifest: &KernelManifest) -> String {
             timings(v.level).map_or("—".into(), |t| format_duration_us(t.compile.median_us))
         }),
     ];
-    let batches: Vec<usize> = manifest.timings.wasm.steady.iter().map(|s| s.batch).collect();
+    let batches: Vec<usize> = manifest
+        .timings
+        .wasm
+        .steady
+        .iter()
+        .map(|s| s.batch)
+        .collect();
     for batch in batches {
         rows.push(row(&format!("steady, batch {batch}"), &|v| {
             let Some(t) = timings(v.level) else {
@@ -474,7 +480,8 @@ fn variants_table(manifest: &KernelManifest) -> String {
                 (Some(s), Some(r)) => format!(
                     "{} = {:.2}x native",
                     format_duration_us(s.latency.median_us),
-                    r.wasm_over_native_single_thread.unwrap_or(r.wasm_over_native)
+                    r.wasm_over_native_single_thread
+                        .unwrap_or(r.wasm_over_native)
                 ),
                 (Some(s), None) => format_duration_us(s.latency.median_us),
                 _ => "—".into(),
@@ -918,6 +925,7 @@ pub fn python_summary(manifest: &crate::manifest::python::PythonManifest) -> Str
 
 /// "simd128: " when a build makes several variants.
 fn variant_prefix(variant: Option<SimdLevel>) -> String {
-    variant.map(|level| format!("{level}: ")).unwrap_or_default()
+    variant
+        .map(|level| format!("{level}: "))
+        .unwrap_or_default()
 }
-

@@ -237,7 +237,10 @@ fn mlp_large_variants_agree_across_a_short_sweep() {
 fn check_variants(manifest: &serde_json::Value) {
     assert_eq!(manifest["schema_version"], 3);
     let variants = manifest["wasm"]["variants"].as_array().unwrap();
-    let levels: Vec<&str> = variants.iter().map(|v| v["level"].as_str().unwrap()).collect();
+    let levels: Vec<&str> = variants
+        .iter()
+        .map(|v| v["level"].as_str().unwrap())
+        .collect();
     assert_eq!(levels, ["baseline", "simd128", "relaxed-simd"]);
     let primary: Vec<&str> = variants
         .iter()
@@ -245,7 +248,10 @@ fn check_variants(manifest: &serde_json::Value) {
         .map(|v| v["file"].as_str().unwrap())
         .collect();
     assert_eq!(primary, ["digits-mlp.wasm"]);
-    assert!(variants[0].get("agreement").is_none(), "the baseline is the reference");
+    assert!(
+        variants[0].get("agreement").is_none(),
+        "the baseline is the reference"
+    );
     assert_eq!(variants[1]["agreement"]["reference"], "baseline");
     let relaxed = &variants[2];
     assert_eq!(relaxed["file"], "digits-mlp.relaxed-simd.wasm");
@@ -310,7 +316,11 @@ fn check_node_loader(bundle: &std::path::Path, samples: &std::path::Path, expect
         );
         report
     };
-    let best = if major >= 21 { "relaxed-simd" } else { "simd128" };
+    let best = if major >= 21 {
+        "relaxed-simd"
+    } else {
+        "simd128"
+    };
     let report = run(&[], None);
     assert_eq!(report["variant"], best, "{report}");
     assert_eq!(report["best"], best, "{report}");
@@ -324,7 +334,9 @@ fn check_node_loader(bundle: &std::path::Path, samples: &std::path::Path, expect
     let output = node(&[], bundle, Some("avx512")).unwrap();
     assert_exit(&output, 1);
     assert!(
-        stderr(&output).contains(r#"no variant "avx512" in this bundle; it ships relaxed-simd, simd128, baseline"#),
+        stderr(&output).contains(
+            r#"no variant "avx512" in this bundle; it ships relaxed-simd, simd128, baseline"#
+        ),
         "{}",
         stderr(&output)
     );
