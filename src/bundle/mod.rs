@@ -4,6 +4,7 @@ pub mod demo;
 pub mod inspect;
 pub mod layout;
 pub mod names;
+pub mod npm;
 pub mod pack;
 
 use crate::exit::input_error;

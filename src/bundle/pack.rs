@@ -1,5 +1,6 @@
 //! Stage 5: lay the bundle out and pack the WASM variant into a reproducible `.tar.zst`.
 
+use crate::bundle::npm::{NpmPackage, PACKAGE_FILE};
 use crate::fsx;
 use crate::manifest::metrics::Metric;
 use crate::manifest::{Budgets, FileEntry};
@@ -76,13 +77,15 @@ pub fn write_files(dir: &Path, files: &[BundleFile]) -> Result<Vec<FileEntry>> {
 }
 
 /// Writes `manifest.json` last into the staging directory and renames the bundle into place.
-/// Writes the manifest and moves the staged bundle into place. Its budgets are checked against
+/// Writes the manifest (and `npm`'s package.json, pinning the manifest by its sha256) and moves
+/// the staged bundle into place. Its budgets are checked against
 /// the manifest's metrics first: they name metrics and units only a manifest has, so a bad one
 /// (named in `budgets_table`) is an input error before anything is committed. Whether they
 /// pass is for `check`.
 pub fn commit(
     staging: fsx::StagingDir,
     manifest_json: &str,
+    npm: Option<&NpmPackage>,
     metrics: &[Metric],
     budgets: &Budgets,
     budgets_table: &str,
@@ -92,6 +95,10 @@ pub fn commit(
         &staging.path().join(crate::manifest::FILE_NAME),
         manifest_json.as_bytes(),
     )?;
+    if let Some(npm) = npm {
+        let package_json = npm.package_json(&fsx::sha256_hex(manifest_json.as_bytes()));
+        fsx::write(&staging.path().join(PACKAGE_FILE), package_json.as_bytes())?;
+    }
     staging.commit()
 }
 

@@ -4,8 +4,9 @@
 
 use crate::abi::{self, WasmAbi};
 use crate::bundle::demo::{self, DemoVariant};
-use crate::bundle::layout::{KERNEL_SAMPLES_FILE, LOADER_FILE};
+use crate::bundle::layout::{KERNEL_SAMPLES_FILE, LOADER_FILE, LOADER_TYPES_FILE};
 use crate::bundle::names::{self, NameMap};
+use crate::bundle::npm::NpmPackage;
 use crate::bundle::pack::{self, BundleFile};
 use crate::fsx;
 use crate::kernel::assemble;
@@ -312,6 +313,7 @@ pub fn build(
     let bundle_dir = pack::commit(
         staging,
         &manifest.to_json(),
+        Some(&shipped.npm),
         &crate::manifest::metrics::metrics(&manifest),
         &manifest.budgets,
         &format!(
@@ -507,6 +509,8 @@ struct ShippedFiles {
     wasm_files: Vec<String>,
     native_file: String,
     name_map_file: Option<String>,
+    /// The WASM variant as an npm package: loader, types, modules and manifest.
+    npm: NpmPackage,
 }
 
 /// A variant's module file: the primary's is `<crate>.wasm`, as in bundles of one module; the
@@ -589,6 +593,24 @@ fn bundle_files(
         )
     });
     let wasm_paths: Vec<String> = wasm_files.iter().map(|f| f.path.clone()).collect();
+    let npm = NpmPackage {
+        name: project.npm_name.clone(),
+        version: project.version.clone(),
+        description: project.description.clone().unwrap_or_else(|| {
+            format!(
+                "{} {}: WASM inference kernel",
+                project.name, project.version
+            )
+        }),
+        files: wasm_paths
+            .iter()
+            .cloned()
+            .chain(loader.iter().map(|f| f.path.clone()))
+            .chain([crate::manifest::FILE_NAME.to_string()])
+            .collect(),
+        main: LOADER_FILE.into(),
+        types: LOADER_TYPES_FILE.into(),
+    };
     let native_path = native_file.path.clone();
     let mut files = wasm_files;
     files.extend([
@@ -605,6 +627,7 @@ fn bundle_files(
         wasm_files: wasm_paths,
         native_file: native_path,
         name_map_file: name_map_path,
+        npm,
     })
 }
 

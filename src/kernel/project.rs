@@ -3,6 +3,7 @@
 
 use crate::budget;
 use crate::bundle::demo::DemoSpec;
+use crate::bundle::npm;
 use crate::exit::input_error;
 use crate::manifest::Budgets;
 use crate::manifest::TensorSpec;
@@ -27,6 +28,16 @@ struct RawMetadata {
     budgets: budget::BudgetTables,
     demo: Option<DemoSpec>,
     model: Option<RawModel>,
+    #[serde(default)]
+    npm: RawNpm,
+}
+
+/// `[package.metadata.wasmpack-infer.npm]`: how the bundle's package.json names the package.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNpm {
+    /// e.g. "@acme/digits"; the crate's name when absent.
+    name: Option<String>,
 }
 
 /// `model = { file = "model/digits.onnx", sha256 = "…", engine = "ahead-of-time" }`: the model
@@ -65,6 +76,11 @@ pub struct KernelProject {
     pub demo: Option<DemoSpec>,
     /// The model file the kernel was made from, hashed now.
     pub model: Option<ModelSource>,
+    /// The bundle's npm package name (`[package.metadata.wasmpack-infer.npm] name`, else the
+    /// crate's).
+    pub npm_name: String,
+    /// The crate's description, for package.json.
+    pub description: Option<String>,
 }
 
 impl KernelProject {
@@ -203,8 +219,16 @@ impl KernelProject {
             .as_ref()
             .map(|model| model_source(&name, crate_dir, model))
             .transpose()?;
+        let npm_name = npm::package_name(
+            raw.npm.name.as_deref(),
+            &name,
+            "[package.metadata.wasmpack-infer.npm] name",
+        )
+        .with_context(|| format!("in {}", package.manifest_path))?;
         Ok(Self {
             model,
+            npm_name,
+            description: package.description.clone(),
             lib_name: lib.name.replace('-', "_"),
             version: package.version.to_string(),
             manifest_path: package.manifest_path.clone().into_std_path_buf(),

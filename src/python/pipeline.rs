@@ -366,6 +366,7 @@ pub fn build(
     let bundle_dir = pack::commit(
         staging,
         &manifest.to_json(),
+        None,
         &crate::manifest::metrics::pyodide_metrics(&manifest),
         &manifest.budgets,
         &format!(

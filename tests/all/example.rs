@@ -104,6 +104,7 @@ fn digits_example_reproduces_held_out_labels_in_both_variants() {
     }
 
     check_node_loader(&bundle, &example.join("samples/inputs.bin"), &expected);
+    check_npm_package(&bundle, &example.join("samples/inputs.bin"), &expected);
 
     // Re-measure the bundle in place; then tamper with it and expect an input error.
     let output = wpi(&[
@@ -356,6 +357,111 @@ fn check_node_loader(bundle: &std::path::Path, samples: &std::path::Path, expect
         stderr(&output).contains("IntegrityError: integrity check failed"),
         "{}",
         stderr(&output)
+    );
+}
+
+/// The bundle is an npm package: `npm pack` takes exactly the WASM side (loader, types, the three
+/// modules, the manifest), `npm install --offline` of the tarball into a fresh project works, and
+/// a script there imports it by name and reproduces the labels.
+fn check_npm_package(bundle: &std::path::Path, samples: &std::path::Path, expected: &[u8]) {
+    let package: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("package.json")).unwrap()).unwrap();
+    assert_eq!(package["name"], "digits-mlp");
+    assert_eq!(package["version"], "0.1.0");
+    assert_eq!(package["exports"]["."]["default"], "./loader.mjs");
+    let manifest = std::fs::read(bundle.join("manifest.json")).unwrap();
+    assert_eq!(
+        package["wasmpackInfer"]["manifestSha256"],
+        cargo_wasmpack_infer::fsx::sha256_hex(&manifest)
+    );
+    let packed = tempfile::tempdir().unwrap();
+    let npm = |dir: &std::path::Path, args: &[&str]| {
+        Command::new("npm")
+            .args(args)
+            .current_dir(dir)
+            .env("npm_config_update_notifier", "false")
+            .output()
+    };
+    let Ok(output) = npm(
+        bundle,
+        &[
+            "pack",
+            "--json",
+            "--pack-destination",
+            packed.path().to_str().unwrap(),
+        ],
+    ) else {
+        eprintln!("skipping the npm package check: `npm` is not installed");
+        return;
+    };
+    assert_exit(&output, 0);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut files: Vec<&str> = report[0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "digits-mlp.baseline.wasm",
+            "digits-mlp.relaxed-simd.wasm",
+            "digits-mlp.wasm",
+            "loader.d.ts",
+            "loader.mjs",
+            "manifest.json",
+            "package.json"
+        ]
+    );
+    let tarball = packed.path().join(report[0]["filename"].as_str().unwrap());
+    let app = tempfile::tempdir().unwrap();
+    std::fs::write(
+        app.path().join("package.json"),
+        r#"{"name": "app", "private": true}"#,
+    )
+    .unwrap();
+    let output = npm(
+        app.path(),
+        &[
+            "install",
+            "--offline",
+            "--no-audit",
+            "--no-fund",
+            tarball.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    assert_exit(&output, 0);
+    std::fs::write(
+        app.path().join("app.mjs"),
+        r#"import { readFile } from "node:fs/promises";
+import { load } from "digits-mlp";
+const model = await load();
+const input = new Float32Array(new Uint8Array(await readFile(process.argv[2])).buffer);
+const output = await model.infer(input);
+const labels = [];
+for (let i = 0; i < output.length; i += 10) {
+  let best = 0;
+  for (let j = 1; j < 10; j++) if (output[i + j] > output[i + best]) best = j;
+  labels.push(best);
+}
+console.log(JSON.stringify(labels));
+"#,
+    )
+    .unwrap();
+    let output = Command::new("node")
+        .arg("app.mjs")
+        .arg(samples)
+        .current_dir(app.path())
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    let labels: Vec<u8> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        labels, expected,
+        "the installed package reproduces the labels"
     );
 }
 

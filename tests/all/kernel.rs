@@ -460,6 +460,26 @@ fn human_summary_matches_snapshot() {
     );
 }
 
+/// A package name npm would refuse is an input error naming the key, before anything builds.
+#[test]
+fn an_invalid_npm_name_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = copy_crate(&fixture("handwritten"), dir.path());
+    let manifest = crate_dir.join("Cargo.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("\n[package.metadata.wasmpack-infer.npm]\nname = \"@Acme/digits\"\n");
+    std::fs::write(&manifest, text).unwrap();
+    let output = build(&crate_dir, &dir.path().join("dist"), &[]);
+    assert_exit(&output, 2);
+    let err = stderr(&output);
+    assert!(
+        err.contains(r#"npm package name "@Acme/digits" has 'A' in its scope"#)
+            && err.contains("change [package.metadata.wasmpack-infer.npm] name"),
+        "{err}"
+    );
+    assert!(!dir.path().join("dist").exists());
+}
+
 /// A bundle of three feature-level variants: the table of variants side by side follows the
 /// primary's, with the relaxed-SIMD note.
 #[test]
