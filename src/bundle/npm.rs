@@ -4,12 +4,21 @@
 
 use crate::exit::input_error;
 use anyhow::Result;
+use serde::Deserialize;
 use serde_json::json;
 
 pub const PACKAGE_FILE: &str = "package.json";
 
 /// npm's limit on a package name.
 const MAX_NAME_LEN: usize = 214;
+
+/// `[package.metadata.wasmpack-infer.npm]` or `[tool.wasmpack-infer.npm]`, as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NpmSettings {
+    /// e.g. "@acme/digits"; the crate's or project's name when absent.
+    pub name: Option<String>,
+}
 
 /// An npm package made of bundle files.
 #[derive(Debug, Clone)]

@@ -29,15 +29,7 @@ struct RawMetadata {
     demo: Option<DemoSpec>,
     model: Option<RawModel>,
     #[serde(default)]
-    npm: RawNpm,
-}
-
-/// `[package.metadata.wasmpack-infer.npm]`: how the bundle's package.json names the package.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawNpm {
-    /// e.g. "@acme/digits"; the crate's name when absent.
-    name: Option<String>,
+    npm: npm::NpmSettings,
 }
 
 /// `model = { file = "model/digits.onnx", sha256 = "…", engine = "ahead-of-time" }`: the model

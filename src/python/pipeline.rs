@@ -9,6 +9,7 @@ use crate::bundle::layout::{
     LOADER_FILE, LOADER_TYPES_FILE, PYTHON_APP_ARCHIVE, PYTHON_RUNTIME_DIR, PYTHON_SAMPLES_FILE,
     PYTHON_SNAPSHOT_FILE, python_runtime_path,
 };
+use crate::bundle::npm::NpmPackage;
 use crate::bundle::pack::{self, BundleFile};
 use crate::fsx;
 use crate::manifest::python::{NativeRun, PythonManifest, ShippedSizes, StripInfo};
@@ -363,10 +364,28 @@ pub fn build(
         files,
         native_file,
     })?;
+    let npm = NpmPackage {
+        name: project.npm_name.clone(),
+        version: project.version.clone(),
+        description: project
+            .description
+            .clone()
+            .unwrap_or_else(|| format!("{} {}: Python on Pyodide", project.name, project.version)),
+        // The runtime directory (loader, its types, Pyodide, the app) and the manifest; not the
+        // archives, the samples or the demo page.
+        files: runtime_files
+            .iter()
+            .map(|f| f.path.clone())
+            .filter(|path| path.starts_with(&format!("{PYTHON_RUNTIME_DIR}/")))
+            .chain([crate::manifest::FILE_NAME.to_string()])
+            .collect(),
+        main: python_runtime_path(LOADER_FILE),
+        types: python_runtime_path(LOADER_TYPES_FILE),
+    };
     let bundle_dir = pack::commit(
         staging,
         &manifest.to_json(),
-        None,
+        Some(&npm),
         &crate::manifest::metrics::pyodide_metrics(&manifest),
         &manifest.budgets,
         &format!(

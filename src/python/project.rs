@@ -19,6 +19,7 @@ struct PyProject {
 struct ProjectTable {
     name: String,
     version: Option<String>,
+    description: Option<String>,
     #[serde(default)]
     dependencies: Vec<String>,
 }
@@ -41,6 +42,8 @@ struct RawSettings {
     demo: Option<crate::bundle::demo::DemoSpec>,
     #[serde(default)]
     native: NativeSettings,
+    #[serde(default)]
+    npm: crate::bundle::npm::NpmSettings,
 }
 
 /// `[tool.wasmpack-infer.native]`: what only the native sibling gets.
@@ -78,6 +81,10 @@ pub struct PythonProject {
     /// (accelerated libraries such as torch or cupy, which cannot run in Pyodide, compiled
     /// extensions allowed); the app must also work without them.
     pub native_requirements: Vec<String>,
+    /// The bundle's npm package name (`[tool.wasmpack-infer.npm] name`, else the project's).
+    pub npm_name: String,
+    /// `[project] description`, for package.json.
+    pub description: Option<String>,
 }
 
 impl PythonProject {
@@ -164,7 +171,15 @@ impl PythonProject {
                 None,
             )?;
         }
+        let npm_name = crate::bundle::npm::package_name(
+            settings.npm.name.as_deref(),
+            &project.name,
+            "[tool.wasmpack-infer.npm] name",
+        )
+        .with_context(|| format!("in {}", pyproject_path.display()))?;
         Ok(Self {
+            npm_name,
+            description: project.description,
             name: project.name,
             version: project.version.unwrap_or_else(|| "0.0.0".into()),
             dir,

@@ -229,3 +229,58 @@ pub fn drawable_digits() -> (Vec<Vec<f32>>, serde_json::Value) {
         .collect();
     (drawn, serde_json::json!(expected))
 }
+
+/// Packs the bundle with `npm pack` and installs the tarball with `npm install --offline` into a
+/// fresh project, as a JavaScript project would; returns that project and the files packed
+/// (sorted), or `None` when npm is not installed.
+pub fn install_packed(bundle: &Path) -> Option<(tempfile::TempDir, Vec<String>)> {
+    let npm = |dir: &Path, args: &[&str]| {
+        Command::new("npm")
+            .args(args)
+            .current_dir(dir)
+            .env("npm_config_update_notifier", "false")
+            .output()
+    };
+    let packed = tempfile::tempdir().unwrap();
+    let Ok(output) = npm(
+        bundle,
+        &[
+            "pack",
+            "--json",
+            "--pack-destination",
+            packed.path().to_str().unwrap(),
+        ],
+    ) else {
+        eprintln!("skipping the npm package check: `npm` is not installed");
+        return None;
+    };
+    assert_exit(&output, 0);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut files: Vec<String> = report[0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .collect();
+    files.sort();
+    let tarball = packed.path().join(report[0]["filename"].as_str().unwrap());
+    let app = tempfile::tempdir().unwrap();
+    std::fs::write(
+        app.path().join("package.json"),
+        r#"{"name": "app", "private": true}"#,
+    )
+    .unwrap();
+    let output = npm(
+        app.path(),
+        &[
+            "install",
+            "--offline",
+            "--no-audit",
+            "--no-fund",
+            tarball.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    assert_exit(&output, 0);
+    Some((app, files))
+}

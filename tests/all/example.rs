@@ -374,35 +374,9 @@ fn check_npm_package(bundle: &std::path::Path, samples: &std::path::Path, expect
         package["wasmpackInfer"]["manifestSha256"],
         cargo_wasmpack_infer::fsx::sha256_hex(&manifest)
     );
-    let packed = tempfile::tempdir().unwrap();
-    let npm = |dir: &std::path::Path, args: &[&str]| {
-        Command::new("npm")
-            .args(args)
-            .current_dir(dir)
-            .env("npm_config_update_notifier", "false")
-            .output()
-    };
-    let Ok(output) = npm(
-        bundle,
-        &[
-            "pack",
-            "--json",
-            "--pack-destination",
-            packed.path().to_str().unwrap(),
-        ],
-    ) else {
-        eprintln!("skipping the npm package check: `npm` is not installed");
+    let Some((app, files)) = install_packed(bundle) else {
         return;
     };
-    assert_exit(&output, 0);
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let mut files: Vec<&str> = report[0]["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["path"].as_str().unwrap())
-        .collect();
-    files.sort();
     assert_eq!(
         files,
         [
@@ -415,25 +389,6 @@ fn check_npm_package(bundle: &std::path::Path, samples: &std::path::Path, expect
             "package.json"
         ]
     );
-    let tarball = packed.path().join(report[0]["filename"].as_str().unwrap());
-    let app = tempfile::tempdir().unwrap();
-    std::fs::write(
-        app.path().join("package.json"),
-        r#"{"name": "app", "private": true}"#,
-    )
-    .unwrap();
-    let output = npm(
-        app.path(),
-        &[
-            "install",
-            "--offline",
-            "--no-audit",
-            "--no-fund",
-            tarball.to_str().unwrap(),
-        ],
-    )
-    .unwrap();
-    assert_exit(&output, 0);
     std::fs::write(
         app.path().join("app.mjs"),
         r#"import { readFile } from "node:fs/promises";

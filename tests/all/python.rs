@@ -204,6 +204,48 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
         );
     }
 
+    // It is an npm package too: the runtime directory and the manifest, imported by name from a
+    // fresh project into which its tarball was installed offline.
+    let package: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("package.json")).unwrap()).unwrap();
+    assert_eq!(package["name"], "digits-py");
+    assert_eq!(package["exports"]["."]["default"], "./pyodide/loader.mjs");
+    if let Some((app, files)) = install_packed(&bundle) {
+        assert!(
+            files.contains(&"pyodide/pyodide.asm.wasm".to_string()),
+            "{files:?}"
+        );
+        assert!(files.contains(&"manifest.json".to_string()), "{files:?}");
+        assert!(
+            !files
+                .iter()
+                .any(|f| f.ends_with(".tar.zst") || f == "samples.json"),
+            "{files:?}"
+        );
+        let first: Vec<serde_json::Value> = samples.as_array().unwrap()[..5].to_vec();
+        std::fs::write(
+            app.path().join("app.mjs"),
+            format!(
+                "import {{ load }} from \"digits-py\";\nconst model = await load();\n\
+                 console.log(JSON.stringify({}.map((x) => model.infer(x))));\n",
+                serde_json::Value::Array(first.clone())
+            ),
+        )
+        .unwrap();
+        let output = std::process::Command::new("node")
+            .arg("app.mjs")
+            .current_dir(app.path())
+            .output()
+            .unwrap();
+        assert_exit(&output, 0);
+        let outputs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(
+            outputs,
+            run_loader(&bundle, &serde_json::Value::Array(first), "normal"),
+            "the installed package computes what the bundle's loader does"
+        );
+    }
+
     // In Chromium, the demo page boots the bundle and reads drawn digits as the kernel's page does.
     if chromium_available() {
         let serving = Serving::start(&bundle);
