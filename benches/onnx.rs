@@ -254,6 +254,7 @@ fn build(project: &KernelProject, out_dir: &Path) -> anyhow::Result<BuildOutput>
         // ORT Web's module is its SIMD build: the simd128 variant is the like-for-like one, and
         // building tract at three levels would triple the bench's longest compile.
         variants: vec![SimdLevel::Simd128],
+        npm_tarball: false,
     };
     pipeline::build(project, &options, &mut Silent)
 }

@@ -89,6 +89,7 @@ fn bench_kernel(crate_dir: &Path) -> anyhow::Result<()> {
             },
             // Every variant each profile ships: the table compares their primaries.
             variants: Vec::new(),
+            npm_tarball: false,
         };
         built.push((
             name.to_string(),

@@ -39,6 +39,7 @@ fn main() -> anyhow::Result<()> {
         runtime: profile.runtime.clone(),
         stdlib: profile.stdlib,
         source_date_epoch: 0,
+        npm_tarball: false,
         demo: false,
     };
     let manifest = pipeline::build(&project, &options, &mut Silent)?.manifest;

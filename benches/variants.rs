@@ -51,6 +51,7 @@ fn main() -> anyhow::Result<()> {
             ..TimingPlan::default()
         },
         variants: Vec::new(),
+        npm_tarball: false,
     };
     let manifest = pipeline::build(&project, &options, &mut Silent)?.manifest;
     table(&manifest, peak);

@@ -32,9 +32,21 @@ pub struct NpmPackage {
     pub main: String,
     /// Its TypeScript declarations.
     pub types: String,
+    /// `build --npm`: also write the package's tarball, entries dated this (`SOURCE_DATE_EPOCH`).
+    pub tarball_mtime: Option<u64>,
 }
 
 impl NpmPackage {
+    /// The tarball's file name as `npm pack` names it: `@acme/digits` 1.0.0 →
+    /// `acme-digits-1.0.0.tgz`.
+    pub fn tarball_name(&self) -> String {
+        format!(
+            "{}-{}.tgz",
+            self.name.trim_start_matches('@').replace('/', "-"),
+            self.version
+        )
+    }
+
     /// The package.json text, recording the sha256 of the manifest written beside it: the
     /// manifest lists every other file with its hash, so this one hash pins the package.
     pub fn package_json(&self, manifest_sha256: &str) -> String {
@@ -177,7 +189,9 @@ mod tests {
             files: vec!["loader.mjs".into(), "k.wasm".into(), "loader.d.ts".into()],
             main: "loader.mjs".into(),
             types: "loader.d.ts".into(),
+            tarball_mtime: None,
         };
+        assert_eq!(package.tarball_name(), "acme-k-1.2.3.tgz");
         let json: serde_json::Value = serde_json::from_str(&package.package_json("abc")).unwrap();
         assert_eq!(json["type"], "module");
         assert_eq!(json["exports"]["."]["default"], "./loader.mjs");

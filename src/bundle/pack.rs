@@ -34,6 +34,17 @@ impl BundleFile {
 /// `mtime` for every entry (`SOURCE_DATE_EPOCH`, else 0), uid/gid 0, no user names, fixed modes,
 /// single-threaded zstd.
 pub fn deterministic_tar_zst(files: &[&BundleFile], mtime: u64) -> Result<Vec<u8>> {
+    crate::measure::sizes::zstd(&deterministic_tar(files, mtime, "")?)
+}
+
+/// The tarball `npm pack` would make of these files (package.json among them): gzip of a tar
+/// whose entries sit under `package/`, made deterministically like the bundle's archive.
+pub fn npm_tarball(files: &[&BundleFile], mtime: u64) -> Result<Vec<u8>> {
+    crate::measure::sizes::gzip(&deterministic_tar(files, mtime, "package/")?)
+}
+
+/// A tar of `files` sorted by path, each named `prefix` + its path, with fixed owner and `mtime`.
+fn deterministic_tar(files: &[&BundleFile], mtime: u64, prefix: &str) -> Result<Vec<u8>> {
     let mut sorted: Vec<&&BundleFile> = files.iter().collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
     let mut builder = tar::Builder::new(Vec::new());
@@ -47,11 +58,14 @@ pub fn deterministic_tar_zst(files: &[&BundleFile], mtime: u64) -> Result<Vec<u8
         header.set_gid(0);
         header.set_entry_type(tar::EntryType::Regular);
         builder
-            .append_data(&mut header, &file.path, file.bytes.as_slice())
+            .append_data(
+                &mut header,
+                format!("{prefix}{}", file.path),
+                file.bytes.as_slice(),
+            )
             .with_context(|| format!("adding {} to the archive", file.path))?;
     }
-    let tar = builder.into_inner().context("finishing the tar archive")?;
-    crate::measure::sizes::zstd(&tar)
+    builder.into_inner().context("finishing the tar archive")
 }
 
 /// Writes `files` under `dir` and describes each for the manifest, sorted by path.
@@ -98,6 +112,17 @@ pub fn commit(
     if let Some(npm) = npm {
         let package_json = npm.package_json(&fsx::sha256_hex(manifest_json.as_bytes()));
         fsx::write(&staging.path().join(PACKAGE_FILE), package_json.as_bytes())?;
+        if let Some(mtime) = npm.tarball_mtime {
+            let mut files = vec![BundleFile::new(PACKAGE_FILE, package_json.into_bytes())];
+            for path in &npm.files {
+                files.push(BundleFile::new(
+                    path.clone(),
+                    fsx::read(&staging.path().join(path))?,
+                ));
+            }
+            let tarball = npm_tarball(&files.iter().collect::<Vec<_>>(), mtime)?;
+            fsx::write(&staging.path().join(npm.tarball_name()), &tarball)?;
+        }
     }
     staging.commit()
 }
@@ -114,6 +139,25 @@ pub fn describe(file: &BundleFile) -> FileEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn npm_tarball_is_deterministic_with_entries_under_package() {
+        let a = BundleFile::new("package.json", b"{}".to_vec());
+        let b = BundleFile::new("pyodide/loader.mjs", b"export {}".to_vec());
+        let one = npm_tarball(&[&a, &b], 0).unwrap();
+        assert_eq!(one, npm_tarball(&[&b, &a], 0).unwrap());
+        let tar = flate2::read::GzDecoder::new(one.as_slice());
+        let mut archive = tar::Archive::new(tar);
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            ["package/package.json", "package/pyodide/loader.mjs"]
+        );
+    }
 
     #[test]
     fn archive_is_independent_of_input_order_and_unpacks() {

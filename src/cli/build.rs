@@ -114,6 +114,11 @@ pub struct Opts {
     /// Timestamp for archive entries, for reproducible bundles.
     #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0)]
     source_date_epoch: u64,
+    /// Also write the bundle's npm package tarball (`<name>-<version>.tgz`, what `npm pack` in the
+    /// bundle would make, built deterministically) beside its package.json, ready for `npm
+    /// publish` or `npm install`.
+    #[arg(long)]
+    npm: bool,
     /// After building, check the budgets recorded in the manifest and exit 1 if one is exceeded.
     #[arg(long)]
     check: bool,
@@ -159,6 +164,7 @@ impl Opts {
             timing: self.timing.plan()?,
             demo: self.demo,
             variants: self.variants.clone(),
+            npm_tarball: self.npm,
         };
         let output = pipeline::build(&project, &options, self.output.reporter().as_mut())?;
         self.output.print_manifest(&output.manifest);
@@ -214,6 +220,7 @@ impl Opts {
             passes: self.passes as usize,
             wheelhouse: self.wheelhouse,
             source_date_epoch: self.source_date_epoch,
+            npm_tarball: self.npm,
             demo: self.demo,
         };
         let output = python_pipeline::build(&project, &options, self.output.reporter().as_mut())?;

@@ -54,6 +54,8 @@ pub struct BuildOptions {
     pub demo: bool,
     /// `--variant`: build only these of the profile's feature-level variants (all when empty).
     pub variants: Vec<SimdLevel>,
+    /// `--npm`: also write the package's tarball beside package.json.
+    pub npm_tarball: bool,
 }
 
 #[derive(Debug)]
@@ -610,6 +612,7 @@ fn bundle_files(
             .collect(),
         main: LOADER_FILE.into(),
         types: LOADER_TYPES_FILE.into(),
+        tarball_mtime: options.npm_tarball.then_some(options.source_date_epoch),
     };
     let native_path = native_file.path.clone();
     let mut files = wasm_files;

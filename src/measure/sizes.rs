@@ -13,15 +13,18 @@ pub fn zstd(bytes: &[u8]) -> Result<Vec<u8>> {
     zstd::bulk::compress(bytes, ZSTD_LEVEL).context("zstd compression")
 }
 
+/// gzip at [`GZIP_LEVEL`], with no file name and a zero timestamp in its header: the same bytes
+/// in give the same bytes out.
+pub fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(GZIP_LEVEL));
+    gzip.write_all(bytes).context("gzip compression")?;
+    gzip.finish().context("gzip compression")
+}
+
 /// Compressed sizes, the three compressors on their own threads: brotli-11 of a multi-megabyte
 /// runtime or memory snapshot takes tens of seconds alone.
 pub fn sizes(bytes: &[u8]) -> Result<Sizes> {
-    let gzip_len = || -> Result<u64> {
-        let mut gzip =
-            flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(GZIP_LEVEL));
-        gzip.write_all(bytes).context("gzip compression")?;
-        Ok(gzip.finish().context("gzip compression")?.len() as u64)
-    };
+    let gzip_len = || -> Result<u64> { Ok(gzip(bytes)?.len() as u64) };
     let brotli_len = || -> Result<u64> {
         let mut brotli = Vec::new();
         let params = brotli::enc::BrotliEncoderParams {

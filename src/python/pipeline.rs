@@ -52,6 +52,8 @@ pub struct PythonBuildOptions {
     /// From the Python profile, after `--precompile`.
     pub stdlib: StdlibSettings,
     pub source_date_epoch: u64,
+    /// `--npm`: also write the package's tarball beside package.json.
+    pub npm_tarball: bool,
     /// Write the demo page (`index.html`, from `[tool.wasmpack-infer.demo]`).
     pub demo: bool,
 }
@@ -381,6 +383,7 @@ pub fn build(
             .collect(),
         main: python_runtime_path(LOADER_FILE),
         types: python_runtime_path(LOADER_TYPES_FILE),
+        tarball_mtime: options.npm_tarball.then_some(options.source_date_epoch),
     };
     let bundle_dir = pack::commit(
         staging,

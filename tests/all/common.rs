@@ -230,17 +230,42 @@ pub fn drawable_digits() -> (Vec<Vec<f32>>, serde_json::Value) {
     (drawn, serde_json::json!(expected))
 }
 
-/// Packs the bundle with `npm pack` and installs the tarball with `npm install --offline` into a
-/// fresh project, as a JavaScript project would; returns that project and the files packed
-/// (sorted), or `None` when npm is not installed.
+fn npm(dir: &Path, args: &[&str]) -> std::io::Result<Output> {
+    Command::new("npm")
+        .args(args)
+        .current_dir(dir)
+        .env("npm_config_update_notifier", "false")
+        .output()
+}
+
+/// Installs a package tarball with `npm install --offline` into a fresh project, as a JavaScript
+/// project would.
+pub fn install_tarball(tarball: &Path) -> tempfile::TempDir {
+    let app = tempfile::tempdir().unwrap();
+    std::fs::write(
+        app.path().join("package.json"),
+        r#"{"name": "app", "private": true}"#,
+    )
+    .unwrap();
+    let output = npm(
+        app.path(),
+        &[
+            "install",
+            "--offline",
+            "--no-audit",
+            "--no-fund",
+            tarball.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    assert_exit(&output, 0);
+    app
+}
+
+/// Packs the bundle with `npm pack` and installs the tarball into a fresh project
+/// ([`install_tarball`]); returns that project and the files packed (sorted), or `None` when npm
+/// is not installed.
 pub fn install_packed(bundle: &Path) -> Option<(tempfile::TempDir, Vec<String>)> {
-    let npm = |dir: &Path, args: &[&str]| {
-        Command::new("npm")
-            .args(args)
-            .current_dir(dir)
-            .env("npm_config_update_notifier", "false")
-            .output()
-    };
     let packed = tempfile::tempdir().unwrap();
     let Ok(output) = npm(
         bundle,
@@ -264,23 +289,5 @@ pub fn install_packed(bundle: &Path) -> Option<(tempfile::TempDir, Vec<String>)>
         .collect();
     files.sort();
     let tarball = packed.path().join(report[0]["filename"].as_str().unwrap());
-    let app = tempfile::tempdir().unwrap();
-    std::fs::write(
-        app.path().join("package.json"),
-        r#"{"name": "app", "private": true}"#,
-    )
-    .unwrap();
-    let output = npm(
-        app.path(),
-        &[
-            "install",
-            "--offline",
-            "--no-audit",
-            "--no-fund",
-            tarball.to_str().unwrap(),
-        ],
-    )
-    .unwrap();
-    assert_exit(&output, 0);
-    Some((app, files))
+    Some((install_tarball(&tarball), files))
 }

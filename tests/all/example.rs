@@ -32,6 +32,7 @@ fn digits_example_reproduces_held_out_labels_in_both_variants() {
         "--out-dir",
         out.path().to_str().unwrap(),
         "--json",
+        "--npm",
     ]);
     assert_exit(&output, 0);
     let manifest = manifest_from_stdout(&output);
@@ -389,9 +390,7 @@ fn check_npm_package(bundle: &std::path::Path, samples: &std::path::Path, expect
             "package.json"
         ]
     );
-    std::fs::write(
-        app.path().join("app.mjs"),
-        r#"import { readFile } from "node:fs/promises";
+    let app_script = r#"import { readFile } from "node:fs/promises";
 import { load } from "digits-mlp";
 const model = await load();
 const input = new Float32Array(new Uint8Array(await readFile(process.argv[2])).buffer);
@@ -403,21 +402,32 @@ for (let i = 0; i < output.length; i += 10) {
   labels.push(best);
 }
 console.log(JSON.stringify(labels));
-"#,
-    )
-    .unwrap();
-    let output = Command::new("node")
-        .arg("app.mjs")
-        .arg(samples)
-        .current_dir(app.path())
-        .output()
-        .unwrap();
-    assert_exit(&output, 0);
-    let labels: Vec<u8> = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(
-        labels, expected,
-        "the installed package reproduces the labels"
-    );
+"#;
+    // `build --npm` wrote the same package as a tarball of its own: it installs and runs alike.
+    let ours = bundle.join("digits-mlp-0.1.0.tgz");
+    assert!(ours.is_file(), "build --npm writes the package tarball");
+    for app in [app, install_tarball(&ours)] {
+        std::fs::write(app.path().join("app.mjs"), app_script).unwrap();
+        let output = Command::new("node")
+            .arg("app.mjs")
+            .arg(samples)
+            .current_dir(app.path())
+            .output()
+            .unwrap();
+        assert_exit(&output, 0);
+        let labels: Vec<u8> = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(
+            labels, expected,
+            "the installed package reproduces the labels"
+        );
+        let mut installed: Vec<String> =
+            std::fs::read_dir(app.path().join("node_modules/digits-mlp"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+        installed.sort();
+        assert_eq!(installed, files, "both tarballs hold the same files");
+    }
 }
 
 /// Two checkouts in directories of different path lengths, each with its own cargo target
