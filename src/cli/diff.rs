@@ -43,6 +43,16 @@ impl Opts {
         let grown = threshold
             .map(|t| diff::grown_beyond(&changes, t))
             .unwrap_or_default();
+        let markdown = |threshold: Option<f64>| {
+            report::diff::markdown(
+                &changes,
+                &content,
+                threshold.map(|threshold| report::diff::FailOver {
+                    threshold,
+                    grown: &grown,
+                }),
+            )
+        };
         match self.output.format() {
             _ if self.output.is_quiet() => {}
             Format::Human => {
@@ -59,11 +69,7 @@ impl Opts {
                     );
                 }
             }
-            Format::Markdown => print!(
-                "{}{}",
-                report::diff::markdown(&changes),
-                report::diff::content_markdown(&content)
-            ),
+            Format::Markdown => print!("{}", markdown(threshold)),
             Format::Json => println!(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({
@@ -73,11 +79,7 @@ impl Opts {
                 }))?
             ),
         }
-        append_step_summary(&format!(
-            "{}{}",
-            report::diff::markdown(&changes),
-            report::diff::content_markdown(&content)
-        ))?;
+        append_step_summary(&markdown(threshold))?;
         Ok(if grown.is_empty() {
             ExitCode::SUCCESS
         } else {

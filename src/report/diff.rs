@@ -3,6 +3,7 @@
 use super::check::value;
 use super::{Tone, paint};
 use crate::diff::{ContentChanges, MetricChange};
+use crate::manifest::metrics::Unit;
 use crate::units::format_bytes;
 
 pub(crate) fn cells(c: &MetricChange) -> [String; 5] {
@@ -72,15 +73,94 @@ pub fn human(changes: &[MetricChange], colour: bool) -> String {
     out
 }
 
-pub fn markdown(changes: &[MetricChange]) -> String {
+/// Tables longer than this are folded into `<details>` in Markdown, so a PR comment or job
+/// summary stays short (size-limit's action does the same).
+const LONG_TABLE_ROWS: usize = 10;
+
+/// What `--fail-over` decided, for the Markdown verdict line.
+pub struct FailOver<'a> {
+    pub threshold: f64,
+    pub grown: &'a [&'a MetricChange],
+}
+
+/// The whole `diff` as Markdown for a PR comment or the job summary: a verdict line, the sizes
+/// that changed (the metrics `--fail-over` gates), then timings and the functions or files that
+/// changed, folded when long. Timings are always folded: they vary run to run and are not gated.
+pub fn markdown(
+    changes: &[MetricChange],
+    content: &ContentChanges,
+    fail_over: Option<FailOver>,
+) -> String {
+    let changed: Vec<&MetricChange> = changes.iter().filter(|c| c.change != 0.0).collect();
+    let (sizes, others): (Vec<&MetricChange>, Vec<&MetricChange>) =
+        changed.iter().partition(|c| c.unit == Unit::Bytes);
+    let mut out = format!(
+        "**{} of {} metrics changed**: {} {}, {} {}\n",
+        changed.len(),
+        changes.len(),
+        sizes.len(),
+        if sizes.len() == 1 { "size" } else { "sizes" },
+        others.len(),
+        if others.len() == 1 {
+            "timing or ratio"
+        } else {
+            "timings and ratios"
+        },
+    );
+    if let Some(FailOver { threshold, grown }) = fail_over {
+        let limit = format!("{:.1} %", threshold * 100.0);
+        if grown.is_empty() {
+            out.push_str(&format!("\n✅ no size grew over {limit}\n"));
+        }
+        for c in grown {
+            out.push_str(&format!(
+                "\n❌ `{}` grew {:+.1} %, over {limit}\n",
+                c.metric,
+                c.relative * 100.0
+            ));
+        }
+    }
+    if !sizes.is_empty() {
+        let table = metric_table(&sizes);
+        out.push_str(&fold_if_long(
+            &format!("Sizes: {} changed", sizes.len()),
+            &table,
+            sizes.len() > LONG_TABLE_ROWS,
+        ));
+    }
+    if !others.is_empty() {
+        let table = metric_table(&others);
+        out.push_str(&fold_if_long(
+            &format!(
+                "Timings and ratios: {} changed (not gated by --fail-over)",
+                others.len()
+            ),
+            &table,
+            true,
+        ));
+    }
+    out.push_str(&content_markdown(content));
+    out
+}
+
+fn metric_table(changes: &[&MetricChange]) -> String {
     let mut out = String::from("| metric | old | new | change | % |\n|---|---|---|---|---|\n");
-    for c in changes.iter().filter(|c| c.change != 0.0) {
+    for c in changes {
         let [metric, old, new, change, relative] = cells(c);
         out.push_str(&format!(
             "| `{metric}` | {old} | {new} | {change} | {relative} |\n"
         ));
     }
     out
+}
+
+/// `table` under a heading, or inside a `<details>` block whose summary is the heading.
+fn fold_if_long(heading: &str, table: &str, fold: bool) -> String {
+    if fold {
+        format!("\n<details><summary>{heading}</summary>\n\n{table}\n</details>\n")
+    } else {
+        format!("\n**{heading}**\n\n{table}")
+    }
 }
 
 fn signed_bytes(change: i64) -> String {
@@ -154,19 +234,27 @@ pub fn content_human(changes: &ContentChanges) -> String {
     out
 }
 
-pub fn content_markdown(changes: &ContentChanges) -> String {
+fn content_markdown(changes: &ContentChanges) -> String {
     let mut out = String::new();
     let (what, rows) = content_rows(changes);
     if !rows.is_empty() {
-        out.push_str(&format!(
-            "\n| {what} | old | new | change |\n|---|---|---|---|\n"
-        ));
+        let mut table = format!("| {what} | old | new | change |\n|---|---|---|---|\n");
         for [name, old, new, change] in &rows {
-            out.push_str(&format!(
+            table.push_str(&format!(
                 "| `{}` | {old} | {new} | {change} |\n",
                 name.replace('|', "\\|")
             ));
         }
+        let noun = if changes.functions.is_empty() {
+            "Shipped files"
+        } else {
+            "Functions"
+        };
+        out.push_str(&fold_if_long(
+            &format!("{noun}: {} changed most", rows.len()),
+            &table,
+            rows.len() > LONG_TABLE_ROWS,
+        ));
     }
     for (label, modules) in [
         ("Modules added", &changes.modules_added),
@@ -181,4 +269,64 @@ pub fn content_markdown(changes: &ContentChanges) -> String {
         out.push_str(&format!("\n_{note}_\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn size_changes(count: usize) -> Vec<MetricChange> {
+        (0..count)
+            .map(|i| MetricChange {
+                metric: format!("wasm.file{i}_bytes"),
+                unit: Unit::Bytes,
+                old: 100.0,
+                new: 110.0 + i as f64,
+                change: 10.0 + i as f64,
+                relative: (10.0 + i as f64) / 100.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn long_tables_fold_into_details_and_short_ones_stay_open() {
+        let content = ContentChanges::default();
+        let short = markdown(&size_changes(3), &content, None);
+        assert!(!short.contains("<details>"), "{short}");
+        assert!(short.contains("**Sizes: 3 changed**"), "{short}");
+        let long = markdown(&size_changes(LONG_TABLE_ROWS + 1), &content, None);
+        assert!(
+            long.contains("<details><summary>Sizes: 11 changed</summary>"),
+            "{long}"
+        );
+        assert_eq!(long.matches("| `wasm.file").count(), LONG_TABLE_ROWS + 1);
+    }
+
+    #[test]
+    fn the_verdict_names_each_size_over_the_limit() {
+        let changes = size_changes(2);
+        let grown: Vec<&MetricChange> = changes.iter().filter(|c| c.relative > 0.105).collect();
+        let text = markdown(
+            &changes,
+            &ContentChanges::default(),
+            Some(FailOver {
+                threshold: 0.105,
+                grown: &grown,
+            }),
+        );
+        assert!(
+            text.contains("❌ `wasm.file1_bytes` grew +11.0 %, over 10.5 %"),
+            "{text}"
+        );
+        assert!(!text.contains("❌ `wasm.file0_bytes`"), "{text}");
+        let text = markdown(
+            &changes,
+            &ContentChanges::default(),
+            Some(FailOver {
+                threshold: 0.5,
+                grown: &[],
+            }),
+        );
+        assert!(text.contains("✅ no size grew over 50.0 %"), "{text}");
+    }
 }

@@ -165,6 +165,17 @@ fn diff_sorts_by_impact_and_fail_over_gates_sizes_only() {
         &manifest(),
         &new,
         "--format",
+        "markdown",
+        "--fail-over",
+        "5%",
+    ]);
+    assert_exit(&output, 1);
+    assert_snapshot("diff-markdown-fail-over.md", &stdout(&output));
+    let output = wpi(&[
+        "diff",
+        &manifest(),
+        &new,
+        "--format",
         "json",
         "--fail-over",
         "0.05",
