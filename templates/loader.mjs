@@ -28,6 +28,10 @@ export class IntegrityError extends Error {
   }
 }
 
+// Node's built-ins are imported through a variable, which bundlers do not follow: an app that
+// imports this package and is bundled for the browser must not need them resolved.
+const importUnbundled = (specifier) => import(/* webpackIgnore: true */ /* @vite-ignore */ specifier);
+
 async function sri(bytes) {
   const digest = new Uint8Array(await globalThis.crypto.subtle.digest("SHA-384", bytes));
   let binary = "";
@@ -51,7 +55,7 @@ function imports() {
 async function instantiate(url, integrity) {
   if (url.protocol === "file:") {
     // Node: fetch() cannot read files, so read and check the bytes here.
-    const { readFile } = await import("node:fs/promises");
+    const { readFile } = await importUnbundled("node:fs/promises");
     let bytes;
     try {
       bytes = await readFile(url);

@@ -23,10 +23,14 @@ export class IntegrityError extends Error {
 }
 
 const isNode = typeof process !== "undefined" && !!process.versions?.node;
+// Node's built-ins and the Pyodide runtime are imported through a variable, which bundlers do not
+// follow: an app bundled for the browser must not need `node:` modules resolved, and Pyodide
+// loads its own files from `baseUrl` at run time.
+const importUnbundled = (specifier) => import(/* webpackIgnore: true */ /* @vite-ignore */ specifier);
 
 async function fetchBytes(url) {
   if (isNode && url.protocol === "file:") {
-    const { readFile } = await import("node:fs/promises");
+    const { readFile } = await importUnbundled("node:fs/promises");
     return new Uint8Array(await readFile(url));
   }
   const response = await fetch(url);
@@ -78,10 +82,10 @@ function readSecondary(url, readFileSync) {
  */
 export async function load({ baseUrl, snapshot = SNAPSHOT_DEFAULT } = {}) {
   const base = new URL(baseUrl ?? ".", import.meta.url);
-  const { loadPyodide } = await import(new URL("pyodide.mjs", base).href);
+  const { loadPyodide } = await importUnbundled(new URL("pyodide.mjs", base).href);
   let indexURL = base.href;
   if (isNode && base.protocol === "file:") {
-    const { fileURLToPath } = await import("node:url");
+    const { fileURLToPath } = await importUnbundled("node:url");
     indexURL = fileURLToPath(base);
   }
   const options = { indexURL };
@@ -92,7 +96,7 @@ export async function load({ baseUrl, snapshot = SNAPSHOT_DEFAULT } = {}) {
   let runtime = null;
   if (SECONDARY_INTEGRITY) {
     const url = new URL("pyodide.asm.deferred.wasm", base);
-    const readFileSync = isNode && url.protocol === "file:" ? (await import("node:fs")).readFileSync : null;
+    const readFileSync = isNode && url.protocol === "file:" ? (await importUnbundled("node:fs")).readFileSync : null;
     runtime = splitRuntime(() => readSecondary(url, readFileSync));
   }
   let pyodide;

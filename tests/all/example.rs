@@ -427,7 +427,91 @@ console.log(JSON.stringify(labels));
                 .collect();
         installed.sort();
         assert_eq!(installed, files, "both tarballs hold the same files");
+        if let Some(esbuild) = npm_tool("esbuild") {
+            bundled_app_loads_the_package(&esbuild, app.path(), samples, expected);
+        }
     }
+}
+
+/// A bundler check: esbuild bundles an app that imports the installed package for the browser
+/// (an ES module, the loader's Node-only imports left alone), and the bundle runs in Node from
+/// another directory. The loader resolves the modules via `import.meta.url`, so they are found
+/// beside the bundle, where the app copies them, and a missing one is named.
+fn bundled_app_loads_the_package(
+    esbuild: &std::path::Path,
+    app: &std::path::Path,
+    samples: &std::path::Path,
+    expected: &[u8],
+) {
+    let values: Vec<f32> = std::fs::read(samples)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    std::fs::write(
+        app.join("samples.json"),
+        serde_json::to_vec(&values).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("bundled.mjs"),
+        r#"import { load } from "digits-mlp";
+import samples from "./samples.json";
+const model = await load();
+const output = await model.infer(new Float32Array(samples));
+const labels = [];
+for (let i = 0; i < output.length; i += 10) {
+  let best = 0;
+  for (let j = 1; j < 10; j++) if (output[i + j] > output[i + best]) best = j;
+  labels.push(best);
+}
+console.log(JSON.stringify(labels));
+"#,
+    )
+    .unwrap();
+    let public = app.join("public");
+    let output = Command::new(esbuild)
+        .args([
+            "bundled.mjs",
+            "--bundle",
+            "--format=esm",
+            "--platform=browser",
+            "--log-level=warning",
+            "--outfile=public/app.mjs",
+        ])
+        .current_dir(app)
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    assert!(
+        stderr(&output).is_empty(),
+        "esbuild warned: {}",
+        stderr(&output)
+    );
+    let run_bundle = || {
+        Command::new("node")
+            .arg(public.join("app.mjs"))
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap()
+    };
+    let output = run_bundle();
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("public/digits-mlp.wasm"),
+        "a module not copied beside the bundle is named: {}",
+        stderr(&output)
+    );
+    for entry in std::fs::read_dir(app.join("node_modules/digits-mlp")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            std::fs::copy(&path, public.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let output = run_bundle();
+    assert_exit(&output, 0);
+    let labels: Vec<u8> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(labels, expected, "the bundled app reproduces the labels");
 }
 
 /// Two checkouts in directories of different path lengths, each with its own cargo target

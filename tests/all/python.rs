@@ -239,11 +239,42 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
             .unwrap();
         assert_exit(&output, 0);
         let outputs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let expected = run_loader(&bundle, &serde_json::Value::Array(first), "normal");
         assert_eq!(
-            outputs,
-            run_loader(&bundle, &serde_json::Value::Array(first), "normal"),
+            outputs, expected,
             "the installed package computes what the bundle's loader does"
         );
+
+        // Bundled for the browser by esbuild, the app still boots Pyodide: the runtime and the
+        // app are found beside the bundle (via import.meta.url), where the app copies them.
+        if let Some(esbuild) = npm_tool("esbuild") {
+            let output = std::process::Command::new(esbuild)
+                .args([
+                    "app.mjs",
+                    "--bundle",
+                    "--format=esm",
+                    "--platform=browser",
+                    "--log-level=warning",
+                    "--outfile=public/app.mjs",
+                ])
+                .current_dir(app.path())
+                .output()
+                .unwrap();
+            assert_exit(&output, 0);
+            assert!(stderr(&output).is_empty(), "{}", stderr(&output));
+            copy_tree(
+                &app.path().join("node_modules/digits-py/pyodide"),
+                &app.path().join("public"),
+            );
+            let output = std::process::Command::new("node")
+                .arg(app.path().join("public/app.mjs"))
+                .current_dir(std::env::temp_dir())
+                .output()
+                .unwrap();
+            assert_exit(&output, 0);
+            let outputs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            assert_eq!(outputs, expected, "the bundled app computes the same");
+        }
     }
 
     // In Chromium, the demo page boots the bundle and reads drawn digits as the kernel's page does.
