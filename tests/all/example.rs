@@ -427,7 +427,7 @@ console.log(JSON.stringify(labels));
                 .collect();
         installed.sort();
         assert_eq!(installed, files, "both tarballs hold the same files");
-        if let Some(esbuild) = npm_tool("esbuild") {
+        if let Some(esbuild) = npm_tool(".bin/esbuild") {
             bundled_app_loads_the_package(&esbuild, app.path(), samples, expected);
         }
     }

@@ -12,3 +12,4 @@ mod kernel;
 mod onnx_aot;
 mod python;
 mod report;
+mod workflow;

@@ -247,7 +247,7 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
 
         // Bundled for the browser by esbuild, the app still boots Pyodide: the runtime and the
         // app are found beside the bundle (via import.meta.url), where the app copies them.
-        if let Some(esbuild) = npm_tool("esbuild") {
+        if let Some(esbuild) = npm_tool(".bin/esbuild") {
             let output = std::process::Command::new(esbuild)
                 .args([
                     "app.mjs",
