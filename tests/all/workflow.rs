@@ -412,8 +412,8 @@ fn the_release_workflow_runs_its_steps_with_the_real_commands() {
     );
     let report = std::fs::read_to_string(runner.releases.join("v0.1.1/report.html")).unwrap();
     assert!(
-        report.contains("0.1.0"),
-        "the report compares with the baseline"
+        report.contains("Against the baseline"),
+        "the report compares with the previous release"
     );
 
     bump_version(&repo, "0.1.2");
