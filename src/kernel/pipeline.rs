@@ -213,53 +213,15 @@ pub fn build(
         input_bytes: project.input.bytes(),
         output_bytes: project.output.bytes(),
     };
-    let mut shipped_variants: Vec<ShippedWasm> = Vec::new();
-    let mut reference_outputs = None;
-    for (variant, transformed) in built.wasm.iter().zip(transformed) {
-        let level = variant.plan.level;
-        let context = || format!("validate stage, {level} variant");
-        let shipped = &transformed.optimized.wasm;
-        validate::validate_module(shipped, &variant.plan.settings.runtime_features)
-            .with_context(context)?;
-        let validated = validate::differential_run(
-            &host,
-            &variant.bytes,
-            shipped,
-            &project.samples,
-            samples.input_bytes,
-            samples.output_bytes,
-        )
-        .with_context(context)?;
-        let agreement = match &reference_outputs {
-            None => {
-                reference_outputs = Some((level, validate::outputs(&host, shipped, &samples)?));
-                None
-            }
-            Some((reference, expected)) => Some(
-                validate::agreement(
-                    &host,
-                    (*reference, expected),
-                    (level, shipped),
-                    &samples,
-                    &project.output,
-                    project.tolerance,
-                )
-                .with_context(context)?,
-            ),
-        };
-        reporter.event(Event::Validated {
-            variant: label(level),
-            samples: validated.differential_samples,
-            agreement: agreement.as_ref(),
-        });
-        shipped_variants.push(ShippedWasm {
-            level,
-            sizes: sizes::sizes(shipped)?,
-            transformed,
-            differential_samples: validated.differential_samples,
-            agreement,
-        });
-    }
+    let shipped_variants = validate_variants(
+        project,
+        &built.wasm,
+        transformed,
+        &host,
+        &samples,
+        &label,
+        reporter,
+    )?;
     clock.lap("validate");
 
     reporter.event(Event::Started(Stage::Measure));
@@ -411,6 +373,68 @@ fn compile_all(
 
 /// The shake stage for one variant. Only what the ABI exports reach counts as the module's
 /// imports: a crate may link host glue (wasm-bindgen's, for one) that inference never calls.
+/// The validate stage, per variant: the module validates against exactly its features, computes
+/// what cargo's build did on every sample (the differential run), and agrees with the lowest level
+/// within the kernel's tolerance.
+fn validate_variants(
+    project: &KernelProject,
+    compiled: &[BuiltWasm],
+    transformed: Vec<Transformed>,
+    host: &WasmHost,
+    samples: &SampleSet,
+    label: &dyn Fn(SimdLevel) -> Option<SimdLevel>,
+    reporter: &mut dyn Reporter,
+) -> Result<Vec<ShippedWasm>> {
+    let mut shipped_variants: Vec<ShippedWasm> = Vec::new();
+    let mut reference_outputs = None;
+    for (variant, transformed) in compiled.iter().zip(transformed) {
+        let level = variant.plan.level;
+        let context = || format!("validate stage, {level} variant");
+        let shipped = &transformed.optimized.wasm;
+        validate::validate_module(shipped, &variant.plan.settings.runtime_features)
+            .with_context(context)?;
+        let validated = validate::differential_run(
+            host,
+            &variant.bytes,
+            shipped,
+            &project.samples,
+            samples.input_bytes,
+            samples.output_bytes,
+        )
+        .with_context(context)?;
+        let agreement = match &reference_outputs {
+            None => {
+                reference_outputs = Some((level, validate::outputs(host, shipped, samples)?));
+                None
+            }
+            Some((reference, expected)) => Some(
+                validate::agreement(
+                    host,
+                    (*reference, expected),
+                    (level, shipped),
+                    samples,
+                    &project.output,
+                    project.tolerance,
+                )
+                .with_context(context)?,
+            ),
+        };
+        reporter.event(Event::Validated {
+            variant: label(level),
+            samples: validated.differential_samples,
+            agreement: agreement.as_ref(),
+        });
+        shipped_variants.push(ShippedWasm {
+            level,
+            sizes: sizes::sizes(shipped)?,
+            transformed,
+            differential_samples: validated.differential_samples,
+            agreement,
+        });
+    }
+    Ok(shipped_variants)
+}
+
 fn shake_variant(
     project: &KernelProject,
     variant: &BuiltWasm,

@@ -243,17 +243,7 @@ fn cold<R: KernelRunner>(
 /// [`Watchdog`]: crate::measure::watchdog::Watchdog
 pub fn measure_wasm(wasm: &[u8], samples: &SampleSet, plan: &TimingPlan) -> Result<WasmTimings> {
     let host = &WasmHost::uncapped()?;
-    let mut module = None;
-    let compile = distribution(&time_runs_within(
-        plan.compile_runs,
-        MIN_COMPILE_RUNS,
-        plan.compile_budget,
-        || {
-            module = Some(host.compile(wasm)?);
-            Ok(())
-        },
-    )?);
-    let module = module.context("compile_runs must be at least 1")?;
+    let (compile, module) = time_compile(host, wasm, plan)?;
     let precompiled = host.precompile(&module)?;
     let deserialize = distribution(&time_runs(plan.deserialize_runs, || {
         host.deserialize(&precompiled).map(drop)
@@ -289,6 +279,18 @@ pub fn measure_wasm_steady(
     plan: &TimingPlan,
 ) -> Result<(Distribution, Vec<Steady>)> {
     let host = &WasmHost::uncapped()?;
+    let (compile, module) = time_compile(host, wasm, plan)?;
+    let mut kernel = host.instantiate(&host.prepare(&module)?)?;
+    kernel.init()?;
+    Ok((compile, steady(&mut kernel, samples, plan)?))
+}
+
+/// Compiles `wasm` as often as the plan's runs and budget allow; the timings and the last module.
+fn time_compile(
+    host: &WasmHost,
+    wasm: &[u8],
+    plan: &TimingPlan,
+) -> Result<(Distribution, wasmtime::Module)> {
     let mut module = None;
     let compile = distribution(&time_runs_within(
         plan.compile_runs,
@@ -299,10 +301,7 @@ pub fn measure_wasm_steady(
             Ok(())
         },
     )?);
-    let module = module.context("compile_runs must be at least 1")?;
-    let mut kernel = host.instantiate(&host.prepare(&module)?)?;
-    kernel.init()?;
-    Ok((compile, steady(&mut kernel, samples, plan)?))
+    Ok((compile, module.context("compile_runs must be at least 1")?))
 }
 
 /// Times the native library on `choice`'s device, every cold run on a fresh copy.

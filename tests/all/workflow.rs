@@ -160,10 +160,10 @@ impl LocalRunner {
         let mut outputs: HashMap<String, HashMap<String, String>> = HashMap::new();
         let mut ran = Vec::new();
         for step in &workflow.steps {
-            if let Some(condition) = &step.condition {
-                if evaluate(condition, &outputs, tag) != "true" {
-                    continue;
-                }
+            if let Some(condition) = &step.condition
+                && evaluate(condition, &outputs, tag) != "true"
+            {
+                continue;
             }
             if let Some(action) = &step.uses {
                 // The fresh checkout above is what this action does; no other one is known.
