@@ -14,6 +14,8 @@ export interface WasmVariant {
   level: "baseline" | "simd128" | "relaxed-simd";
   file: string;
   sri: string;
+  /** Hex sha256 of the file, as the manifest records it. */
+  sha256: string;
   bytes: number;
   /** WebAssembly features an engine needs to run it. */
   features: string[];

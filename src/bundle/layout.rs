@@ -6,6 +6,9 @@ pub const LOADER_FILE: &str = "loader.mjs";
 pub const LOADER_TYPES_FILE: &str = "loader.d.ts";
 pub const DEMO_FILE: &str = "index.html";
 
+/// Kernel bundles: the loader a Python host imports to run the kernel under wasmtime.
+pub const PYTHON_LOADER_FILE: &str = "loader.py";
+
 /// Kernel bundles: the parity and timing samples, as raw little-endian tensors.
 pub const KERNEL_SAMPLES_FILE: &str = "samples.bin";
 

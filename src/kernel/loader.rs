@@ -1,8 +1,8 @@
-//! The JavaScript loader shipped in every WASM bundle (`templates/loader.mjs`), filled in with the
-//! variants' file names, SRI hashes and feature probes, the tensor specs and imports, so it needs
-//! no manifest fetch.
+//! The loaders shipped in every WASM bundle, filled in with the variants' file names, hashes and
+//! feature probes, the tensor specs and imports, so they need no manifest read: `loader.mjs` for
+//! browsers and Node, `loader.py` for a Python host running the kernel under wasmtime.
 
-use crate::bundle::layout::{LOADER_FILE, LOADER_TYPES_FILE};
+use crate::bundle::layout::{LOADER_FILE, LOADER_TYPES_FILE, PYTHON_LOADER_FILE};
 use crate::bundle::pack::BundleFile;
 use crate::manifest::variant::SimdLevel;
 use crate::manifest::{TensorSpec, WasmFeature};
@@ -12,6 +12,11 @@ use serde::Serialize;
 const LOADER: &str = include_str!("../../templates/loader.mjs");
 const LOADER_TYPES: &str = include_str!("../../templates/loader.d.ts");
 const CONFIG_SLOT: &str = "/*WPI_CONFIG*/ {} /*END_WPI_CONFIG*/";
+const PYTHON_LOADER: &str = include_str!("../../templates/loader.py");
+const PYTHON_CONFIG_SLOT: &str = r#"json.loads(r"""{}""")"#;
+
+/// The wasmtime-py release `loader.py` is written and tested against (its `WASMTIME_TESTED`).
+pub const WASMTIME_PY_VERSION: &str = "51.0.0";
 
 /// What the loader needs to know, as `LoaderManifest` in loader.d.ts declares it.
 #[derive(Serialize)]
@@ -39,6 +44,8 @@ pub struct WasmFile<'a> {
     pub level: SimdLevel,
     pub file: &'a str,
     pub sri: String,
+    /// What `loader.py` checks (the manifest's hash of the file).
+    pub sha256: String,
     pub bytes: u64,
     pub features: &'a [WasmFeature],
     /// A tiny module using this level's instructions, base64: `WebAssembly.validate` on it says
@@ -52,6 +59,7 @@ impl<'a> WasmFile<'a> {
             level,
             file,
             sri: crate::fsx::sri_sha384(bytes),
+            sha256: crate::fsx::sha256_hex(bytes),
             bytes: bytes.len() as u64,
             features,
             probe: probe(level)
@@ -109,6 +117,35 @@ pub fn loader_files(config: &LoaderConfig) -> Vec<BundleFile> {
         ),
         BundleFile::new(LOADER_TYPES_FILE, LOADER_TYPES.as_bytes().to_vec()),
     ]
+}
+
+/// `loader.py` with `config` and the wasmtime-py version filled in.
+pub fn python_loader_file(config: &LoaderConfig) -> BundleFile {
+    #[derive(Serialize)]
+    struct PythonConfig<'a> {
+        #[serde(flatten)]
+        loader: &'a LoaderConfig<'a>,
+        wasmtime: &'a str,
+    }
+    let json = serde_json::to_string(&PythonConfig {
+        loader: config,
+        wasmtime: WASMTIME_PY_VERSION,
+    })
+    .expect("loader config serializes");
+    debug_assert!(
+        PYTHON_LOADER.contains(PYTHON_CONFIG_SLOT) && !json.contains(r#"""""#),
+        "templates/loader.py lost its config slot, or the config would end its string"
+    );
+    BundleFile::new(
+        PYTHON_LOADER_FILE,
+        PYTHON_LOADER
+            .replacen(
+                PYTHON_CONFIG_SLOT,
+                &format!(r#"json.loads(r"""{json}""")"#),
+                1,
+            )
+            .into_bytes(),
+    )
 }
 
 #[cfg(test)]

@@ -593,7 +593,7 @@ fn bundle_files(
             )
         })
         .collect();
-    let loader = loader::loader_files(&loader::LoaderConfig {
+    let loader_config = loader::LoaderConfig {
         abi_version: abi::ABI_VERSION,
         kernel: loader::KernelName {
             name: &project.name,
@@ -604,9 +604,12 @@ fn bundle_files(
         input: &project.input,
         output: &project.output,
         imports: &primary.transformed.shipped_abi.imports,
-    });
+    };
+    let loader = loader::loader_files(&loader_config);
+    let python_loader = loader::python_loader_file(&loader_config);
     let mut wasm_variant_files: Vec<&BundleFile> = wasm_files.iter().collect();
     wasm_variant_files.extend(&loader);
+    wasm_variant_files.push(&python_loader);
     wasm_variant_files.extend(&demo_page);
     let tarball = BundleFile::new(
         format!("{}-wasm32.tar.zst", project.bundle_name()),
@@ -646,6 +649,7 @@ fn bundle_files(
         BundleFile::new(KERNEL_SAMPLES_FILE, project.samples.clone()),
     ]);
     files.extend(loader);
+    files.push(python_loader);
     files.extend(demo_page);
     let name_map_path = name_map_file.as_ref().map(|f| f.path.clone());
     files.extend(name_map_file);

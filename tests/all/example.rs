@@ -106,6 +106,7 @@ fn digits_example_reproduces_held_out_labels_in_both_variants() {
 
     check_node_loader(&bundle, &example.join("samples/inputs.bin"), &expected);
     check_npm_package(&bundle, &example.join("samples/inputs.bin"), &expected);
+    check_python_loader(&bundle, &example.join("samples/inputs.bin"), &expected);
 
     // Re-measure the bundle in place; then tamper with it and expect an input error.
     let output = wpi(&[
@@ -281,6 +282,62 @@ fn check_variants(manifest: &serde_json::Value) {
         assert_eq!(t["steady"].as_array().unwrap().len(), 4, "{t}");
         assert_eq!(t["over_native"].as_array().unwrap().len(), 4, "{t}");
     }
+}
+
+/// The bundle's loader.py under wasmtime-py reproduces the labels with every variant, through
+/// NumPy and array.array alike, picks the most capable level, and refuses a tampered module.
+fn check_python_loader(bundle: &std::path::Path, samples: &std::path::Path, expected: &[u8]) {
+    let Some(python) = host_python() else {
+        return;
+    };
+    let output = Command::new(&python)
+        .arg(repo_root().join("tests/python-host/run_loader.py"))
+        .arg(bundle)
+        .arg(samples)
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["best"], "relaxed-simd", "wasmtime runs every level");
+    assert_eq!(report["loaded"], "relaxed-simd");
+    for level in ["baseline", "simd128", "relaxed-simd"] {
+        let variant = &report["variants"][level];
+        let labels: Vec<u8> = serde_json::from_value(variant["labels"].clone()).unwrap();
+        assert_eq!(labels, expected, "loader.py, {level}");
+        assert_eq!(variant["shape"], serde_json::json!([expected.len(), 10]));
+        assert_eq!(variant["array_agrees"], true, "{level}");
+    }
+    assert!(
+        report["wrong_dtype"]
+            .as_str()
+            .is_some_and(|e| e.contains("float32") && e.contains("float64")),
+        "{report}"
+    );
+
+    let tampered = tempfile::tempdir().unwrap();
+    copy_tree(bundle, tampered.path());
+    let module = tampered.path().join("digits-mlp.wasm");
+    let mut bytes = std::fs::read(&module).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&module, bytes).unwrap();
+    let output = Command::new(&python)
+        .arg("-c")
+        .arg(
+            "import sys; sys.path.insert(0, sys.argv[1]); import loader\n\
+             try:\n    loader.load(variant='simd128')\n\
+             except loader.IntegrityError as error:\n    print(error)",
+        )
+        .arg(tampered.path())
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("integrity check failed for")
+            && stdout(&output).contains("digits-mlp.wasm: expected sha256"),
+        "{}",
+        stdout(&output)
+    );
 }
 
 /// The bundle's loader.mjs in Node reproduces the labels with every variant, loads the most

@@ -11,5 +11,6 @@ mod example;
 mod kernel;
 mod onnx_aot;
 mod python;
+mod python_host;
 mod report;
 mod workflow;

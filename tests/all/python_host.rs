@@ -1,0 +1,144 @@
+//! `loader.py` as a plugin host uses it: the kernels of fixture `hostile`, built for wasm32 as a
+//! third party would ship them (hashes consistent, code hostile), are stopped with a clear
+//! exception within the configured limits, and the host process goes on to run a kernel that
+//! behaves.
+
+use crate::common::*;
+use cargo_wasmpack_infer::kernel::loader::{
+    KernelName, LoaderConfig, WasmFile, python_loader_file,
+};
+use cargo_wasmpack_infer::manifest::variant::SimdLevel;
+use cargo_wasmpack_infer::manifest::{Dtype, TensorSpec};
+use std::path::Path;
+use std::process::Command;
+
+/// The hostile fixture built for wasm32 in `mode` (`None`: it behaves), as a bundle directory
+/// holding the module and a loader.py for it.
+fn hostile_bundle(mode: Option<&str>, target_dir: &Path, into: &Path) {
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
+    cargo
+        .args(["build", "--release", "--target", "wasm32-unknown-unknown"])
+        .current_dir(fixture("hostile"))
+        .env("CARGO_TARGET_DIR", target_dir)
+        .env_remove("WPI_HOSTILE");
+    if let Some(mode) = mode {
+        cargo.env("WPI_HOSTILE", mode);
+    }
+    let output = cargo.output().unwrap();
+    assert_exit(&output, 0);
+    let wasm =
+        std::fs::read(target_dir.join("wasm32-unknown-unknown/release/hostile.wasm")).unwrap();
+    std::fs::create_dir_all(into).unwrap();
+    std::fs::write(into.join("hostile.wasm"), &wasm).unwrap();
+    let variant = WasmFile::new(SimdLevel::Baseline, "hostile.wasm", &wasm, &[]);
+    let (input, output) = (
+        TensorSpec {
+            dtype: Dtype::F32,
+            shape: vec![4],
+        },
+        TensorSpec {
+            dtype: Dtype::F32,
+            shape: vec![2],
+        },
+    );
+    let loader = python_loader_file(&LoaderConfig {
+        abi_version: 1,
+        kernel: KernelName {
+            name: "hostile",
+            version: "0.1.0",
+        },
+        wasm: &variant,
+        variants: vec![&variant],
+        input: &input,
+        output: &output,
+        imports: &[],
+    });
+    std::fs::write(into.join(&loader.path), &loader.bytes).unwrap();
+}
+
+/// Loads each hostile bundle in one host process with a 0.5 s call limit and a 64 MiB memory
+/// cap, reports the exception each raised, what a second call on the failed model says, and the
+/// outputs of the well-behaved kernel loaded afterwards.
+const HOST: &str = r#"
+import array, importlib, json, sys, time
+report = {}
+for mode, bundle in zip(sys.argv[1::2], sys.argv[2::2]):
+    sys.path.insert(0, bundle)
+    sys.modules.pop("loader", None)
+    loader = importlib.import_module("loader")
+    sys.path.remove(bundle)
+    model = loader.load(bundle, time_limit=0.5, memory_limit=64 << 20)
+    started = time.monotonic()
+    try:
+        output = model.infer(array.array("f", [1.5, -2.0, 3.0, 4.0]))
+        report[mode] = {"output": output.tolist()}
+    except loader.KernelError as error:
+        report[mode] = {"error": type(error).__name__, "message": str(error)}
+        try:
+            model.infer(array.array("f", [0.0] * 4))
+        except loader.KernelError as again:
+            report[mode]["again"] = str(again)
+    report[mode]["seconds"] = time.monotonic() - started
+print(json.dumps(report))
+"#;
+
+#[test]
+fn hostile_kernels_raise_clear_exceptions_and_the_python_host_goes_on() {
+    let Some(python) = host_python() else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let target_dir = scratch.path().join("target");
+    let modes = ["loop", "grow", "trap", "behaves"];
+    let mut command = Command::new(python);
+    command.arg("-c").arg(HOST);
+    for mode in modes {
+        let bundle = scratch.path().join(mode);
+        hostile_bundle((mode != "behaves").then_some(mode), &target_dir, &bundle);
+        command.arg(mode).arg(&bundle);
+    }
+    let output = command.output().unwrap();
+    assert_exit(&output, 0);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    let expect = |mode: &str, error: &str, message: &str| {
+        let case = &report[mode];
+        assert_eq!(case["error"], error, "{mode}: {case}");
+        assert!(
+            case["message"].as_str().unwrap().contains(message),
+            "{mode}: {case}"
+        );
+        assert!(
+            case["again"]
+                .as_str()
+                .unwrap()
+                .contains("the kernel failed earlier"),
+            "{mode}: a failed model refuses further calls: {case}"
+        );
+    };
+    expect(
+        "loop",
+        "KernelTimeout",
+        "the kernel ran longer than 0.5 s and was stopped",
+    );
+    let seconds = report["loop"]["seconds"].as_f64().unwrap();
+    assert!(
+        seconds < 2.0,
+        "stopped near its 0.5 s limit, took {seconds} s"
+    );
+    expect("grow", "KernelMemoryError", "of the 64 MiB it may use");
+    expect(
+        "trap",
+        "KernelError",
+        "the kernel trapped: wasm trap: wasm `unreachable` instruction executed",
+    );
+    assert!(
+        !report["trap"]["message"].as_str().unwrap().contains('\n'),
+        "one line; the backtrace is the exception's wasm_backtrace"
+    );
+    assert_eq!(
+        report["behaves"]["output"],
+        serde_json::json!([1.5, -2.0]),
+        "the host goes on: {report}"
+    );
+}
