@@ -2,7 +2,9 @@
 //! the linked ones from Cargo.lock so they can never drift from what was compiled in.
 
 use anyhow::{Context, Result, bail};
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The wasmtime crate version used for measurement.
 pub const WASMTIME_VERSION: &str = env!("WPI_WASMTIME_VERSION");
@@ -84,4 +86,34 @@ mod tests {
         assert!(super::binaryen_version().starts_with("version_1"));
         assert_ne!(super::WASMTIME_VERSION, "");
     }
+}
+
+/// Runs `command` with its output in a file in `work` (no pipe can fill up), killing it after
+/// `limit`; fails with the tail of what it printed. Its result is a file it writes.
+pub fn run_logged(mut command: Command, work: &Path, what: &str, limit: Duration) -> Result<()> {
+    let stderr_path = work.join("stderr.txt");
+    let stderr = std::fs::File::create(&stderr_path)?;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(stderr.try_clone()?)
+        .stderr(stderr)
+        .spawn()
+        .with_context(|| format!("running {what} (is it installed?)"))?;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{what} ran longer than {limit:?} and was stopped");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if !status.success() {
+        let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+        bail!("{what} failed ({status}):\n{}", tail_lines(&log, 25));
+    }
+    Ok(())
 }

@@ -3,6 +3,7 @@ use cargo_wasmpack_infer::exit::input_error;
 use cargo_wasmpack_infer::kernel::measure as kernel_measure;
 use cargo_wasmpack_infer::manifest::{self, AnyManifest};
 use cargo_wasmpack_infer::measure::browser::{self, BrowserPlan};
+use cargo_wasmpack_infer::measure::python_host::{PythonHostPlan, find_python_host};
 use cargo_wasmpack_infer::python::measure as python_measure;
 use cargo_wasmpack_infer::report::human;
 use clap::Args;
@@ -18,6 +19,12 @@ use std::time::Duration;
 /// load time (download, SRI check, compile, instantiate), first inference, steady latency per
 /// batch size, and its outputs against wasmtime's. They land in `timings.browser`.
 ///
+/// With --python-host, the WASM variant is also run by the bundle's own loader.py under
+/// wasmtime-py in a Python process (the sandboxed-plugin deployment): load, first inference,
+/// steady latency per batch with the copies in and out timed apart, and its outputs against
+/// wasmtime's. They land in `timings.plugin_host`, and the plugin verdict judges them. The
+/// Python is PYTHON, else WPI_PYTHON_HOST, else the venv `python-host` in the tool's cache.
+///
 /// A Python (Pyodide) bundle is measured in the browser only, so it needs --browser: boots
 /// (normal, and from the memory snapshot when the bundle has one), first inference, steady
 /// latency per sample, and its outputs against the same bundle run in Node.
@@ -31,6 +38,9 @@ pub struct Opts {
     /// Seconds the whole browser run may take, Chromium's start included.
     #[arg(long, value_name = "SECS", default_value_t = 300, requires = "browser")]
     browser_timeout: u64,
+    /// Also measure the WASM variant through loader.py in a Python host (a Python with wasmtime).
+    #[arg(long, value_name = "PYTHON", num_args = 0..=1)]
+    python_host: Option<Option<PathBuf>>,
     #[command(flatten)]
     timing: TimingOpts,
     #[command(flatten)]
@@ -48,6 +58,11 @@ impl Opts {
         } else {
             None
         };
+        let python_host = self
+            .python_host
+            .as_ref()
+            .map(|python| find_python_host(python.as_deref()))
+            .transpose()?;
         let is_python = matches!(
             AnyManifest::read(&bundle_dir.join(manifest::FILE_NAME)),
             Ok(AnyManifest::Pyodide(_))
@@ -61,6 +76,12 @@ impl Opts {
             steady_budget: plan.steady_budget,
             timeout: Duration::from_secs(self.browser_timeout),
         };
+        if is_python && python_host.is_some() {
+            return Err(input_error(format!(
+                "{} is a Python (Pyodide) bundle: --python-host runs a kernel bundle's loader.py",
+                bundle_dir.display()
+            )));
+        }
         if is_python {
             let chromium = chromium.ok_or_else(|| {
                 input_error(format!(
@@ -88,6 +109,24 @@ impl Opts {
                 &chromium,
                 &browser_plan,
                 plan.call_time_limit,
+                reporter.as_mut(),
+            )?;
+        }
+        if let Some(host) = python_host {
+            let host_plan = PythonHostPlan {
+                loads: 10,
+                batches: plan.batches.clone(),
+                warmup_runs: plan.warmup_runs,
+                min_runs: 5,
+                max_runs: plan.steady_runs,
+                steady_budget: plan.steady_budget,
+                call_time_limit: plan.call_time_limit,
+                timeout: Duration::from_secs(300),
+            };
+            manifest = kernel_measure::measure_python_host(
+                &bundle_dir,
+                &host,
+                &host_plan,
                 reporter.as_mut(),
             )?;
         }

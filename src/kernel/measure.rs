@@ -2,14 +2,19 @@
 //! CUDA in one run; and re-measuring a built bundle (`measure`, `measure --browser`).
 
 use crate::bundle::Bundle;
+use crate::bundle::layout::PYTHON_LOADER_FILE;
+use crate::exit::input_error;
 use crate::fsx;
 use crate::manifest::fit::FitThresholds;
-use crate::manifest::kernel::{Accelerator, CudaRun, KernelManifest, Timings};
+use crate::manifest::kernel::{
+    Accelerator, CudaRun, KernelManifest, PluginHostTimings, RuntimeFit, Timings,
+};
 use crate::manifest::variant::{SimdLevel, VariantTimings};
 use crate::manifest::{Parity, Sizes};
 use crate::measure::browser::{self, BrowserPlan};
 use crate::measure::fit::{self, FitInputs};
 use crate::measure::native::{DeviceChoice, LibraryCopies};
+use crate::measure::python_host::{self, PythonHost, PythonHostPlan};
 use crate::measure::runner::KernelRunner;
 use crate::measure::stats::timed;
 use crate::measure::timing::{self, TimingPlan};
@@ -153,6 +158,7 @@ pub fn measure_variants(
         wasm_sizes,
         thresholds,
         page_first_result_us: None,
+        plugin_host: None,
     });
     let mut variant_timings = vec![VariantTimings {
         level,
@@ -201,6 +207,7 @@ pub fn measure_variants(
             cuda,
             runtime_fit,
             browser: None,
+            plugin_host: None,
             variants: variant_timings,
             stages: Vec::new(),
         },
@@ -337,17 +344,8 @@ pub fn measure_browser(
     let first_mismatch = parity.mismatched_samples.first().copied();
     timings.parity = Some(parity);
     // Now that a page was measured, the page verdict judges what it waited for.
-    let t = &manifest.timings;
-    let runtime_fit = fit::runtime_fit(&FitInputs {
-        wasm: &t.wasm,
-        native: &t.native,
-        cuda: (!t.cuda.steady.is_empty()).then_some(t.cuda.steady.as_slice()),
-        wasm_sizes: &manifest.wasm.sizes,
-        thresholds: t.runtime_fit.thresholds,
-        page_first_result_us: Some(timings.load.median_us + timings.first_inference.median_us),
-    });
-    manifest.timings.runtime_fit = runtime_fit;
     manifest.timings.browser = Some(timings);
+    manifest.timings.runtime_fit = rejudge(&manifest);
     fsx::write_atomic(
         &bundle_dir.join(crate::manifest::FILE_NAME),
         manifest.to_json().as_bytes(),
@@ -355,6 +353,100 @@ pub fn measure_browser(
     if !passed {
         bail!(
             "in Chromium the WASM variant computed different outputs than in wasmtime (first at sample {})",
+            first_mismatch.unwrap_or(0)
+        );
+    }
+    Ok(manifest)
+}
+
+/// The runtime-fit verdict again, from the manifest's timings and whatever was measured after
+/// `build`: a browser page's first result, a Python host's boundary.
+fn rejudge(manifest: &KernelManifest) -> RuntimeFit {
+    let t = &manifest.timings;
+    fit::runtime_fit(&FitInputs {
+        wasm: &t.wasm,
+        native: &t.native,
+        cuda: (!t.cuda.steady.is_empty()).then_some(t.cuda.steady.as_slice()),
+        wasm_sizes: &manifest.wasm.sizes,
+        thresholds: t.runtime_fit.thresholds,
+        page_first_result_us: t
+            .browser
+            .as_ref()
+            .map(|b| b.load.median_us + b.first_inference.median_us),
+        plugin_host: t.plugin_host.as_ref().map(|host| {
+            // wasmtime from Rust ran the level the Python host loaded: its compute.
+            let in_rust = t
+                .variants
+                .iter()
+                .find(|v| v.level == host.variant)
+                .map_or(t.wasm.steady.as_slice(), |v| v.steady.as_slice());
+            (host, in_rust)
+        }),
+    })
+}
+
+/// Measures a bundle's WASM variant in a Python host through its own `loader.py`
+/// (`measure --python-host`) and records it as `timings.plugin_host`, with the host's outputs
+/// checked against wasmtime's from Rust on the same module.
+pub fn measure_python_host(
+    bundle_dir: &Path,
+    host: &PythonHost,
+    plan: &PythonHostPlan,
+    reporter: &mut dyn Reporter,
+) -> Result<KernelManifest> {
+    let bundle = Bundle::open(bundle_dir)?;
+    bundle.ensure_intact()?;
+    let mut manifest = bundle.manifest.clone();
+    if !manifest.files.iter().any(|f| f.path == PYTHON_LOADER_FILE) {
+        return Err(input_error(format!(
+            "{} has no {PYTHON_LOADER_FILE} (built before bundles shipped one): build it again",
+            bundle_dir.display()
+        )));
+    }
+    reporter.event(Event::Started(Stage::Measure));
+    let samples = &manifest.kernel.samples;
+    let run = python_host::measure_kernel(host, bundle_dir, &samples.file, samples.count, plan)
+        .context("measuring the WASM variant in a Python host")?;
+    let loaded_file = manifest
+        .wasm
+        .variants
+        .iter()
+        .find(|v| v.level == run.variant)
+        .map_or(&manifest.wasm.file, |v| &v.file);
+    let wasm = bundle.read(loaded_file)?;
+    let samples_data = bundle.read(&samples.file)?;
+    let mut kernel = WasmHost::with_call_time_limit(plan.call_time_limit)?.load(&wasm)?;
+    kernel.init().context("WASM variant")?;
+    let expected = kernel
+        .infer(&samples_data, samples.count, manifest.kernel.output.bytes())
+        .context("running all samples on the WASM variant in wasmtime")?;
+    let parity = parity::compare(
+        &expected,
+        &run.outputs,
+        manifest.kernel.output.dtype,
+        samples.count,
+        manifest.parity.tolerance,
+    );
+    let timings = PluginHostTimings {
+        runtime: run.runtime,
+        variant: run.variant,
+        load: run.load,
+        first_inference: run.first_inference,
+        steady: run.steady,
+        parity,
+    };
+    reporter.event(Event::PluginHostMeasured { timings: &timings });
+    let passed = timings.parity.passed;
+    let first_mismatch = timings.parity.mismatched_samples.first().copied();
+    manifest.timings.plugin_host = Some(timings);
+    manifest.timings.runtime_fit = rejudge(&manifest);
+    fsx::write_atomic(
+        &bundle_dir.join(crate::manifest::FILE_NAME),
+        manifest.to_json().as_bytes(),
+    )?;
+    if !passed {
+        bail!(
+            "through loader.py the WASM variant computed different outputs than in wasmtime from Rust (first at sample {})",
             first_mismatch.unwrap_or(0)
         );
     }

@@ -229,6 +229,10 @@ pub struct Timings {
     /// The WASM variant in headless Chromium (`measure --browser`); absent when not measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub browser: Option<BrowserTimings>,
+    /// The WASM variant in a Python host process through the bundle's `loader.py`
+    /// (`measure --python-host`); absent when not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_host: Option<PluginHostTimings>,
     /// Each feature-level variant's compile and steady latency, next to native (the primary's
     /// figures are those of `wasm`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -264,6 +268,27 @@ pub struct BrowserTimings {
     /// validates), which all figures above are of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<SimdLevel>,
+}
+
+/// The WASM variant as a sandboxed guest of a Python process: loaded and called by the bundle's own
+/// `loader.py` under wasmtime-py, the sandboxed-plugin deployment.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PluginHostTimings {
+    /// e.g. `wasmtime-py 51.0.0, CPython 3.11.7, NumPy arrays`.
+    pub runtime: String,
+    /// The feature-level variant `loader.py` picked (the most capable one wasmtime validates).
+    pub variant: SimdLevel,
+    /// `load()`: reading the module, its sha256 check, compile, instantiate and `wpi_init`.
+    pub load: Distribution,
+    /// The first `infer()` of one sample on a freshly loaded model.
+    pub first_inference: Distribution,
+    /// Per `infer()` call from Python, with `transfer` splitting calls of their own into the copy
+    /// into linear memory (`upload_us`, the Python buffer included), the `wpi_infer` call
+    /// (`compute_us`, crossing into the guest and back included) and the copy out into a new array (`download_us`).
+    pub steady: Vec<Steady>,
+    /// `loader.py`'s outputs for every sample against the same module in wasmtime from Rust.
+    pub parity: Parity,
 }
 
 /// Which device ran a native measurement.

@@ -7,7 +7,7 @@ use crate::exit::input_error;
 use crate::manifest::kernel::BrowserTimings;
 use crate::manifest::python::PyodideBrowserTimings;
 use crate::manifest::variant::SimdLevel;
-use crate::manifest::{BrowserEnvironment, BrowserSteady, Distribution};
+use crate::manifest::{BrowserEnvironment, BrowserSteady};
 use crate::measure::stats;
 use crate::serve::Server;
 use anyhow::{Context, Result, anyhow, bail};
@@ -179,8 +179,8 @@ pub fn measure_kernel(
         outputs,
         timings: BrowserTimings {
             environment,
-            load: distribution_us(figures.load_ms.iter().map(|ms| ms * 1000.0)),
-            first_inference: distribution_us([figures.first_inference_us]),
+            load: stats::distribution_us(figures.load_ms.iter().map(|ms| ms * 1000.0)),
+            first_inference: stats::distribution_us([figures.first_inference_us]),
             steady: steady(&figures.sweep),
             parity: None,
             variant: figures.level,
@@ -207,14 +207,14 @@ pub fn measure_pyodide(
     let (environment, figures) = run_page(chromium, bundle_dir, page, plan)?;
     let outputs: Vec<serde_json::Value> = serde_json::from_value(figures.outputs)
         .context("the page sent outputs that are not a list")?;
-    let ms_to_us = |ms: &Vec<f64>| distribution_us(ms.iter().map(|ms| ms * 1000.0));
+    let ms_to_us = |ms: &Vec<f64>| stats::distribution_us(ms.iter().map(|ms| ms * 1000.0));
     Ok(PyodideBrowserRun {
         outputs,
         timings: PyodideBrowserTimings {
             environment,
             load: ms_to_us(&figures.load_ms),
             snapshot_load: figures.snapshot_load_ms.as_ref().map(ms_to_us),
-            first_inference: distribution_us([figures.first_inference_us]),
+            first_inference: stats::distribution_us([figures.first_inference_us]),
             steady: steady(&figures.sweep)
                 .into_iter()
                 .next()
@@ -303,27 +303,15 @@ pub(crate) fn run_in_chromium(
     })
 }
 
-fn distribution_us(values: impl IntoIterator<Item = f64>) -> Distribution {
-    let durations: Vec<Duration> = values
-        .into_iter()
-        .map(|us| Duration::from_secs_f64(us.max(0.0) / 1e6))
-        .collect();
-    stats::distribution(&durations)
-}
-
 fn steady(sweep: &[PageSteady]) -> Vec<BrowserSteady> {
     sweep
         .iter()
         .map(|s| {
-            let latency = distribution_us(s.per_call_us.iter().copied());
+            let latency = stats::distribution_us(s.per_call_us.iter().copied());
             BrowserSteady {
                 batch: s.batch,
                 calls_per_run: s.calls,
-                samples_per_second: if latency.median_us > 0.0 {
-                    (s.batch as f64 * 1e6 / latency.median_us).round()
-                } else {
-                    0.0
-                },
+                samples_per_second: stats::samples_per_second(s.batch, &latency),
                 latency,
             }
         })

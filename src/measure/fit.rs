@@ -5,7 +5,7 @@
 use crate::manifest::Sizes;
 use crate::manifest::fit::{Deployment, DeploymentFit, Fit, FitFigure, FitThresholds};
 use crate::manifest::kernel::{
-    BatchFit, BatchRatio, NativeTimings, RuntimeFit, Steady, WasmTimings,
+    BatchFit, BatchRatio, NativeTimings, PluginHostTimings, RuntimeFit, Steady, WasmTimings,
 };
 use crate::measure::stats::{ratio, round3};
 use crate::units::{format_bytes, format_duration_us};
@@ -22,6 +22,10 @@ pub struct FitInputs<'a> {
     /// inference, when one was measured (`measure --browser`): the page verdict's first result,
     /// in place of wasmtime's.
     pub page_first_result_us: Option<f64>,
+    /// Calls from a Python host through `loader.py` (`measure --python-host`), when measured,
+    /// with wasmtime's steady figures from Rust for the level it loaded: the plugin verdict's
+    /// boundary share, in place of the copies' in wasmtime from Rust.
+    pub plugin_host: Option<(&'a PluginHostTimings, &'a [Steady])>,
 }
 
 /// The WASM variant's costs relative to native, from the medians of one run, and the verdict
@@ -121,17 +125,33 @@ fn deployments(
     };
     let compute_tax = compute_tax(inputs.wasm, inputs.native)
         .map(|tax| FitFigure::judged("compute_tax", tax, t.compute_tax));
-    let boundary_share = inputs
-        .wasm
-        .steady
-        .iter()
-        .find(|s| s.batch == smallest.batch)
-        .and_then(|s| s.transfer)
-        .map(|b| {
-            let copies = b.upload_us + b.download_us;
-            let share = ratio(copies, copies + b.compute_us);
-            FitFigure::judged("boundary_share", share, t.boundary_share)
-        });
+    // The boundary's share of a call at the smallest batch. In a Python host, all the call
+    // costs beyond the same module's call in wasmtime from Rust (copies through Python buffers,
+    // wasmtime-py's conversions of each argument); from Rust, the copies into and out of linear
+    // memory, as the crossing itself costs nanoseconds there.
+    let boundary_share = match inputs.plugin_host {
+        Some((host, in_rust)) => host
+            .steady
+            .iter()
+            .find(|s| s.batch == smallest.batch)
+            .zip(in_rust.iter().find(|s| s.batch == smallest.batch))
+            .map(|(python, rust)| {
+                let share = 1.0 - ratio(rust.latency.median_us, python.latency.median_us);
+                FitFigure::judged("boundary_share", round3(share.max(0.0)), t.boundary_share)
+                    .measured_in("wasmtime-py")
+            }),
+        None => inputs
+            .wasm
+            .steady
+            .iter()
+            .find(|s| s.batch == smallest.batch)
+            .and_then(|s| s.transfer)
+            .map(|b| {
+                let copies = b.upload_us + b.download_us;
+                let share = ratio(copies, copies + b.compute_us);
+                FitFigure::judged("boundary_share", share, t.boundary_share)
+            }),
+    };
     let shape = |deployment, ship: String, figures: Vec<Option<FitFigure>>| {
         let figures: Vec<FitFigure> = figures.into_iter().flatten().collect();
         DeploymentFit {
@@ -429,6 +449,7 @@ mod tests {
             wasm_sizes: &sizes(200 * 1024, 300 * 1024),
             thresholds: FitThresholds::default(),
             page_first_result_us: None,
+            plugin_host: None,
         });
         let page = fit_of(&fit, Deployment::BrowserPage);
         assert_eq!(page.fit, Fit::Strong, "{page:?}");
@@ -478,6 +499,7 @@ mod tests {
             wasm_sizes: &big,
             thresholds,
             page_first_result_us: None,
+            plugin_host: None,
         };
         let fit = runtime_fit(&inputs(FitThresholds::default()));
         assert_eq!(fit_of(&fit, Deployment::BrowserPage).fit, Fit::Weak);
@@ -497,6 +519,36 @@ mod tests {
         let first = &fit_of(&fit, Deployment::BrowserPage).figures[1];
         assert_eq!((first.value, first.grade), (2e6, Fit::Weak));
         assert_eq!(first.measured_in.as_deref(), Some("chromium"));
+
+        // A Python host's calls decide the plugin's boundary: all they add over the same module's
+        // calls in wasmtime from Rust, here nine tenths at the smallest batch.
+        let mut python_steady = wasm.steady.clone();
+        for steady in &mut python_steady {
+            steady.latency.median_us *= 10.0;
+        }
+        let output = 0f32.to_le_bytes();
+        let host = PluginHostTimings {
+            runtime: "wasmtime-py".into(),
+            variant: crate::manifest::variant::SimdLevel::Simd128,
+            load: wasm.steady[0].latency,
+            first_inference: wasm.steady[0].latency,
+            steady: python_steady,
+            parity: crate::measure::parity::compare(
+                &output,
+                &output,
+                crate::manifest::Dtype::F32,
+                1,
+                1e-5,
+            ),
+        };
+        let fit = runtime_fit(&FitInputs {
+            plugin_host: Some((&host, &wasm.steady)),
+            ..inputs(generous)
+        });
+        let boundary = &fit_of(&fit, Deployment::SandboxedPlugin).figures[1];
+        assert_eq!(boundary.name, "boundary_share");
+        assert_eq!((boundary.value, boundary.grade), (0.9, Fit::Weak));
+        assert_eq!(boundary.measured_in.as_deref(), Some("wasmtime-py"));
     }
 
     #[test]

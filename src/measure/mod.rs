@@ -6,6 +6,7 @@ pub mod environment;
 pub mod fit;
 pub mod native;
 pub mod parity;
+pub mod python_host;
 pub mod runner;
 pub mod sizes;
 pub mod stats;

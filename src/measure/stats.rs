@@ -124,3 +124,21 @@ mod tests {
         assert_eq!(one.len(), 1, "never more than asked");
     }
 }
+
+/// The distribution of timings given in microseconds (by a browser page or a Python host).
+pub fn distribution_us(values: impl IntoIterator<Item = f64>) -> Distribution {
+    let durations: Vec<Duration> = values
+        .into_iter()
+        .map(|us| Duration::from_secs_f64(us.max(0.0) / 1e6))
+        .collect();
+    distribution(&durations)
+}
+
+/// Samples per second at a batch's median latency (0 when the median is 0).
+pub fn samples_per_second(batch: usize, latency: &Distribution) -> f64 {
+    if latency.median_us > 0.0 {
+        (batch as f64 * 1e6 / latency.median_us).round()
+    } else {
+        0.0
+    }
+}

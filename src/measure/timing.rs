@@ -5,7 +5,7 @@ use crate::manifest::kernel::{ColdStart, NativeTimings, Steady, WasmTimings};
 use crate::manifest::{Distribution, TransferBreakdown};
 use crate::measure::native::{DeviceChoice, LibraryCopies, NativeKernel};
 use crate::measure::runner::KernelRunner;
-use crate::measure::stats::{distribution, time_runs, time_runs_within, timed};
+use crate::measure::stats::{distribution, samples_per_second, time_runs, time_runs_within, timed};
 use crate::measure::threads;
 use crate::measure::wasm::WasmHost;
 use anyhow::{Context, Result};
@@ -185,7 +185,7 @@ fn steady(
             Ok(Steady {
                 batch,
                 latency,
-                samples_per_second: batch as f64 / (latency.median_us.max(1e-3) * 1e-6),
+                samples_per_second: samples_per_second(batch, &latency),
                 transfer,
                 threads,
             })

@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const NODE_RUNNER: &str = include_str!("../../templates/pyodide/runner.mjs");
@@ -262,7 +262,7 @@ fn run_node(config: &serde_json::Value, work: &Path) -> Result<()> {
     crate::fsx::write(&config_path, config.to_string().as_bytes())?;
     let mut command = Command::new("node");
     command.arg(&runner).arg(&config_path);
-    execute(command, work, "node (Pyodide)")
+    crate::tools::run_logged(command, work, "node (Pyodide)", RUN_TIME_LIMIT)
 }
 
 /// Runs the app in a native CPython, importing it (and its dependencies) from `paths`; reports
@@ -289,7 +289,12 @@ pub fn native(python: &Path, paths: &[&Path], run: &RunConfig, watch: &[String])
         .arg(&runner)
         .arg(&config_path)
         .env("PYTHONDONTWRITEBYTECODE", "1");
-    execute(command, work.path(), &python.display().to_string())?;
+    crate::tools::run_logged(
+        command,
+        work.path(),
+        &python.display().to_string(),
+        RUN_TIME_LIMIT,
+    )?;
     read_result(&out)
 }
 
@@ -308,39 +313,6 @@ pub fn python_startup(python: &Path) -> Result<Duration> {
 
 fn absolute(path: &Path) -> Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
-}
-
-/// Runs `command` with output in files (no pipe can fill up), killing it after
-/// [`RUN_TIME_LIMIT`]; fails with the tail of its stderr.
-fn execute(mut command: Command, work: &Path, what: &str) -> Result<()> {
-    let stderr_path = work.join("stderr.txt");
-    let stderr = std::fs::File::create(&stderr_path)?;
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(stderr.try_clone()?)
-        .stderr(stderr)
-        .spawn()
-        .with_context(|| format!("running {what} (is it installed?)"))?;
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if started.elapsed() > RUN_TIME_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("{what} ran longer than {RUN_TIME_LIMIT:?} and was stopped");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    if !status.success() {
-        let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-        bail!(
-            "{what} failed ({status}):\n{}",
-            crate::tools::tail_lines(&log, 25)
-        );
-    }
-    Ok(())
 }
 
 fn read_result(path: &Path) -> Result<AppRun> {

@@ -3,7 +3,9 @@
 
 use super::{Event, Reporter, Stage};
 use crate::manifest::fit::{DeploymentFit, Fit, FitFigure};
-use crate::manifest::kernel::{Accelerator, BrowserTimings, CudaRun, KernelManifest, Steady};
+use crate::manifest::kernel::{
+    Accelerator, BrowserTimings, CudaRun, KernelManifest, PluginHostTimings, Steady,
+};
 use crate::manifest::variant::{FeatureVariant, SimdLevel};
 use crate::manifest::{Distribution, Parity};
 use crate::units::format_duration_us;
@@ -213,6 +215,26 @@ pub fn stage_line(event: &Event<'_>) -> Option<(Stage, String)> {
                 parity.samples
             ),
         ),
+        Event::PluginHostMeasured { timings } => (
+            Stage::Measure,
+            format!(
+                "python host ({}, {}): load {} median, steady {} per call at batch {}; outputs {} wasmtime's on {} samples",
+                timings.runtime,
+                timings.variant,
+                format_duration_us(timings.load.median_us),
+                timings
+                    .steady
+                    .first()
+                    .map_or("-".into(), |s| format_duration_us(s.latency.median_us)),
+                timings.steady.first().map_or(0, |s| s.batch),
+                if timings.parity.passed {
+                    "match"
+                } else {
+                    "DIFFER from"
+                },
+                timings.parity.samples
+            ),
+        ),
         Event::TargetInstalled { target } => (
             Stage::Build,
             format!("installed the Rust target {target} with rustup"),
@@ -406,10 +428,16 @@ pub fn summary(manifest: &KernelManifest) -> String {
     }
     out.push_str(&variants_table(manifest));
     out.push_str(&format!("\nparity: {}\n", parity_line(&manifest.parity)));
-    out.push_str(&boundary_line(&wasm.steady));
+    out.push_str(&boundary_line(
+        "wasm boundary (copies in wasmtime)",
+        &wasm.steady,
+    ));
     out.push_str(&cuda_summary(&manifest.timings.cuda));
     if let Some(browser) = &manifest.timings.browser {
         out.push_str(&browser_summary(browser));
+    }
+    if let Some(host) = &manifest.timings.plugin_host {
+        out.push_str(&plugin_host_summary(host));
     }
     out.push_str(&format!(
         "runtime fit: {}\n",
@@ -539,7 +567,7 @@ fn variants_table(manifest: &KernelManifest) -> String {
 
 /// Where a WASM call's time goes at each batch: copying into and out of linear memory (the
 /// sandbox boundary) against `wpi_infer` itself.
-fn boundary_line(steady: &[Steady]) -> String {
+fn boundary_line(label: &str, steady: &[Steady]) -> String {
     let parts: Vec<String> = steady
         .iter()
         .filter_map(|s| {
@@ -562,7 +590,7 @@ fn boundary_line(steady: &[Steady]) -> String {
     if parts.is_empty() {
         return String::new();
     }
-    format!("wasm boundary (copies in wasmtime): {}\n", parts.join(", "))
+    format!("{label}: {}\n", parts.join(", "))
 }
 
 /// One line per deployment shape: the WASM variant's fit there, what to ship, and the figures
@@ -644,6 +672,33 @@ fn browser_summary(browser: &BrowserTimings) -> String {
         format_duration_us(browser.load.p95_us),
         format_duration_us(browser.first_inference.median_us),
         sweep.join(", "),
+    )
+}
+
+/// The WASM variant in a Python host through `loader.py`: load, first call, steady sweep, where a
+/// call's time goes, and parity with wasmtime from Rust.
+fn plugin_host_summary(host: &PluginHostTimings) -> String {
+    let sweep: Vec<String> = host
+        .steady
+        .iter()
+        .map(|s| {
+            format!(
+                "{} at batch {}",
+                format_duration_us(s.latency.median_us),
+                s.batch
+            )
+        })
+        .collect();
+    format!(
+        "python host: {}, loaded the {} variant\n  load {} (p95 {}; sha256 check, compile, instantiate), first inference {}\n  steady {}\n  {}  parity with wasmtime: {}\n",
+        host.runtime,
+        host.variant,
+        format_duration_us(host.load.median_us),
+        format_duration_us(host.load.p95_us),
+        format_duration_us(host.first_inference.median_us),
+        sweep.join(", "),
+        boundary_line("boundary (copies through loader.py)", &host.steady),
+        parity_line(&host.parity),
     )
 }
 

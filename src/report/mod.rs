@@ -128,6 +128,10 @@ pub enum Event<'a> {
     },
     /// Either kind, `measure --browser`: the bundle's figures in the browser, and its outputs
     /// against `reference`'s ("wasmtime", "Node").
+    /// The WASM variant measured in a Python host through `loader.py`.
+    PluginHostMeasured {
+        timings: &'a crate::manifest::kernel::PluginHostTimings,
+    },
     BrowserMeasured {
         browser: &'a str,
         load_us: f64,

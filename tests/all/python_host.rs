@@ -142,3 +142,86 @@ fn hostile_kernels_raise_clear_exceptions_and_the_python_host_goes_on() {
         "the host goes on: {report}"
     );
 }
+
+/// `measure --python-host` times a bundle through its own loader.py and records it as the
+/// plugin host; the sandboxed-plugin verdict then judges the boundary as Python pays it.
+#[test]
+fn measure_python_host_records_the_plugin_host_and_judges_the_plugin_by_it() {
+    let Some(python) = host_python() else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let output = build(
+        &fixture("handwritten"),
+        out.path(),
+        &["--steady-runs", "5", "--batches", "1,16"],
+    );
+    assert_exit(&output, 0);
+    let bundle = std::fs::read_dir(out.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let bundle = bundle.to_str().unwrap();
+    let output = wpi(&[
+        "measure",
+        bundle,
+        "--python-host",
+        python.to_str().unwrap(),
+        "--steady-runs",
+        "20",
+        "--batches",
+        "1,16",
+        "--json",
+    ]);
+    assert_exit(&output, 0);
+    let manifest: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let host = &manifest["timings"]["plugin_host"];
+    assert!(
+        host["runtime"]
+            .as_str()
+            .unwrap()
+            .starts_with("wasmtime-py 51.0.0, CPython 3."),
+        "{host}"
+    );
+    assert_eq!(host["parity"]["passed"], true, "{host}");
+    assert!(host["load"]["median_us"].as_f64().unwrap() > 0.0);
+    let batches: Vec<u64> = host["steady"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["batch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(batches, [1, 16]);
+    assert!(host["steady"][0]["transfer"]["upload_us"].as_f64().unwrap() > 0.0);
+    let plugin = manifest["timings"]["runtime_fit"]["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["deployment"] == "sandboxed-plugin")
+        .unwrap()
+        .clone();
+    let boundary = plugin["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "boundary_share")
+        .unwrap()
+        .clone();
+    assert_eq!(boundary["measured_in"], "wasmtime-py", "{plugin}");
+    // The manifest on disk says the same, and still verifies.
+    let output = wpi(&["verify", bundle]);
+    assert_exit(&output, 0);
+    let output = wpi(&["inspect", bundle, "--json"]);
+    assert_exit(&output, 0);
+
+    let output = wpi(&["measure", bundle, "--python-host", "/nonexistent/python"]);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("cannot run /nonexistent/python")
+            && stderr(&output).contains("pip install wasmtime==51.0.0"),
+        "{}",
+        stderr(&output)
+    );
+}
