@@ -1,10 +1,12 @@
-use super::{OutputArgs, TimingOpts, check};
+use super::{OutputArgs, PythonHostOpts, TimingOpts, check};
 use cargo_wasmpack_infer::budget;
 use cargo_wasmpack_infer::exit::input_error;
+use cargo_wasmpack_infer::kernel::measure as kernel_measure;
 use cargo_wasmpack_infer::kernel::pipeline::{self, BuildOptions};
 use cargo_wasmpack_infer::kernel::project::KernelProject;
 use cargo_wasmpack_infer::manifest::AnyManifest;
 use cargo_wasmpack_infer::manifest::variant::SimdLevel;
+use cargo_wasmpack_infer::measure::python_host::PythonHostPlan;
 use cargo_wasmpack_infer::profile::{
     DEFAULT_NATIVE_PROFILE, DEFAULT_PROFILE, DEFAULT_PYTHON_PROFILE, NativeProfile, Profile,
     PythonProfile,
@@ -128,6 +130,8 @@ pub struct Opts {
     #[arg(long)]
     demo: bool,
     #[command(flatten)]
+    python_host: PythonHostOpts,
+    #[command(flatten)]
     timing: TimingOpts,
     #[command(flatten)]
     output: OutputArgs,
@@ -144,6 +148,7 @@ impl Opts {
         if PythonProject::is_python_project(&path) {
             return self.run_python(&path);
         }
+        let python_host = self.python_host.find()?;
         if self.pyodide.is_some() {
             return Err(input_error(format!(
                 "--pyodide is for Python projects; {} has no pyproject.toml",
@@ -166,7 +171,17 @@ impl Opts {
             variants: self.variants.clone(),
             npm_tarball: self.npm,
         };
-        let output = pipeline::build(&project, &options, self.output.reporter().as_mut())?;
+        let mut reporter = self.output.reporter();
+        let mut output = pipeline::build(&project, &options, reporter.as_mut())?;
+        if let Some(host) = python_host {
+            // loader.py runs the bundle as shipped, so it is timed once the bundle is written.
+            output.manifest = kernel_measure::measure_python_host(
+                &output.bundle_dir,
+                &host,
+                &PythonHostPlan::like(&options.timing),
+                reporter.as_mut(),
+            )?;
+        }
         self.output.print_manifest(&output.manifest);
         let manifest = AnyManifest::Kernel(Box::new(output.manifest));
         check_budgets(
@@ -178,6 +193,13 @@ impl Opts {
     }
 
     fn run_python(self, path: &std::path::Path) -> anyhow::Result<ExitCode> {
+        if self.python_host.requested() {
+            return Err(input_error(format!(
+                "--python-host runs a kernel bundle's loader.py; {} is a Python project, whose \
+                 bundle runs on Pyodide",
+                path.display()
+            )));
+        }
         if !self.variants.is_empty() {
             return Err(input_error(format!(
                 "--variant is for kernel crates; {} is a Python project, whose runtime is \

@@ -1,9 +1,9 @@
-use super::{OutputArgs, TimingOpts, bundle_dir_of};
+use super::{OutputArgs, PythonHostOpts, TimingOpts, bundle_dir_of};
 use cargo_wasmpack_infer::exit::input_error;
 use cargo_wasmpack_infer::kernel::measure as kernel_measure;
 use cargo_wasmpack_infer::manifest::{self, AnyManifest};
 use cargo_wasmpack_infer::measure::browser::{self, BrowserPlan};
-use cargo_wasmpack_infer::measure::python_host::{PythonHostPlan, find_python_host};
+use cargo_wasmpack_infer::measure::python_host::PythonHostPlan;
 use cargo_wasmpack_infer::python::measure as python_measure;
 use cargo_wasmpack_infer::report::human;
 use clap::Args;
@@ -38,9 +38,8 @@ pub struct Opts {
     /// Seconds the whole browser run may take, Chromium's start included.
     #[arg(long, value_name = "SECS", default_value_t = 300, requires = "browser")]
     browser_timeout: u64,
-    /// Also measure the WASM variant through loader.py in a Python host (a Python with wasmtime).
-    #[arg(long, value_name = "PYTHON", num_args = 0..=1)]
-    python_host: Option<Option<PathBuf>>,
+    #[command(flatten)]
+    python_host: PythonHostOpts,
     #[command(flatten)]
     timing: TimingOpts,
     #[command(flatten)]
@@ -58,11 +57,7 @@ impl Opts {
         } else {
             None
         };
-        let python_host = self
-            .python_host
-            .as_ref()
-            .map(|python| find_python_host(python.as_deref()))
-            .transpose()?;
+        let python_host = self.python_host.find()?;
         let is_python = matches!(
             AnyManifest::read(&bundle_dir.join(manifest::FILE_NAME)),
             Ok(AnyManifest::Pyodide(_))
@@ -113,20 +108,10 @@ impl Opts {
             )?;
         }
         if let Some(host) = python_host {
-            let host_plan = PythonHostPlan {
-                loads: 10,
-                batches: plan.batches.clone(),
-                warmup_runs: plan.warmup_runs,
-                min_runs: 5,
-                max_runs: plan.steady_runs,
-                steady_budget: plan.steady_budget,
-                call_time_limit: plan.call_time_limit,
-                timeout: Duration::from_secs(300),
-            };
             manifest = kernel_measure::measure_python_host(
                 &bundle_dir,
                 &host,
-                &host_plan,
+                &PythonHostPlan::like(&plan),
                 reporter.as_mut(),
             )?;
         }

@@ -11,6 +11,7 @@ mod schema;
 mod serve;
 mod verify;
 
+use cargo_wasmpack_infer::measure::python_host::{PythonHost, find_python_host};
 use cargo_wasmpack_infer::measure::timing::{DEFAULT_BATCHES, DEFAULT_STEADY_RUNS, TimingPlan};
 use cargo_wasmpack_infer::measure::wasm::DEFAULT_CALL_TIME_LIMIT;
 use cargo_wasmpack_infer::report::{Reporter, Silent, human::Human};
@@ -134,6 +135,31 @@ impl OutputArgs {
                 cargo_wasmpack_infer::report::human::summary(manifest)
             );
         }
+    }
+}
+
+/// `--python-host [PYTHON]`: also measure a kernel bundle through its loader.py in a Python host;
+/// flattened into `build` and `measure`.
+#[derive(Args, Debug, Clone)]
+pub struct PythonHostOpts {
+    /// Also measure the WASM variant through the bundle's loader.py in a Python host (the
+    /// sandboxed-plugin deployment): PYTHON, else WPI_PYTHON_HOST, else the venv `python-host` in
+    /// the tool's cache. It needs wasmtime; without it, exit 2 naming how to install it.
+    #[arg(long, value_name = "PYTHON", num_args = 0..=1)]
+    python_host: Option<Option<std::path::PathBuf>>,
+}
+
+impl PythonHostOpts {
+    pub fn requested(&self) -> bool {
+        self.python_host.is_some()
+    }
+
+    /// The Python to measure in, when asked for, checked to import wasmtime.
+    pub fn find(&self) -> anyhow::Result<Option<PythonHost>> {
+        self.python_host
+            .as_ref()
+            .map(|python| find_python_host(python.as_deref()))
+            .transpose()
     }
 }
 

@@ -77,6 +77,22 @@ pub struct PythonHostPlan {
     pub timeout: Duration,
 }
 
+impl PythonHostPlan {
+    /// As much as `plan` times in wasmtime: its batches, warm-up and steady runs, and ten loads.
+    pub fn like(plan: &crate::measure::timing::TimingPlan) -> Self {
+        Self {
+            loads: 10,
+            batches: plan.batches.clone(),
+            warmup_runs: plan.warmup_runs,
+            min_runs: 5,
+            max_runs: plan.steady_runs,
+            steady_budget: plan.steady_budget,
+            call_time_limit: plan.call_time_limit,
+            timeout: Duration::from_secs(300),
+        }
+    }
+}
+
 fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_f64(duration.as_secs_f64())
 }

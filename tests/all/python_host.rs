@@ -143,8 +143,9 @@ fn hostile_kernels_raise_clear_exceptions_and_the_python_host_goes_on() {
     );
 }
 
-/// `measure --python-host` times a bundle through its own loader.py and records it as the
-/// plugin host; the sandboxed-plugin verdict then judges the boundary as Python pays it.
+/// `build --python-host` and `measure --python-host` time a bundle through its own loader.py and
+/// record it as the plugin host; the sandboxed-plugin verdict then judges the boundary as Python
+/// pays it.
 #[test]
 fn measure_python_host_records_the_plugin_host_and_judges_the_plugin_by_it() {
     let Some(python) = host_python() else {
@@ -154,9 +155,21 @@ fn measure_python_host_records_the_plugin_host_and_judges_the_plugin_by_it() {
     let output = build(
         &fixture("handwritten"),
         out.path(),
-        &["--steady-runs", "5", "--batches", "1,16"],
+        &[
+            "--steady-runs",
+            "5",
+            "--batches",
+            "1,16",
+            "--python-host",
+            python.to_str().unwrap(),
+        ],
     );
     assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("python host: wasmtime-py"),
+        "build measures the plugin host too: {}",
+        stdout(&output)
+    );
     let bundle = std::fs::read_dir(out.path())
         .unwrap()
         .next()
