@@ -69,25 +69,6 @@ pub fn rustc_info() -> Result<RustcInfo> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn tails_are_short_lines() {
-        let text = format!("a\nb\n{}\n", "x".repeat(1000));
-        let tail = super::tail_lines(&text, 2);
-        assert_eq!(tail.lines().count(), 2);
-        assert!(tail.starts_with("b\n") && tail.len() < 320, "{tail}");
-        assert_eq!(super::tail_lines("a\nb\nc", 2), "b\nc");
-        assert_eq!(super::tail_lines("a", 5), "a");
-    }
-
-    #[test]
-    fn binaryen_version_follows_the_crate_minor() {
-        assert!(super::binaryen_version().starts_with("version_1"));
-        assert_ne!(super::WASMTIME_VERSION, "");
-    }
-}
-
 /// Runs `command` with its output in a file in `work` (no pipe can fill up), killing it after
 /// `limit`; fails with the tail of what it printed. Its result is a file it writes.
 pub fn run_logged(mut command: Command, work: &Path, what: &str, limit: Duration) -> Result<()> {
@@ -116,4 +97,23 @@ pub fn run_logged(mut command: Command, work: &Path, what: &str, limit: Duration
         bail!("{what} failed ({status}):\n{}", tail_lines(&log, 25));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tails_are_short_lines() {
+        let text = format!("a\nb\n{}\n", "x".repeat(1000));
+        let tail = super::tail_lines(&text, 2);
+        assert_eq!(tail.lines().count(), 2);
+        assert!(tail.starts_with("b\n") && tail.len() < 320, "{tail}");
+        assert_eq!(super::tail_lines("a\nb\nc", 2), "b\nc");
+        assert_eq!(super::tail_lines("a", 5), "a");
+    }
+
+    #[test]
+    fn binaryen_version_follows_the_crate_minor() {
+        assert!(super::binaryen_version().starts_with("version_1"));
+        assert_ne!(super::WASMTIME_VERSION, "");
+    }
 }

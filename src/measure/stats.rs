@@ -92,6 +92,24 @@ pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     (value, start.elapsed())
 }
 
+/// The distribution of timings given in microseconds (by a browser page or a Python host).
+pub fn distribution_us(values: impl IntoIterator<Item = f64>) -> Distribution {
+    let durations: Vec<Duration> = values
+        .into_iter()
+        .map(|us| Duration::from_secs_f64(us.max(0.0) / 1e6))
+        .collect();
+    distribution(&durations)
+}
+
+/// Samples per second at a batch's median latency (0 when the median is 0).
+pub fn samples_per_second(batch: usize, latency: &Distribution) -> f64 {
+    if latency.median_us > 0.0 {
+        (batch as f64 * 1e6 / latency.median_us).round()
+    } else {
+        0.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,23 +140,5 @@ mod tests {
         assert_eq!(fast.len(), 5, "a fast call gets every run");
         let one = time_runs_within(1, 3, Duration::from_secs(10), || Ok(())).unwrap();
         assert_eq!(one.len(), 1, "never more than asked");
-    }
-}
-
-/// The distribution of timings given in microseconds (by a browser page or a Python host).
-pub fn distribution_us(values: impl IntoIterator<Item = f64>) -> Distribution {
-    let durations: Vec<Duration> = values
-        .into_iter()
-        .map(|us| Duration::from_secs_f64(us.max(0.0) / 1e6))
-        .collect();
-    distribution(&durations)
-}
-
-/// Samples per second at a batch's median latency (0 when the median is 0).
-pub fn samples_per_second(batch: usize, latency: &Distribution) -> f64 {
-    if latency.median_us > 0.0 {
-        (batch as f64 * 1e6 / latency.median_us).round()
-    } else {
-        0.0
     }
 }
