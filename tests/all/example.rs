@@ -238,7 +238,10 @@ fn mlp_large_variants_agree_across_a_short_sweep() {
 /// The browser profile's three levels, each shipped, validated, compared with the baseline and
 /// timed; simd128 is the primary (Safari 16.4 and Node 20, on the floor, lack relaxed SIMD).
 fn check_variants(manifest: &serde_json::Value) {
-    assert_eq!(manifest["schema_version"], 3);
+    assert_eq!(
+        manifest["schema_version"],
+        cargo_wasmpack_infer::manifest::SCHEMA_VERSION
+    );
     let variants = manifest["wasm"]["variants"].as_array().unwrap();
     let levels: Vec<&str> = variants
         .iter()
