@@ -6,6 +6,7 @@ use crate::bundle::layout::{LOADER_FILE, LOADER_TYPES_FILE, PYTHON_LOADER_FILE};
 use crate::bundle::pack::BundleFile;
 use crate::manifest::variant::SimdLevel;
 use crate::manifest::{TensorSpec, WasmFeature};
+use crate::measure::python_host::WASMTIME_PY_VERSION;
 use base64::Engine as _;
 use serde::Serialize;
 
@@ -14,9 +15,6 @@ const LOADER_TYPES: &str = include_str!("../../templates/loader.d.ts");
 const CONFIG_SLOT: &str = "/*WPI_CONFIG*/ {} /*END_WPI_CONFIG*/";
 const PYTHON_LOADER: &str = include_str!("../../templates/loader.py");
 const PYTHON_CONFIG_SLOT: &str = r#"json.loads(r"""{}""")"#;
-
-/// The wasmtime-py release `loader.py` is written and tested against (its `WASMTIME_TESTED`).
-pub const WASMTIME_PY_VERSION: &str = "51.0.0";
 
 /// What the loader needs to know, as `LoaderManifest` in loader.d.ts declares it.
 #[derive(Serialize)]

@@ -2,7 +2,6 @@
 //! timed by `templates/python-host/measure.py` in a child process (`measure --python-host`).
 
 use crate::exit::input_error;
-use crate::kernel::loader::WASMTIME_PY_VERSION;
 use crate::manifest::kernel::Steady;
 use crate::manifest::variant::SimdLevel;
 use crate::manifest::{Distribution, TransferBreakdown};
@@ -15,6 +14,9 @@ use std::process::Command;
 use std::time::Duration;
 
 const MEASURE_SCRIPT: &str = include_str!("../../templates/python-host/measure.py");
+
+/// The wasmtime-py release `loader.py` is written and tested against (its `WASMTIME_TESTED`).
+pub const WASMTIME_PY_VERSION: &str = "51.0.0";
 
 /// A Python that imports wasmtime.
 #[derive(Debug, Clone)]
