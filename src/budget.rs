@@ -3,7 +3,7 @@
 //! records; the check reports how many.
 
 use crate::exit::input_error;
-use crate::manifest::metrics::{Metric, Unit};
+use crate::manifest::metrics::{Metric, Unit, measured_by_flag};
 use crate::manifest::{Budgets, LIMIT_SHAPE, Limit};
 use anyhow::Result;
 use schemars::JsonSchema;
@@ -209,12 +209,19 @@ pub fn check(available: &[Metric], budgets: &Budgets) -> Result<Vec<BudgetResult
     budgets
         .iter()
         .map(|(name, limit)| {
-            let metric = available.iter().find(|m| &m.name == name).ok_or_else(|| {
-                input_error(format!(
-                    "unknown budget metric `{name}`; valid metrics: {}",
-                    metric_names(available)
-                ))
-            })?;
+            let metric =
+                available.iter().find(|m| &m.name == name).ok_or_else(
+                    || match measured_by_flag(name) {
+                        Some(flag) => input_error(format!(
+                            "budget `{name}` limits a figure this manifest has not measured: \
+                         measure the bundle with {flag} (`build {flag}` or `measure {flag}`)"
+                        )),
+                        None => input_error(format!(
+                            "unknown budget metric `{name}`; valid metrics: {}",
+                            metric_names(available)
+                        )),
+                    },
+                )?;
             let parsed = parse_limit(limit, metric.unit)
                 .map_err(|e| input_error(format!("budget `{name}`: {e}")))?;
             Ok(BudgetResult {
@@ -357,6 +364,31 @@ mod tests {
             let err = toml::from_str::<BudgetTables>(text).unwrap_err();
             assert!(err.to_string().contains("\"40 KiB\""), "{err}");
         }
+    }
+
+    #[test]
+    fn a_budget_on_a_host_figure_not_measured_names_the_flag_that_measures_it() {
+        let available = [Metric {
+            name: "wasm.brotli_bytes".into(),
+            value: 1000.0,
+            unit: Unit::Bytes,
+            runs: None,
+        }];
+        for (name, flag) in [
+            ("node.steady_batch1_us", "--node"),
+            ("plugin_host.load_us", "--python-host"),
+            ("browser.load_us", "--browser"),
+        ] {
+            let budgets = Budgets::from([(name.to_string(), Limit::Text("1 ms".into()))]);
+            let err = check(&available, &budgets).unwrap_err().to_string();
+            assert!(
+                err.contains("has not measured") && err.contains(&format!("measure {flag}")),
+                "{err}"
+            );
+        }
+        let budgets = Budgets::from([("wasm.brotli".to_string(), Limit::Number(1.0))]);
+        let err = check(&available, &budgets).unwrap_err().to_string();
+        assert!(err.contains("unknown budget metric `wasm.brotli`"), "{err}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-use super::{OutputArgs, PythonHostOpts, TimingOpts, check};
+use super::{HostOpts, OutputArgs, TimingOpts, check};
 use cargo_wasmpack_infer::budget;
 use cargo_wasmpack_infer::exit::input_error;
 use cargo_wasmpack_infer::kernel::measure as kernel_measure;
@@ -6,7 +6,7 @@ use cargo_wasmpack_infer::kernel::pipeline::{self, BuildOptions};
 use cargo_wasmpack_infer::kernel::project::KernelProject;
 use cargo_wasmpack_infer::manifest::AnyManifest;
 use cargo_wasmpack_infer::manifest::variant::SimdLevel;
-use cargo_wasmpack_infer::measure::python_host::PythonHostPlan;
+use cargo_wasmpack_infer::measure::host::HostPlan;
 use cargo_wasmpack_infer::profile::{
     DEFAULT_NATIVE_PROFILE, DEFAULT_PROFILE, DEFAULT_PYTHON_PROFILE, NativeProfile, Profile,
     PythonProfile,
@@ -130,7 +130,7 @@ pub struct Opts {
     #[arg(long)]
     demo: bool,
     #[command(flatten)]
-    python_host: PythonHostOpts,
+    hosts: HostOpts,
     #[command(flatten)]
     timing: TimingOpts,
     #[command(flatten)]
@@ -148,7 +148,7 @@ impl Opts {
         if PythonProject::is_python_project(&path) {
             return self.run_python(&path);
         }
-        let python_host = self.python_host.find()?;
+        let hosts = self.hosts.find()?;
         if self.pyodide.is_some() {
             return Err(input_error(format!(
                 "--pyodide is for Python projects; {} has no pyproject.toml",
@@ -173,12 +173,12 @@ impl Opts {
         };
         let mut reporter = self.output.reporter();
         let mut output = pipeline::build(&project, &options, reporter.as_mut())?;
-        if let Some(host) = python_host {
-            // loader.py runs the bundle as shipped, so it is timed once the bundle is written.
-            output.manifest = kernel_measure::measure_python_host(
+        for host in &hosts {
+            // A loader runs the bundle as shipped, so it is timed once the bundle is written.
+            output.manifest = kernel_measure::measure_in_host(
                 &output.bundle_dir,
-                &host,
-                &PythonHostPlan::like(&options.timing),
+                host,
+                &HostPlan::like(&options.timing),
                 reporter.as_mut(),
             )?;
         }
@@ -193,10 +193,10 @@ impl Opts {
     }
 
     fn run_python(self, path: &std::path::Path) -> anyhow::Result<ExitCode> {
-        if self.python_host.requested() {
+        if let Some(flag) = self.hosts.requested() {
             return Err(input_error(format!(
-                "--python-host runs a kernel bundle's loader.py; {} is a Python project, whose \
-                 bundle runs on Pyodide",
+                "{flag} runs a kernel bundle's own loader; {} is a Python project, whose bundle \
+                 runs on Pyodide",
                 path.display()
             )));
         }

@@ -1,9 +1,9 @@
-use super::{OutputArgs, PythonHostOpts, TimingOpts, bundle_dir_of};
+use super::{HostOpts, OutputArgs, TimingOpts, bundle_dir_of};
 use cargo_wasmpack_infer::exit::input_error;
 use cargo_wasmpack_infer::kernel::measure as kernel_measure;
 use cargo_wasmpack_infer::manifest::{self, AnyManifest};
 use cargo_wasmpack_infer::measure::browser::{self, BrowserPlan};
-use cargo_wasmpack_infer::measure::python_host::PythonHostPlan;
+use cargo_wasmpack_infer::measure::host::HostPlan;
 use cargo_wasmpack_infer::python::measure as python_measure;
 use cargo_wasmpack_infer::report::human;
 use clap::Args;
@@ -25,6 +25,10 @@ use std::time::Duration;
 /// wasmtime's. They land in `timings.plugin_host`, and the plugin verdict judges them. The
 /// Python is PYTHON, else WPI_PYTHON_HOST, else the venv `python-host` in the tool's cache.
 ///
+/// With --node, the same through the bundle's loader.mjs in Node (the server-side JavaScript
+/// host): the copies between JavaScript arrays and linear memory are timed apart from
+/// `wpi_infer`. They land in `timings.node`.
+///
 /// A Python (Pyodide) bundle is measured in the browser only, so it needs --browser: boots
 /// (normal, and from the memory snapshot when the bundle has one), first inference, steady
 /// latency per sample, and its outputs against the same bundle run in Node.
@@ -39,7 +43,7 @@ pub struct Opts {
     #[arg(long, value_name = "SECS", default_value_t = 300, requires = "browser")]
     browser_timeout: u64,
     #[command(flatten)]
-    python_host: PythonHostOpts,
+    hosts: HostOpts,
     #[command(flatten)]
     timing: TimingOpts,
     #[command(flatten)]
@@ -57,7 +61,7 @@ impl Opts {
         } else {
             None
         };
-        let python_host = self.python_host.find()?;
+        let hosts = self.hosts.find()?;
         let is_python = matches!(
             AnyManifest::read(&bundle_dir.join(manifest::FILE_NAME)),
             Ok(AnyManifest::Pyodide(_))
@@ -71,9 +75,9 @@ impl Opts {
             steady_budget: plan.steady_budget,
             timeout: Duration::from_secs(self.browser_timeout),
         };
-        if is_python && python_host.is_some() {
+        if let Some(flag) = self.hosts.requested().filter(|_| is_python) {
             return Err(input_error(format!(
-                "{} is a Python (Pyodide) bundle: --python-host runs a kernel bundle's loader.py",
+                "{} is a Python (Pyodide) bundle: {flag} runs a kernel bundle's own loader",
                 bundle_dir.display()
             )));
         }
@@ -107,11 +111,11 @@ impl Opts {
                 reporter.as_mut(),
             )?;
         }
-        if let Some(host) = python_host {
-            manifest = kernel_measure::measure_python_host(
+        for host in &hosts {
+            manifest = kernel_measure::measure_in_host(
                 &bundle_dir,
-                &host,
-                &PythonHostPlan::like(&plan),
+                host,
+                &HostPlan::like(&plan),
                 reporter.as_mut(),
             )?;
         }

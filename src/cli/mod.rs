@@ -11,7 +11,7 @@ mod schema;
 mod serve;
 mod verify;
 
-use cargo_wasmpack_infer::measure::python_host::{PythonHost, find_python_host};
+use cargo_wasmpack_infer::measure::host::{Host, find_node, find_python_host};
 use cargo_wasmpack_infer::measure::timing::{DEFAULT_BATCHES, DEFAULT_STEADY_RUNS, TimingPlan};
 use cargo_wasmpack_infer::measure::wasm::DEFAULT_CALL_TIME_LIMIT;
 use cargo_wasmpack_infer::report::{Reporter, Silent, human::Human};
@@ -138,28 +138,45 @@ impl OutputArgs {
     }
 }
 
-/// `--python-host [PYTHON]`: also measure a kernel bundle through its loader.py in a Python host;
-/// flattened into `build` and `measure`.
+/// `--python-host [PYTHON]` and `--node [NODE]`: also measure a kernel bundle through its own
+/// loaders in those hosts; flattened into `build` and `measure`.
 #[derive(Args, Debug, Clone)]
-pub struct PythonHostOpts {
+pub struct HostOpts {
     /// Also measure the WASM variant through the bundle's loader.py in a Python host (the
     /// sandboxed-plugin deployment): PYTHON, else WPI_PYTHON_HOST, else the venv `python-host` in
     /// the tool's cache. It needs wasmtime; without it, exit 2 naming how to install it.
     #[arg(long, value_name = "PYTHON", num_args = 0..=1)]
     python_host: Option<Option<std::path::PathBuf>>,
+    /// Also measure the WASM variant through the bundle's loader.mjs in Node (server-side
+    /// JavaScript), with the copies across the JS boundary timed apart: NODE, else WPI_NODE, else
+    /// `node` on PATH (18 or later).
+    #[arg(long, value_name = "NODE", num_args = 0..=1)]
+    node: Option<Option<std::path::PathBuf>>,
 }
 
-impl PythonHostOpts {
-    pub fn requested(&self) -> bool {
-        self.python_host.is_some()
+impl HostOpts {
+    /// The flag of a host that was asked for, for errors about where it does not apply.
+    pub fn requested(&self) -> Option<&'static str> {
+        if self.python_host.is_some() {
+            Some("--python-host")
+        } else if self.node.is_some() {
+            Some("--node")
+        } else {
+            None
+        }
     }
 
-    /// The Python to measure in, when asked for, checked to import wasmtime.
-    pub fn find(&self) -> anyhow::Result<Option<PythonHost>> {
-        self.python_host
-            .as_ref()
-            .map(|python| find_python_host(python.as_deref()))
-            .transpose()
+    /// The hosts to measure in, each checked to run: before any work starts, so a missing one
+    /// costs no build.
+    pub fn find(&self) -> anyhow::Result<Vec<Host>> {
+        let mut hosts = Vec::new();
+        if let Some(python) = &self.python_host {
+            hosts.push(find_python_host(python.as_deref())?);
+        }
+        if let Some(node) = &self.node {
+            hosts.push(find_node(node.as_deref())?);
+        }
+        Ok(hosts)
     }
 }
 

@@ -6,7 +6,7 @@ use crate::bundle::layout::{LOADER_FILE, LOADER_TYPES_FILE, PYTHON_LOADER_FILE};
 use crate::bundle::pack::BundleFile;
 use crate::manifest::variant::SimdLevel;
 use crate::manifest::{TensorSpec, WasmFeature};
-use crate::measure::python_host::WASMTIME_PY_VERSION;
+use crate::measure::host::WASMTIME_PY_VERSION;
 use base64::Engine as _;
 use serde::Serialize;
 

@@ -1,20 +1,20 @@
 //! Measuring a kernel's variants: parity of every sample, then timings of WASM, native CPU and
-//! CUDA in one run; and re-measuring a built bundle (`measure`, `measure --browser`).
+//! CUDA in one run; and re-measuring a built bundle (`measure`), also in the hosts its loaders
+//! serve (`--browser`, `--python-host`, `--node`).
 
 use crate::bundle::Bundle;
-use crate::bundle::layout::PYTHON_LOADER_FILE;
 use crate::exit::input_error;
 use crate::fsx;
 use crate::manifest::fit::FitThresholds;
 use crate::manifest::kernel::{
-    Accelerator, CudaRun, KernelManifest, PluginHostTimings, RuntimeFit, Timings,
+    Accelerator, CudaRun, HostTimings, KernelManifest, RuntimeFit, Timings,
 };
 use crate::manifest::variant::{SimdLevel, VariantTimings};
 use crate::manifest::{Parity, Sizes};
 use crate::measure::browser::{self, BrowserPlan};
 use crate::measure::fit::{self, FitInputs};
+use crate::measure::host::{self, Host, HostKind, HostPlan};
 use crate::measure::native::{DeviceChoice, LibraryCopies};
-use crate::measure::python_host::{self, PythonHost, PythonHostPlan};
 use crate::measure::runner::KernelRunner;
 use crate::measure::stats::timed;
 use crate::measure::timing::{self, TimingPlan};
@@ -208,6 +208,7 @@ pub fn measure_variants(
             runtime_fit,
             browser: None,
             plugin_host: None,
+            node: None,
             variants: variant_timings,
             stages: Vec::new(),
         },
@@ -299,7 +300,7 @@ pub fn measure_browser(
     bundle_dir: &Path,
     chromium: &Path,
     plan: &BrowserPlan,
-    call_time_limit: std::time::Duration,
+    call_time_limit: Duration,
     reporter: &mut dyn Reporter,
 ) -> Result<KernelManifest> {
     let bundle = Bundle::open(bundle_dir)?;
@@ -308,27 +309,7 @@ pub fn measure_browser(
     reporter.event(Event::Started(Stage::Measure));
     let run = browser::measure_kernel(chromium, bundle_dir, &manifest.kernel.samples.file, plan)
         .context("measuring the WASM variant in Chromium")?;
-    // The browser ran the variant its loader picked; wasmtime runs the same module.
-    let loaded_file = run
-        .timings
-        .variant
-        .and_then(|level| manifest.wasm.variants.iter().find(|v| v.level == level))
-        .map_or(&manifest.wasm.file, |v| &v.file);
-    let wasm = bundle.read(loaded_file)?;
-    let samples = bundle.read(&manifest.kernel.samples.file)?;
-    let count = manifest.kernel.samples.count;
-    let mut kernel = WasmHost::with_call_time_limit(call_time_limit)?.load(&wasm)?;
-    kernel.init().context("WASM variant")?;
-    let expected = kernel
-        .infer(&samples, count, manifest.kernel.output.bytes())
-        .context("running all samples on the WASM variant in wasmtime")?;
-    let parity = parity::compare(
-        &expected,
-        &run.outputs,
-        manifest.kernel.output.dtype,
-        count,
-        manifest.parity.tolerance,
-    );
+    let parity = against_wasmtime(&bundle, run.timings.variant, &run.outputs, call_time_limit)?;
     let mut timings = run.timings;
     let first_batch = timings.steady.first();
     reporter.event(Event::BrowserMeasured {
@@ -340,23 +321,64 @@ pub fn measure_browser(
         reference: "wasmtime",
         parity: &parity,
     });
-    let passed = parity.passed;
-    let first_mismatch = parity.mismatched_samples.first().copied();
-    timings.parity = Some(parity);
+    timings.parity = Some(parity.clone());
     // Now that a page was measured, the page verdict judges what it waited for.
     manifest.timings.browser = Some(timings);
-    manifest.timings.runtime_fit = rejudge(&manifest);
+    write_rejudged(bundle_dir, &mut manifest, &parity, "in Chromium")?;
+    Ok(manifest)
+}
+
+/// Outputs of every sample from the bundle's module at `level` (the primary when the bundle
+/// ships no such variant) in wasmtime from Rust, compared with `outputs`, which another host
+/// computed on the same module.
+fn against_wasmtime(
+    bundle: &Bundle,
+    level: Option<SimdLevel>,
+    outputs: &[u8],
+    call_time_limit: Duration,
+) -> Result<Parity> {
+    let manifest = &bundle.manifest;
+    let file = level
+        .and_then(|level| manifest.wasm.variants.iter().find(|v| v.level == level))
+        .map_or(&manifest.wasm.file, |v| &v.file);
+    let wasm = bundle.read(file)?;
+    let samples = &manifest.kernel.samples;
+    let samples_data = bundle.read(&samples.file)?;
+    let mut kernel = WasmHost::with_call_time_limit(call_time_limit)?.load(&wasm)?;
+    kernel.init().context("WASM variant")?;
+    let expected = kernel
+        .infer(&samples_data, samples.count, manifest.kernel.output.bytes())
+        .context("running all samples on the WASM variant in wasmtime")?;
+    Ok(parity::compare(
+        &expected,
+        outputs,
+        manifest.kernel.output.dtype,
+        samples.count,
+        manifest.parity.tolerance,
+    ))
+}
+
+/// Writes `manifest` with its verdict judged again on what was just measured, then fails when the
+/// host (`where`, "in Chromium") computed different outputs than wasmtime: the figures stay on
+/// record beside the failure.
+fn write_rejudged(
+    bundle_dir: &Path,
+    manifest: &mut KernelManifest,
+    parity: &Parity,
+    host: &str,
+) -> Result<()> {
+    manifest.timings.runtime_fit = rejudge(manifest);
     fsx::write_atomic(
         &bundle_dir.join(crate::manifest::FILE_NAME),
         manifest.to_json().as_bytes(),
     )?;
-    if !passed {
+    if !parity.passed {
         bail!(
-            "in Chromium the WASM variant computed different outputs than in wasmtime (first at sample {})",
-            first_mismatch.unwrap_or(0)
+            "{host} the WASM variant computed different outputs than in wasmtime from Rust (first at sample {})",
+            parity.mismatched_samples.first().copied().unwrap_or(0)
         );
     }
-    Ok(manifest)
+    Ok(())
 }
 
 /// The runtime-fit verdict again, from the manifest's timings and whatever was measured after
@@ -385,70 +407,57 @@ fn rejudge(manifest: &KernelManifest) -> RuntimeFit {
     })
 }
 
-/// Measures a bundle's WASM variant in a Python host through its own `loader.py`
-/// (`measure --python-host`) and records it as `timings.plugin_host`, with the host's outputs
-/// checked against wasmtime's from Rust on the same module.
-pub fn measure_python_host(
+/// Measures a bundle's WASM variant in `host` through the bundle's own loader
+/// (`measure --python-host`, `measure --node`) and records it as `timings.plugin_host` or
+/// `timings.node`, with the host's outputs checked against wasmtime's from Rust on the same
+/// module.
+pub fn measure_in_host(
     bundle_dir: &Path,
-    host: &PythonHost,
-    plan: &PythonHostPlan,
+    host: &Host,
+    plan: &HostPlan,
     reporter: &mut dyn Reporter,
 ) -> Result<KernelManifest> {
     let bundle = Bundle::open(bundle_dir)?;
     bundle.ensure_intact()?;
     let mut manifest = bundle.manifest.clone();
-    if !manifest.files.iter().any(|f| f.path == PYTHON_LOADER_FILE) {
+    let loader = host.kind.loader();
+    if !manifest.files.iter().any(|f| f.path == loader) {
         return Err(input_error(format!(
-            "{} has no {PYTHON_LOADER_FILE} (built before bundles shipped one): build it again",
+            "{} has no {loader} (built before bundles shipped one): build it again",
             bundle_dir.display()
         )));
     }
     reporter.event(Event::Started(Stage::Measure));
     let samples = &manifest.kernel.samples;
-    let run = python_host::measure_kernel(host, bundle_dir, &samples.file, samples.count, plan)
-        .context("measuring the WASM variant in a Python host")?;
-    let loaded_file = manifest
-        .wasm
-        .variants
-        .iter()
-        .find(|v| v.level == run.variant)
-        .map_or(&manifest.wasm.file, |v| &v.file);
-    let wasm = bundle.read(loaded_file)?;
-    let samples_data = bundle.read(&samples.file)?;
-    let mut kernel = WasmHost::with_call_time_limit(plan.call_time_limit)?.load(&wasm)?;
-    kernel.init().context("WASM variant")?;
-    let expected = kernel
-        .infer(&samples_data, samples.count, manifest.kernel.output.bytes())
-        .context("running all samples on the WASM variant in wasmtime")?;
-    let parity = parity::compare(
-        &expected,
+    let run = host::measure_kernel(host, bundle_dir, &samples.file, samples.count, plan)
+        .with_context(|| format!("measuring the WASM variant through {loader}"))?;
+    let parity = against_wasmtime(
+        &bundle,
+        Some(run.variant),
         &run.outputs,
-        manifest.kernel.output.dtype,
-        samples.count,
-        manifest.parity.tolerance,
-    );
-    let timings = PluginHostTimings {
+        plan.call_time_limit,
+    )?;
+    let timings = HostTimings {
         runtime: run.runtime,
         variant: run.variant,
         load: run.load,
         first_inference: run.first_inference,
         steady: run.steady,
-        parity,
+        parity: parity.clone(),
     };
-    reporter.event(Event::PluginHostMeasured { timings: &timings });
-    let passed = timings.parity.passed;
-    let first_mismatch = timings.parity.mismatched_samples.first().copied();
-    manifest.timings.plugin_host = Some(timings);
-    manifest.timings.runtime_fit = rejudge(&manifest);
-    fsx::write_atomic(
-        &bundle_dir.join(crate::manifest::FILE_NAME),
-        manifest.to_json().as_bytes(),
+    reporter.event(Event::HostMeasured {
+        host: host.kind.label(),
+        timings: &timings,
+    });
+    *match host.kind {
+        HostKind::Python => &mut manifest.timings.plugin_host,
+        HostKind::Node => &mut manifest.timings.node,
+    } = Some(timings);
+    write_rejudged(
+        bundle_dir,
+        &mut manifest,
+        &parity,
+        &format!("through {loader}"),
     )?;
-    if !passed {
-        bail!(
-            "through loader.py the WASM variant computed different outputs than in wasmtime from Rust (first at sample {})",
-            first_mismatch.unwrap_or(0)
-        );
-    }
     Ok(manifest)
 }

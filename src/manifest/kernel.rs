@@ -232,7 +232,12 @@ pub struct Timings {
     /// The WASM variant in a Python host process through the bundle's `loader.py`
     /// (`measure --python-host`); absent when not measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plugin_host: Option<PluginHostTimings>,
+    pub plugin_host: Option<HostTimings>,
+    /// The WASM variant in Node through the bundle's `loader.mjs` (`measure --node`): the
+    /// server-side JavaScript host, with the JS ↔ linear-memory copies timed apart; absent when
+    /// not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<HostTimings>,
     /// Each feature-level variant's compile and steady latency, next to native (the primary's
     /// figures are those of `wasm`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -271,23 +276,26 @@ pub struct BrowserTimings {
 }
 
 /// The WASM variant as a sandboxed guest of a Python process: loaded and called by the bundle's own
-/// `loader.py` under wasmtime-py, the sandboxed-plugin deployment.
+/// The WASM variant in a host process through the bundle's own loader: `loader.py` under
+/// wasmtime-py (the sandboxed-plugin deployment, `timings.plugin_host`) or `loader.mjs` in Node
+/// (`timings.node`).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct PluginHostTimings {
-    /// e.g. `wasmtime-py 51.0.0, CPython 3.11.7, NumPy arrays`.
+pub struct HostTimings {
+    /// e.g. `wasmtime-py 51.0.0, CPython 3.11.7, NumPy arrays` or `Node 20.20.0, V8 11.3`.
     pub runtime: String,
-    /// The feature-level variant `loader.py` picked (the most capable one wasmtime validates).
+    /// The feature-level variant the loader picked (the most capable one the engine validates).
     pub variant: SimdLevel,
-    /// `load()`: reading the module, its sha256 check, compile, instantiate and `wpi_init`.
+    /// `load()`: reading the module, its hash check, compile, instantiate and `wpi_init`.
     pub load: Distribution,
     /// The first `infer()` of one sample on a freshly loaded model.
     pub first_inference: Distribution,
-    /// Per `infer()` call from Python, with `transfer` splitting calls of their own into the copy
-    /// into linear memory (`upload_us`, the Python buffer included), the `wpi_infer` call
-    /// (`compute_us`, crossing into the guest and back included) and the copy out into a new array (`download_us`).
+    /// Per `infer()` call from the host, with `transfer` splitting calls of their own into the
+    /// copy into linear memory (`upload_us`, reading the host's buffer included), the
+    /// `wpi_infer` call (`compute_us`, crossing into the guest and back included) and the copy
+    /// out into a new array (`download_us`).
     pub steady: Vec<Steady>,
-    /// `loader.py`'s outputs for every sample against the same module in wasmtime from Rust.
+    /// The loader's outputs for every sample against the same module in wasmtime from Rust.
     pub parity: Parity,
 }
 

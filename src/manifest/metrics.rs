@@ -317,7 +317,62 @@ pub fn metrics(manifest: &KernelManifest) -> Vec<Metric> {
         runs: None,
     });
     variant_metrics(manifest, &mut out);
+    host_metrics(manifest, &mut out);
     out
+}
+
+/// Figures measured in a host after the bundle is written, by the flag that measures them: their
+/// metrics exist only once measured, so a budget on one is checked then.
+pub const MEASURED_IN_HOSTS: [(&str, &str); 3] = [
+    ("browser.", "--browser"),
+    ("plugin_host.", "--python-host"),
+    ("node.", "--node"),
+];
+
+/// The flag that measures `name`'s figure, when it is one of [`MEASURED_IN_HOSTS`].
+pub fn measured_by_flag(name: &str) -> Option<&'static str> {
+    MEASURED_IN_HOSTS
+        .iter()
+        .find(|(prefix, _)| name.starts_with(prefix))
+        .map(|(_, flag)| *flag)
+}
+
+/// The WASM variant in the hosts its loaders serve, where measured: load, first inference and
+/// steady latency per batch (`node.load_us`, `plugin_host.steady_batch1_us`).
+fn host_metrics(manifest: &KernelManifest, out: &mut Vec<Metric>) {
+    let t = &manifest.timings;
+    let hosts = [("plugin_host", &t.plugin_host), ("node", &t.node)];
+    for (prefix, host) in hosts {
+        let Some(host) = host else { continue };
+        timing(out, format!("{prefix}.load_us"), &host.load);
+        timing(
+            out,
+            format!("{prefix}.first_inference_us"),
+            &host.first_inference,
+        );
+        for s in &host.steady {
+            timing(
+                out,
+                format!("{prefix}.steady_batch{}_us", s.batch),
+                &s.latency,
+            );
+        }
+    }
+    if let Some(browser) = &t.browser {
+        timing(out, "browser.load_us".into(), &browser.load);
+        timing(
+            out,
+            "browser.first_inference_us".into(),
+            &browser.first_inference,
+        );
+        for s in &browser.steady {
+            timing(
+                out,
+                format!("browser.steady_batch{}_us", s.batch),
+                &s.latency,
+            );
+        }
+    }
 }
 
 /// A timing's median, with its run count.

@@ -23,11 +23,11 @@ use serde::Serialize;
 use std::path::Path;
 
 /// 3: feature-level WASM variants (`wasm.variants`, `timings.variants`); 4: the Python host
-/// (`timings.plugin_host`).
-pub const SCHEMA_VERSION: u32 = 4;
+/// (`timings.plugin_host`); 5: Node as a host (`timings.node`).
+pub const SCHEMA_VERSION: u32 = 5;
 
-/// Schema 2 and 3 manifests read as schema 4 ones: a schema 2 kernel's lists no variants (its one
-/// module is `wasm`), neither has a Python host measured; a Python one is unchanged.
+/// Schema 2 to 4 manifests read as schema 5 ones: a schema 2 kernel's lists no variants (its one
+/// module is `wasm`), older ones have no Python host or Node measured; a Python one is unchanged.
 pub const OLDEST_READABLE_SCHEMA: u32 = 2;
 
 pub fn is_readable_schema(version: Option<u64>) -> bool {

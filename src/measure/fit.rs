@@ -5,7 +5,7 @@
 use crate::manifest::Sizes;
 use crate::manifest::fit::{Deployment, DeploymentFit, Fit, FitFigure, FitThresholds};
 use crate::manifest::kernel::{
-    BatchFit, BatchRatio, NativeTimings, PluginHostTimings, RuntimeFit, Steady, WasmTimings,
+    BatchFit, BatchRatio, HostTimings, NativeTimings, RuntimeFit, Steady, WasmTimings,
 };
 use crate::measure::stats::{ratio, round3};
 use crate::units::{format_bytes, format_duration_us};
@@ -25,7 +25,7 @@ pub struct FitInputs<'a> {
     /// Calls from a Python host through `loader.py` (`measure --python-host`), when measured,
     /// with wasmtime's steady figures from Rust for the level it loaded: the plugin verdict's
     /// boundary share, in place of the copies' in wasmtime from Rust.
-    pub plugin_host: Option<(&'a PluginHostTimings, &'a [Steady])>,
+    pub plugin_host: Option<(&'a HostTimings, &'a [Steady])>,
 }
 
 /// The WASM variant's costs relative to native, from the medians of one run, and the verdict
@@ -527,7 +527,7 @@ mod tests {
             steady.latency.median_us *= 10.0;
         }
         let output = 0f32.to_le_bytes();
-        let host = PluginHostTimings {
+        let host = HostTimings {
             runtime: "wasmtime-py".into(),
             variant: crate::manifest::variant::SimdLevel::Simd128,
             load: wasm.steady[0].latency,

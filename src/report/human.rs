@@ -4,7 +4,7 @@
 use super::{Event, Reporter, Stage};
 use crate::manifest::fit::{DeploymentFit, Fit, FitFigure};
 use crate::manifest::kernel::{
-    Accelerator, BrowserTimings, CudaRun, KernelManifest, PluginHostTimings, Steady,
+    Accelerator, BrowserTimings, CudaRun, HostTimings, KernelManifest, Steady,
 };
 use crate::manifest::variant::{FeatureVariant, SimdLevel};
 use crate::manifest::{Distribution, Parity};
@@ -215,10 +215,10 @@ pub fn stage_line(event: &Event<'_>) -> Option<(Stage, String)> {
                 parity.samples
             ),
         ),
-        Event::PluginHostMeasured { timings } => (
+        Event::HostMeasured { host, timings } => (
             Stage::Measure,
             format!(
-                "python host ({}, {}): load {} median, steady {} per call at batch {}; outputs {} wasmtime's on {} samples",
+                "{host} ({}, {}): load {} median, steady {} per call at batch {}; outputs {} wasmtime's on {} samples",
                 timings.runtime,
                 timings.variant,
                 format_duration_us(timings.load.median_us),
@@ -437,8 +437,12 @@ pub fn summary(manifest: &KernelManifest) -> String {
         out.push_str(&browser_summary(browser));
     }
     if let Some(host) = &manifest.timings.plugin_host {
-        out.push_str(&plugin_host_summary(host));
+        out.push_str(&host_summary("python host", "loader.py", host));
     }
+    if let Some(host) = &manifest.timings.node {
+        out.push_str(&host_summary("node", "loader.mjs", host));
+    }
+    out.push_str(&hosts_table(manifest));
     out.push_str(&format!(
         "runtime fit: {}\n",
         manifest.timings.runtime_fit.verdict
@@ -533,11 +537,23 @@ fn variants_table(manifest: &KernelManifest) -> String {
             }
         }));
     }
-    let columns = header.len();
-    let widths: Vec<usize> = (0..columns)
+    let mut out = format!("\n{}", grid(&header, &rows));
+    out.push_str("(× native: against the native library on one thread, like for like)\n");
+    if variants.iter().any(|v| v.level.is_nondeterministic()) {
+        out.push_str(
+            "(relaxed-simd rounds as each engine chooses: it is compared within the kernel's \
+             tolerance, not bit for bit)\n",
+        );
+    }
+    out
+}
+
+/// `header` and `rows` in columns as wide as their widest cell, two spaces apart.
+fn grid(header: &[String], rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..header.len())
         .map(|c| {
-            std::iter::once(&header)
-                .chain(&rows)
+            std::iter::once(header)
+                .chain(rows.iter().map(Vec::as_slice))
                 .map(|r| r[c].chars().count())
                 .max()
                 .unwrap_or(0)
@@ -551,18 +567,75 @@ fn variants_table(manifest: &KernelManifest) -> String {
             .collect();
         format!("{}\n", padded.join("  ").trim_end())
     };
-    let mut out = format!("\n{}", line(&header));
-    for r in &rows {
-        out.push_str(&line(r));
+    std::iter::once(line(header))
+        .chain(rows.iter().map(|r| line(r)))
+        .collect()
+}
+
+/// Steady latency per call in every host that ran the WASM variant, beside native's on one
+/// thread and wasmtime's from Rust: one row per batch, each host's column naming the level its
+/// loader picked. Empty when no other host was measured.
+fn hosts_table(manifest: &KernelManifest) -> String {
+    let t = &manifest.timings;
+    let medians = |steady: &[Steady]| -> Vec<(usize, f64)> {
+        steady
+            .iter()
+            .map(|s| (s.batch, s.latency.median_us))
+            .collect()
+    };
+    let mut columns: Vec<(String, Vec<(usize, f64)>)> = Vec::new();
+    if let Some(browser) = &t.browser {
+        let level = browser.variant.map_or(String::new(), |l| format!(" ({l})"));
+        let steady = browser.steady.iter();
+        columns.push((
+            format!("chromium{level}"),
+            steady.map(|s| (s.batch, s.latency.median_us)).collect(),
+        ));
     }
-    out.push_str("(× native: against the native library on one thread, like for like)\n");
-    if variants.iter().any(|v| v.level.is_nondeterministic()) {
-        out.push_str(
-            "(relaxed-simd rounds as each engine chooses: it is compared within the kernel's \
-             tolerance, not bit for bit)\n",
-        );
+    for (label, host) in [("node", &t.node), ("python host", &t.plugin_host)] {
+        if let Some(host) = host {
+            columns.push((format!("{label} ({})", host.variant), medians(&host.steady)));
+        }
     }
-    out
+    if columns.is_empty() {
+        return String::new();
+    }
+    let native: Vec<(usize, f64)> = t
+        .native
+        .steady
+        .iter()
+        .map(|s| {
+            let single = t.native.single_thread.iter().find(|o| o.batch == s.batch);
+            (s.batch, single.unwrap_or(s).latency.median_us)
+        })
+        .collect();
+    columns.insert(0, ("native, 1 thread".into(), native));
+    columns.insert(
+        1,
+        (
+            format!("wasmtime ({})", manifest.wasm.primary_level()),
+            medians(&t.wasm.steady),
+        ),
+    );
+    let header: Vec<String> = std::iter::once("steady per call".to_string())
+        .chain(columns.iter().map(|(label, _)| label.clone()))
+        .collect();
+    let rows: Vec<Vec<String>> = t
+        .wasm
+        .steady
+        .iter()
+        .map(|s| {
+            std::iter::once(format!("batch {}", s.batch))
+                .chain(columns.iter().map(|(_, figures)| {
+                    figures
+                        .iter()
+                        .find(|(batch, _)| *batch == s.batch)
+                        .map_or("—".into(), |(_, us)| format_duration_us(*us))
+                }))
+                .collect()
+        })
+        .collect();
+    format!("\n{}", grid(&header, &rows))
 }
 
 /// Where a WASM call's time goes at each batch: copying into and out of linear memory (the
@@ -644,19 +717,18 @@ pub fn fit_figure_text(figure: &FitFigure) -> String {
     format!("{}{host} {}{missed}", figure.name, value(figure.value))
 }
 
+/// Median latency per batch, as the host summaries list it: "12 µs at batch 1, …".
+fn steady_sweep<'a>(medians: impl Iterator<Item = (usize, &'a Distribution)>) -> String {
+    medians
+        .map(|(batch, latency)| {
+            format!("{} at batch {batch}", format_duration_us(latency.median_us))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The WASM variant in Chromium: load, first call, steady sweep and parity with wasmtime.
 fn browser_summary(browser: &BrowserTimings) -> String {
-    let sweep: Vec<String> = browser
-        .steady
-        .iter()
-        .map(|s| {
-            format!(
-                "{} at batch {}",
-                format_duration_us(s.latency.median_us),
-                s.batch
-            )
-        })
-        .collect();
     let parity = browser
         .parity
         .as_ref()
@@ -671,33 +743,22 @@ fn browser_summary(browser: &BrowserTimings) -> String {
         format_duration_us(browser.load.median_us),
         format_duration_us(browser.load.p95_us),
         format_duration_us(browser.first_inference.median_us),
-        sweep.join(", "),
+        steady_sweep(browser.steady.iter().map(|s| (s.batch, &s.latency))),
     )
 }
 
-/// The WASM variant in a Python host through `loader.py`: load, first call, steady sweep, where a
-/// call's time goes, and parity with wasmtime from Rust.
-fn plugin_host_summary(host: &PluginHostTimings) -> String {
-    let sweep: Vec<String> = host
-        .steady
-        .iter()
-        .map(|s| {
-            format!(
-                "{} at batch {}",
-                format_duration_us(s.latency.median_us),
-                s.batch
-            )
-        })
-        .collect();
+/// The WASM variant in another host (`label`) through the bundle's `loader`: load, first call,
+/// steady sweep, where a call's time goes, and parity with wasmtime from Rust.
+fn host_summary(label: &str, loader: &str, host: &HostTimings) -> String {
     format!(
-        "python host: {}, loaded the {} variant\n  load {} (p95 {}; sha256 check, compile, instantiate), first inference {}\n  steady {}\n  {}  parity with wasmtime: {}\n",
+        "{label}: {}, loaded the {} variant\n  load {} (p95 {}; hash check, compile, instantiate), first inference {}\n  steady {}\n  {}  parity with wasmtime: {}\n",
         host.runtime,
         host.variant,
         format_duration_us(host.load.median_us),
         format_duration_us(host.load.p95_us),
         format_duration_us(host.first_inference.median_us),
-        sweep.join(", "),
-        boundary_line("boundary (copies through loader.py)", &host.steady),
+        steady_sweep(host.steady.iter().map(|s| (s.batch, &s.latency))),
+        boundary_line(&format!("boundary (copies through {loader})"), &host.steady),
         parity_line(&host.parity),
     )
 }

@@ -126,12 +126,14 @@ pub enum Event<'a> {
     NativeParity {
         parity: &'a Parity,
     },
+    /// The WASM variant measured in another host through the bundle's loader: `host` is
+    /// "python host" (`loader.py`) or "node" (`loader.mjs`).
+    HostMeasured {
+        host: &'a str,
+        timings: &'a crate::manifest::kernel::HostTimings,
+    },
     /// Either kind, `measure --browser`: the bundle's figures in the browser, and its outputs
     /// against `reference`'s ("wasmtime", "Node").
-    /// The WASM variant measured in a Python host through `loader.py`.
-    PluginHostMeasured {
-        timings: &'a crate::manifest::kernel::PluginHostTimings,
-    },
     BrowserMeasured {
         browser: &'a str,
         load_us: f64,

@@ -448,16 +448,29 @@ fn usage_errors_exit_2_and_help_documents_exit_codes() {
     assert!(stdout(&output).contains("\"schema_version\""));
 }
 
+/// The human summary of real manifests: the handwritten fixture with its runtime-fit verdict;
+/// digits-mlp with three feature-level variants (the table side by side follows the primary's,
+/// with the relaxed-SIMD note); and digits-mlp measured in Node and a Python host too (their
+/// blocks, and steady latency per host side by side).
 #[test]
 fn human_summary_matches_snapshot() {
-    let manifest = cargo_wasmpack_infer::manifest::kernel::KernelManifest::read(
-        &repo_root().join("tests/fixtures/manifests/handwritten-fit.json"),
-    )
-    .unwrap();
-    assert_snapshot(
-        "handwritten-summary.txt",
-        &cargo_wasmpack_infer::report::human::summary(&manifest),
-    );
+    for (manifest, snapshot) in [
+        ("handwritten-fit.json", "handwritten-summary.txt"),
+        (
+            "digits-mlp-variants.json",
+            "digits-mlp-variants-summary.txt",
+        ),
+        ("digits-mlp-hosts.json", "digits-mlp-hosts-summary.txt"),
+    ] {
+        let manifest = cargo_wasmpack_infer::manifest::kernel::KernelManifest::read(
+            &repo_root().join("tests/fixtures/manifests").join(manifest),
+        )
+        .unwrap();
+        assert_snapshot(
+            snapshot,
+            &cargo_wasmpack_infer::report::human::summary(&manifest),
+        );
+    }
 }
 
 /// A package name npm would refuse is an input error naming the key, before anything builds.
@@ -478,20 +491,6 @@ fn an_invalid_npm_name_is_refused_naming_the_key() {
         "{err}"
     );
     assert!(!dir.path().join("dist").exists());
-}
-
-/// A bundle of three feature-level variants: the table of variants side by side follows the
-/// primary's, with the relaxed-SIMD note.
-#[test]
-fn human_summary_of_variants_matches_snapshot() {
-    let manifest = cargo_wasmpack_infer::manifest::kernel::KernelManifest::read(
-        &repo_root().join("tests/fixtures/manifests/digits-mlp-variants.json"),
-    )
-    .unwrap();
-    assert_snapshot(
-        "digits-mlp-variants-summary.txt",
-        &cargo_wasmpack_infer::report::human::summary(&manifest),
-    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 """Times a kernel bundle through its own loader.py, as a Python host runs it (`measure
 --python-host`): load, first inference, steady latency per batch, and each call's copies in and
 out of linear memory apart from `wpi_infer`. Writes raw timings (µs) and every sample's outputs
-as JSON to OUT; the tool computes the statistics.
+as JSON to OUT; the tool computes the statistics. Node's twin is measure.mjs.
 
     python measure.py BUNDLE SPEC.json OUT.json
 """
@@ -82,9 +82,11 @@ outputs = model.infer(samples)
 with open(out_path, "w") as out:
     json.dump(
         {
-            "wasmtime": importlib.metadata.version("wasmtime"),
-            "python": platform.python_version(),
-            "arrays": "numpy" if numpy is not None else "array",
+            "runtime": "wasmtime-py {}, CPython {}, {} arrays".format(
+                importlib.metadata.version("wasmtime"),
+                platform.python_version(),
+                "NumPy" if numpy is not None else "array.array",
+            ),
             "variant": model.variant,
             "load_us": loads,
             "first_inference_us": firsts,

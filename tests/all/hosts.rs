@@ -1,7 +1,8 @@
-//! `loader.py` as a plugin host uses it: the kernels of fixture `hostile`, built for wasm32 as a
-//! third party would ship them (hashes consistent, code hostile), are stopped with a clear
-//! exception within the configured limits, and the host process goes on to run a kernel that
-//! behaves.
+//! The WASM variant in the hosts its loaders serve. `loader.py` as a plugin host uses it: the
+//! kernels of fixture `hostile`, built for wasm32 as a third party would ship them (hashes
+//! consistent, code hostile), are stopped with a clear exception within the configured limits,
+//! and the host process goes on to run a kernel that behaves. `build` and `measure` time a
+//! bundle through `loader.py` and through `loader.mjs` in Node, and budgets limit those figures.
 
 use crate::common::*;
 use cargo_wasmpack_infer::kernel::loader::{
@@ -143,34 +144,55 @@ fn hostile_kernels_raise_clear_exceptions_and_the_python_host_goes_on() {
     );
 }
 
-/// `build --python-host` and `measure --python-host` time a bundle through its own loader.py and
-/// record it as the plugin host; the sandboxed-plugin verdict then judges the boundary as Python
-/// pays it.
+/// `build --python-host --node` and `measure` with both time a bundle through its own loader.py
+/// and loader.mjs and record them as the plugin host and Node; the sandboxed-plugin verdict then
+/// judges the boundary as Python pays it, and budgets on the hosts' figures are checked once
+/// they are measured.
 #[test]
-fn measure_python_host_records_the_plugin_host_and_judges_the_plugin_by_it() {
+fn measure_in_hosts_records_python_and_node_and_budgets_limit_them() {
     let Some(python) = host_python() else {
         return;
     };
-    let out = tempfile::tempdir().unwrap();
+    let python = python.to_str().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let crate_dir = copy_crate(&fixture("handwritten"), work.path());
+    // Budgets on figures only the hosts measure: the build must not refuse them before it has
+    // measured them, and --check then checks them.
+    let mut cargo_toml = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    cargo_toml.push_str(
+        "\n[package.metadata.wasmpack-infer.budgets.node]\nsteady_batch1_us = \"50 ms\"\n\
+         \n[package.metadata.wasmpack-infer.budgets.plugin_host]\nload_us = \"30 s\"\n",
+    );
+    std::fs::write(crate_dir.join("Cargo.toml"), cargo_toml).unwrap();
+    let out = work.path().join("dist");
     let output = build(
-        &fixture("handwritten"),
-        out.path(),
+        &crate_dir,
+        &out,
         &[
             "--steady-runs",
             "5",
             "--batches",
             "1,16",
             "--python-host",
-            python.to_str().unwrap(),
+            python,
+            "--node",
+            "--check",
         ],
     );
     assert_exit(&output, 0);
-    assert!(
-        stdout(&output).contains("python host: wasmtime-py"),
-        "build measures the plugin host too: {}",
-        stdout(&output)
-    );
-    let bundle = std::fs::read_dir(out.path())
+    for expected in [
+        "python host: wasmtime-py",
+        "node: Node ",
+        "node.steady_batch1_us",
+        "plugin_host.load_us",
+    ] {
+        assert!(
+            stdout(&output).contains(expected),
+            "build measures both hosts and checks their budgets ({expected}): {}",
+            stdout(&output)
+        );
+    }
+    let bundle = std::fs::read_dir(&out)
         .unwrap()
         .next()
         .unwrap()
@@ -181,7 +203,8 @@ fn measure_python_host_records_the_plugin_host_and_judges_the_plugin_by_it() {
         "measure",
         bundle,
         "--python-host",
-        python.to_str().unwrap(),
+        python,
+        "--node",
         "--steady-runs",
         "20",
         "--batches",
@@ -189,25 +212,33 @@ fn measure_python_host_records_the_plugin_host_and_judges_the_plugin_by_it() {
         "--json",
     ]);
     assert_exit(&output, 0);
-    let manifest: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let host = &manifest["timings"]["plugin_host"];
-    assert!(
-        host["runtime"]
-            .as_str()
+    let manifest = manifest_from_stdout(&output);
+    for (field, runtime) in [
+        ("plugin_host", "wasmtime-py 51.0.0, CPython 3."),
+        ("node", "Node "),
+    ] {
+        let host = &manifest["timings"][field];
+        assert!(
+            host["runtime"].as_str().unwrap().starts_with(runtime),
+            "{host}"
+        );
+        assert_eq!(host["parity"]["passed"], true, "{host}");
+        assert!(host["load"]["median_us"].as_f64().unwrap() > 0.0);
+        let batches: Vec<u64> = host["steady"]
+            .as_array()
             .unwrap()
-            .starts_with("wasmtime-py 51.0.0, CPython 3."),
-        "{host}"
-    );
-    assert_eq!(host["parity"]["passed"], true, "{host}");
-    assert!(host["load"]["median_us"].as_f64().unwrap() > 0.0);
-    let batches: Vec<u64> = host["steady"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["batch"].as_u64().unwrap())
-        .collect();
-    assert_eq!(batches, [1, 16]);
-    assert!(host["steady"][0]["transfer"]["upload_us"].as_f64().unwrap() > 0.0);
+            .iter()
+            .map(|s| s["batch"].as_u64().unwrap())
+            .collect();
+        assert_eq!(batches, [1, 16], "{field}");
+        let transfer = &host["steady"][0]["transfer"];
+        for part in ["upload_us", "compute_us", "download_us"] {
+            assert!(
+                transfer[part].as_f64().unwrap() > 0.0,
+                "{field}: {transfer}"
+            );
+        }
+    }
     let plugin = manifest["timings"]["runtime_fit"]["deployments"]
         .as_array()
         .unwrap()
@@ -229,11 +260,29 @@ fn measure_python_host_records_the_plugin_host_and_judges_the_plugin_by_it() {
     let output = wpi(&["inspect", bundle, "--json"]);
     assert_exit(&output, 0);
 
+    // A budget the Node figure cannot meet fails the check, naming it.
+    let budgets = work.path().join("budgets.toml");
+    std::fs::write(&budgets, "[node]\nsteady_batch1_us = \"1 ns\"\n").unwrap();
+    let output = wpi(&["check", bundle, "--budgets", budgets.to_str().unwrap()]);
+    assert_exit(&output, 1);
+    assert!(
+        stdout(&output).contains("node.steady_batch1_us"),
+        "{}",
+        stdout(&output)
+    );
+
     let output = wpi(&["measure", bundle, "--python-host", "/nonexistent/python"]);
     assert_exit(&output, 2);
     assert!(
         stderr(&output).contains("cannot run /nonexistent/python")
             && stderr(&output).contains("pip install wasmtime==51.0.0"),
+        "{}",
+        stderr(&output)
+    );
+    let output = wpi(&["measure", bundle, "--node", "/nonexistent/node"]);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("--node: cannot run /nonexistent/node"),
         "{}",
         stderr(&output)
     );
