@@ -6,7 +6,7 @@ use cargo_wasmpack_infer::kernel::pipeline::{self, BuildOptions};
 use cargo_wasmpack_infer::kernel::project::KernelProject;
 use cargo_wasmpack_infer::manifest::AnyManifest;
 use cargo_wasmpack_infer::manifest::variant::SimdLevel;
-use cargo_wasmpack_infer::measure::host::HostPlan;
+use cargo_wasmpack_infer::measure::host::{HostInstall, HostPlan};
 use cargo_wasmpack_infer::profile::{
     DEFAULT_NATIVE_PROFILE, DEFAULT_PROFILE, DEFAULT_PYTHON_PROFILE, NativeProfile, Profile,
     PythonProfile,
@@ -77,7 +77,8 @@ pub struct Opts {
     #[arg(long, value_name = "MODULE")]
     drop: Vec<String>,
     /// Python projects: where pip finds the dependencies (pure-Python wheels; pip runs with
-    /// --no-index). Without it pip uses its configured index.
+    /// --no-index); with --python-host, where it finds wasmtime-py for the tool's Python host
+    /// venv. Without it pip uses its configured index.
     #[arg(long, value_name = "DIR")]
     wheelhouse: Option<PathBuf>,
     /// Python projects: the native interpreter to compare against.
@@ -107,10 +108,12 @@ pub struct Opts {
     /// Keep the wasm `name` section (function names for profilers); costs bytes.
     #[arg(long)]
     keep_names: bool,
-    /// Do not touch the network: cargo runs with --offline and missing targets are not installed.
+    /// Do not touch the network: cargo runs with --offline, and missing targets (and
+    /// --python-host's wasmtime-py, unless --wheelhouse has it) are not installed.
     #[arg(long)]
     offline: bool,
-    /// Do not install a missing Rust target with rustup; fail with a hint instead.
+    /// Do not install a missing Rust target with rustup (or wasmtime-py for --python-host); fail
+    /// with a hint instead.
     #[arg(long)]
     no_install: bool,
     /// Timestamp for archive entries, for reproducible bundles.
@@ -148,7 +151,10 @@ impl Opts {
         if PythonProject::is_python_project(&path) {
             return self.run_python(&path);
         }
-        let hosts = self.hosts.find()?;
+        let hosts = self.hosts.find(&HostInstall::from_flags(
+            self.wheelhouse.as_deref(),
+            self.offline || self.no_install,
+        ))?;
         if self.pyodide.is_some() {
             return Err(input_error(format!(
                 "--pyodide is for Python projects; {} has no pyproject.toml",

@@ -3,7 +3,7 @@ use cargo_wasmpack_infer::exit::input_error;
 use cargo_wasmpack_infer::kernel::measure as kernel_measure;
 use cargo_wasmpack_infer::manifest::{self, AnyManifest};
 use cargo_wasmpack_infer::measure::browser::{self, BrowserPlan};
-use cargo_wasmpack_infer::measure::host::HostPlan;
+use cargo_wasmpack_infer::measure::host::{HostInstall, HostPlan};
 use cargo_wasmpack_infer::python::measure as python_measure;
 use cargo_wasmpack_infer::report::human;
 use clap::Args;
@@ -44,6 +44,14 @@ pub struct Opts {
     browser_timeout: u64,
     #[command(flatten)]
     hosts: HostOpts,
+    /// With --python-host: where pip finds wasmtime-py for the tool's Python host venv
+    /// (--no-index), when that venv lacks it.
+    #[arg(long, value_name = "DIR")]
+    wheelhouse: Option<PathBuf>,
+    /// With --python-host: install nothing; a Python host venv without wasmtime-py is an error
+    /// naming how to make one.
+    #[arg(long)]
+    offline: bool,
     #[command(flatten)]
     timing: TimingOpts,
     #[command(flatten)]
@@ -61,7 +69,10 @@ impl Opts {
         } else {
             None
         };
-        let hosts = self.hosts.find()?;
+        let hosts = self.hosts.find(&HostInstall::from_flags(
+            self.wheelhouse.as_deref(),
+            self.offline,
+        ))?;
         let is_python = matches!(
             AnyManifest::read(&bundle_dir.join(manifest::FILE_NAME)),
             Ok(AnyManifest::Pyodide(_))

@@ -11,7 +11,7 @@ mod schema;
 mod serve;
 mod verify;
 
-use cargo_wasmpack_infer::measure::host::{Host, find_node, find_python_host};
+use cargo_wasmpack_infer::measure::host::{Host, HostInstall, find_node, find_python_host};
 use cargo_wasmpack_infer::measure::timing::{DEFAULT_BATCHES, DEFAULT_STEADY_RUNS, TimingPlan};
 use cargo_wasmpack_infer::measure::wasm::DEFAULT_CALL_TIME_LIMIT;
 use cargo_wasmpack_infer::report::{Reporter, Silent, human::Human};
@@ -144,7 +144,8 @@ impl OutputArgs {
 pub struct HostOpts {
     /// Also measure the WASM variant through the bundle's loader.py in a Python host (the
     /// sandboxed-plugin deployment): PYTHON, else WPI_PYTHON_HOST, else the venv `python-host` in
-    /// the tool's cache. It needs wasmtime; without it, exit 2 naming how to install it.
+    /// the tool's cache, into which the tool installs wasmtime-py (pinned, hash-checked) from
+    /// PyPI, or from --wheelhouse DIR only; with --offline and no wheelhouse, exit 2 naming how.
     #[arg(long, value_name = "PYTHON", num_args = 0..=1)]
     python_host: Option<Option<std::path::PathBuf>>,
     /// Also measure the WASM variant through the bundle's loader.mjs in Node (server-side
@@ -167,11 +168,11 @@ impl HostOpts {
     }
 
     /// The hosts to measure in, each checked to run: before any work starts, so a missing one
-    /// costs no build.
-    pub fn find(&self) -> anyhow::Result<Vec<Host>> {
+    /// costs no build. The tool's own Python host venv gets wasmtime-py as `install` allows.
+    pub fn find(&self, install: &HostInstall) -> anyhow::Result<Vec<Host>> {
         let mut hosts = Vec::new();
         if let Some(python) = &self.python_host {
-            hosts.push(find_python_host(python.as_deref())?);
+            hosts.push(find_python_host(python.as_deref(), install)?);
         }
         if let Some(node) = &self.node {
             hosts.push(find_node(node.as_deref())?);

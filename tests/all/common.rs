@@ -258,6 +258,17 @@ pub fn host_python() -> Option<PathBuf> {
     installed_by_ci(venv.join("bin/python"))
 }
 
+/// The wheelhouse `.ci/run` downloads `.ci/python-host.txt`'s wheels into (`$WPI_HOST_WHEELHOUSE`,
+/// else `~/.cache/cargo-wasmpack-infer/python-host-wheels`): what the tool installs its own
+/// Python host from, offline.
+pub fn host_wheelhouse() -> Option<PathBuf> {
+    installed_by_ci(
+        std::env::var_os("WPI_HOST_WHEELHOUSE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| tool_cache().join("python-host-wheels")),
+    )
+}
+
 fn tool_cache() -> PathBuf {
     PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
         .join(".cache/cargo-wasmpack-infer")

@@ -287,3 +287,84 @@ fn measure_in_hosts_records_python_and_node_and_budgets_limit_them() {
         stderr(&output)
     );
 }
+
+/// Without a Python named, `--python-host` uses the tool's cache venv and installs wasmtime-py
+/// into it, every wheel checked against its pinned sha256: here offline from the wheelhouse
+/// `.ci/run` downloads. With --offline and no wheelhouse, or a wheelhouse without the wheel, it
+/// stops naming the fix and leaves no venv behind. The venv it makes has no NumPy, so the loader
+/// runs on array.array.
+#[test]
+fn the_python_host_venv_is_installed_from_a_wheelhouse_when_missing() {
+    let Some(wheelhouse) = host_wheelhouse() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("dist");
+    let output = build(
+        &fixture("handwritten"),
+        &out,
+        &["--steady-runs", "5", "--batches", "1"],
+    );
+    assert_exit(&output, 0);
+    let bundle = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let cache = work.path().join("cache");
+    let measure = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cargo-wasmpack-infer"))
+            .args(["measure", bundle.to_str().unwrap(), "--python-host"])
+            .args(["--steady-runs", "5", "--batches", "1"])
+            .args(extra)
+            .env("CI", "true")
+            .env("WPI_CACHE_DIR", &cache)
+            .env_remove("WPI_PYTHON_HOST")
+            .output()
+            .unwrap()
+    };
+    let leftovers = || std::fs::read_dir(&cache).map_or(0, |entries| entries.count());
+
+    let output = measure(&["--offline"]);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("cannot run") && stderr(&output).contains("--wheelhouse DIR"),
+        "{}",
+        stderr(&output)
+    );
+    let empty = work.path().join("empty-wheelhouse");
+    std::fs::create_dir(&empty).unwrap();
+    let output = measure(&["--wheelhouse", empty.to_str().unwrap()]);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("installing wasmtime-py 51.0.0")
+            && stderr(&output).contains("(from --wheelhouse only)"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        leftovers(),
+        0,
+        "a failed install leaves nothing in the cache"
+    );
+
+    let output = measure(&["--wheelhouse", wheelhouse.to_str().unwrap(), "--json"]);
+    assert_exit(&output, 0);
+    let manifest = manifest_from_stdout(&output);
+    let host = &manifest["timings"]["plugin_host"];
+    assert!(
+        host["runtime"]
+            .as_str()
+            .unwrap()
+            .starts_with("wasmtime-py 51.0.0, CPython 3.")
+            && host["runtime"]
+                .as_str()
+                .unwrap()
+                .ends_with("array.array arrays"),
+        "{host}"
+    );
+    assert_eq!(host["parity"]["passed"], true, "{host}");
+    assert_eq!(leftovers(), 1, "only the venv itself is left in the cache");
+    assert!(cache.join("python-host/bin/python").exists());
+}
