@@ -38,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         snapshot: profile.snapshot,
         runtime: profile.runtime.clone(),
         stdlib: profile.stdlib,
+        runtime_fit: profile.runtime_fit,
         source_date_epoch: 0,
         npm_tarball: false,
         demo: false,

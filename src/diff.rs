@@ -2,6 +2,7 @@
 
 use crate::bundle::names::{NameMap, SizeChange, function_changes, size_changes};
 use crate::manifest::AnyManifest;
+use crate::manifest::fit::{Deployment, DeploymentFit, Fit};
 use crate::manifest::kernel::KernelManifest;
 use crate::manifest::metrics::{Metric, Unit};
 use crate::manifest::python::PythonManifest;
@@ -86,8 +87,38 @@ pub struct ContentChanges {
     pub modules_removed: Vec<String>,
     /// Shipped files of a Python bundle, brotli bytes.
     pub files: Vec<SizeChange>,
+    /// Deployment shapes whose runtime-fit verdict (fit or what to ship) changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fits: Vec<FitChange>,
     /// Why a comparison was left out (e.g. a bundle built before name maps existed).
     pub notes: Vec<String>,
+}
+
+/// One deployment shape judged differently by the new build.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FitChange {
+    pub deployment: Deployment,
+    pub old_fit: Fit,
+    pub new_fit: Fit,
+    pub old_ship: String,
+    pub new_ship: String,
+}
+
+/// The shapes judged in both lists whose fit or what to ship changed, in the new list's order.
+fn fit_changes(old: &[DeploymentFit], new: &[DeploymentFit]) -> Vec<FitChange> {
+    new.iter()
+        .filter_map(|n| {
+            let o = old.iter().find(|o| o.deployment == n.deployment)?;
+            (o.fit != n.fit || o.ship != n.ship).then(|| FitChange {
+                deployment: n.deployment,
+                old_fit: o.fit,
+                new_fit: n.fit,
+                old_ship: o.ship.clone(),
+                new_ship: n.ship.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Functions listed by `diff`, at most.
@@ -104,6 +135,10 @@ pub fn content_changes(
     let mut out = ContentChanges::default();
     match (old, new) {
         (AnyManifest::Kernel(o), AnyManifest::Kernel(n)) => {
+            out.fits = fit_changes(
+                &o.timings.runtime_fit.deployments,
+                &n.timings.runtime_fit.deployments,
+            );
             match (name_map(o, old_dir), name_map(n, new_dir)) {
                 (Ok(o), Ok(n)) => out.functions = function_changes(&o, &n, TOP_FUNCTIONS),
                 (Err(e), _) => out
@@ -115,6 +150,10 @@ pub fn content_changes(
             }
         }
         (AnyManifest::Pyodide(o), AnyManifest::Pyodide(n)) => {
+            out.fits = fit_changes(
+                &o.timings.runtime_fit.deployments,
+                &n.timings.runtime_fit.deployments,
+            );
             let (old_modules, new_modules) = (&o.shake.modules, &n.shake.modules);
             out.modules_added = new_modules
                 .keys()
@@ -191,5 +230,29 @@ mod tests {
             .map(|c| c.metric.as_str())
             .collect();
         assert_eq!(grown, vec!["wasm.brotli_bytes"]);
+    }
+
+    /// A shape judged differently is listed with both fits and, when it changed, what to ship;
+    /// one judged alike is not.
+    #[test]
+    fn a_changed_verdict_is_listed_per_shape() {
+        let old: KernelManifest = serde_json::from_str(include_str!(
+            "../tests/fixtures/manifests/handwritten-fit.json"
+        ))
+        .unwrap();
+        let mut new = old.clone();
+        let deployments = &mut new.timings.runtime_fit.deployments;
+        assert!(
+            !deployments.is_empty(),
+            "the fixture has a verdict per shape"
+        );
+        deployments[0].fit = Fit::Weak;
+        deployments[0].ship = "native-cpu".into();
+        let changes = fit_changes(&old.timings.runtime_fit.deployments, deployments);
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(changes[0].deployment, deployments[0].deployment);
+        assert_eq!(changes[0].new_fit, Fit::Weak);
+        assert_eq!(changes[0].new_ship, "native-cpu");
+        assert!(fit_changes(deployments, deployments).is_empty());
     }
 }

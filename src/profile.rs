@@ -218,6 +218,9 @@ pub struct PythonProfile {
     pub runtime: RuntimeSettings,
     #[serde(default)]
     pub stdlib: StdlibSettings,
+    /// Overrides of the thresholds the per-deployment verdict judges by, as in a kernel profile.
+    #[serde(default, deserialize_with = "kebab_case_thresholds")]
+    pub runtime_fit: FitThresholds,
 }
 
 /// What is done to the kept standard library.

@@ -237,6 +237,7 @@ impl Opts {
             snapshot,
             runtime,
             stdlib,
+            runtime_fit: profile.runtime_fit,
             pyodide: Source::parse(pyodide)?,
             out_dir: self.out_dir,
             offline: self.offline,

@@ -3,6 +3,7 @@
 //! with the stock distribution, the shaken bundle and native CPython side by side.
 
 use super::common::*;
+use super::fit::{DeploymentFit, FitThresholds};
 use anyhow::{Context, Result};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -314,6 +315,14 @@ pub struct PythonFit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upfront_bytes_over_stock: Option<f64>,
     pub verdict: String,
+    /// The thresholds the deployments were judged by: the defaults, overridden by the profile's
+    /// `[runtime-fit]` (absent before schema 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<FitThresholds>,
+    /// How well the bundle fits each deployment shape, and what to ship there (absent before
+    /// schema 5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deployments: Vec<DeploymentFit>,
 }
 
 /// A Pyodide bundle loaded by its own `pyodide/loader.mjs` in a browser page.

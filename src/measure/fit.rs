@@ -152,29 +152,6 @@ fn deployments(
                 FitFigure::judged("boundary_share", share, t.boundary_share)
             }),
     };
-    let shape = |deployment, ship: String, figures: Vec<Option<FitFigure>>| {
-        let figures: Vec<FitFigure> = figures.into_iter().flatten().collect();
-        DeploymentFit {
-            deployment,
-            fit: figures
-                .iter()
-                .map(|f| f.grade)
-                .min()
-                .unwrap_or(Fit::Conditional),
-            ship,
-            figures,
-        }
-    };
-    // Where native code can run, WASM is worth shipping only when it comes close to the fastest
-    // native path; otherwise that path is what to ship.
-    let native_shape = |deployment, fastest: String, figure: FitFigure| {
-        let ship = if figure.grade == Fit::Strong {
-            "wasm".to_string()
-        } else {
-            fastest
-        };
-        shape(deployment, ship, vec![Some(figure)])
-    };
     vec![
         shape(
             Deployment::BrowserPage,
@@ -225,6 +202,7 @@ fn deployments(
         ),
         native_shape(
             Deployment::ServerBatch,
+            "wasm",
             server_ship(batches),
             FitFigure::judged(
                 "server_ratio",
@@ -234,10 +212,153 @@ fn deployments(
         ),
         native_shape(
             Deployment::LatencyCriticalNative,
+            "wasm",
             smallest.fastest.clone(),
             FitFigure::judged(
                 "latency_ratio",
                 ratio(smallest.wasm_us, best_native(smallest)),
+                t.latency_ratio,
+            ),
+        ),
+    ]
+}
+
+/// One deployment judged by its figures: as weak as the weakest.
+fn shape(deployment: Deployment, ship: String, figures: Vec<Option<FitFigure>>) -> DeploymentFit {
+    let figures: Vec<FitFigure> = figures.into_iter().flatten().collect();
+    DeploymentFit {
+        deployment,
+        fit: figures
+            .iter()
+            .map(|f| f.grade)
+            .min()
+            .unwrap_or(Fit::Conditional),
+        ship,
+        figures,
+    }
+}
+
+/// Where native code can run, the WASM variant (`wasm`: "wasm", "pyodide") is worth shipping
+/// only when it comes close to the fastest native path; otherwise that path (`fastest`) is what
+/// to ship.
+fn native_shape(
+    deployment: Deployment,
+    wasm: &str,
+    fastest: String,
+    figure: FitFigure,
+) -> DeploymentFit {
+    let ship = if figure.grade == Fit::Strong {
+        wasm.to_string()
+    } else {
+        fastest
+    };
+    shape(deployment, ship, vec![Some(figure)])
+}
+
+/// What a Python bundle's verdict per deployment is judged from: the figures of one build.
+pub struct PythonFitInputs {
+    /// Brotli bytes fetched before the first inference (the whole bundle unless split).
+    pub upfront_brotli_bytes: u64,
+    /// The bundle gzip-compressed, as an edge platform counts a script's size.
+    pub bundle_gzip_bytes: u64,
+    /// Boot + import + first inference in Node, µs.
+    pub cold_start_us: f64,
+    /// The same booted from the memory snapshot, and the snapshot's gzip bytes, when built.
+    pub snapshot: Option<(f64, u64)>,
+    /// One sample in steady state in Pyodide, µs.
+    pub steady_us: f64,
+    /// Pyodide steady over native CPython steady.
+    pub interpreter_tax: f64,
+    /// Pyodide's share of a call spent converting the input and output between JS and Python.
+    pub boundary_share: Option<f64>,
+    pub thresholds: FitThresholds,
+}
+
+/// A Python bundle's verdict per deployment shape, by the same thresholds as a kernel's: the
+/// interpreter tax (Pyodide over native CPython, the same code) is judged as the compute tax,
+/// and where native code can run the native sibling is CPython itself.
+pub fn python_deployments(inputs: &PythonFitInputs) -> Vec<DeploymentFit> {
+    let t = &inputs.thresholds;
+    let tax = || {
+        Some(FitFigure::judged(
+            "interpreter_tax",
+            round3(inputs.interpreter_tax),
+            t.compute_tax,
+        ))
+    };
+    // A snapshot is worth shipping to an edge when it starts the function sooner for its bytes.
+    let (edge_ship, edge_cold_us, edge_gzip) = match inputs.snapshot {
+        Some((snapshot_us, snapshot_gzip)) if snapshot_us < inputs.cold_start_us => (
+            "pyodide + snapshot",
+            snapshot_us,
+            inputs.bundle_gzip_bytes + snapshot_gzip,
+        ),
+        _ => ("pyodide", inputs.cold_start_us, inputs.bundle_gzip_bytes),
+    };
+    vec![
+        shape(
+            Deployment::BrowserPage,
+            "pyodide".into(),
+            vec![
+                Some(FitFigure::judged(
+                    "download_bytes",
+                    inputs.upfront_brotli_bytes as f64,
+                    t.download_bytes,
+                )),
+                Some(
+                    FitFigure::judged("first_result_us", inputs.cold_start_us, t.first_result_us)
+                        .measured_in("node"),
+                ),
+                Some(FitFigure::judged(
+                    "page_steady_us",
+                    inputs.steady_us,
+                    t.page_steady_us,
+                )),
+            ],
+        ),
+        shape(
+            Deployment::EdgeFunction,
+            edge_ship.into(),
+            vec![
+                Some(
+                    FitFigure::judged("edge_cold_start_us", edge_cold_us, t.edge_cold_start_us)
+                        .measured_in("node"),
+                ),
+                Some(FitFigure::judged(
+                    "edge_module_gzip_bytes",
+                    edge_gzip as f64,
+                    t.edge_module_gzip_bytes,
+                )),
+                tax(),
+            ],
+        ),
+        shape(
+            Deployment::SandboxedPlugin,
+            "pyodide".into(),
+            vec![
+                tax(),
+                inputs.boundary_share.map(|share| {
+                    FitFigure::judged("boundary_share", round3(share), t.boundary_share)
+                }),
+            ],
+        ),
+        native_shape(
+            Deployment::ServerBatch,
+            "pyodide",
+            "native-cpython".into(),
+            FitFigure::judged(
+                "server_ratio",
+                round3(inputs.interpreter_tax),
+                t.server_ratio,
+            ),
+        ),
+        native_shape(
+            Deployment::LatencyCriticalNative,
+            "pyodide",
+            "native-cpython".into(),
+            FitFigure::judged(
+                "latency_ratio",
+                round3(inputs.interpreter_tax),
                 t.latency_ratio,
             ),
         ),
@@ -576,5 +697,54 @@ mod tests {
             batch_fit(16, 1.0, 2.0, None).summary,
             "wasm fastest: 2.00x native-cpu"
         );
+    }
+
+    /// A Python bundle that boots in seconds and runs at 1.8x native CPython: the page waits too
+    /// long for its first result, the edge ships the snapshot because it starts sooner, and
+    /// where native code runs, native CPython is what to ship.
+    #[test]
+    fn a_python_bundle_is_judged_per_deployment_with_cpython_as_native() {
+        let inputs = PythonFitInputs {
+            upfront_brotli_bytes: 2_000_000,
+            bundle_gzip_bytes: 3_000_000,
+            cold_start_us: 3_000_000.0,
+            snapshot: Some((600_000.0, 5_000_000)),
+            steady_us: 300.0,
+            interpreter_tax: 1.8,
+            boundary_share: Some(0.1),
+            thresholds: FitThresholds::default(),
+        };
+        let deployments = python_deployments(&inputs);
+        let by = |d: Deployment| deployments.iter().find(|f| f.deployment == d).unwrap();
+        let page = by(Deployment::BrowserPage);
+        assert_eq!(page.fit, Fit::Weak, "{page:?}");
+        assert_eq!(page.figures[1].measured_in.as_deref(), Some("node"));
+        let edge = by(Deployment::EdgeFunction);
+        assert_eq!(edge.ship, "pyodide + snapshot");
+        assert_eq!(edge.figures[0].value, 600_000.0);
+        assert_eq!(edge.figures[1].value, 8_000_000.0, "bundle and snapshot");
+        let plugin = by(Deployment::SandboxedPlugin);
+        assert_eq!(plugin.figures[0].name, "interpreter_tax");
+        assert_eq!(plugin.fit, Fit::Conditional, "{plugin:?}");
+        assert_eq!(by(Deployment::ServerBatch).ship, "native-cpython");
+        assert_eq!(by(Deployment::LatencyCriticalNative).ship, "native-cpython");
+
+        // Without a snapshot, or with one that starts no sooner, the edge ships the bundle alone.
+        let plain = python_deployments(&PythonFitInputs {
+            snapshot: Some((4_000_000.0, 5_000_000)),
+            interpreter_tax: 1.1,
+            ..inputs
+        });
+        let edge = plain
+            .iter()
+            .find(|f| f.deployment == Deployment::EdgeFunction)
+            .unwrap();
+        assert_eq!(edge.ship, "pyodide");
+        assert_eq!(edge.figures[1].value, 3_000_000.0);
+        let server = plain
+            .iter()
+            .find(|f| f.deployment == Deployment::ServerBatch)
+            .unwrap();
+        assert_eq!(server.ship, "pyodide", "close enough to native: {server:?}");
     }
 }

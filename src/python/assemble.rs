@@ -61,6 +61,7 @@ pub(crate) fn manifest(parts: Parts) -> Result<PythonManifest> {
         &measured.native,
         &measured.sizes,
         snapshot.as_ref(),
+        options.runtime_fit,
     );
     let runtime_split = validated
         .split

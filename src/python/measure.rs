@@ -7,12 +7,14 @@ use crate::bundle::layout::{
     LOADER_FILE, PYTHON_APP_ARCHIVE, PYTHON_RUNTIME_DIR, PYTHON_SAMPLES_FILE, python_runtime_path,
 };
 use crate::fsx;
+use crate::manifest::fit::FitThresholds;
 use crate::manifest::python::{
     FileSizes, HotFunction, NativeRun, PyodideRun, PythonFit, PythonManifest, ShippedSizes,
     SnapshotInfo, TimeAttribution,
 };
 use crate::manifest::{Distribution, Sizes, TransferBreakdown};
 use crate::measure::browser::{self, BrowserPlan};
+use crate::measure::fit::{self, PythonFitInputs};
 use crate::measure::stats::{self, ratio, round3};
 use crate::measure::{environment, parity, sizes};
 use crate::python::deps;
@@ -186,6 +188,7 @@ pub(crate) fn fit(
     native: &NativeRun,
     sizes: &ShippedSizes,
     snapshot: Option<&SnapshotInfo>,
+    thresholds: FitThresholds,
 ) -> PythonFit {
     let interpreter_tax = ratio(bundle.steady.median_us, native.steady.median_us);
     let cold_start_over_native = ratio(bundle.cold_start_ms, native.cold_start_ms);
@@ -231,15 +234,16 @@ pub(crate) fn fit(
         .unwrap_or_default();
         verdict.push_str(&format!("; native CPython's time is mostly {dominant}"));
     }
-    if let Some(b) = &bundle.boundary {
+    let boundary_share = bundle.boundary.and_then(|b| {
         let total = b.upload_us + b.compute_us + b.download_us;
-        if total > 0.0 {
-            verdict.push_str(&format!(
-                "; in Pyodide, converting each call's input and output between JS and Python takes \
-                 {:.0} % of it",
-                (b.upload_us + b.download_us) / total * 100.0
-            ));
-        }
+        (total > 0.0).then(|| (b.upload_us + b.download_us) / total)
+    });
+    if let Some(share) = boundary_share {
+        verdict.push_str(&format!(
+            "; in Pyodide, converting each call's input and output between JS and Python takes \
+             {:.0} % of it",
+            share * 100.0
+        ));
     }
     if let Some(snapshot) = snapshot {
         verdict.push_str(&format!(
@@ -249,7 +253,24 @@ pub(crate) fn fit(
             format_bytes(snapshot.sizes.brotli_bytes)
         ));
     }
+    let deployments = fit::python_deployments(&PythonFitInputs {
+        upfront_brotli_bytes: sizes.upfront.as_ref().unwrap_or(&sizes.bundle).brotli_bytes,
+        bundle_gzip_bytes: sizes.bundle.gzip_bytes,
+        cold_start_us: bundle.cold_start_ms * 1e3,
+        snapshot: snapshot.map(|s| (s.run.cold_start_ms * 1e3, s.sizes.gzip_bytes)),
+        steady_us: bundle.steady.median_us,
+        interpreter_tax,
+        boundary_share,
+        thresholds,
+    });
+    let fits: Vec<String> = deployments
+        .iter()
+        .map(|d| format!("{} {}", d.deployment.as_str(), d.fit.as_str()))
+        .collect();
+    verdict.push_str(&format!("; Pyodide fits: {}", fits.join(", ")));
     PythonFit {
+        thresholds: Some(thresholds),
+        deployments,
         interpreter_tax,
         cold_start_over_native,
         cold_start_over_stock,

@@ -12,6 +12,7 @@ use crate::bundle::layout::{
 use crate::bundle::npm::NpmPackage;
 use crate::bundle::pack::{self, BundleFile};
 use crate::fsx;
+use crate::manifest::fit::FitThresholds;
 use crate::manifest::python::{NativeRun, PythonManifest, ShippedSizes, StripInfo};
 use crate::manifest::{Parity, Sizes};
 use crate::measure::parity;
@@ -51,6 +52,8 @@ pub struct PythonBuildOptions {
     pub runtime: RuntimeSettings,
     /// From the Python profile, after `--precompile`.
     pub stdlib: StdlibSettings,
+    /// The profile's thresholds for the per-deployment verdict.
+    pub runtime_fit: FitThresholds,
     pub source_date_epoch: u64,
     /// `--npm`: also write the package's tarball beside package.json.
     pub npm_tarball: bool,

@@ -2,7 +2,7 @@
 
 use super::check::value;
 use super::{Tone, paint};
-use crate::diff::{ContentChanges, MetricChange};
+use crate::diff::{ContentChanges, FitChange, MetricChange};
 use crate::manifest::metrics::Unit;
 use crate::units::format_bytes;
 
@@ -228,10 +228,28 @@ pub fn content_human(changes: &ContentChanges) -> String {
             out.push_str(&format!("{label}: {}\n", modules.join(", ")));
         }
     }
+    for change in &changes.fits {
+        out.push_str(&format!("verdict changed: {}\n", fit_change_text(change)));
+    }
     for note in &changes.notes {
         out.push_str(&format!("note: {note}\n"));
     }
     out
+}
+
+/// "browser page strong → weak (ship wasm → native-cpu)", the ship part only when it changed.
+fn fit_change_text(change: &FitChange) -> String {
+    let ship = if change.old_ship == change.new_ship {
+        String::new()
+    } else {
+        format!(" (ship {} → {})", change.old_ship, change.new_ship)
+    };
+    format!(
+        "{} {} → {}{ship}",
+        change.deployment.as_str(),
+        change.old_fit.as_str(),
+        change.new_fit.as_str()
+    )
 }
 
 fn content_markdown(changes: &ContentChanges) -> String {
@@ -263,6 +281,12 @@ fn content_markdown(changes: &ContentChanges) -> String {
         if !modules.is_empty() {
             let list: Vec<String> = modules.iter().map(|m| format!("`{m}`")).collect();
             out.push_str(&format!("\n{label}: {}\n", list.join(", ")));
+        }
+    }
+    if !changes.fits.is_empty() {
+        out.push_str("\nVerdict changed:\n");
+        for change in &changes.fits {
+            out.push_str(&format!("- {}\n", fit_change_text(change)));
         }
     }
     for note in &changes.notes {
@@ -328,5 +352,44 @@ mod tests {
             }),
         );
         assert!(text.contains("✅ no size grew over 50.0 %"), "{text}");
+    }
+
+    /// A changed verdict reads the same in the terminal and in a PR comment; what to ship is
+    /// named only when it changed.
+    #[test]
+    fn a_changed_verdict_is_printed_in_both_formats() {
+        use crate::manifest::fit::{Deployment, Fit};
+        let content = ContentChanges {
+            fits: vec![
+                FitChange {
+                    deployment: Deployment::BrowserPage,
+                    old_fit: Fit::Strong,
+                    new_fit: Fit::Weak,
+                    old_ship: "wasm".into(),
+                    new_ship: "wasm".into(),
+                },
+                FitChange {
+                    deployment: Deployment::ServerBatch,
+                    old_fit: Fit::Strong,
+                    new_fit: Fit::Conditional,
+                    old_ship: "wasm".into(),
+                    new_ship: "native-cpu".into(),
+                },
+            ],
+            ..ContentChanges::default()
+        };
+        assert_eq!(
+            content_human(&content),
+            "verdict changed: browser page strong → weak\n\
+             verdict changed: server, batches strong → conditional (ship wasm → native-cpu)\n"
+        );
+        assert!(
+            markdown(&[], &content, None).contains(
+                "Verdict changed:\n- browser page strong → weak\n- server, batches strong → \
+                 conditional (ship wasm → native-cpu)\n"
+            ),
+            "{}",
+            markdown(&[], &content, None)
+        );
     }
 }

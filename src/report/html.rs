@@ -368,7 +368,11 @@ fn pyodide_sections(m: &PythonManifest) -> (String, String, String) {
     if let Some(p) = t.browser.as_ref().and_then(|b| b.parity.as_ref()) {
         parities.push(("Chromium vs Node".into(), p));
     }
-    body.push_str(&verdict(&t.runtime_fit.verdict, &[], &parities));
+    body.push_str(&verdict(
+        &t.runtime_fit.verdict,
+        &t.runtime_fit.deployments,
+        &parities,
+    ));
     let mut size_groups = vec![
         Group {
             label: "stock Pyodide".into(),

@@ -1031,6 +1031,7 @@ pub fn python_summary(manifest: &crate::manifest::python::PythonManifest) -> Str
         }
     }
     out.push_str(&format!("runtime fit: {}\n", t.runtime_fit.verdict));
+    out.push_str(&deployment_lines(&t.runtime_fit.deployments));
     let env = &t.environment;
     out.push_str(&format!(
         "measured on {} ({} cores), {}, {}\n",

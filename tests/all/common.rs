@@ -345,3 +345,22 @@ pub fn install_packed(bundle: &Path) -> Option<(tempfile::TempDir, Vec<String>)>
     let tarball = packed.path().join(report[0]["filename"].as_str().unwrap());
     Some((install_tarball(&tarball), files))
 }
+
+/// The deployment shapes a runtime-fit verdict judges, in its order.
+pub const DEPLOYMENT_SHAPES: [&str; 5] = [
+    "browser-page",
+    "edge-function",
+    "sandboxed-plugin",
+    "server-batch",
+    "latency-critical-native",
+];
+
+/// Each object's string `key` in the JSON array `items` (`deployments` → their names).
+pub fn strings_at<'a>(items: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
+    items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item[key].as_str().unwrap())
+        .collect()
+}

@@ -114,16 +114,7 @@ fn json_output_is_the_manifest_and_rebuilds_are_byte_identical() {
             d["deployment"].as_str().unwrap()
         })
         .collect();
-    assert_eq!(
-        shapes,
-        [
-            "browser-page",
-            "edge-function",
-            "sandboxed-plugin",
-            "server-batch",
-            "latency-critical-native"
-        ]
-    );
+    assert_eq!(shapes, DEPLOYMENT_SHAPES);
     assert_eq!(fit["thresholds"]["compute_tax"]["strong_up_to"], 1.5);
 }
 

@@ -136,6 +136,27 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
     let boundary = &manifest["timings"]["bundle"]["boundary"];
     assert!(boundary["compute_us"].as_f64() > Some(0.0), "{boundary}");
     assert!(boundary["upload_us"].as_f64() > Some(0.0), "{boundary}");
+    // A verdict per deployment shape, judged by the recorded thresholds: the interpreter tax as
+    // the compute tax, native CPython where native code can run.
+    let fit = &manifest["timings"]["runtime_fit"];
+    assert_eq!(
+        strings_at(&fit["deployments"], "deployment"),
+        DEPLOYMENT_SHAPES,
+        "{fit}"
+    );
+    assert!(fit["thresholds"]["compute_tax"].is_object(), "{fit}");
+    let plugin = &fit["deployments"][2];
+    assert_eq!(
+        strings_at(&plugin["figures"], "name"),
+        ["interpreter_tax", "boundary_share"],
+        "{plugin}"
+    );
+    assert!(
+        fit["verdict"]
+            .as_str()
+            .unwrap()
+            .contains("Pyodide fits: browser page ")
+    );
 
     // The runtime is split by a profile of the samples: they (booted either way) never need the
     // deferred half, and what they do need is fetched up front.
