@@ -39,6 +39,7 @@ fn main() -> anyhow::Result<()> {
         runtime: profile.runtime.clone(),
         stdlib: profile.stdlib,
         runtime_fit: profile.runtime_fit,
+        boots: 5,
         source_date_epoch: 0,
         npm_tarball: false,
         demo: false,

@@ -230,6 +230,11 @@ pub struct StdlibSettings {
     /// Add `.pyc` files made by the distribution's own interpreter (so the magic number matches)
     /// next to the kept modules' sources: Pyodide then skips compiling them at every boot.
     pub precompile: bool,
+    /// Ship only those `.pyc` files, not the sources they were compiled from (implies
+    /// `precompile`): boot skips compiling without paying for both. Tracebacks still name the
+    /// file and line; they show no source text.
+    #[serde(default)]
+    pub bytecode_only: bool,
     /// Strip docstrings and comments from the kept modules and the app (lines keep their
     /// numbers; modules that may read docstrings keep theirs), with the distribution's own
     /// `ast`, each file checked to parse to the same code (`--no-strip` turns it off).

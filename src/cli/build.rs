@@ -81,6 +81,10 @@ pub struct Opts {
     /// venv. Without it pip uses its configured index.
     #[arg(long, value_name = "DIR")]
     wheelhouse: Option<PathBuf>,
+    /// Python projects: boots per variant for the cold-start figures (stock, bundle, snapshot),
+    /// interleaved in fresh Node processes; the manifest records their median, min and max.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    boots: u64,
     /// Python projects: the native interpreter to compare against.
     #[arg(long, value_name = "PATH", default_value = "python3")]
     python: PathBuf,
@@ -95,6 +99,11 @@ pub struct Opts {
     /// stdlib modules (boot skips compiling them: seconds faster, about 1 MB more brotli).
     #[arg(long)]
     precompile: bool,
+    /// Python projects: ship the kept stdlib modules as .pyc only, without their sources (implies
+    /// --precompile): boot skips compiling them without paying for both. Tracebacks name files
+    /// and lines but show no source text.
+    #[arg(long)]
+    bytecode_only: bool,
     /// Python projects: ship the kept stdlib modules and the app with their docstrings and
     /// comments, instead of stripped (the Python profile's stdlib.strip).
     #[arg(long)]
@@ -232,12 +241,14 @@ impl Opts {
         runtime.split &= !self.no_split;
         let mut stdlib = profile.stdlib;
         stdlib.precompile |= self.precompile;
+        stdlib.bytecode_only |= self.bytecode_only;
         stdlib.strip &= !self.no_strip;
         let options = PythonBuildOptions {
             snapshot,
             runtime,
             stdlib,
             runtime_fit: profile.runtime_fit,
+            boots: self.boots as usize,
             pyodide: Source::parse(pyodide)?,
             out_dir: self.out_dir,
             offline: self.offline,

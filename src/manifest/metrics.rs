@@ -98,7 +98,7 @@ pub fn pyodide_metrics(manifest: &PythonManifest) -> Vec<Metric> {
                 format!("{variant}.cold_start_us"),
                 ms(r.cold_start_ms),
                 Unit::Microseconds,
-                Some(1),
+                Some(r.boots.map_or(1, |b| b.runs)),
             );
             push(
                 format!("{variant}.steady_us"),

@@ -98,6 +98,10 @@ pub struct ShakeInfo {
     /// interpreter; 0 when the standard library ships as source only.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub precompiled: usize,
+    /// The precompiled modules ship as `.pyc` alone, their sources left out
+    /// (`stdlib.bytecode-only`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bytecode_only: bool,
     /// Docstrings and comments stripped (`stdlib.strip`); absent when off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strip: Option<StripInfo>,
@@ -225,6 +229,31 @@ pub struct PythonTimings {
     pub secondary_load_ms: Option<f64>,
 }
 
+/// Cold starts to the first inference over several boots, in ms.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BootSeries {
+    pub runs: usize,
+    pub median_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+}
+
+impl BootSeries {
+    /// The series of `cold_starts_ms`; `None` when empty.
+    pub fn of(cold_starts_ms: &[f64]) -> Option<Self> {
+        let mut sorted = cold_starts_ms.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let round = |ms: f64| (ms * 1000.0).round() / 1000.0;
+        Some(Self {
+            runs: sorted.len(),
+            median_ms: round(*sorted.get(sorted.len() / 2)?),
+            min_ms: round(sorted[0]),
+            max_ms: round(sorted[sorted.len() - 1]),
+        })
+    }
+}
+
 /// One boot of a Pyodide distribution with the app, in Node.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -234,8 +263,14 @@ pub struct PyodideRun {
     /// Unpacking the app and importing the entry module, in ms.
     pub import_ms: f64,
     pub first_inference_ms: f64,
-    /// Boot + import + first inference.
+    /// Boot + import + first inference: the median of `boots` when they were timed, else this
+    /// run's.
     pub cold_start_ms: f64,
+    /// Cold starts of boots of their own in fresh Node processes, interleaved with the other
+    /// variants' (stock, bundle, snapshot, stock, …) so that the machine's drift touches all
+    /// alike; absent before schema 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boots: Option<BootSeries>,
     /// Per-sample latency over every sample after the first pass.
     pub steady: Distribution,
     /// A split runtime: the time this run spent loading the secondary module; absent when
@@ -378,5 +413,25 @@ impl PythonManifest {
                 path.display()
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_boot_series_keeps_its_median_and_range() {
+        let series = BootSeries::of(&[2900.0, 2400.0, 3500.0, 2500.0, 2600.0]).unwrap();
+        assert_eq!(
+            series,
+            BootSeries {
+                runs: 5,
+                median_ms: 2600.0,
+                min_ms: 2400.0,
+                max_ms: 3500.0
+            }
+        );
+        assert_eq!(BootSeries::of(&[]), None);
     }
 }

@@ -10,7 +10,9 @@ use crate::manifest::python::{
 use crate::manifest::{FileEntry, SCHEMA_VERSION, Tool};
 use crate::measure::sizes;
 use crate::python::dist::Distribution;
-use crate::python::measure::{fit, node_version, pyodide_run, python_environment, round_ms};
+use crate::python::measure::{
+    fit, node_version, pyodide_run_with_boots, python_environment, round_ms,
+};
 use crate::python::pipeline::{Measured, PythonBuildOptions, Shaken, Validated, shipped_file};
 use crate::python::project::PythonProject;
 use crate::python::split::{SECONDARY_FILE, ShippedSplit};
@@ -41,8 +43,8 @@ pub(crate) fn manifest(parts: Parts) -> Result<PythonManifest> {
     } = parts;
     let trace = shaken.trace()?;
     let needed = &shaken.needed;
-    let stock = pyodide_run(&measured.stock_run);
-    let bundle = pyodide_run(&validated.bundle_run);
+    let stock = pyodide_run_with_boots(&measured.stock_run, &measured.boots.stock);
+    let bundle = pyodide_run_with_boots(&validated.bundle_run, &measured.boots.bundle);
     let snapshot = validated
         .snapshot
         .as_ref()
@@ -51,7 +53,7 @@ pub(crate) fn manifest(parts: Parts) -> Result<PythonManifest> {
                 file: file.path.clone(),
                 sizes: sizes::sizes(&file.bytes)?,
                 default_boot: options.snapshot.default,
-                run: pyodide_run(run),
+                run: pyodide_run_with_boots(run, &measured.boots.snapshot),
             })
         })
         .transpose()?;
@@ -142,6 +144,7 @@ pub(crate) fn manifest(parts: Parts) -> Result<PythonManifest> {
             stdlib_entries_before: shaken.stdlib.entries_before,
             stdlib_entries_after: shaken.stdlib.entries_after,
             precompiled: shaken.precompiled.len(),
+            bytecode_only: options.stdlib.bytecode_only,
             strip: shaken.strip.clone(),
             dropped_top_levels: shaken.stdlib.dropped_top_levels.clone(),
             files_opened: trace

@@ -31,7 +31,7 @@ use crate::python::split::{
 };
 use crate::report::{Event, Reporter, Stage};
 use anyhow::{Context, Result, bail};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -54,6 +54,8 @@ pub struct PythonBuildOptions {
     pub stdlib: StdlibSettings,
     /// The profile's thresholds for the per-deployment verdict.
     pub runtime_fit: FitThresholds,
+    /// Boots per variant for the cold-start figures, interleaved in fresh Node processes.
+    pub boots: usize,
     pub source_date_epoch: u64,
     /// `--npm`: also write the package's tarball beside package.json.
     pub npm_tarball: bool,
@@ -188,9 +190,19 @@ pub(crate) struct Validated {
     pub snapshot: Option<(BundleFile, AppRun)>,
 }
 
+/// Cold starts (ms) of the boots [`interleaved_boots`] timed, per variant.
+#[derive(Default)]
+pub(crate) struct Boots {
+    pub stock: Vec<f64>,
+    pub bundle: Vec<f64>,
+    /// Booted from the memory snapshot; empty without one.
+    pub snapshot: Vec<f64>,
+}
+
 /// The measure stage's runs and figures.
 pub(crate) struct Measured {
     pub stock_run: AppRun,
+    pub boots: Boots,
     pub native: NativeRun,
     pub native_parity: Parity,
     pub sizes: ShippedSizes,
@@ -238,6 +250,7 @@ pub fn build(
         entries_before: shaken.stdlib.entries_before,
         entries_after: shaken.stdlib.entries_after,
         precompiled: shaken.precompiled.len(),
+        bytecode_only: options.stdlib.bytecode_only,
         stripped: shaken
             .strip
             .as_ref()
@@ -312,6 +325,7 @@ pub fn build(
         &app,
         &runtime_files,
         &validated,
+        &staging.path().join(PYTHON_RUNTIME_DIR),
         &measure_config,
         project.tolerance,
         work.path(),
@@ -513,13 +527,21 @@ fn shake_stage(
         (stdlib.zip.clone(), app.zip.clone(), None)
     };
     // Compiled from what ships, so the code objects hold no stripped docstring either.
-    let precompiled = if options.stdlib.precompile {
+    let precompiled = if options.stdlib.precompile || options.stdlib.bytecode_only {
         run::compile_stdlib(&resolved.distribution.dir, &stdlib_sources)
             .context("precompiling the kept standard library with the distribution's interpreter")?
     } else {
         BTreeMap::new()
     };
-    let stdlib_zip = shake::with_entries(&stdlib_sources, &precompiled)?;
+    let mut stdlib_zip = shake::with_entries(&stdlib_sources, &precompiled)?;
+    if options.stdlib.bytecode_only {
+        // Each compiled module's source: zipimport imports the .pyc without it.
+        let sources: BTreeSet<String> = precompiled
+            .keys()
+            .filter_map(|pyc| pyc.strip_suffix('c').map(str::to_string))
+            .collect();
+        stdlib_zip = shake::without_entries(&stdlib_zip, &sources)?;
+    }
     let (lock, packages) = shake::trim_lock(&resolved.stock_lock, &needed)?;
     let wheels = shake::package_files(&resolved.stock_lock, &packages, &resolved.distribution.dir)?;
     Ok(Shaken {
@@ -801,6 +823,7 @@ fn measure_stage(
     app: &PackedApp,
     runtime_files: &[BundleFile],
     validated: &Validated,
+    runtime_dir: &Path,
     config: &RunConfig,
     tolerance: f64,
     work: &Path,
@@ -813,6 +836,15 @@ fn measure_stage(
         &Boot::default(),
     )
     .context("measuring stock Pyodide")?;
+    let boots = interleaved_boots(
+        resolved,
+        app,
+        runtime_dir,
+        validated.snapshot.is_some(),
+        config,
+        options.boots,
+        work,
+    )?;
     let shared_site = resolved.installed.as_ref().map(|i| i.site.path());
     let native_site = resolved.native_deps.site(shared_site);
     // The native sibling imports the files the bundle ships, laid out as installed (as `verify`
@@ -863,6 +895,7 @@ fn measure_stage(
     let sizes = shipped_sizes(&stock_shipped, &bundle_shipped, SECONDARY_FILE)?;
     Ok(Measured {
         stock_run,
+        boots,
         native,
         native_parity,
         sizes,
@@ -870,6 +903,68 @@ fn measure_stage(
         native_sibling_files,
         native_lock: resolved.native_deps.lock.clone(),
     })
+}
+
+/// Cold starts of stock Pyodide, the bundle and, when built, the bundle booted from its memory
+/// snapshot: `rounds` boots each, interleaved (stock, bundle, snapshot, stock, …), each in a
+/// fresh Node process that boots, imports the app and runs the first sample. A boot varies by
+/// ±0.5 s here; one per variant cannot tell a 10 % difference from noise, and interleaving
+/// spreads the machine's drift over all of them alike.
+fn interleaved_boots(
+    resolved: &Resolved,
+    app: &PackedApp,
+    runtime_dir: &Path,
+    with_snapshot: bool,
+    config: &RunConfig,
+    rounds: usize,
+    work: &Path,
+) -> Result<Boots> {
+    let samples: Vec<serde_json::Value> = serde_json::from_slice(&fsx::read(config.samples)?)
+        .context("reading the samples for the boots")?;
+    let first = work.join("first-sample.json");
+    let first_sample = samples
+        .get(..1)
+        .context("the project has no samples to boot with")?;
+    fsx::write(&first, serde_json::to_string(first_sample)?.as_bytes())?;
+    let one_sample = RunConfig {
+        samples: &first,
+        passes: 0,
+        ..*config
+    };
+    let bundle_app = runtime_dir.join(PYTHON_APP_ARCHIVE);
+    let snapshot = runtime_dir.join(PYTHON_SNAPSHOT_FILE);
+    let cold_start = |dir: &Path, app: &Path, boot: &Boot, what: &str| -> Result<f64> {
+        let run = run::pyodide(dir, app, Mode::Measure, &one_sample, boot)
+            .with_context(|| format!("booting {what} for its cold start"))?;
+        Ok(run.boot_ms + run.import_ms + run.first_inference_ms)
+    };
+    let mut boots = Boots::default();
+    for _ in 0..rounds {
+        boots.stock.push(cold_start(
+            &resolved.distribution.dir,
+            &app.path,
+            &Boot::default(),
+            "stock Pyodide",
+        )?);
+        boots.bundle.push(cold_start(
+            runtime_dir,
+            &bundle_app,
+            &Boot::default(),
+            "the bundle",
+        )?);
+        if with_snapshot {
+            boots.snapshot.push(cold_start(
+                runtime_dir,
+                &bundle_app,
+                &Boot {
+                    snapshot: Some(&snapshot),
+                    ..Boot::default()
+                },
+                "the bundle from its memory snapshot",
+            )?);
+        }
+    }
+    Ok(boots)
 }
 
 /// The measured sizes of one shipped runtime file.

@@ -320,6 +320,19 @@ pub fn app_files(root: &Path, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
     Ok(files)
 }
 
+/// `zip` without the entries named in `names`, every other entry copied raw.
+pub fn without_entries(zip: &[u8], names: &BTreeSet<String>) -> Result<Vec<u8>> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(zip)).context("reading the zip")?;
+    let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for index in 0..archive.len() {
+        let entry = archive.by_index_raw(index)?;
+        if !names.contains(entry.name()?.as_ref()) {
+            writer.raw_copy_file(entry)?;
+        }
+    }
+    Ok(writer.finish()?.into_inner())
+}
+
 /// `zip` with `entries` (name → bytes) in it: an entry of the same name is replaced in place, the
 /// others are appended in name order; new bytes are deflated with fixed timestamps and
 /// permissions, and every other entry is copied raw.

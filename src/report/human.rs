@@ -114,6 +114,7 @@ pub fn stage_line(event: &Event<'_>) -> Option<(Stage, String)> {
             entries_before,
             entries_after,
             precompiled,
+            bytecode_only,
             stripped,
             bytes_before,
             bytes_after,
@@ -125,11 +126,7 @@ pub fn stage_line(event: &Event<'_>) -> Option<(Stage, String)> {
             format!(
                 "python_stdlib.zip {entries_before} → {entries_after} entries{}{} ({} → {}, {}); \
                  {modules_kept} modules kept, {top_levels_dropped} top-level dropped; packages: {}",
-                if *precompiled == 0 {
-                    String::new()
-                } else {
-                    format!(" + {precompiled} precompiled .pyc")
-                },
+                precompiled_text(*precompiled, *bytecode_only),
                 match stripped {
                     Some((files, saved)) => format!(
                         ", {files} sources stripped of docstrings and comments (−{})",
@@ -828,6 +825,31 @@ fn steady_cell(steady: &Steady) -> String {
     )
 }
 
+/// How the kept modules' bytecode ships: " + 120 precompiled .pyc" beside the sources, " as 120
+/// .pyc without sources", or nothing.
+fn precompiled_text(precompiled: usize, bytecode_only: bool) -> String {
+    match (precompiled, bytecode_only) {
+        (0, _) => String::new(),
+        (count, false) => format!(" + {count} precompiled .pyc"),
+        (count, true) => format!(", {count} of them as .pyc without sources"),
+    }
+}
+
+/// A Pyodide cold start: the median of its interleaved boots with their range, or one run's.
+fn cold_start_cell(run: &crate::manifest::python::PyodideRun) -> String {
+    let ms = |value: f64| format_duration_us(value * 1000.0);
+    match run.boots {
+        Some(boots) if boots.runs > 1 => format!(
+            "{} ({} boots, {}–{})",
+            ms(boots.median_ms),
+            boots.runs,
+            ms(boots.min_ms),
+            ms(boots.max_ms)
+        ),
+        _ => ms(run.cold_start_ms),
+    }
+}
+
 /// The table comparing stock Pyodide, the shaken bundle and native CPython, plus the verdict.
 pub fn python_summary(manifest: &crate::manifest::python::PythonManifest) -> String {
     let t = &manifest.timings;
@@ -873,8 +895,8 @@ pub fn python_summary(manifest: &crate::manifest::python::PythonManifest) -> Str
         ],
         [
             "cold start".into(),
-            ms(t.stock.cold_start_ms),
-            ms(t.bundle.cold_start_ms),
+            cold_start_cell(&t.stock),
+            cold_start_cell(&t.bundle),
             ms(t.native.cold_start_ms),
         ],
         [
@@ -906,10 +928,7 @@ pub fn python_summary(manifest: &crate::manifest::python::PythonManifest) -> Str
         shake.modules.len(),
         shake.stdlib_entries_before,
         shake.stdlib_entries_after,
-        match shake.precompiled {
-            0 => String::new(),
-            count => format!(" + {count} precompiled .pyc"),
-        },
+        precompiled_text(shake.precompiled, shake.bytecode_only),
         shake.dropped_top_levels.len()
     ));
     let loaded = |load_ms: Option<f64>| match load_ms {
@@ -939,7 +958,7 @@ pub fn python_summary(manifest: &crate::manifest::python::PythonManifest) -> Str
             format_bytes(snapshot.sizes.raw_bytes),
             format_bytes(snapshot.sizes.brotli_bytes),
             ms(snapshot.run.boot_ms),
-            ms(snapshot.run.cold_start_ms),
+            cold_start_cell(&snapshot.run),
             dist(&snapshot.run.steady),
             if snapshot.default_boot { " (loader default)" } else { "" }
         ));

@@ -97,6 +97,8 @@ pub enum Event<'a> {
         entries_before: usize,
         entries_after: usize,
         precompiled: usize,
+        /// The precompiled modules ship without their sources.
+        bytecode_only: bool,
         /// Sources stripped of docstrings and comments, and the bytes that saved.
         stripped: Option<(usize, u64)>,
         bytes_before: u64,
