@@ -340,38 +340,26 @@ pub fn measured_by_flag(name: &str) -> Option<&'static str> {
 /// The WASM variant in the hosts its loaders serve, where measured: load, first inference and
 /// steady latency per batch (`node.load_us`, `plugin_host.steady_batch1_us`).
 fn host_metrics(manifest: &KernelManifest, out: &mut Vec<Metric>) {
+    let mut host = |prefix: &str,
+                    load: &Distribution,
+                    first_inference: &Distribution,
+                    steady: &mut dyn Iterator<Item = (usize, &Distribution)>| {
+        timing(out, format!("{prefix}.load_us"), load);
+        timing(out, format!("{prefix}.first_inference_us"), first_inference);
+        for (batch, latency) in steady {
+            timing(out, format!("{prefix}.steady_batch{batch}_us"), latency);
+        }
+    };
     let t = &manifest.timings;
-    let hosts = [("plugin_host", &t.plugin_host), ("node", &t.node)];
-    for (prefix, host) in hosts {
-        let Some(host) = host else { continue };
-        timing(out, format!("{prefix}.load_us"), &host.load);
-        timing(
-            out,
-            format!("{prefix}.first_inference_us"),
-            &host.first_inference,
-        );
-        for s in &host.steady {
-            timing(
-                out,
-                format!("{prefix}.steady_batch{}_us", s.batch),
-                &s.latency,
-            );
+    for (prefix, measured) in [("plugin_host", &t.plugin_host), ("node", &t.node)] {
+        if let Some(h) = measured {
+            let steady = &mut h.steady.iter().map(|s| (s.batch, &s.latency));
+            host(prefix, &h.load, &h.first_inference, steady);
         }
     }
-    if let Some(browser) = &t.browser {
-        timing(out, "browser.load_us".into(), &browser.load);
-        timing(
-            out,
-            "browser.first_inference_us".into(),
-            &browser.first_inference,
-        );
-        for s in &browser.steady {
-            timing(
-                out,
-                format!("browser.steady_batch{}_us", s.batch),
-                &s.latency,
-            );
-        }
+    if let Some(b) = &t.browser {
+        let steady = &mut b.steady.iter().map(|s| (s.batch, &s.latency));
+        host("browser", &b.load, &b.first_inference, steady);
     }
 }
 

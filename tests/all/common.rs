@@ -364,3 +364,18 @@ pub fn strings_at<'a>(items: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
         .map(|item| item[key].as_str().unwrap())
         .collect()
 }
+
+/// The one bundle `build` wrote into `out`.
+pub fn only_bundle(out: &Path) -> PathBuf {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(
+        entries.len(),
+        1,
+        "one bundle in {}: {entries:?}",
+        out.display()
+    );
+    entries.pop().unwrap()
+}

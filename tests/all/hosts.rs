@@ -192,12 +192,7 @@ fn measure_in_hosts_records_python_and_node_and_budgets_limit_them() {
             stdout(&output)
         );
     }
-    let bundle = std::fs::read_dir(&out)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let bundle = only_bundle(&out);
     let bundle = bundle.to_str().unwrap();
     let output = wpi(&[
         "measure",
@@ -306,12 +301,7 @@ fn the_python_host_venv_is_installed_from_a_wheelhouse_when_missing() {
         &["--steady-runs", "5", "--batches", "1"],
     );
     assert_exit(&output, 0);
-    let bundle = std::fs::read_dir(&out)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let bundle = only_bundle(&out);
     let cache = work.path().join("cache");
     let measure = |extra: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_cargo-wasmpack-infer"))
