@@ -3,6 +3,7 @@
 //! records; the check reports how many.
 
 use crate::exit::input_error;
+use crate::manifest::fit::Fit;
 use crate::manifest::metrics::{Metric, Unit, measured_by_flag};
 use crate::manifest::{Budgets, LIMIT_SHAPE, Limit};
 use anyhow::Result;
@@ -134,12 +135,28 @@ const FILE_SHAPE: &str = "a budgets file holds one table per variant, e.g.\n\n\
     [ratio]\nwasm_over_native_steady = 4.0\n\n\
     (or the same under [package.metadata.wasmpack-infer.budgets] as in Cargo.toml)";
 
+/// A fit grade's floor, `strong`, `conditional` or `weak`, as its [`Fit::rank`].
+fn parse_grade(limit: &Limit) -> std::result::Result<f64, String> {
+    match limit {
+        Limit::Text(text) => Fit::named(text.trim()).map(Fit::rank),
+        Limit::Number(_) => None,
+    }
+    .ok_or_else(|| {
+        format!(
+            "a fit is the least grade allowed there: \"strong\", \"conditional\" or \"weak\", \
+             got `{}`",
+            limit_text(limit)
+        )
+    })
+}
+
 /// Parses `limit` in `unit`: bytes accept B, kB/KB, KiB, MB, MiB, GB, GiB; times ns, µs/us, ms,
-/// s (a bare number is µs); ratios take a bare number.
+/// s (a bare number is µs); ratios take a bare number; fit grades a name (`strong`).
 pub fn parse_limit(limit: &Limit, unit: Unit) -> std::result::Result<f64, String> {
-    let text = match limit {
-        Limit::Number(n) => return Ok(*n),
-        Limit::Text(text) => text.trim(),
+    let text = match (unit, limit) {
+        (Unit::Grade, limit) => return parse_grade(limit),
+        (_, Limit::Number(n)) => return Ok(*n),
+        (_, Limit::Text(text)) => text.trim(),
     };
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
@@ -172,9 +189,18 @@ pub fn parse_limit(limit: &Limit, unit: Unit) -> std::result::Result<f64, String
         (Unit::Microseconds, other) => {
             return Err(format!("unknown time unit `{other}` (ns, µs, us, ms, s)"));
         }
-        (Unit::Ratio, other) => return Err(format!("a ratio takes no unit, got `{other}`")),
+        (Unit::Ratio | Unit::Grade, other) => {
+            return Err(format!("a ratio takes no unit, got `{other}`"));
+        }
     };
     Ok(number * factor)
+}
+
+fn limit_text(limit: &Limit) -> String {
+    match limit {
+        Limit::Number(n) => n.to_string(),
+        Limit::Text(t) => t.clone(),
+    }
 }
 
 /// One budget compared with its metric.
@@ -187,7 +213,8 @@ pub struct BudgetResult {
     pub limit_text: String,
     pub limit: f64,
     pub value: f64,
-    /// `(limit - value) / limit`; negative when exceeded.
+    /// `(limit - value) / limit`; negative when exceeded. For a fit grade (a floor), the grades
+    /// above the least one allowed; negative when below it.
     pub headroom: f64,
     /// Runs behind a timing median.
     pub runs: Option<usize>,
@@ -224,24 +251,27 @@ pub fn check(available: &[Metric], budgets: &Budgets) -> Result<Vec<BudgetResult
                 )?;
             let parsed = parse_limit(limit, metric.unit)
                 .map_err(|e| input_error(format!("budget `{name}`: {e}")))?;
-            Ok(BudgetResult {
-                metric: name.clone(),
-                unit: metric.unit,
-                limit_text: match limit {
-                    Limit::Number(n) => n.to_string(),
-                    Limit::Text(t) => t.clone(),
-                },
-                limit: parsed,
-                value: metric.value,
-                headroom: if parsed != 0.0 {
+            let (headroom, passed) = if metric.unit == Unit::Grade {
+                (metric.value - parsed, metric.value >= parsed)
+            } else {
+                let headroom = if parsed != 0.0 {
                     (parsed - metric.value) / parsed
                 } else if metric.value == 0.0 {
                     0.0
                 } else {
                     f64::NEG_INFINITY
-                },
+                };
+                (headroom, metric.value <= parsed)
+            };
+            Ok(BudgetResult {
+                metric: name.clone(),
+                unit: metric.unit,
+                limit_text: limit_text(limit),
+                limit: parsed,
+                value: metric.value,
+                headroom,
                 runs: metric.runs,
-                passed: metric.value <= parsed,
+                passed,
             })
         })
         .collect()
@@ -364,6 +394,31 @@ mod tests {
             let err = toml::from_str::<BudgetTables>(text).unwrap_err();
             assert!(err.to_string().contains("\"40 KiB\""), "{err}");
         }
+    }
+
+    #[test]
+    fn a_fit_budget_is_a_floor_on_the_grade() {
+        let available = [Metric {
+            name: "fit.browser-page".into(),
+            value: Fit::Conditional.rank(),
+            unit: Unit::Grade,
+            runs: None,
+        }];
+        let result = |grade: &str| {
+            let budgets =
+                Budgets::from([("fit.browser-page".to_string(), Limit::Text(grade.into()))]);
+            check(&available, &budgets).map(|r| (r[0].passed, r[0].headroom))
+        };
+        assert_eq!(result("weak").unwrap(), (true, 1.0));
+        assert_eq!(result("conditional").unwrap(), (true, 0.0));
+        assert_eq!(result("strong").unwrap(), (false, -1.0));
+        let err = result("good").unwrap_err().to_string();
+        assert!(
+            err.contains("\"strong\", \"conditional\" or \"weak\""),
+            "{err}"
+        );
+        let numeric = Budgets::from([("fit.browser-page".to_string(), Limit::Number(2.0))]);
+        assert!(check(&available, &numeric).is_err());
     }
 
     #[test]

@@ -37,9 +37,11 @@ impl MetricChange {
 }
 
 /// Every metric both manifests have, sorted by the size of the relative change (then by name).
+/// Fit grades are left out: a verdict that changed is listed as such ([`ContentChanges::fits`]).
 pub fn diff(old_metrics: &[Metric], new_metrics: &[Metric]) -> Vec<MetricChange> {
     let mut changes: Vec<MetricChange> = new_metrics
         .iter()
+        .filter(|n| n.unit != Unit::Grade)
         .cloned()
         .filter_map(|n| {
             let o = old_metrics.iter().find(|o| o.name == n.name)?;

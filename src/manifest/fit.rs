@@ -114,6 +114,27 @@ impl Fit {
             Fit::Weak => "weak",
         }
     }
+
+    /// The grade as a number for budgets: weak 0, conditional 1, strong 2.
+    pub fn rank(self) -> f64 {
+        match self {
+            Fit::Weak => 0.0,
+            Fit::Conditional => 1.0,
+            Fit::Strong => 2.0,
+        }
+    }
+
+    pub const ALL: [Fit; 3] = [Fit::Weak, Fit::Conditional, Fit::Strong];
+
+    /// The grade named `name` (`strong`, `conditional`, `weak`).
+    pub fn named(name: &str) -> Option<Fit> {
+        Self::ALL.into_iter().find(|fit| fit.as_str() == name)
+    }
+
+    /// The grade whose [`Fit::rank`] is `rank`.
+    pub fn of_rank(rank: f64) -> Option<Fit> {
+        Self::ALL.into_iter().find(|fit| fit.rank() == rank)
+    }
 }
 
 /// The deployments the verdict covers.
@@ -140,6 +161,17 @@ impl Deployment {
             Deployment::SandboxedPlugin => "sandboxed plugin",
             Deployment::ServerBatch => "server, batches",
             Deployment::LatencyCriticalNative => "latency-critical native",
+        }
+    }
+
+    /// The name in the manifest and in budgets (`fit.browser-page`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Deployment::BrowserPage => "browser-page",
+            Deployment::EdgeFunction => "edge-function",
+            Deployment::SandboxedPlugin => "sandboxed-plugin",
+            Deployment::ServerBatch => "server-batch",
+            Deployment::LatencyCriticalNative => "latency-critical-native",
         }
     }
 }
@@ -202,6 +234,26 @@ mod tests {
         assert_eq!(band.grade(4.0), Fit::Conditional);
         assert_eq!(band.grade(4.01), Fit::Weak);
         assert!(Fit::Weak < Fit::Conditional && Fit::Conditional < Fit::Strong);
+    }
+
+    #[test]
+    fn grades_and_shapes_are_named_as_serde_writes_them() {
+        for fit in Fit::ALL {
+            assert_eq!(serde_json::to_value(fit).unwrap(), fit.as_str());
+            assert_eq!(Fit::named(fit.as_str()), Some(fit));
+            assert_eq!(Fit::of_rank(fit.rank()), Some(fit));
+        }
+        assert!(Fit::Weak.rank() < Fit::Conditional.rank());
+        assert!(Fit::Conditional.rank() < Fit::Strong.rank());
+        for shape in [
+            Deployment::BrowserPage,
+            Deployment::EdgeFunction,
+            Deployment::SandboxedPlugin,
+            Deployment::ServerBatch,
+            Deployment::LatencyCriticalNative,
+        ] {
+            assert_eq!(serde_json::to_value(shape).unwrap(), shape.key());
+        }
     }
 
     /// The book's table of defaults says what the code does.

@@ -1,7 +1,8 @@
-//! Every manifest flattened into named metrics (`wasm.brotli_bytes`, `ratio.interpreter_tax`):
-//! what budgets limit and `diff` compares.
+//! Every manifest flattened into named metrics (`wasm.brotli_bytes`, `ratio.interpreter_tax`,
+//! `fit.browser-page`): what budgets limit and `diff` compares.
 
 use super::common::{Distribution, Sizes};
+use super::fit::DeploymentFit;
 use super::kernel::KernelManifest;
 use super::python::PythonManifest;
 use schemars::JsonSchema;
@@ -13,6 +14,9 @@ pub enum Unit {
     Bytes,
     Microseconds,
     Ratio,
+    /// A runtime-fit grade: 0 weak, 1 conditional, 2 strong ([`super::fit::Fit::rank`]). Unlike every other
+    /// unit, more is better, so a budget on one is a floor.
+    Grade,
 }
 
 /// One measured value a budget can limit.
@@ -197,7 +201,19 @@ pub fn pyodide_metrics(manifest: &PythonManifest) -> Vec<Metric> {
         Unit::Ratio,
         None,
     );
+    fit_grades(&fit.deployments, &mut out);
     out
+}
+
+/// Each deployment's fit as a grade (`fit.browser-page`), so a budget can ask for at least
+/// `conditional` or `strong` there.
+fn fit_grades(deployments: &[DeploymentFit], out: &mut Vec<Metric>) {
+    out.extend(deployments.iter().map(|d| Metric {
+        name: format!("fit.{}", d.deployment.key()),
+        value: d.fit.rank(),
+        unit: Unit::Grade,
+        runs: None,
+    }));
 }
 
 /// Every metric of a kernel `manifest` by name.
@@ -318,6 +334,7 @@ pub fn metrics(manifest: &KernelManifest) -> Vec<Metric> {
     });
     variant_metrics(manifest, &mut out);
     host_metrics(manifest, &mut out);
+    fit_grades(&fit.deployments, &mut out);
     out
 }
 

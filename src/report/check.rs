@@ -2,6 +2,7 @@
 
 use super::{Tone, paint};
 use crate::budget::BudgetResult;
+use crate::manifest::fit::Fit;
 use crate::manifest::metrics::Unit;
 use crate::units::format_bytes;
 use crate::units::format_duration_us;
@@ -12,15 +13,30 @@ pub fn value(unit: Unit, v: f64) -> String {
         Unit::Bytes => format_bytes(v.max(0.0).round() as u64),
         Unit::Microseconds => format_duration_us(v),
         Unit::Ratio => format!("{v:.3}"),
+        Unit::Grade => Fit::of_rank(v).map_or_else(|| v.to_string(), |fit| fit.as_str().into()),
     }
 }
 
 fn cells(r: &BudgetResult) -> [String; 5] {
+    let (limit, headroom) = match r.unit {
+        // A grade's limit is a floor; its headroom counts grades, not a fraction.
+        Unit::Grade => (
+            format!("≥ {}", value(r.unit, r.limit)),
+            match r.headroom {
+                h if h.abs() == 1.0 => format!("{h:+} grade"),
+                h => format!("{h:+} grades"),
+            },
+        ),
+        _ => (
+            value(r.unit, r.limit),
+            format!("{:+.1} %", r.headroom * 100.0),
+        ),
+    };
     [
         r.metric.clone(),
-        value(r.unit, r.limit),
+        limit,
         value(r.unit, r.value),
-        format!("{:+.1} %", r.headroom * 100.0),
+        headroom,
         r.runs.map(|n| format!("median of {n}")).unwrap_or_default(),
     ]
 }
