@@ -177,6 +177,10 @@ pub struct BrowserSteady {
     pub calls_per_run: usize,
     pub latency: Distribution,
     pub samples_per_second: f64,
+    /// A kernel call's copy into linear memory, `wpi_infer` and copy out, timed apart through
+    /// the loader's own steps (medians, µs); absent for Pyodide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferBreakdown>,
 }
 
 /// Element type of a tensor, little-endian on the wire.

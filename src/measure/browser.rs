@@ -141,6 +141,13 @@ struct PageSteady {
     batch: usize,
     per_call_us: Vec<f64>,
     calls: usize,
+    /// A kernel call's steps timed apart (empty for Pyodide, or a loader without them).
+    #[serde(default)]
+    upload_us: Vec<f64>,
+    #[serde(default)]
+    compute_us: Vec<f64>,
+    #[serde(default)]
+    download_us: Vec<f64>,
 }
 
 /// A kernel bundle's WASM variant in the browser: its outputs for all samples in one call, and
@@ -313,6 +320,7 @@ fn steady(sweep: &[PageSteady]) -> Vec<BrowserSteady> {
                 calls_per_run: s.calls,
                 samples_per_second: stats::samples_per_second(s.batch, &latency),
                 latency,
+                transfer: stats::transfer_medians(&s.upload_us, &s.compute_us, &s.download_us),
             }
         })
         .collect()

@@ -4,10 +4,10 @@
 //! (`measure --node`; `templates/hosts/measure.mjs`). Both scripts report the same JSON.
 
 use crate::exit::input_error;
+use crate::manifest::Distribution;
 use crate::manifest::kernel::Steady;
 use crate::manifest::variant::SimdLevel;
-use crate::manifest::{Distribution, TransferBreakdown};
-use crate::measure::stats::{distribution_us, samples_per_second};
+use crate::measure::stats::{distribution_us, samples_per_second, transfer_medians};
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -416,11 +416,7 @@ fn steady_of(batch: &ScriptSteady) -> Steady {
         batch: batch.batch,
         samples_per_second: samples_per_second(batch.batch, &latency),
         latency,
-        transfer: Some(TransferBreakdown {
-            upload_us: distribution_us(batch.upload_us.iter().copied()).median_us,
-            compute_us: distribution_us(batch.compute_us.iter().copied()).median_us,
-            download_us: distribution_us(batch.download_us.iter().copied()).median_us,
-        }),
+        transfer: transfer_medians(&batch.upload_us, &batch.compute_us, &batch.download_us),
         threads: None,
     }
 }

@@ -1,6 +1,6 @@
 //! Turning repeated timings into a distribution.
 
-use crate::manifest::Distribution;
+use crate::manifest::{Distribution, TransferBreakdown};
 use std::time::{Duration, Instant};
 
 /// Median, 95th percentile (nearest rank) and minimum of `samples`.
@@ -102,6 +102,23 @@ pub fn distribution_us(values: impl IntoIterator<Item = f64>) -> Distribution {
 }
 
 /// Samples per second at a batch's median latency (0 when the median is 0).
+/// Where a call's time goes, as the medians of each step's timings (µs); `None` when the host
+/// timed no steps.
+pub fn transfer_medians(
+    upload_us: &[f64],
+    compute_us: &[f64],
+    download_us: &[f64],
+) -> Option<TransferBreakdown> {
+    let median = |values: &[f64]| distribution_us(values.iter().copied()).median_us;
+    (!upload_us.is_empty() && !compute_us.is_empty() && !download_us.is_empty()).then(|| {
+        TransferBreakdown {
+            upload_us: median(upload_us),
+            compute_us: median(compute_us),
+            download_us: median(download_us),
+        }
+    })
+}
+
 pub fn samples_per_second(batch: usize, latency: &Distribution) -> f64 {
     if latency.median_us > 0.0 {
         (batch as f64 * 1e6 / latency.median_us).round()

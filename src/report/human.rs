@@ -7,7 +7,7 @@ use crate::manifest::kernel::{
     Accelerator, BrowserTimings, CudaRun, HostTimings, KernelManifest, Steady,
 };
 use crate::manifest::variant::{FeatureVariant, SimdLevel};
-use crate::manifest::{Distribution, Parity};
+use crate::manifest::{Distribution, Parity, TransferBreakdown};
 use crate::units::format_duration_us;
 use crate::units::{format_bytes, format_change};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -427,7 +427,7 @@ pub fn summary(manifest: &KernelManifest) -> String {
     out.push_str(&format!("\nparity: {}\n", parity_line(&manifest.parity)));
     out.push_str(&boundary_line(
         "wasm boundary (copies in wasmtime)",
-        &wasm.steady,
+        wasm.steady.iter().map(|s| (s.batch, s.transfer)),
     ));
     out.push_str(&cuda_summary(&manifest.timings.cuda));
     if let Some(browser) = &manifest.timings.browser {
@@ -637,16 +637,18 @@ fn hosts_table(manifest: &KernelManifest) -> String {
 
 /// Where a WASM call's time goes at each batch: copying into and out of linear memory (the
 /// sandbox boundary) against `wpi_infer` itself.
-fn boundary_line(label: &str, steady: &[Steady]) -> String {
+fn boundary_line(
+    label: &str,
+    steady: impl IntoIterator<Item = (usize, Option<TransferBreakdown>)>,
+) -> String {
     let parts: Vec<String> = steady
-        .iter()
-        .filter_map(|s| {
-            let t = s.transfer?;
+        .into_iter()
+        .filter_map(|(batch, transfer)| {
+            let t = transfer?;
             let copies = t.upload_us + t.download_us;
             let total = copies + t.compute_us;
             Some(format!(
-                "batch {} {:.0} % ({} in, {} out)",
-                s.batch,
+                "batch {batch} {:.0} % ({} in, {} out)",
                 if total > 0.0 {
                     copies / total * 100.0
                 } else {
@@ -735,12 +737,16 @@ fn browser_summary(browser: &BrowserTimings) -> String {
         .map(|level| format!(", loaded the {level} variant"))
         .unwrap_or_default();
     format!(
-        "browser: {}{loaded}\n  load {} (p95 {}; download, SRI check, compile, instantiate), first inference {}\n  steady {}\n  parity with wasmtime: {parity}\n",
+        "browser: {}{loaded}\n  load {} (p95 {}; download, SRI check, compile, instantiate), first inference {}\n  steady {}\n  {}  parity with wasmtime: {parity}\n",
         browser.environment.browser,
         format_duration_us(browser.load.median_us),
         format_duration_us(browser.load.p95_us),
         format_duration_us(browser.first_inference.median_us),
         steady_sweep(browser.steady.iter().map(|s| (s.batch, &s.latency))),
+        boundary_line(
+            "boundary (copies through loader.mjs)",
+            browser.steady.iter().map(|s| (s.batch, s.transfer))
+        ),
     )
 }
 
@@ -755,7 +761,10 @@ fn host_summary(label: &str, loader: &str, host: &HostTimings) -> String {
         format_duration_us(host.load.p95_us),
         format_duration_us(host.first_inference.median_us),
         steady_sweep(host.steady.iter().map(|s| (s.batch, &s.latency))),
-        boundary_line(&format!("boundary (copies through {loader})"), &host.steady),
+        boundary_line(
+            &format!("boundary (copies through {loader})"),
+            host.steady.iter().map(|s| (s.batch, s.transfer))
+        ),
         parity_line(&host.parity),
     )
 }

@@ -131,6 +131,16 @@ fn measure_browser_records_chromium_timings_and_parity() {
         .map(|s| s["batch"].as_u64().unwrap())
         .collect();
     assert_eq!(batches, [1, 64]);
+    // Each batch's call split at the boundary: copies in and out through loader.mjs, and
+    // wpi_infer, which does the work and so takes longer the larger the batch.
+    let step =
+        |batch: usize, name: &str| browser["steady"][batch]["transfer"][name].as_f64().unwrap();
+    for batch in 0..2 {
+        for name in ["upload_us", "compute_us", "download_us"] {
+            assert!(step(batch, name) > 0.0, "{name}: {browser}");
+        }
+    }
+    assert!(step(1, "compute_us") > step(0, "compute_us"), "{browser}");
     // Chromium >= 114 runs relaxed SIMD: the loader picks it, and wasmtime runs that module too.
     assert_eq!(browser["variant"], "relaxed-simd", "{browser}");
     assert_eq!(browser["parity"]["passed"], true);
