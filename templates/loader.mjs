@@ -181,7 +181,15 @@ class Model {
   _copyOut(outBytes) {
     const OutputArray = TYPED_ARRAYS[CONFIG.output.dtype];
     const memory = this.#exports.memory;
-    return new OutputArray(memory.buffer.slice(this.#output.ptr, this.#output.ptr + outBytes));
+    const ptr = this.#output.ptr;
+    // A typed array's own slice where the output is aligned for one (the helper crate's
+    // wpi_alloc always is; a hand-written one may not be): V8 spends ~0.4 µs more per call on
+    // ArrayBuffer.prototype.slice (Node 20: 73 ns against 469 ns for a 40-byte output), and no
+    // less on large outputs.
+    if (ptr % OutputArray.BYTES_PER_ELEMENT === 0) {
+      return new OutputArray(memory.buffer, ptr, outBytes / OutputArray.BYTES_PER_ELEMENT).slice();
+    }
+    return new OutputArray(memory.buffer.slice(ptr, ptr + outBytes));
   }
 }
 

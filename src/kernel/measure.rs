@@ -12,7 +12,7 @@ use crate::manifest::kernel::{
 use crate::manifest::variant::{SimdLevel, VariantTimings};
 use crate::manifest::{Parity, Sizes};
 use crate::measure::browser::{self, BrowserPlan};
-use crate::measure::fit::{self, FitInputs};
+use crate::measure::fit::{self, FitInputs, PageMeasured};
 use crate::measure::host::{self, Host, HostKind, HostPlan};
 use crate::measure::native::{DeviceChoice, LibraryCopies};
 use crate::measure::runner::KernelRunner;
@@ -157,7 +157,7 @@ pub fn measure_variants(
         cuda: cuda_timings.as_ref().map(|t| t.steady.as_slice()),
         wasm_sizes,
         thresholds,
-        page_first_result_us: None,
+        page: None,
         plugin_host: None,
     });
     let mut variant_timings = vec![VariantTimings {
@@ -391,10 +391,12 @@ fn rejudge(manifest: &KernelManifest) -> RuntimeFit {
         cuda: (!t.cuda.steady.is_empty()).then_some(t.cuda.steady.as_slice()),
         wasm_sizes: &manifest.wasm.sizes,
         thresholds: t.runtime_fit.thresholds,
-        page_first_result_us: t
-            .browser
-            .as_ref()
-            .map(|b| b.load.median_us + b.first_inference.median_us),
+        page: t.browser.as_ref().and_then(|b| {
+            Some(PageMeasured {
+                first_result_us: b.load.median_us + b.first_inference.median_us,
+                steady_us: b.steady.iter().min_by_key(|s| s.batch)?.latency.median_us,
+            })
+        }),
         plugin_host: t.plugin_host.as_ref().map(|host| {
             // wasmtime from Rust ran the level the Python host loaded: its compute.
             let in_rust = t

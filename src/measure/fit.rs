@@ -3,7 +3,7 @@
 //! how well WASM fits there and what to ship, judged by the [`FitThresholds`] in force.
 
 use crate::manifest::Sizes;
-use crate::manifest::fit::{Deployment, DeploymentFit, Fit, FitFigure, FitThresholds};
+use crate::manifest::fit::{Band, Deployment, DeploymentFit, Fit, FitFigure, FitThresholds};
 use crate::manifest::kernel::{
     BatchFit, BatchRatio, HostTimings, NativeTimings, RuntimeFit, Steady, WasmTimings,
 };
@@ -18,14 +18,68 @@ pub struct FitInputs<'a> {
     pub cuda: Option<&'a [Steady]>,
     pub wasm_sizes: &'a Sizes,
     pub thresholds: FitThresholds,
-    /// A browser page's load (download, SRI check, compile, instantiate, init) plus its first
-    /// inference, when one was measured (`measure --browser`): the page verdict's first result,
-    /// in place of wasmtime's.
-    pub page_first_result_us: Option<f64>,
+    /// The page measured in Chromium (`measure --browser`), judged in place of wasmtime's
+    /// figures.
+    pub page: Option<PageMeasured>,
     /// Calls from a Python host through `loader.py` (`measure --python-host`), when measured,
     /// with wasmtime's steady figures from Rust for the level it loaded: the plugin verdict's
     /// boundary share, in place of the copies' in wasmtime from Rust.
     pub plugin_host: Option<(&'a HostTimings, &'a [Steady])>,
+}
+
+/// A page measured in Chromium (`measure --browser`): what the browser-page verdict judges in
+/// place of the figures of the hosts the build ran.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PageMeasured {
+    /// `load()` (download, integrity check, compile or boot, init) plus the first inference.
+    pub first_result_us: f64,
+    /// One call at the smallest batch the page timed, in steady state.
+    pub steady_us: f64,
+}
+
+/// The browser-page verdict: bytes fetched before the first result, the first result and a
+/// call in steady state, from the page in Chromium when it was measured, else from `built`
+/// (the figures of the build's own host, `measured_in` it when not wasmtime).
+fn browser_page(
+    ship: &str,
+    download_bytes: u64,
+    page: Option<PageMeasured>,
+    built: PageMeasured,
+    built_in: Option<&str>,
+    t: &FitThresholds,
+) -> DeploymentFit {
+    let (figures, measured_in) = match page {
+        Some(page) => (page, Some("chromium")),
+        None => (built, built_in),
+    };
+    let judged = |name: &str, value: f64, band: Band| {
+        let figure = FitFigure::judged(name, value, band);
+        match measured_in {
+            Some(host) => figure.measured_in(host),
+            None => figure,
+        }
+    };
+    shape(
+        Deployment::BrowserPage,
+        ship.into(),
+        vec![
+            Some(FitFigure::judged(
+                "download_bytes",
+                download_bytes as f64,
+                t.download_bytes,
+            )),
+            Some(judged(
+                "first_result_us",
+                figures.first_result_us,
+                t.first_result_us,
+            )),
+            Some(judged(
+                "page_steady_us",
+                figures.steady_us,
+                t.page_steady_us,
+            )),
+        ],
+    )
 }
 
 /// The WASM variant's costs relative to native, from the medians of one run, and the verdict
@@ -153,30 +207,16 @@ fn deployments(
             }),
     };
     vec![
-        shape(
-            Deployment::BrowserPage,
-            "wasm".into(),
-            vec![
-                Some(FitFigure::judged(
-                    "download_bytes",
-                    inputs.wasm_sizes.brotli_bytes as f64,
-                    t.download_bytes,
-                )),
-                Some(match inputs.page_first_result_us {
-                    Some(page) => FitFigure::judged("first_result_us", page, t.first_result_us)
-                        .measured_in("chromium"),
-                    None => FitFigure::judged(
-                        "first_result_us",
-                        cold_start_compiling_us,
-                        t.first_result_us,
-                    ),
-                }),
-                Some(FitFigure::judged(
-                    "page_steady_us",
-                    smallest.wasm_us,
-                    t.page_steady_us,
-                )),
-            ],
+        browser_page(
+            "wasm",
+            inputs.wasm_sizes.brotli_bytes,
+            inputs.page,
+            PageMeasured {
+                first_result_us: cold_start_compiling_us,
+                steady_us: smallest.wasm_us,
+            },
+            None,
+            t,
         ),
         shape(
             Deployment::EdgeFunction,
@@ -271,6 +311,8 @@ pub struct PythonFitInputs {
     pub interpreter_tax: f64,
     /// Pyodide's share of a call spent converting the input and output between JS and Python.
     pub boundary_share: Option<f64>,
+    /// The page measured in Chromium (`measure --browser`), judged in place of Node's figures.
+    pub page: Option<PageMeasured>,
     pub thresholds: FitThresholds,
 }
 
@@ -296,25 +338,16 @@ pub fn python_deployments(inputs: &PythonFitInputs) -> Vec<DeploymentFit> {
         _ => ("pyodide", inputs.cold_start_us, inputs.bundle_gzip_bytes),
     };
     vec![
-        shape(
-            Deployment::BrowserPage,
-            "pyodide".into(),
-            vec![
-                Some(FitFigure::judged(
-                    "download_bytes",
-                    inputs.upfront_brotli_bytes as f64,
-                    t.download_bytes,
-                )),
-                Some(
-                    FitFigure::judged("first_result_us", inputs.cold_start_us, t.first_result_us)
-                        .measured_in("node"),
-                ),
-                Some(FitFigure::judged(
-                    "page_steady_us",
-                    inputs.steady_us,
-                    t.page_steady_us,
-                )),
-            ],
+        browser_page(
+            "pyodide",
+            inputs.upfront_brotli_bytes,
+            inputs.page,
+            PageMeasured {
+                first_result_us: inputs.cold_start_us,
+                steady_us: inputs.steady_us,
+            },
+            Some("node"),
+            t,
         ),
         shape(
             Deployment::EdgeFunction,
@@ -569,7 +602,7 @@ mod tests {
             cuda: None,
             wasm_sizes: &sizes(200 * 1024, 300 * 1024),
             thresholds: FitThresholds::default(),
-            page_first_result_us: None,
+            page: None,
             plugin_host: None,
         });
         let page = fit_of(&fit, Deployment::BrowserPage);
@@ -619,7 +652,7 @@ mod tests {
             cuda: None,
             wasm_sizes: &big,
             thresholds,
-            page_first_result_us: None,
+            page: None,
             plugin_host: None,
         };
         let fit = runtime_fit(&inputs(FitThresholds::default()));
@@ -632,14 +665,21 @@ mod tests {
         assert_eq!(fit_of(&fit, Deployment::BrowserPage).fit, Fit::Conditional);
         assert_eq!(fit.thresholds, generous);
 
-        // A page measured in Chromium decides the first result, and says so.
+        // A page measured in Chromium decides the first result and the steady call, and says so.
         let fit = runtime_fit(&FitInputs {
-            page_first_result_us: Some(2e6),
+            page: Some(PageMeasured {
+                first_result_us: 2e6,
+                steady_us: 20e3,
+            }),
             ..inputs(generous)
         });
-        let first = &fit_of(&fit, Deployment::BrowserPage).figures[1];
+        let page = fit_of(&fit, Deployment::BrowserPage);
+        let (first, steady) = (&page.figures[1], &page.figures[2]);
         assert_eq!((first.value, first.grade), (2e6, Fit::Weak));
-        assert_eq!(first.measured_in.as_deref(), Some("chromium"));
+        assert_eq!((steady.value, steady.grade), (20e3, Fit::Conditional));
+        for figure in [first, steady] {
+            assert_eq!(figure.measured_in.as_deref(), Some("chromium"));
+        }
 
         // A Python host's calls decide the plugin's boundary: all they add over the same module's
         // calls in wasmtime from Rust, here nine tenths at the smallest batch.
@@ -712,6 +752,7 @@ mod tests {
             steady_us: 300.0,
             interpreter_tax: 1.8,
             boundary_share: Some(0.1),
+            page: None,
             thresholds: FitThresholds::default(),
         };
         let deployments = python_deployments(&inputs);
@@ -746,5 +787,19 @@ mod tests {
             .find(|f| f.deployment == Deployment::ServerBatch)
             .unwrap();
         assert_eq!(server.ship, "pyodide", "close enough to native: {server:?}");
+
+        // Measured in Chromium, a page that has its first result in 80 ms is strong there.
+        let measured = python_deployments(&PythonFitInputs {
+            page: Some(PageMeasured {
+                first_result_us: 80e3,
+                steady_us: 250.0,
+            }),
+            upfront_brotli_bytes: 900_000,
+            ..inputs
+        });
+        let page = &measured[0];
+        assert_eq!(page.deployment, Deployment::BrowserPage);
+        assert_eq!(page.fit, Fit::Strong, "{page:?}");
+        assert_eq!(page.figures[1].measured_in.as_deref(), Some("chromium"));
     }
 }

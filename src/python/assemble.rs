@@ -64,6 +64,7 @@ pub(crate) fn manifest(parts: Parts) -> Result<PythonManifest> {
         &measured.sizes,
         snapshot.as_ref(),
         options.runtime_fit,
+        None,
     );
     let runtime_split = validated
         .split

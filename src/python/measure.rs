@@ -9,12 +9,12 @@ use crate::bundle::layout::{
 use crate::fsx;
 use crate::manifest::fit::FitThresholds;
 use crate::manifest::python::{
-    BootSeries, FileSizes, HotFunction, NativeRun, PyodideRun, PythonFit, PythonManifest,
-    ShippedSizes, SnapshotInfo, TimeAttribution,
+    BootSeries, FileSizes, HotFunction, NativeRun, PyodideBrowserTimings, PyodideRun, PythonFit,
+    PythonManifest, ShippedSizes, SnapshotInfo, TimeAttribution,
 };
 use crate::manifest::{Distribution, Sizes, TransferBreakdown};
 use crate::measure::browser::{self, BrowserPlan};
-use crate::measure::fit::{self, PythonFitInputs};
+use crate::measure::fit::{self, PageMeasured, PythonFitInputs};
 use crate::measure::stats::{self, ratio, round3};
 use crate::measure::{environment, parity, sizes};
 use crate::python::deps;
@@ -201,6 +201,7 @@ pub(crate) fn fit(
     sizes: &ShippedSizes,
     snapshot: Option<&SnapshotInfo>,
     thresholds: FitThresholds,
+    browser: Option<&PyodideBrowserTimings>,
 ) -> PythonFit {
     let interpreter_tax = ratio(bundle.steady.median_us, native.steady.median_us);
     let cold_start_over_native = ratio(bundle.cold_start_ms, native.cold_start_ms);
@@ -277,6 +278,10 @@ pub(crate) fn fit(
         steady_us: bundle.steady.median_us,
         interpreter_tax,
         boundary_share,
+        page: browser.map(|b| PageMeasured {
+            first_result_us: b.load.median_us + b.first_inference.median_us,
+            steady_us: b.steady.latency.median_us,
+        }),
         thresholds,
     });
     let fits: Vec<String> = deployments
@@ -366,6 +371,18 @@ pub fn measure_browser(
     let mismatch =
         (!parity.passed).then(|| parity.mismatched_samples.first().copied().unwrap_or(0));
     timings.parity = Some(parity);
+    let t = &manifest.timings;
+    // The page verdict again, on the page's own boot and calls.
+    let runtime_fit = fit(
+        &t.stock,
+        &t.bundle,
+        &t.native,
+        &manifest.sizes,
+        manifest.snapshot.as_ref(),
+        t.runtime_fit.thresholds.unwrap_or_default(),
+        Some(&timings),
+    );
+    manifest.timings.runtime_fit = runtime_fit;
     manifest.timings.browser = Some(timings);
     fsx::write_atomic(&manifest_path, manifest.to_json().as_bytes())?;
     if let Some(sample) = mismatch {

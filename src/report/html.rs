@@ -8,9 +8,10 @@ use crate::budget::{self, BudgetResult};
 use crate::diff::{self, ContentChanges, MetricChange};
 use crate::manifest::fit::DeploymentFit;
 use crate::manifest::kernel::KernelManifest;
+use crate::manifest::kernel::Steady;
 use crate::manifest::metrics::Unit;
 use crate::manifest::python::PythonManifest;
-use crate::manifest::{AnyManifest, Parity, Sizes};
+use crate::manifest::{AnyManifest, Parity, Sizes, TransferBreakdown};
 use crate::units::format_bytes;
 use crate::units::format_duration_us;
 use anyhow::Result;
@@ -113,6 +114,162 @@ fn bar_chart(
         escape(note),
         escape(title)
     )
+}
+
+/// Where the time of one call goes: a horizontal bar per group, its parts (µs, in `series`
+/// order) stacked as shares of their sum, each share written inside its part when it fits and
+/// the sum after the bar.
+fn split_chart(title: &str, note: &str, series: &[&str], groups: &[Group]) -> String {
+    const WIDTH: f64 = 820.0;
+    const LABEL: f64 = 210.0;
+    const VALUE_ROOM: f64 = 90.0;
+    const BAR: f64 = 18.0;
+    const GAP: f64 = 8.0;
+    let span = WIDTH - LABEL - VALUE_ROOM;
+    let mut svg = String::new();
+    let mut y = 8.0;
+    for group in groups {
+        let total: f64 = group.values.iter().flatten().sum();
+        if total <= 0.0 {
+            continue;
+        }
+        let _ = write!(
+            svg,
+            r#"<text x="{:.0}" y="{:.1}" class="group" text-anchor="end">{}</text>"#,
+            LABEL - 10.0,
+            y + BAR - 4.0,
+            escape(&group.label)
+        );
+        let mut x = LABEL;
+        for (index, part) in group.values.iter().enumerate() {
+            let Some(part) = part else { continue };
+            let share = part / total;
+            let length = share * span;
+            let _ = write!(
+                svg,
+                r#"<rect x="{x:.1}" y="{y:.1}" width="{length:.1}" height="{BAR}" fill="{}"><title>{}: {} ({:.0} %)</title></rect>"#,
+                PALETTE[index % PALETTE.len()],
+                escape(series[index]),
+                format_duration_us(*part),
+                share * 100.0
+            );
+            if length >= 34.0 {
+                let _ = write!(
+                    svg,
+                    r#"<text x="{:.1}" y="{:.1}" class="inside" text-anchor="middle">{:.0} %</text>"#,
+                    x + length / 2.0,
+                    y + BAR - 5.0,
+                    share * 100.0
+                );
+            }
+            x += length;
+        }
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" class="value">{}</text>"#,
+            LABEL + span + 6.0,
+            y + BAR - 4.0,
+            format_duration_us(total)
+        );
+        y += BAR + GAP;
+    }
+    let legend: String = series
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            format!(
+                r#"<span class="key"><i style="background:{}"></i>{}</span>"#,
+                PALETTE[i % PALETTE.len()],
+                escape(name)
+            )
+        })
+        .collect();
+    format!(
+        r#"<section class="card"><h2>{}</h2><p class="note">{}</p><div class="legend">{legend}</div><svg viewBox="0 0 {WIDTH} {y:.0}" width="100%" role="img" aria-label="{}">{svg}</svg></section>"#,
+        escape(title),
+        escape(note),
+        escape(title)
+    )
+}
+
+/// A kernel call's parts per host and batch, where timed apart: copies in and out of linear
+/// memory (wasmtime, Node, Chromium, the Python host) or host ↔ device (CUDA), and the work.
+fn kernel_split_groups(m: &KernelManifest) -> Vec<Group> {
+    let t = &m.timings;
+    let mut hosts: Vec<(&str, Vec<(usize, TransferBreakdown)>)> = Vec::new();
+    let split = |steady: &[Steady]| -> Vec<(usize, TransferBreakdown)> {
+        steady
+            .iter()
+            .filter_map(|s| Some((s.batch, s.transfer?)))
+            .collect()
+    };
+    hosts.push(("wasmtime", split(&t.wasm.steady)));
+    if let Some(node) = &t.node {
+        hosts.push(("Node", split(&node.steady)));
+    }
+    if let Some(browser) = &t.browser {
+        let steady = browser
+            .steady
+            .iter()
+            .filter_map(|s| Some((s.batch, s.transfer?)))
+            .collect();
+        hosts.push(("Chromium", steady));
+    }
+    if let Some(host) = &t.plugin_host {
+        hosts.push(("Python host", split(&host.steady)));
+    }
+    hosts.push(("CUDA", split(&t.cuda.steady)));
+    let mut batches: Vec<usize> = hosts
+        .iter()
+        .flat_map(|(_, steady)| steady.iter().map(|(batch, _)| *batch))
+        .collect();
+    batches.sort_unstable();
+    batches.dedup();
+    batches
+        .iter()
+        .flat_map(|&batch| {
+            hosts.iter().filter_map(move |(host, steady)| {
+                let (_, t) = steady.iter().find(|(b, _)| *b == batch)?;
+                Some(Group {
+                    label: format!("batch {batch} · {host}"),
+                    values: vec![Some(t.upload_us), Some(t.compute_us), Some(t.download_us)],
+                })
+            })
+        })
+        .collect()
+}
+
+/// A Python call's parts: in Pyodide, converting the sample into Python, the entry and
+/// converting the result back; in native CPython, cProfile's shares of the steady call.
+fn pyodide_split_groups(m: &PythonManifest) -> Vec<Group> {
+    let t = &m.timings;
+    let mut groups = Vec::new();
+    if let Some(b) = &t.bundle.boundary {
+        groups.push(Group {
+            label: "Pyodide (Node)".into(),
+            values: vec![
+                Some(b.upload_us),
+                None,
+                None,
+                Some(b.compute_us),
+                Some(b.download_us),
+            ],
+        });
+    }
+    if let Some(a) = &t.native.attribution {
+        let us = |share: f64| Some(share * t.native.steady.median_us);
+        groups.push(Group {
+            label: "native CPython (cProfile)".into(),
+            values: vec![
+                us(a.boundary_share),
+                us(a.python_share),
+                us(a.c_share),
+                None,
+                None,
+            ],
+        });
+    }
+    groups
 }
 
 fn bytes(v: f64) -> String {
@@ -260,13 +417,24 @@ fn kernel_sections(m: &KernelManifest) -> (String, String, String) {
                         .find(|s| s.batch == batch)
                         .map(|s| s.latency.median_us / batch as f64)
                 }),
+                t.node.as_ref().and_then(|h| per_sample(&h.steady, batch)),
+                t.plugin_host
+                    .as_ref()
+                    .and_then(|h| per_sample(&h.steady, batch)),
             ],
         })
         .collect();
     body.push_str(&bar_chart(
         "Steady latency per sample",
-        "Median of one call divided by its batch size: lower is better. WASM in wasmtime includes copies across the sandbox boundary.",
-        &["wasm (wasmtime)", "native cpu", "cuda", "wasm in Chromium"],
+        "Median of one call divided by its batch size: lower is better. WASM in every host includes copies across the sandbox boundary.",
+        &[
+            "wasm (wasmtime)",
+            "native cpu",
+            "cuda",
+            "wasm in Chromium",
+            "wasm in Node",
+            "wasm in a Python host",
+        ],
         &groups,
         format_duration_us,
     ));
@@ -311,6 +479,15 @@ fn kernel_sections(m: &KernelManifest) -> (String, String, String) {
         cold_groups.push(Group::single(
             "Chromium load()",
             b.load.median_us + b.first_inference.median_us,
+        ));
+    }
+    let split = kernel_split_groups(m);
+    if !split.is_empty() {
+        body.push_str(&split_chart(
+            "Where a call's time goes",
+            "Per host and batch, each part timed on calls of its own (medians): for WASM the copy into linear memory, wpi_infer and the copy out; for CUDA host → device, the kernels and device → host. The copies are the sandbox boundary; the sum is after each bar.",
+            &["copy in", "compute", "copy out"],
+            &split,
         ));
     }
     body.push_str(&bar_chart(
@@ -453,6 +630,21 @@ fn pyodide_sections(m: &PythonManifest) -> (String, String, String) {
         &steady,
         format_duration_us,
     ));
+    let split = pyodide_split_groups(m);
+    if !split.is_empty() {
+        body.push_str(&split_chart(
+            "Where a call's time goes",
+            "In Pyodide, converting the sample from JS into Python, the entry and converting the result back (medians of calls of their own); in native CPython, cProfile's shares of the steady call. The interpreter tax falls on Python-level code; what converting costs stays in either.",
+            &[
+                "converting in (or both ways, native)",
+                "Python-level code",
+                "C: builtins and extensions",
+                "the entry, not split",
+                "converting out",
+            ],
+            &split,
+        ));
+    }
     (title, subtitle, body)
 }
 
@@ -598,6 +790,38 @@ mod tests {
             svg.matches("<rect").count(),
             3,
             "no bar for a missing value"
+        );
+    }
+
+    #[test]
+    fn split_bars_stack_shares_of_each_call() {
+        let svg = split_chart(
+            "t",
+            "n",
+            &["in", "compute", "out"],
+            &[
+                Group {
+                    label: "batch 1".into(),
+                    values: vec![Some(1.0), Some(2.0), Some(1.0)],
+                },
+                Group {
+                    label: "not timed".into(),
+                    values: vec![None, None, None],
+                },
+            ],
+        );
+        // 520 units of bar: a quarter, a half, a quarter, one after the other.
+        for (x, width) in [("210.0", "130.0"), ("340.0", "260.0"), ("600.0", "130.0")] {
+            assert!(
+                svg.contains(&format!(r#"<rect x="{x}" y="8.0" width="{width}""#)),
+                "{svg}"
+            );
+        }
+        assert!(svg.contains(">50 %<") && svg.contains(">25 %<"), "{svg}");
+        assert!(svg.contains(">4.0 µs<"), "the call's sum: {svg}");
+        assert!(
+            !svg.contains("not timed"),
+            "a row with nothing timed is left out"
         );
     }
 }

@@ -157,6 +157,13 @@ fn measure_browser_records_chromium_timings_and_parity() {
         (first_result["value"].as_f64().unwrap() - expected).abs() < 1e-6,
         "{first_result}"
     );
+    let page_steady = &page["figures"][2];
+    assert_eq!(page_steady["name"], "page_steady_us");
+    assert_eq!(page_steady["measured_in"], "chromium");
+    assert_eq!(
+        page_steady["value"],
+        browser["steady"][0]["latency"]["median_us"]
+    );
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(

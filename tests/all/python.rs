@@ -346,6 +346,17 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
         assert_eq!(browser["parity"]["passed"], true);
         assert_eq!(browser["parity"]["samples"], 360);
         assert_eq!(browser["environment"]["cross_origin_isolated"], true);
+        // The page verdict is judged again on the page's own boot and calls.
+        let page = &measured["timings"]["runtime_fit"]["deployments"][0];
+        assert_eq!(page["deployment"], "browser-page", "{page}");
+        let first_result = &page["figures"][1];
+        assert_eq!(first_result["measured_in"], "chromium", "{page}");
+        let expected = browser["load"]["median_us"].as_f64().unwrap()
+            + browser["first_inference"]["median_us"].as_f64().unwrap();
+        assert!(
+            (first_result["value"].as_f64().unwrap() - expected).abs() < 1e-6,
+            "{page}"
+        );
         // The split was profiled in Chromium too, so a page never needs the deferred half.
         if splits_runtime() {
             assert!(browser.get("deferred_load_ms").is_none(), "{browser}");
