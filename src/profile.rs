@@ -230,11 +230,17 @@ pub struct StdlibSettings {
     /// Add `.pyc` files made by the distribution's own interpreter (so the magic number matches)
     /// next to the kept modules' sources: Pyodide then skips compiling them at every boot.
     pub precompile: bool,
-    /// Ship only those `.pyc` files, not the sources they were compiled from (implies
-    /// `precompile`): boot skips compiling without paying for both. Tracebacks still name the
-    /// file and line; they show no source text.
+    /// Ship the modules that booting and the samples import as `.pyc` alone, not the sources
+    /// they were compiled from: boot skips compiling without paying for both. A module only the
+    /// static walk or `--keep` added stays source (with its `.pyc` beside it under `precompile`).
+    /// Tracebacks still name the file and line; they show no source text.
     #[serde(default)]
     pub bytecode_only: bool,
+    /// Store the entries of `python_stdlib.zip` and `app.zip` uncompressed: the server's brotli or
+    /// gzip then compresses across files, which deflating each entry on its own keeps it from
+    /// (`--deflate-entries` turns it off). The archives grow raw and shrink compressed.
+    #[serde(default)]
+    pub store_uncompressed: bool,
     /// Strip docstrings and comments from the kept modules and the app (lines keep their
     /// numbers; modules that may read docstrings keep theirs), with the distribution's own
     /// `ast`, each file checked to parse to the same code (`--no-strip` turns it off).

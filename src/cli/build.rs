@@ -99,11 +99,17 @@ pub struct Opts {
     /// stdlib modules (boot skips compiling them: seconds faster, about 1 MB more brotli).
     #[arg(long)]
     precompile: bool,
-    /// Python projects: ship the kept stdlib modules as .pyc only, without their sources (implies
-    /// --precompile): boot skips compiling them without paying for both. Tracebacks name files
-    /// and lines but show no source text.
+    /// Python projects: ship the stdlib modules that boot and the samples import as .pyc only,
+    /// without their sources: boot skips compiling them without paying for both (modules only
+    /// the static walk or --keep added stay source). Tracebacks name files and lines but show no
+    /// source text.
     #[arg(long)]
     bytecode_only: bool,
+    /// Python projects: deflate each entry of python_stdlib.zip and app.zip, instead of storing
+    /// them for the server's brotli or gzip to compress across files (the Python profile's
+    /// stdlib.store-uncompressed): smaller raw, larger compressed.
+    #[arg(long)]
+    deflate_entries: bool,
     /// Python projects: ship the kept stdlib modules and the app with their docstrings and
     /// comments, instead of stripped (the Python profile's stdlib.strip).
     #[arg(long)]
@@ -243,6 +249,7 @@ impl Opts {
         stdlib.precompile |= self.precompile;
         stdlib.bytecode_only |= self.bytecode_only;
         stdlib.strip &= !self.no_strip;
+        stdlib.store_uncompressed &= !self.deflate_entries;
         let options = PythonBuildOptions {
             snapshot,
             runtime,

@@ -181,6 +181,14 @@ pub fn pyodide_metrics(manifest: &PythonManifest) -> Vec<Metric> {
         Unit::Ratio,
         Some(1),
     );
+    if let Some(ratio) = fit.steady_over_stock {
+        push(
+            "ratio.steady_over_stock".into(),
+            ratio,
+            Unit::Ratio,
+            t.bundle.steady_blocks.map(|b| b.runs),
+        );
+    }
     push(
         "ratio.cold_start_over_native".into(),
         fit.cold_start_over_native,

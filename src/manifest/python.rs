@@ -102,6 +102,10 @@ pub struct ShakeInfo {
     /// (`stdlib.bytecode-only`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bytecode_only: bool,
+    /// `python_stdlib.zip` and `app.zip` store their entries uncompressed, for the server's
+    /// compression (`stdlib.store-uncompressed`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stored_uncompressed: bool,
     /// Docstrings and comments stripped (`stdlib.strip`); absent when off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strip: Option<StripInfo>,
@@ -254,6 +258,31 @@ impl BootSeries {
     }
 }
 
+/// Steady latency per sample over several blocks, each block one pass over every sample in a
+/// boot of its own, interleaved with the other variants' blocks: the median, fastest and slowest
+/// of the blocks' medians, in µs.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SteadyBlocks {
+    pub runs: usize,
+    pub median_us: f64,
+    pub min_us: f64,
+    pub max_us: f64,
+}
+
+impl SteadyBlocks {
+    /// The series of per-block medians `block_medians_us`; `None` when empty.
+    pub fn of(block_medians_us: &[f64]) -> Option<Self> {
+        let series = BootSeries::of(block_medians_us)?;
+        Some(Self {
+            runs: series.runs,
+            median_us: series.median_ms,
+            min_us: series.min_ms,
+            max_us: series.max_ms,
+        })
+    }
+}
+
 /// One boot of a Pyodide distribution with the app, in Node.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -273,6 +302,10 @@ pub struct PyodideRun {
     pub boots: Option<BootSeries>,
     /// Per-sample latency over every sample after the first pass.
     pub steady: Distribution,
+    /// Steady latency in the interleaved boots' blocks (absent before they were timed): what
+    /// compares variants, where `steady` is one run's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steady_blocks: Option<SteadyBlocks>,
     /// A split runtime: the time this run spent loading the secondary module; absent when
     /// nothing it ran needed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -342,6 +375,10 @@ pub struct PythonFit {
     pub cold_start_over_native: f64,
     /// Bundle cold start over stock cold start.
     pub cold_start_over_stock: f64,
+    /// Bundle steady over stock steady, medians of their interleaved blocks (absent when none
+    /// were timed): what the shake and the split cost or save per call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steady_over_stock: Option<f64>,
     /// Cold start booted from the memory snapshot over stock cold start.
     pub snapshot_cold_start_over_stock: Option<f64>,
     /// Bundle brotli bytes over stock brotli bytes.
@@ -433,5 +470,8 @@ mod tests {
             }
         );
         assert_eq!(BootSeries::of(&[]), None);
+        let blocks = SteadyBlocks::of(&[180.0, 170.0, 175.0]).unwrap();
+        assert_eq!((blocks.runs, blocks.median_us), (3, 175.0));
+        assert_eq!((blocks.min_us, blocks.max_us), (170.0, 180.0));
     }
 }

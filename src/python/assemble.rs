@@ -146,6 +146,7 @@ pub(crate) fn manifest(parts: Parts) -> Result<PythonManifest> {
             stdlib_entries_after: shaken.stdlib.entries_after,
             precompiled: shaken.precompiled.len(),
             bytecode_only: options.stdlib.bytecode_only,
+            stored_uncompressed: options.stdlib.store_uncompressed,
             strip: shaken.strip.clone(),
             dropped_top_levels: shaken.stdlib.dropped_top_levels.clone(),
             files_opened: trace

@@ -8,6 +8,7 @@ use crate::bundle::layout::{
 };
 use crate::fsx;
 use crate::manifest::fit::FitThresholds;
+use crate::manifest::python::SteadyBlocks;
 use crate::manifest::python::{
     BootSeries, FileSizes, HotFunction, NativeRun, PyodideBrowserTimings, PyodideRun, PythonFit,
     PythonManifest, ShippedSizes, SnapshotInfo, TimeAttribution,
@@ -38,14 +39,26 @@ pub(crate) fn round_ms(ms: f64) -> f64 {
     (ms * 1000.0).round() / 1000.0
 }
 
-/// `run`'s figures, its cold start taken from `boots` (interleaved boots of their own, ms) when
-/// there are any.
-pub(crate) fn pyodide_run_with_boots(run: &AppRun, boots: &[f64]) -> PyodideRun {
+/// What one interleaved boot timed (`pipeline::interleaved_boots`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BootFigures {
+    /// Boot + import + first inference.
+    pub cold_start_ms: f64,
+    /// The median per sample of one steady pass over every sample after it.
+    pub steady_us: f64,
+}
+
+/// `run`'s figures, with the cold starts and steady blocks of `boots` (interleaved boots of
+/// their own) when there are any: the cold start is then their median.
+pub(crate) fn pyodide_run_with_boots(run: &AppRun, boots: &[BootFigures]) -> PyodideRun {
     let mut figures = pyodide_run(run);
-    if let Some(series) = BootSeries::of(boots) {
+    let cold: Vec<f64> = boots.iter().map(|b| b.cold_start_ms).collect();
+    if let Some(series) = BootSeries::of(&cold) {
         figures.cold_start_ms = series.median_ms;
         figures.boots = Some(series);
     }
+    let steady: Vec<f64> = boots.iter().map(|b| b.steady_us).collect();
+    figures.steady_blocks = SteadyBlocks::of(&steady);
     figures
 }
 
@@ -57,6 +70,7 @@ pub(crate) fn pyodide_run(run: &AppRun) -> PyodideRun {
         cold_start_ms: round_ms(run.boot_ms + run.import_ms + run.first_inference_ms),
         boots: None,
         steady: steady(&run.steady_us),
+        steady_blocks: None,
         secondary_load_ms: run.secondary_ms.map(round_ms),
         boundary: run
             .boundary_us
@@ -206,6 +220,10 @@ pub(crate) fn fit(
     let interpreter_tax = ratio(bundle.steady.median_us, native.steady.median_us);
     let cold_start_over_native = ratio(bundle.cold_start_ms, native.cold_start_ms);
     let cold_start_over_stock = ratio(bundle.cold_start_ms, stock.cold_start_ms);
+    let steady_over_stock = bundle
+        .steady_blocks
+        .zip(stock.steady_blocks)
+        .map(|(bundle, stock)| (ratio(bundle.median_us, stock.median_us), bundle.runs));
     let snapshot_cold_start_over_stock =
         snapshot.map(|s| ratio(s.run.cold_start_ms, stock.cold_start_ms));
     let boots = bundle
@@ -228,6 +246,11 @@ pub(crate) fn fit(
              the split runtime only if called",
             format_bytes(upfront.brotli_bytes),
             ratio * 100.0
+        ));
+    }
+    if let Some((ratio, blocks)) = steady_over_stock {
+        verdict.push_str(&format!(
+            "; steady {ratio:.2}x stock per sample (median of {blocks} interleaved blocks)"
         ));
     }
     if let Some(a) = &native.attribution {
@@ -295,6 +318,7 @@ pub(crate) fn fit(
         interpreter_tax,
         cold_start_over_native,
         cold_start_over_stock,
+        steady_over_stock: steady_over_stock.map(|(ratio, _)| ratio),
         snapshot_cold_start_over_stock,
         bytes_over_stock: sizes.brotli_ratio,
         upfront_bytes_over_stock: sizes.upfront_brotli_ratio,

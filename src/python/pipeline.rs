@@ -21,7 +21,7 @@ use crate::python::assemble;
 use crate::python::deps;
 use crate::python::dist::{self, CORE_FILES, Distribution, Source};
 use crate::python::loader::{LOADER_TYPES, loader};
-use crate::python::measure::{measure_native, shipped_sizes};
+use crate::python::measure::{BootFigures, measure_native, shipped_sizes};
 use crate::python::project::PythonProject;
 use crate::python::run::{self, AppRun, Boot, Mode, RunConfig, Trace, first_difference};
 use crate::python::shake::{self, Needed, Overrides, ShakenStdlib};
@@ -190,13 +190,13 @@ pub(crate) struct Validated {
     pub snapshot: Option<(BundleFile, AppRun)>,
 }
 
-/// Cold starts (ms) of the boots [`interleaved_boots`] timed, per variant.
+/// The boots [`interleaved_boots`] timed, per variant.
 #[derive(Default)]
 pub(crate) struct Boots {
-    pub stock: Vec<f64>,
-    pub bundle: Vec<f64>,
+    pub stock: Vec<BootFigures>,
+    pub bundle: Vec<BootFigures>,
     /// Booted from the memory snapshot; empty without one.
-    pub snapshot: Vec<f64>,
+    pub snapshot: Vec<BootFigures>,
 }
 
 /// The measure stage's runs and figures.
@@ -527,21 +527,35 @@ fn shake_stage(
         (stdlib.zip.clone(), app.zip.clone(), None)
     };
     // Compiled from what ships, so the code objects hold no stripped docstring either.
-    let precompiled = if options.stdlib.precompile || options.stdlib.bytecode_only {
+    let mut precompiled = if options.stdlib.precompile || options.stdlib.bytecode_only {
         run::compile_stdlib(&resolved.distribution.dir, &stdlib_sources)
             .context("precompiling the kept standard library with the distribution's interpreter")?
     } else {
         BTreeMap::new()
     };
+    let source_of = |pyc: &String| pyc.strip_suffix('c').map(str::to_string);
+    // Bytecode alone for what boot and the samples import; a module only the static walk or
+    // --keep added stays source (smaller, and compiled only if it is ever imported).
+    let imported = needed.imported_stdlib_entries();
+    if options.stdlib.bytecode_only && !options.stdlib.precompile {
+        precompiled.retain(|pyc, _| source_of(pyc).is_some_and(|py| imported.contains(&py)));
+    }
     let mut stdlib_zip = shake::with_entries(&stdlib_sources, &precompiled)?;
     if options.stdlib.bytecode_only {
-        // Each compiled module's source: zipimport imports the .pyc without it.
+        // Each imported module's source: zipimport imports the .pyc without it.
         let sources: BTreeSet<String> = precompiled
             .keys()
-            .filter_map(|pyc| pyc.strip_suffix('c').map(str::to_string))
+            .filter_map(source_of)
+            .filter(|py| imported.contains(py))
             .collect();
         stdlib_zip = shake::without_entries(&stdlib_zip, &sources)?;
     }
+    let app_zip = if options.stdlib.store_uncompressed {
+        stdlib_zip = shake::stored(&stdlib_zip).context("storing python_stdlib.zip's entries")?;
+        shake::stored(&app_zip).context("storing app.zip's entries")?
+    } else {
+        app_zip
+    };
     let (lock, packages) = shake::trim_lock(&resolved.stock_lock, &needed)?;
     let wheels = shake::package_files(&resolved.stock_lock, &packages, &resolved.distribution.dir)?;
     Ok(Shaken {
@@ -843,7 +857,6 @@ fn measure_stage(
         validated.snapshot.is_some(),
         config,
         options.boots,
-        work,
     )?;
     let shared_site = resolved.installed.as_ref().map(|i| i.site.path());
     let native_site = resolved.native_deps.site(shared_site);
@@ -907,9 +920,10 @@ fn measure_stage(
 
 /// Cold starts of stock Pyodide, the bundle and, when built, the bundle booted from its memory
 /// snapshot: `rounds` boots each, interleaved (stock, bundle, snapshot, stock, …), each in a
-/// fresh Node process that boots, imports the app and runs the first sample. A boot varies by
-/// ±0.5 s here; one per variant cannot tell a 10 % difference from noise, and interleaving
-/// spreads the machine's drift over all of them alike.
+/// fresh Node process that boots, imports the app, runs the first sample and then one steady
+/// pass over every sample. A boot varies by ±0.5 s here; one per variant cannot tell a 10 %
+/// difference from noise, and interleaving spreads the machine's drift over all of them alike
+/// (the steady blocks likewise).
 fn interleaved_boots(
     resolved: &Resolved,
     app: &PackedApp,
@@ -917,26 +931,23 @@ fn interleaved_boots(
     with_snapshot: bool,
     config: &RunConfig,
     rounds: usize,
-    work: &Path,
 ) -> Result<Boots> {
-    let samples: Vec<serde_json::Value> = serde_json::from_slice(&fsx::read(config.samples)?)
-        .context("reading the samples for the boots")?;
-    let first = work.join("first-sample.json");
-    let first_sample = samples
-        .get(..1)
-        .context("the project has no samples to boot with")?;
-    fsx::write(&first, serde_json::to_string(first_sample)?.as_bytes())?;
-    let one_sample = RunConfig {
-        samples: &first,
-        passes: 0,
+    // Each boot runs the first sample (its cold start), then one steady pass over every sample:
+    // a block of steady calls interleaved with the other variants' like the boots.
+    let one_pass = RunConfig {
+        passes: 1,
         ..*config
     };
     let bundle_app = runtime_dir.join(PYTHON_APP_ARCHIVE);
     let snapshot = runtime_dir.join(PYTHON_SNAPSHOT_FILE);
-    let cold_start = |dir: &Path, app: &Path, boot: &Boot, what: &str| -> Result<f64> {
-        let run = run::pyodide(dir, app, Mode::Measure, &one_sample, boot)
+    let cold_start = |dir: &Path, app: &Path, boot: &Boot, what: &str| -> Result<BootFigures> {
+        let run = run::pyodide(dir, app, Mode::Measure, &one_pass, boot)
             .with_context(|| format!("booting {what} for its cold start"))?;
-        Ok(run.boot_ms + run.import_ms + run.first_inference_ms)
+        Ok(BootFigures {
+            cold_start_ms: run.boot_ms + run.import_ms + run.first_inference_ms,
+            steady_us: crate::measure::stats::distribution_us(run.steady_us.iter().copied())
+                .median_us,
+        })
     };
     let mut boots = Boots::default();
     for _ in 0..rounds {

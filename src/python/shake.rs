@@ -73,10 +73,21 @@ impl Needed {
 
     /// The stdlib zip entries of the needed modules, relative to the zip's root.
     fn stdlib_entries(&self) -> BTreeSet<String> {
+        self.entries_of(|_| true)
+    }
+
+    /// The stdlib zip entries (`json/decoder.py`) of the modules that booting loaded or a sample
+    /// imported: not those only the static walk or `--keep` added.
+    pub fn imported_stdlib_entries(&self) -> BTreeSet<String> {
+        self.entries_of(|why| matches!(why, "boot" | "traced"))
+    }
+
+    fn entries_of(&self, kept_because: impl Fn(&str) -> bool) -> BTreeSet<String> {
         let prefix = format!("{}/", self.stdlib_zip_path);
         self.modules
-            .keys()
-            .filter_map(|name| self.origins.get(name)?.strip_prefix(&prefix))
+            .iter()
+            .filter(|(_, why)| kept_because(why))
+            .filter_map(|(name, _)| self.origins.get(name)?.strip_prefix(&prefix))
             .map(str::to_string)
             .collect()
     }
@@ -367,6 +378,41 @@ pub fn with_entries(zip: &[u8], entries: &BTreeMap<String, Vec<u8>>) -> Result<V
     Ok(writer.finish()?.into_inner())
 }
 
+/// `zip` with every entry stored uncompressed, in the same order with the same names, times and
+/// permissions: for a server that compresses the whole file (brotli, gzip), which finds across
+/// entries what deflating each one alone hides.
+pub fn stored(zip: &[u8]) -> Result<Vec<u8>> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(zip)).context("reading the zip")?;
+    let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index)?;
+        let name = entry.name()?.into_owned();
+        let mut options = zip::write::SimpleFileOptions::DEFAULT
+            .compression_method(zip::CompressionMethod::Stored)
+            .last_modified_time(
+                entry
+                    .last_modified()
+                    .unwrap_or_else(zip::DateTime::default_for_write),
+            );
+        if let Some(mode) = entry.unix_mode() {
+            options = options.unix_permissions(mode);
+        }
+        if entry.is_dir() {
+            writer.add_directory(name.as_str(), options)?;
+            continue;
+        }
+        let mut bytes = Vec::new();
+        entry
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("reading {name}"))?;
+        writer
+            .start_file(name.as_str(), options)
+            .with_context(|| format!("storing {name}"))?;
+        writer.write_all(&bytes)?;
+    }
+    Ok(writer.finish()?.into_inner())
+}
+
 /// The `.py` entries of `zip`, by name.
 pub fn python_sources(zip: &[u8]) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut archive = zip::ZipArchive::new(Cursor::new(zip)).context("reading the zip")?;
@@ -422,6 +468,34 @@ fn collect_files(path: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_zips_keep_every_entry_and_compress_better_whole() {
+        let text = |i: usize| format!("def f{i}(x):\n    return x * {i} + sum(range(10))\n");
+        let entries: BTreeMap<String, Vec<u8>> = (0..40)
+            .map(|i| (format!("pkg/m{i}.py"), text(i).into_bytes()))
+            .collect();
+        let deflated = with_entries(&zip_of(&["pkg/"]), &entries).unwrap();
+        let stored_zip = stored(&deflated).unwrap();
+        assert_eq!(names(&stored_zip), names(&deflated));
+        let mut archive = zip::ZipArchive::new(Cursor::new(&stored_zip)).unwrap();
+        for (name, bytes) in &entries {
+            let mut entry = archive.by_name(name).unwrap();
+            assert_eq!(entry.compression(), zip::CompressionMethod::Stored);
+            let mut read = Vec::new();
+            entry.read_to_end(&mut read).unwrap();
+            assert_eq!(&read, bytes);
+        }
+        // What the server sends: the stored archive compresses smaller than the deflated one.
+        let brotli = |bytes: &[u8]| crate::measure::sizes::sizes(bytes).unwrap().brotli_bytes;
+        assert!(
+            brotli(&stored_zip) < brotli(&deflated),
+            "{} vs {}",
+            brotli(&stored_zip),
+            brotli(&deflated)
+        );
+        assert_eq!(stored(&stored_zip).unwrap(), stored_zip, "deterministic");
+    }
 
     fn zip_of(names: &[&str]) -> Vec<u8> {
         let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
@@ -494,6 +568,27 @@ mod tests {
         );
         assert_eq!(shaken.dropped_top_levels, ["email", "fractions"]);
         assert_eq!((shaken.entries_before, shaken.entries_after), (9, 4));
+    }
+
+    #[test]
+    fn imported_entries_leave_out_what_only_the_static_walk_found() {
+        let mut trace = trace(
+            &[
+                ("json", "/lib/py.zip/json/__init__.py"),
+                ("site", "/lib/py.zip/site.py"),
+            ],
+            &["site"],
+        );
+        trace
+            .static_modules
+            .insert("fractions".into(), Some("/lib/py.zip/fractions.py".into()));
+        let needed = Needed::from_trace(&trace, &Overrides::default()).unwrap();
+        assert_eq!(needed.modules["fractions"], "static");
+        assert_eq!(
+            needed.imported_stdlib_entries(),
+            BTreeSet::from(["json/__init__.py".to_string(), "site.py".to_string()])
+        );
+        assert!(needed.stdlib_entries().contains("fractions.py"));
     }
 
     #[test]

@@ -871,7 +871,7 @@ pub fn python_summary(manifest: &crate::manifest::python::PythonManifest) -> Str
         )
     };
     let sizes = &manifest.sizes;
-    let rows: Vec<[String; 4]> = vec![
+    let mut rows: Vec<[String; 4]> = vec![
         [
             "shipped, brotli".into(),
             format_bytes(sizes.stock.brotli_bytes),
@@ -915,6 +915,23 @@ pub fn python_summary(manifest: &crate::manifest::python::PythonManifest) -> Str
             dist(&t.native.steady),
         ],
     ];
+    if let (Some(stock), Some(bundle)) = (t.stock.steady_blocks, t.bundle.steady_blocks) {
+        let blocks = |b: crate::manifest::python::SteadyBlocks| {
+            format!(
+                "{} ({} blocks, {}–{})",
+                format_duration_us(b.median_us),
+                b.runs,
+                format_duration_us(b.min_us),
+                format_duration_us(b.max_us)
+            )
+        };
+        rows.push([
+            "steady, interleaved".into(),
+            blocks(stock),
+            blocks(bundle),
+            "—".into(),
+        ]);
+    }
     let width = |column: usize| {
         rows.iter()
             .map(|r| r[column].chars().count())

@@ -167,7 +167,28 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
             boots["min_ms"].as_f64() <= boots["max_ms"].as_f64(),
             "{boots}"
         );
+        // Each boot timed a block of steady calls too.
+        let blocks = &run["steady_blocks"];
+        assert_eq!(blocks["runs"], 2, "{run}");
+        assert!(blocks["median_us"].as_f64() > Some(0.0), "{blocks}");
     }
+    let steady_over_stock = fit["steady_over_stock"].as_f64().unwrap();
+    let medians = |variant: &str| {
+        manifest["timings"][variant]["steady_blocks"]["median_us"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(
+        (steady_over_stock - medians("bundle") / medians("stock")).abs() < 1e-3,
+        "{fit}"
+    );
+    assert!(
+        fit["verdict"]
+            .as_str()
+            .unwrap()
+            .contains("(median of 2 interleaved blocks)"),
+        "{fit}"
+    );
     assert!(
         fit["verdict"]
             .as_str()
