@@ -114,7 +114,9 @@ export async function load({ baseUrl, snapshot = SNAPSHOT_DEFAULT } = {}) {
   const app = await verified(new URL("app.zip", base), APP_INTEGRITY);
   pyodide.unpackArchive(app, "zip", { extractDir: "/app" });
   pyodide.runPython('import sys\nif "/app" not in sys.path: sys.path.insert(0, "/app")');
-  const module = pyodide.pyimport(ENTRY_MODULE);
+  // importlib, not pyimport: pyimport walks attributes, and a package that re-exports a
+  // function named like its submodule (`from .score import score`) hides the module.
+  const module = pyodide.pyimport("importlib").import_module(ENTRY_MODULE);
   const entry = module[ENTRY_FUNCTION];
   return {
     pyodide,

@@ -140,7 +140,8 @@ if (config.mode === "snapshot") {
   await writeFile(config.out, pyodide.makeMemorySnapshot());
   process.exit(0);
 }
-const entry = pyodide.pyimport(moduleName)[functionName];
+// importlib, as loader.mjs does: pyimport walks attributes, which a package can rebind.
+const entry = pyodide.pyimport("importlib").import_module(moduleName)[functionName];
 const importMs = now() - t1;
 
 const samples = JSON.parse(await readFile(config.samples, "utf8"));
