@@ -8,54 +8,79 @@ pub fn compare(wasm: &[u8], native: &[u8], dtype: Dtype, count: usize, tolerance
     compare_values(&dtype.decode(wasm), &dtype.decode(native), count, tolerance)
 }
 
-/// Compares per-sample JSON outputs: numbers (or nested lists of numbers) within `tolerance`
-/// with argmax agreement, anything else by equality.
+/// Compares per-sample JSON outputs: their numbers (in lists, objects, at any depth) within
+/// `tolerance` with argmax agreement, and everything else about them (keys, strings, booleans,
+/// the shape) by equality. A dict of probabilities is compared like a list of them.
 pub fn compare_json(
     wasm: &[serde_json::Value],
     native: &[serde_json::Value],
     tolerance: f64,
 ) -> Parity {
-    let flat = |outputs: &[serde_json::Value]| -> Option<Vec<Vec<f64>>> {
-        outputs.iter().map(numbers).collect()
-    };
-    if let (Some(w), Some(n)) = (flat(wasm), flat(native)) {
-        let width = w.first().map_or(0, Vec::len);
-        if w.len() == n.len() && w.iter().chain(&n).all(|v| v.len() == width) {
-            return compare_values(&w.concat(), &n.concat(), w.len(), tolerance);
-        }
-    }
     let count = wasm.len().max(native.len());
-    let equal: Vec<bool> = (0..count).map(|i| wasm.get(i) == native.get(i)).collect();
-    let diffs: Vec<f64> = equal
-        .iter()
-        .map(|&e| if e { 0.0 } else { f64::INFINITY })
-        .collect();
-    let mismatched_samples: Vec<usize> = (0..count).filter(|&i| !equal[i]).collect();
+    let mut per_sample = PerSampleParity {
+        max_abs_diff: Vec::with_capacity(count),
+        argmax_wasm: Vec::with_capacity(count),
+        argmax_native: Vec::with_capacity(count),
+    };
+    let mut mismatched_samples = Vec::new();
+    for index in 0..count {
+        let (diff, argmax_w, argmax_n) = match (wasm.get(index), native.get(index)) {
+            (Some(w), Some(n)) => {
+                let ((w_numbers, w_rest), (n_numbers, n_rest)) = (split(w), split(n));
+                if w_rest == n_rest && w_numbers.len() == n_numbers.len() {
+                    let diff = w_numbers
+                        .iter()
+                        .zip(&n_numbers)
+                        .map(|(a, b)| abs_diff(*a, *b))
+                        .fold(0.0, f64::max);
+                    (diff, argmax(&w_numbers), argmax(&n_numbers))
+                } else {
+                    (f64::INFINITY, 0, 0)
+                }
+            }
+            _ => (f64::INFINITY, 0, 0),
+        };
+        // Written so a NaN difference counts as a mismatch.
+        if !(diff <= tolerance) || argmax_w != argmax_n {
+            mismatched_samples.push(index);
+        }
+        per_sample.max_abs_diff.push(diff);
+        per_sample.argmax_wasm.push(argmax_w);
+        per_sample.argmax_native.push(argmax_n);
+    }
     Parity {
         samples: count,
         tolerance,
-        max_abs_diff: diffs.iter().copied().fold(0.0, f64::max),
+        max_abs_diff: per_sample.max_abs_diff.iter().copied().fold(0.0, f64::max),
         argmax_agree: count - mismatched_samples.len(),
         passed: mismatched_samples.is_empty(),
         mismatched_samples,
-        per_sample: PerSampleParity {
-            max_abs_diff: diffs,
-            argmax_wasm: vec![0; count],
-            argmax_native: vec![0; count],
-        },
+        per_sample,
     }
 }
 
-/// The numbers in a JSON number or (nested) list of numbers, in order.
-fn numbers(value: &serde_json::Value) -> Option<Vec<f64>> {
-    match value {
-        serde_json::Value::Number(n) => Some(vec![n.as_f64()?]),
-        serde_json::Value::Array(items) => {
-            let parts: Option<Vec<Vec<f64>>> = items.iter().map(numbers).collect();
-            Some(parts?.concat())
+/// A JSON value's numbers, in order (an object's by key), and the value with each number
+/// replaced by 0: what must be equal for the numbers to be compared.
+fn split(value: &serde_json::Value) -> (Vec<f64>, serde_json::Value) {
+    use serde_json::Value;
+    fn walk(value: &Value, numbers: &mut Vec<f64>) -> Value {
+        match value {
+            Value::Number(n) => {
+                numbers.push(n.as_f64().unwrap_or(f64::NAN));
+                Value::from(0)
+            }
+            Value::Array(items) => Value::Array(items.iter().map(|v| walk(v, numbers)).collect()),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(key, v)| (key.clone(), walk(v, numbers)))
+                    .collect(),
+            ),
+            other => other.clone(),
         }
-        _ => None,
     }
+    let mut numbers = Vec::new();
+    let rest = walk(value, &mut numbers);
+    (numbers, rest)
 }
 
 /// Compares `count` samples of equal width, flattened.
@@ -168,5 +193,35 @@ mod tests {
         let parity = compare_json(&labels, &[json!("dog"), json!({"k": 1})], 0.0);
         assert_eq!(parity.mismatched_samples, vec![0]);
         assert_eq!(parity.max_abs_diff, f64::INFINITY);
+    }
+
+    /// What a scorer returns: probabilities by label, which two Pythons sum in their last bits
+    /// differently (3.12 made `sum` of floats compensated).
+    #[test]
+    fn json_objects_compare_their_numbers_within_tolerance() {
+        use serde_json::json;
+        let native = [json!({"neg": 0.18368644776918713, "pos": 0.8163135522308129})];
+        let pyodide = [json!({"neg": 0.18368644776918702, "pos": 0.816313552230813})];
+        let parity = compare_json(&pyodide, &native, 1e-9);
+        assert!(parity.passed, "{parity:?}");
+        assert!(parity.max_abs_diff > 0.0 && parity.max_abs_diff < 1e-15);
+        assert_eq!(parity.per_sample.argmax_native, vec![1]);
+        // Beyond tolerance, another key, or another label beside the numbers: a mismatch.
+        for other in [
+            json!({"neg": 0.2, "pos": 0.8}),
+            json!({"negative": 0.18368644776918713, "pos": 0.8163135522308129}),
+            json!({"label": "pos", "p": [0.8]}),
+        ] {
+            let reference = json!({"label": "neg", "p": [0.8]});
+            let native = if other.get("label").is_some() {
+                &reference
+            } else {
+                &native[0]
+            };
+            assert!(
+                !compare_json(&[other.clone()], &[native.clone()], 1e-9).passed,
+                "{other}"
+            );
+        }
     }
 }
