@@ -41,7 +41,8 @@ pub fn compare_json(
             _ => (f64::INFINITY, 0, 0),
         };
         // Written so a NaN difference counts as a mismatch.
-        if !(diff <= tolerance) || argmax_w != argmax_n {
+        let within = diff <= tolerance;
+        if !within || argmax_w != argmax_n {
             mismatched_samples.push(index);
         }
         per_sample.max_abs_diff.push(diff);
@@ -219,7 +220,12 @@ mod tests {
                 &native[0]
             };
             assert!(
-                !compare_json(&[other.clone()], &[native.clone()], 1e-9).passed,
+                !compare_json(
+                    std::slice::from_ref(&other),
+                    std::slice::from_ref(native),
+                    1e-9
+                )
+                .passed,
                 "{other}"
             );
         }
