@@ -18,6 +18,8 @@ use anyhow::Result;
 use std::fmt::Write;
 
 const STYLE: &str = include_str!("../../templates/report/style.css");
+/// Every chart's width in SVG units (it scales to the page).
+const CHART_WIDTH: f64 = 820.0;
 /// Series colours, in order: colour-blind safe (Okabe–Ito).
 const PALETTE: [&str; 6] = [
     "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00",
@@ -47,7 +49,6 @@ fn bar_chart(
     groups: &[Group],
     format: fn(f64) -> String,
 ) -> String {
-    const WIDTH: f64 = 820.0;
     const LABEL: f64 = 190.0;
     const VALUE_ROOM: f64 = 110.0;
     const BAR: f64 = 16.0;
@@ -58,7 +59,7 @@ fn bar_chart(
         .copied()
         .fold(0.0, f64::max);
     let scale = if max > 0.0 {
-        (WIDTH - LABEL - VALUE_ROOM) / max
+        (CHART_WIDTH - LABEL - VALUE_ROOM) / max
     } else {
         0.0
     };
@@ -92,6 +93,19 @@ fn bar_chart(
         }
         y += height + GAP;
     }
+    chart_card(title, note, series, groups, y, &svg)
+}
+
+/// A chart's card: title, note, a legend of the series some group has a value for, and `svg`
+/// drawn `height` high.
+fn chart_card(
+    title: &str,
+    note: &str,
+    series: &[&str],
+    groups: &[Group],
+    height: f64,
+    svg: &str,
+) -> String {
     let legend: String = series
         .iter()
         .enumerate()
@@ -109,7 +123,7 @@ fn bar_chart(
         })
         .collect();
     format!(
-        r#"<section class="card"><h2>{}</h2><p class="note">{}</p><div class="legend">{legend}</div><svg viewBox="0 0 {WIDTH} {y:.0}" width="100%" role="img" aria-label="{}">{svg}</svg></section>"#,
+        r#"<section class="card"><h2>{}</h2><p class="note">{}</p><div class="legend">{legend}</div><svg viewBox="0 0 {CHART_WIDTH} {height:.0}" width="100%" role="img" aria-label="{}">{svg}</svg></section>"#,
         escape(title),
         escape(note),
         escape(title)
@@ -120,12 +134,11 @@ fn bar_chart(
 /// order) stacked as shares of their sum, each share written inside its part when it fits and
 /// the sum after the bar.
 fn split_chart(title: &str, note: &str, series: &[&str], groups: &[Group]) -> String {
-    const WIDTH: f64 = 820.0;
     const LABEL: f64 = 210.0;
     const VALUE_ROOM: f64 = 90.0;
     const BAR: f64 = 18.0;
     const GAP: f64 = 8.0;
-    let span = WIDTH - LABEL - VALUE_ROOM;
+    let span = CHART_WIDTH - LABEL - VALUE_ROOM;
     let mut svg = String::new();
     let mut y = 8.0;
     for group in groups {
@@ -173,23 +186,7 @@ fn split_chart(title: &str, note: &str, series: &[&str], groups: &[Group]) -> St
         );
         y += BAR + GAP;
     }
-    let legend: String = series
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            format!(
-                r#"<span class="key"><i style="background:{}"></i>{}</span>"#,
-                PALETTE[i % PALETTE.len()],
-                escape(name)
-            )
-        })
-        .collect();
-    format!(
-        r#"<section class="card"><h2>{}</h2><p class="note">{}</p><div class="legend">{legend}</div><svg viewBox="0 0 {WIDTH} {y:.0}" width="100%" role="img" aria-label="{}">{svg}</svg></section>"#,
-        escape(title),
-        escape(note),
-        escape(title)
-    )
+    chart_card(title, note, series, groups, y, &svg)
 }
 
 /// A kernel call's parts per host and batch, where timed apart: copies in and out of linear
