@@ -28,26 +28,16 @@ pub fn compare_json(
             (Some(w), Some(n)) => {
                 let ((w_numbers, w_rest), (n_numbers, n_rest)) = (split(w), split(n));
                 if w_rest == n_rest && w_numbers.len() == n_numbers.len() {
-                    let diff = w_numbers
-                        .iter()
-                        .zip(&n_numbers)
-                        .map(|(a, b)| abs_diff(*a, *b))
-                        .fold(0.0, f64::max);
-                    (diff, argmax(&w_numbers), argmax(&n_numbers))
+                    compare_numbers(&w_numbers, &n_numbers)
                 } else {
                     (f64::INFINITY, 0, 0)
                 }
             }
             _ => (f64::INFINITY, 0, 0),
         };
-        // Written so a NaN difference counts as a mismatch.
-        let within = diff <= tolerance;
-        if !within || argmax_w != argmax_n {
+        if !per_sample.record(diff, argmax_w, argmax_n, tolerance) {
             mismatched_samples.push(index);
         }
-        per_sample.max_abs_diff.push(diff);
-        per_sample.argmax_wasm.push(argmax_w);
-        per_sample.argmax_native.push(argmax_n);
     }
     Parity {
         samples: count,
@@ -98,20 +88,10 @@ fn compare_values(wasm: &[f64], native: &[f64], count: usize, tolerance: f64) ->
         .zip(native.chunks_exact(per.max(1)))
         .enumerate()
     {
-        let diff = w
-            .iter()
-            .zip(n)
-            .map(|(a, b)| abs_diff(*a, *b))
-            .fold(0.0, f64::max);
-        let (argmax_w, argmax_n) = (argmax(w), argmax(n));
-        // Written so a NaN difference counts as a mismatch.
-        let within = diff <= tolerance;
-        if !within || argmax_w != argmax_n {
+        let (diff, argmax_w, argmax_n) = compare_numbers(w, n);
+        if !per_sample.record(diff, argmax_w, argmax_n, tolerance) {
             mismatched_samples.push(index);
         }
-        per_sample.max_abs_diff.push(diff);
-        per_sample.argmax_wasm.push(argmax_w);
-        per_sample.argmax_native.push(argmax_n);
     }
     let argmax_agree = per_sample
         .argmax_wasm
@@ -128,6 +108,34 @@ fn compare_values(wasm: &[f64], native: &[f64], count: usize, tolerance: f64) ->
         passed: mismatched_samples.is_empty() && wasm.len() == native.len(),
         mismatched_samples,
         per_sample,
+    }
+}
+
+/// One sample's numbers side by side: the largest difference, and each side's argmax.
+fn compare_numbers(wasm: &[f64], native: &[f64]) -> (f64, usize, usize) {
+    let diff = wasm
+        .iter()
+        .zip(native)
+        .map(|(a, b)| abs_diff(*a, *b))
+        .fold(0.0, f64::max);
+    (diff, argmax(wasm), argmax(native))
+}
+
+impl PerSampleParity {
+    /// Records one sample; whether it agrees: within `tolerance` (a NaN difference never is)
+    /// with the same argmax.
+    fn record(
+        &mut self,
+        diff: f64,
+        argmax_wasm: usize,
+        argmax_native: usize,
+        tolerance: f64,
+    ) -> bool {
+        self.max_abs_diff.push(diff);
+        self.argmax_wasm.push(argmax_wasm);
+        self.argmax_native.push(argmax_native);
+        let within = diff <= tolerance;
+        within && argmax_wasm == argmax_native
     }
 }
 
