@@ -367,10 +367,13 @@ fn verdict(
 fn kernel_sections(m: &KernelManifest) -> (String, String, String) {
     let t = &m.timings;
     let title = format!("{} {}", m.kernel.name, m.kernel.version);
-    let subtitle = format!(
+    let mut subtitle = format!(
         "kernel · {} profile · measured on {} ({} cores), {}",
         m.profile.name, t.environment.cpu, t.environment.cores, t.environment.wasm_engine
     );
+    if let Some(model) = &m.kernel.model {
+        subtitle.push_str(&format!(" · model {}", human::model_text(model)));
+    }
     let mut body = String::new();
     let mut parities = vec![("WASM vs native CPU".to_string(), &m.parity)];
     if let Some(p) = &t.cuda.parity {

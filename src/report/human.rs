@@ -4,7 +4,8 @@
 use super::{Event, Reporter, Stage};
 use crate::manifest::fit::{DeploymentFit, Fit, FitFigure};
 use crate::manifest::kernel::{
-    Accelerator, BrowserTimings, CudaRun, HostTimings, KernelManifest, Steady,
+    Accelerator, BrowserTimings, CudaRun, HostTimings, KernelManifest, ModelEngine, ModelSource,
+    Steady,
 };
 use crate::manifest::variant::{FeatureVariant, SimdLevel};
 use crate::manifest::{Distribution, Parity, TransferBreakdown};
@@ -424,6 +425,9 @@ pub fn summary(manifest: &KernelManifest) -> String {
         out.push_str(&format!("{label:<w0$}  {a:<w1$}  {b}\n"));
     }
     out.push_str(&variants_table(manifest));
+    if let Some(model) = &manifest.kernel.model {
+        out.push_str(&format!("\nmodel: {}", model_text(model)));
+    }
     out.push_str(&format!("\nparity: {}\n", parity_line(&manifest.parity)));
     out.push_str(&boundary_line(
         "wasm boundary (copies in wasmtime)",
@@ -769,6 +773,22 @@ fn host_summary(label: &str, loader: &str, host: &HostTimings) -> String {
     )
 }
 
+/// The model a kernel was made from, in one line: its file, size, the start of its hash and the
+/// engine, e.g. `model/digits.onnx (206.1 KiB, sha256 3f2a9c01b7d4…, compiled ahead of time)`.
+pub fn model_text(model: &ModelSource) -> String {
+    let engine = match model.engine {
+        Some(ModelEngine::AheadOfTime) => ", compiled ahead of time",
+        Some(ModelEngine::Tract) => ", run by tract",
+        None => "",
+    };
+    let hash: String = model.sha256.chars().take(12).collect();
+    format!(
+        "{} ({}, sha256 {hash}…{engine})",
+        model.file,
+        format_bytes(model.bytes)
+    )
+}
+
 fn parity_line(parity: &Parity) -> String {
     format!(
         "{}: argmax agrees on {}/{} samples, max |Δ| {:.2e} (tolerance {:.0e})",
@@ -1090,4 +1110,28 @@ fn variant_prefix(variant: Option<SimdLevel>) -> String {
     variant
         .map(|level| format!("{level}: "))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_is_named_by_file_size_hash_and_engine() {
+        let model = ModelSource {
+            file: "model/digits.onnx".into(),
+            sha256: "3f2a9c01b7d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e".into(),
+            bytes: 211_046,
+            engine: Some(ModelEngine::AheadOfTime),
+        };
+        assert_eq!(
+            model_text(&model),
+            "model/digits.onnx (206.1 KiB, sha256 3f2a9c01b7d4…, compiled ahead of time)"
+        );
+        let untagged = ModelSource {
+            engine: None,
+            ..model
+        };
+        assert!(model_text(&untagged).ends_with("sha256 3f2a9c01b7d4…)"));
+    }
 }
