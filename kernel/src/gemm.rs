@@ -32,10 +32,12 @@ const MIN_MACS_PER_THREAD: usize = 1 << 19;
 pub enum Isa {
     /// x86-64 with AVX2 and FMA, detected at run time: 6 × 16 tiles of fused multiply-adds.
     Avx2Fma,
-    /// wasm32 built with `simd128`: 4 × 8 tiles, multiply then add.
+    /// wasm32 built with `simd128`: 4 × 8 tiles that splat inputs, multiply then add; from 64
+    /// samples, 8 × 4 tiles with samples along the vectors that splat weights once per block.
     Simd128,
-    /// wasm32 built with `relaxed-simd`: 4 × 8 tiles of `f32x4.relaxed_madd` (fused where the
-    /// engine's CPU has FMA, so results may differ between engines in the last bits).
+    /// wasm32 built with `relaxed-simd`: the same tiles of `f32x4.relaxed_madd` (fused where the
+    /// engine's CPU has FMA, so results may differ between engines in the last bits), the second
+    /// kind from 256 samples.
     RelaxedSimd,
     /// Anything else: 4 × 8 tiles in plain Rust, which LLVM vectorises for the baseline target.
     Portable,
@@ -260,6 +262,14 @@ impl Dense {
     /// `out` points at the `rows × outputs` output, and no one else reads or writes `block` of it
     /// during the call.
     unsafe fn block(&self, isa: Isa, x: &[f32], out: Out, block: Block, relu: bool) {
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        if matches!(isa, Isa::Simd128 | Isa::RelaxedSimd)
+            && block.rows.len() >= wasm::SAMPLE_TILES_FROM_ROWS
+        {
+            // SAFETY: forwarded.
+            unsafe { wasm::block_by_samples(self, x, out, block, relu) };
+            return;
+        }
         let (k, n) = (self.inputs, self.outputs);
         let (tile_rows, tile_panels) = isa.tile();
         let tile_cols = tile_panels * PANEL;
@@ -554,8 +564,230 @@ mod x86 {
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm {
-    use super::{Init, PANEL, Tile};
+    use super::{Block, Dense, Init, Out, PANEL, Tile};
     use core::arch::wasm32::*;
+
+    /// From this many samples a call runs [`block_by_samples`]. Measured on mlp-large's layers
+    /// (1024 × 1024) in wasmtime 48 and Node 20 on a Zen 4 core: with simd128 it gains from 64
+    /// samples in wasmtime (24.6 → 33.7 GFLOP/s, 25 → 37.7 from 256) and loses 14 % at 64 in V8,
+    /// which splats straight from memory (equal from 256); with relaxed SIMD, V8's fused
+    /// input-broadcast tile stays ahead below 256 (48 against 37 GFLOP/s at 64).
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    pub(super) const SAMPLE_TILES_FROM_ROWS: usize = 64;
+    #[cfg(target_feature = "relaxed-simd")]
+    pub(super) const SAMPLE_TILES_FROM_ROWS: usize = 256;
+    /// Samples in one vector of [`block_by_samples`].
+    const LANES: usize = 4;
+    /// Columns of one [`block_by_samples`] tile.
+    const COLUMNS: usize = 4;
+    /// Inputs and samples per block of [`block_by_samples`]. Large, so a panel's weights are
+    /// splatted and a tile's outputs stored as few times as can be (measured: 256 × 192 ran at
+    /// 33 GFLOP/s, 1024 × 384 at 38 in wasmtime; larger blocks gained nothing). Their buffers are
+    /// 1.5 MiB of inputs and 128 KiB of splatted weights.
+    const KC_SAMPLES: usize = 1024;
+    const MC_SAMPLES: usize = 384;
+
+    /// The blocked multiply with samples along the vectors: a tile of 8 samples × 4 columns keeps
+    /// each input of 4 samples in one vector and multiplies it by a weight splatted to all lanes.
+    ///
+    /// Why: the input-broadcast tile splats one input per sample per step, and engines lower a
+    /// splat to a scalar load, a move and a shuffle on the vector ports the multiplies need;
+    /// here each weight is splatted once per row block. The tile is small because Cranelift
+    /// issues a step's loads before its arithmetic: 8 accumulators, 2 inputs and 4 weights fit
+    /// in 16 registers with the product, 8 × 8 would spill. The products are added in the same
+    /// order as every other tile's, so results are the same, bit for bit.
+    ///
+    /// # Safety
+    /// As [`Dense::block`]: `out` holds the `rows × outputs` output and `block` of it is ours.
+    pub(super) unsafe fn block_by_samples(
+        dense: &Dense,
+        x: &[f32],
+        out: Out,
+        block: Block,
+        relu: bool,
+    ) {
+        let (k, n) = (dense.inputs, dense.outputs);
+        let zero = f32x4_splat(0.0);
+        // Inputs of one row block and input block, 4 samples to a vector: [group][input], with
+        // an even count of groups (the last one zeros where samples run out).
+        let mut inputs: Vec<v128> =
+            Vec::with_capacity(MC_SAMPLES.div_ceil(2 * LANES) * 2 * KC_SAMPLES);
+        // One panel's weights of one input block, splatted: [half of the panel][input][column].
+        let mut weights = [
+            vec![zero; KC_SAMPLES * COLUMNS],
+            vec![zero; KC_SAMPLES * COLUMNS],
+        ];
+        for row0 in block.rows.clone().step_by(MC_SAMPLES) {
+            let row_end = block.rows.end.min(row0 + MC_SAMPLES);
+            let groups = (row_end - row0).div_ceil(2 * LANES) * 2;
+            for k0 in (0..k).step_by(KC_SAMPLES) {
+                let kb = KC_SAMPLES.min(k - k0);
+                inputs.clear();
+                for group in 0..groups {
+                    let r = row0 + group * LANES;
+                    let sample =
+                        |lane: usize| (r + lane < row_end).then(|| &x[(r + lane) * k + k0..][..kb]);
+                    let lanes = [sample(0), sample(1), sample(2), sample(3)];
+                    inputs.extend((0..kb).map(|i| {
+                        let at = |lane: usize| lanes[lane].map_or(0.0, |s| s[i]);
+                        f32x4(at(0), at(1), at(2), at(3))
+                    }));
+                }
+                for col0 in block.cols.clone().step_by(PANEL) {
+                    let panel = &dense.packed[(col0 / PANEL) * k * PANEL + k0 * PANEL..];
+                    for (i, row) in panel[..kb * PANEL].chunks_exact(COLUMNS).enumerate() {
+                        // SAFETY: `row` holds 4 f32.
+                        let four = unsafe { v128_load(row.as_ptr().cast()) };
+                        weights[i % 2][i / 2 * COLUMNS..][..COLUMNS].copy_from_slice(&[
+                            i32x4_shuffle::<0, 0, 0, 0>(four, four),
+                            i32x4_shuffle::<1, 1, 1, 1>(four, four),
+                            i32x4_shuffle::<2, 2, 2, 2>(four, four),
+                            i32x4_shuffle::<3, 3, 3, 3>(four, four),
+                        ]);
+                    }
+                    for (half, weights) in weights.iter().enumerate() {
+                        let first_col = col0 + half * COLUMNS;
+                        if first_col >= block.cols.end {
+                            break;
+                        }
+                        let cols = COLUMNS.min(block.cols.end - first_col);
+                        for pair in (0..groups).step_by(2) {
+                            let r = row0 + pair * LANES;
+                            let tile = SampleTile {
+                                // SAFETY: rows r.. and columns first_col.. lie in `block`, ours.
+                                at: unsafe { out.0.add(r * n + first_col) },
+                                stride: n,
+                                rows: (2 * LANES).min(row_end - r),
+                                cols,
+                            };
+                            let bias = &dense.bias[first_col..][..COLUMNS];
+                            // SAFETY: the tile lies in `block`, ours.
+                            let mut acc = unsafe { tile.load((k0 == 0).then_some(bias)) };
+                            products(
+                                &inputs[pair * kb..][..kb],
+                                &inputs[(pair + 1) * kb..][..kb],
+                                &weights[..kb * COLUMNS],
+                                &mut acc,
+                            );
+                            // SAFETY: as above.
+                            unsafe { tile.store(acc, relu && k0 + kb == k) };
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where one [`block_by_samples`] tile lives in the output: up to 8 rows of up to 4 columns.
+    struct SampleTile {
+        at: *mut f32,
+        stride: usize,
+        rows: usize,
+        cols: usize,
+    }
+
+    impl SampleTile {
+        fn full(&self) -> bool {
+            self.rows == 2 * LANES && self.cols == COLUMNS
+        }
+
+        /// Row `row`'s first column.
+        ///
+        /// # Safety
+        /// `row < self.rows`, and the tile is in the output.
+        unsafe fn row(&self, row: usize) -> *mut f32 {
+            // SAFETY: the caller's.
+            unsafe { self.at.add(row * self.stride) }
+        }
+
+        /// The accumulators, column by column, four samples to a vector: the bias of each
+        /// column (the first input block), else what the earlier blocks left in the output.
+        ///
+        /// # Safety
+        /// The tile's rows and columns are the caller's to read.
+        unsafe fn load(&self, bias: Option<&[f32]>) -> [[v128; COLUMNS]; 2] {
+            [0, 1].map(|g| match bias {
+                Some(bias) => [0, 1, 2, 3].map(|c| f32x4_splat(bias[c])),
+                // SAFETY: a full tile owns 4 columns of each of its 8 rows.
+                None if self.full() => transpose(
+                    [0, 1, 2, 3]
+                        .map(|lane| unsafe { v128_load(self.row(g * LANES + lane).cast()) }),
+                ),
+                None => [0, 1, 2, 3].map(|c| {
+                    let was = |lane: usize| match g * LANES + lane < self.rows && c < self.cols {
+                        // SAFETY: inside the tile.
+                        true => unsafe { *self.row(g * LANES + lane).add(c) },
+                        false => 0.0,
+                    };
+                    f32x4(was(0), was(1), was(2), was(3))
+                }),
+            })
+        }
+
+        /// Writes the accumulators back (through `max(·, 0)` when `relu`), rows and columns
+        /// outside the tile left alone.
+        ///
+        /// # Safety
+        /// The tile's rows and columns are the caller's to write.
+        unsafe fn store(&self, acc: [[v128; COLUMNS]; 2], relu: bool) {
+            let zero = f32x4_splat(0.0);
+            for (g, acc) in acc.into_iter().enumerate() {
+                let acc = match relu {
+                    true => acc.map(|value| f32x4_pmax(value, zero)),
+                    false => acc,
+                };
+                if self.full() {
+                    for (lane, value) in transpose(acc).into_iter().enumerate() {
+                        // SAFETY: a full tile owns 4 columns of each of its 8 rows.
+                        unsafe { v128_store(self.row(g * LANES + lane).cast(), value) };
+                    }
+                    continue;
+                }
+                for (c, value) in acc.into_iter().enumerate().take(self.cols) {
+                    let lanes = [
+                        f32x4_extract_lane::<0>(value),
+                        f32x4_extract_lane::<1>(value),
+                        f32x4_extract_lane::<2>(value),
+                        f32x4_extract_lane::<3>(value),
+                    ];
+                    for (lane, value) in lanes.into_iter().enumerate() {
+                        if g * LANES + lane < self.rows {
+                            // SAFETY: inside the tile.
+                            unsafe { *self.row(g * LANES + lane).add(c) = value };
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rows of a 4 × 4 block become its columns (and back).
+    fn transpose([r0, r1, r2, r3]: [v128; 4]) -> [v128; 4] {
+        let t0 = i32x4_shuffle::<0, 4, 1, 5>(r0, r1);
+        let t1 = i32x4_shuffle::<2, 6, 3, 7>(r0, r1);
+        let t2 = i32x4_shuffle::<0, 4, 1, 5>(r2, r3);
+        let t3 = i32x4_shuffle::<2, 6, 3, 7>(r2, r3);
+        [
+            i32x4_shuffle::<0, 1, 4, 5>(t0, t2),
+            i32x4_shuffle::<2, 3, 6, 7>(t0, t2),
+            i32x4_shuffle::<0, 1, 4, 5>(t1, t3),
+            i32x4_shuffle::<2, 3, 6, 7>(t1, t3),
+        ]
+    }
+
+    /// Adds each input's products with its splatted weights to the accumulators, input by input,
+    /// for two vectors of samples. Out of line, so the register allocator sees only this loop.
+    #[inline(never)]
+    fn products(first: &[v128], second: &[v128], weights: &[v128], acc: &mut [[v128; COLUMNS]; 2]) {
+        let [mut a, mut b] = *acc;
+        for ((&x0, &x1), w) in first.iter().zip(second).zip(weights.chunks_exact(COLUMNS)) {
+            for c in 0..COLUMNS {
+                a[c] = madd(x0, w[c], a[c]);
+                b[c] = madd(x1, w[c], b[c]);
+            }
+        }
+        *acc = [a, b];
+    }
 
     /// # Safety
     /// The tile's ranges were checked by [`Tile::run`].
@@ -707,6 +939,9 @@ mod tests {
             (13, 257, 33),
             (49, 64, 24),
             (50, 520, 70),
+            // WASM's sample-vector tiles: partial pairs, half panels, more than one input block.
+            (67, 30, 13),
+            (261, 1030, 9),
         ] {
             let (x, w, b) = (values(rows * k, 1), values(k * n, 2), values(n, 3));
             let dense = Dense::new(&w, &b).unwrap();
