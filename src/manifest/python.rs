@@ -314,6 +314,32 @@ pub struct PyodideRun {
     /// (`upload_us`), the entry (`compute_us`), the result converted back (`download_us`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boundary: Option<TransferBreakdown>,
+    /// Where a boot's time goes: each phase's median over the interleaved boots (this run's
+    /// when none were timed); absent where the runner could not time the phases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_phases: Option<BootPhases>,
+}
+
+/// One Pyodide boot (`boot_ms`) in phases, in ms, timed by wrapping the calls `loadPyodide`
+/// makes; in one boot they add up to its `boot_ms`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BootPhases {
+    /// Reading the memory snapshot (0 without one).
+    pub snapshot_read_ms: f64,
+    /// Importing Pyodide's JavaScript and reading the runtime module, until its compile starts.
+    pub fetch_ms: f64,
+    /// Compiling the runtime module.
+    pub compile_ms: f64,
+    /// Instantiating it.
+    pub instantiate_ms: f64,
+    /// Copying the memory snapshot into the instance's memory (0 without one).
+    pub restore_ms: f64,
+    /// The rest of `loadPyodide`: the runtime's and Python's start-up (importing what a boot
+    /// imports), or after a restore, setting up again what a snapshot cannot hold.
+    pub startup_ms: f64,
+    /// Loading the distribution's packages (0 without any).
+    pub packages_ms: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]

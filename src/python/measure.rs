@@ -10,8 +10,8 @@ use crate::fsx;
 use crate::manifest::fit::FitThresholds;
 use crate::manifest::python::SteadyBlocks;
 use crate::manifest::python::{
-    BootSeries, FileSizes, HotFunction, NativeRun, PyodideBrowserTimings, PyodideRun, PythonFit,
-    PythonManifest, ShippedSizes, SnapshotInfo, TimeAttribution,
+    BootPhases, BootSeries, FileSizes, HotFunction, NativeRun, PyodideBrowserTimings, PyodideRun,
+    PythonFit, PythonManifest, ShippedSizes, SnapshotInfo, TimeAttribution,
 };
 use crate::manifest::{Distribution, Sizes, TransferBreakdown};
 use crate::measure::browser::{self, BrowserPlan};
@@ -19,7 +19,7 @@ use crate::measure::fit::{self, PageMeasured, PythonFitInputs};
 use crate::measure::stats::{self, ratio, round3};
 use crate::measure::{environment, parity, sizes};
 use crate::python::deps;
-use crate::python::run::{self, AppRun, Boot, Mode, RunConfig};
+use crate::python::run::{self, AppRun, Boot, Mode, RunBootPhases, RunConfig};
 use crate::report::{Event, Reporter, Stage};
 use crate::units::format_bytes;
 use anyhow::{Context, Result, bail};
@@ -46,6 +46,26 @@ pub(crate) struct BootFigures {
     pub cold_start_ms: f64,
     /// The median per sample of one steady pass over every sample after it.
     pub steady_us: f64,
+    pub phases: Option<RunBootPhases>,
+}
+
+/// Each phase's median over `runs`; `None` unless there are runs and every one timed its
+/// phases.
+fn median_phases(runs: &[Option<RunBootPhases>]) -> Option<BootPhases> {
+    let runs: Vec<RunBootPhases> = runs.iter().copied().collect::<Option<_>>()?;
+    let median = |pick: fn(&RunBootPhases) -> f64| {
+        let values: Vec<f64> = runs.iter().map(pick).collect();
+        BootSeries::of(&values).map_or(0.0, |series| series.median_ms)
+    };
+    (!runs.is_empty()).then(|| BootPhases {
+        snapshot_read_ms: median(|p| p.snapshot_read_ms),
+        fetch_ms: median(|p| p.fetch_ms),
+        compile_ms: median(|p| p.compile_ms),
+        instantiate_ms: median(|p| p.instantiate_ms),
+        restore_ms: median(|p| p.restore_ms),
+        startup_ms: median(|p| p.startup_ms),
+        packages_ms: median(|p| p.packages_ms),
+    })
 }
 
 /// `run`'s figures, with the cold starts and steady blocks of `boots` (interleaved boots of
@@ -59,6 +79,9 @@ pub(crate) fn pyodide_run_with_boots(run: &AppRun, boots: &[BootFigures]) -> Pyo
     }
     let steady: Vec<f64> = boots.iter().map(|b| b.steady_us).collect();
     figures.steady_blocks = SteadyBlocks::of(&steady);
+    if !boots.is_empty() {
+        figures.boot_phases = median_phases(&boots.iter().map(|b| b.phases).collect::<Vec<_>>());
+    }
     figures
 }
 
@@ -79,6 +102,7 @@ pub(crate) fn pyodide_run(run: &AppRun) -> PyodideRun {
                 compute_us: round3(entry),
                 download_us: round3(python_to_js),
             }),
+        boot_phases: median_phases(&[run.boot_phases]),
     }
 }
 

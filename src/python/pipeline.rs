@@ -947,6 +947,7 @@ fn interleaved_boots(
             cold_start_ms: run.boot_ms + run.import_ms + run.first_inference_ms,
             steady_us: crate::measure::stats::distribution_us(run.steady_us.iter().copied())
                 .median_us,
+            phases: run.boot_phases,
         })
     };
     let mut boots = Boots::default();

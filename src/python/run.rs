@@ -58,8 +58,24 @@ pub struct AppRun {
     /// Native runs: where one more pass over the samples spent its time.
     #[serde(default)]
     pub attribution: Option<RunAttribution>,
+    /// Pyodide runs: the boot in phases (null where the runner could not time them).
+    #[serde(default)]
+    pub boot_phases: Option<RunBootPhases>,
     #[serde(flatten)]
     pub trace: Option<Trace>,
+}
+
+/// `runner.mjs`'s phases of one boot (see [`crate::manifest::python::BootPhases`]), ms.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunBootPhases {
+    pub snapshot_read_ms: f64,
+    pub fetch_ms: f64,
+    pub compile_ms: f64,
+    pub instantiate_ms: f64,
+    pub restore_ms: f64,
+    pub startup_ms: f64,
+    pub packages_ms: f64,
 }
 
 /// `runner.py`'s profile of one pass (see [`crate::manifest::python::TimeAttribution`]).

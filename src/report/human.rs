@@ -856,6 +856,25 @@ fn steady_cell(steady: &Steady) -> String {
 
 /// How the kept modules' bytecode ships: " + 120 precompiled .pyc" beside the sources, " as 120
 /// .pyc without sources", or nothing.
+/// A boot's phases in order, those that took no time left out.
+fn boot_phases_text(phases: &crate::manifest::python::BootPhases) -> String {
+    let parts = [
+        ("read snapshot", phases.snapshot_read_ms),
+        ("fetch", phases.fetch_ms),
+        ("compile", phases.compile_ms),
+        ("instantiate", phases.instantiate_ms),
+        ("restore", phases.restore_ms),
+        ("start-up", phases.startup_ms),
+        ("packages", phases.packages_ms),
+    ];
+    parts
+        .iter()
+        .filter(|(_, ms)| *ms > 0.0)
+        .map(|(name, ms)| format!("{name} {}", format_duration_us(ms * 1e3)))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
 fn precompiled_text(precompiled: usize, bytecode_only: bool) -> String {
     match (precompiled, bytecode_only) {
         (0, _) => String::new(),
@@ -1008,6 +1027,16 @@ pub fn python_summary(manifest: &crate::manifest::python::PythonManifest) -> Str
             dist(&snapshot.run.steady),
             if snapshot.default_boot { " (loader default)" } else { "" }
         ));
+    }
+    let runs = [
+        ("stock", Some(&t.stock)),
+        ("bundle", Some(&t.bundle)),
+        ("snapshot", manifest.snapshot.as_ref().map(|s| &s.run)),
+    ];
+    for (label, run) in runs {
+        if let Some(phases) = run.and_then(|run| run.boot_phases) {
+            out.push_str(&format!("boot, {label}: {}\n", boot_phases_text(&phases)));
+        }
     }
     out.push_str(&format!(
         "parity vs native CPython: {}\n",

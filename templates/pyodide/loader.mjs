@@ -31,7 +31,9 @@ const importUnbundled = (specifier) => import(/* webpackIgnore: true */ /* @vite
 async function fetchBytes(url) {
   if (isNode && url.protocol === "file:") {
     const { readFile } = await importUnbundled("node:fs/promises");
-    return new Uint8Array(await readFile(url));
+    // A view, not a copy: a snapshot is tens of MB (readFile's buffers are never pooled).
+    const bytes = await readFile(url);
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
   const response = await fetch(url);
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
@@ -89,6 +91,9 @@ export async function load({ baseUrl, snapshot = SNAPSHOT_DEFAULT } = {}) {
     indexURL = fileURLToPath(base);
   }
   const options = { indexURL };
+  // Fetched and checked while the runtime boots; awaited (and any IntegrityError thrown) after.
+  const appBytes = verified(new URL("app.zip", base), APP_INTEGRITY);
+  appBytes.catch(() => {});
   if (snapshot) {
     if (!SNAPSHOT_INTEGRITY) throw new Error("this bundle has no memory snapshot");
     options._loadSnapshot = await verified(new URL("snapshot.bin", base), SNAPSHOT_INTEGRITY);
@@ -111,7 +116,7 @@ export async function load({ baseUrl, snapshot = SNAPSHOT_DEFAULT } = {}) {
     if (isNode) for (const { file, integrity } of PACKAGES) await verified(new URL(file, base), integrity);
     await pyodide.loadPackage(PACKAGES.map((p) => p.name), { messageCallback() {} });
   }
-  const app = await verified(new URL("app.zip", base), APP_INTEGRITY);
+  const app = await appBytes;
   pyodide.unpackArchive(app, "zip", { extractDir: "/app" });
   pyodide.runPython('import sys\nif "/app" not in sys.path: sys.path.insert(0, "/app")');
   // importlib, not pyimport: pyimport walks attributes, and a package that re-exports a

@@ -30,6 +30,11 @@ const log = (line) => process.stderr.write(line + "\n");
 const now = () => performance.now();
 
 const t0 = now();
+// Where a boot's time goes (ms since t0): the runtime module's compile and instantiation, the
+// snapshot's copy into memory, the rest of loadPyodide (the runtime's and Python's start-up).
+// Timed by wrapping the calls loadPyodide makes, installed under the split runtime's wrapper.
+const marks = {};
+const bootTimer = timeBoot(marks);
 const { loadPyodide } = await import(pathToFileURL(path.join(config.indexURL, "pyodide.mjs")));
 const options = {
   indexURL: config.indexURL.endsWith("/") ? config.indexURL : config.indexURL + "/",
@@ -38,19 +43,27 @@ const options = {
 };
 if (config.mode === "snapshot") options._makeSnapshot = true;
 // Reading the snapshot is part of booting from it, as fetching the runtime is part of booting.
-if (config.snapshot) options._loadSnapshot = new Uint8Array(await readFile(config.snapshot));
+if (config.snapshot) {
+  const started = now();
+  const bytes = await readFile(config.snapshot); // a view, as loader.mjs reads it
+  options._loadSnapshot = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  marks.snapshotReadMs = now() - started;
+}
 const runtime =
   config.secondary || config.profileOut
     ? splitRuntime(() => new WebAssembly.Module(readFileSync(config.secondary)))
     : null;
 const pyodide = await loadPyodide(options);
+marks.loadEnd = now() - t0;
 runtime?.restore();
+bootTimer.restore();
 // Installing the distribution's packages is part of booting, as it is in loader.mjs; from a
 // snapshot too, since their files live in the JS-side file system.
 if (config.packages?.length) {
   await pyodide.loadPackage(config.packages, { messageCallback: () => {}, errorCallback: log });
 }
 const bootMs = now() - t0;
+const bootPhases = phasesOf(marks, bootMs);
 // Not part of boot: timed apart, as secondaryMs.
 if (config.loadSecondary) runtime.loadSecondary();
 
@@ -171,7 +184,7 @@ const medianUs = (index) => {
 };
 const boundaryUs = [medianUs(0), medianUs(1), medianUs(2)];
 
-const result = { bootMs, importMs, firstInferenceMs, steadyUs, boundaryUs, outputs, secondaryMs: runtime?.secondaryMs ?? null };
+const result = { bootMs, importMs, firstInferenceMs, steadyUs, boundaryUs, outputs, secondaryMs: runtime?.secondaryMs ?? null, bootPhases };
 if (config.profileOut) {
   const size = 1 << 20;
   const address = pyodide._module._malloc(size);
@@ -273,3 +286,61 @@ json.dumps({"static": _wpi_found, "opened": sorted(set(_wpi_opened)), "path": sy
   Object.assign(result, { bootModules, loaded }, JSON.parse(traced));
 }
 await writeFile(config.out, JSON.stringify(result));
+
+// Wraps WebAssembly.compile / instantiate and Int8Array's set until `restore()`, writing into
+// `marks` when the runtime module (the one module of over 1 MB) compiled and was instantiated,
+// and when a copy of over 1 MB into memory (the snapshot's restore: one HEAP8.set) ran.
+function timeBoot(marks) {
+  const { compile, instantiate } = WebAssembly;
+  const { set } = Int8Array.prototype;
+  const runtimes = new WeakSet();
+  const big = (bytes) => (bytes?.byteLength ?? 0) > 1 << 20;
+  WebAssembly.compile = async (bytes, ...rest) => {
+    const started = now() - t0;
+    const module = await compile(bytes, ...rest);
+    if (big(bytes)) {
+      Object.assign(marks, { compileStart: started, compileEnd: now() - t0 });
+      runtimes.add(module);
+    }
+    return module;
+  };
+  WebAssembly.instantiate = async (source, ...rest) => {
+    if (source instanceof WebAssembly.Module) {
+      const instance = await instantiate(source, ...rest);
+      if (runtimes.has(source)) marks.instantiateEnd = now() - t0;
+      return instance;
+    }
+    // From bytes: compiled, then instantiated, through the wrappers, so both are timed.
+    const module = await WebAssembly.compile(source);
+    return { module, instance: await WebAssembly.instantiate(module, ...rest) };
+  };
+  Int8Array.prototype.set = function (source, offset) {
+    const started = now() - t0;
+    const result = set.call(this, source, offset);
+    if (big(source)) Object.assign(marks, { restoreStart: started, restoreEnd: now() - t0 });
+    return result;
+  };
+  return {
+    restore() {
+      Object.assign(WebAssembly, { compile, instantiate });
+      delete Int8Array.prototype.set; // inherited again from TypedArray
+    },
+  };
+}
+
+// The boot in phases that add up to `bootMs`, or null when a wrapped call did not run (a
+// runtime instantiated some other way): each phase is the time between two marks.
+function phasesOf(marks, bootMs) {
+  const { snapshotReadMs = 0, compileStart, compileEnd, instantiateEnd, loadEnd } = marks;
+  if ([compileStart, compileEnd, instantiateEnd, loadEnd].includes(undefined)) return null;
+  const restoreMs = marks.restoreEnd === undefined ? 0 : marks.restoreEnd - marks.restoreStart;
+  return {
+    snapshotReadMs,
+    fetchMs: compileStart - snapshotReadMs,
+    compileMs: compileEnd - compileStart,
+    instantiateMs: instantiateEnd - compileEnd,
+    restoreMs,
+    startupMs: loadEnd - instantiateEnd - restoreMs,
+    packagesMs: bootMs - loadEnd,
+  };
+}

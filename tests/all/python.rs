@@ -171,7 +171,21 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
         let blocks = &run["steady_blocks"];
         assert_eq!(blocks["runs"], 2, "{run}");
         assert!(blocks["median_us"].as_f64() > Some(0.0), "{blocks}");
+        // And where its boot went: the runtime compiled and instantiated, then started up.
+        let phases = &run["boot_phases"];
+        for phase in ["fetch_ms", "compile_ms", "startup_ms"] {
+            assert!(phases[phase].as_f64() > Some(0.0), "{phase}: {phases}");
+        }
     }
+    // Only a snapshot boot reads and restores a snapshot, and restoring one skips most of
+    // Python's start-up.
+    let phase = |run: &serde_json::Value, name: &str| run["boot_phases"][name].as_f64().unwrap();
+    let snapshot_run = &manifest["snapshot"]["run"];
+    assert!(phase(snapshot_run, "snapshot_read_ms") > 0.0);
+    assert!(phase(snapshot_run, "restore_ms") > 0.0);
+    let bundle_run = &manifest["timings"]["bundle"];
+    assert_eq!(phase(bundle_run, "restore_ms"), 0.0);
+    assert!(phase(snapshot_run, "startup_ms") < phase(bundle_run, "startup_ms"));
     let steady_over_stock = fit["steady_over_stock"].as_f64().unwrap();
     let medians = |variant: &str| {
         manifest["timings"][variant]["steady_blocks"]["median_us"]
