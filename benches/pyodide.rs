@@ -22,6 +22,7 @@ use cargo_wasmpack_infer::python::project::PythonProject;
 use cargo_wasmpack_infer::python::run::{self, Boot, Mode, RunConfig};
 use cargo_wasmpack_infer::python::shake::Overrides;
 use cargo_wasmpack_infer::report::Silent;
+use cargo_wasmpack_infer::report::human::boot_phases_lines;
 use cargo_wasmpack_infer::units::format_bytes;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -146,6 +147,7 @@ fn main() -> anyhow::Result<()> {
         }
         None => println!("no snapshot: the profile does not build one"),
     }
+    print!("{}", boot_phases_lines(&manifest));
     println!(
         "steady per sample: Pyodide {:.1} µs, native {:.1} µs ({:.2}x)",
         t.bundle.steady.median_us, t.native.steady.median_us, t.runtime_fit.interpreter_tax

@@ -856,6 +856,22 @@ fn steady_cell(steady: &Steady) -> String {
 
 /// How the kept modules' bytecode ships: " + 120 precompiled .pyc" beside the sources, " as 120
 /// .pyc without sources", or nothing.
+/// `boot, <variant>: <phases>` for stock, the bundle and the snapshot, where they were timed.
+pub fn boot_phases_lines(manifest: &crate::manifest::python::PythonManifest) -> String {
+    let t = &manifest.timings;
+    let runs = [
+        ("stock", Some(&t.stock)),
+        ("bundle", Some(&t.bundle)),
+        ("snapshot", manifest.snapshot.as_ref().map(|s| &s.run)),
+    ];
+    runs.iter()
+        .filter_map(|(label, run)| {
+            let phases = run.and_then(|run| run.boot_phases)?;
+            Some(format!("boot, {label}: {}\n", boot_phases_text(&phases)))
+        })
+        .collect()
+}
+
 /// A boot's phases in order, those that took no time left out.
 fn boot_phases_text(phases: &crate::manifest::python::BootPhases) -> String {
     let parts = [
@@ -1028,16 +1044,7 @@ pub fn python_summary(manifest: &crate::manifest::python::PythonManifest) -> Str
             if snapshot.default_boot { " (loader default)" } else { "" }
         ));
     }
-    let runs = [
-        ("stock", Some(&t.stock)),
-        ("bundle", Some(&t.bundle)),
-        ("snapshot", manifest.snapshot.as_ref().map(|s| &s.run)),
-    ];
-    for (label, run) in runs {
-        if let Some(phases) = run.and_then(|run| run.boot_phases) {
-            out.push_str(&format!("boot, {label}: {}\n", boot_phases_text(&phases)));
-        }
-    }
+    out.push_str(&boot_phases_lines(manifest));
     out.push_str(&format!(
         "parity vs native CPython: {}\n",
         parity_line(&manifest.parity.native)
@@ -1162,5 +1169,32 @@ mod tests {
             ..model
         };
         assert!(model_text(&untagged).ends_with("sha256 3f2a9c01b7d4…)"));
+    }
+
+    #[test]
+    fn boot_phases_are_listed_per_variant_without_the_empty_ones() {
+        let mut manifest: crate::manifest::python::PythonManifest = serde_json::from_str(
+            include_str!("../../tests/fixtures/manifests/digits-py.json"),
+        )
+        .unwrap();
+        assert_eq!(
+            boot_phases_lines(&manifest),
+            "",
+            "a manifest from before phases"
+        );
+        manifest.timings.bundle.boot_phases = Some(crate::manifest::python::BootPhases {
+            snapshot_read_ms: 0.0,
+            fetch_ms: 54.0,
+            compile_ms: 21.0,
+            instantiate_ms: 38.5,
+            restore_ms: 0.0,
+            startup_ms: 528.0,
+            packages_ms: 0.0,
+        });
+        assert_eq!(
+            boot_phases_lines(&manifest),
+            "boot, bundle: fetch 54.00 ms · compile 21.00 ms · instantiate 38.50 ms · \
+             start-up 528.00 ms\n"
+        );
     }
 }
