@@ -594,7 +594,7 @@ mod wasm {
     /// splat to a scalar load, a move and a shuffle on the vector ports the multiplies need;
     /// here each weight is splatted once per row block. The tile is small because Cranelift
     /// issues a step's loads before its arithmetic: 8 accumulators, 2 inputs and 4 weights fit
-    /// in 16 registers with the product, 8 × 8 would spill. The products are added in the same
+    /// in 16 registers with the product (4 samples × 8 columns spilled two accumulators). The products are added in the same
     /// order as every other tile's, so results are the same, bit for bit.
     ///
     /// # Safety
@@ -610,13 +610,10 @@ mod wasm {
         let zero = f32x4_splat(0.0);
         // Inputs of one row block and input block, 4 samples to a vector: [group][input], with
         // an even count of groups (the last one zeros where samples run out).
-        let mut inputs: Vec<v128> =
-            Vec::with_capacity(MC_SAMPLES.div_ceil(2 * LANES) * 2 * KC_SAMPLES);
+        let (kc, mc) = (KC_SAMPLES.min(k), MC_SAMPLES.min(block.rows.len()));
+        let mut inputs: Vec<v128> = Vec::with_capacity(mc.div_ceil(2 * LANES) * 2 * kc);
         // One panel's weights of one input block, splatted: [half of the panel][input][column].
-        let mut weights = [
-            vec![zero; KC_SAMPLES * COLUMNS],
-            vec![zero; KC_SAMPLES * COLUMNS],
-        ];
+        let mut weights = [vec![zero; kc * COLUMNS], vec![zero; kc * COLUMNS]];
         for row0 in block.rows.clone().step_by(MC_SAMPLES) {
             let row_end = block.rows.end.min(row0 + MC_SAMPLES);
             let groups = (row_end - row0).div_ceil(2 * LANES) * 2;
