@@ -19,7 +19,7 @@ use crate::measure::fit::{self, PageMeasured, PythonFitInputs};
 use crate::measure::stats::{self, ratio, round3};
 use crate::measure::{environment, parity, sizes};
 use crate::python::deps;
-use crate::python::run::{self, AppRun, Boot, Mode, RunBootPhases, RunConfig};
+use crate::python::run::{self, AppRun, Boot, Mode, RunConfig};
 use crate::report::{Event, Reporter, Stage};
 use crate::units::format_bytes;
 use anyhow::{Context, Result, bail};
@@ -46,14 +46,14 @@ pub(crate) struct BootFigures {
     pub cold_start_ms: f64,
     /// The median per sample of one steady pass over every sample after it.
     pub steady_us: f64,
-    pub phases: Option<RunBootPhases>,
+    pub phases: Option<BootPhases>,
 }
 
 /// Each phase's median over `runs`; `None` unless there are runs and every one timed its
 /// phases.
-fn median_phases(runs: &[Option<RunBootPhases>]) -> Option<BootPhases> {
-    let runs: Vec<RunBootPhases> = runs.iter().copied().collect::<Option<_>>()?;
-    let median = |pick: fn(&RunBootPhases) -> f64| {
+fn median_phases(runs: &[Option<BootPhases>]) -> Option<BootPhases> {
+    let runs: Vec<BootPhases> = runs.iter().copied().collect::<Option<_>>()?;
+    let median = |pick: fn(&BootPhases) -> f64| {
         let values: Vec<f64> = runs.iter().map(pick).collect();
         BootSeries::of(&values).map_or(0.0, |series| series.median_ms)
     };

@@ -1,6 +1,7 @@
 //! Running the app: inside a Pyodide distribution under Node (`templates/pyodide/runner.mjs`),
 //! or in a native CPython (`templates/python/runner.py`). Both write one result shape.
 
+use crate::manifest::python::BootPhases;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -60,22 +61,9 @@ pub struct AppRun {
     pub attribution: Option<RunAttribution>,
     /// Pyodide runs: the boot in phases (null where the runner could not time them).
     #[serde(default)]
-    pub boot_phases: Option<RunBootPhases>,
+    pub boot_phases: Option<BootPhases>,
     #[serde(flatten)]
     pub trace: Option<Trace>,
-}
-
-/// `runner.mjs`'s phases of one boot (see [`crate::manifest::python::BootPhases`]), ms.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunBootPhases {
-    pub snapshot_read_ms: f64,
-    pub fetch_ms: f64,
-    pub compile_ms: f64,
-    pub instantiate_ms: f64,
-    pub restore_ms: f64,
-    pub startup_ms: f64,
-    pub packages_ms: f64,
 }
 
 /// `runner.py`'s profile of one pass (see [`crate::manifest::python::TimeAttribution`]).

@@ -334,13 +334,14 @@ function phasesOf(marks, bootMs) {
   const { snapshotReadMs = 0, compileStart, compileEnd, instantiateEnd, loadEnd } = marks;
   if ([compileStart, compileEnd, instantiateEnd, loadEnd].includes(undefined)) return null;
   const restoreMs = marks.restoreEnd === undefined ? 0 : marks.restoreEnd - marks.restoreStart;
+  // The manifest's names (`BootPhases`), so the build reads them as they are.
   return {
-    snapshotReadMs,
-    fetchMs: compileStart - snapshotReadMs,
-    compileMs: compileEnd - compileStart,
-    instantiateMs: instantiateEnd - compileEnd,
-    restoreMs,
-    startupMs: loadEnd - instantiateEnd - restoreMs,
-    packagesMs: bootMs - loadEnd,
+    snapshot_read_ms: snapshotReadMs,
+    fetch_ms: compileStart - snapshotReadMs,
+    compile_ms: compileEnd - compileStart,
+    instantiate_ms: instantiateEnd - compileEnd,
+    restore_ms: restoreMs,
+    startup_ms: loadEnd - instantiateEnd - restoreMs,
+    packages_ms: bootMs - loadEnd,
   };
 }
