@@ -91,9 +91,6 @@ export async function load({ baseUrl, snapshot = SNAPSHOT_DEFAULT } = {}) {
     indexURL = fileURLToPath(base);
   }
   const options = { indexURL };
-  // Fetched and checked while the runtime boots; awaited (and any IntegrityError thrown) after.
-  const appBytes = verified(new URL("app.zip", base), APP_INTEGRITY);
-  appBytes.catch(() => {});
   if (snapshot) {
     if (!SNAPSHOT_INTEGRITY) throw new Error("this bundle has no memory snapshot");
     options._loadSnapshot = await verified(new URL("snapshot.bin", base), SNAPSHOT_INTEGRITY);
@@ -116,7 +113,7 @@ export async function load({ baseUrl, snapshot = SNAPSHOT_DEFAULT } = {}) {
     if (isNode) for (const { file, integrity } of PACKAGES) await verified(new URL(file, base), integrity);
     await pyodide.loadPackage(PACKAGES.map((p) => p.name), { messageCallback() {} });
   }
-  const app = await appBytes;
+  const app = await verified(new URL("app.zip", base), APP_INTEGRITY);
   pyodide.unpackArchive(app, "zip", { extractDir: "/app" });
   pyodide.runPython('import sys\nif "/app" not in sys.path: sys.path.insert(0, "/app")');
   // importlib, not pyimport: pyimport walks attributes, and a package that re-exports a
