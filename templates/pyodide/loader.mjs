@@ -31,9 +31,7 @@ const importUnbundled = (specifier) => import(/* webpackIgnore: true */ /* @vite
 async function fetchBytes(url) {
   if (isNode && url.protocol === "file:") {
     const { readFile } = await importUnbundled("node:fs/promises");
-    // A view, not a copy: a snapshot is tens of MB (readFile's buffers are never pooled).
-    const bytes = await readFile(url);
-    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return new Uint8Array(await readFile(url));
   }
   const response = await fetch(url);
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);

@@ -12,13 +12,16 @@ function splitRuntime(readSecondary) {
   const { instantiate, instantiateStreaming } = WebAssembly;
   const imports = (module) => WebAssembly.Module.imports(module);
   const table = () => state.instance.exports.__indirect_function_table;
-  // One function per placeholder import, made before instantiation: a Proxy's get trap ran
-  // once per import (12 000 of them), 9 ms of a snapshot boot.
-  const placeholder = (slot) =>
-    (...args) => {
-      if (state.secondaryMs === null) state.loadSecondary();
-      return table().get(slot)(...args);
-    };
+  const placeholders = new Proxy(
+    {},
+    {
+      get: (_, slot) =>
+        (...args) => {
+          if (state.secondaryMs === null) state.loadSecondary();
+          return table().get(Number(slot))(...args);
+        },
+    },
+  );
   state.loadSecondary = () => {
     if (state.secondaryMs !== null) return;
     const started = performance.now();
@@ -26,9 +29,7 @@ function splitRuntime(readSecondary) {
     state.secondaryMs = performance.now() - started;
   };
   const start = async (module, given) => {
-    const slots = imports(module).filter((i) => i.module === "placeholder");
-    const split = slots.length > 0;
-    const placeholders = Object.fromEntries(slots.map(({ name }) => [name, placeholder(Number(name))]));
+    const split = imports(module).some((i) => i.module === "placeholder");
     const instance = await instantiate(module, split ? { ...given, placeholder: placeholders } : given);
     // The runtime is the split primary, or a runtime instrumented to write a profile; Pyodide's
     // small helper modules, and anything else instantiated meanwhile, pass through untouched.
