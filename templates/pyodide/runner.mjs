@@ -45,8 +45,7 @@ if (config.mode === "snapshot") options._makeSnapshot = true;
 // Reading the snapshot is part of booting from it, as fetching the runtime is part of booting.
 if (config.snapshot) {
   const started = now();
-  const bytes = await readFile(config.snapshot); // a view, as loader.mjs reads it
-  options._loadSnapshot = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  options._loadSnapshot = new Uint8Array(await readFile(config.snapshot));
   marks.snapshotReadMs = now() - started;
 }
 const runtime =
