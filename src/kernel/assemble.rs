@@ -128,6 +128,7 @@ pub(crate) fn manifest(parts: Parts) -> Result<KernelManifest> {
                         .collect(),
                     kept_names: options.keep_names,
                     panic_entry_points_stubbed: shaken.panic_entry_points_stubbed.clone(),
+                    glue_stubbed: shaken.glue_stubbed.clone(),
                     walrus_version: tools::WALRUS_VERSION.into(),
                 },
                 optimize: OptimizeInfo {
@@ -147,6 +148,7 @@ pub(crate) fn manifest(parts: Parts) -> Result<KernelManifest> {
             name_map: parts.name_map_file,
             engine_floor: floor.clone(),
             variants,
+            skipped_variants: built.skipped.clone(),
         },
         native: NativeVariant {
             file: parts.native_file,

@@ -3,6 +3,7 @@
 use crate::exit::input_error;
 use crate::kernel::project::KernelProject;
 use crate::kernel::rustc_wrapper;
+use crate::kernel::shake::WASM_BINDGEN_MODULES;
 use crate::kernel::sources::{REMAPPED_ROOT, StagedSources};
 use crate::profile::Profile;
 use anyhow::{Context, Result, bail};
@@ -55,6 +56,16 @@ fn target_installed(target: &str) -> Result<bool> {
         .join(target)
         .join("lib")
         .is_dir())
+}
+
+/// One line for a failed [`compile`]: which crate cargo could not compile, else the error's first
+/// line.
+pub fn failure_summary(error: &anyhow::Error) -> String {
+    let text = format!("{error:#}");
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("error: could not compile "))
+        .map(|rest| format!("could not compile {rest}"))
+        .unwrap_or_else(|| text.lines().next().unwrap_or_default().to_string())
 }
 
 /// One compiled variant.
@@ -113,13 +124,10 @@ fn getrandom_note(
 
 /// Where WASI's imports come from; the loader and the measuring sandbox provide them.
 const WASI_MODULE: &str = "wasi_snapshot_preview1";
-/// The import modules of wasm-bindgen's generated glue.
-const WASM_BINDGEN_MODULES: [&str; 2] =
-    ["__wbindgen_placeholder__", "__wbindgen_externref_xform__"];
 
-/// Fails when the built module imports anything but WASI, naming what it imports and, for
-/// wasm-bindgen's JavaScript glue, the dependencies that pulled it in: an ABI v1 kernel runs in
-/// wasmtime, Node and browsers with nothing but its own exports.
+/// Fails when the shaken module imports anything but WASI, naming what it imports: an ABI v1
+/// kernel runs in wasmtime, Node and browsers with nothing but its own exports. (Function glue
+/// of wasm-bindgen's is a trap by then: see [`crate::kernel::shake`].)
 pub fn check_host_imports(
     project: &KernelProject,
     target: &str,
@@ -161,19 +169,12 @@ pub fn check_host_imports(
         );
     }
     if bindgen {
-        let is_bindgen = |p: &cargo_metadata::Package| p.name.as_str() == "wasm-bindgen";
-        let pulled_by = dependency_chain(project, target, offline, &is_bindgen)
-            .map(|chain| format!(", pulled in by {}", chain.join(" → ")))
-            .unwrap_or_default();
         bail!(
-            "crate `{}` built for {target} imports {} functions from a JavaScript host ({shown}{more}): \
-             wasm-bindgen's glue{pulled_by}. An ABI v1 kernel runs in wasmtime, Node and browsers \
-             with no glue: turn off the feature that enables wasm-bindgen (getrandom 0.2's `js`, \
-             a crate's `wasm-bindgen`, `web` or `js` feature; getrandom 0.4's `wasm_js` the tool \
-             leaves out itself), or keep the call that needs \
-             JavaScript out of the code the ABI exports reach",
+            "crate `{}` built for {target} imports {} values from a JavaScript host ({shown}{more}): \
+             wasm-bindgen's glue{}. {GLUE_FIX}",
             project.name,
-            foreign.len()
+            foreign.len(),
+            pulled_in_by_bindgen(project, target, offline)
         );
     }
     bail!(
@@ -183,6 +184,37 @@ pub fn check_host_imports(
         project.name,
         foreign.len()
     )
+}
+
+/// What to do about wasm-bindgen glue a kernel needs.
+const GLUE_FIX: &str = "An ABI v1 kernel runs in wasmtime, Node and browsers with no \
+    JavaScript glue: turn off the feature that enables wasm-bindgen (getrandom 0.2's `js`, a \
+    crate's `wasm-bindgen`, `web` or `js` feature; getrandom 0.4's `wasm_js` the tool leaves out \
+    itself), or keep the call that needs JavaScript out of the code inference runs";
+
+/// The error for a kernel whose run called `import`, wasm-bindgen glue the shipped module has as
+/// a trap, with the error that run stopped with as its cause.
+pub fn glue_called(
+    project: &KernelProject,
+    target: &str,
+    offline: bool,
+    import: &str,
+    run_error: anyhow::Error,
+) -> anyhow::Error {
+    run_error.context(format!(
+        "crate `{}` built for {target} called `{import}` while running its samples: \
+         wasm-bindgen's glue{}, which needs a JavaScript host. {GLUE_FIX}",
+        project.name,
+        pulled_in_by_bindgen(project, target, offline)
+    ))
+}
+
+/// `, pulled in by kernel → … → wasm-bindgen x.y`, or nothing when cargo cannot say.
+fn pulled_in_by_bindgen(project: &KernelProject, target: &str, offline: bool) -> String {
+    let is_bindgen = |p: &cargo_metadata::Package| p.name.as_str() == "wasm-bindgen";
+    dependency_chain(project, target, offline, &is_bindgen)
+        .map(|chain| format!(", pulled in by {}", chain.join(" → ")))
+        .unwrap_or_default()
 }
 
 /// What a module imports when getrandom's `custom` backend is reachable and no linked crate
@@ -440,6 +472,25 @@ fn is_cdylib_file(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_compile_is_summed_up_by_the_crate_cargo_could_not_compile() {
+        let failed = anyhow::anyhow!(
+            "`cargo build --target wasm32-unknown-unknown` failed for crate `k` (exit status: 101):\n\
+             error[E0053]: method `run_vectorized` has an incompatible type for trait\n\
+             error: could not compile `macerator` (lib) due to 2 previous errors\n\
+             warning: build failed, waiting for other jobs to finish..."
+        );
+        assert_eq!(
+            failure_summary(&failed),
+            "could not compile `macerator` (lib) due to 2 previous errors"
+        );
+        let other = anyhow::anyhow!("cargo built crate `k` but reported no cdylib artifact");
+        assert_eq!(
+            failure_summary(&other),
+            "cargo built crate `k` but reported no cdylib artifact"
+        );
+    }
 
     #[test]
     fn missing_target_without_install_is_a_usage_error_with_a_hint() {

@@ -18,11 +18,11 @@ use crate::kernel::shake::Shaken;
 use crate::kernel::{loader, optimize, shake, sources, validate};
 use crate::manifest::Sizes;
 use crate::manifest::kernel::{KernelManifest, StageTime};
-use crate::manifest::variant::{SimdLevel, VariantAgreement};
+use crate::manifest::variant::{SimdLevel, SkippedVariant, VariantAgreement};
 use crate::measure::sizes;
 use crate::measure::timing::{SampleSet, TimingPlan};
 use crate::measure::variants::{CudaRequest, Variants};
-use crate::measure::wasm::WasmHost;
+use crate::measure::wasm::{ForeignImportCalled, WasmHost};
 use crate::profile::{
     CARGO_PROFILE_NAME, CUDA_FEATURE, NativeProfile, PlannedVariant, Profile, VariantPlan,
     WasmSettings,
@@ -89,6 +89,8 @@ pub(crate) struct Built {
     pub rustc: RustcInfo,
     /// The feature-level WASM variants, lowest level first.
     pub wasm: Vec<BuiltWasm>,
+    /// Levels above the primary that did not compile.
+    pub skipped: Vec<SkippedVariant>,
     /// Index of the primary in `wasm`.
     pub primary: usize,
     pub native: CompiledVariant,
@@ -220,6 +222,7 @@ pub fn build(
         &host,
         &samples,
         &label,
+        options.offline,
         reporter,
     )?;
     clock.lap("validate");
@@ -321,7 +324,8 @@ fn compile_all(
     )
     .with_context(kernel_context)?;
     let mut wasm = Vec::new();
-    for variant in plan.variants {
+    let mut skipped = Vec::new();
+    for (index, variant) in plan.variants.into_iter().enumerate() {
         let compiled = cargo_build::compile(
             project,
             &sources,
@@ -333,8 +337,25 @@ fn compile_all(
                 features: &[],
                 offline: options.offline,
             },
-        )
-        .with_context(|| format!("{}, {} variant", kernel_context(), variant.level))?;
+        );
+        // A level above the primary only speeds up the engines that have it: when a dependency
+        // does not compile with its features, the rest still ship, unless it was asked for.
+        let compiled = match compiled {
+            Err(error) if index > plan.primary && options.variants.is_empty() => {
+                let reason = cargo_build::failure_summary(&error);
+                reporter.event(Event::VariantSkipped {
+                    level: variant.level,
+                    reason: &reason,
+                });
+                skipped.push(SkippedVariant {
+                    level: variant.level,
+                    reason,
+                });
+                continue;
+            }
+            compiled => compiled
+                .with_context(|| format!("{}, {} variant", kernel_context(), variant.level))?,
+        };
         let bytes = fsx::read(&compiled.artifact)?;
         abi::check_wasm(&bytes, &project.name)?;
         wasm.push(BuiltWasm {
@@ -363,6 +384,7 @@ fn compile_all(
     Ok(Built {
         rustc,
         wasm,
+        skipped,
         primary: plan.primary,
         native,
         native_bytes,
@@ -383,6 +405,7 @@ fn validate_variants(
     host: &WasmHost,
     samples: &SampleSet,
     label: &dyn Fn(SimdLevel) -> Option<SimdLevel>,
+    offline: bool,
     reporter: &mut dyn Reporter,
 ) -> Result<Vec<ShippedWasm>> {
     let mut shipped_variants: Vec<ShippedWasm> = Vec::new();
@@ -401,7 +424,13 @@ fn validate_variants(
             samples.input_bytes,
             samples.output_bytes,
         )
-        .with_context(context)?;
+        .map_err(|error| match ForeignImportCalled::in_chain(&error) {
+            Some(called) if !transformed.shaken.glue_stubbed.is_empty() => {
+                let import = called.import.clone();
+                cargo_build::glue_called(project, &variant.compiled.target, offline, &import, error)
+            }
+            _ => error.context(context()),
+        })?;
         let agreement = match &reference_outputs {
             None => {
                 reference_outputs = Some((level, validate::outputs(host, shipped, samples)?));
@@ -455,6 +484,7 @@ fn shake_variant(
         functions_after: shaken.functions_after,
         exports_removed: shaken.exports_removed.len(),
         custom_sections_removed: shaken.custom_sections_removed.len(),
+        glue_stubbed: shaken.glue_stubbed.len(),
     });
     let shaken_abi = abi::check_wasm(&shaken.wasm, &project.name)?;
     cargo_build::check_host_imports(

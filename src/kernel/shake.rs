@@ -6,6 +6,11 @@
 //! `core::fmt` and the table of `Display` impls it calls indirectly) before it traps. In a module
 //! without imports that message can go nowhere, so the panic entry points can trap at once with
 //! the same observable result, and the formatting machinery becomes unreachable.
+//!
+//! What the exports still reach of wasm-bindgen's JavaScript glue (a crate that spawns a future
+//! or drops a JS object on some path, like burn's environment crate) becomes functions that trap,
+//! so the shipped module imports nothing and every host runs it as it is; the differential run
+//! then shows that no sample takes such a path.
 
 use anyhow::{Context, Result};
 use walrus::{FunctionKind, ModuleConfig};
@@ -42,7 +47,14 @@ pub struct Shaken {
     pub custom_sections_removed: Vec<(String, usize)>,
     /// Panic entry points whose bodies became `unreachable`.
     pub panic_entry_points_stubbed: Vec<String>,
+    /// wasm-bindgen glue imports (`module.name`) the exports reach, each now a function that
+    /// traps.
+    pub glue_stubbed: Vec<String>,
 }
+
+/// The import modules of wasm-bindgen's generated glue.
+pub const WASM_BINDGEN_MODULES: [&str; 2] =
+    ["__wbindgen_placeholder__", "__wbindgen_externref_xform__"];
 
 /// Shakes `wasm`, keeping exports named in `keep_exports`.
 pub fn shake(wasm: &[u8], keep_exports: &[&str], options: ShakeOptions) -> Result<Shaken> {
@@ -71,6 +83,7 @@ pub fn shake(wasm: &[u8], keep_exports: &[&str], options: ShakeOptions) -> Resul
     // Imports only the dropped exports reached (wasm-bindgen's describe functions, say) go
     // first, so that they do not keep a module that needs no host from losing its panic path.
     walrus::passes::gc::run(&mut module);
+    let glue_stubbed = stub_glue_imports(&mut module)?;
     let has_imports = module.imports.iter().next().is_some();
     let panic_entry_points_stubbed = if options.strip_panic_formatting && !has_imports {
         stub_panic_entry_points(&mut module)
@@ -96,7 +109,35 @@ pub fn shake(wasm: &[u8], keep_exports: &[&str], options: ShakeOptions) -> Resul
         exports_removed: removed.into_iter().map(|(_, name)| name).collect(),
         custom_sections_removed,
         panic_entry_points_stubbed,
+        glue_stubbed,
     })
+}
+
+/// Replaces each function imported from wasm-bindgen's glue with one that traps; returns their
+/// `module.name`s, sorted. Glue that is not a function (a table, a global) stays an import, which
+/// the build then refuses.
+fn stub_glue_imports(module: &mut walrus::Module) -> Result<Vec<String>> {
+    let glue: Vec<(walrus::FunctionId, String)> = module
+        .imports
+        .iter()
+        .filter(|import| WASM_BINDGEN_MODULES.contains(&import.module.as_str()))
+        .filter_map(|import| match import.kind {
+            walrus::ImportKind::Function(id) => {
+                Some((id, format!("{}.{}", import.module, import.name)))
+            }
+            _ => None,
+        })
+        .collect();
+    for (id, name) in &glue {
+        module
+            .replace_imported_func(*id, |(body, _)| {
+                body.unreachable();
+            })
+            .with_context(|| format!("replacing `{name}` with a trap"))?;
+    }
+    let mut names: Vec<String> = glue.into_iter().map(|(_, name)| name).collect();
+    names.sort();
+    Ok(names)
 }
 
 /// Replaces the body of each panic entry point with `unreachable`; returns their names.
@@ -233,6 +274,42 @@ mod tests {
         );
         let module = walrus::Module::from_buffer(&shaken.wasm).unwrap();
         assert_eq!(module.imports.iter().count(), 0);
+    }
+
+    /// Glue the ABI exports reach (here on a path only a negative input takes) becomes a trap:
+    /// the module imports nothing, the usual path computes as before, the glue path traps.
+    #[test]
+    fn reachable_glue_becomes_a_trap_and_the_module_imports_nothing() {
+        let with_glue = PANICKING.replace(
+            "(memory (export \"memory\") 1)",
+            "(import \"__wbindgen_placeholder__\" \"__wbindgen_object_drop_ref\" (func $drop (param i32)))
+             (memory (export \"memory\") 1)
+             (func (export \"wpi_infer\") (param i32) (result i32)
+               local.get 0 i32.const 0 i32.lt_s if local.get 0 call $drop end
+               local.get 0 i32.const 2 i32.mul)",
+        );
+        let wasm = wat::parse_str(with_glue).unwrap();
+        let shaken = shake(&wasm, &["wpi_abi_version", "wpi_infer", "memory"], NO_NAMES).unwrap();
+        assert_eq!(
+            shaken.glue_stubbed,
+            vec!["__wbindgen_placeholder__.__wbindgen_object_drop_ref".to_string()]
+        );
+        assert_eq!(
+            shaken.panic_entry_points_stubbed,
+            vec!["core::panicking::panic_fmt".to_string()],
+            "with no import left, the panic path traps at once too"
+        );
+
+        let engine = wasmtime::Engine::default();
+        let module = wasmtime::Module::new(&engine, &shaken.wasm).unwrap();
+        assert_eq!(module.imports().count(), 0);
+        let mut store = wasmtime::Store::new(&engine, ());
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+        let infer = instance
+            .get_typed_func::<i32, i32>(&mut store, "wpi_infer")
+            .unwrap();
+        assert_eq!(infer.call(&mut store, 21).unwrap(), 42);
+        assert!(infer.call(&mut store, -1).is_err(), "the glue path traps");
     }
 
     fn module_with_names() -> Vec<u8> {

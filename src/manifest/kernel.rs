@@ -7,7 +7,7 @@
 
 use super::common::*;
 use super::fit::{DeploymentFit, FitThresholds};
-use super::variant::{EngineFloor, FeatureVariant, SimdLevel, VariantTimings};
+use super::variant::{EngineFloor, FeatureVariant, SimdLevel, SkippedVariant, VariantTimings};
 use super::{OLDEST_READABLE_SCHEMA, SCHEMA_VERSION, pretty_json};
 use anyhow::{Context, Result};
 use schemars::JsonSchema;
@@ -129,6 +129,10 @@ pub struct WasmVariant {
     /// validates. (Absent in schema 2 manifests, which shipped one module.)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<FeatureVariant>,
+    /// Variants the profile lists above the primary that cargo could not build; `--variant`
+    /// naming one makes that an error instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_variants: Vec<SkippedVariant>,
 }
 
 impl WasmVariant {
@@ -173,6 +177,11 @@ pub struct ShakeInfo {
     pub kept_names: bool,
     /// Panic entry points made to trap without formatting a message nobody can read.
     pub panic_entry_points_stubbed: Vec<String>,
+    /// wasm-bindgen glue imports (`module.name`) the ABI exports reach but no sample called,
+    /// each made a function that traps: the shipped module imports nothing, and a call at run
+    /// time traps rather than computing anything.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub glue_stubbed: Vec<String>,
     pub walrus_version: String,
 }
 

@@ -202,6 +202,16 @@ pub struct FeatureVariant {
     pub floor_engines_lacking: Vec<Engine>,
 }
 
+/// A feature-level variant above the floor's that the profile lists but cargo could not build (a
+/// dependency that does not compile with its target features); the others ship without it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SkippedVariant {
+    pub level: SimdLevel,
+    /// What cargo said, e.g. "could not compile `macerator` (lib) due to 2 previous errors".
+    pub reason: String,
+}
+
 /// How a variant's outputs compare with the reference variant's: the lowest level built, the
 /// baseline when there is one.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]

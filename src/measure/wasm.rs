@@ -125,13 +125,12 @@ impl WasmHost {
             let ty = match (import.ty(), import.module(), foreign) {
                 (ExternType::Func(ty), WASI_MODULE, _) => ty,
                 (ExternType::Func(ty), _, ForeignImports::Trap) => {
-                    let name = format!("{}.{}", import.module(), import.name());
+                    let import_name = format!("{}.{}", import.module(), import.name());
                     linker
                         .func_new(import.module(), import.name(), ty, move |_, _, _| {
-                            Err(wasmtime::Error::msg(format!(
-                                "the kernel called `{name}`, a host import that the shaken \
-                                 module does not need"
-                            )))
+                            Err(wasmtime::Error::new(ForeignImportCalled {
+                                import: import_name.clone(),
+                            }))
                         })
                         .map_err(|e| anyhow!("stubbing `{}`: {e:#}", import.name()))?;
                     continue;
@@ -218,7 +217,37 @@ fn arm_deadline(store: &mut Store<StoreLimits>, limit: Option<Duration>) {
     }
 }
 
+/// A kernel's call to a host import that [`WasmHost::load_unshaken`] linked as a trap; it stays
+/// in the error chain for callers to find.
+#[derive(Debug, Clone)]
+pub struct ForeignImportCalled {
+    /// `module.name`.
+    pub import: String,
+}
+
+impl std::fmt::Display for ForeignImportCalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the kernel called `{}`, a host import the shipped module does not have",
+            self.import
+        )
+    }
+}
+
+impl std::error::Error for ForeignImportCalled {}
+
+impl ForeignImportCalled {
+    /// The call in `error`'s chain, if it stopped at one.
+    pub fn in_chain(error: &anyhow::Error) -> Option<&Self> {
+        error.chain().find_map(|cause| cause.downcast_ref::<Self>())
+    }
+}
+
 fn trap_context(error: wasmtime::Error, step: &str, limit: Option<Duration>) -> anyhow::Error {
+    if let Some(called) = error.downcast_ref::<ForeignImportCalled>() {
+        return anyhow::Error::new(called.clone()).context(step.to_string());
+    }
     let text = format!("{error:#}");
     if let (true, Some(limit)) = (text.contains("interrupt"), limit) {
         anyhow!("{step}: the kernel ran longer than {limit:?} and was stopped")
@@ -491,6 +520,10 @@ mod tests {
         assert!(
             format!("{err:#}").contains("called `__wbindgen_placeholder__.__wbindgen_describe`"),
             "{err:#}"
+        );
+        assert_eq!(
+            ForeignImportCalled::in_chain(&err).map(|called| called.import.as_str()),
+            Some("__wbindgen_placeholder__.__wbindgen_describe")
         );
         assert!(
             host.load(&wasm).is_err(),

@@ -257,6 +257,13 @@ pub fn stage_line(event: &Event<'_>) -> Option<(Stage, String)> {
                 format_bytes(*native_bytes)
             ),
         ),
+        Event::VariantSkipped { level, reason } => (
+            Stage::Build,
+            format!(
+                "{level} variant not built, the others ship without it: {reason} \
+                 (`--variant {level}` makes this an error)"
+            ),
+        ),
         Event::Shaken {
             variant,
             before,
@@ -265,15 +272,23 @@ pub fn stage_line(event: &Event<'_>) -> Option<(Stage, String)> {
             functions_after,
             exports_removed,
             custom_sections_removed,
+            glue_stubbed,
         } => (
             Stage::Shake,
             format!(
                 "{}{} → {} ({}): {functions_before} → {functions_after} functions, \
-                 {exports_removed} exports and {custom_sections_removed} custom sections dropped",
+                 {exports_removed} exports and {custom_sections_removed} custom sections dropped{}",
                 variant_prefix(*variant),
                 format_bytes(*before),
                 format_bytes(*after),
                 format_change(*before, *after),
+                match glue_stubbed {
+                    0 => String::new(),
+                    n => format!(
+                        ", {n} wasm-bindgen glue import{} made to trap",
+                        if *n == 1 { "" } else { "s" }
+                    ),
+                },
             ),
         ),
         Event::Optimized {

@@ -50,6 +50,11 @@ pub enum Event<'a> {
         native_target: &'a str,
         native_bytes: u64,
     },
+    /// A variant above the primary that did not compile; the others go on.
+    VariantSkipped {
+        level: SimdLevel,
+        reason: &'a str,
+    },
     /// `variant` names the SIMD level when the build makes several.
     Shaken {
         variant: Option<SimdLevel>,
@@ -59,6 +64,8 @@ pub enum Event<'a> {
         functions_after: usize,
         exports_removed: usize,
         custom_sections_removed: usize,
+        /// wasm-bindgen glue imports the exports reach, made functions that trap.
+        glue_stubbed: usize,
     },
     Optimized {
         variant: Option<SimdLevel>,
