@@ -202,6 +202,18 @@ pub struct SnapshotInfo {
     pub default_boot: bool,
     /// The bundle booted from it, every sample checked against stock Pyodide's outputs.
     pub run: PyodideRun,
+    /// Free heap zeroed just before the snapshot was taken; absent in bundles built before it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_heap_zeroed: Option<FreeHeapZeroed>,
+}
+
+/// The free chunks of Emscripten's malloc, zeroed through malloc itself before the snapshot: they
+/// hold what freed objects left, which compresses as badly as live data.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FreeHeapZeroed {
+    pub bytes: u64,
+    pub chunks: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]

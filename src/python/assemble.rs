@@ -48,12 +48,13 @@ pub(crate) fn manifest(parts: Parts) -> Result<PythonManifest> {
     let snapshot = validated
         .snapshot
         .as_ref()
-        .map(|(file, run)| -> Result<SnapshotInfo> {
+        .map(|snapshot| -> Result<SnapshotInfo> {
             Ok(SnapshotInfo {
-                file: file.path.clone(),
-                sizes: sizes::sizes(&file.bytes)?,
+                file: snapshot.file.path.clone(),
+                sizes: sizes::sizes(&snapshot.file.bytes)?,
                 default_boot: options.snapshot.default,
-                run: pyodide_run_with_boots(run, &measured.boots.snapshot),
+                run: pyodide_run_with_boots(&snapshot.run, &measured.boots.snapshot),
+                free_heap_zeroed: Some(snapshot.free_heap_zeroed),
             })
         })
         .transpose()?;

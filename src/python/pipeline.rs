@@ -13,7 +13,7 @@ use crate::bundle::npm::NpmPackage;
 use crate::bundle::pack::{self, BundleFile};
 use crate::fsx;
 use crate::manifest::fit::FitThresholds;
-use crate::manifest::python::{NativeRun, PythonManifest, ShippedSizes, StripInfo};
+use crate::manifest::python::{FreeHeapZeroed, NativeRun, PythonManifest, ShippedSizes, StripInfo};
 use crate::manifest::{Parity, Sizes};
 use crate::measure::parity;
 use crate::profile::{RuntimeSettings, SnapshotSettings, StdlibSettings};
@@ -187,7 +187,14 @@ pub(crate) struct Validated {
     /// Why the runtime ships split or whole.
     pub runtime_note: String,
     pub split: Option<ShippedSplit>,
-    pub snapshot: Option<(BundleFile, AppRun)>,
+    pub snapshot: Option<ShippedSnapshot>,
+}
+
+/// The bundle's memory snapshot, booted and checked.
+pub(crate) struct ShippedSnapshot {
+    pub file: BundleFile,
+    pub run: AppRun,
+    pub free_heap_zeroed: FreeHeapZeroed,
 }
 
 /// The boots [`interleaved_boots`] timed, per variant.
@@ -344,7 +351,7 @@ pub fn build(
     }
 
     reporter.event(Event::Started(Stage::Pack));
-    if let Some((file, _)) = &validated.snapshot {
+    if let Some(ShippedSnapshot { file, .. }) = &validated.snapshot {
         runtime_files.push(file.clone());
     }
     // Not shipped to browsers, so added after the shipped bytes were measured.
@@ -768,11 +775,11 @@ fn snapshot_stage(
     runtime_dir: &Path,
     config: &RunConfig,
     expected: &[serde_json::Value],
-) -> Result<(BundleFile, AppRun)> {
+) -> Result<ShippedSnapshot> {
     let app = runtime_dir.join(PYTHON_APP_ARCHIVE);
-    let bytes = run::make_snapshot(runtime_dir, &app, config)
+    let snapshot = run::make_snapshot(runtime_dir, &app, config)
         .context("making a memory snapshot of the bundle")?;
-    let file = BundleFile::new(python_runtime_path(PYTHON_SNAPSHOT_FILE), bytes);
+    let file = BundleFile::new(python_runtime_path(PYTHON_SNAPSHOT_FILE), snapshot.bytes);
     fsx::write(&runtime_dir.join(PYTHON_SNAPSHOT_FILE), &file.bytes)?;
     let run = run::pyodide(
         runtime_dir,
@@ -792,7 +799,11 @@ fn snapshot_stage(
             project.sample_count
         );
     }
-    Ok((file, run))
+    Ok(ShippedSnapshot {
+        file,
+        run,
+        free_heap_zeroed: snapshot.free_heap_zeroed,
+    })
 }
 
 /// `loader.mjs`, with the digests of what it loads: the app, the snapshot, the deferred runtime
@@ -816,7 +827,7 @@ fn loader_file(
         loader(
             project,
             &shaken.app_zip,
-            validated.snapshot.as_ref().map(|(f, _)| f.bytes.as_slice()),
+            validated.snapshot.as_ref().map(|s| s.file.bytes.as_slice()),
             options.snapshot.default,
             validated
                 .split

@@ -1,7 +1,7 @@
 //! Running the app: inside a Pyodide distribution under Node (`templates/pyodide/runner.mjs`),
 //! or in a native CPython (`templates/python/runner.py`). Both write one result shape.
 
-use crate::manifest::python::BootPhases;
+use crate::manifest::python::{BootPhases, FreeHeapZeroed};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -161,15 +161,27 @@ pub fn pyodide(
     read_result(&out)
 }
 
-/// Boots the distribution at `index_dir`, imports the app's entry module and returns Pyodide's
-/// memory snapshot.
-pub fn make_snapshot(index_dir: &Path, app_zip: &Path, run: &RunConfig) -> Result<Vec<u8>> {
+/// Pyodide's memory after boot and the entry module's import, and how much free heap was zeroed
+/// in it.
+pub struct MemorySnapshot {
+    pub bytes: Vec<u8>,
+    pub free_heap_zeroed: FreeHeapZeroed,
+}
+
+/// Boots the distribution at `index_dir`, imports the app's entry module, collects garbage, zeroes
+/// the free heap and returns Pyodide's memory snapshot.
+pub fn make_snapshot(index_dir: &Path, app_zip: &Path, run: &RunConfig) -> Result<MemorySnapshot> {
     let work = tempfile::tempdir().context("creating a directory for the Node runner")?;
     let out = work.path().join("snapshot.bin");
     let mut config = node_config(index_dir, app_zip, run, &out)?;
     config["mode"] = "snapshot".into();
     run_node(&config, work.path())?;
-    crate::fsx::read(&out)
+    let zeroed = work.path().join("snapshot.bin.json");
+    Ok(MemorySnapshot {
+        bytes: crate::fsx::read(&out)?,
+        free_heap_zeroed: serde_json::from_slice(&crate::fsx::read(&zeroed)?)
+            .with_context(|| format!("reading {}", zeroed.display()))?,
+    })
 }
 
 /// `.pyc` bytes (by zip entry name, `x/y.pyc`) for every `.py` in the stdlib `zip`, compiled by

@@ -395,7 +395,10 @@ pub(crate) fn profile_and_split(
     let mut profiled_in = vec!["node".to_string()];
     let snapshot_path = work.path().join(PYTHON_SNAPSHOT_FILE);
     if snapshot {
-        fsx::write(&snapshot_path, &run::make_snapshot(&dir, &app, config)?)?;
+        fsx::write(
+            &snapshot_path,
+            &run::make_snapshot(&dir, &app, config)?.bytes,
+        )?;
         let boot = Boot {
             snapshot: Some(&snapshot_path),
             ..Boot::default()

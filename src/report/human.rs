@@ -1050,9 +1050,13 @@ pub fn python_summary(manifest: &crate::manifest::python::PythonManifest) -> Str
     }
     if let Some(snapshot) = &manifest.snapshot {
         out.push_str(&format!(
-            "memory snapshot: {} raw, {} brotli; booted from it: boot {}, cold start {}, steady {}{}\n",
+            "memory snapshot: {} raw, {} brotli{}; booted from it: boot {}, cold start {}, steady {}{}\n",
             format_bytes(snapshot.sizes.raw_bytes),
             format_bytes(snapshot.sizes.brotli_bytes),
+            snapshot.free_heap_zeroed.map_or(String::new(), |zeroed| format!(
+                " ({} of free heap zeroed)",
+                format_bytes(zeroed.bytes)
+            )),
             ms(snapshot.run.boot_ms),
             cold_start_cell(&snapshot.run),
             dist(&snapshot.run.steady),

@@ -149,7 +149,10 @@ if (config.mode === "snapshot") {
   // Pyodide refuses to snapshot a non-empty registry of loaded packages. Their files are not in
   // the snapshot either, so whoever boots from it loads them again, into an empty registry.
   for (const name of Object.keys(pyodide.loadedPackages)) delete pyodide.loadedPackages[name];
+  pyodide.runPython("import gc; gc.collect()");
+  const zeroed = zeroFreeHeap(pyodide._module);
   await writeFile(config.out, pyodide.makeMemorySnapshot());
+  await writeFile(`${config.out}.json`, JSON.stringify(zeroed));
   process.exit(0);
 }
 // importlib, as loader.mjs does: pyimport walks attributes, which a package can rebind.
@@ -289,6 +292,31 @@ await writeFile(config.out, JSON.stringify(result));
 // Wraps WebAssembly.compile / instantiate and Int8Array's set until `restore()`, writing into
 // `marks` when the runtime module (the one module of over 1 MB) compiled and was instantiated,
 // and when a copy of over 1 MB into memory (the snapshot's restore: one HEAP8.set) ran.
+// Zeroes the free chunks of Emscripten's malloc (dlmalloc), through its own API only: with the
+// heap's footprint capped where it is, take every free chunk malloc will hand out, largest first,
+// zero it and give it back. Free chunks hold what freed objects left (a third of the heap after
+// boot), which compresses as badly as live data; zeros cost a snapshot almost nothing.
+function zeroFreeHeap(module) {
+  const limit = module._malloc_footprint_limit();
+  module._malloc_set_footprint_limit(module._malloc_footprint());
+  const taken = [];
+  let bytes = 0;
+  try {
+    for (let size = 1 << 30; size >= 16; size >>>= 1) {
+      for (let chunk = module._malloc(size); chunk; chunk = module._malloc(size)) {
+        const usable = module._malloc_usable_size(chunk);
+        module.HEAPU8.fill(0, chunk, chunk + usable);
+        bytes += usable;
+        taken.push(chunk);
+      }
+    }
+  } finally {
+    for (const chunk of taken) module._free(chunk);
+    module._malloc_set_footprint_limit(limit);
+  }
+  return { bytes, chunks: taken.length };
+}
+
 function timeBoot(marks) {
   const { compile, instantiate } = WebAssembly;
   const { set } = Int8Array.prototype;

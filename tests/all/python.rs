@@ -272,6 +272,11 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
         snapshot["run"]["boot_ms"].as_f64() < manifest["timings"]["bundle"]["boot_ms"].as_f64(),
         "{snapshot}"
     );
+    // A booted Pyodide's heap holds megabytes of free chunks; they go into the snapshot as zeros.
+    assert!(
+        snapshot["free_heap_zeroed"]["bytes"].as_u64().unwrap() > 1 << 20,
+        "{snapshot}"
+    );
     for boot in ["normal", "snapshot"] {
         let logits = run_loader(&bundle, &samples, boot);
         let labels: Vec<u8> = logits
