@@ -58,14 +58,38 @@ fn target_installed(target: &str) -> Result<bool> {
         .is_dir())
 }
 
-/// One line for a failed [`compile`]: which crate cargo could not compile, else the error's first
+/// A cargo build that failed: what it printed last, and each crate it said it could not compile
+/// (found in all it printed, which warnings after the error can push out of the tail).
+#[derive(Debug)]
+struct CargoBuildFailed {
+    message: String,
+    not_compiled: Vec<String>,
+}
+
+impl std::fmt::Display for CargoBuildFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CargoBuildFailed {}
+
+/// One line for a failed [`compile`]: the crates cargo could not compile, else the error's first
 /// line.
 pub fn failure_summary(error: &anyhow::Error) -> String {
-    let text = format!("{error:#}");
-    text.lines()
-        .find_map(|line| line.trim().strip_prefix("error: could not compile "))
-        .map(|rest| format!("could not compile {rest}"))
-        .unwrap_or_else(|| text.lines().next().unwrap_or_default().to_string())
+    error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<CargoBuildFailed>())
+        .filter(|failed| !failed.not_compiled.is_empty())
+        .map(|failed| failed.not_compiled.join("; "))
+        .unwrap_or_else(|| {
+            error
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
 }
 
 /// One compiled variant.
@@ -424,11 +448,18 @@ pub fn compile(
         .flatten()
         .map(|note| format!("\n{note}"))
         .collect();
-        bail!(
-            "`cargo build --target {target}` failed for crate `{}` ({status}):\n{}{notes}",
-            project.name,
-            crate::tools::tail_lines(&stderr_text, 40),
-        );
+        return Err(anyhow::Error::new(CargoBuildFailed {
+            message: format!(
+                "`cargo build --target {target}` failed for crate `{}` ({status}):\n{}{notes}",
+                project.name,
+                crate::tools::tail_lines(&stderr_text, 40),
+            ),
+            not_compiled: stderr_text
+                .lines()
+                .filter_map(|line| line.trim().strip_prefix("error: could not compile "))
+                .map(|rest| format!("could not compile {rest}"))
+                .collect(),
+        }));
     }
     let artifact = artifact.with_context(|| {
         format!(
@@ -475,12 +506,15 @@ mod tests {
 
     #[test]
     fn a_failed_compile_is_summed_up_by_the_crate_cargo_could_not_compile() {
-        let failed = anyhow::anyhow!(
-            "`cargo build --target wasm32-unknown-unknown` failed for crate `k` (exit status: 101):\n\
-             error[E0053]: method `run_vectorized` has an incompatible type for trait\n\
-             error: could not compile `macerator` (lib) due to 2 previous errors\n\
-             warning: build failed, waiting for other jobs to finish..."
-        );
+        let failed = anyhow::Error::new(CargoBuildFailed {
+            message: "`cargo build --target wasm32-unknown-unknown` failed for crate `k` (exit \
+                      status: 101):\n   Compiling zerocopy v0.8.27"
+                .into(),
+            not_compiled: vec![
+                "could not compile `macerator` (lib) due to 2 previous errors".into(),
+            ],
+        })
+        .context("building kernel crate `k`, relaxed-simd variant");
         assert_eq!(
             failure_summary(&failed),
             "could not compile `macerator` (lib) due to 2 previous errors"

@@ -425,7 +425,7 @@ fn validate_variants(
             samples.output_bytes,
         )
         .map_err(|error| match ForeignImportCalled::in_chain(&error) {
-            Some(called) if !transformed.shaken.glue_stubbed.is_empty() => {
+            Some(called) if transformed.shaken.glue_stubbed.contains(&called.import) => {
                 let import = called.import.clone();
                 cargo_build::glue_called(project, &variant.compiled.target, offline, &import, error)
             }

@@ -561,6 +561,12 @@ fn variants_table(manifest: &KernelManifest) -> String {
              tolerance, not bit for bit)\n",
         );
     }
+    for skipped in &manifest.wasm.skipped_variants {
+        out.push_str(&format!(
+            "({} not built: {})\n",
+            skipped.level, skipped.reason
+        ));
+    }
     out
 }
 
@@ -1214,6 +1220,30 @@ mod tests {
             boot_phases_lines(&manifest),
             "boot, bundle: fetch 54.00 ms · compile 21.00 ms · instantiate 38.50 ms · \
              start-up 528.00 ms\n"
+        );
+    }
+
+    #[test]
+    fn a_skipped_variant_is_said_under_the_variants_table() {
+        let mut manifest: KernelManifest = serde_json::from_str(include_str!(
+            "../../tests/fixtures/manifests/digits-mlp-variants.json"
+        ))
+        .unwrap();
+        assert!(!variants_table(&manifest).contains("not built"));
+        manifest
+            .wasm
+            .skipped_variants
+            .push(crate::manifest::variant::SkippedVariant {
+                level: SimdLevel::RelaxedSimd,
+                reason: "could not compile `macerator` (lib) due to 2 previous errors".into(),
+            });
+        assert!(
+            variants_table(&manifest).ends_with(
+                "(relaxed-simd not built: could not compile `macerator` (lib) due to 2 previous \
+                 errors)\n"
+            ),
+            "{}",
+            variants_table(&manifest)
         );
     }
 }
