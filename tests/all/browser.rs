@@ -164,8 +164,7 @@ fn measure_browser_records_chromium_timings_and_parity() {
         page_steady["value"],
         browser["steady"][0]["latency"]["median_us"]
     );
-    let written: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
+    let written = bundle_manifest(&bundle);
     assert_eq!(
         &written["timings"]["browser"], browser,
         "recorded in the bundle"

@@ -365,6 +365,11 @@ pub fn strings_at<'a>(items: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// The `manifest.json` a build wrote into `bundle`.
+pub fn bundle_manifest(bundle: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap()
+}
+
 /// The one bundle `build` wrote into `out`.
 pub fn only_bundle(out: &Path) -> PathBuf {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(out)

@@ -733,9 +733,7 @@ fn new_tract_kernel_from_onnx_builds_and_meets_its_budgets_right_away() {
         &["--check", "--steady-runs", "3", "--batches", "1"],
     );
     assert_exit(&output, 0);
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("from-onnx-0.1.0/manifest.json")).unwrap())
-            .unwrap();
+    let manifest = bundle_manifest(&out.join("from-onnx-0.1.0"));
     assert_eq!(manifest["parity"]["passed"], true);
     assert_eq!(
         manifest["kernel"]["input"]["shape"],

@@ -84,10 +84,7 @@ fn json_output_is_the_manifest_and_rebuilds_are_byte_identical() {
         m
     };
     assert_eq!(without_timings(a.clone()), without_timings(b));
-    let on_disk: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(one.path().join("handwritten-0.1.0/manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let on_disk = bundle_manifest(&one.path().join("handwritten-0.1.0"));
     assert_eq!(on_disk, a);
     assert_eq!(a["parity"]["passed"], true);
     assert_eq!(a["wasm"]["stages"]["validate"]["differential_samples"], 8);
@@ -878,10 +875,7 @@ fn a_variant_above_the_floor_that_does_not_compile_is_skipped_and_recorded() {
         &["--steady-runs", "3", "--batches", "1"],
     );
     assert_exit(&output, 0);
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(out.path().join("relaxed-unbuildable-0.1.0/manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let manifest = bundle_manifest(&out.path().join("relaxed-unbuildable-0.1.0"));
     let levels: Vec<&str> = manifest["wasm"]["variants"]
         .as_array()
         .unwrap()
@@ -938,10 +932,7 @@ fn a_burn_kernel_builds_with_its_glue_as_traps_and_reproduces_its_samples() {
         &["--steady-runs", "3", "--batches", "1,16"],
     );
     assert_exit(&output, 0);
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(out.path().join("burn-kernel-0.1.0/manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let manifest = bundle_manifest(&out.path().join("burn-kernel-0.1.0"));
     assert_eq!(manifest["wasm"]["imports"], serde_json::json!([]));
     let stubbed = manifest["wasm"]["stages"]["shake"]["glue_stubbed"].to_string();
     assert!(stubbed.contains("__wbindgen_object_drop_ref"), "{stubbed}");
