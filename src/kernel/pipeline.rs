@@ -393,11 +393,10 @@ fn compile_all(
     })
 }
 
-/// The shake stage for one variant. Only what the ABI exports reach counts as the module's
-/// imports: a crate may link host glue (wasm-bindgen's, for one) that inference never calls.
 /// The validate stage, per variant: the module validates against exactly its features, computes
 /// what cargo's build did on every sample (the differential run), and agrees with the lowest level
 /// within the kernel's tolerance.
+#[allow(clippy::too_many_arguments)]
 fn validate_variants(
     project: &KernelProject,
     compiled: &[BuiltWasm],
@@ -464,6 +463,8 @@ fn validate_variants(
     Ok(shipped_variants)
 }
 
+/// The shake stage for one variant. Only what the ABI exports reach counts as the module's
+/// imports: a crate may link host glue (wasm-bindgen's, for one) that inference never calls.
 fn shake_variant(
     project: &KernelProject,
     variant: &BuiltWasm,

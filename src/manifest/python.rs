@@ -205,6 +205,21 @@ pub struct SnapshotInfo {
     /// Free heap zeroed just before the snapshot was taken; absent in bundles built before it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub free_heap_zeroed: Option<FreeHeapZeroed>,
+    /// The runtime's static data taken out of the file; absent in bundles built before it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub static_data: Option<SnapshotStaticData>,
+}
+
+/// The runtime's static data (what its data segments write at instantiation), stored in the
+/// snapshot XORed with what those segments write: what the interpreter never changed ships as
+/// zeros. `loader.mjs` undoes it when the runtime is instantiated.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotStaticData {
+    /// Bytes from the first data segment's start to the last one's end.
+    pub bytes: u64,
+    /// Of those, the bytes the snapshot holds as instantiated: zeros in the file.
+    pub unchanged_bytes: u64,
 }
 
 /// The free chunks of Emscripten's malloc, zeroed through malloc itself before the snapshot: they

@@ -55,6 +55,7 @@ pub(crate) fn manifest(parts: Parts) -> Result<PythonManifest> {
                 default_boot: options.snapshot.default,
                 run: pyodide_run_with_boots(&snapshot.run, &measured.boots.snapshot),
                 free_heap_zeroed: Some(snapshot.free_heap_zeroed),
+                static_data: Some(snapshot.static_data),
             })
         })
         .transpose()?;

@@ -16,5 +16,6 @@ pub mod pipeline;
 pub mod project;
 pub mod run;
 pub mod shake;
+pub mod snapshot;
 pub mod split;
 pub mod verify;

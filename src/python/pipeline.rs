@@ -13,7 +13,9 @@ use crate::bundle::npm::NpmPackage;
 use crate::bundle::pack::{self, BundleFile};
 use crate::fsx;
 use crate::manifest::fit::FitThresholds;
-use crate::manifest::python::{FreeHeapZeroed, NativeRun, PythonManifest, ShippedSizes, StripInfo};
+use crate::manifest::python::{
+    FreeHeapZeroed, NativeRun, PythonManifest, ShippedSizes, SnapshotStaticData, StripInfo,
+};
 use crate::manifest::{Parity, Sizes};
 use crate::measure::parity;
 use crate::profile::{RuntimeSettings, SnapshotSettings, StdlibSettings};
@@ -195,6 +197,7 @@ pub(crate) struct ShippedSnapshot {
     pub file: BundleFile,
     pub run: AppRun,
     pub free_heap_zeroed: FreeHeapZeroed,
+    pub static_data: SnapshotStaticData,
 }
 
 /// The boots [`interleaved_boots`] timed, per variant.
@@ -803,6 +806,7 @@ fn snapshot_stage(
         file,
         run,
         free_heap_zeroed: snapshot.free_heap_zeroed,
+        static_data: snapshot.static_data,
     })
 }
 

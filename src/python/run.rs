@@ -1,7 +1,7 @@
 //! Running the app: inside a Pyodide distribution under Node (`templates/pyodide/runner.mjs`),
 //! or in a native CPython (`templates/python/runner.py`). Both write one result shape.
 
-use crate::manifest::python::{BootPhases, FreeHeapZeroed};
+use crate::manifest::python::{BootPhases, FreeHeapZeroed, SnapshotStaticData};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -11,17 +11,17 @@ use std::time::{Duration, Instant};
 
 const NODE_RUNNER: &str = include_str!("../../templates/pyodide/runner.mjs");
 const CALL_ENTRY: &str = include_str!("../../templates/pyodide/call-entry.js");
-const SPLIT_RUNTIME: &str = include_str!("../../templates/pyodide/split-runtime.js");
+const RUNTIME_HOOKS: &str = include_str!("../../templates/pyodide/runtime-hooks.js");
 /// Where `templates/pyodide/call-entry.js` goes in the runner and the loader.
 pub const CALL_ENTRY_SLOT: &str = "// {{CALL_ENTRY}}";
-/// Where `templates/pyodide/split-runtime.js` goes in the runner and the loader.
-pub const SPLIT_RUNTIME_SLOT: &str = "// {{SPLIT_RUNTIME}}";
+/// Where `templates/pyodide/runtime-hooks.js` goes in the runner and the loader.
+pub const RUNTIME_HOOKS_SLOT: &str = "// {{RUNTIME_HOOKS}}";
 
 /// `template` with the JS that the runner and the loader share in its slots.
 pub fn with_shared_js(template: &str) -> String {
     template
         .replace(CALL_ENTRY_SLOT, CALL_ENTRY.trim_end())
-        .replace(SPLIT_RUNTIME_SLOT, SPLIT_RUNTIME.trim_end())
+        .replace(RUNTIME_HOOKS_SLOT, RUNTIME_HOOKS.trim_end())
 }
 const PYTHON_RUNNER: &str = include_str!("../../templates/python/runner.py");
 /// Strips docstrings and comments; run by the distribution's interpreter (`strip` mode).
@@ -161,15 +161,17 @@ pub fn pyodide(
     read_result(&out)
 }
 
-/// Pyodide's memory after boot and the entry module's import, and how much free heap was zeroed
-/// in it.
+/// Pyodide's memory after boot and the entry module's import, as a bundle ships it
+/// ([`crate::python::snapshot`]), and what was done to make it compress.
 pub struct MemorySnapshot {
     pub bytes: Vec<u8>,
     pub free_heap_zeroed: FreeHeapZeroed,
+    pub static_data: SnapshotStaticData,
 }
 
 /// Boots the distribution at `index_dir`, imports the app's entry module, collects garbage, zeroes
-/// the free heap and returns Pyodide's memory snapshot.
+/// the free heap, takes Pyodide's memory snapshot and takes the static data of the runtime it
+/// ran (`index_dir/pyodide.asm.wasm`) out of it.
 pub fn make_snapshot(index_dir: &Path, app_zip: &Path, run: &RunConfig) -> Result<MemorySnapshot> {
     let work = tempfile::tempdir().context("creating a directory for the Node runner")?;
     let out = work.path().join("snapshot.bin");
@@ -177,10 +179,16 @@ pub fn make_snapshot(index_dir: &Path, app_zip: &Path, run: &RunConfig) -> Resul
     config["mode"] = "snapshot".into();
     run_node(&config, work.path())?;
     let zeroed = work.path().join("snapshot.bin.json");
+    let encoded = crate::python::snapshot::encode(
+        &crate::fsx::read(&out)?,
+        &crate::fsx::read(&index_dir.join("pyodide.asm.wasm"))?,
+    )
+    .context("taking the runtime's static data out of the memory snapshot")?;
     Ok(MemorySnapshot {
-        bytes: crate::fsx::read(&out)?,
+        bytes: encoded.bytes,
         free_heap_zeroed: serde_json::from_slice(&crate::fsx::read(&zeroed)?)
             .with_context(|| format!("reading {}", zeroed.display()))?,
+        static_data: encoded.static_data,
     })
 }
 
@@ -351,11 +359,12 @@ mod tests {
         let loader = include_str!("../../templates/pyodide/loader.mjs");
         for template in [NODE_RUNNER, loader] {
             assert_eq!(template.matches(CALL_ENTRY_SLOT).count(), 1);
-            assert_eq!(template.matches(SPLIT_RUNTIME_SLOT).count(), 1);
+            assert_eq!(template.matches(RUNTIME_HOOKS_SLOT).count(), 1);
             let filled = with_shared_js(template);
             assert!(filled.contains("function callEntry(pyodide, entry, input, parts)"));
             assert!(filled.contains("function splitRuntime(readSecondary)"));
-            assert!(!filled.contains(CALL_ENTRY_SLOT) && !filled.contains(SPLIT_RUNTIME_SLOT));
+            assert!(filled.contains("function shippedSnapshot(file)"));
+            assert!(!filled.contains(CALL_ENTRY_SLOT) && !filled.contains(RUNTIME_HOOKS_SLOT));
         }
     }
 }

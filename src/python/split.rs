@@ -1,6 +1,6 @@
 //! Profile-guided splitting of `pyodide.asm.wasm` with binaryen's `wasm-split`: the functions a
 //! profiled run of the samples executed stay in the primary module, fetched first; the rest move
-//! to a secondary module that `templates/pyodide/split-runtime.js` loads the first time one of
+//! to a secondary module that `templates/pyodide/runtime-hooks.js` loads the first time one of
 //! their placeholders is called. Nothing is removed, so the runtime can still do everything.
 
 use crate::bundle::layout::{

@@ -16,7 +16,7 @@ const SECONDARY_INTEGRITY = {{SECONDARY_SRI}};
 const PACKAGES = {{PACKAGES}};
 
 // {{CALL_ENTRY}}
-// {{SPLIT_RUNTIME}}
+// {{RUNTIME_HOOKS}}
 
 export class IntegrityError extends Error {
   name = "IntegrityError";
@@ -89,9 +89,11 @@ export async function load({ baseUrl, snapshot = SNAPSHOT_DEFAULT } = {}) {
     indexURL = fileURLToPath(base);
   }
   const options = { indexURL };
+  let shipped = null;
   if (snapshot) {
     if (!SNAPSHOT_INTEGRITY) throw new Error("this bundle has no memory snapshot");
-    options._loadSnapshot = await verified(new URL("snapshot.bin", base), SNAPSHOT_INTEGRITY);
+    shipped = shippedSnapshot(await verified(new URL("snapshot.bin", base), SNAPSHOT_INTEGRITY));
+    options._loadSnapshot = shipped.snapshot;
   }
   let runtime = null;
   if (SECONDARY_INTEGRITY) {
@@ -104,6 +106,7 @@ export async function load({ baseUrl, snapshot = SNAPSHOT_DEFAULT } = {}) {
     pyodide = await loadPyodide(options);
   } finally {
     runtime?.restore();
+    shipped?.restore();
   }
   // Also after a snapshot boot: the snapshot holds the imported modules, not the files.
   if (PACKAGES.length) {

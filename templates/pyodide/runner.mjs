@@ -23,7 +23,7 @@ import { pathToFileURL } from "node:url";
 import path from "node:path";
 
 // {{CALL_ENTRY}}
-// {{SPLIT_RUNTIME}}
+// {{RUNTIME_HOOKS}}
 
 const config = JSON.parse(await readFile(process.argv[2], "utf8"));
 const log = (line) => process.stderr.write(line + "\n");
@@ -43,9 +43,11 @@ const options = {
 };
 if (config.mode === "snapshot") options._makeSnapshot = true;
 // Reading the snapshot is part of booting from it, as fetching the runtime is part of booting.
+let snapshot = null;
 if (config.snapshot) {
   const started = now();
-  options._loadSnapshot = new Uint8Array(await readFile(config.snapshot));
+  snapshot = shippedSnapshot(await readFile(config.snapshot));
+  options._loadSnapshot = snapshot.snapshot;
   marks.snapshotReadMs = now() - started;
 }
 const runtime =
@@ -55,6 +57,7 @@ const runtime =
 const pyodide = await loadPyodide(options);
 marks.loadEnd = now() - t0;
 runtime?.restore();
+snapshot?.restore();
 bootTimer.restore();
 // Installing the distribution's packages is part of booting, as it is in loader.mjs; from a
 // snapshot too, since their files live in the JS-side file system.

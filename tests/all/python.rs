@@ -277,6 +277,14 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
         snapshot["free_heap_zeroed"]["bytes"].as_u64().unwrap() > 1 << 20,
         "{snapshot}"
     );
+    // So does the runtime's static data the interpreter never changed: XORed with what the data
+    // segments write, which the loader undoes when the runtime is instantiated (the boots below).
+    let static_data = &snapshot["static_data"];
+    assert!(
+        static_data["unchanged_bytes"].as_u64().unwrap() > 1 << 20
+            && static_data["unchanged_bytes"].as_u64() < static_data["bytes"].as_u64(),
+        "{snapshot}"
+    );
     for boot in ["normal", "snapshot"] {
         let logits = run_loader(&bundle, &samples, boot);
         let labels: Vec<u8> = logits

@@ -1,0 +1,159 @@
+// Hooks around the Pyodide runtime's instantiation (cargo-wasmpack-infer), inlined into loader.mjs
+// and the build's Node runner, so the build verifies the code that ships. Each is installed around
+// loadPyodide() only; `restore()` puts WebAssembly's functions back (last installed, first restored).
+
+// Wraps WebAssembly.instantiate(Streaming): `imports(module, given)` gives the imports a module is
+// instantiated with, and `instantiated(module, instance)` sees each instance before its caller
+// does. Returns the function that restores them.
+function wrapInstantiate({ imports = (module, given) => given, instantiated = () => {} }) {
+  const { instantiate, instantiateStreaming } = WebAssembly;
+  const start = async (module, given) => {
+    const instance = await instantiate(module, imports(module, given));
+    instantiated(module, instance);
+    return { module, instance };
+  };
+  WebAssembly.instantiate = async (source, given) =>
+    source instanceof WebAssembly.Module
+      ? (await start(source, given)).instance
+      : start(await WebAssembly.compile(source), given);
+  WebAssembly.instantiateStreaming = async (source, given) =>
+    start(await WebAssembly.compileStreaming(source), given);
+  return () => Object.assign(WebAssembly, { instantiate, instantiateStreaming });
+}
+
+// Runs a Pyodide runtime split by binaryen's wasm-split. The primary module imports one
+// placeholder per function left in the secondary module; the first call to any of them loads the
+// secondary, whose element segments put the real functions into the table, and the call goes on
+// through the table. The load is synchronous because the call comes from inside wasm.
+// `readSecondary()` returns the secondary's compiled WebAssembly.Module.
+function splitRuntime(readSecondary) {
+  const state = { instance: null, secondaryMs: null };
+  const table = () => state.instance.exports.__indirect_function_table;
+  const placeholders = new Proxy(
+    {},
+    {
+      get: (_, slot) =>
+        (...args) => {
+          if (state.secondaryMs === null) state.loadSecondary();
+          return table().get(Number(slot))(...args);
+        },
+    },
+  );
+  state.loadSecondary = () => {
+    if (state.secondaryMs !== null) return;
+    const started = performance.now();
+    new WebAssembly.Instance(readSecondary(), { primary: state.instance.exports });
+    state.secondaryMs = performance.now() - started;
+  };
+  const primaries = new WeakSet();
+  state.restore = wrapInstantiate({
+    imports(module, given) {
+      if (!WebAssembly.Module.imports(module).some((i) => i.module === "placeholder")) return given;
+      primaries.add(module);
+      return { ...given, placeholder: placeholders };
+    },
+    instantiated(module, instance) {
+      // The runtime is the split primary, or a runtime instrumented to write a profile; Pyodide's
+      // small helper modules, and anything else instantiated meanwhile, pass through untouched.
+      if (primaries.has(module) || WebAssembly.Module.exports(module).some((e) => e.name === "__write_profile")) {
+        state.instance = instance;
+      }
+    },
+  });
+  return state;
+}
+
+// Pyodide's memory snapshot as a bundle ships it: the bytes of the runtime's static data (what its
+// data segments write into memory at instantiation) are stored XORed with what those segments
+// write, so static data the interpreter never changed ships as zeros. The header's magic is
+// changed ("\0wpi"), so Pyodide itself refuses the file as it ships, and a 16-byte trailer says
+// which range was XORed and the checksum of the memory it was XORed with.
+// Returns the snapshot to give loadPyodide (`_loadSnapshot`): it is decoded in place the moment
+// the runtime is instantiated, before Pyodide restores it; and `restore()`.
+const PYODIDE_SNAPSHOT_MAGIC = 0x706e7300; // "\0snp"
+const SHIPPED_SNAPSHOT_MAGIC = 0x69707700; // "\0wpi"
+const SNAPSHOT_TRAILER_MAGIC = 0x31697077; // "wpi1"
+function shippedSnapshot(file) {
+  // Decoded in place (the caller's bytes are its to give); word access needs 4-byte alignment,
+  // which a whole file read or fetched has, else a copy.
+  const bytes = file.byteOffset % 4 ? Uint8Array.prototype.slice.call(file) : new Uint8Array(file.buffer, file.byteOffset, file.byteLength);
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
+  const [start, end, checksum, trailerMagic] = words.subarray(words.length - 4);
+  if (bytes.byteLength % 4 || words[0] !== SHIPPED_SNAPSHOT_MAGIC || trailerMagic !== SNAPSHOT_TRAILER_MAGIC) {
+    throw new Error("snapshot.bin is not a memory snapshot made by cargo-wasmpack-infer");
+  }
+  const bodyOffset = words[1];
+  const snapshot = bytes.subarray(0, bytes.byteLength - 16);
+  let decoded = false;
+  const restore = wrapInstantiate({
+    instantiated(module, instance) {
+      const memory = instance.exports.memory;
+      if (decoded || !(memory instanceof WebAssembly.Memory)) return;
+      decoded = true;
+      if (memory.buffer.byteLength < end) throw new Error("snapshot.bin does not fit this pyodide.asm.wasm's memory");
+      const initial = new Uint32Array(memory.buffer, start, (end - start) >>> 2);
+      let hash = 0x811c9dc5; // FNV-1a over words, as the build computed it
+      for (let i = 0; i < initial.length; i++) hash = Math.imul(hash ^ initial[i], 0x01000193);
+      if (hash >>> 0 !== checksum) {
+        throw new Error("snapshot.bin was made for another pyodide.asm.wasm: its static data differs from this runtime's");
+      }
+      const body = new Uint32Array(bytes.buffer, bytes.byteOffset + bodyOffset + start, initial.length);
+      for (let i = 0; i < initial.length; i++) body[i] ^= initial[i];
+      words[0] = PYODIDE_SNAPSHOT_MAGIC;
+    },
+  });
+  return { snapshot, restore };
+}
+
+// SHA-256 in plain JS, as an SRI string: the secondary is read synchronously, and browsers offer
+// no synchronous digest. Int32 arithmetic (`| 0`) keeps V8 off doubles: 4.5 MB hashes in ~50 ms.
+function sha256Sri(bytes) {
+  const primes = [];
+  for (let n = 2; primes.length < 64; n++) if (primes.every((p) => n % p)) primes.push(n);
+  const fraction = (x) => (x - Math.floor(x)) * 2 ** 32;
+  const k = Int32Array.from(primes, (p) => fraction(Math.cbrt(p)));
+  const h = Int32Array.from(primes.slice(0, 8), (p) => fraction(Math.sqrt(p)));
+  const padded = new Uint8Array(Math.ceil((bytes.length + 9) / 64) * 64);
+  padded.set(bytes);
+  padded[bytes.length] = 0x80;
+  const view = new DataView(padded.buffer);
+  view.setUint32(padded.length - 8, Math.floor(bytes.length / 2 ** 29));
+  view.setUint32(padded.length - 4, (bytes.length * 8) >>> 0);
+  const w = new Int32Array(64);
+  for (let offset = 0; offset < padded.length; offset += 64) {
+    for (let i = 0; i < 16; i++) w[i] = view.getInt32(offset + i * 4);
+    for (let i = 16; i < 64; i++) {
+      const x = w[i - 15];
+      const y = w[i - 2];
+      const s0 = ((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3);
+      const s1 = ((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10);
+      w[i] = (w[i - 16] + s0 + w[i - 7] + s1) | 0;
+    }
+    let a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+    for (let i = 0; i < 64; i++) {
+      const s1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
+      const t1 = (hh + s1 + ((e & f) ^ (~e & g)) + k[i] + w[i]) | 0;
+      const s0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+      const t2 = (s0 + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+      hh = g;
+      g = f;
+      f = e;
+      e = (d + t1) | 0;
+      d = c;
+      c = b;
+      b = a;
+      a = (t1 + t2) | 0;
+    }
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+    h[5] += f;
+    h[6] += g;
+    h[7] += hh;
+  }
+  let binary = "";
+  for (const word of h) for (let shift = 24; shift >= 0; shift -= 8) binary += String.fromCharCode((word >>> shift) & 0xff);
+  return "sha256-" + btoa(binary);
+}
