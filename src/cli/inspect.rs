@@ -18,7 +18,8 @@ use std::process::ExitCode;
 /// Takes a .wasm file or a bundle directory (its shipped module). Function names come from the
 /// module's `name` section, or for a bundle from its sidecar name map (the shipped module is
 /// stripped). For a Python bundle: its shipped files and the largest stdlib modules in its
-/// trimmed python_stdlib.zip, with the reason the shake kept each.
+/// trimmed python_stdlib.zip, with the reason the shake kept each; with --static-data, also which
+/// of the runtime's static data the samples read.
 #[derive(Args)]
 pub struct Opts {
     /// A .wasm file, or a bundle directory.
@@ -26,6 +27,10 @@ pub struct Opts {
     /// How many of the largest functions to list.
     #[arg(long, default_value_t = 15)]
     top: usize,
+    /// Python bundles: run every sample on the runtime instrumented to report its memory reads
+    /// (a boot takes about a minute) and report the static data (data segments) no sample read.
+    #[arg(long)]
+    static_data: bool,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -44,6 +49,12 @@ impl Opts {
                 AnyManifest::read(&dir.join(cargo_wasmpack_infer::manifest::FILE_NAME))
             {
                 return self.run_python(&dir, &manifest);
+            }
+            if self.static_data {
+                return Err(input_error(format!(
+                    "{}: --static-data reports on Python bundles; this one is a kernel's",
+                    dir.display()
+                )));
             }
             let bundle = Bundle::open(&dir)?;
             let name_map = match &bundle.manifest.wasm.name_map {
@@ -83,7 +94,7 @@ impl Opts {
         dir: &std::path::Path,
         manifest: &PythonManifest,
     ) -> anyhow::Result<ExitCode> {
-        let report = pyodide_inspect::inspect(dir, manifest, self.top)?;
+        let report = pyodide_inspect::inspect(dir, manifest, self.top, self.static_data)?;
         if self.output.is_json() {
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
@@ -117,6 +128,9 @@ impl Opts {
             ));
         }
         out.push_str("\nboot: loadPyodide imports it; traced: imported while the samples ran; static: the app's code names it\n");
+        if let Some(data) = &report.static_data {
+            out.push_str(&data.human());
+        }
         print!("{out}");
         Ok(ExitCode::SUCCESS)
     }

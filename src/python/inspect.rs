@@ -4,6 +4,7 @@
 use crate::bundle;
 use crate::bundle::layout::PYTHON_RUNTIME_DIR;
 use crate::manifest::python::PythonManifest;
+use crate::python::static_reads::{self, StaticDataReads};
 use anyhow::{Context, Result};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,9 @@ pub struct PyodideReport {
     pub stdlib_modules: usize,
     /// The largest top-level stdlib modules and packages in the bundle.
     pub largest_modules: Vec<ModuleSize>,
+    /// Which of the runtime's static data the samples read (`--static-data`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub static_data: Option<StaticDataReads>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -44,8 +48,14 @@ pub struct ModuleSize {
     pub pulled_in_by: Option<String>,
 }
 
-/// The report for the bundle at `dir`, listing the `top` largest modules.
-pub fn inspect(dir: &Path, manifest: &PythonManifest, top: usize) -> Result<PyodideReport> {
+/// The report for the bundle at `dir`, listing the `top` largest modules (and with
+/// `static_data`, the `top` largest data segments no sample read).
+pub fn inspect(
+    dir: &Path,
+    manifest: &PythonManifest,
+    top: usize,
+    static_data: bool,
+) -> Result<PyodideReport> {
     bundle::ensure_intact(dir, &manifest.files)?;
     let mut files: Vec<ShippedFile> = manifest
         .sizes
@@ -122,10 +132,15 @@ pub fn inspect(dir: &Path, manifest: &PythonManifest, top: usize) -> Result<Pyod
             .then(a.module.cmp(&b.module))
     });
     largest.truncate(top);
+    let static_data = match static_data {
+        true => Some(static_reads::measure(dir, manifest, top)?),
+        false => None,
+    };
     Ok(PyodideReport {
         files,
         stdlib_modules,
         largest_modules: largest,
+        static_data,
     })
 }
 

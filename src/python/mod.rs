@@ -18,4 +18,5 @@ pub mod run;
 pub mod shake;
 pub mod snapshot;
 pub mod split;
+pub mod static_reads;
 pub mod verify;

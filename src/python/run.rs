@@ -131,6 +131,9 @@ pub struct Boot<'a> {
     pub load_secondary: bool,
     /// A runtime instrumented by `wasm-split --instrument`: write its profile here at the end.
     pub profile_out: Option<&'a Path>,
+    /// A runtime instrumented by [`crate::python::static_reads`]: which bytes below the address
+    /// given were read, one byte each, written to the path at the end.
+    pub static_reads: Option<(usize, &'a Path)>,
 }
 
 /// Runs the app in the Pyodide distribution at `index_dir` (split or not), with the app unpacked
@@ -155,6 +158,9 @@ pub fn pyodide(
     }
     if let Some(profile) = boot.profile_out {
         config["profileOut"] = serde_json::to_value(absolute(profile)?)?;
+    }
+    if let Some((end, out)) = boot.static_reads {
+        config["staticReads"] = serde_json::json!({ "end": end, "out": absolute(out)? });
     }
     config["loadSecondary"] = boot.load_secondary.into();
     run_node(&config, work.path())?;

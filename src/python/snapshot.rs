@@ -73,6 +73,32 @@ pub fn encode(snapshot: &[u8], runtime: &[u8]) -> Result<EncodedSnapshot> {
 /// The memory the runtime's active data segments write at instantiation, from the first
 /// segment's (4-aligned) start to the last one's (4-aligned) end: the bytes and where they start.
 fn initial_static_data(runtime: &[u8]) -> Result<(usize, Vec<u8>)> {
+    let segments = active_data_segments(runtime)?;
+    let start = segments.iter().map(|s| s.address).min().unwrap_or(0) & !3;
+    let end = segments
+        .iter()
+        .map(|s| s.address + s.data.len())
+        .max()
+        .unwrap_or(0)
+        .next_multiple_of(4);
+    let mut memory = vec![0; end.saturating_sub(start)];
+    // In section order, as instantiation writes them: a later segment wins where they overlap.
+    for segment in segments {
+        let at = segment.address - start;
+        memory[at..at + segment.data.len()].copy_from_slice(segment.data);
+    }
+    Ok((start, memory))
+}
+
+/// One active data segment of memory 0: where instantiation writes it, and what.
+pub(crate) struct DataSegment<'a> {
+    pub address: usize,
+    pub data: &'a [u8],
+}
+
+/// The runtime's active data segments for memory 0, in section order. Each must be placed by a
+/// constant, as Emscripten's main modules place them.
+pub(crate) fn active_data_segments(runtime: &[u8]) -> Result<Vec<DataSegment<'_>>> {
     let mut segments = Vec::new();
     for payload in Parser::new(0).parse_all(runtime) {
         let Payload::DataSection(reader) = payload.context("reading pyodide.asm.wasm")? else {
@@ -91,25 +117,16 @@ fn initial_static_data(runtime: &[u8]) -> Result<(usize, Vec<u8>)> {
             let Operator::I32Const { value } = operators.read()? else {
                 bail!(
                     "pyodide.asm.wasm's data segment {index} is placed by an expression, not a \
-                     constant: its static data cannot be taken out of the snapshot"
+                     constant"
                 );
             };
-            segments.push((value as u32 as usize, segment.data));
+            segments.push(DataSegment {
+                address: value as u32 as usize,
+                data: segment.data,
+            });
         }
     }
-    let start = segments.iter().map(|(at, _)| *at).min().unwrap_or(0) & !3;
-    let end = segments
-        .iter()
-        .map(|(at, data)| at + data.len())
-        .max()
-        .unwrap_or(0)
-        .next_multiple_of(4);
-    let mut memory = vec![0; end.saturating_sub(start)];
-    // In section order, as instantiation writes them: a later segment wins where they overlap.
-    for (at, data) in segments {
-        memory[at - start..at - start + data.len()].copy_from_slice(data);
-    }
-    Ok((start, memory))
+    Ok(segments)
 }
 
 /// FNV-1a over little-endian words, as `shippedSnapshot` computes it over live memory: whether

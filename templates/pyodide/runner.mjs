@@ -17,6 +17,9 @@
 // A runtime split by wasm-split runs with `secondary` (the deferred module's path); with
 // `loadSecondary` it is loaded right after boot, so every sample runs on it. `profileOut`: write
 // the profile of an instrumented runtime (`wasm-split --instrument`) there after the samples.
+// `staticReads` ({ end, out }): a runtime instrumented to call `wpi_reads.read(address, bytes)`
+// before each memory read (`inspect --static-data`); which bytes below `end` were read, one byte
+// each, is written to `out` after the samples.
 import { readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
@@ -50,6 +53,7 @@ if (config.snapshot) {
   options._loadSnapshot = snapshot.snapshot;
   marks.snapshotReadMs = now() - started;
 }
+const staticReads = config.staticReads ? staticDataReads(config.staticReads.end) : null;
 const runtime =
   config.secondary || config.profileOut
     ? splitRuntime(() => new WebAssembly.Module(readFileSync(config.secondary)))
@@ -57,6 +61,7 @@ const runtime =
 const pyodide = await loadPyodide(options);
 marks.loadEnd = now() - t0;
 runtime?.restore();
+staticReads?.restore();
 snapshot?.restore();
 bootTimer.restore();
 // Installing the distribution's packages is part of booting, as it is in loader.mjs; from a
@@ -197,6 +202,7 @@ if (config.profileOut) {
   await writeFile(config.profileOut, pyodide._module.HEAPU8.slice(address, address + written));
   pyodide._module._free(address);
 }
+if (staticReads) await writeFile(config.staticReads.out, staticReads.read);
 if (config.mode === "trace") {
   // The error path formats a traceback: whatever it imports must ship too.
   try {
@@ -292,9 +298,6 @@ json.dumps({"static": _wpi_found, "opened": sorted(set(_wpi_opened)), "path": sy
 }
 await writeFile(config.out, JSON.stringify(result));
 
-// Wraps WebAssembly.compile / instantiate and Int8Array's set until `restore()`, writing into
-// `marks` when the runtime module (the one module of over 1 MB) compiled and was instantiated,
-// and when a copy of over 1 MB into memory (the snapshot's restore: one HEAP8.set) ran.
 // Zeroes the free chunks of Emscripten's malloc (dlmalloc), through its own API only: with the
 // heap's footprint capped where it is, take every free chunk malloc will hand out, largest first,
 // zero it and give it back. Free chunks hold what freed objects left (a third of the heap after
@@ -320,6 +323,28 @@ function zeroFreeHeap(module) {
   return { bytes, chunks: taken.length };
 }
 
+// Gives a runtime that imports `wpi_reads.read` the hook, which marks in `read` each byte below
+// `end` a load or memory.copy read. Installed around loadPyodide(); the hook stays bound after.
+function staticDataReads(end) {
+  const read = new Uint8Array(end);
+  const hook = (address, bytes) => {
+    const from = address >>> 0;
+    if (from >= end) return;
+    const to = Math.min(from + (bytes >>> 0), end);
+    for (let at = from; at < to; at++) read[at] = 1;
+  };
+  const restore = wrapInstantiate({
+    imports: (module, given) =>
+      WebAssembly.Module.imports(module).some((i) => i.module === "wpi_reads")
+        ? { ...given, wpi_reads: { read: hook } }
+        : given,
+  });
+  return { read, restore };
+}
+
+// Wraps WebAssembly.compile / instantiate and Int8Array's set until `restore()`, writing into
+// `marks` when the runtime module (the one module of over 1 MB) compiled and was instantiated,
+// and when a copy of over 1 MB into memory (the snapshot's restore: one HEAP8.set) ran.
 function timeBoot(marks) {
   const { compile, instantiate } = WebAssembly;
   const { set } = Int8Array.prototype;

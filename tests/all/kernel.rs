@@ -145,6 +145,14 @@ fn keep_names_survives_wasm_opt() {
     assert_exit(&output, 0);
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(json["exports"].as_array().unwrap().len(), 5);
+    // --static-data reads a Pyodide runtime's data segments: a kernel bundle is a usage error.
+    let output = wpi(&[
+        "inspect",
+        out.path().join("handwritten-0.1.0").to_str().unwrap(),
+        "--static-data",
+    ]);
+    assert_exit(&output, 2);
+    assert!(stderr(&output).contains("--static-data reports on Python bundles"));
     let output = wpi(&["inspect", repo_root().join("Cargo.toml").to_str().unwrap()]);
     assert_exit(&output, 2);
     assert!(

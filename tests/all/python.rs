@@ -414,8 +414,16 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
             );
         }
     }
-    // inspect lists the shipped files and the largest stdlib modules with the reason each stayed.
-    let output = wpi(&["inspect", bundle.to_str().unwrap(), "--json", "--top", "5"]);
+    // inspect lists the shipped files and the largest stdlib modules with the reason each stayed;
+    // with --static-data, which of the runtime's data segments boot and the samples never read.
+    let output = wpi(&[
+        "inspect",
+        bundle.to_str().unwrap(),
+        "--json",
+        "--top",
+        "5",
+        "--static-data",
+    ]);
     assert_exit(&output, 0);
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(
@@ -432,6 +440,31 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
         assert!(module["uncompressed_bytes"].as_u64() > Some(0), "{module}");
         assert!(!module["kept_because"].as_array().unwrap().is_empty());
     }
+    let data = &report["static_data"];
+    let number = |key: &str| data[key].as_u64().unwrap();
+    assert!(number("segments") > 1000, "{data}");
+    assert!(
+        number("read_bytes") > 0 && number("read_bytes") < number("bytes"),
+        "{data}"
+    );
+    assert!(
+        number("unread_bytes") > 0 && number("unread_bytes") < number("bytes"),
+        "{data}"
+    );
+    assert!(
+        number("unread_brotli_bytes") < number("unread_bytes"),
+        "{data}"
+    );
+    let unread: Vec<u64> = data["largest_unread"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["bytes"].as_u64().unwrap())
+        .collect();
+    assert!(
+        unread.len() == 5 && unread.is_sorted_by(|a, b| a >= b),
+        "{data}"
+    );
     // A Python bundle is measured in the browser only.
     let output = wpi(&["measure", bundle.to_str().unwrap()]);
     assert_exit(&output, 2);
