@@ -63,27 +63,41 @@ function splitRuntime(readSecondary) {
   return state;
 }
 
-// Pyodide's memory snapshot as a bundle ships it: the bytes of the runtime's static data (what its
-// data segments write into memory at instantiation) are stored XORed with what those segments
-// write, so static data the interpreter never changed ships as zeros. The header's magic is
-// changed ("\0wpi"), so Pyodide itself refuses the file as it ships, and a 16-byte trailer says
-// which range was XORed and the checksum of the memory it was XORed with.
-// Returns the snapshot to give loadPyodide (`_loadSnapshot`): it is decoded in place the moment
-// the runtime is instantiated, before Pyodide restores it; and `restore()`.
+// Pyodide's memory snapshot as a bundle ships it (src/python/snapshot.rs): the bytes of the
+// runtime's static data (what its data segments write into memory at instantiation) are stored
+// XORed with what those segments write, so static data the interpreter never changed is zeros,
+// and only the 4 KiB pages of memory that are not all zeros are in the file, after a bitmap of
+// which are. The header's magic is changed ("\0wpi"), so Pyodide itself refuses the file as it
+// ships; a 20-byte trailer gives the XORed range, the checksum of the memory it was XORed with,
+// and the memory's length. Returns the snapshot to give loadPyodide (`_loadSnapshot`), its pages
+// put back, whose static data is decoded the moment the runtime is instantiated, before Pyodide
+// restores it; and `restore()`.
 const PYODIDE_SNAPSHOT_MAGIC = 0x706e7300; // "\0snp"
 const SHIPPED_SNAPSHOT_MAGIC = 0x69707700; // "\0wpi"
-const SNAPSHOT_TRAILER_MAGIC = 0x31697077; // "wpi1"
+const SNAPSHOT_TRAILER_MAGIC = 0x32697077; // "wpi2"
+const SNAPSHOT_PAGE = 4096;
 function shippedSnapshot(file) {
-  // Decoded in place (the caller's bytes are its to give); word access needs 4-byte alignment,
-  // which a whole file read or fetched has, else a copy.
-  const bytes = file.byteOffset % 4 ? Uint8Array.prototype.slice.call(file) : new Uint8Array(file.buffer, file.byteOffset, file.byteLength);
-  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
-  const [start, end, checksum, trailerMagic] = words.subarray(words.length - 4);
-  if (bytes.byteLength % 4 || words[0] !== SHIPPED_SNAPSHOT_MAGIC || trailerMagic !== SNAPSHOT_TRAILER_MAGIC) {
+  const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  const word = (at) => view.getUint32(at, true);
+  const trailer = file.byteLength - 20;
+  if (trailer < 8 || word(0) !== SHIPPED_SNAPSHOT_MAGIC || word(trailer + 16) !== SNAPSHOT_TRAILER_MAGIC) {
     throw new Error("snapshot.bin is not a memory snapshot made by cargo-wasmpack-infer");
   }
-  const bodyOffset = words[1];
-  const snapshot = bytes.subarray(0, bytes.byteLength - 16);
+  const [start, end, checksum, bodyLength] = [0, 4, 8, 12].map((at) => word(trailer + at));
+  const bodyOffset = word(4);
+  // A fresh buffer is zeroed (and 4-byte aligned, for the word access below): only the written
+  // pages are copied in.
+  const snapshot = new Uint8Array(bodyOffset + bodyLength);
+  snapshot.set(file.subarray(0, bodyOffset));
+  const pages = Math.ceil(bodyLength / SNAPSHOT_PAGE);
+  let at = bodyOffset + Math.ceil(pages / 8);
+  for (let page = 0; page < pages; page++) {
+    if (!(file[bodyOffset + (page >>> 3)] & (1 << (page & 7)))) continue;
+    const length = Math.min(SNAPSHOT_PAGE, bodyLength - page * SNAPSHOT_PAGE);
+    snapshot.set(file.subarray(at, at + length), bodyOffset + page * SNAPSHOT_PAGE);
+    at += length;
+  }
+  if (at !== trailer) throw new Error("snapshot.bin is cut short or has bytes to spare");
   let decoded = false;
   const restore = wrapInstantiate({
     instantiated(module, instance) {
@@ -97,9 +111,9 @@ function shippedSnapshot(file) {
       if (hash >>> 0 !== checksum) {
         throw new Error("snapshot.bin was made for another pyodide.asm.wasm: its static data differs from this runtime's");
       }
-      const body = new Uint32Array(bytes.buffer, bytes.byteOffset + bodyOffset + start, initial.length);
+      const body = new Uint32Array(snapshot.buffer, bodyOffset + start, initial.length);
       for (let i = 0; i < initial.length; i++) body[i] ^= initial[i];
-      words[0] = PYODIDE_SNAPSHOT_MAGIC;
+      new DataView(snapshot.buffer).setUint32(0, PYODIDE_SNAPSHOT_MAGIC, true);
     },
   });
   return { snapshot, restore };
