@@ -20,7 +20,13 @@ const BUILT_IN: &[(&str, &str)] = &[
 ];
 
 /// Built-in Python (Pyodide) profiles by name.
-const BUILT_IN_PYTHON: &[(&str, &str)] = &[("pyodide", include_str!("../targets/pyodide.toml"))];
+const BUILT_IN_PYTHON: &[(&str, &str)] = &[
+    ("pyodide", include_str!("../targets/pyodide.toml")),
+    (
+        "pyodide-fast-boot",
+        include_str!("../targets/pyodide-fast-boot.toml"),
+    ),
+];
 
 /// Built-in native profiles by name.
 const BUILT_IN_NATIVE: &[(&str, &str)] =
@@ -767,6 +773,23 @@ mod tests {
             NativeProfile::load(DEFAULT_NATIVE_PROFILE).unwrap().name,
             DEFAULT_NATIVE_PROFILE
         );
+    }
+
+    /// The two built-in Python profiles differ only in what trades bytes for cold start.
+    #[test]
+    fn fast_boot_is_the_pyodide_profile_with_bytecode_and_the_snapshot_by_default() {
+        let bytes = PythonProfile::load(DEFAULT_PYTHON_PROFILE).unwrap();
+        let fast = PythonProfile::load("pyodide-fast-boot").unwrap();
+        assert!(!bytes.stdlib.bytecode_only && !bytes.snapshot.default);
+        assert!(fast.stdlib.bytecode_only && fast.snapshot.default && fast.snapshot.build);
+        let as_bytes = PythonProfile {
+            name: bytes.name.clone(),
+            description: bytes.description.clone(),
+            snapshot: bytes.snapshot,
+            stdlib: bytes.stdlib,
+            ..fast
+        };
+        assert_eq!(as_bytes, bytes);
     }
 
     #[test]

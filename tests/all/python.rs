@@ -786,14 +786,16 @@ fn dependencies_from_a_wheelhouse_reach_both_variants() {
             wheelhouse.path().to_str().unwrap(),
             "--no-snapshot",
             "--no-split",
-            "--bytecode-only",
+            "--profile",
+            "pyodide-fast-boot",
         ],
     );
     assert_exit(&output, 0);
     let manifest = manifest_from_stdout(&output);
     assert!(manifest.get("runtime_split").is_none());
-    // --bytecode-only: .pyc made by Pyodide's own interpreter ship in place of the kept
-    // sources (--precompile would keep both), and every sample still ran on them.
+    // The pyodide-fast-boot profile (--bytecode-only): .pyc made by Pyodide's own interpreter ship
+    // in place of the kept sources (--precompile would keep both), and every sample still ran on
+    // them.
     assert_eq!(manifest["shake"]["bytecode_only"], true);
     let precompiled = manifest["shake"]["precompiled"].as_u64().unwrap();
     assert!(precompiled > 10, "{}", manifest["shake"]);
