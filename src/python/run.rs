@@ -356,6 +356,23 @@ pub fn first_difference(a: &[serde_json::Value], b: &[serde_json::Value]) -> Opt
     (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i))
 }
 
+/// Runs the ES module `script` with Node in `dir` (tests): it must succeed; returns its stdout.
+#[cfg(test)]
+pub(crate) fn node_script_in(dir: &Path, script: &str) -> String {
+    crate::fsx::write(&dir.join("script.mjs"), script.as_bytes()).unwrap();
+    let output = Command::new("node")
+        .arg("script.mjs")
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

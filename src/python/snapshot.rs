@@ -303,25 +303,14 @@ try {
 }
 "#
         );
-        std::fs::write(work.path().join("decode.mjs"), script).unwrap();
-        let output = std::process::Command::new("node")
-            .arg("decode.mjs")
-            .current_dir(work.path())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let stdout = crate::python::run::node_script_in(work.path(), &script);
         assert_eq!(
             std::fs::read(work.path().join("decoded.bin")).unwrap(),
             snapshot
         );
         assert!(
-            String::from_utf8_lossy(&output.stdout).contains("made for another pyodide.asm.wasm"),
-            "{}",
-            String::from_utf8_lossy(&output.stdout)
+            stdout.contains("made for another pyodide.asm.wasm"),
+            "{stdout}"
         );
     }
 }

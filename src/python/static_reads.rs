@@ -10,7 +10,7 @@
 use crate::bundle::layout::{PYTHON_APP_ARCHIVE, PYTHON_RUNTIME_DIR, PYTHON_SAMPLES_FILE};
 use crate::manifest::python::PythonManifest;
 use crate::python::run::{self, Boot, Mode, RunConfig};
-use crate::python::snapshot::active_data_segments;
+use crate::python::snapshot::{DataSegment, active_data_segments};
 use crate::units::format_bytes;
 use anyhow::{Context, Result, bail};
 use schemars::JsonSchema;
@@ -130,13 +130,12 @@ pub fn measure(dir: &Path, manifest: &PythonManifest, top: usize) -> Result<Stat
     )
     .context("running every sample on the runtime instrumented to report its memory reads")?;
     let read = crate::fsx::read(&reads)?;
-    attribute(&runtime, &read, top)
+    attribute(&segments, &read, top)
 }
 
-/// Maps `read` (one byte per address from 0, non-zero where something read it) onto the active
-/// data segments of `runtime`.
-fn attribute(runtime: &[u8], read: &[u8], top: usize) -> Result<StaticDataReads> {
-    let segments = active_data_segments(runtime)?;
+/// Maps `read` (one byte per address from 0, non-zero where something read it) onto the
+/// runtime's active data `segments`.
+fn attribute(segments: &[DataSegment], read: &[u8], top: usize) -> Result<StaticDataReads> {
     let was_read = |address: usize| read.get(address).is_some_and(|&b| b != 0);
     let mut report = StaticDataReads {
         segments: segments.len(),
@@ -149,7 +148,7 @@ fn attribute(runtime: &[u8], read: &[u8], top: usize) -> Result<StaticDataReads>
     };
     let mut unread = Vec::new();
     let mut unread_data = Vec::new();
-    for segment in &segments {
+    for segment in segments {
         let span = segment.address..segment.address + segment.data.len();
         let read_here = span.filter(|&a| was_read(a)).count() as u64;
         report.read_bytes += read_here;
@@ -357,18 +356,7 @@ const result = instance.exports.run();
 const copied = [...new Uint8Array(instance.exports.memory.buffer, 8000, 3)];
 console.log(JSON.stringify({ result, calls, copied }));
 "#;
-        std::fs::write(work.path().join("run.mjs"), script).unwrap();
-        let output = std::process::Command::new("node")
-            .arg("run.mjs")
-            .current_dir(work.path())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap()
+        serde_json::from_str(&crate::python::run::node_script_in(work.path(), script)).unwrap()
     }
 
     #[test]
@@ -386,21 +374,13 @@ console.log(JSON.stringify({ result, calls, copied }));
         // The original needs no hook and gives the same result.
         let work = tempfile::tempdir().unwrap();
         std::fs::write(work.path().join("m.wasm"), &original).unwrap();
-        let output = std::process::Command::new("node")
-            .args([
-                "--input-type=module",
-                "-e",
-                r#"import { readFileSync } from "node:fs";
+        let ran = crate::python::run::node_script_in(
+            work.path(),
+            r#"import { readFileSync } from "node:fs";
 const { instance } = await WebAssembly.instantiate(readFileSync("m.wasm"), { env: { log() {} } });
 console.log(instance.exports.run());"#,
-            ])
-            .current_dir(work.path())
-            .output()
-            .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&output.stdout).trim(),
-            (0x0403_0201 + 42).to_string()
         );
+        assert_eq!(ran.trim(), (0x0403_0201 + 42).to_string());
     }
 
     #[test]
@@ -410,7 +390,7 @@ console.log(instance.exports.run());"#,
         read[1024..1028].fill(1);
         read[2000] = 1;
         read[3000..3003].fill(1);
-        let report = attribute(&wasm, &read, 5).unwrap();
+        let report = attribute(&active_data_segments(&wasm).unwrap(), &read, 5).unwrap();
         assert_eq!((report.segments, report.bytes), (4, 8 + 18 + 1 + 6));
         assert_eq!(report.read_bytes, 4 + 1 + 3);
         assert_eq!((report.unread_segments, report.unread_bytes), (1, 18));
