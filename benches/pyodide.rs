@@ -11,10 +11,13 @@
 //! by side, with the goals of a boot without a snapshot (≤ 0.45× stock, ≤ 50 % of stock's bytes
 //! up front, steady ≤ 1.02× stock).
 //!
-//! The figures come from the build's own manifest: nothing here is measured twice. Then, what
-//! wasm-opt -Oz would add on the shipped runtime (measured and run here, not shipped).
+//! The figures come from the build's own manifest: nothing here is measured twice. Then the same
+//! build with Emscripten's linking at boot as Pyodide ships it (`--no-link-plan`), its boots
+//! beside the planned one's; and what wasm-opt -Oz would add on the shipped runtime (measured and
+//! run here, not shipped).
 
 use cargo_wasmpack_infer::kernel::optimize::optimize;
+use cargo_wasmpack_infer::manifest::python::PythonManifest;
 use cargo_wasmpack_infer::measure::sizes;
 use cargo_wasmpack_infer::profile::{DEFAULT_PYTHON_PROFILE, PythonProfile, WasmSettings};
 use cargo_wasmpack_infer::python::dist::Source;
@@ -54,6 +57,15 @@ fn main() -> anyhow::Result<()> {
         demo: false,
     };
     let manifest = pipeline::build(&project, &options, &mut Silent)?.manifest;
+    let unplanned = PythonBuildOptions {
+        runtime: cargo_wasmpack_infer::profile::RuntimeSettings {
+            link_plan: false,
+            ..options.runtime.clone()
+        },
+        out_dir: out.path().join("unplanned"),
+        ..options.clone()
+    };
+    let unplanned = pipeline::build(&project, &unplanned, &mut Silent)?.manifest;
     let stdlib_combinations = stdlib_combinations(&project, &options)?;
     let sizes = &manifest.sizes;
     let t = &manifest.timings;
@@ -159,6 +171,7 @@ fn main() -> anyhow::Result<()> {
         None => println!("no snapshot: the profile does not build one"),
     }
     print!("{}", boot_phases_lines(&manifest));
+    print!("{}", link_plan_comparison(&manifest, &unplanned));
     println!(
         "steady per sample: Pyodide {:.1} µs, native {:.1} µs ({:.2}x)",
         t.bundle.steady.median_us, t.native.steady.median_us, t.runtime_fit.interpreter_tax
@@ -296,6 +309,58 @@ fn stdlib_combinations(
             .push_str("no combination fetches ≤ 50 % of stock's bytes up front [goal: NOT met]\n"),
     }
     Ok(table)
+}
+
+/// The snapshot and bundle boots of two builds, one with the runtime's linking planned and one
+/// without, each against its own stock boots, and the start-up phase where linking runs.
+fn link_plan_comparison(planned: &PythonManifest, unplanned: &PythonManifest) -> String {
+    let mut text = format!(
+        "\nruntime linking at boot, planned ({}) vs as Pyodide ships it\n{:<26} {:>22} {:>22}\n",
+        planned
+            .runtime_linking
+            .as_ref()
+            .and_then(|l| l.plan)
+            .map_or("no plan".into(), |p| format!(
+                "{} of {} table slots read",
+                p.planned_slots, p.table_slots
+            )),
+        "",
+        "planned",
+        "Emscripten's own"
+    );
+    // Each figure in ms, shown with its ratio to the same build's stock cold start.
+    type Figure = fn(&PythonManifest) -> Option<f64>;
+    let rows: [(&str, Figure); 4] = [
+        ("snapshot cold start", |m| {
+            m.snapshot.as_ref().map(|s| s.run.cold_start_ms)
+        }),
+        ("snapshot start-up phase", |m| {
+            Some(m.snapshot.as_ref()?.run.boot_phases?.startup_ms)
+        }),
+        ("bundle cold start", |m| {
+            Some(m.timings.bundle.cold_start_ms)
+        }),
+        ("bundle start-up phase", |m| {
+            Some(m.timings.bundle.boot_phases?.startup_ms)
+        }),
+    ];
+    for (label, figure) in rows {
+        let cell = |m: &PythonManifest| {
+            figure(m).map_or("—".into(), |ms| {
+                format!(
+                    "{ms:.0} ms ({:.3}x stock)",
+                    ms / m.timings.stock.cold_start_ms
+                )
+            })
+        };
+        let _ = writeln!(
+            text,
+            "{label:<26} {:>22} {:>22}",
+            cell(planned),
+            cell(unplanned)
+        );
+    }
+    text
 }
 
 /// wasm-opt -Oz (binaryen linked in) on the bundle's pyodide.asm.wasm with the runtime's

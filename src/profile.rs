@@ -263,6 +263,11 @@ pub struct RuntimeSettings {
     /// The features the runtime uses and its hosts support, passed to binaryen's tools: a
     /// feature the host lacks (e.g. typed function references in Node 20) would break it.
     pub features: Vec<WasmFeature>,
+    /// Plan Emscripten's dynamic linking at boot (`src/python/link_plan.rs`): the table slots
+    /// that the glue's lookups can find are written into `pyodide.asm.wasm`, and
+    /// `pyodide.asm.mjs` ships patched to read only those, instead of every slot, at each boot.
+    #[serde(default)]
+    pub link_plan: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]

@@ -96,6 +96,11 @@ pub struct Opts {
     /// (the split needs binaryen's wasm-split; without it the runtime ships whole anyway).
     #[arg(long)]
     no_split: bool,
+    /// Python projects: ship Pyodide's JS glue as it is, which reads every slot of the runtime's
+    /// function table at each boot, instead of patched to read only the slots the build planned
+    /// (the Python profile's runtime.link-plan).
+    #[arg(long)]
+    no_link_plan: bool,
     /// Python projects: add .pyc files made by the distribution's interpreter next to the kept
     /// stdlib modules (boot skips compiling them: seconds faster, about 1 MB more brotli).
     #[arg(long)]
@@ -246,6 +251,7 @@ impl Opts {
         }
         let mut runtime = profile.runtime;
         runtime.split &= !self.no_split;
+        runtime.link_plan &= !self.no_link_plan;
         let mut stdlib = profile.stdlib;
         stdlib.precompile |= self.precompile;
         stdlib.bytecode_only |= self.bytecode_only;

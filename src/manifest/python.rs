@@ -31,6 +31,10 @@ pub struct PythonManifest {
     /// (`shake.runtime` says why).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_split: Option<RuntimeSplitInfo>,
+    /// How the runtime's dynamic linking at boot was planned (`[runtime] link-plan`); absent
+    /// when it was not, and in bundles built before it could be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_linking: Option<RuntimeLinkingInfo>,
     /// The memory snapshot, when the profile builds one.
     pub snapshot: Option<SnapshotInfo>,
     pub parity: PythonParity,
@@ -180,6 +184,32 @@ pub struct RuntimeSplitInfo {
     pub secondary_file: String,
     pub primary: Sizes,
     pub secondary: Sizes,
+}
+
+/// Emscripten's dynamic-linking set-up at boot, planned by the build (`src/python/link_plan.rs`):
+/// `pyodide.asm.mjs` ships patched to look exported functions up in the planned table slots
+/// only, and to wrap the JS functions the GOT needs in one module; the table and the GOT come out
+/// as Emscripten's own code leaves them, which the build checked in a boot of the bundle.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeLinkingInfo {
+    /// What was done, or why the glue ships as it is (another Pyodide's glue, for one).
+    pub note: String,
+    /// The plan that ships; absent when none does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<LinkPlanInfo>,
+}
+
+/// The table slots read at boot, planned.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LinkPlanInfo {
+    /// Table slots the shipped `pyodide.asm.wasm`'s element segments fill: what Emscripten's own
+    /// code reads at every boot.
+    pub table_slots: u32,
+    /// Of those, the slots read at boot: those holding an exported function or a non-placeholder
+    /// import (listed in the custom section `wasmpack-infer.link-slots`).
+    pub planned_slots: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]

@@ -164,6 +164,7 @@ pub(crate) fn manifest(parts: Parts) -> Result<PythonManifest> {
         },
         sizes: measured.sizes,
         runtime_split,
+        runtime_linking: Some(validated.linking.clone()),
         snapshot,
         parity: PythonParity {
             bundle_matches_stock: true,

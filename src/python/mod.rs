@@ -10,6 +10,7 @@ pub mod assemble;
 pub mod deps;
 pub mod dist;
 pub mod inspect;
+pub mod link_plan;
 pub mod loader;
 pub mod measure;
 pub mod pipeline;

@@ -14,7 +14,8 @@ use crate::bundle::pack::{self, BundleFile};
 use crate::fsx;
 use crate::manifest::fit::FitThresholds;
 use crate::manifest::python::{
-    FreeHeapZeroed, NativeRun, PythonManifest, ShippedSizes, SnapshotStaticData, StripInfo,
+    FreeHeapZeroed, NativeRun, PythonManifest, RuntimeLinkingInfo, ShippedSizes,
+    SnapshotStaticData, StripInfo,
 };
 use crate::manifest::{Parity, Sizes};
 use crate::measure::parity;
@@ -22,6 +23,7 @@ use crate::profile::{RuntimeSettings, SnapshotSettings, StdlibSettings};
 use crate::python::assemble;
 use crate::python::deps;
 use crate::python::dist::{self, CORE_FILES, Distribution, Source};
+use crate::python::link_plan::{self, PlannedRuntime};
 use crate::python::loader::{LOADER_TYPES, loader};
 use crate::python::measure::{BootFigures, measure_native, shipped_sizes};
 use crate::python::project::PythonProject;
@@ -189,6 +191,8 @@ pub(crate) struct Validated {
     /// Why the runtime ships split or whole.
     pub runtime_note: String,
     pub split: Option<ShippedSplit>,
+    /// What became of the runtime's linking at boot (checked in a boot of the bundle).
+    pub linking: RuntimeLinkingInfo,
     pub snapshot: Option<ShippedSnapshot>,
 }
 
@@ -271,7 +275,8 @@ pub fn build(
         top_levels_dropped: shaken.stdlib.dropped_top_levels.len(),
         packages: &shaken.packages,
     });
-    let mut runtime_files = runtime_files(&resolved, &shaken)?;
+    let linking = link_plan_stage(options, &resolved);
+    let mut runtime_files = runtime_files(&resolved, &shaken, linking.as_ref().ok())?;
     let entry = project.entry();
     let measure_config = RunConfig {
         entry: &entry,
@@ -281,7 +286,7 @@ pub fn build(
     };
 
     reporter.event(Event::Started(Stage::Split));
-    let split = split_stage(options, &runtime_files, &measure_config);
+    let split = split_stage(options, &runtime_files, &measure_config, linking.is_ok());
     reporter.event(match &split {
         Ok((_, split, profiled_in)) => Event::RuntimeSplit {
             profiled_in,
@@ -302,6 +307,7 @@ pub fn build(
         options,
         &resolved,
         &shaken,
+        &linking,
         split,
         &staging.path().join(PYTHON_RUNTIME_DIR),
         &measure_config,
@@ -320,6 +326,9 @@ pub fn build(
             split.secondary.clone(),
         ));
     }
+    reporter.event(Event::RuntimeLinking {
+        linking: &validated.linking,
+    });
     let loader_file = loader_file(project, options, &shaken, &validated);
     pack::write_files(staging.path(), std::slice::from_ref(&loader_file))?;
     runtime_files.push(loader_file);
@@ -643,13 +652,49 @@ fn strip_stage(
     })
 }
 
-/// The runtime directory as the bundle ships it, before any split: the stock runtime, the
-/// shaken standard library and lock, the kept wheels and the app.
-fn runtime_files(resolved: &Resolved, shaken: &Shaken) -> Result<Vec<BundleFile>> {
-    let mut files: Vec<BundleFile> = ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm"]
-        .iter()
-        .map(|name| BundleFile::new(python_runtime_path(name), resolved.stock[name].clone()))
-        .collect();
+/// The stock runtime with its linking at boot planned, or why it ships as it is.
+fn link_plan_stage(
+    options: &PythonBuildOptions,
+    resolved: &Resolved,
+) -> std::result::Result<PlannedRuntime, String> {
+    if !options.runtime.link_plan {
+        return Err(
+            "pyodide.asm.mjs shipped as it is: the link plan is off (--no-link-plan, or \
+                    the Python profile's runtime.link-plan)"
+                .to_string(),
+        );
+    }
+    link_plan::plan_runtime(
+        &resolved.stock["pyodide.asm.mjs"],
+        &resolved.stock["pyodide.asm.wasm"],
+    )
+    .map_err(|e| format!("pyodide.asm.mjs shipped as it is: planning its linking failed: {e:#}"))
+}
+
+/// The runtime directory as the bundle ships it, before any split: the stock runtime (its
+/// linking planned, when it is), the shaken standard library and lock, the kept wheels and the
+/// app.
+fn runtime_files(
+    resolved: &Resolved,
+    shaken: &Shaken,
+    planned: Option<&PlannedRuntime>,
+) -> Result<Vec<BundleFile>> {
+    let file =
+        |name: &str, bytes: &[u8]| BundleFile::new(python_runtime_path(name), bytes.to_vec());
+    let mut files = vec![file("pyodide.mjs", &resolved.stock["pyodide.mjs"])];
+    match planned {
+        Some(planned) => {
+            files.push(file("pyodide.asm.mjs", &planned.glue));
+            files.push(file("pyodide.asm.wasm", &planned.wasm));
+        }
+        None => {
+            files.push(file("pyodide.asm.mjs", &resolved.stock["pyodide.asm.mjs"]));
+            files.push(file(
+                "pyodide.asm.wasm",
+                &resolved.stock["pyodide.asm.wasm"],
+            ));
+        }
+    }
     files.push(BundleFile::new(
         python_runtime_path("python_stdlib.zip"),
         shaken.stdlib_zip.clone(),
@@ -676,6 +721,7 @@ fn split_stage(
     options: &PythonBuildOptions,
     runtime_files: &[BundleFile],
     config: &RunConfig,
+    link_planned: bool,
 ) -> std::result::Result<(WasmSplit, SplitRuntime, Vec<String>), String> {
     if !options.runtime.split {
         return Err(
@@ -693,7 +739,16 @@ fn split_stage(
         config,
         options.snapshot.build,
     )
-    .map(|(split, profiled_in)| (tool, split, profiled_in))
+    .and_then(|(mut split, profiled_in)| {
+        // The primary's table and exports are not the stock module's: plan them again.
+        if link_planned {
+            let (primary, plan) = link_plan::annotate(&split.primary)
+                .context("planning the primary module's linking")?;
+            split.primary = primary;
+            split.link_plan = Some(plan);
+        }
+        Ok((tool, split, profiled_in))
+    })
     .map_err(|e| format!("pyodide.asm.wasm shipped unchanged: splitting it failed: {e:#}"))
 }
 
@@ -702,11 +757,13 @@ fn split_stage(
 /// code behind every placeholder is checked too), and without it (what the profile predicts),
 /// which is also the bundle's measured run; else the stock runtime goes back. Then the memory
 /// snapshot, if the profile asks for one, is made and booted the same way.
+#[allow(clippy::too_many_arguments)]
 fn validate_stage(
     project: &PythonProject,
     options: &PythonBuildOptions,
     resolved: &Resolved,
     shaken: &Shaken,
+    linking: &std::result::Result<PlannedRuntime, String>,
     split: std::result::Result<(WasmSplit, SplitRuntime, Vec<String>), String>,
     runtime_dir: &Path,
     config: &RunConfig,
@@ -748,7 +805,11 @@ fn validate_stage(
                     (run, note, Some(shipped))
                 }
                 Err(e) => {
-                    restore_stock_runtime(runtime_dir, &resolved.stock["pyodide.asm.wasm"])?;
+                    let whole = match linking {
+                        Ok(planned) => &planned.wasm,
+                        Err(_) => &resolved.stock["pyodide.asm.wasm"],
+                    };
+                    restore_stock_runtime(runtime_dir, whole)?;
                     let note = format!(
                         "pyodide.asm.wasm shipped unchanged: the split runtime failed validation: {e:#}"
                     );
@@ -757,6 +818,42 @@ fn validate_stage(
             }
         }
         Err(why) => (measure_bundle()?, why, None),
+    };
+    let linking = match linking {
+        Ok(planned) => {
+            let plan = match &split {
+                // Checked in the split's validation run.
+                Some(shipped) => shipped.split.link_plan.unwrap_or(planned.plan),
+                None => {
+                    let check = RunConfig {
+                        passes: 0,
+                        ..*config
+                    };
+                    let boot = Boot {
+                        check_link_plan: true,
+                        ..Boot::default()
+                    };
+                    run::pyodide(runtime_dir, &app, Mode::Measure, &check, &boot).context(
+                        "checking the runtime's link plan in a boot of the bundle (--no-link-plan \
+                         ships Pyodide's glue as it is)",
+                    )?;
+                    planned.plan
+                }
+            };
+            RuntimeLinkingInfo {
+                note: format!(
+                    "pyodide.asm.mjs patched: Emscripten's linking at boot reads the {} of {} \
+                     table slots that its lookups can find, and wraps the JS functions the GOT \
+                     needs in one module; a boot of the bundle checked the slots left out",
+                    plan.planned_slots, plan.table_slots
+                ),
+                plan: Some(plan),
+            }
+        }
+        Err(why) => RuntimeLinkingInfo {
+            note: why.clone(),
+            plan: None,
+        },
     };
     let snapshot = if options.snapshot.build {
         Some(snapshot_stage(project, runtime_dir, config, expected)?)
@@ -767,6 +864,7 @@ fn validate_stage(
         bundle_run,
         runtime_note,
         split,
+        linking,
         snapshot,
     })
 }

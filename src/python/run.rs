@@ -134,6 +134,9 @@ pub struct Boot<'a> {
     /// A runtime instrumented by [`crate::python::static_reads`]: which bytes below the address
     /// given were read, one byte each, written to the path at the end.
     pub static_reads: Option<(usize, &'a Path)>,
+    /// A runtime whose linking is planned ([`crate::python::link_plan`]): fail the boot if the
+    /// plan left out a table slot that Emscripten's glue looked up.
+    pub check_link_plan: bool,
 }
 
 /// Runs the app in the Pyodide distribution at `index_dir` (split or not), with the app unpacked
@@ -163,6 +166,7 @@ pub fn pyodide(
         config["staticReads"] = serde_json::json!({ "end": end, "out": absolute(out)? });
     }
     config["loadSecondary"] = boot.load_secondary.into();
+    config["checkLinkPlan"] = boot.check_link_plan.into();
     run_node(&config, work.path())?;
     read_result(&out)
 }

@@ -26,7 +26,7 @@ use wasmparser::{Parser, Payload, TypeRef};
 /// The secondary module's file name, next to `pyodide.asm.wasm`.
 pub const SECONDARY_FILE: &str = "pyodide.asm.deferred.wasm";
 /// The namespace the primary imports placeholders from (the loader supplies it).
-const PLACEHOLDER_NAMESPACE: &str = "placeholder";
+pub(crate) const PLACEHOLDER_NAMESPACE: &str = "placeholder";
 /// The namespace the secondary imports the primary's exports from.
 const PRIMARY_NAMESPACE: &str = "primary";
 /// Prefix of the exports the split adds to the primary, so they cannot clash with the C API's.
@@ -133,6 +133,7 @@ impl WasmSplit {
             placeholders,
             primary,
             secondary,
+            link_plan: None,
         })
     }
 
@@ -166,6 +167,8 @@ pub struct SplitRuntime {
     pub primary_functions: usize,
     /// Table slots that call into the secondary (through a placeholder until it is loaded).
     pub placeholders: usize,
+    /// The link plan written into the primary, when the runtime's linking is planned.
+    pub link_plan: Option<crate::manifest::python::LinkPlanInfo>,
 }
 
 /// Points the primary's table exports at the tables the secondary imports them as.
@@ -434,8 +437,8 @@ pub(crate) fn profile_and_split(
 }
 
 /// Puts the split runtime into `runtime_dir` and runs every sample on it with the secondary
-/// loaded up front, then without it (the measured run). Returns that run and how long the
-/// up-front load took.
+/// loaded up front (checking its link plan, when it has one), then without it (the measured
+/// run). Returns that run and how long the up-front load took.
 pub(crate) fn validate_split(
     split: &SplitRuntime,
     runtime_dir: &Path,
@@ -455,6 +458,7 @@ pub(crate) fn validate_split(
         },
         &Boot {
             load_secondary: true,
+            check_link_plan: split.link_plan.is_some(),
             ..Boot::default()
         },
     )

@@ -162,6 +162,7 @@ pub fn stage_line(event: &Event<'_>) -> Option<(Stage, String)> {
             ),
         ),
         Event::RuntimeWhole { why } => (Stage::Split, why.to_string()),
+        Event::RuntimeLinking { linking } => (Stage::Validate, linking.note.clone()),
         Event::BundleValidated {
             samples,
             with_snapshot,

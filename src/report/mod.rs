@@ -126,6 +126,10 @@ pub enum Event<'a> {
     RuntimeWhole {
         why: &'a str,
     },
+    /// Python: what became of the runtime's linking at boot.
+    RuntimeLinking {
+        linking: &'a crate::manifest::python::RuntimeLinkingInfo,
+    },
     /// Python: the shaken bundle gave stock Pyodide's outputs on every sample.
     BundleValidated {
         samples: usize,

@@ -20,6 +20,8 @@
 // `staticReads` ({ end, out }): a runtime instrumented to call `wpi_reads.read(address, bytes)`
 // before each memory read (`inspect --static-data`); which bytes below `end` were read, one byte
 // each, is written to `out` after the samples.
+// `checkLinkPlan`: a runtime whose linking is planned (src/python/link_plan.rs) fails to boot if
+// the plan left out a table slot that Emscripten's glue looked up.
 import { readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
@@ -53,6 +55,7 @@ if (config.snapshot) {
   options._loadSnapshot = snapshot.snapshot;
   marks.snapshotReadMs = now() - started;
 }
+if (config.checkLinkPlan) globalThis.__wasmpackInferCheckLinkPlan = true;
 const staticReads = config.staticReads ? staticDataReads(config.staticReads.end) : null;
 const runtime =
   config.secondary || config.profileOut

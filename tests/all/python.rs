@@ -241,6 +241,13 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
         );
         let timings = &manifest["timings"];
         assert!(timings["secondary_load_ms"].as_f64() > Some(0.0));
+        // The primary's linking at boot is planned (and was checked in the split's validation):
+        // Emscripten's glue reads a small part of the table.
+        let plan = &manifest["runtime_linking"]["plan"];
+        assert!(
+            plan["planned_slots"].as_u64().unwrap() * 10 < plan["table_slots"].as_u64().unwrap(),
+            "{plan}"
+        );
         assert!(
             timings["bundle"].get("secondary_load_ms").is_none(),
             "{timings}"
@@ -793,6 +800,9 @@ fn dependencies_from_a_wheelhouse_reach_both_variants() {
     assert_exit(&output, 0);
     let manifest = manifest_from_stdout(&output);
     assert!(manifest.get("runtime_split").is_none());
+    // The whole runtime's linking is planned too, and checked in a boot of its own.
+    let plan = &manifest["runtime_linking"]["plan"];
+    assert!(plan["planned_slots"].as_u64() > Some(0), "{plan}");
     // The pyodide-fast-boot profile (--bytecode-only): .pyc made by Pyodide's own interpreter ship
     // in place of the kept sources (--precompile would keep both), and every sample still ran on
     // them.
@@ -1032,11 +1042,18 @@ fn new_python_builds_and_meets_its_budgets_right_away() {
     let output = build_python(
         &project,
         &dir.path().join("dist"),
-        &["--check", "--no-snapshot"],
+        &["--check", "--no-snapshot", "--no-link-plan"],
     );
     assert_exit(&output, 0);
     let manifest = manifest_from_stdout(&output);
     assert_eq!(manifest["project"]["entry"], "my_model.model:predict");
+    // Pyodide's glue ships as it is, and the manifest says why.
+    let linking = &manifest["runtime_linking"];
+    assert!(linking.get("plan").is_none(), "{linking}");
+    assert!(
+        linking["note"].as_str().unwrap().contains("--no-link-plan"),
+        "{linking}"
+    );
     assert_eq!(manifest["parity"]["native"]["passed"], true);
     assert_eq!(manifest["parity"]["native"]["samples"], 16);
     assert!(
