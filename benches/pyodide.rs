@@ -12,9 +12,9 @@
 //! up front, steady ≤ 1.02× stock).
 //!
 //! The figures come from the build's own manifest: nothing here is measured twice. Then the same
-//! build with Emscripten's linking at boot as Pyodide ships it (`--no-link-plan`), its boots
-//! beside the planned one's; and what wasm-opt -Oz would add on the shipped runtime (measured and
-//! run here, not shipped).
+//! build with Emscripten's linking at boot as Pyodide ships it (`--no-link-plan`), both bundles
+//! booted interleaved, from their snapshots and without; and what wasm-opt -Oz would add on the
+//! shipped runtime (measured and run here, not shipped).
 
 use cargo_wasmpack_infer::kernel::optimize::optimize;
 use cargo_wasmpack_infer::manifest::python::PythonManifest;
@@ -65,7 +65,7 @@ fn main() -> anyhow::Result<()> {
         out_dir: out.path().join("unplanned"),
         ..options.clone()
     };
-    let unplanned = pipeline::build(&project, &unplanned, &mut Silent)?.manifest;
+    pipeline::build(&project, &unplanned, &mut Silent)?;
     let stdlib_combinations = stdlib_combinations(&project, &options)?;
     let sizes = &manifest.sizes;
     let t = &manifest.timings;
@@ -171,7 +171,7 @@ fn main() -> anyhow::Result<()> {
         None => println!("no snapshot: the profile does not build one"),
     }
     print!("{}", boot_phases_lines(&manifest));
-    print!("{}", link_plan_comparison(&manifest, &unplanned));
+    print!("{}", link_plan_comparison(&project, &manifest, out.path())?);
     println!(
         "steady per sample: Pyodide {:.1} µs, native {:.1} µs ({:.2}x)",
         t.bundle.steady.median_us, t.native.steady.median_us, t.runtime_fit.interpreter_tax
@@ -311,11 +311,54 @@ fn stdlib_combinations(
     Ok(table)
 }
 
-/// The snapshot and bundle boots of two builds, one with the runtime's linking planned and one
-/// without, each against its own stock boots, and the start-up phase where linking runs.
-fn link_plan_comparison(planned: &PythonManifest, unplanned: &PythonManifest) -> String {
+/// The build with its runtime's linking planned against the same build without it (under
+/// `out/unplanned`), booted in turn in fresh Node processes, from their snapshots and
+/// without: medians of cold start (boot, import, first inference) and of the start-up phase,
+/// where the linking runs.
+fn link_plan_comparison(
+    project: &PythonProject,
+    planned: &PythonManifest,
+    out: &Path,
+) -> anyhow::Result<String> {
+    const ROUNDS: usize = 7;
+    let dirs = [
+        out.join(project.bundle_name()).join("pyodide"),
+        out.join("unplanned")
+            .join(project.bundle_name())
+            .join("pyodide"),
+    ];
+    let samples = out.join(project.bundle_name()).join("samples.json");
+    let config = RunConfig {
+        entry: &project.entry(),
+        samples: &samples,
+        passes: 0,
+        packages: &planned.shake.packages,
+    };
+    // [from the snapshot, normal boot] × [planned, unplanned]: (cold starts, start-up phases).
+    let mut figures: [[(Vec<f64>, Vec<f64>); 2]; 2] = Default::default();
+    for _ in 0..ROUNDS {
+        for (from_snapshot, row) in [true, false].into_iter().zip(figures.iter_mut()) {
+            for (dir, (cold, startup)) in dirs.iter().zip(row.iter_mut()) {
+                let snapshot = dir.join("snapshot.bin");
+                let boot = Boot {
+                    snapshot: from_snapshot.then_some(snapshot.as_path()),
+                    ..Boot::default()
+                };
+                let run = run::pyodide(dir, &dir.join("app.zip"), Mode::Measure, &config, &boot)?;
+                cold.push(run.boot_ms + run.import_ms + run.first_inference_ms);
+                startup.push(run.boot_phases.map_or(f64::NAN, |p| p.startup_ms));
+            }
+        }
+    }
+    let median = |values: &[f64]| {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    };
+    let stock = planned.timings.stock.cold_start_ms;
     let mut text = format!(
-        "\nruntime linking at boot, planned ({}) vs as Pyodide ships it\n{:<26} {:>22} {:>22}\n",
+        "\nruntime linking at boot, planned ({}) vs as Pyodide ships it, {ROUNDS} boots each, \
+         interleaved (medians; ratios to this run's stock cold start, {stock:.0} ms)\n{:<28} {:>24} {:>24} {:>8}\n",
         planned
             .runtime_linking
             .as_ref()
@@ -326,41 +369,30 @@ fn link_plan_comparison(planned: &PythonManifest, unplanned: &PythonManifest) ->
             )),
         "",
         "planned",
-        "Emscripten's own"
+        "Emscripten's own",
+        "change"
     );
-    // Each figure in ms, shown with its ratio to the same build's stock cold start.
-    type Figure = fn(&PythonManifest) -> Option<f64>;
-    let rows: [(&str, Figure); 4] = [
-        ("snapshot cold start", |m| {
-            m.snapshot.as_ref().map(|s| s.run.cold_start_ms)
-        }),
-        ("snapshot start-up phase", |m| {
-            Some(m.snapshot.as_ref()?.run.boot_phases?.startup_ms)
-        }),
-        ("bundle cold start", |m| {
-            Some(m.timings.bundle.cold_start_ms)
-        }),
-        ("bundle start-up phase", |m| {
-            Some(m.timings.bundle.boot_phases?.startup_ms)
-        }),
-    ];
-    for (label, figure) in rows {
-        let cell = |m: &PythonManifest| {
-            figure(m).map_or("—".into(), |ms| {
-                format!(
-                    "{ms:.0} ms ({:.3}x stock)",
-                    ms / m.timings.stock.cold_start_ms
-                )
-            })
-        };
-        let _ = writeln!(
-            text,
-            "{label:<26} {:>22} {:>22}",
-            cell(planned),
-            cell(unplanned)
-        );
+    for (boot, [(planned_cold, planned_up), (own_cold, own_up)]) in
+        ["from the snapshot", "without it"]
+            .into_iter()
+            .zip(&figures)
+    {
+        for (what, planned, own) in [
+            ("cold start", planned_cold, own_cold),
+            ("start-up phase", planned_up, own_up),
+        ] {
+            let (planned, own) = (median(planned), median(own));
+            let _ = writeln!(
+                text,
+                "{:<28} {:>24} {:>24} {:>+7.0} ms",
+                format!("{what}, {boot}"),
+                format!("{planned:.0} ms ({:.3}x stock)", planned / stock),
+                format!("{own:.0} ms ({:.3}x stock)", own / stock),
+                planned - own
+            );
+        }
     }
-    text
+    Ok(text)
 }
 
 /// wasm-opt -Oz (binaryen linked in) on the bundle's pyodide.asm.wasm with the runtime's
