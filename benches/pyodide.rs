@@ -358,7 +358,7 @@ fn link_plan_comparison(
     let stock = planned.timings.stock.cold_start_ms;
     let mut text = format!(
         "\nruntime linking at boot, planned ({}) vs as Pyodide ships it, {ROUNDS} boots each, \
-         interleaved (medians; ratios to this run's stock cold start, {stock:.0} ms)\n{:<28} {:>24} {:>24} {:>8}\n",
+         interleaved (medians; ratios to this run's stock cold start, {stock:.0} ms)\n{:<34} {:>24} {:>24} {:>8}\n",
         planned
             .runtime_linking
             .as_ref()
@@ -384,7 +384,7 @@ fn link_plan_comparison(
             let (planned, own) = (median(planned), median(own));
             let _ = writeln!(
                 text,
-                "{:<28} {:>24} {:>24} {:>+7.0} ms",
+                "{:<34} {:>24} {:>24} {:>+7.0} ms",
                 format!("{what}, {boot}"),
                 format!("{planned:.0} ms ({:.3}x stock)", planned / stock),
                 format!("{own:.0} ms ({:.3}x stock)", own / stock),
