@@ -38,13 +38,6 @@ async function fetchBytes(url) {
   return new Uint8Array(await response.arrayBuffer());
 }
 
-async function sri(bytes) {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-384", bytes));
-  let binary = "";
-  for (const byte of digest) binary += String.fromCharCode(byte);
-  return "sha384-" + btoa(binary);
-}
-
 async function verified(url, integrity) {
   const bytes = await fetchBytes(url);
   if ((await sri(bytes)) !== integrity) {

@@ -4,8 +4,9 @@
 //
 // CONFIG: { mode: "trace" | "measure" | "snapshot", indexURL, app (zip), entry
 // ("module:function"), samples (JSON array), passes (steady passes over the samples), snapshot
-// (measure: boot from this memory snapshot), packages (names in the distribution's lock, loaded
-// after boot), out (result JSON path; the snapshot in "snapshot") }.
+// (measure: boot from this memory snapshot, checked against `snapshotIntegrity`), packages
+// (names in the distribution's lock, loaded after boot), out (result JSON path; the snapshot in
+// "snapshot") }.
 // trace: records the modules the interpreter boots with, the modules the app imports while
 // running every sample (and while formatting an error), and the static import closure of the
 // app, computed with the interpreter's own `ast`.
@@ -47,11 +48,14 @@ const options = {
   stderr: log,
 };
 if (config.mode === "snapshot") options._makeSnapshot = true;
-// Reading the snapshot is part of booting from it, as fetching the runtime is part of booting.
+// Reading the snapshot (and checking it against `snapshotIntegrity`, as loader.mjs does) is part
+// of booting from it, as fetching the runtime is part of booting.
 let snapshot = null;
 if (config.snapshot) {
   const started = now();
-  snapshot = shippedSnapshot(await readFile(config.snapshot));
+  const bytes = await readFile(config.snapshot);
+  if ((await sri(bytes)) !== config.snapshotIntegrity) throw new Error(`${config.snapshot}: integrity check failed`);
+  snapshot = shippedSnapshot(bytes);
   options._loadSnapshot = snapshot.snapshot;
   marks.snapshotReadMs = now() - started;
 }
