@@ -185,21 +185,20 @@ pub fn annotate(wasm: &[u8]) -> Result<(Vec<u8>, LinkPlanInfo)> {
     let mut data = Vec::new();
     let mut previous = 0;
     for &slot in &planned {
-        leb128(&mut data, slot - previous);
+        wasm_encoder::Encode::encode(&(slot - previous), &mut data);
         previous = slot;
     }
     let mut out = match old_section {
         Some(range) => [&wasm[..range.start], &wasm[range.end..]].concat(),
         None => wasm.to_vec(),
     };
-    // A custom section: id 0, its size, then its name and data.
-    let mut content = Vec::new();
-    leb128(&mut content, SECTION.len() as u32);
-    content.extend_from_slice(SECTION.as_bytes());
-    content.extend_from_slice(&data);
-    out.push(0);
-    leb128(&mut out, content.len() as u32);
-    out.extend_from_slice(&content);
+    wasm_encoder::Section::append_to(
+        &wasm_encoder::CustomSection {
+            name: SECTION.into(),
+            data: data.into(),
+        },
+        &mut out,
+    );
     Ok((
         out,
         LinkPlanInfo {
@@ -215,18 +214,6 @@ fn mentions(code: &str, name: &str) -> bool {
     code.match_indices(name).any(|(at, _)| {
         !code[..at].ends_with(identifier) && !code[at + name.len()..].starts_with(identifier)
     })
-}
-
-fn leb128(out: &mut Vec<u8>, mut value: u32) {
-    loop {
-        let low = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(low);
-            return;
-        }
-        out.push(low | 0x80);
-    }
 }
 
 /// `pyodide.asm.mjs` with `templates/pyodide/link-plan.js` patched in; an error names the first
