@@ -14,6 +14,7 @@ pub mod link_plan;
 pub mod loader;
 pub mod measure;
 pub mod pipeline;
+pub mod placeholder_thunks;
 pub mod project;
 pub mod run;
 pub mod shake;

@@ -11,6 +11,7 @@ use crate::bundle::pack::{self, BundleFile};
 use crate::fsx;
 use crate::manifest::WasmFeature;
 use crate::measure::browser;
+use crate::python::placeholder_thunks::{DefinedPlaceholders, define_placeholders};
 use crate::python::run::{self, AppRun, Boot, Mode, RunConfig, first_difference};
 use anyhow::{Context, Result, bail};
 use base64::Engine;
@@ -124,7 +125,10 @@ impl WasmSplit {
         let secondary = crate::fsx::read(&dir.join("secondary.wasm"))?;
         let primary =
             export_tables_as_imported(&crate::fsx::read(&dir.join("primary.wasm"))?, &secondary)?;
-        let placeholders = imports_from(&primary, PLACEHOLDER_NAMESPACE)?;
+        let DefinedPlaceholders {
+            wasm: primary,
+            placeholders,
+        } = define_placeholders(&primary, &secondary)?;
         let functions = defined_functions(wasm)?;
         Ok(SplitRuntime {
             profiled_functions: functions_run(profile, functions)?,
@@ -273,20 +277,6 @@ pub fn defined_functions(wasm: &[u8]) -> Result<usize> {
         }
     }
     Ok(0)
-}
-
-fn imports_from(wasm: &[u8], namespace: &str) -> Result<usize> {
-    let mut count = 0;
-    for payload in Parser::new(0).parse_all(wasm) {
-        if let Payload::ImportSection(reader) = payload? {
-            for import in reader.into_imports() {
-                if import?.module == namespace {
-                    count += 1;
-                }
-            }
-        }
-    }
-    Ok(count)
 }
 
 /// The split's profiling page: the instrumented runtime, booted in Chromium (normally or from the

@@ -21,24 +21,15 @@ function wrapInstantiate({ imports = (module, given) => given, instantiated = ()
   return () => Object.assign(WebAssembly, { instantiate, instantiateStreaming });
 }
 
-// Runs a Pyodide runtime split by binaryen's wasm-split. The primary module imports one
-// placeholder per function left in the secondary module; the first call to any of them loads the
-// secondary, whose element segments put the real functions into the table, and the call goes on
-// through the table. The load is synchronous because the call comes from inside wasm.
+// Runs a Pyodide runtime split by binaryen's wasm-split. Each table slot whose function moved to
+// the secondary module holds a placeholder function of the primary (src/python/placeholder_thunks.rs)
+// that calls the primary's one import `placeholder.load`, then its own slot: the first call loads
+// the secondary, whose element segments put the real functions into the table, and the call goes
+// on through the table. The load is synchronous because the call comes from inside wasm.
 // `readSecondary()` returns the secondary's compiled WebAssembly.Module.
 function splitRuntime(readSecondary) {
   const state = { instance: null, secondaryMs: null };
-  const table = () => state.instance.exports.__indirect_function_table;
-  const placeholders = new Proxy(
-    {},
-    {
-      get: (_, slot) =>
-        (...args) => {
-          if (state.secondaryMs === null) state.loadSecondary();
-          return table().get(Number(slot))(...args);
-        },
-    },
-  );
+  const placeholders = { load: () => state.loadSecondary() };
   state.loadSecondary = () => {
     if (state.secondaryMs !== null) return;
     const started = performance.now();

@@ -239,6 +239,23 @@ fn digits_py_agrees_with_the_rust_kernel_and_ships_less_than_stock() {
             profiled_in.contains(&"chromium".into()),
             chromium_available()
         );
+        // The placeholders are the primary's own functions: it imports one loader, not one
+        // function per slot.
+        assert!(split["placeholders"].as_u64() > Some(1000), "{split}");
+        let primary =
+            std::fs::read(out.path().join("digits-py-0.1.0/pyodide/pyodide.asm.wasm")).unwrap();
+        let mut placeholder_imports = Vec::new();
+        for payload in wasmparser::Parser::new(0).parse_all(&primary) {
+            if let wasmparser::Payload::ImportSection(reader) = payload.unwrap() {
+                for import in reader.into_imports() {
+                    let import = import.unwrap();
+                    if import.module == "placeholder" {
+                        placeholder_imports.push(import.name.to_string());
+                    }
+                }
+            }
+        }
+        assert_eq!(placeholder_imports, ["load"]);
         let timings = &manifest["timings"];
         assert!(timings["secondary_load_ms"].as_f64() > Some(0.0));
         // The primary's linking at boot is planned (and was checked in the split's validation):
