@@ -13,6 +13,9 @@
 //! function the glue imported). [`patch_glue`] inserts `templates/pyodide/link-plan.js` into
 //! `pyodide.asm.mjs`: while the main module links, the map starts from those slots and takes in the
 //! rest of the table at the first lookup after, and the JS functions are wrapped in one module.
+//! The GOT's entries (one `WebAssembly.Global` per export, ~8 600, each read twice more to find
+//! the undefined ones) are made when something first reads them; the values are computed as
+//! before, in the same order.
 //! Every slot, every GOT entry and the map itself come out as Emscripten's own code leaves them;
 //! the build's check run (`__wasmpackInferCheckLinkPlan`) fails if any slot left out of the plan
 //! holds a function that was looked up. A runtime without the section links as before.
@@ -28,7 +31,7 @@ use wasmparser::{ElementItems, ElementKind, ExternalKind, Operator, Parser, Payl
 pub const SECTION: &str = "wasmpack-infer.link-slots";
 /// What `pyodide.asm.mjs` must contain for [`patch_glue`], each exactly once: the text it
 /// replaces (or inserts after), and what goes there.
-const GLUE_PATCHES: [(&str, &str); 4] = [
+const GLUE_PATCHES: [(&str, &str); 7] = [
     (
         "var getFunctionAddress=func=>{if(!functionsInTableMap){functionsInTableMap=new WeakMap;updateTableMap(0,wasmTable.length)}return functionsInTableMap.get(func)||0};",
         LINK_PLAN_JS,
@@ -44,6 +47,16 @@ const GLUE_PATCHES: [(&str, &str); 4] = [
     (
         "var convertJsFunctionToWasm=(func,sig)=>{",
         "var convertJsFunctionToWasm=(func,sig)=>{var wpi=wpiWrapped.get(func);if(wpi&&wpi.sig===sig)return wpi.wrapped;",
+    ),
+    // The GOT makes an entry (a `WebAssembly.Global`) only when something asks for it.
+    ("var GOT={};", "var GOT=wpiLazyGOT();"),
+    (
+        "var existingEntry=GOT[symName]&&GOT[symName].value!=-1;if(replace||!existingEntry){var newValue;if(typeof value==\"function\"){newValue=addFunction(value)}else if(typeof value.value==\"number\"){newValue=value}else{continue}GOT[symName]??=new WebAssembly.Global({value:\"i32\",mutable:true});GOT[symName].value=newValue}",
+        "var entry=wpiGOTEntries[symName];var existingEntry=entry===null||entry&&entry.value!=-1;if(replace||!existingEntry){var newValue;if(typeof value==\"function\"){newValue=addFunction(value)}else if(typeof value.value==\"number\"){newValue=value}else{continue}wpiGOTSet(symName,entry,newValue)}",
+    ),
+    (
+        "for(var[symName,entry]of Object.entries(GOT)){if(entry.value==-1){",
+        "for(var[symName,entry]of Object.entries(wpiGOTEntries)){if(entry&&entry.value==-1){",
     ),
 ];
 /// The glue's own names that the inserted code uses: each must be one of its identifiers.
@@ -330,7 +343,7 @@ mod tests {
         for (expected, _) in GLUE_PATCHES {
             glue.push_str(expected);
         }
-        glue + "var updateTableMap=()=>{};var getWasmTableEntry=()=>{};var wasmTable;var GOT={};\
+        glue + "var updateTableMap=()=>{};var getWasmTableEntry=()=>{};var wasmTable;\
                 var resolveGlobalSymbol=()=>{};var generateTypePack=()=>{};}"
     }
 
@@ -339,6 +352,7 @@ mod tests {
         let patched = patch_glue(&glue()).unwrap();
         assert!(patched.contains("wpiLinkStart(module);updateGOT(origExports)"));
         assert!(patched.contains("()=>{wpiWrapJsFunctions();"));
+        assert!(patched.contains("var GOT=wpiLazyGOT();"));
         assert_eq!(patched.matches("var getFunctionAddress").count(), 1);
         assert!(patched.contains("var getFunctionAddress = (func) =>"));
     }
@@ -351,9 +365,12 @@ mod tests {
             format!("{error:#}").contains("updateGOT(origExports)"),
             "{error:#}"
         );
-        let glue = self::glue().replace("var GOT={};", "var GOTTEN={};");
+        let glue = self::glue().replace("generateTypePack", "makeTypePack");
         let error = patch_glue(&glue).unwrap_err();
-        assert!(format!("{error:#}").contains("`GOT`"), "{error:#}");
+        assert!(
+            format!("{error:#}").contains("`generateTypePack`"),
+            "{error:#}"
+        );
     }
 
     /// The patched lookup against Emscripten's own (the text it replaces), in Node over a real
@@ -425,6 +442,80 @@ console.log(JSON.stringify({ found: link("planned.wasm", PATCHED, PATCHED), refu
         );
     }
 
+    /// Differential: after the calls linking makes (the GOT imports asked for, exports added,
+    /// replaced and kept, undefined symbols reported), the lazy GOT reads from outside as
+    /// Emscripten's does: the same entries in the same order, values, flags and table slots; and
+    /// the entries nothing asked for were not made until then.
+    #[test]
+    fn the_lazy_got_reads_as_emscriptens() {
+        let dir = tempfile::tempdir().unwrap();
+        let [.., got, update, scan] = GLUE_PATCHES;
+        let script = r#"// Emscripten's glue around the GOT, as pyodide.asm.mjs has it.
+var isInternalSym = (symName) => ["memory"].includes(symName) || symName.startsWith("__em_js__");
+var slots = [];
+var addFunction = (func, sig) => (slots.includes(func) ? slots.indexOf(func) : slots.push(func) - 1) + 1;
+var GOTHandler={get(weakImports,symName){var rtn=GOT[symName];if(!rtn){rtn=GOT[symName]=new WebAssembly.Global({value:"i32",mutable:true},-1)}if(!weakImports.has(symName)){rtn.required=true}return rtn}};
+var symbols = {};
+var resolveGlobalSymbol = (name) => ({ sym: symbols[name], name });
+{got}
+var updateGOT=(exports,replace)=>{for(var symName in exports){if(isInternalSym(symName)){continue}var value=exports[symName];{update}}};
+var reportUndefinedSymbols=()=>{{scan}var value=resolveGlobalSymbol(symName,true).sym;if(!value&&!entry.required){entry.value=0;continue}else if(!value){throw new Error(`undefined symbol '${symName}'`)}if(typeof value=="function"){entry.value=addFunction(value,value.sig)}else if(typeof value.value=="number"){entry.value=value}}}};
+{link_plan}
+const imported = {};
+for (const name of ["f_used", "d_used", "js_fn", "weak_missing"]) imported[name] = GOTHandler.get(new Set(["weak_missing"]), name);
+const [f1, f2, f3] = [() => 1, () => 2, () => 3];
+symbols.js_fn = Object.assign(() => 4, { sig: "v" });
+const address = (at) => new WebAssembly.Global({ value: "i32" }, at);
+updateGOT({ memory: 0, f_used: f1, d_used: address(1234), f_other: f2, d_other: address(77), __em_js__x: f3, text: "no" });
+updateGOT({ f_other: f3, d_other: address(88), f_new: f1 }, true);
+updateGOT({ f_used: f2, f_new: f3 });
+const notMade = typeof wpiGOTPending == "object" && wpiGOTPending ? [...wpiGOTPending.keys()] : [];
+reportUndefinedSymbols();
+console.log(JSON.stringify({
+  entries: Object.entries(GOT).map(([name, entry]) => [name, entry.value, entry.required ?? false]),
+  imported: Object.entries(imported).map(([name, entry]) => [name, entry === GOT[name], entry.value]),
+  keys: Object.keys(GOT),
+  has: ["f_other", "nothing"].map((name) => name in GOT),
+  slots: slots.map((f) => f()),
+  notMade,
+}));
+"#;
+        let run = |patched: bool| -> serde_json::Value {
+            let pick = |(stock, replacement): (&'static str, &'static str)| {
+                if patched { replacement } else { stock }
+            };
+            let script = script
+                .replace("{got}", pick(got))
+                .replace("{update}", pick(update))
+                .replace("{scan}", pick(scan))
+                .replace("{link_plan}", LINK_PLAN_JS);
+            serde_json::from_str(&crate::python::run::node_script_in(dir.path(), &script)).unwrap()
+        };
+        let mut stock = run(false);
+        let mut lazy = run(true);
+        assert_eq!(stock["notMade"], serde_json::json!([]));
+        assert_eq!(
+            lazy["notMade"],
+            serde_json::json!(["f_other", "d_other", "f_new"]),
+            "{lazy}"
+        );
+        stock.as_object_mut().unwrap().remove("notMade");
+        lazy.as_object_mut().unwrap().remove("notMade");
+        assert_eq!(lazy, stock);
+        assert_eq!(
+            stock["entries"],
+            serde_json::json!([
+                ["f_used", 1, true],
+                ["d_used", 1234, true],
+                ["js_fn", 4, true],
+                ["weak_missing", 0, false],
+                ["f_other", 3, false],
+                ["d_other", 88, false],
+                ["f_new", 1, false]
+            ])
+        );
+    }
+
     /// The JS functions the GOT still needs come out of one module as wasm functions of the
     /// signatures Emscripten gives them, each calling its own JS function.
     #[test]
@@ -441,8 +532,10 @@ var add = Object.assign((x, y) => x + y, {{ sig: "iii" }});
 var log = Object.assign((x) => void seen.push(x), {{ sig: "vi" }});
 var wide = Object.assign((x, y) => x * 2n + BigInt(Math.round(y)), {{ sig: "jjd" }});
 var symbols = {{ add, log, wide, again: add, linked: log }};
-var GOT = Object.fromEntries(Object.keys(symbols).map((name) =>
-  [name, new WebAssembly.Global({{ value: "i32", mutable: true }}, name === "linked" ? 7 : -1)]));
+var GOT = wpiLazyGOT();
+for (var name of Object.keys(symbols)) {{
+  GOT[name] = new WebAssembly.Global({{ value: "i32", mutable: true }}, name === "linked" ? 7 : -1);
+}}
 var resolveGlobalSymbol = (name) => ({{ sym: symbols[name], name }});
 {LINK_PLAN_JS}
 wpiWrapJsFunctions();

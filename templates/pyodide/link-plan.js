@@ -8,6 +8,47 @@
 // the first lookup after linking. A runtime without the section links as Emscripten wrote it.
 // With `globalThis.__wasmpackInferCheckLinkPlan` set (the build's check run), linking then throws
 // if any slot left out holds a function that was looked up.
+//
+// The GOT also gets an entry, a `WebAssembly.Global`, for each of the runtime's ~8 600 exports,
+// and the glue reads every entry's value twice more to find the undefined ones; a pure-Python app
+// asks for a few hundred. Here `updateGOT` computes each value as before (in the same order, so
+// the same table slots), but the entry is made the first time anything reads it from `GOT`
+// (`wpiLazyGOT`'s proxy, so `Module.GOT` and side modules see Emscripten's object), and the scans
+// for undefined entries skip the ones not made: their values are known, so never undefined (-1).
+// Declarations, hoisted: `var GOT=wpiLazyGOT();` runs before this part of the glue does.
+var wpiGOTEntries, wpiGOTPending;
+function wpiLazyGOT() {
+  // Emscripten's GOT object: an entry not made yet holds null, which keeps the keys' order.
+  wpiGOTEntries = {};
+  wpiGOTPending = new Map();
+  var pending = (name) => wpiGOTEntries[name] === null && Object.hasOwn(wpiGOTEntries, name);
+  return new Proxy(wpiGOTEntries, {
+    get: (target, name, receiver) => (pending(name) ? wpiGOTMake(name) : Reflect.get(target, name, receiver)),
+    getOwnPropertyDescriptor: (target, name) => {
+      if (pending(name)) wpiGOTMake(name);
+      return Reflect.getOwnPropertyDescriptor(target, name);
+    },
+  });
+}
+function wpiGOTMake(name) {
+  var entry = new WebAssembly.Global({ value: "i32", mutable: true });
+  entry.value = wpiGOTPending.get(name);
+  wpiGOTPending.delete(name);
+  return (wpiGOTEntries[name] = entry);
+}
+// What `GOT[name]??=new Global; GOT[name].value=value` did: the value is taken now (a Global's
+// through its valueOf, as that assignment does), the entry made later; one that would read as
+// undefined (-1) is made now, so the scans see it.
+function wpiGOTSet(name, entry, value) {
+  if (entry) {
+    entry.value = value;
+  } else {
+    wpiGOTEntries[name] = null;
+    wpiGOTPending.set(name, +value);
+    if ((+value | 0) === -1) wpiGOTMake(name);
+  }
+}
+
 var wpiLinkPlan = null;
 var wpiLinkStart = (module) => {
   var [section] = WebAssembly.Module.customSections(module, "wasmpack-infer.link-slots");
@@ -78,8 +119,8 @@ var getFunctionAddress = (func) => {
 var wpiWrapped = new Map();
 var wpiWrapJsFunctions = () => {
   var pending = new Map();
-  for (var [symName, entry] of Object.entries(GOT)) {
-    if (entry.value != -1) continue;
+  for (var [symName, entry] of Object.entries(wpiGOTEntries)) {
+    if (!entry || entry.value != -1) continue;
     var value = resolveGlobalSymbol(symName, true).sym;
     if (typeof value == "function" && typeof value.sig == "string" && !pending.has(value) && !wpiWrapped.has(value) && !getFunctionAddress(value)) {
       pending.set(value, value.sig);
