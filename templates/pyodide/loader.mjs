@@ -48,11 +48,13 @@ async function verified(url, integrity) {
 }
 
 // Reads, checks and compiles the split runtime's secondary module synchronously: a placeholder
-// called from inside wasm cannot wait. Browsers get it by synchronous XHR.
-function readSecondary(url, readFileSync) {
-  let bytes;
-  if (readFileSync) {
-    bytes = new Uint8Array(readFileSync(url));
+// called from inside wasm cannot wait. Browsers get it by synchronous XHR and hash it in JS; Node
+// reads the file and hashes it natively (`node`: node:fs and node:crypto).
+function readSecondary(url, node) {
+  let bytes, integrity;
+  if (node) {
+    bytes = node.fs.readFileSync(url);
+    integrity = "sha256-" + node.crypto.createHash("sha256").update(bytes).digest("base64");
   } else {
     const request = new XMLHttpRequest();
     request.open("GET", url.href, false);
@@ -62,8 +64,9 @@ function readSecondary(url, readFileSync) {
     const text = request.responseText;
     bytes = new Uint8Array(text.length);
     for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i) & 0xff;
+    integrity = sha256Sri(bytes);
   }
-  if (sha256Sri(bytes) !== SECONDARY_INTEGRITY) {
+  if (integrity !== SECONDARY_INTEGRITY) {
     throw new IntegrityError(`pyodide.asm.deferred.wasm: integrity check failed (expected ${SECONDARY_INTEGRITY})`);
   }
   return new WebAssembly.Module(bytes);
@@ -91,8 +94,11 @@ export async function load({ baseUrl, snapshot = SNAPSHOT_DEFAULT } = {}) {
   let runtime = null;
   if (SECONDARY_INTEGRITY) {
     const url = new URL("pyodide.asm.deferred.wasm", base);
-    const readFileSync = isNode && url.protocol === "file:" ? (await importUnbundled("node:fs")).readFileSync : null;
-    runtime = splitRuntime(() => readSecondary(url, readFileSync));
+    const node =
+      isNode && url.protocol === "file:"
+        ? { fs: await importUnbundled("node:fs"), crypto: await importUnbundled("node:crypto") }
+        : null;
+    runtime = splitRuntime(() => readSecondary(url, node));
   }
   let pyodide;
   try {

@@ -165,7 +165,14 @@ function sha256Sri(bytes) {
 
 // The SRI string (SHA-384) of `bytes`: the loader checks what it boots from against it, and the
 // build's runner checks the snapshot the same way, so its timed boot pays what the loader's does.
+// Node's own hash is native and synchronous: about half WebCrypto's time there (8.6 MiB: 12 ms
+// against 18-29 ms). Imported through a variable, which bundlers do not follow.
 async function sri(bytes) {
+  if (globalThis.process?.versions?.node) {
+    const specifier = "node:crypto";
+    const { createHash } = await import(/* webpackIgnore: true */ /* @vite-ignore */ specifier);
+    return "sha384-" + createHash("sha384").update(bytes).digest("base64");
+  }
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-384", bytes));
   let binary = "";
   for (const byte of digest) binary += String.fromCharCode(byte);
