@@ -107,6 +107,7 @@ export async function load({ baseUrl, snapshot = SNAPSHOT_DEFAULT } = {}) {
     runtime?.restore();
     shipped?.restore();
   }
+  if (shipped && !shipped.restored) throw new Error("loadPyodide did not copy snapshot.bin's body into memory");
   // Also after a snapshot boot: the snapshot holds the imported modules, not the files.
   if (PACKAGES.length) {
     // Pyodide checks each wheel against the lock in browsers (fetch integrity), not in Node.

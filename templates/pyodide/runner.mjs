@@ -37,7 +37,7 @@ const now = () => performance.now();
 
 const t0 = now();
 // Where a boot's time goes (ms since t0): the runtime module's compile and instantiation, the
-// snapshot's copy into memory, the rest of loadPyodide (the runtime's and Python's start-up).
+// snapshot's pages put into memory, the rest of loadPyodide (the runtime's and Python's start-up).
 // Timed by wrapping the calls loadPyodide makes, installed under the split runtime's wrapper.
 const marks = {};
 const bootTimer = timeBoot(marks);
@@ -71,6 +71,11 @@ runtime?.restore();
 staticReads?.restore();
 snapshot?.restore();
 bootTimer.restore();
+if (snapshot) {
+  if (!snapshot.restored) throw new Error("loadPyodide did not copy the snapshot's body into memory");
+  marks.restoreStart = snapshot.restored.started - t0;
+  marks.restoreEnd = snapshot.restored.ended - t0;
+}
 // Installing the distribution's packages is part of booting, as it is in loader.mjs; from a
 // snapshot too, since their files live in the JS-side file system.
 if (config.packages?.length) {
@@ -349,12 +354,11 @@ function staticDataReads(end) {
   return { read, restore };
 }
 
-// Wraps WebAssembly.compile / instantiate and Int8Array's set until `restore()`, writing into
-// `marks` when the runtime module (the one module of over 1 MB) compiled and was instantiated,
-// and when a copy of over 1 MB into memory (the snapshot's restore: one HEAP8.set) ran.
+// Wraps WebAssembly.compile / instantiate until `restore()`, writing into `marks` when the
+// runtime module (the one module of over 1 MB) compiled and was instantiated. (The snapshot's
+// restore is timed by shippedSnapshot, which puts its pages in.)
 function timeBoot(marks) {
   const { compile, instantiate } = WebAssembly;
-  const { set } = Int8Array.prototype;
   const runtimes = new WeakSet();
   const big = (bytes) => (bytes?.byteLength ?? 0) > 1 << 20;
   WebAssembly.compile = async (bytes, ...rest) => {
@@ -376,16 +380,9 @@ function timeBoot(marks) {
     const module = await WebAssembly.compile(source);
     return { module, instance: await WebAssembly.instantiate(module, ...rest) };
   };
-  Int8Array.prototype.set = function (source, offset) {
-    const started = now() - t0;
-    const result = set.call(this, source, offset);
-    if (big(source)) Object.assign(marks, { restoreStart: started, restoreEnd: now() - t0 });
-    return result;
-  };
   return {
     restore() {
       Object.assign(WebAssembly, { compile, instantiate });
-      delete Int8Array.prototype.set; // inherited again from TypedArray
     },
   };
 }

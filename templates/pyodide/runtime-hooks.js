@@ -60,9 +60,14 @@ function splitRuntime(readSecondary) {
 // and only the 4 KiB pages of memory that are not all zeros are in the file, after a bitmap of
 // which are. The header's magic is changed ("\0wpi"), so Pyodide itself refuses the file as it
 // ships; a 20-byte trailer gives the XORed range, the checksum of the memory it was XORed with,
-// and the memory's length. Returns the snapshot to give loadPyodide (`_loadSnapshot`), its pages
-// put back, whose static data is decoded the moment the runtime is instantiated, before Pyodide
-// restores it; and `restore()`.
+// and the memory's length.
+//
+// Returns `snapshot`, to give loadPyodide (`_loadSnapshot`): the header alone, which Pyodide reads
+// and then copies its (empty) body into memory. That copy is where the pages go in, straight from
+// the file: the static data, decoded the moment the runtime is instantiated, the stored pages,
+// and zeros where a page not stored is not already zero; the same memory Pyodide's own copy of
+// the whole 30 MiB would leave, without building it first. Also `restored` (null until then, then
+// when it started and ended, in performance.now() time) and `restore()`.
 const PYODIDE_SNAPSHOT_MAGIC = 0x706e7300; // "\0snp"
 const SHIPPED_SNAPSHOT_MAGIC = 0x69707700; // "\0wpi"
 const SNAPSHOT_TRAILER_MAGIC = 0x32697077; // "wpi2"
@@ -76,25 +81,57 @@ function shippedSnapshot(file) {
   }
   const [start, end, checksum, bodyLength] = [0, 4, 8, 12].map((at) => word(trailer + at));
   const bodyOffset = word(4);
-  // A fresh buffer is zeroed (and 4-byte aligned, for the word access below): only the written
-  // pages are copied in.
-  const snapshot = new Uint8Array(bodyOffset + bodyLength);
-  snapshot.set(file.subarray(0, bodyOffset));
+  const snapshot = file.slice(0, bodyOffset);
+  // Where each stored page is in the file (-1: all zeros).
   const pages = Math.ceil(bodyLength / SNAPSHOT_PAGE);
+  const storedAt = new Int32Array(pages).fill(-1);
   let at = bodyOffset + Math.ceil(pages / 8);
   for (let page = 0; page < pages; page++) {
     if (!(file[bodyOffset + (page >>> 3)] & (1 << (page & 7)))) continue;
-    const length = Math.min(SNAPSHOT_PAGE, bodyLength - page * SNAPSHOT_PAGE);
-    snapshot.set(file.subarray(at, at + length), bodyOffset + page * SNAPSHOT_PAGE);
-    at += length;
+    storedAt[page] = at;
+    at += Math.min(SNAPSHOT_PAGE, bodyLength - page * SNAPSHOT_PAGE);
   }
   if (at !== trailer) throw new Error("snapshot.bin is cut short or has bytes to spare");
-  let decoded = false;
-  const restore = wrapInstantiate({
+  const pageBytes = (page) => Math.min(SNAPSHOT_PAGE, bodyLength - page * SNAPSHOT_PAGE);
+  // The pages holding static data, decoded at instantiation (a fresh buffer is zeroed).
+  const firstStatic = Math.floor(start / SNAPSHOT_PAGE);
+  const endStatic = Math.min(pages, Math.ceil(end / SNAPSHOT_PAGE));
+  let staticPages = null;
+  const { set } = Int8Array.prototype;
+  const ownSet = Object.hasOwn(Int8Array.prototype, "set");
+  const state = { snapshot, restored: null };
+  const putPages = (heap) => {
+    const started = performance.now();
+    const words = new Int32Array(heap.buffer, heap.byteOffset, heap.byteLength >>> 2);
+    for (let page = 0; page < pages; page++) {
+      if (page === firstStatic && endStatic > firstStatic) {
+        set.call(heap, staticPages, page * SNAPSHOT_PAGE);
+        page = endStatic - 1;
+        continue;
+      }
+      const from = page * SNAPSHOT_PAGE;
+      if (storedAt[page] >= 0) {
+        // Stored pages follow each other in the file: one copy for each run of them.
+        let last = page;
+        while (last + 1 < pages && storedAt[last + 1] >= 0 && last + 1 !== firstStatic) last++;
+        const to = storedAt[last] + pageBytes(last);
+        set.call(heap, file.subarray(storedAt[page], to), from);
+        page = last;
+        continue;
+      }
+      // Most pages not stored were never written since instantiation: reading them is cheaper
+      // than writing zeros into them.
+      let any = 0;
+      const length = pageBytes(page);
+      for (let i = from >>> 2, stop = (from + length) >>> 2; i < stop; i++) any |= words[i];
+      if (any) heap.fill(0, from, from + length);
+    }
+    state.restored = { started, ended: performance.now() };
+  };
+  const restoreInstantiate = wrapInstantiate({
     instantiated(module, instance) {
       const memory = instance.exports.memory;
-      if (decoded || !(memory instanceof WebAssembly.Memory)) return;
-      decoded = true;
+      if (staticPages || !(memory instanceof WebAssembly.Memory)) return;
       if (memory.buffer.byteLength < end) throw new Error("snapshot.bin does not fit this pyodide.asm.wasm's memory");
       const initial = new Uint32Array(memory.buffer, start, (end - start) >>> 2);
       let hash = 0x811c9dc5; // FNV-1a over words, as the build computed it
@@ -102,12 +139,29 @@ function shippedSnapshot(file) {
       if (hash >>> 0 !== checksum) {
         throw new Error("snapshot.bin was made for another pyodide.asm.wasm: its static data differs from this runtime's");
       }
-      const body = new Uint32Array(snapshot.buffer, bodyOffset + start, initial.length);
+      const decoded = new Uint8Array((endStatic - firstStatic) * SNAPSHOT_PAGE);
+      for (let page = firstStatic; page < endStatic; page++) {
+        if (storedAt[page] >= 0) {
+          decoded.set(file.subarray(storedAt[page], storedAt[page] + pageBytes(page)), (page - firstStatic) * SNAPSHOT_PAGE);
+        }
+      }
+      const body = new Uint32Array(decoded.buffer, start - firstStatic * SNAPSHOT_PAGE, initial.length);
       for (let i = 0; i < initial.length; i++) body[i] ^= initial[i];
+      staticPages = decoded.subarray(0, Math.min(decoded.length, bodyLength - firstStatic * SNAPSHOT_PAGE));
       new DataView(snapshot.buffer).setUint32(0, PYODIDE_SNAPSHOT_MAGIC, true);
     },
   });
-  return { snapshot, restore };
+  // Pyodide restores with `HEAP8.set(snapshot.subarray(bodyOffset))`: a view of the header.
+  Int8Array.prototype.set = function (source, offset) {
+    if (source?.buffer === snapshot.buffer && staticPages && !state.restored && !offset) return putPages(this);
+    return set.call(this, source, offset);
+  };
+  state.restore = () => {
+    if (ownSet) Int8Array.prototype.set = set;
+    else delete Int8Array.prototype.set;
+    restoreInstantiate();
+  };
+  return state;
 }
 
 // SHA-256 in plain JS, as an SRI string: the secondary is read synchronously, and browsers offer
