@@ -93,7 +93,6 @@ pub fn annotate(wasm: &[u8]) -> Result<(Vec<u8>, LinkPlanInfo)> {
     let mut imported_functions = 0u32;
     let mut findable = BTreeSet::new();
     let mut table = None;
-    let mut slots: BTreeMap<u32, u32> = BTreeMap::new();
     let mut segments = Vec::new();
     let mut old_section = None;
     // Where the section being read starts (its id byte): where the one before it ended.
@@ -145,51 +144,8 @@ pub fn annotate(wasm: &[u8]) -> Result<(Vec<u8>, LinkPlanInfo)> {
     let table = table.context(
         "pyodide.asm.wasm exports no `__indirect_function_table`: not an Emscripten main module",
     )?;
-    for segment in segments {
-        let ElementKind::Active {
-            table_index,
-            offset_expr,
-        } = segment.kind
-        else {
-            continue;
-        };
-        if table_index.unwrap_or(0) != table {
-            continue;
-        }
-        let mut ops = offset_expr.get_operators_reader();
-        let offset = match (ops.read()?, ops.read()?) {
-            (Operator::I32Const { value }, Operator::End) => value as u32,
-            _ => {
-                bail!("an element segment of pyodide.asm.wasm has an offset that is not a constant")
-            }
-        };
-        let functions: Vec<Option<u32>> = match segment.items {
-            ElementItems::Functions(reader) => reader
-                .into_iter()
-                .map(|f| f.map(Some))
-                .collect::<std::result::Result<_, _>>()?,
-            ElementItems::Expressions(_, reader) => reader
-                .into_iter()
-                .map(|expr| -> Result<Option<u32>> {
-                    let mut ops = expr?.get_operators_reader();
-                    Ok(match ops.read()? {
-                        Operator::RefFunc { function_index } => Some(function_index),
-                        Operator::RefNull { .. } => None,
-                        other => bail!("an element of pyodide.asm.wasm is {other:?}"),
-                    })
-                })
-                .collect::<Result<_>>()?,
-        };
-        for (i, function) in functions.into_iter().enumerate() {
-            let slot = offset
-                .checked_add(i as u32)
-                .context("an element segment of pyodide.asm.wasm runs past 2^32 slots")?;
-            match function {
-                Some(function) => slots.insert(slot, function),
-                None => slots.remove(&slot),
-            };
-        }
-    }
+    let slots = table_slots(segments, Some(table))
+        .context("reading pyodide.asm.wasm's element segments")?;
     let planned: Vec<u32> = slots
         .iter()
         .filter(|(_, function)| findable.contains(function))
@@ -219,6 +175,60 @@ pub fn annotate(wasm: &[u8]) -> Result<(Vec<u8>, LinkPlanInfo)> {
             planned_slots: planned.len() as u32,
         },
     ))
+}
+
+/// Which function each table slot holds once the active element `segments` have run, in order
+/// (a later segment overwrites, a null clears): of table `table`, or of every table when `None`.
+/// Only constant offsets can be read ahead of time; any other offset or element is an error.
+pub(super) fn table_slots(
+    segments: Vec<wasmparser::Element<'_>>,
+    table: Option<u32>,
+) -> Result<BTreeMap<u32, u32>> {
+    let mut slots = BTreeMap::new();
+    for segment in segments {
+        let ElementKind::Active {
+            table_index,
+            offset_expr,
+        } = segment.kind
+        else {
+            continue;
+        };
+        if table.is_some_and(|table| table != table_index.unwrap_or(0)) {
+            continue;
+        }
+        let mut ops = offset_expr.get_operators_reader();
+        let offset = match (ops.read()?, ops.read()?) {
+            (Operator::I32Const { value }, Operator::End) => value as u32,
+            _ => bail!("an element segment has an offset that is not a constant"),
+        };
+        let functions: Vec<Option<u32>> = match segment.items {
+            ElementItems::Functions(reader) => reader
+                .into_iter()
+                .map(|f| f.map(Some))
+                .collect::<std::result::Result<_, _>>()?,
+            ElementItems::Expressions(_, reader) => reader
+                .into_iter()
+                .map(|expr| -> Result<Option<u32>> {
+                    let mut ops = expr?.get_operators_reader();
+                    Ok(match ops.read()? {
+                        Operator::RefFunc { function_index } => Some(function_index),
+                        Operator::RefNull { .. } => None,
+                        other => bail!("an element is {other:?}"),
+                    })
+                })
+                .collect::<Result<_>>()?,
+        };
+        for (i, function) in functions.into_iter().enumerate() {
+            let slot = offset
+                .checked_add(i as u32)
+                .context("an element segment runs past 2^32 slots")?;
+            match function {
+                Some(function) => slots.insert(slot, function),
+                None => slots.remove(&slot),
+            };
+        }
+    }
+    Ok(slots)
 }
 
 /// Whether `name` occurs in `code` as a whole identifier.

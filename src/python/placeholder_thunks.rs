@@ -11,11 +11,12 @@
 //! everything after the removed imports shift, and every reference is rewritten with
 //! wasm-encoder's re-encoder.
 
+use super::link_plan::table_slots;
 use super::split::PLACEHOLDER_NAMESPACE;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use wasm_encoder::reencode::{Error as ReencodeError, Reencode, utils};
-use wasmparser::{ElementItems, ElementKind, Operator, Parser, Payload, TypeRef};
+use wasmparser::{Parser, Payload, TypeRef};
 
 /// The import each defined placeholder calls before it forwards its call.
 pub const LOAD_IMPORT: &str = "load";
@@ -202,52 +203,18 @@ impl Plan {
     }
 }
 
-/// Which function each table slot holds after `wasm`'s active element segments run: of table
-/// `table`, or of any table when `None`. Only constant offsets can be read ahead of time.
+/// Which function each slot of table `table` (of every table when `None`) holds once `wasm`'s
+/// active element segments have run.
 fn constant_element_slots(wasm: &[u8], table: Option<u32>) -> Result<BTreeMap<u32, u32>> {
-    let mut slots = BTreeMap::new();
+    let mut segments = Vec::new();
     for payload in Parser::new(0).parse_all(wasm) {
-        let Payload::ElementSection(reader) = payload? else {
-            continue;
-        };
-        for element in reader {
-            let element = element?;
-            let ElementKind::Active {
-                table_index,
-                offset_expr,
-            } = element.kind
-            else {
-                continue;
-            };
-            if table.is_some_and(|t| t != table_index.unwrap_or(0)) {
-                continue;
-            }
-            let mut operators = offset_expr.get_operators_reader();
-            let offset = match (operators.read()?, operators.read()?) {
-                (Operator::I32Const { value }, Operator::End) => value as u32,
-                _ => bail!("an element segment's offset is not a constant"),
-            };
-            let functions: Vec<u32> = match element.items {
-                ElementItems::Functions(functions) => {
-                    functions.into_iter().collect::<Result<_, _>>()?
-                }
-                ElementItems::Expressions(_, expressions) => {
-                    let mut functions = Vec::new();
-                    for expression in expressions {
-                        let mut operators = expression?.get_operators_reader();
-                        if let Operator::RefFunc { function_index } = operators.read()? {
-                            functions.push(function_index);
-                        }
-                    }
-                    functions
-                }
-            };
-            for (i, function) in functions.into_iter().enumerate() {
-                slots.insert(offset + i as u32, function);
+        if let Payload::ElementSection(reader) = payload? {
+            for segment in reader {
+                segments.push(segment?);
             }
         }
     }
-    Ok(slots)
+    table_slots(segments, table)
 }
 
 /// The re-encoder: drops the placeholder imports, adds `placeholder.load`, appends one function
