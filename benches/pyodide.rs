@@ -15,6 +15,9 @@
 //! build with Emscripten's linking at boot as Pyodide ships it (`--no-link-plan`), both bundles
 //! booted interleaved, from their snapshots and without; and what wasm-opt -Oz would add on the
 //! shipped runtime (measured and run here, not shipped).
+//!
+//! Last, the issue's goals (cold start without and from the snapshot, steady) on
+//! benches/projects/tree-scorer, a project no test builds.
 
 use cargo_wasmpack_infer::kernel::optimize::optimize;
 use cargo_wasmpack_infer::manifest::python::PythonManifest;
@@ -39,23 +42,7 @@ fn main() -> anyhow::Result<()> {
     let project = PythonProject::load(&root.join("examples/digits-py"))?;
     let out = tempfile::tempdir()?;
     let profile = PythonProfile::load(DEFAULT_PYTHON_PROFILE)?;
-    let options = PythonBuildOptions {
-        pyodide: Source::parse(PYODIDE)?,
-        out_dir: out.path().to_path_buf(),
-        offline: false,
-        overrides: Overrides::default(),
-        python: "python3".into(),
-        passes: 3,
-        wheelhouse: None,
-        snapshot: profile.snapshot,
-        runtime: profile.runtime.clone(),
-        stdlib: profile.stdlib,
-        runtime_fit: profile.runtime_fit,
-        boots: 5,
-        source_date_epoch: 0,
-        npm_tarball: false,
-        demo: false,
-    };
+    let options = build_options(&profile, out.path())?;
     let manifest = pipeline::build(&project, &options, &mut Silent)?.manifest;
     let unplanned = PythonBuildOptions {
         runtime: cargo_wasmpack_infer::profile::RuntimeSettings {
@@ -187,7 +174,89 @@ fn main() -> anyhow::Result<()> {
         &manifest.shake.packages,
     )?;
     print!("{stdlib_combinations}");
+    print!("{}", goals_on_an_unseen_project(root)?);
     Ok(())
+}
+
+/// The build's options under `profile`, 5 interleaved boots per variant, into `out`.
+fn build_options(profile: &PythonProfile, out: &Path) -> anyhow::Result<PythonBuildOptions> {
+    Ok(PythonBuildOptions {
+        pyodide: Source::parse(PYODIDE)?,
+        out_dir: out.to_path_buf(),
+        offline: false,
+        overrides: Overrides::default(),
+        python: "python3".into(),
+        passes: 3,
+        wheelhouse: None,
+        snapshot: profile.snapshot,
+        runtime: profile.runtime.clone(),
+        stdlib: profile.stdlib,
+        runtime_fit: profile.runtime_fit,
+        boots: 5,
+        source_date_epoch: 0,
+        npm_tarball: false,
+        demo: false,
+    })
+}
+
+/// The issue's three goals on benches/projects/tree-scorer, a src-layout project no test builds
+/// (gradient-boosted trees from scikit-learn read as package data with importlib.resources,
+/// dataclasses, functools): one build under pyodide-fast-boot, whose interleaved boots give the
+/// cold start without the snapshot and from it, and whose interleaved blocks give steady.
+fn goals_on_an_unseen_project(root: &Path) -> anyhow::Result<String> {
+    let project = PythonProject::load(&root.join("benches/projects/tree-scorer"))?;
+    let out = tempfile::tempdir()?;
+    let profile = PythonProfile::load("pyodide-fast-boot")?;
+    let m = pipeline::build(&project, &build_options(&profile, out.path())?, &mut Silent)?.manifest;
+    let (t, fit) = (&m.timings, &m.timings.runtime_fit);
+    let boots = t.bundle.boots.map_or(1, |b| b.runs);
+    let upfront = m.sizes.upfront_brotli_ratio.unwrap_or(m.sizes.brotli_ratio);
+    let mut text = format!(
+        "\n{} (benches/projects/tree-scorer, built by no test) under pyodide-fast-boot, {boots} \
+         interleaved boots each (medians): stock {:.2} s\n",
+        project.name,
+        t.stock.cold_start_ms / 1e3
+    );
+    let _ = writeln!(
+        text,
+        "without the snapshot: {:.2} s = {:.2}x stock, {:.1} % of stock's bytes up front \
+         [goal ≤ 0.45x with ≤ 50 %: {}]",
+        t.bundle.cold_start_ms / 1e3,
+        fit.cold_start_over_stock,
+        upfront * 100.0,
+        verdict(fit.cold_start_over_stock <= 0.45 && upfront <= 0.50)
+    );
+    match (&m.snapshot, fit.snapshot_cold_start_over_stock) {
+        (Some(snapshot), Some(ratio)) => {
+            let _ = writeln!(
+                text,
+                "from the snapshot: {:.0} ms = {ratio:.3}x stock [goal ≤ 0.15x: {}]",
+                snapshot.run.cold_start_ms,
+                verdict(ratio <= 0.15)
+            );
+        }
+        _ => text.push_str("from the snapshot: the profile built none [goal: NOT met]\n"),
+    }
+    match (
+        fit.steady_over_stock,
+        t.bundle.steady_blocks,
+        t.stock.steady_blocks,
+    ) {
+        (Some(ratio), Some(bundle), Some(stock)) => {
+            let _ = writeln!(
+                text,
+                "steady per sample: {:.1} µs vs stock {:.1} µs ({} blocks each) = {ratio:.2}x \
+                 [goal ≤ 1.02x: {}]",
+                bundle.median_us,
+                stock.median_us,
+                bundle.runs,
+                verdict(ratio <= 1.02)
+            );
+        }
+        _ => text.push_str("steady: no interleaved blocks timed [goal: NOT met]\n"),
+    }
+    text.push_str(&boot_phases_lines(&m));
+    Ok(text)
 }
 
 /// One build per way of shipping the kept standard library, without a snapshot: the table of
