@@ -310,6 +310,7 @@ fn stdlib_combinations(
             snapshot: cargo_wasmpack_infer::profile::SnapshotSettings {
                 build: false,
                 default: false,
+                warm: false,
             },
             runtime: cargo_wasmpack_infer::profile::RuntimeSettings {
                 split,

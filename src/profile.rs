@@ -277,6 +277,12 @@ pub struct SnapshotSettings {
     pub build: bool,
     /// `loader.mjs` boots from the snapshot by default.
     pub default: bool,
+    /// Call the entry once, on the first sample, before the snapshot is taken: what the app
+    /// does on its first call (loading weights, filling caches) ships done. Off unless asked:
+    /// whatever that call changes ships changed (a change to any sample's output fails the
+    /// build's check against stock Pyodide).
+    #[serde(default)]
+    pub warm: bool,
 }
 
 impl PythonProfile {

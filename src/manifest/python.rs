@@ -230,6 +230,10 @@ pub struct SnapshotInfo {
     pub sizes: Sizes,
     /// `loader.mjs` boots from it unless told otherwise.
     pub default_boot: bool,
+    /// Taken after one call of the entry on the first sample (the profile's `snapshot.warm`):
+    /// the first inference after booting from it is not the app's first call.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warmed: bool,
     /// The bundle booted from it, every sample checked against stock Pyodide's outputs.
     pub run: PyodideRun,
     /// Free heap zeroed just before the snapshot was taken; absent in bundles built before it was.
@@ -382,11 +386,14 @@ pub struct PyodideRun {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BootPhases {
-    /// Reading the memory snapshot (0 without one).
+    /// Reading and checking the memory snapshot (0 without one). A bundle's loader starts it
+    /// with the boot, beside the fetch: not one of the phases that add up to the boot.
     pub snapshot_read_ms: f64,
-    /// Importing Pyodide's JavaScript and reading the runtime module, until its compile starts.
+    /// From the start of the boot until Pyodide asks for the runtime module: importing
+    /// Pyodide's JavaScript and reading the module (and the snapshot, which Pyodide awaits).
     pub fetch_ms: f64,
-    /// Compiling the runtime module.
+    /// From then until the module is compiled. A bundle's loader compiles it from the start of
+    /// the boot, beside the fetch: this is only what is left when Pyodide asks (often 0).
     pub compile_ms: f64,
     /// Instantiating it.
     pub instantiate_ms: f64,

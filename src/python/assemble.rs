@@ -53,6 +53,7 @@ pub(crate) fn manifest(parts: Parts) -> Result<PythonManifest> {
                 file: snapshot.file.path.clone(),
                 sizes: sizes::sizes(&snapshot.file.bytes)?,
                 default_boot: options.snapshot.default,
+                warmed: options.snapshot.warm,
                 run: pyodide_run_with_boots(&snapshot.run, &measured.boots.snapshot),
                 free_heap_zeroed: Some(snapshot.free_heap_zeroed),
                 static_data: Some(snapshot.static_data),

@@ -526,7 +526,10 @@ fn shake_stage(
         &app.path,
         Mode::Trace,
         &trace_config,
-        &Boot::default(),
+        &Boot {
+            stock: true,
+            ..Boot::default()
+        },
     )
     .context("tracing the app in stock Pyodide")?;
     let trace = traced
@@ -737,7 +740,7 @@ fn split_stage(
         &options.runtime.features,
         runtime_files,
         config,
-        options.snapshot.build,
+        options.snapshot,
     )
     .and_then(|(mut split, profiled_in)| {
         // The primary's table and exports are not the stock module's: plan them again.
@@ -856,7 +859,13 @@ fn validate_stage(
         },
     };
     let snapshot = if options.snapshot.build {
-        Some(snapshot_stage(project, runtime_dir, config, expected)?)
+        Some(snapshot_stage(
+            project,
+            runtime_dir,
+            config,
+            options.snapshot.warm,
+            expected,
+        )?)
     } else {
         None
     };
@@ -875,10 +884,11 @@ fn snapshot_stage(
     project: &PythonProject,
     runtime_dir: &Path,
     config: &RunConfig,
+    warm: bool,
     expected: &[serde_json::Value],
 ) -> Result<ShippedSnapshot> {
     let app = runtime_dir.join(PYTHON_APP_ARCHIVE);
-    let snapshot = run::make_snapshot(runtime_dir, &app, config)
+    let snapshot = run::make_snapshot(runtime_dir, &app, config, warm)
         .context("making a memory snapshot of the bundle")?;
     let file = BundleFile::new(python_runtime_path(PYTHON_SNAPSHOT_FILE), snapshot.bytes);
     fsx::write(&runtime_dir.join(PYTHON_SNAPSHOT_FILE), &file.bytes)?;
@@ -960,7 +970,10 @@ fn measure_stage(
         &app.path,
         Mode::Measure,
         config,
-        &Boot::default(),
+        &Boot {
+            stock: true,
+            ..Boot::default()
+        },
     )
     .context("measuring stock Pyodide")?;
     let boots = interleaved_boots(
@@ -1068,7 +1081,10 @@ fn interleaved_boots(
         boots.stock.push(cold_start(
             &resolved.distribution.dir,
             &app.path,
-            &Boot::default(),
+            &Boot {
+                stock: true,
+                ..Boot::default()
+            },
             "stock Pyodide",
         )?);
         boots.bundle.push(cold_start(

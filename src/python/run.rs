@@ -137,6 +137,9 @@ pub struct Boot<'a> {
     /// A runtime whose linking is planned ([`crate::python::link_plan`]): fail the boot if the
     /// plan left out a table slot that Emscripten's glue looked up.
     pub check_link_plan: bool,
+    /// Boot as stock Pyodide boots, by `loadPyodide` alone; otherwise as a bundle's loader.mjs
+    /// does, the runtime compiled from the start of the boot (`compileEarly`).
+    pub stock: bool,
 }
 
 /// Runs the app in the Pyodide distribution at `index_dir` (split or not), with the app unpacked
@@ -169,6 +172,7 @@ pub fn pyodide(
     }
     config["loadSecondary"] = boot.load_secondary.into();
     config["checkLinkPlan"] = boot.check_link_plan.into();
+    config["compileEarly"] = (!boot.stock).into();
     run_node(&config, work.path())?;
     read_result(&out)
 }
@@ -181,14 +185,21 @@ pub struct MemorySnapshot {
     pub static_data: SnapshotStaticData,
 }
 
-/// Boots the distribution at `index_dir`, imports the app's entry module, collects garbage, zeroes
-/// the free heap, takes Pyodide's memory snapshot and takes the static data of the runtime it
-/// ran (`index_dir/pyodide.asm.wasm`) out of it.
-pub fn make_snapshot(index_dir: &Path, app_zip: &Path, run: &RunConfig) -> Result<MemorySnapshot> {
+/// Boots the distribution at `index_dir`, imports the app's entry module (and with `warm` calls
+/// the entry on the first sample), collects garbage, zeroes the free heap, takes Pyodide's memory
+/// snapshot and takes the static data of the runtime it ran (`index_dir/pyodide.asm.wasm`) out
+/// of it.
+pub fn make_snapshot(
+    index_dir: &Path,
+    app_zip: &Path,
+    run: &RunConfig,
+    warm: bool,
+) -> Result<MemorySnapshot> {
     let work = tempfile::tempdir().context("creating a directory for the Node runner")?;
     let out = work.path().join("snapshot.bin");
     let mut config = node_config(index_dir, app_zip, run, &out)?;
     config["mode"] = "snapshot".into();
+    config["warm"] = warm.into();
     run_node(&config, work.path())?;
     let zeroed = work.path().join("snapshot.bin.json");
     let encoded = crate::python::snapshot::encode(
@@ -395,5 +406,70 @@ mod tests {
             assert!(filled.contains("function shippedSnapshot(file)"));
             assert!(!filled.contains(CALL_ENTRY_SLOT) && !filled.contains(RUNTIME_HOOKS_SLOT));
         }
+    }
+
+    /// `compileEarly` hands the module it compiled to an instantiation of the same file, read
+    /// from disk (Node) or fetched (browsers: Pyodide's own fetch gets the stand-in, so the file
+    /// is fetched once), compiles anything else as usual, and puts everything back.
+    #[test]
+    fn the_runtime_compiled_early_is_the_one_instantiated() {
+        let work = tempfile::tempdir().unwrap();
+        let runtime = wat::parse_str(r#"(module (func (export "f") (result i32) i32.const 7))"#);
+        let other = wat::parse_str(r#"(module (func (export "f") (result i32) i32.const 8))"#);
+        std::fs::write(work.path().join("runtime.wasm"), runtime.unwrap()).unwrap();
+        std::fs::write(work.path().join("other.wasm"), other.unwrap()).unwrap();
+        let script = format!(
+            "{RUNTIME_HOOKS}\n{}",
+            r#"
+import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { Buffer } from "node:buffer";
+import { pathToFileURL } from "node:url";
+const url = pathToFileURL("runtime.wasm");
+const originals = [WebAssembly.compile, WebAssembly.instantiate, WebAssembly.compileStreaming, globalThis.fetch];
+const same = () => originals.every((f, i) => f === [WebAssembly.compile, WebAssembly.instantiate, WebAssembly.compileStreaming, globalThis.fetch][i]);
+
+// Counted under the hooks: what is really compiled. (Node's compileStreaming calls compile.)
+let compiles = 0;
+let streamed = 0;
+const { compile, compileStreaming } = WebAssembly;
+WebAssembly.compile = (...args) => (compiles++, compile(...args));
+WebAssembly.compileStreaming = (...args) => (streamed++, compileStreaming(...args));
+originals[0] = WebAssembly.compile;
+originals[2] = WebAssembly.compileStreaming;
+
+// Node: the file read twice, the runtime compiled once.
+let early = compileEarly(url, { readFile, Buffer });
+const fromDisk = await WebAssembly.instantiate(readFileSync("runtime.wasm"), {});
+const otherOne = await WebAssembly.instantiate(readFileSync("other.wasm"), {});
+early.restore();
+console.log("node:", fromDisk.instance.exports.f(), otherOne.instance.exports.f(), compiles, !!early.compiled, "restored", same());
+
+// Browsers: Pyodide's fetch of the URL gets the stand-in; other URLs are fetched.
+const fetched = [];
+globalThis.fetch = async (input) => {
+  fetched.push(String(input));
+  return new Response(readFileSync(new URL(String(input))), { headers: { "content-type": "application/wasm" } });
+};
+originals[3] = globalThis.fetch;
+early = compileEarly(url, null);
+const response = fetch(new URL(url.href));
+const fetchedRuntime = await WebAssembly.instantiateStreaming(response, {});
+const otherStreamed = await WebAssembly.instantiateStreaming(fetch(pathToFileURL("other.wasm")), {});
+early.restore();
+console.log("browser:", fetchedRuntime.instance.exports.f(), otherStreamed.instance.exports.f(), streamed, fetched.length, "restored", same());
+"#
+        );
+        let stdout = node_script_in(work.path(), &script);
+        // Two compiles each: the runtime once (early), the other module once.
+        assert!(
+            stdout.contains("node: 7 8 2 true restored true"),
+            "{stdout}"
+        );
+        // And the runtime fetched once (by compileEarly), the other module once.
+        assert!(
+            stdout.contains("browser: 7 8 2 2 restored true"),
+            "{stdout}"
+        );
     }
 }

@@ -11,6 +11,7 @@ use crate::bundle::pack::{self, BundleFile};
 use crate::fsx;
 use crate::manifest::WasmFeature;
 use crate::measure::browser;
+use crate::profile::SnapshotSettings;
 use crate::python::placeholder_thunks::{DefinedPlaceholders, define_placeholders};
 use crate::python::run::{self, AppRun, Boot, Mode, RunConfig, first_difference};
 use anyhow::{Context, Result, bail};
@@ -345,7 +346,7 @@ pub(crate) fn profile_and_split(
     features: &[WasmFeature],
     runtime_files: &[BundleFile],
     config: &RunConfig,
-    snapshot: bool,
+    snapshot: SnapshotSettings,
 ) -> Result<(SplitRuntime, Vec<String>)> {
     let wasm_path = python_runtime_path("pyodide.asm.wasm");
     let stock_wasm = &runtime_files
@@ -387,10 +388,10 @@ pub(crate) fn profile_and_split(
     let mut profiles = vec![node_profile(Boot::default(), "in Node")?];
     let mut profiled_in = vec!["node".to_string()];
     let snapshot_path = work.path().join(PYTHON_SNAPSHOT_FILE);
-    if snapshot {
+    if snapshot.build {
         fsx::write(
             &snapshot_path,
-            &run::make_snapshot(&dir, &app, config)?.bytes,
+            &run::make_snapshot(&dir, &app, config, snapshot.warm)?.bytes,
         )?;
         let boot = Boot {
             snapshot: Some(&snapshot_path),
@@ -411,13 +412,13 @@ pub(crate) fn profile_and_split(
             work.path(),
             config.entry,
             PYTHON_SAMPLES_FILE,
-            snapshot.then_some(PYTHON_SNAPSHOT_FILE),
+            snapshot.build.then_some(PYTHON_SNAPSHOT_FILE),
             config.packages,
             run::RUN_TIME_LIMIT,
         )
         .context("profiling the instrumented runtime in Chromium")?;
         profiled_in.push("chromium".into());
-        if snapshot {
+        if snapshot.build {
             profiled_in.push("chromium, booted from a snapshot".into());
         }
         profiles.extend(found);

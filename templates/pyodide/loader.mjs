@@ -49,7 +49,7 @@ async function verified(url, integrity) {
 
 // Reads, checks and compiles the split runtime's secondary module synchronously: a placeholder
 // called from inside wasm cannot wait. Browsers get it by synchronous XHR and hash it in JS; Node
-// reads the file and hashes it natively (`node`: node:fs and node:crypto).
+// reads the file and hashes it natively (`node.fs`, `node.crypto`).
 function readSecondary(url, node) {
   let bytes, integrity;
   if (node) {
@@ -77,35 +77,50 @@ function readSecondary(url, node) {
  * `snapshot`: boot from the bundle's memory snapshot (seconds faster, many more bytes).
  */
 export async function load({ baseUrl, snapshot = SNAPSHOT_DEFAULT } = {}) {
+  if (snapshot && !SNAPSHOT_INTEGRITY) throw new Error("this bundle has no memory snapshot");
   const base = new URL(baseUrl ?? ".", import.meta.url);
-  const { loadPyodide } = await importUnbundled(new URL("pyodide.mjs", base).href);
-  let indexURL = base.href;
-  if (isNode && base.protocol === "file:") {
-    const { fileURLToPath } = await importUnbundled("node:url");
-    indexURL = fileURLToPath(base);
+  const local = isNode && base.protocol === "file:";
+  // Node's built-ins for local files: { fs, readFile, crypto, Buffer }.
+  let node = null;
+  if (local) {
+    const [fs, { readFile }, crypto, { Buffer }] = await Promise.all(
+      ["node:fs", "node:fs/promises", "node:crypto", "node:buffer"].map(importUnbundled),
+    );
+    node = { fs, readFile, crypto, Buffer };
   }
-  const options = { indexURL };
-  let shipped = null;
-  if (snapshot) {
-    if (!SNAPSHOT_INTEGRITY) throw new Error("this bundle has no memory snapshot");
-    shipped = shippedSnapshot(await verified(new URL("snapshot.bin", base), SNAPSHOT_INTEGRITY));
-    options._loadSnapshot = shipped.snapshot;
-  }
+  // Started at once, beside the import of Pyodide's JavaScript: the runtime's compile, and
+  // reading and checking the snapshot. Pyodide waits for the snapshot before it instantiates
+  // the runtime; a check that fails fails loadPyodide.
+  const early = compileEarly(new URL("pyodide.asm.wasm", base), node);
+  const snapshotFile = snapshot ? verified(new URL("snapshot.bin", base), SNAPSHOT_INTEGRITY) : null;
+  snapshotFile?.catch(() => {}); // awaited by loadPyodide
   let runtime = null;
-  if (SECONDARY_INTEGRITY) {
-    const url = new URL("pyodide.asm.deferred.wasm", base);
-    const node =
-      isNode && url.protocol === "file:"
-        ? { fs: await importUnbundled("node:fs"), crypto: await importUnbundled("node:crypto") }
-        : null;
-    runtime = splitRuntime(() => readSecondary(url, node));
-  }
+  let shipped = null;
+  let booted = false;
   let pyodide;
   try {
+    const { loadPyodide } = await importUnbundled(new URL("pyodide.mjs", base).href);
+    let indexURL = base.href;
+    if (local) indexURL = (await importUnbundled("node:url")).fileURLToPath(base);
+    const options = { indexURL };
+    if (SECONDARY_INTEGRITY) {
+      const url = new URL("pyodide.asm.deferred.wasm", base);
+      runtime = splitRuntime(() => readSecondary(url, node));
+    }
+    if (snapshotFile) {
+      // Its hooks go on last, once it is read: Pyodide awaits this before instantiating.
+      options._loadSnapshot = snapshotFile.then((file) => {
+        if (booted) throw new Error("loadPyodide ended before it read the snapshot");
+        shipped = shippedSnapshot(file);
+        return shipped.snapshot;
+      });
+    }
     pyodide = await loadPyodide(options);
   } finally {
-    runtime?.restore();
+    booted = true;
     shipped?.restore();
+    runtime?.restore();
+    early.restore();
   }
   if (shipped && !shipped.restored) throw new Error("loadPyodide did not copy snapshot.bin's body into memory");
   // Also after a snapshot boot: the snapshot holds the imported modules, not the files.

@@ -11,7 +11,8 @@
 // running every sample (and while formatting an error), and the static import closure of the
 // app, computed with the interpreter's own `ast`.
 // measure: boot, app import, first inference and steady per-sample latency, plus the outputs.
-// snapshot: boots, imports the entry module and writes Pyodide's memory snapshot.
+// snapshot: boots, imports the entry module (with `warm`, calls the entry on the first sample)
+// and writes Pyodide's memory snapshot.
 // compile: compiles every .py in `zip` with this interpreter and writes {name.pyc: base64} to out.
 // strip: strips docstrings and comments from every .py in `zip` with `script` (strip_source.py)
 // and writes {stripped: {name: base64}, docstringsKept: {name: why}} to out.
@@ -25,6 +26,7 @@
 // the plan left out a table slot that Emscripten's glue looked up.
 import { readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
+import { Buffer } from "node:buffer";
 import { pathToFileURL } from "node:url";
 import path from "node:path";
 
@@ -36,10 +38,26 @@ const log = (line) => process.stderr.write(line + "\n");
 const now = () => performance.now();
 
 const t0 = now();
-// Where a boot's time goes (ms since t0): the runtime module's compile and instantiation, the
-// snapshot's pages put into memory, the rest of loadPyodide (the runtime's and Python's start-up).
-// Timed by wrapping the calls loadPyodide makes, installed under the split runtime's wrapper.
+// Where a boot's time goes (ms since t0): when Pyodide asked for the runtime module, got it
+// compiled, and had it instantiated; the snapshot's pages put into memory; the rest of
+// loadPyodide (the runtime's and Python's start-up). Timed by wrapping the calls loadPyodide
+// makes, installed under the split runtime's wrapper; the snapshot's read and check, beside.
 const marks = {};
+// As loader.mjs boots a bundle (`compileEarly`; stock Pyodide as it ships boots without): the
+// runtime's compile and the snapshot's read and check start at once, beside the import of
+// Pyodide's JavaScript.
+const early = config.compileEarly
+  ? compileEarly(pathToFileURL(path.join(config.indexURL, "pyodide.asm.wasm")), { readFile, Buffer })
+  : null;
+let snapshotFile = null;
+if (config.snapshot) {
+  snapshotFile = readFile(config.snapshot).then(async (bytes) => {
+    if ((await sri(bytes)) !== config.snapshotIntegrity) throw new Error(`${config.snapshot}: integrity check failed`);
+    marks.snapshotReadMs = now() - t0;
+    return bytes;
+  });
+  snapshotFile.catch(() => {}); // loadPyodide awaits it
+}
 const bootTimer = timeBoot(marks);
 const { loadPyodide } = await import(pathToFileURL(path.join(config.indexURL, "pyodide.mjs")));
 const options = {
@@ -48,16 +66,13 @@ const options = {
   stderr: log,
 };
 if (config.mode === "snapshot") options._makeSnapshot = true;
-// Reading the snapshot (and checking it against `snapshotIntegrity`, as loader.mjs does) is part
-// of booting from it, as fetching the runtime is part of booting.
 let snapshot = null;
-if (config.snapshot) {
-  const started = now();
-  const bytes = await readFile(config.snapshot);
-  if ((await sri(bytes)) !== config.snapshotIntegrity) throw new Error(`${config.snapshot}: integrity check failed`);
-  snapshot = shippedSnapshot(bytes);
-  options._loadSnapshot = snapshot.snapshot;
-  marks.snapshotReadMs = now() - started;
+if (snapshotFile) {
+  // Pyodide awaits it before instantiating the runtime: its hooks go on last, as in loader.mjs.
+  options._loadSnapshot = snapshotFile.then((bytes) => {
+    snapshot = shippedSnapshot(bytes);
+    return snapshot.snapshot;
+  });
 }
 if (config.checkLinkPlan) globalThis.__wasmpackInferCheckLinkPlan = true;
 const staticReads = config.staticReads ? staticDataReads(config.staticReads.end) : null;
@@ -67,10 +82,11 @@ const runtime =
     : null;
 const pyodide = await loadPyodide(options);
 marks.loadEnd = now() - t0;
+snapshot?.restore();
 runtime?.restore();
 staticReads?.restore();
-snapshot?.restore();
 bootTimer.restore();
+early?.restore();
 if (snapshot) {
   if (!snapshot.restored) throw new Error("loadPyodide did not copy the snapshot's body into memory");
   marks.restoreStart = snapshot.restored.started - t0;
@@ -166,6 +182,19 @@ if (config.mode === "snapshot") {
   // JS-side file system, also not in a snapshot: whoever boots from it unpacks app.zip again; the
   // imported modules come back with the memory.
   pyodide.runPython(`import importlib; importlib.import_module(${JSON.stringify(moduleName)})`);
+  if (config.warm) {
+    // The first sample, through JSON as loader.mjs's toPy would give it (a JSON string is a
+    // Python string literal), and the result dropped, so no proxy is left alive.
+    const [sample] = JSON.parse(await readFile(config.samples, "utf8"));
+    try {
+      pyodide.runPython(`
+import importlib, json
+getattr(importlib.import_module(${JSON.stringify(moduleName)}), ${JSON.stringify(functionName)})(json.loads(${JSON.stringify(JSON.stringify(sample))}))
+`);
+    } catch (e) {
+      throw new Error(`warming the snapshot: ${config.entry} failed on the first sample: ${e.message}`);
+    }
+  }
   // Pyodide refuses to snapshot a non-empty registry of loaded packages. Their files are not in
   // the snapshot either, so whoever boots from it loads them again, into an empty registry.
   for (const name of Object.keys(pyodide.loadedPackages)) delete pyodide.loadedPackages[name];
@@ -355,8 +384,9 @@ function staticDataReads(end) {
 }
 
 // Wraps WebAssembly.compile / instantiate until `restore()`, writing into `marks` when the
-// runtime module (the one module of over 1 MB) compiled and was instantiated. (The snapshot's
-// restore is timed by shippedSnapshot, which puts its pages in.)
+// runtime module (the one module of over 1 MB) was asked for, was compiled (or handed over,
+// compiled early) and was instantiated. (The snapshot's restore is timed by shippedSnapshot,
+// which puts its pages in.)
 function timeBoot(marks) {
   const { compile, instantiate } = WebAssembly;
   const runtimes = new WeakSet();
@@ -388,7 +418,8 @@ function timeBoot(marks) {
 }
 
 // The boot in phases that add up to `bootMs`, or null when a wrapped call did not run (a
-// runtime instantiated some other way): each phase is the time between two marks.
+// runtime instantiated some other way): each phase is the time between two marks. The
+// snapshot's read and check starts with the boot and runs beside the fetch: not one of them.
 function phasesOf(marks, bootMs) {
   const { snapshotReadMs = 0, compileStart, compileEnd, instantiateEnd, loadEnd } = marks;
   if ([compileStart, compileEnd, instantiateEnd, loadEnd].includes(undefined)) return null;
@@ -396,7 +427,7 @@ function phasesOf(marks, bootMs) {
   // The manifest's names (`BootPhases`), so the build reads them as they are.
   return {
     snapshot_read_ms: snapshotReadMs,
-    fetch_ms: compileStart - snapshotReadMs,
+    fetch_ms: compileStart,
     compile_ms: compileEnd - compileStart,
     instantiate_ms: instantiateEnd - compileEnd,
     restore_ms: restoreMs,

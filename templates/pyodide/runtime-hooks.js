@@ -21,6 +21,54 @@ function wrapInstantiate({ imports = (module, given) => given, instantiated = ()
   return () => Object.assign(WebAssembly, { instantiate, instantiateStreaming });
 }
 
+// Compiles the runtime module at `url` from the moment a boot starts, beside the import of
+// Pyodide's JavaScript (1.2 MB of glue, parsed and run before Pyodide asks for the module), and
+// hands that module to Pyodide's own instantiation of the same file. `node`: { readFile, Buffer }
+// where the file is read from disk (Pyodide reads it again; the two are compared), else null:
+// fetched, and Pyodide's own fetch of `url` gets an empty stand-in, so the module downloads once.
+// Install it before the other hooks. Returns { compiled (null until compiled, then when that
+// started and ended, in performance.now() time), restore() }.
+function compileEarly(url, node) {
+  const { compile, compileStreaming } = WebAssembly;
+  const { fetch } = globalThis;
+  const state = { compiled: null };
+  const timed = async (compiling, started) => {
+    const module = await compiling;
+    state.compiled = { started, ended: performance.now() };
+    return module;
+  };
+  const read = node ? node.readFile(url) : null;
+  const early = read
+    ? read.then((bytes) => timed(compile(bytes), performance.now()))
+    : timed(compileStreaming(fetch(url)), performance.now());
+  early.catch(() => {}); // Pyodide's instantiation of it reports the failure
+  const standIn = read ? null : new Response(new Uint8Array(0));
+  const isOurs = async (source) => {
+    if (!read || !ArrayBuffer.isView(source)) return false;
+    const ours = await read.catch(() => null);
+    return !!ours && node.Buffer.from(source.buffer, source.byteOffset, source.byteLength).equals(ours);
+  };
+  WebAssembly.compile = async (source, ...rest) => ((await isOurs(source)) ? early : compile(source, ...rest));
+  WebAssembly.compileStreaming = async (source, ...rest) => {
+    const response = await source;
+    return response === standIn ? early : compileStreaming(response, ...rest);
+  };
+  if (standIn) {
+    globalThis.fetch = (input, init) => {
+      const href = new URL(input instanceof Request ? input.url : input, globalThis.location).href;
+      return href === url.href ? Promise.resolve(standIn) : fetch(input, init);
+    };
+  }
+  // Instantiation from bytes or a response then goes through compile(Streaming) above.
+  const restoreInstantiate = wrapInstantiate({});
+  state.restore = () => {
+    restoreInstantiate();
+    Object.assign(WebAssembly, { compile, compileStreaming });
+    if (standIn) globalThis.fetch = fetch;
+  };
+  return state;
+}
+
 // Runs a Pyodide runtime split by binaryen's wasm-split. Each table slot whose function moved to
 // the secondary module holds a placeholder function of the primary (src/python/placeholder_thunks.rs)
 // that calls the primary's one import `placeholder.load`, then its own slot: the first call loads
