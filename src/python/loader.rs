@@ -19,7 +19,9 @@ pub(crate) fn loader(
     packages: &[serde_json::Value],
 ) -> String {
     let json = |s: &str| serde_json::Value::String(s.to_string()).to_string();
-    let snapshot_sri = snapshot.map_or("null".to_string(), |bytes| json(&fsx::sri_sha384(bytes)));
+    // SHA-256 for the snapshot, checked on the boot's critical path: CPUs hash it in hardware
+    // (8.6 MiB in 6 ms against SHA-384's 11 ms here).
+    let snapshot_sri = snapshot.map_or("null".to_string(), |bytes| json(&fsx::sri_sha256(bytes)));
     // SHA-256: the loader checks the secondary synchronously, with its own digest code.
     let secondary_sri = secondary.map_or("null".to_string(), |bytes| json(&fsx::sri_sha256(bytes)));
     let boots_from_snapshot = snapshot.is_some() && snapshot_default;

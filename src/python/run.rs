@@ -162,7 +162,7 @@ pub fn pyodide(
     if let Some(snapshot) = boot.snapshot {
         config["snapshot"] = serde_json::to_value(absolute(snapshot)?)?;
         // The runner checks it as loader.mjs does, inside the timed boot.
-        config["snapshotIntegrity"] = crate::fsx::sri_sha384(&crate::fsx::read(snapshot)?).into();
+        config["snapshotIntegrity"] = crate::fsx::sri_sha256(&crate::fsx::read(snapshot)?).into();
     }
     if let Some(profile) = boot.profile_out {
         config["profileOut"] = serde_json::to_value(absolute(profile)?)?;

@@ -40,7 +40,7 @@ async function fetchBytes(url) {
 
 async function verified(url, integrity) {
   const bytes = await fetchBytes(url);
-  if ((await sri(bytes)) !== integrity) {
+  if ((await sri(bytes, integrity)) !== integrity) {
     const name = url.pathname.split("/").pop();
     throw new IntegrityError(`${name}: integrity check failed (expected ${integrity})`);
   }

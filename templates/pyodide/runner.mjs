@@ -52,7 +52,7 @@ const early = config.compileEarly
 let snapshotFile = null;
 if (config.snapshot) {
   snapshotFile = readFile(config.snapshot).then(async (bytes) => {
-    if ((await sri(bytes)) !== config.snapshotIntegrity) throw new Error(`${config.snapshot}: integrity check failed`);
+    if ((await sri(bytes, config.snapshotIntegrity)) !== config.snapshotIntegrity) throw new Error(`${config.snapshot}: integrity check failed`);
     marks.snapshotReadMs = now() - t0;
     return bytes;
   });

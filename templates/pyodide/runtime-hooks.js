@@ -265,18 +265,20 @@ function sha256Sri(bytes) {
   return "sha256-" + btoa(binary);
 }
 
-// The SRI string (SHA-384) of `bytes`: the loader checks what it boots from against it, and the
-// build's runner checks the snapshot the same way, so its timed boot pays what the loader's does.
-// Node's own hash is native and synchronous: about half WebCrypto's time there (8.6 MiB: 12 ms
-// against 18-29 ms). Imported through a variable, which bundlers do not follow.
-async function sri(bytes) {
+// The SRI string of `bytes` by the algorithm `expected` (an SRI string) names, sha256 or sha384:
+// the loader checks what it boots from against it, and the build's runner checks the snapshot the
+// same way, so its timed boot pays what the loader's does. Node's own hash is native and
+// synchronous: about half WebCrypto's time there (8.6 MiB: 12 ms against 18-29 ms). Imported
+// through a variable, which bundlers do not follow.
+async function sri(bytes, expected) {
+  const algorithm = expected.startsWith("sha256-") ? "sha256" : "sha384";
   if (globalThis.process?.versions?.node) {
     const specifier = "node:crypto";
     const { createHash } = await import(/* webpackIgnore: true */ /* @vite-ignore */ specifier);
-    return "sha384-" + createHash("sha384").update(bytes).digest("base64");
+    return `${algorithm}-` + createHash(algorithm).update(bytes).digest("base64");
   }
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-384", bytes));
+  const digest = new Uint8Array(await crypto.subtle.digest(algorithm.replace("sha", "SHA-"), bytes));
   let binary = "";
   for (const byte of digest) binary += String.fromCharCode(byte);
-  return "sha384-" + btoa(binary);
+  return `${algorithm}-` + btoa(binary);
 }
