@@ -408,6 +408,59 @@ mod tests {
         }
     }
 
+    /// The text of runtime-hooks.js's ZERO_SCAN_WASM.
+    const ZERO_SCAN_WAT: &str = r#"
+(module
+  (import "m" "memory" (memory 0))
+  (func (export "nonzero") (param $from i32) (param $to i32) (result i32)
+    (local $acc i64)
+    (loop $words
+      (local.set $acc (i64.or (local.get $acc) (i64.load (local.get $from))))
+      (local.set $from (i32.add (local.get $from) (i32.const 8)))
+      (br_if $words (i32.lt_u (local.get $from) (local.get $to))))
+    (i64.ne (local.get $acc) (i64.const 0))))
+"#;
+
+    /// The bytes in runtime-hooks.js are ZERO_SCAN_WAT's (its name section aside), and the
+    /// module finds one non-zero byte among zeros, run in Node on a memory of its own.
+    #[test]
+    fn the_zero_scan_module_is_its_wat() {
+        let start = RUNTIME_HOOKS.find("const ZERO_SCAN_WASM").unwrap();
+        let array = &RUNTIME_HOOKS[start..];
+        let array = &array[array.find('[').unwrap() + 1..array.find(']').unwrap()];
+        let shipped: Vec<u8> = array
+            .split(',')
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| n.trim().parse().unwrap())
+            .collect();
+        let sections = |bytes: &[u8]| -> Vec<Vec<u8>> {
+            wasmparser::Parser::new(0)
+                .parse_all(bytes)
+                .filter_map(|payload| match payload.unwrap() {
+                    wasmparser::Payload::CustomSection(_) => None,
+                    other => other.as_section().map(|(_, range)| bytes[range].to_vec()),
+                })
+                .collect()
+        };
+        assert_eq!(
+            sections(&shipped),
+            sections(&wat::parse_str(ZERO_SCAN_WAT).unwrap())
+        );
+        let work = tempfile::tempdir().unwrap();
+        let script = format!(
+            "{RUNTIME_HOOKS}\n{}",
+            r#"
+const memory = new WebAssembly.Memory({ initial: 1 });
+const { nonzero } = new WebAssembly.Instance(new WebAssembly.Module(ZERO_SCAN_WASM), { m: { memory } }).exports;
+const before = [nonzero(0, 4096), nonzero(4096, 65536)];
+new Uint8Array(memory.buffer)[4101] = 1;
+console.log(JSON.stringify([...before, nonzero(0, 4096), nonzero(4096, 8192), nonzero(8192, 65536)]));
+"#
+        );
+        let stdout = node_script_in(work.path(), &script);
+        assert_eq!(stdout.trim(), "[0,0,0,1,0]");
+    }
+
     /// `compileEarly` hands the module it compiled to an instantiation of the same file, read
     /// from disk (Node) or fetched (browsers: Pyodide's own fetch gets the stand-in, so the file
     /// is fetched once), compiles anything else as usual, and puts everything back.

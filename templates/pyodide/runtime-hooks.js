@@ -116,6 +116,16 @@ function splitRuntime(readSecondary) {
 // and zeros where a page not stored is not already zero; the same memory Pyodide's own copy of
 // the whole 30 MiB would leave, without building it first. Also `restored` (null until then, then
 // when it started and ended, in performance.now() time) and `restore()`.
+// A module that imports the runtime's memory and exports `nonzero(from, to)`: whether any 8-byte
+// word in [from, to) is not zero. A third faster than a JS loop over the restore's unstored pages
+// (NB scorer: 4 625 pages, 15-17 -> 11-12 ms). Its text is ZERO_SCAN_WAT in src/python/run.rs, whose
+// test checks these bytes against it.
+const ZERO_SCAN_WASM = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 7, 1, 96, 2, 127, 127, 1, 127, 2, 13, 1, 1, 109, 6, 109, 101, 109, 111, 114,
+  121, 2, 0, 0, 3, 2, 1, 0, 7, 11, 1, 7, 110, 111, 110, 122, 101, 114, 111, 0, 0, 10, 38, 1, 36, 1, 1, 126, 3,
+  64, 32, 2, 32, 0, 41, 3, 0, 132, 33, 2, 32, 0, 65, 8, 106, 33, 0, 32, 0, 32, 1, 73, 13, 0, 11, 32, 2, 66, 0,
+  82, 11,
+]);
 const PYODIDE_SNAPSHOT_MAGIC = 0x706e7300; // "\0snp"
 const SHIPPED_SNAPSHOT_MAGIC = 0x69707700; // "\0wpi"
 const SNAPSHOT_TRAILER_MAGIC = 0x32697077; // "wpi2"
@@ -145,12 +155,12 @@ function shippedSnapshot(file) {
   const firstStatic = Math.floor(start / SNAPSHOT_PAGE);
   const endStatic = Math.min(pages, Math.ceil(end / SNAPSHOT_PAGE));
   let staticPages = null;
+  let zeroScan = null;
   const { set } = Int8Array.prototype;
   const ownSet = Object.hasOwn(Int8Array.prototype, "set");
   const state = { snapshot, restored: null };
   const putPages = (heap) => {
     const started = performance.now();
-    const words = new Int32Array(heap.buffer, heap.byteOffset, heap.byteLength >>> 2);
     for (let page = 0; page < pages; page++) {
       if (page === firstStatic && endStatic > firstStatic) {
         set.call(heap, staticPages, page * SNAPSHOT_PAGE);
@@ -169,10 +179,8 @@ function shippedSnapshot(file) {
       }
       // Most pages not stored were never written since instantiation: reading them is cheaper
       // than writing zeros into them.
-      let any = 0;
       const length = pageBytes(page);
-      for (let i = from >>> 2, stop = (from + length) >>> 2; i < stop; i++) any |= words[i];
-      if (any) heap.fill(0, from, from + length);
+      if (zeroScan.exports.nonzero(from, from + length)) heap.fill(0, from, from + length);
     }
     state.restored = { started, ended: performance.now() };
   };
@@ -196,6 +204,7 @@ function shippedSnapshot(file) {
       const body = new Uint32Array(decoded.buffer, start - firstStatic * SNAPSHOT_PAGE, initial.length);
       for (let i = 0; i < initial.length; i++) body[i] ^= initial[i];
       staticPages = decoded.subarray(0, Math.min(decoded.length, bodyLength - firstStatic * SNAPSHOT_PAGE));
+      zeroScan = new WebAssembly.Instance(new WebAssembly.Module(ZERO_SCAN_WASM), { m: { memory } });
       new DataView(snapshot.buffer).setUint32(0, PYODIDE_SNAPSHOT_MAGIC, true);
     },
   });
