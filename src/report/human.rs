@@ -1078,7 +1078,12 @@ pub fn python_summary(manifest: &crate::manifest::python::PythonManifest) -> Str
     }
     if let Some(snapshot) = &manifest.snapshot {
         out.push_str(&format!(
-            "memory snapshot: {} raw, {} brotli{}; booted from it: boot {}, cold start {}, steady {}{}\n",
+            "memory snapshot{}: {} raw, {} brotli{}; booted from it: boot {}, cold start {}, steady {}{}\n",
+            if snapshot.warmed {
+                " (taken after one call of the entry)"
+            } else {
+                ""
+            },
             format_bytes(snapshot.sizes.raw_bytes),
             format_bytes(snapshot.sizes.brotli_bytes),
             snapshot_savings(snapshot),

@@ -114,6 +114,8 @@ export async function load({ baseUrl, snapshot = SNAPSHOT_DEFAULT } = {}) {
         shipped = shippedSnapshot(file);
         return shipped.snapshot;
       });
+      // A snapshot that fails its check before Pyodide awaits it is its error, not an unhandled one.
+      options._loadSnapshot.catch(() => {});
     }
     pyodide = await loadPyodide(options);
   } finally {

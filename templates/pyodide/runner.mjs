@@ -73,6 +73,7 @@ if (snapshotFile) {
     snapshot = shippedSnapshot(bytes);
     return snapshot.snapshot;
   });
+  options._loadSnapshot.catch(() => {}); // loadPyodide awaits it
 }
 if (config.checkLinkPlan) globalThis.__wasmpackInferCheckLinkPlan = true;
 const staticReads = config.staticReads ? staticDataReads(config.staticReads.end) : null;

@@ -551,6 +551,13 @@ fn a_warmed_snapshot_holds_what_the_first_call_loaded() {
     let scratch = loader_run_probing(&bundle, &inputs, "scratch", &[loads]);
     assert_eq!(scratch["probe"], 0, "{scratch}");
     assert_eq!(scratch["outputs"], warmed["outputs"]);
+    // Read and checked beside the boot's start, a snapshot with a byte changed fails load()
+    // itself (the profile boots from it by default), not the process.
+    let error = loader_error_after_tampering(&bundle, "pyodide/snapshot.bin", &inputs);
+    assert!(
+        error.contains("IntegrityError: snapshot.bin: integrity check failed (expected sha256-"),
+        "{error}"
+    );
 }
 
 #[test]
