@@ -45,7 +45,7 @@ pub struct Opts {
     package: Option<String>,
     /// Target profile: a built-in name (kernels: browser (default), size, wasi; Python projects:
     /// pyodide (default: fewest bytes), pyodide-fast-boot (.pyc only, boots from the memory
-    /// snapshot)) or a path to a profile .toml.
+    /// snapshot, taken after one call of the entry)) or a path to a profile .toml.
     #[arg(long)]
     profile: Option<String>,
     /// Native profile: a built-in name (native-cuda) or a path to a profile .toml. It turns on
