@@ -310,6 +310,7 @@ fn run_node(config: &serde_json::Value, work: &Path) -> Result<()> {
     let mut command = Command::new("node");
     command.arg(&runner).arg(&config_path);
     crate::tools::run_logged(command, work, "node (Pyodide)", RUN_TIME_LIMIT)
+        .map_err(|error| app_raised(config).unwrap_or(error))
 }
 
 /// Runs the app in a native CPython, importing it (and its dependencies) from `paths`; reports
@@ -341,7 +342,8 @@ pub fn native(python: &Path, paths: &[&Path], run: &RunConfig, watch: &[String])
         work.path(),
         &python.display().to_string(),
         RUN_TIME_LIMIT,
-    )?;
+    )
+    .map_err(|error| app_raised(&config).unwrap_or(error))?;
     read_result(&out)
 }
 
@@ -360,6 +362,55 @@ pub fn python_startup(python: &Path) -> Result<Duration> {
 
 fn absolute(path: &Path) -> Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
+}
+
+/// What a runner writes to `<out>.app-error.json` when the app's own code raised.
+#[derive(Debug, Deserialize)]
+struct AppRaised {
+    /// "import" (importing the entry's module or finding its function) or "sample".
+    stage: String,
+    sample: Option<usize>,
+    /// Python's traceback, ending in the exception's line.
+    message: String,
+}
+
+/// The app's exception as an input error, if the runner with `config` wrote one: the project or
+/// its samples need fixing, not the tool, and Python's traceback says where.
+fn app_raised(config: &serde_json::Value) -> Option<anyhow::Error> {
+    let out = Path::new(config["out"].as_str()?);
+    let file = out.with_file_name(format!("{}.app-error.json", out.file_name()?.to_str()?));
+    let raised: AppRaised = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+    let entry = config["entry"].as_str().unwrap_or("the entry");
+    let traceback = raised.message.trim_end();
+    let exception = exception_line(traceback);
+    let what = match (raised.stage.as_str(), raised.sample) {
+        ("sample", Some(index)) => format!(
+            "sample {index} of {} (counting from 0): `{entry}` raised {exception}",
+            config["samples"].as_str().unwrap_or("the samples")
+        ),
+        _ => format!("importing `{entry}` raised {exception}"),
+    };
+    Some(crate::exit::input_error(if traceback == exception {
+        what
+    } else {
+        format!("{what}\n{traceback}")
+    }))
+}
+
+/// A traceback's exception line: the first unindented line after the last frame (Pyodide may
+/// add lines of advice after it), else the first line.
+fn exception_line(traceback: &str) -> &str {
+    let lines: Vec<&str> = traceback.lines().collect();
+    let after_frames = lines
+        .iter()
+        .rposition(|line| line.starts_with("  File "))
+        .map_or(0, |frame| frame + 1);
+    lines[after_frames..]
+        .iter()
+        .find(|line| !line.is_empty() && !line.starts_with(char::is_whitespace))
+        .or(lines.first())
+        .copied()
+        .unwrap_or_default()
 }
 
 fn read_result(path: &Path) -> Result<AppRun> {
@@ -461,6 +512,60 @@ console.log(JSON.stringify([...before, nonzero(0, 4096), nonzero(4096, 8192), no
         assert_eq!(stdout.trim(), "[0,0,0,1,0]");
     }
 
+    /// The native runner reports the app's exception as Pyodide's runner does: an input error
+    /// naming the sample, with the traceback from the app's frames on.
+    #[test]
+    fn an_exception_in_the_native_run_names_the_sample() {
+        let app = tempfile::tempdir().unwrap();
+        std::fs::write(
+            app.path().join("halves.py"),
+            "def half(x):\n    return 1 / x if x else 1 / 0\n",
+        )
+        .unwrap();
+        let samples = app.path().join("samples.json");
+        std::fs::write(&samples, "[2, 4, 0, 8]").unwrap();
+        let run = RunConfig {
+            entry: "halves:half",
+            samples: &samples,
+            passes: 1,
+            packages: &[],
+        };
+        let error = native(Path::new("python3"), &[app.path()], &run, &[]).unwrap_err();
+        assert!(crate::exit::code_for(&error) == std::process::ExitCode::from(crate::exit::USAGE));
+        let message = format!("{error:#}");
+        assert!(
+            message.contains("sample 2 of ")
+                && message.contains("`halves:half` raised ZeroDivisionError: division by zero"),
+            "{message}"
+        );
+        assert!(
+            message.contains("halves.py\", line 2, in half"),
+            "{message}"
+        );
+        assert!(!message.contains("runner.py"), "{message}");
+
+        std::fs::write(app.path().join("halves.py"), "import no_such_module\n").unwrap();
+        let error = native(Path::new("python3"), &[app.path()], &run, &[]).unwrap_err();
+        let message = format!("{error:#}");
+        assert!(
+            message.contains(
+                "importing `halves:half` raised ModuleNotFoundError: No module named 'no_such_module'"
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_exception_line_is_found_after_the_frames_and_before_advice() {
+        let traceback = "Traceback (most recent call last):\n  File \"/app/m.py\", line 3, in <module>\n    import numpy\nModuleNotFoundError: No module named 'numpy'\nThe module 'numpy' is included in the Pyodide distribution, but it is not installed.\nYou can install it by calling:\n  await micropip.install(\"numpy\") in Python";
+        assert_eq!(
+            exception_line(traceback),
+            "ModuleNotFoundError: No module named 'numpy'"
+        );
+        let one_line = "AttributeError: module 'm' has no attribute 'f'";
+        assert_eq!(exception_line(one_line), one_line);
+    }
+
     /// `compileEarly` hands the module it compiled to an instantiation of the same file, read
     /// from disk (Node) or fetched (browsers: Pyodide's own fetch gets the stand-in, so the file
     /// is fetched once), compiles anything else as usual, and puts everything back.
@@ -492,11 +597,11 @@ originals[0] = WebAssembly.compile;
 originals[2] = WebAssembly.compileStreaming;
 
 // Node: the file read twice, the runtime compiled once.
-let early = compileEarly(url, { readFile, Buffer });
+let restoreEarly = compileEarly(url, { readFile, Buffer });
 const fromDisk = await WebAssembly.instantiate(readFileSync("runtime.wasm"), {});
 const otherOne = await WebAssembly.instantiate(readFileSync("other.wasm"), {});
-early.restore();
-console.log("node:", fromDisk.instance.exports.f(), otherOne.instance.exports.f(), compiles, !!early.compiled, "restored", same());
+restoreEarly();
+console.log("node:", fromDisk.instance.exports.f(), otherOne.instance.exports.f(), compiles, "restored", same());
 
 // Browsers: Pyodide's fetch of the URL gets the stand-in; other URLs are fetched.
 const fetched = [];
@@ -505,20 +610,17 @@ globalThis.fetch = async (input) => {
   return new Response(readFileSync(new URL(String(input))), { headers: { "content-type": "application/wasm" } });
 };
 originals[3] = globalThis.fetch;
-early = compileEarly(url, null);
+restoreEarly = compileEarly(url, null);
 const response = fetch(new URL(url.href));
 const fetchedRuntime = await WebAssembly.instantiateStreaming(response, {});
 const otherStreamed = await WebAssembly.instantiateStreaming(fetch(pathToFileURL("other.wasm")), {});
-early.restore();
+restoreEarly();
 console.log("browser:", fetchedRuntime.instance.exports.f(), otherStreamed.instance.exports.f(), streamed, fetched.length, "restored", same());
 "#
         );
         let stdout = node_script_in(work.path(), &script);
         // Two compiles each: the runtime once (early), the other module once.
-        assert!(
-            stdout.contains("node: 7 8 2 true restored true"),
-            "{stdout}"
-        );
+        assert!(stdout.contains("node: 7 8 2 restored true"), "{stdout}");
         // And the runtime fetched once (by compileEarly), the other module once.
         assert!(
             stdout.contains("browser: 7 8 2 2 restored true"),

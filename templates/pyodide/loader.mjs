@@ -91,7 +91,7 @@ export async function load({ baseUrl, snapshot = SNAPSHOT_DEFAULT } = {}) {
   // Started at once, beside the import of Pyodide's JavaScript: the runtime's compile, and
   // reading and checking the snapshot. Pyodide waits for the snapshot before it instantiates
   // the runtime; a check that fails fails loadPyodide.
-  const early = compileEarly(new URL("pyodide.asm.wasm", base), node);
+  const restoreEarly = compileEarly(new URL("pyodide.asm.wasm", base), node);
   const snapshotFile = snapshot ? verified(new URL("snapshot.bin", base), SNAPSHOT_INTEGRITY) : null;
   snapshotFile?.catch(() => {}); // awaited by loadPyodide
   let runtime = null;
@@ -122,7 +122,7 @@ export async function load({ baseUrl, snapshot = SNAPSHOT_DEFAULT } = {}) {
     booted = true;
     shipped?.restore();
     runtime?.restore();
-    early.restore();
+    restoreEarly();
   }
   if (shipped && !shipped.restored) throw new Error("loadPyodide did not copy snapshot.bin's body into memory");
   // Also after a snapshot boot: the snapshot holds the imported modules, not the files.

@@ -35,6 +35,13 @@ import path from "node:path";
 
 const config = JSON.parse(await readFile(process.argv[2], "utf8"));
 const log = (line) => process.stderr.write(line + "\n");
+const isPythonError = (error) => error?.constructor?.name === "PythonError";
+// The app's own code raised (importing the entry, or on a sample): written for the build to
+// report as the project's error, Python's traceback without a Node stack around it.
+async function appRaised(stage, sample, message) {
+  await writeFile(`${config.out}.app-error.json`, JSON.stringify({ stage, sample, message }));
+  process.exit(1);
+}
 const now = () => performance.now();
 
 const t0 = now();
@@ -46,7 +53,7 @@ const marks = {};
 // As loader.mjs boots a bundle (`compileEarly`; stock Pyodide as it ships boots without): the
 // runtime's compile and the snapshot's read and check start at once, beside the import of
 // Pyodide's JavaScript.
-const early = config.compileEarly
+const restoreEarly = config.compileEarly
   ? compileEarly(pathToFileURL(path.join(config.indexURL, "pyodide.asm.wasm")), { readFile, Buffer })
   : null;
 let snapshotFile = null;
@@ -87,7 +94,7 @@ snapshot?.restore();
 runtime?.restore();
 staticReads?.restore();
 bootTimer.restore();
-early?.restore();
+restoreEarly?.();
 if (snapshot) {
   if (!snapshot.restored) throw new Error("loadPyodide did not copy the snapshot's body into memory");
   marks.restoreStart = snapshot.restored.started - t0;
@@ -206,16 +213,33 @@ getattr(importlib.import_module(${JSON.stringify(moduleName)}), ${JSON.stringify
   process.exit(0);
 }
 // importlib, as loader.mjs does: pyimport walks attributes, which a package can rebind.
-const entry = pyodide.pyimport("importlib").import_module(moduleName)[functionName];
+let entry;
+try {
+  entry = pyodide.pyimport("importlib").import_module(moduleName)[functionName];
+} catch (error) {
+  if (!isPythonError(error)) throw error;
+  await appRaised("import", null, error.message);
+}
+if (entry === undefined) {
+  await appRaised("import", null, `AttributeError: module '${moduleName}' has no attribute '${functionName}'`);
+}
 const importMs = now() - t1;
 
 const samples = JSON.parse(await readFile(config.samples, "utf8"));
 const call = (sample) => callEntry(pyodide, entry, sample);
 
-const t2 = now();
-const outputs = [call(samples[0])];
-const firstInferenceMs = now() - t2;
-for (const sample of samples.slice(1)) outputs.push(call(sample));
+const outputs = [];
+let firstInferenceMs = 0;
+for (const [index, sample] of samples.entries()) {
+  const started = now();
+  try {
+    outputs.push(call(sample));
+  } catch (error) {
+    if (!isPythonError(error)) throw error;
+    await appRaised("sample", index, error.message);
+  }
+  if (index === 0) firstInferenceMs = now() - started;
+}
 
 const steadyUs = [];
 for (let pass = 0; pass < (config.passes ?? 1); pass++) {

@@ -26,21 +26,12 @@ function wrapInstantiate({ imports = (module, given) => given, instantiated = ()
 // hands that module to Pyodide's own instantiation of the same file. `node`: { readFile, Buffer }
 // where the file is read from disk (Pyodide reads it again; the two are compared), else null:
 // fetched, and Pyodide's own fetch of `url` gets an empty stand-in, so the module downloads once.
-// Install it before the other hooks. Returns { compiled (null until compiled, then when that
-// started and ended, in performance.now() time), restore() }.
+// Install it before the other hooks. Returns a function that puts everything back.
 function compileEarly(url, node) {
   const { compile, compileStreaming } = WebAssembly;
   const { fetch } = globalThis;
-  const state = { compiled: null };
-  const timed = async (compiling, started) => {
-    const module = await compiling;
-    state.compiled = { started, ended: performance.now() };
-    return module;
-  };
   const read = node ? node.readFile(url) : null;
-  const early = read
-    ? read.then((bytes) => timed(compile(bytes), performance.now()))
-    : timed(compileStreaming(fetch(url)), performance.now());
+  const early = read ? read.then((bytes) => compile(bytes)) : compileStreaming(fetch(url));
   early.catch(() => {}); // Pyodide's instantiation of it reports the failure
   const standIn = read ? null : new Response(new Uint8Array(0));
   const isOurs = async (source) => {
@@ -61,12 +52,11 @@ function compileEarly(url, node) {
   }
   // Instantiation from bytes or a response then goes through compile(Streaming) above.
   const restoreInstantiate = wrapInstantiate({});
-  state.restore = () => {
+  return () => {
     restoreInstantiate();
     Object.assign(WebAssembly, { compile, compileStreaming });
     if (standIn) globalThis.fetch = fetch;
   };
-  return state;
 }
 
 // Runs a Pyodide runtime split by binaryen's wasm-split. Each table slot whose function moved to

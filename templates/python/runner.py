@@ -14,23 +14,44 @@ import json
 import pstats
 import sys
 import time
+import traceback
 
 with open(sys.argv[1], encoding="utf-8") as f:
     config = json.load(f)
 sys.path[:0] = config["paths"]
 
+
+
+def app_raised(stage, sample, error):
+    """The app's own code raised (importing the entry, or on a sample): written for the build to
+    report as the project's error, with the traceback from the app's frames on."""
+    frames = error.__traceback__.tb_next
+    message = "".join(traceback.format_exception(type(error), error, frames))
+    with open(config["out"] + ".app-error.json", "w", encoding="utf-8") as f:
+        json.dump({"stage": stage, "sample": sample, "message": message}, f)
+    sys.exit(1)
+
+
 start = time.perf_counter()
 module_name, function_name = config["entry"].split(":")
-entry = getattr(importlib.import_module(module_name), function_name)
+try:
+    entry = getattr(importlib.import_module(module_name), function_name)
+except Exception as error:
+    app_raised("import", None, error)
 import_ms = (time.perf_counter() - start) * 1e3
 
 with open(config["samples"], encoding="utf-8") as f:
     samples = json.load(f)
 
-start = time.perf_counter()
-outputs = [entry(samples[0])]
-first_inference_ms = (time.perf_counter() - start) * 1e3
-outputs.extend(entry(sample) for sample in samples[1:])
+outputs = []
+for index, sample in enumerate(samples):
+    start = time.perf_counter()
+    try:
+        outputs.append(entry(sample))
+    except Exception as error:
+        app_raised("sample", index, error)
+    if index == 0:
+        first_inference_ms = (time.perf_counter() - start) * 1e3
 
 steady_us = []
 for _ in range(config.get("passes", 1)):

@@ -773,6 +773,32 @@ fn python_usage_errors_and_hostile_distributions_exit_2() {
     assert!(!out.path().join("py-lazy-0.1.0").exists());
 }
 
+/// A sample the app's own code cannot handle is the project's error (exit 2), named by its index
+/// with Python's traceback, not a Node stack; nothing is written.
+#[test]
+fn a_sample_the_app_raises_on_is_named_with_its_traceback() {
+    let out = tempfile::tempdir().unwrap();
+    let project = fixture("py-raises");
+    let output = build(&project, out.path(), &["--pyodide", PYODIDE]);
+    assert_exit(&output, 2);
+    let stderr = stderr(&output);
+    let samples = project.join("samples.json");
+    let named = format!(
+        "sample 2 of {} (counting from 0): `ticketscore.rules:score` raised KeyError: 'text'",
+        samples.display()
+    );
+    assert!(stderr.contains(&named), "{stderr}");
+    assert!(
+        stderr.contains("ticketscore/rules.py\", line 7, in score"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("Node.js") && !stderr.contains("    at "),
+        "{stderr}"
+    );
+    assert!(std::fs::read_dir(out.path()).unwrap().next().is_none());
+}
+
 /// A pure-Python wheel, written the way `pip wheel` would (with a RECORD of hashes).
 /// Writes `name-1.0-py3-none-any.whl` with `files` (path, text) into `wheelhouse`.
 fn write_wheel(wheelhouse: &Path, name: &str, files: &[(&str, &str)]) {
