@@ -148,10 +148,19 @@ impl PythonProject {
             .with_context(|| format!("reading samples file {}", samples_path.display()))
             .map_err(|e| input_error(format!("{e:#}")))?;
         let samples: serde_json::Value = serde_json::from_slice(&samples_json).map_err(|e| {
-            input_error(format!(
-                "samples file {}: not JSON: {e}",
-                samples_path.display()
-            ))
+            let values: Vec<_> = serde_json::Deserializer::from_slice(&samples_json)
+                .into_iter::<serde_json::Value>()
+                .collect();
+            let json_lines = values.len() > 1 && values.iter().all(Result::is_ok);
+            input_error(if json_lines {
+                format!(
+                    "samples file {}: one JSON value per line (JSON Lines), but the samples are \
+                     one JSON array: write them as [first, second, ...]",
+                    samples_path.display()
+                )
+            } else {
+                format!("samples file {}: not JSON: {e}", samples_path.display())
+            })
         })?;
         let sample_count = match samples.as_array() {
             Some(items) if !items.is_empty() => items.len(),
@@ -275,6 +284,13 @@ mod tests {
         }
         let (_dir, loaded) = project(GOOD, &[("app/model.py", ""), ("s.json", "{}")]);
         assert!(format!("{:#}", loaded.unwrap_err()).contains("non-empty JSON array"));
+        let json_lines = "{\"text\": \"a\"}\n{\"text\": \"b\"}\n";
+        let (_dir, loaded) = project(GOOD, &[("app/model.py", ""), ("s.json", json_lines)]);
+        assert!(format!("{:#}", loaded.unwrap_err()).contains("(JSON Lines)"));
+        for not_json in ["[1, 2", ""] {
+            let (_dir, loaded) = project(GOOD, &[("app/model.py", ""), ("s.json", not_json)]);
+            assert!(format!("{:#}", loaded.unwrap_err()).contains("not JSON: EOF"));
+        }
         let (_dir, loaded) = project(GOOD, &[("s.json", "[1]")]);
         assert!(format!("{:#}", loaded.unwrap_err()).contains("no package `app` (app/ or app.py)"));
     }

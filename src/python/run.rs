@@ -309,8 +309,15 @@ fn run_node(config: &serde_json::Value, work: &Path) -> Result<()> {
     crate::fsx::write(&config_path, config.to_string().as_bytes())?;
     let mut command = Command::new("node");
     command.arg(&runner).arg(&config_path);
-    crate::tools::run_logged(command, work, "node (Pyodide)", RUN_TIME_LIMIT)
-        .map_err(|error| app_raised(config).unwrap_or(error))
+    crate::tools::run_logged(command, work, "node (Pyodide)", RUN_TIME_LIMIT).map_err(|error| {
+        match app_failure(config) {
+            // Stock Pyodide runs the app first: what fails there is the project's to fix. Once
+            // stock has run every sample, a bundle that fails them is the build's failure.
+            Some(failure) if config["mode"] == "trace" => crate::exit::input_error(failure),
+            Some(failure) => anyhow::anyhow!(failure),
+            None => error,
+        }
+    })
 }
 
 /// Runs the app in a native CPython, importing it (and its dependencies) from `paths`; reports
@@ -343,7 +350,7 @@ pub fn native(python: &Path, paths: &[&Path], run: &RunConfig, watch: &[String])
         &python.display().to_string(),
         RUN_TIME_LIMIT,
     )
-    .map_err(|error| app_raised(&config).unwrap_or(error))?;
+    .map_err(|error| app_failure(&config).map_or(error, crate::exit::input_error))?;
     read_result(&out)
 }
 
@@ -367,34 +374,60 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 /// What a runner writes to `<out>.app-error.json` when the app's own code raised.
 #[derive(Debug, Deserialize)]
 struct AppRaised {
-    /// "import" (importing the entry's module or finding its function) or "sample".
+    /// "import" (importing the entry's module or finding its function), "sample" (the entry
+    /// raised), "output" (it returned what JSON cannot hold) or "nondeterministic" (two calls
+    /// on one sample returned different outputs).
     stage: String,
     sample: Option<usize>,
-    /// Python's traceback, ending in the exception's line.
+    /// Python's traceback, ending in the exception's line; for "output", what was returned; for
+    /// "nondeterministic", both outputs.
     message: String,
 }
 
-/// The app's exception as an input error, if the runner with `config` wrote one: the project or
-/// its samples need fixing, not the tool, and Python's traceback says where.
-fn app_raised(config: &serde_json::Value) -> Option<anyhow::Error> {
+/// What the app did wrong, if the runner with `config` wrote it down: the sample, and Python's
+/// traceback or what the output held.
+fn app_failure(config: &serde_json::Value) -> Option<String> {
     let out = Path::new(config["out"].as_str()?);
     let file = out.with_file_name(format!("{}.app-error.json", out.file_name()?.to_str()?));
     let raised: AppRaised = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
     let entry = config["entry"].as_str().unwrap_or("the entry");
     let traceback = raised.message.trim_end();
-    let exception = exception_line(traceback);
-    let what = match (raised.stage.as_str(), raised.sample) {
-        ("sample", Some(index)) => format!(
-            "sample {index} of {} (counting from 0): `{entry}` raised {exception}",
-            config["samples"].as_str().unwrap_or("the samples")
-        ),
-        _ => format!("importing `{entry}` raised {exception}"),
+    let with_traceback = |what: String| {
+        if traceback == exception_line(traceback) {
+            what
+        } else {
+            format!("{what}\n{traceback}")
+        }
     };
-    Some(crate::exit::input_error(if traceback == exception {
-        what
-    } else {
-        format!("{what}\n{traceback}")
-    }))
+    let sample = |index: usize| {
+        format!(
+            "sample {index} of {} (counting from 0)",
+            config["samples"].as_str().unwrap_or("the samples")
+        )
+    };
+    let message = match (raised.stage.as_str(), raised.sample) {
+        ("sample", Some(index)) => with_traceback(format!(
+            "{}: `{entry}` raised {}",
+            sample(index),
+            exception_line(traceback)
+        )),
+        ("output", Some(index)) => format!(
+            "{}: `{entry}` returned {traceback}, which JSON cannot hold: outputs are compared \
+             and stored as JSON (dicts, lists, strings, finite numbers, booleans, None)",
+            sample(index)
+        ),
+        ("nondeterministic", Some(index)) => format!(
+            "{}: `{entry}` returned different outputs for the same input ({traceback}): the \
+             shaken bundle is checked by returning exactly what stock Pyodide returns; make the \
+             entry deterministic (seed its random numbers, leave the clock out of outputs)",
+            sample(index)
+        ),
+        _ => with_traceback(format!(
+            "importing `{entry}` raised {}",
+            exception_line(traceback)
+        )),
+    };
+    Some(message)
 }
 
 /// A traceback's exception line: the first unindented line after the last frame (Pyodide may
@@ -543,6 +576,21 @@ console.log(JSON.stringify([...before, nonzero(0, 4096), nonzero(4096, 8192), no
             "{message}"
         );
         assert!(!message.contains("runner.py"), "{message}");
+
+        std::fs::write(
+            app.path().join("halves.py"),
+            "def half(x):\n    return {x / 2}\n",
+        )
+        .unwrap();
+        let message = format!(
+            "{:#}",
+            native(Path::new("python3"), &[app.path()], &run, &[]).unwrap_err()
+        );
+        assert!(
+            message.contains("sample 0 of ")
+                && message.contains("`halves:half` returned what json.dumps refused (TypeError: Object of type set is not JSON serializable), which JSON cannot hold"),
+            "{message}"
+        );
 
         std::fs::write(app.path().join("halves.py"), "import no_such_module\n").unwrap();
         let error = native(Path::new("python3"), &[app.path()], &run, &[]).unwrap_err();

@@ -36,8 +36,35 @@ import path from "node:path";
 const config = JSON.parse(await readFile(process.argv[2], "utf8"));
 const log = (line) => process.stderr.write(line + "\n");
 const isPythonError = (error) => error?.constructor?.name === "PythonError";
-// The app's own code raised (importing the entry, or on a sample): written for the build to
-// report as the project's error, Python's traceback without a Node stack around it.
+// What in a converted output JSON cannot hold, in Python's terms ("a set at ["tags"]"), or null.
+// The outputs are compared and stored as JSON, where a set would become {} and nan null.
+function notJson(value, at = "") {
+  const where = at ? ` at ${at}` : "";
+  if (value === null || value === undefined || ["string", "boolean"].includes(typeof value)) return null;
+  if (typeof value === "number") return Number.isFinite(value) ? null : `the float ${value}${where}`;
+  const entries = Array.isArray(value)
+    ? value.entries()
+    : [Object.prototype, null].includes(Object.getPrototypeOf(value))
+      ? Object.entries(value)
+      : null;
+  if (entries) {
+    for (const [key, item] of entries) {
+      const unfit = notJson(item, `${at}[${JSON.stringify(key)}]`);
+      if (unfit) return unfit;
+    }
+    return null;
+  }
+  const kind =
+    value instanceof Set ? "a set"
+    : value instanceof Uint8Array ? "bytes"
+    : ArrayBuffer.isView(value) ? `a ${value.constructor.name} (a buffer such as a numpy array: return .tolist())`
+    : typeof value === "bigint" ? `the int ${value}, beyond what a JSON number holds exactly`
+    : `a ${value.constructor?.name ?? typeof value}`;
+  return kind + where;
+}
+// The app failed (importing the entry, raising on a sample, or returning what JSON cannot hold):
+// written for the build to report as the project's error, Python's traceback without a Node
+// stack around it.
 async function appRaised(stage, sample, message) {
   await writeFile(`${config.out}.app-error.json`, JSON.stringify({ stage, sample, message }));
   process.exit(1);
@@ -239,6 +266,8 @@ for (const [index, sample] of samples.entries()) {
     await appRaised("sample", index, error.message);
   }
   if (index === 0) firstInferenceMs = now() - started;
+  const unfit = notJson(outputs[index]);
+  if (unfit) await appRaised("output", index, unfit);
 }
 
 const steadyUs = [];
@@ -252,8 +281,18 @@ for (let pass = 0; pass < (config.passes ?? 1); pass++) {
 
 // One more pass, each call timed in parts: converting the sample to Python, the entry, converting
 // the result back (medians, µs). Apart from the steady pass: reading the clock adds to a call.
+// Tracing, each output is also checked against the first call's: the shaken bundle is validated
+// by returning exactly what stock Pyodide returned, which an app that draws unseeded random
+// numbers (or reads the clock) cannot.
 const parts = [];
-for (const sample of samples) callEntry(pyodide, entry, sample, parts);
+for (const [index, sample] of samples.entries()) {
+  const again = callEntry(pyodide, entry, sample, parts);
+  const [first, second] = [outputs[index], again].map((output) => JSON.stringify(output) ?? "None");
+  if (config.mode === "trace" && first !== second) {
+    const clip = (text) => (text.length > 120 ? `${text.slice(0, 120)}…` : text);
+    await appRaised("nondeterministic", index, `first ${clip(first)}, then ${clip(second)}`);
+  }
+}
 const medianUs = (index) => {
   const sorted = parts.map((p) => p[index]).sort((a, b) => a - b);
   return sorted.length ? sorted[Math.floor(sorted.length / 2)] * 1000 : 0;

@@ -22,14 +22,18 @@ sys.path[:0] = config["paths"]
 
 
 
-def app_raised(stage, sample, error):
-    """The app's own code raised (importing the entry, or on a sample): written for the build to
-    report as the project's error, with the traceback from the app's frames on."""
-    frames = error.__traceback__.tb_next
-    message = "".join(traceback.format_exception(type(error), error, frames))
+def app_failed(stage, sample, message):
+    """The app failed (importing the entry, on a sample, or with an output JSON cannot hold):
+    written for the build to report as the project's error."""
     with open(config["out"] + ".app-error.json", "w", encoding="utf-8") as f:
         json.dump({"stage": stage, "sample": sample, "message": message}, f)
     sys.exit(1)
+
+
+def app_raised(stage, sample, error):
+    """The app's own code raised: reported with the traceback from the app's frames on."""
+    frames = error.__traceback__.tb_next
+    app_failed(stage, sample, "".join(traceback.format_exception(type(error), error, frames)))
 
 
 start = time.perf_counter()
@@ -52,6 +56,10 @@ for index, sample in enumerate(samples):
         app_raised("sample", index, error)
     if index == 0:
         first_inference_ms = (time.perf_counter() - start) * 1e3
+    try:
+        json.dumps(outputs[index], allow_nan=False)
+    except (TypeError, ValueError) as error:
+        app_failed("output", index, f"what json.dumps refused ({type(error).__name__}: {error})")
 
 steady_us = []
 for _ in range(config.get("passes", 1)):

@@ -797,6 +797,34 @@ fn a_sample_the_app_raises_on_is_named_with_its_traceback() {
         "{stderr}"
     );
     assert!(std::fs::read_dir(out.path()).unwrap().next().is_none());
+
+    // An output JSON cannot hold (a set would be stored as {}) is named where it sits.
+    let copy = tempfile::tempdir().unwrap();
+    copy_tree(&project, copy.path());
+    let pyproject = copy.path().join("pyproject.toml");
+    let text = std::fs::read_to_string(&pyproject).unwrap();
+    std::fs::write(&pyproject, text.replace("rules:score", "rules:keywords")).unwrap();
+    let output = build(copy.path(), out.path(), &["--pyodide", PYODIDE]);
+    assert_exit(&output, 2);
+    let named = format!(
+        "sample 0 of {} (counting from 0): `ticketscore.rules:keywords` returned a set at [\"keywords\"], which JSON cannot hold",
+        copy.path().join("samples.json").display()
+    );
+    let returned = crate::common::stderr(&output);
+    assert!(returned.contains(&named), "{returned}");
+
+    // Unseeded noise: stock Pyodide's two calls on one sample disagree.
+    std::fs::write(&pyproject, text.replace("rules:score", "rules:jittered")).unwrap();
+    let output = build(copy.path(), out.path(), &["--pyodide", PYODIDE]);
+    assert_exit(&output, 2);
+    let jittered = crate::common::stderr(&output);
+    assert!(
+        jittered.contains("sample 0 of ")
+            && jittered.contains(
+                "`ticketscore.rules:jittered` returned different outputs for the same input"
+            ),
+        "{jittered}"
+    );
 }
 
 /// A pure-Python wheel, written the way `pip wheel` would (with a RECORD of hashes).
