@@ -88,6 +88,9 @@ pub struct OnnxKernel {
     pub compiled: bool,
     /// Why `Auto` fell back to tract, for the user.
     pub note: Option<String>,
+    /// The model's outputs that came out of a `ZipMap`, now the probabilities it mapped: the
+    /// crate's copy of the model is the user's without them.
+    pub unzipped: Vec<onnx::UnzippedOutput>,
 }
 
 /// The files of a new kernel crate called `name` for the ONNX model at `model`: shapes and dtypes
@@ -105,6 +108,10 @@ pub fn onnx_kernel_files(
 ) -> Result<OnnxKernel> {
     check_name(name, "crate")?;
     let read = onnx::read(model)?;
+    let (read, unzipped) = match read.without_zipmap()? {
+        Some(unzipped) => unzipped,
+        None => (read, Vec::new()),
+    };
     let summary = &read.summary;
     let [input] = summary.inputs.as_slice() else {
         let names: Vec<&str> = summary.inputs.iter().map(|i| i.name.as_str()).collect();
@@ -169,6 +176,7 @@ pub fn onnx_kernel_files(
                 files,
                 compiled: true,
                 note: None,
+                unzipped,
             })
         }
         (Some(Err(why)), engine)
@@ -201,6 +209,7 @@ pub fn onnx_kernel_files(
                     model.display(),
                     crate::units::format_bytes(TRACT_BROTLI_BYTES)
                 )),
+                unzipped,
             }),
         },
         (None, _) => match tract_refusal {
@@ -209,6 +218,7 @@ pub fn onnx_kernel_files(
                 files: tract_kernel_files(name, model, &read, &shape)?,
                 compiled: false,
                 note: None,
+                unzipped,
             }),
         },
     }
@@ -656,7 +666,7 @@ mod tests {
             OnnxEngine::Tract,
         )
         .unwrap();
-        assert!(!kernel.compiled && kernel.note.is_none());
+        assert!(!kernel.compiled && kernel.note.is_none() && kernel.unzipped.is_empty());
         let files = kernel.files;
         let file = |path: &str| {
             let file = files.iter().find(|f| f.path == path).unwrap();
@@ -704,6 +714,43 @@ mod tests {
         );
         let err = format!("{:#}", named.err().unwrap());
         assert!(err.contains("output `label` is INT64"), "{err}");
+    }
+
+    /// skl2onnx's default export of a classifier ends in a ZipMap: the crate gets the model
+    /// without it, returning the probabilities it mapped, compiled or run by tract.
+    #[test]
+    fn a_zipmap_output_becomes_the_probabilities_it_mapped() {
+        let model = "tests/fixtures/onnx-aot/iris-logreg-zipmap.onnx";
+        for (engine, output) in [
+            (OnnxEngine::Auto, None),
+            (OnnxEngine::Tract, None),
+            (OnnxEngine::Auto, Some("output_probability")),
+        ] {
+            let kernel = onnx_files(model, output, engine).unwrap();
+            assert_eq!(kernel.compiled, engine == OnnxEngine::Auto);
+            assert_eq!(
+                kernel.unzipped,
+                [onnx::UnzippedOutput {
+                    name: "output_probability".into(),
+                    classes: 3
+                }]
+            );
+            let file = |path: &str| &kernel.files.iter().find(|f| f.path == path).unwrap().bytes;
+            let manifest = String::from_utf8_lossy(file("Cargo.toml"));
+            assert!(
+                manifest.contains(r#"output = { dtype = "f32", shape = [3] }"#),
+                "{manifest}"
+            );
+            let copy = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(copy.path(), file("model/iris-logreg-zipmap.onnx")).unwrap();
+            let shipped = onnx::read(copy.path()).unwrap();
+            assert!(!shipped.summary.operators.contains_key("ZipMap"));
+            let probabilities = &shipped.summary.outputs[1];
+            assert_eq!(probabilities.name, "output_probability");
+            assert_eq!(probabilities.dtype, Some(Dtype::F32));
+            assert_eq!(probabilities.dims.as_ref().unwrap()[1], onnx::Dim::Fixed(3));
+            assert!(shipped.without_zipmap().unwrap().is_none());
+        }
     }
 
     #[test]

@@ -125,7 +125,7 @@ impl Opts {
                     storage,
                     &helper,
                 )?;
-                note = Some(match kernel.note {
+                let engine_note = match kernel.note {
                     Some(note) => format!("note: {note}"),
                     None if kernel.compiled => {
                         "compiled ahead of time: src/lib.rs calls the helper crate, the weights \
@@ -133,7 +133,22 @@ impl Opts {
                             .into()
                     }
                     None => "runs the model with tract (model/ holds it)".into(),
+                };
+                let unzipped = kernel.unzipped.iter().map(|output| {
+                    format!(
+                        "note: output `{}` was a ZipMap (skl2onnx's default for a classifier's \
+                         probabilities: a list of {{class: probability}} maps); the kernel \
+                         returns the {} probabilities it mapped, and model/ holds the model \
+                         without it",
+                        output.name, output.classes
+                    )
                 });
+                note = Some(
+                    std::iter::once(engine_note)
+                        .chain(unzipped)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                );
                 kernel.files
             }
             (Kind::Python, None) => scaffold::python_files(&name)?,

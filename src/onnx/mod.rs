@@ -288,6 +288,108 @@ pub fn read(path: &Path) -> Result<Model> {
     })
 }
 
+/// An output `Model::without_zipmap` turned back into the tensor its `ZipMap` mapped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnzippedOutput {
+    pub name: String,
+    pub classes: usize,
+}
+
+impl Model {
+    /// skl2onnx ends a classifier with `ZipMap` (ai.onnx.ml) unless told not to: the
+    /// probabilities become a sequence of `{class: probability}` maps, which no tensor holds.
+    /// This is the model with each `ZipMap` that makes a graph output taken out and the tensor it
+    /// mapped (f32, `[batch, classes]`) made that output, under the output's name; `None` when no
+    /// output comes from a `ZipMap`.
+    pub fn without_zipmap(&self) -> Result<Option<(Model, Vec<UnzippedOutput>)>> {
+        use pb::tensor_shape_proto::{Dimension, dimension};
+        let mut proto = self.proto.clone();
+        let Some(graph) = proto.graph.as_mut() else {
+            return Ok(None);
+        };
+        let batch = graph
+            .input
+            .iter()
+            .find(|v| !graph.initializer.iter().any(|w| w.name() == v.name()))
+            .and_then(|v| match v.r#type.as_ref()?.value.as_ref()? {
+                pb::type_proto::Value::TensorType(t) => t.shape.as_ref()?.dim.first().cloned(),
+                _ => None,
+            })
+            .unwrap_or(Dimension {
+                value: Some(dimension::Value::DimParam("N".into())),
+                ..Default::default()
+            });
+        let mut unzipped = Vec::new();
+        let mut renames = Vec::new();
+        graph.node.retain(|node| {
+            let [mapped] = node.input.as_slice() else {
+                return true;
+            };
+            let Some(output) = node.output.first() else {
+                return true;
+            };
+            let is_graph_output = graph.output.iter().any(|o| o.name() == output);
+            if node.op_type() != "ZipMap" || !is_graph_output {
+                return true;
+            }
+            let classes = node
+                .attribute
+                .iter()
+                .filter(|a| a.name().starts_with("classlabels_"))
+                .map(|a| a.ints.len().max(a.strings.len()))
+                .max()
+                .unwrap_or(0);
+            renames.push((mapped.clone(), output.clone()));
+            unzipped.push(UnzippedOutput {
+                name: output.clone(),
+                classes,
+            });
+            false
+        });
+        if unzipped.is_empty() {
+            return Ok(None);
+        }
+        // The mapped tensor takes the output's name wherever it is made or read.
+        for node in &mut graph.node {
+            for name in node.input.iter_mut().chain(node.output.iter_mut()) {
+                if let Some((_, output)) = renames.iter().find(|(mapped, _)| mapped == name) {
+                    *name = output.clone();
+                }
+            }
+        }
+        graph
+            .value_info
+            .retain(|v| !renames.iter().any(|(mapped, _)| mapped == v.name()));
+        for output in &mut graph.output {
+            if let Some(found) = unzipped.iter().find(|u| u.name == output.name()) {
+                let classes = Dimension {
+                    value: (found.classes > 0)
+                        .then(|| dimension::Value::DimValue(found.classes as i64)),
+                    ..Default::default()
+                };
+                output.r#type = Some(pb::TypeProto {
+                    value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                        elem_type: Some(pb::tensor_proto::DataType::Float as i32),
+                        shape: Some(pb::TensorShapeProto {
+                            dim: vec![batch.clone(), classes],
+                        }),
+                    })),
+                    ..Default::default()
+                });
+            }
+        }
+        let summary = summarize(&proto).context("reading the graph without its ZipMap")?;
+        Ok(Some((
+            Model {
+                bytes: proto.encode_to_vec(),
+                summary,
+                proto,
+            },
+            unzipped,
+        )))
+    }
+}
+
 fn summarize(model: &pb::ModelProto) -> Result<ModelSummary> {
     let graph = model
         .graph
