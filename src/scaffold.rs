@@ -95,8 +95,9 @@ pub struct OnnxKernel {
 
 /// The files of a new kernel crate called `name` for the ONNX model at `model`: shapes and dtypes
 /// from the model's graph, its first axis the batch when it is free, `output` (by name) or else
-/// the model's only f32 output. Compiled ahead of time (depending on the helper crate at
-/// `helper`, a path as Cargo.toml writes it) or run by tract, as `engine` says. A model neither
+/// the model's only f32 output. Compiled ahead of time or run by tract, as `engine` says; either
+/// depends on the helper crate at `helper` (a path as Cargo.toml writes it): the compiled kernel
+/// for its calls, the tract one for the WASM variant's randomness. A model neither
 /// can run, or whose tensors the kernel ABI cannot carry, is an input error naming why.
 pub fn onnx_kernel_files(
     name: &str,
@@ -201,7 +202,7 @@ pub fn onnx_kernel_files(
                 model.display()
             ))),
             None => Ok(OnnxKernel {
-                files: tract_kernel_files(name, model, &read, &shape)?,
+                files: tract_kernel_files(name, model, &read, &shape, helper)?,
                 compiled: false,
                 note: Some(format!(
                     "{} is not compiled ahead of time: {why}. The kernel runs it with tract \
@@ -215,7 +216,7 @@ pub fn onnx_kernel_files(
         (None, _) => match tract_refusal {
             Some(refusal) => Err(input_error(format!("{}: {refusal}", model.display()))),
             None => Ok(OnnxKernel {
-                files: tract_kernel_files(name, model, &read, &shape)?,
+                files: tract_kernel_files(name, model, &read, &shape, helper)?,
                 compiled: false,
                 note: None,
                 unzipped,
@@ -358,10 +359,12 @@ fn tract_kernel_files(
     model: &Path,
     read: &onnx::Model,
     shape: &Shapes,
+    helper: &str,
 ) -> Result<Vec<BundleFile>> {
     let model_file = model_file_name(model);
     let mut values = shape.values(name, &model_file);
     values.extend([
+        ("{{helper}}", helper.to_string()),
         ("{{input_len}}", shape.input_shape.len().to_string()),
         ("{{output_len}}", shape.output_shape.len().to_string()),
         ("{{output_index}}", shape.output_index.to_string()),

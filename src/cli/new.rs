@@ -48,7 +48,8 @@ pub struct Opts {
     #[arg(long, value_enum, default_value = "f32", requires = "onnx")]
     weights: Weights,
     /// With --onnx: the helper crate (the kernel/ directory of a cargo-wasmpack-infer checkout)
-    /// a compiled kernel depends on [default: the one this binary was built with].
+    /// the kernel depends on: for its calls when compiled, for the WASM variant's randomness
+    /// when run by tract [default: the one this binary was built with].
     #[arg(long, value_name = "DIR", requires = "onnx")]
     kernel_crate: Option<PathBuf>,
     /// List the ONNX operators compiled ahead of time, and what of each, then exit.
@@ -113,10 +114,7 @@ impl Opts {
                 let helper = self
                     .kernel_crate
                     .unwrap_or_else(scaffold::bundled_helper_crate);
-                let helper = match engine {
-                    OnnxEngine::Tract => String::new(),
-                    _ => scaffold::helper_dependency(&dir, &helper)?,
-                };
+                let helper = scaffold::helper_dependency(&dir, &helper)?;
                 let kernel = scaffold::onnx_kernel_files(
                     &name,
                     model,

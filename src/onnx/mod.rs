@@ -357,9 +357,12 @@ impl Model {
                 }
             }
         }
-        graph
-            .value_info
-            .retain(|v| !renames.iter().any(|(mapped, _)| mapped == v.name()));
+        // Types declared for either name (the mapped tensor, the maps) no longer hold.
+        graph.value_info.retain(|v| {
+            !renames
+                .iter()
+                .any(|(mapped, output)| v.name() == mapped || v.name() == output)
+        });
         for output in &mut graph.output {
             if let Some(found) = unzipped.iter().find(|u| u.name == output.name()) {
                 let classes = Dimension {

@@ -8,6 +8,8 @@
 use std::alloc::{Layout, alloc, dealloc};
 use std::sync::OnceLock;
 use tract_onnx::prelude::*;
+// Linked for `__getrandom_v03_custom` (see Cargo.toml).
+use wasmpack_infer_kernel as _;
 
 const MODEL: &[u8] = include_bytes!("../model/{{model_file}}");
 /// The model's input shape without its batch axis, and the f32 values in one sample of it.
