@@ -371,9 +371,9 @@ fn absolute(path: &Path) -> Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
 }
 
-/// What a runner writes to `<out>.app-error.json` when the app's own code raised.
+/// What a runner writes to `<out>.app-error.json` when the app failed.
 #[derive(Debug, Deserialize)]
-struct AppRaised {
+struct AppFailure {
     /// "import" (importing the entry's module or finding its function), "sample" (the entry
     /// raised), "output" (it returned what JSON cannot hold) or "nondeterministic" (two calls
     /// on one sample returned different outputs).
@@ -389,9 +389,9 @@ struct AppRaised {
 fn app_failure(config: &serde_json::Value) -> Option<String> {
     let out = Path::new(config["out"].as_str()?);
     let file = out.with_file_name(format!("{}.app-error.json", out.file_name()?.to_str()?));
-    let raised: AppRaised = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+    let failure: AppFailure = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
     let entry = config["entry"].as_str().unwrap_or("the entry");
-    let traceback = raised.message.trim_end();
+    let traceback = failure.message.trim_end();
     let with_traceback = |what: String| {
         if traceback == exception_line(traceback) {
             what
@@ -405,7 +405,7 @@ fn app_failure(config: &serde_json::Value) -> Option<String> {
             config["samples"].as_str().unwrap_or("the samples")
         )
     };
-    let message = match (raised.stage.as_str(), raised.sample) {
+    let message = match (failure.stage.as_str(), failure.sample) {
         ("sample", Some(index)) => with_traceback(format!(
             "{}: `{entry}` raised {}",
             sample(index),
@@ -490,6 +490,44 @@ mod tests {
             assert!(filled.contains("function shippedSnapshot(file)"));
             assert!(!filled.contains(CALL_ENTRY_SLOT) && !filled.contains(RUNTIME_HOOKS_SLOT));
         }
+    }
+
+    /// JSON's null goes into the app as None and comes back as null, with its key, as Pyodide's
+    /// own conversions would not (null → jsnull, None → undefined): run on a stand-in for
+    /// Pyodide that converts as it does, the caller's input untouched.
+    #[test]
+    fn null_is_none_both_ways_through_call_entry() {
+        let work = tempfile::tempdir().unwrap();
+        let script = format!(
+            "{CALL_ENTRY}\n{}",
+            r#"
+const pyodide = { toPy: (value) => value };
+let received;
+const entry = (argument) => {
+  received = argument;
+  return { toJs: () => ({ largest: undefined, values: [undefined, 1], nested: { gone: undefined } }), destroy() {} };
+};
+const input = { values: [null, 3], nested: { none: null, list: [1, 2] }, kept: [4, 5] };
+const output = callEntry(pyodide, entry, input);
+console.log(JSON.stringify({
+  received: [received.values[0] === undefined, received.nested.none === undefined, received.kept === input.kept],
+  unchanged: input.values[0] === null && input.nested.none === null,
+  output,
+  bare: callEntry(pyodide, () => undefined, null),
+}));
+"#
+        );
+        let stdout = node_script_in(work.path(), &script);
+        let seen: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(
+            seen,
+            serde_json::json!({
+                "received": [true, true, true],
+                "unchanged": true,
+                "output": {"largest": null, "values": [null, 1], "nested": {"gone": null}},
+                "bare": null,
+            })
+        );
     }
 
     /// The text of runtime-hooks.js's ZERO_SCAN_WASM.

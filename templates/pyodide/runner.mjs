@@ -65,7 +65,7 @@ function notJson(value, at = "") {
 // The app failed (importing the entry, raising on a sample, or returning what JSON cannot hold):
 // written for the build to report as the project's error, Python's traceback without a Node
 // stack around it.
-async function appRaised(stage, sample, message) {
+async function appFailed(stage, sample, message) {
   await writeFile(`${config.out}.app-error.json`, JSON.stringify({ stage, sample, message }));
   process.exit(1);
 }
@@ -245,10 +245,10 @@ try {
   entry = pyodide.pyimport("importlib").import_module(moduleName)[functionName];
 } catch (error) {
   if (!isPythonError(error)) throw error;
-  await appRaised("import", null, error.message);
+  await appFailed("import", null, error.message);
 }
 if (entry === undefined) {
-  await appRaised("import", null, `AttributeError: module '${moduleName}' has no attribute '${functionName}'`);
+  await appFailed("import", null, `AttributeError: module '${moduleName}' has no attribute '${functionName}'`);
 }
 const importMs = now() - t1;
 
@@ -263,11 +263,11 @@ for (const [index, sample] of samples.entries()) {
     outputs.push(call(sample));
   } catch (error) {
     if (!isPythonError(error)) throw error;
-    await appRaised("sample", index, error.message);
+    await appFailed("sample", index, error.message);
   }
   if (index === 0) firstInferenceMs = now() - started;
   const unfit = notJson(outputs[index]);
-  if (unfit) await appRaised("output", index, unfit);
+  if (unfit) await appFailed("output", index, unfit);
 }
 
 const steadyUs = [];
@@ -287,10 +287,11 @@ for (let pass = 0; pass < (config.passes ?? 1); pass++) {
 const parts = [];
 for (const [index, sample] of samples.entries()) {
   const again = callEntry(pyodide, entry, sample, parts);
-  const [first, second] = [outputs[index], again].map((output) => JSON.stringify(output) ?? "None");
-  if (config.mode === "trace" && first !== second) {
+  if (config.mode !== "trace") continue;
+  const [first, second] = [outputs[index], again].map((output) => JSON.stringify(output));
+  if (first !== second) {
     const clip = (text) => (text.length > 120 ? `${text.slice(0, 120)}…` : text);
-    await appRaised("nondeterministic", index, `first ${clip(first)}, then ${clip(second)}`);
+    await appFailed("nondeterministic", index, `first ${clip(first)}, then ${clip(second)}`);
   }
 }
 const medianUs = (index) => {

@@ -615,13 +615,15 @@ fn lazy_and_string_imports_survive_the_shake() {
         &serde_json::json!([
             {"op": "colors", "values": [1.0, 0.0, 0.0]},
             {"op": "network", "values": ["10.0.0.0/30"]},
-            {"op": "fraction", "values": [0.5]}
+            {"op": "fraction", "values": [0.5]},
+            {"op": "describe", "values": [null, 3]}
         ]),
     );
     let hsv: Vec<f64> = serde_json::from_value(outputs[0].clone()).unwrap();
     assert_eq!(hsv, [0.0, 1.0, 1.0]);
     assert_eq!(outputs[1], "4");
     assert_eq!(outputs[2], "1/2");
+    assert_eq!(outputs[3], serde_json::json!({"largest": 3, "missing": 1}));
 
     // verify re-runs the samples on every boot and on the native sibling: intact, then a manifest
     // whose recorded parity was edited.
@@ -629,7 +631,7 @@ fn lazy_and_string_imports_survive_the_shake() {
     let output = wpi(&["verify", bundle_arg]);
     assert_exit(&output, 0);
     assert!(
-        stdout(&output).contains("parity reproduced on 3 samples"),
+        stdout(&output).contains("parity reproduced on 4 samples"),
         "{}",
         stdout(&output)
     );
