@@ -38,6 +38,8 @@ fn main() -> anyhow::Result<()> {
     if let Some(code) = rustc_wrapper::run_if_wrapping() {
         std::process::exit(code.into());
     }
+    // SAFETY: nothing else runs yet.
+    unsafe { cargo_wasmpack_infer::measure::native::keep_kernel_errors_cheap() };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let example = root.join("examples/digits-onnx");
     let model = example.join("model/digits.onnx");

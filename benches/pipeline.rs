@@ -23,6 +23,8 @@ use std::process::Command;
 const PLAIN_TARGET: &str = "wasm32-unknown-unknown";
 
 fn main() -> anyhow::Result<()> {
+    // SAFETY: nothing else runs yet.
+    unsafe { cargo_wasmpack_infer::measure::native::keep_kernel_errors_cheap() };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     for kernel in ["examples/digits-mlp", "tests/fixtures/handwritten"] {
         bench_kernel(&root.join(kernel))?;

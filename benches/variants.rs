@@ -23,6 +23,8 @@ use std::path::Path;
 const WIDTHS: [usize; 5] = [256, 1024, 1024, 1024, 16];
 
 fn main() -> anyhow::Result<()> {
+    // SAFETY: nothing else runs yet.
+    unsafe { cargo_wasmpack_infer::measure::native::keep_kernel_errors_cheap() };
     let peak = wasmpack_infer_kernel::gemm::fma_peak_gflops();
     match peak {
         Some(peak) => println!("FMA peak, one core: {peak:.1} GFLOP/s"),

@@ -243,6 +243,40 @@ fn parity_mismatch_fails_naming_the_sample_and_keeps_the_previous_bundle() {
     );
 }
 
+/// A native kernel is measured as it runs in production, not as the developer's shell has it:
+/// with RUST_BACKTRACE=1 set, every error a kernel makes (tract's plans make some on each run)
+/// would capture a backtrace natively and none in WASM. The fixture outputs whether its error
+/// captured one, so parity holds only if the tool kept library backtraces off.
+#[test]
+fn kernels_are_measured_without_the_shells_backtraces() {
+    let out = tempfile::tempdir().unwrap();
+    let project = fixture("error-paths");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-wasmpack-infer"))
+        .args(["build", project.to_str().unwrap(), "--out-dir"])
+        .arg(out.path())
+        .args([
+            "--json",
+            "--variant",
+            "simd128",
+            "--steady-runs",
+            "1",
+            "--batches",
+            "1",
+        ])
+        .env("CI", "true")
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    let manifest = manifest_from_stdout(&output);
+    assert_eq!(
+        manifest["parity"]["max_abs_diff"], 0.0,
+        "{}",
+        manifest["parity"]
+    );
+}
+
 /// Variants that round differently (a sum in another order on each target) build, and `verify`
 /// accepts the untampered bundle: the distance may move within tolerance, the outputs may not.
 #[test]
