@@ -367,7 +367,7 @@ impl Model {
             if let Some(found) = unzipped.iter().find(|u| u.name == output.name()) {
                 let classes = Dimension {
                     value: (found.classes > 0)
-                        .then(|| dimension::Value::DimValue(found.classes as i64)),
+                        .then_some(dimension::Value::DimValue(found.classes as i64)),
                     ..Default::default()
                 };
                 output.r#type = Some(pb::TypeProto {
