@@ -22,8 +22,8 @@ type LastCallThreadsFn = unsafe extern "C" fn() -> u32;
 /// A kernel links its own std, and its `Backtrace::capture` (anyhow calls it for every error)
 /// walks the stack whenever RUST_BACKTRACE is set, as it often is on a developer's machine.
 /// tract's plan makes and drops errors on every run: measured on a RandomForest from ONNX, the
-/// native variant took 127 µs a sample with RUST_BACKTRACE=1 and 18 µs without, so WASM, where
-/// nothing is captured, read as 7 times faster than native. RUST_LIB_BACKTRACE=0 turns that
+/// native variant took 145 µs a sample with RUST_BACKTRACE=1 and 25 µs without, so WASM (42 µs,
+/// where nothing is captured) read as 3.5 times faster than native. RUST_LIB_BACKTRACE=0 turns that
 /// capture off, before any kernel reads it, and leaves panics' backtraces (RUST_BACKTRACE) alone;
 /// a RUST_LIB_BACKTRACE the user set is kept.
 ///

@@ -44,7 +44,7 @@ function notJson(value, at = "") {
   if (typeof value === "number") return Number.isFinite(value) ? null : `the float ${value}${where}`;
   const entries = Array.isArray(value)
     ? value.entries()
-    : [Object.prototype, null].includes(Object.getPrototypeOf(value))
+    : isPlainObject(value)
       ? Object.entries(value)
       : null;
   if (entries) {
